@@ -1,0 +1,176 @@
+"""The base class of engine adapters.
+
+An adapter subclasses :class:`EngineAdapter`, declares ``name``, ``version`` and
+``capabilities``, overrides the operations it supports as flows, and returns its HTTP
+configuration from :meth:`client_config`. It is published under the ``loyaltykit`` entry-point
+group. The hook implementations live here, once, and delegate to the operation methods, so an
+adapter author never touches pluggy::
+
+    class AcmeAdapter(EngineAdapter):
+        name = "acme"
+        capabilities = Capabilities(identify_by={IdentifierKind.EMAIL})
+        settings_model = AcmeSettings
+
+        def client_config(self):
+            return EngineClientConfig(engine=self.name, services={"default": Service(...)})
+
+        def identify(self, identifier, ctx):
+            response = yield EngineRequest("GET", "/members", params={"email": identifier.value})
+            return transformers.customer(response)
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+from pydantic_settings import BaseSettings
+
+from .capabilities import Capabilities, Capability
+from .errors import ConfigError, NotSupportedError
+from .flows import CallContext, Flow
+from .hookspecs import hookimpl
+from .http import EngineClientConfig
+from .models import (
+    Basket,
+    CashbackSpend,
+    Customer,
+    CustomerIdentifier,
+    Evaluation,
+    ExportReport,
+    Order,
+    ProductPrice,
+    ProductQuery,
+    RedemptionResult,
+    Reversal,
+    ReversalResult,
+    SpendResult,
+    VoucherRedemption,
+)
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
+
+#: capability -> the operation method that must be overridden to claim it
+_METHOD_FOR = {
+    Capability.IDENTIFY: "identify",
+    Capability.EVALUATE: "evaluate_basket",
+    Capability.PRICE_PRODUCTS: "price_products",
+    Capability.REDEEM_VOUCHER: "redeem_voucher",
+    Capability.SPEND_CASHBACK: "spend_cashback",
+    Capability.SPEND_POINTS: "spend_cashback",
+    Capability.EXPORT_ORDERS: "export_orders",
+    Capability.CANCEL: "reverse",
+    Capability.REFUND: "reverse",
+}
+
+
+def _unsupported(adapter: EngineAdapter, operation: str) -> Flow[Any]:
+    raise NotSupportedError(f"{adapter.name} does not support {operation}", engine=adapter.name, operation=operation)
+    yield  # pragma: no cover - makes this a generator
+
+
+class EngineAdapter:
+    """Base of every engine adapter. Override the operations you support; declare them."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "0.0.0"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    #: True for engines that run inside the shop's process (no HTTP): the async facade then runs
+    #: the flow in a worker thread.
+    in_process: ClassVar[bool] = False
+    #: pydantic-settings model for this adapter's settings (``[engines.<name>]`` in the TOML file,
+    #: ``LOYALTYKIT_<NAME>_*`` in the environment, by the model's own configuration).
+    settings_model: ClassVar[type[BaseSettings] | None] = None
+
+    def __init__(self, settings: BaseModel | dict[str, Any] | None = None) -> None:
+        if self.settings_model is not None:
+            if isinstance(settings, self.settings_model):
+                self.settings = settings
+            else:
+                try:
+                    self.settings = self.settings_model(**(settings or {}))
+                except Exception as exc:  # pydantic's error names the field
+                    raise ConfigError(f"invalid settings for {self.name}: {exc}", engine=self.name) from None
+        else:
+            self.settings = settings
+
+    # -- configuration -------------------------------------------------------------------------
+    def client_config(self) -> EngineClientConfig | None:
+        """HTTP configuration (base URLs, auth, timeouts). ``None`` for in-process engines."""
+        return None
+
+    def close(self) -> None:
+        """Release resources the adapter holds itself (database connections, say)."""
+
+    # -- operations (flows); the defaults refuse -------------------------------------------------
+    def identify(self, identifier: CustomerIdentifier, ctx: CallContext) -> Flow[Customer | None]:
+        return _unsupported(self, "identify")
+
+    def evaluate_basket(self, basket: Basket, ctx: CallContext) -> Flow[Evaluation]:
+        return _unsupported(self, "evaluate_basket")
+
+    def price_products(self, query: ProductQuery, ctx: CallContext) -> Flow[list[ProductPrice]]:
+        return _unsupported(self, "price_products")
+
+    def redeem_voucher(self, redemption: VoucherRedemption, ctx: CallContext) -> Flow[RedemptionResult]:
+        return _unsupported(self, "redeem_voucher")
+
+    def spend_cashback(self, spend: CashbackSpend, ctx: CallContext) -> Flow[SpendResult]:
+        return _unsupported(self, "spend_cashback")
+
+    def export_orders(self, orders: list[Order], ctx: CallContext) -> Flow[ExportReport]:
+        return _unsupported(self, "export_orders")
+
+    def reverse(self, reversal: Reversal, ctx: CallContext) -> Flow[ReversalResult]:
+        return _unsupported(self, "reverse")
+
+    # -- hook implementations: written once, here ----------------------------------------------
+    @hookimpl
+    def loyaltykit_identify(self, identifier, ctx):
+        return self.identify(identifier, ctx)
+
+    @hookimpl
+    def loyaltykit_evaluate_basket(self, basket, ctx):
+        return self.evaluate_basket(basket, ctx)
+
+    @hookimpl
+    def loyaltykit_price_products(self, query, ctx):
+        return self.price_products(query, ctx)
+
+    @hookimpl
+    def loyaltykit_redeem_voucher(self, redemption, ctx):
+        return self.redeem_voucher(redemption, ctx)
+
+    @hookimpl
+    def loyaltykit_spend_cashback(self, spend, ctx):
+        return self.spend_cashback(spend, ctx)
+
+    @hookimpl
+    def loyaltykit_export_orders(self, orders, ctx):
+        return self.export_orders(orders, ctx)
+
+    @hookimpl
+    def loyaltykit_reverse(self, reversal, ctx):
+        return self.reverse(reversal, ctx)
+
+    def __repr__(self) -> str:  # settings may hold secrets: never show them
+        return f"<{type(self).__name__} engine={self.name!r} version={self.version!r}>"
+
+
+def validate_adapter_class(cls: type[EngineAdapter]) -> None:
+    """Registration-time checks: a name, a coherent declaration, and code behind every claim."""
+    if not (isinstance(cls, type) and issubclass(cls, EngineAdapter)):
+        raise ConfigError(f"{cls!r} is not an EngineAdapter subclass")
+    if not _NAME.match(cls.name or ""):
+        raise ConfigError(f"adapter {cls.__name__} needs a name matching {_NAME.pattern}")
+    if not isinstance(cls.capabilities, Capabilities):
+        raise ConfigError(f"adapter {cls.name}: capabilities must be a Capabilities instance", engine=cls.name)
+    problems = cls.capabilities.validate_consistency()
+    for capability, method in _METHOD_FOR.items():
+        if cls.capabilities.supports(capability) and getattr(cls, method) is getattr(EngineAdapter, method):
+            problems.append(f"declares {capability.value} but does not implement {method}()")
+    if not cls.in_process and cls.client_config is EngineAdapter.client_config:
+        problems.append("an HTTP adapter must implement client_config()")
+    if problems:
+        raise ConfigError(f"adapter {cls.name} is invalid: " + "; ".join(problems), engine=cls.name)

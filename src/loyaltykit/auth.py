@@ -1,0 +1,151 @@
+"""Authentication strategies for engine services, sans-IO like the flows.
+
+A strategy decorates outgoing requests. OAuth2 client credentials additionally needs a token
+exchange: the runner asks :meth:`token_request` for it when no token is cached, hands the reply to
+:meth:`accept_token`, and after a 401 calls :meth:`invalidate` and retries *once*.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from .errors import AuthFailedError
+from .flows import EngineRequest
+from .scrub import register_secret
+
+
+class Auth:
+    """No authentication. Base class of the strategies."""
+
+    refreshable = False
+
+    def needs_token(self) -> bool:
+        return False
+
+    def token_request(self) -> EngineRequest:  # pragma: no cover - only refreshable strategies
+        raise NotImplementedError
+
+    def accept_token(self, response: httpx.Response) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def invalidate(self) -> None:
+        pass
+
+    def apply(self, request: httpx.Request) -> httpx.Request:
+        return request
+
+    def body_fields(self) -> dict[str, Any]:
+        """Fields merged into JSON bodies (token-in-body engines)."""
+        return {}
+
+    def base_url(self) -> str | None:
+        """A base URL learned from the token exchange (Salesforce ``instance_url``), if any."""
+        return None
+
+
+@dataclass
+class BasicAuth(Auth):
+    username: str
+    password: SecretStr
+
+    def __post_init__(self) -> None:
+        register_secret(self.password.get_secret_value(), self._header())
+
+    def _header(self) -> str:
+        raw = f"{self.username}:{self.password.get_secret_value()}".encode()
+        return base64.b64encode(raw).decode()
+
+    def apply(self, request: httpx.Request) -> httpx.Request:
+        request.headers["Authorization"] = f"Basic {self._header()}"
+        return request
+
+
+@dataclass
+class TokenInBody(Auth):
+    """The engine expects a token as a field of every JSON body (e.g. ``{"token": ...}``)."""
+
+    token: SecretStr
+    field_name: str = "token"
+
+    def __post_init__(self) -> None:
+        register_secret(self.token.get_secret_value())
+
+    def body_fields(self) -> dict[str, Any]:
+        return {self.field_name: self.token.get_secret_value()}
+
+
+@dataclass
+class OAuth2ClientCredentials(Auth):
+    """OAuth 2.0 client credentials, token cached until a 401 says otherwise.
+
+    ``credentials_in`` is ``"body"`` (client_id/secret as form fields) or ``"basic"`` (HTTP Basic
+    header). ``base_url_field`` names a token-response field that replaces the service base URL.
+    """
+
+    token_url: str
+    client_id: str
+    client_secret: SecretStr
+    scope: str | None = None
+    credentials_in: str = "body"
+    base_url_field: str | None = None
+    refreshable = True
+    _token: str | None = field(default=None, init=False, repr=False)
+    _base_url: str | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    token_fetches: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        register_secret(self.client_secret.get_secret_value())
+
+    def needs_token(self) -> bool:
+        return self._token is None
+
+    def token_request(self) -> EngineRequest:
+        form = {"grant_type": "client_credentials"}
+        headers = {"Accept": "application/json"}
+        if self.credentials_in == "basic":
+            raw = f"{self.client_id}:{self.client_secret.get_secret_value()}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+        else:
+            form["client_id"] = self.client_id
+            form["client_secret"] = self.client_secret.get_secret_value()
+        if self.scope:
+            form["scope"] = self.scope
+        return EngineRequest(
+            "POST", self.token_url, data=form, headers=headers, authenticate=False, route="token"
+        )
+
+    def accept_token(self, response: httpx.Response) -> None:
+        try:
+            payload = response.json()
+            token = payload["access_token"]
+        except Exception:
+            raise AuthFailedError(
+                f"token endpoint answered HTTP {response.status_code} without an access_token"
+            ) from None
+        if not isinstance(token, str) or not token:
+            raise AuthFailedError("token endpoint returned an empty access_token")
+        register_secret(token)
+        with self._lock:
+            self._token = token
+            self.token_fetches += 1
+            if self.base_url_field and isinstance(payload.get(self.base_url_field), str):
+                self._base_url = payload[self.base_url_field]
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._token = None
+
+    def apply(self, request: httpx.Request) -> httpx.Request:
+        if self._token:
+            request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def base_url(self) -> str | None:
+        return self._base_url

@@ -1,0 +1,493 @@
+"""The facade a shop talks to: :class:`Loyalty` (sync) and :class:`AsyncLoyalty` (async).
+
+Both share everything but the last step: input validation, capability checks, routing to the one
+engine adapter, call contexts and deadlines, fail-open evaluation and the export report's
+completeness live in :class:`_Facade`; the subclasses only drive the adapter's flow with
+``httpx.Client`` or ``httpx.AsyncClient``.
+
+Policies:
+
+* **evaluate fails open**: if the engine is unavailable, slow beyond ``evaluate_budget``, rate
+  limiting, refusing our credentials or answering garbage, the shop gets a full-price quote with
+  ``degraded=True`` and the reason, and keeps selling;
+* **writes fail closed**: redeem, spend, export and reverse never turn an error into success;
+* **export loses nothing**: every order of the batch gets a status; an order the engine could not
+  take is ``retry_later`` (keep it queued — see :mod:`loyaltykit.outbox`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+import pydantic
+
+from .adapter import EngineAdapter, validate_adapter_class
+from .breaker import CircuitBreaker
+from .capabilities import Capability
+from .errors import (
+    UNAVAILABLE_ERRORS,
+    ConfigError,
+    CurrencyMismatchError,
+    EngineUnavailableError,
+    InvalidRequestError,
+    LoyaltyError,
+    MalformedResponseError,
+    NotSupportedError,
+    OutcomeUnknownError,
+)
+from .flows import CallContext, Flow, run_in_process
+from .http import AsyncRunner, SyncRunner
+from .models import (
+    MAX_EXPORT_BATCH,
+    Basket,
+    CashbackSpend,
+    Customer,
+    CustomerIdentifier,
+    Evaluation,
+    ExportReport,
+    ExportStatus,
+    IdentifierKind,
+    Order,
+    OrderExportResult,
+    ProductPrice,
+    ProductQuery,
+    RedemptionResult,
+    Reversal,
+    ReversalKind,
+    ReversalResult,
+    SpendResult,
+    VoucherRedemption,
+)
+from .plugins import check_routing, discover, make_plugin_manager
+from .settings import LoyaltySettings, config_path
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+# Exceptions an adapter's parsing code raises on a body it did not expect.
+_PARSE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError, pydantic.ValidationError)
+
+
+def coerce(model: type[M], value: Any, name: str) -> M:
+    """Accept a model instance or a mapping; turn pydantic's error into one naming the field."""
+    if isinstance(value, model):
+        return value
+    if not isinstance(value, dict):
+        raise InvalidRequestError(f"{name} must be a {model.__name__} or a mapping", field=name)
+    try:
+        return model.model_validate(value)
+    except pydantic.ValidationError as exc:
+        raise invalid_from_pydantic(exc, name) from None
+
+
+def invalid_from_pydantic(exc: pydantic.ValidationError, prefix: str) -> InvalidRequestError:
+    first = exc.errors(include_url=False, include_input=False)[0]
+    loc = ".".join(str(part) for part in (prefix, *first["loc"]) if part != "")
+    message = str(first["msg"]).removeprefix("Value error, ")
+    # Model-level validators put the field path at the start of their message ("lines.1.id: ...").
+    if ": " in message and not first["loc"]:
+        head, _, tail = message.partition(": ")
+        if head.replace(".", "").replace("_", "").isalnum():
+            loc = f"{prefix}.{head}"
+            message = tail
+    return InvalidRequestError(f"{loc}: {message}", field=loc)
+
+
+@dataclass
+class _Call:
+    """One prepared call: how to get the flow, its context, and how to finish."""
+
+    operation: str
+    make_flow: Callable[[], Flow[Any]]
+    ctx: CallContext
+    expect: type | tuple[type, ...]
+    on_result: Callable[[Any], Any] = field(default=lambda result: result)
+    on_error: Callable[[LoyaltyError], Any] | None = None
+
+
+class _Facade:
+    def __init__(
+        self,
+        settings: LoyaltySettings | None = None,
+        *,
+        adapter: EngineAdapter | None = None,
+        plugins: Iterable[object] = (),
+        load_entry_points: bool = True,
+    ) -> None:
+        if settings is None:
+            path = config_path()
+            if path is not None and not path.is_file():
+                raise ConfigError(f"LOYALTYKIT_CONFIG names {path}, which does not exist")
+            try:
+                settings = LoyaltySettings()
+            except pydantic.ValidationError as exc:
+                raise ConfigError(f"invalid settings: {invalid_from_pydantic(exc, 'settings').message}") from None
+        self.settings = settings
+        discovered = (
+            discover(settings.plugins_allow, settings.plugins_block) if load_entry_points else []
+        )
+        if adapter is None:
+            factories = {d.name: d.obj for d in discovered if d.is_adapter}
+            factory = factories.get(settings.engine)
+            if factory is None:
+                available = ", ".join(sorted(factories)) or "none installed"
+                raise ConfigError(
+                    f"no engine adapter named {settings.engine!r} (available: {available})"
+                )
+            adapter = factory(settings.engine_section(settings.engine))
+        else:
+            validate_adapter_class(type(adapter))
+        self.adapter: EngineAdapter = adapter
+        self.engine = adapter.name
+        self.pm = make_plugin_manager()
+        self.pm.register(adapter, name=f"adapter:{adapter.name}")
+        for item in discovered:
+            if not item.is_adapter:
+                self.pm.register(item.obj, name=f"plugin:{item.name}")
+        for plugin in plugins:
+            self.pm.register(plugin)
+        self.adapter = check_routing(self.pm)
+        self.client_config = adapter.client_config()
+        if self.client_config is not None:
+            self.client_config.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_reset)
+        elif not adapter.in_process:
+            raise ConfigError(f"adapter {adapter.name} has no HTTP configuration", engine=adapter.name)
+
+    # -- shared preparation ---------------------------------------------------------------------
+    @property
+    def capabilities(self):
+        return self.adapter.capabilities
+
+    def _require(self, capability: Capability, operation: str, detail: str = "") -> None:
+        if not self.capabilities.supports(capability):
+            raise NotSupportedError(
+                f"{self.engine} does not support {capability.value}{detail}",
+                engine=self.engine,
+                operation=operation,
+            )
+
+    def _check_currency(self, currency: str, operation: str) -> None:
+        allowed = self.capabilities.currencies
+        if allowed is not None and currency not in allowed:
+            raise CurrencyMismatchError(
+                f"{self.engine} does not accept {currency}", engine=self.engine, operation=operation, field="currency"
+            )
+
+    def _ctx(self, operation: str, deadline: float, **kwargs: Any) -> CallContext:
+        return CallContext(engine=self.engine, operation=operation, deadline_seconds=deadline, **kwargs)
+
+    def _prepare_identify(self, identifier: Any, kwargs: dict[str, str | None]) -> _Call:
+        given = {k: v for k, v in kwargs.items() if v is not None}
+        if identifier is None:
+            if len(given) != 1:
+                raise InvalidRequestError(
+                    "identify takes one identifier: email, phone, card, membership or external_id",
+                    field="identifier",
+                )
+            (kind, value), = given.items()
+            identifier = coerce(CustomerIdentifier, {"kind": kind, "value": value}, "identifier")
+        else:
+            identifier = coerce(CustomerIdentifier, identifier, "identifier")
+        if identifier.kind not in self.capabilities.identify_by:
+            raise NotSupportedError(
+                f"{self.engine} cannot identify customers by {identifier.kind.value}",
+                engine=self.engine,
+                operation="identify",
+            )
+        ctx = self._ctx("identify", self.settings.read_deadline, scrub_values=(identifier.value,))
+        return _Call(
+            "identify",
+            lambda: self.pm.hook.loyaltykit_identify(identifier=identifier, ctx=ctx),
+            ctx,
+            (Customer, type(None)),
+        )
+
+    def _prepare_evaluate(self, basket: Any) -> _Call:
+        basket = coerce(Basket, basket, "basket")
+        self._require(Capability.EVALUATE, "evaluate_basket")
+        self._check_currency(basket.currency, "evaluate_basket")
+        ctx = self._ctx("evaluate_basket", self.settings.evaluate_budget)
+
+        def fail_open(exc: LoyaltyError) -> Evaluation:
+            if isinstance(exc, UNAVAILABLE_ERRORS):
+                return Evaluation.degraded_for(basket, self.engine, f"{exc.code}: {exc.message}")
+            raise exc
+
+        return _Call(
+            "evaluate_basket",
+            lambda: self.pm.hook.loyaltykit_evaluate_basket(basket=basket, ctx=ctx),
+            ctx,
+            Evaluation,
+            on_error=fail_open,
+        )
+
+    def _prepare_price_products(self, query: Any) -> _Call:
+        query = coerce(ProductQuery, query, "query")
+        self._require(Capability.PRICE_PRODUCTS, "price_products")
+        self._check_currency(query.currency, "price_products")
+        ctx = self._ctx("price_products", self.settings.read_deadline)
+
+        def check(result: list[ProductPrice]) -> list[ProductPrice]:
+            if len(result) != len(query.products) or not all(isinstance(p, ProductPrice) for p in result):
+                raise MalformedResponseError(
+                    "adapter returned a price list that does not match the query", engine=self.engine
+                )
+            return result
+
+        return _Call(
+            "price_products",
+            lambda: self.pm.hook.loyaltykit_price_products(query=query, ctx=ctx),
+            ctx,
+            list,
+            on_result=check,
+        )
+
+    def _prepare_redeem(self, redemption: Any) -> _Call:
+        redemption = coerce(VoucherRedemption, redemption, "redemption")
+        self._require(Capability.REDEEM_VOUCHER, "redeem_voucher")
+        if redemption.basket is not None:
+            self._check_currency(redemption.basket.currency, "redeem_voucher")
+        ctx = self._ctx("redeem_voucher", self.settings.write_deadline, idempotency_key=redemption.key)
+        return _Call(
+            "redeem_voucher",
+            lambda: self.pm.hook.loyaltykit_redeem_voucher(redemption=redemption, ctx=ctx),
+            ctx,
+            RedemptionResult,
+        )
+
+    def _prepare_spend(self, spend: Any) -> _Call:
+        spend = coerce(CashbackSpend, spend, "spend")
+        if spend.kind not in self.capabilities.spend:
+            raise NotSupportedError(
+                f"{self.engine} cannot spend {spend.kind.value}", engine=self.engine, operation="spend_cashback"
+            )
+        if spend.amount is not None:
+            self._check_currency(spend.amount.currency, "spend_cashback")
+        ctx = self._ctx("spend_cashback", self.settings.write_deadline, idempotency_key=spend.key)
+        return _Call(
+            "spend_cashback",
+            lambda: self.pm.hook.loyaltykit_spend_cashback(spend=spend, ctx=ctx),
+            ctx,
+            SpendResult,
+        )
+
+    def _prepare_export(self, orders: Any) -> _Call:
+        if isinstance(orders, Order | dict):
+            orders = [orders]
+        orders = list(orders)
+        if not 1 <= len(orders) <= MAX_EXPORT_BATCH:
+            raise InvalidRequestError(f"orders: 1 to {MAX_EXPORT_BATCH} per export", field="orders")
+        orders = [coerce(Order, order, f"orders.{i}") for i, order in enumerate(orders)]
+        refs = [o.ref for o in orders]
+        if len(set(refs)) != len(refs):
+            raise InvalidRequestError("orders: duplicate order ref in one batch", field="orders")
+        self._require(Capability.EXPORT_ORDERS, "export_orders")
+        for order in orders:
+            self._check_currency(order.currency, "export_orders")
+        ctx = self._ctx("export_orders", self.settings.write_deadline)
+
+        def complete(report: ExportReport) -> ExportReport:
+            # One result per order, in order; anything the adapter did not report stays queued.
+            by_ref = {r.order_ref: r for r in report.results if r.order_ref in set(refs)}
+            results = tuple(
+                by_ref.get(ref)
+                or OrderExportResult(
+                    order_ref=ref, status=ExportStatus.RETRY_LATER, reason="the adapter reported no result"
+                )
+                for ref in refs
+            )
+            return ExportReport(engine=self.engine, results=results)
+
+        def all_retry_later(exc: LoyaltyError) -> ExportReport:
+            if isinstance(exc, UNAVAILABLE_ERRORS):
+                return ExportReport(
+                    engine=self.engine,
+                    results=tuple(
+                        OrderExportResult(
+                            order_ref=ref,
+                            status=ExportStatus.RETRY_LATER,
+                            reason=exc.message,
+                            error_code=exc.code,
+                        )
+                        for ref in refs
+                    ),
+                )
+            raise exc
+
+        return _Call(
+            "export_orders",
+            lambda: self.pm.hook.loyaltykit_export_orders(orders=orders, ctx=ctx),
+            ctx,
+            ExportReport,
+            on_result=complete,
+            on_error=all_retry_later,
+        )
+
+    def _prepare_reverse(self, reversal: Any) -> _Call:
+        reversal = coerce(Reversal, reversal, "reversal")
+        if reversal.kind is ReversalKind.CANCEL:
+            self._require(Capability.CANCEL, "reverse")
+        elif reversal.is_full:
+            self._require(Capability.REFUND, "reverse")
+        else:
+            self._require(Capability.PARTIAL_REFUND, "reverse", " (partial refund)")
+        ctx = self._ctx("reverse", self.settings.write_deadline, idempotency_key=reversal.key)
+        return _Call(
+            "reverse",
+            lambda: self.pm.hook.loyaltykit_reverse(reversal=reversal, ctx=ctx),
+            ctx,
+            ReversalResult,
+        )
+
+    # -- shared finishing -----------------------------------------------------------------------
+    def _adapter_bug(self, call: _Call, exc: Exception) -> LoyaltyError:
+        return MalformedResponseError(
+            f"could not interpret the engine's answer ({type(exc).__name__})",
+            engine=self.engine,
+            operation=call.operation,
+        )
+
+    def _finish(self, call: _Call, result: Any) -> Any:
+        if not isinstance(result, call.expect):
+            raise MalformedResponseError(
+                f"adapter returned {type(result).__name__} for {call.operation}",
+                engine=self.engine,
+                operation=call.operation,
+            )
+        return call.on_result(result)
+
+    def _failed(self, call: _Call, exc: LoyaltyError) -> Any:
+        exc.with_context(engine=self.engine, operation=call.operation)
+        if call.on_error is not None:
+            return call.on_error(exc)
+        raise exc
+
+
+class Loyalty(_Facade):
+    """The synchronous facade (Django, Flask, scripts). Thread-safe; share one per process."""
+
+    def __init__(self, settings: LoyaltySettings | None = None, *, transport: httpx.BaseTransport | None = None, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        self._runner = SyncRunner(self.client_config, transport) if self.client_config else None
+
+    def _execute(self, call: _Call) -> Any:
+        try:
+            flow = call.make_flow()
+            if self._runner is None:
+                result = run_in_process(flow)
+            else:
+                result = self._runner.run(flow, call.ctx)
+        except LoyaltyError as exc:
+            return self._failed(call, exc)
+        except _PARSE_ERRORS as exc:
+            return self._failed(call, self._adapter_bug(call, exc))
+        return self._finish(call, result)
+
+    def identify(self, identifier: CustomerIdentifier | dict | None = None, *, email: str | None = None,
+                 phone: str | None = None, card: str | None = None, membership: str | None = None,
+                 external_id: str | None = None) -> Customer | None:
+        kinds = {"email": email, "phone": phone, "card": card, "membership": membership, "external_id": external_id}
+        return self._execute(self._prepare_identify(identifier, kinds))
+
+    def evaluate(self, basket: Basket | dict) -> Evaluation:
+        return self._execute(self._prepare_evaluate(basket))
+
+    def price_products(self, query: ProductQuery | dict) -> list[ProductPrice]:
+        return self._execute(self._prepare_price_products(query))
+
+    def redeem_voucher(self, redemption: VoucherRedemption | dict) -> RedemptionResult:
+        return self._execute(self._prepare_redeem(redemption))
+
+    def spend_cashback(self, spend: CashbackSpend | dict) -> SpendResult:
+        return self._execute(self._prepare_spend(spend))
+
+    def export_orders(self, orders: Iterable[Order | dict] | Order) -> ExportReport:
+        return self._execute(self._prepare_export(orders))
+
+    def reverse(self, reversal: Reversal | dict) -> ReversalResult:
+        return self._execute(self._prepare_reverse(reversal))
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.close()
+        self.adapter.close()
+
+    def __enter__(self) -> Loyalty:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncLoyalty(_Facade):
+    """The asynchronous facade (FastAPI, aiohttp). Same behaviour as :class:`Loyalty`."""
+
+    def __init__(self, settings: LoyaltySettings | None = None, *, transport: httpx.AsyncBaseTransport | None = None, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        self._runner = AsyncRunner(self.client_config, transport) if self.client_config else None
+
+    async def _execute(self, call: _Call) -> Any:
+        try:
+            flow = call.make_flow()
+            if self._runner is None:
+                # In-process engines block: run them off the event loop.
+                result = await asyncio.to_thread(run_in_process, flow)
+            else:
+                async with asyncio.timeout(max(0.001, call.ctx.remaining()) + 0.05):
+                    result = await self._runner.run(flow, call.ctx)
+        except TimeoutError:
+            return self._failed(call, self._late(call))
+        except LoyaltyError as exc:
+            return self._failed(call, exc)
+        except _PARSE_ERRORS as exc:
+            return self._failed(call, self._adapter_bug(call, exc))
+        return self._finish(call, result)
+
+    def _late(self, call: _Call) -> LoyaltyError:
+        if call.ctx.idempotency_key is not None:
+            return OutcomeUnknownError(
+                "the deadline ran out before the write's outcome was known",
+                engine=self.engine, operation=call.operation, idempotency_key=call.ctx.idempotency_key,
+            )
+        return EngineUnavailableError("the deadline ran out", engine=self.engine, operation=call.operation)
+
+    async def identify(self, identifier: CustomerIdentifier | dict | None = None, *, email: str | None = None,
+                       phone: str | None = None, card: str | None = None, membership: str | None = None,
+                       external_id: str | None = None) -> Customer | None:
+        kinds = {"email": email, "phone": phone, "card": card, "membership": membership, "external_id": external_id}
+        return await self._execute(self._prepare_identify(identifier, kinds))
+
+    async def evaluate(self, basket: Basket | dict) -> Evaluation:
+        return await self._execute(self._prepare_evaluate(basket))
+
+    async def price_products(self, query: ProductQuery | dict) -> list[ProductPrice]:
+        return await self._execute(self._prepare_price_products(query))
+
+    async def redeem_voucher(self, redemption: VoucherRedemption | dict) -> RedemptionResult:
+        return await self._execute(self._prepare_redeem(redemption))
+
+    async def spend_cashback(self, spend: CashbackSpend | dict) -> SpendResult:
+        return await self._execute(self._prepare_spend(spend))
+
+    async def export_orders(self, orders: Iterable[Order | dict] | Order) -> ExportReport:
+        return await self._execute(self._prepare_export(orders))
+
+    async def reverse(self, reversal: Reversal | dict) -> ReversalResult:
+        return await self._execute(self._prepare_reverse(reversal))
+
+    async def aclose(self) -> None:
+        if self._runner is not None:
+            await self._runner.aclose()
+        self.adapter.close()
+
+    async def __aenter__(self) -> AsyncLoyalty:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+__all__ = ["AsyncLoyalty", "Loyalty", "IdentifierKind"]

@@ -1,0 +1,87 @@
+"""Sans-IO flows: how one adapter implementation serves both the sync and the async facade.
+
+An adapter operation is a *flow*: a generator that yields :class:`EngineRequest` descriptions and
+receives ``httpx.Response`` objects back (or has a kit error thrown into it), and finally returns
+the kit result::
+
+    def identify(self, identifier, ctx):
+        response = yield EngineRequest("GET", "/members", params={"membershipNumber": ...})
+        return transformers.customer_from_profile(response.json())
+
+The core drives the generator with ``httpx.Client`` (sync facade) or ``httpx.AsyncClient`` (async
+facade); the adapter never does I/O itself, so the two facades cannot drift apart. A flow may
+catch an error thrown into it (``OutcomeUnknownError`` after a lost response, say) and yield a
+look-up to reconcile before deciding what to do.
+
+An in-process engine (the embedded one) writes flows that yield nothing: they compute and return.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+
+T = TypeVar("T")
+
+Flow = Generator["EngineRequest", httpx.Response, T]
+
+
+@dataclass(frozen=True)
+class EngineRequest:
+    """One HTTP exchange an adapter wants, described, not performed.
+
+    ``write`` marks a request that changes engine state. A write is retried only when
+    ``idempotency_key`` is set *and* the engine de-duplicates by it (the adapter put the key in
+    the engine's field); otherwise a lost response surfaces as ``OutcomeUnknownError``.
+    """
+
+    method: str
+    path: str  # relative to the service's base URL, or an absolute URL
+    service: str = "default"
+    params: Mapping[str, Any] | None = None
+    json: Any = None
+    data: Mapping[str, Any] | None = None  # form-encoded body
+    headers: Mapping[str, str] | None = None
+    write: bool = False
+    idempotency_key: str | None = None
+    authenticate: bool = True
+    route: str = ""  # a short name for logs and fault injection, e.g. "redeem"
+
+    @property
+    def retry_safe(self) -> bool:
+        return not self.write or self.idempotency_key is not None
+
+
+@dataclass
+class CallContext:
+    """Per-call facts shared by the facade, the runner and the adapter."""
+
+    engine: str
+    operation: str
+    deadline_seconds: float
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    started: float = field(default_factory=time.monotonic)
+    scrub_values: tuple[str, ...] = ()  # customer identifiers of this call, masked in errors
+    idempotency_key: str | None = None
+
+    @property
+    def deadline(self) -> float:
+        return self.started + self.deadline_seconds
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+def run_in_process(flow: Flow[T]) -> T:
+    """Drive a flow that must not perform HTTP (an in-process engine's)."""
+    try:
+        request = next(flow)
+    except StopIteration as stop:
+        return stop.value
+    flow.close()
+    raise RuntimeError(f"in-process flow yielded an HTTP request: {request.method} {request.path}")

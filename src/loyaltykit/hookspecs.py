@@ -1,0 +1,183 @@
+"""Hook specifications: the operations of a checkout, one hook each.
+
+Every operation hook is **first result wins** and is answered by exactly one engine adapter; the
+facade refuses to start when zero or several non-wrapper implementations claim one (pluggy's
+registration order never decides who burns a voucher). Other plugins observe calls with
+``@hookimpl(wrapper=True)``: they receive the adapter's flow and may wrap it (see
+:func:`loyaltykit.observe.observe_flow`).
+
+Each hook returns a *flow* (see :mod:`loyaltykit.flows`): a generator that yields engine requests
+and returns the result named below. The facade validates the input before the hook is called, so
+implementations receive valid models only, and the facade checks the declared capability, so an
+adapter is only called for what it declared. ``ctx`` is a :class:`loyaltykit.flows.CallContext`.
+
+The reference for these hooks, with one section per hook, is ``docs/hooks.md``.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+PROJECT = "loyaltykit"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+#: The operation hooks, in checkout order. Each must be answered by exactly one adapter.
+OPERATION_HOOKS = (
+    "loyaltykit_identify",
+    "loyaltykit_evaluate_basket",
+    "loyaltykit_price_products",
+    "loyaltykit_redeem_voucher",
+    "loyaltykit_spend_cashback",
+    "loyaltykit_export_orders",
+    "loyaltykit_reverse",
+)
+
+
+@hookspec(firstresult=True)
+def loyaltykit_identify(identifier, ctx):
+    """Find the loyalty member behind an identifier.
+
+    First result wins; answered by exactly one engine adapter.
+
+    :param identifier: a validated :class:`~loyaltykit.models.CustomerIdentifier` (email, phone,
+        card, membership number or external id) of a kind the adapter declared in
+        ``capabilities.identify_by``.
+    :param ctx: the :class:`~loyaltykit.flows.CallContext` of this call.
+    :return: a flow returning a :class:`~loyaltykit.models.Customer` (engine id, tier, balances),
+        or ``None`` when the engine has no such member. Unknown is ``None``, not an error.
+
+    Side effects: none. Idempotency: a read; the runner retries it freely.
+    Raises: ``EngineUnavailableError``, ``EngineTimeoutError``, ``RateLimitedError``,
+    ``AuthFailedError``, ``MalformedResponseError``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def loyaltykit_evaluate_basket(basket, ctx):
+    """Quote a basket: discounts, free items, points and cashback to earn, wallet, messages.
+
+    First result wins; answered by exactly one engine adapter.
+
+    :param basket: a validated :class:`~loyaltykit.models.Basket`; ``basket.customer_id`` is the
+        engine id from :func:`loyaltykit_identify`, or ``None`` for a guest;
+        ``basket.coupon_codes`` are checked and reported per code (accepted / rejected + reason).
+    :param ctx: the call context; its deadline is the evaluation latency budget.
+    :return: a flow returning an :class:`~loyaltykit.models.Evaluation`. Engine effects the
+        adapter cannot map go to ``Evaluation.unmapped`` with their raw payload, never dropped.
+
+    Side effects: **none** — evaluating must not burn a code, reserve stock or change a balance
+    (simulation endpoints only). Idempotency: a read.
+    Raises: the errors of :func:`loyaltykit_identify`; ``CustomerNotFoundError`` for an unknown
+    ``customer_id``. The facade turns unavailability into a ``degraded`` quote (fail open).
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def loyaltykit_price_products(query, ctx):
+    """Price products for a listing or product page, for one customer (or a guest).
+
+    First result wins; answered by exactly one engine adapter declaring ``price_products``.
+
+    :param query: a validated :class:`~loyaltykit.models.ProductQuery`.
+    :param ctx: the call context.
+    :return: a flow returning a list of :class:`~loyaltykit.models.ProductPrice`, one per product
+        in query order: discounted price, points to earn, points price where the product is in
+        the points-only catalog.
+
+    Side effects: none. Idempotency: a read.
+    Raises: as :func:`loyaltykit_evaluate_basket`.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def loyaltykit_redeem_voucher(redemption, ctx):
+    """Burn — or reserve for the order — a voucher, promo code or wallet offer.
+
+    First result wins; answered by exactly one engine adapter declaring ``redeem_voucher``.
+
+    :param redemption: a validated :class:`~loyaltykit.models.VoucherRedemption`. Its ``key``
+        (explicit, or derived from order reference + ``redeem`` + code) is the idempotency key.
+    :param ctx: the call context; ``ctx.idempotency_key`` equals ``redemption.key``.
+    :return: a flow returning a :class:`~loyaltykit.models.RedemptionResult` whose ``receipt``
+        carries the engine reference needed to reverse it.
+
+    Side effects: yes, exactly once per idempotency key. The adapter maps the key to the engine's
+    mechanism, or looks the effect up before re-sending after a lost response.
+    Raises: ``VoucherNotFoundError``, ``VoucherExpiredError``, ``VoucherAlreadyRedeemedError``,
+    ``VoucherNotOwnedError``, ``UsageLimitReachedError``, ``VoucherConditionsNotMetError``,
+    ``CustomerNotFoundError``; ``OutcomeUnknownError`` when the result cannot be established
+    within the deadline. Writes fail closed: no error is ever turned into success.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def loyaltykit_spend_cashback(spend, ctx):
+    """Pay part or all of an order with the customer's cashback (money) or points.
+
+    First result wins; answered by exactly one engine adapter declaring the balance kind in
+    ``capabilities.spend``.
+
+    :param spend: a validated :class:`~loyaltykit.models.CashbackSpend`; its ``key`` (derived
+        from order reference + ``spend`` + kind by default) is the idempotency key.
+    :param ctx: the call context.
+    :return: a flow returning a :class:`~loyaltykit.models.SpendResult` with the amount taken,
+        the remaining balance when the engine reports it, and a receipt.
+
+    Side effects: yes, exactly once per idempotency key; never overdraws, even under concurrency.
+    Raises: ``InsufficientBalanceError``, ``CustomerNotFoundError``, ``CurrencyMismatchError``,
+    ``OutcomeUnknownError``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def loyaltykit_export_orders(orders, ctx):
+    """Send placed orders to the engine so it records points earned and redemptions.
+
+    First result wins; answered by exactly one engine adapter declaring ``export_orders``.
+
+    :param orders: a list of validated :class:`~loyaltykit.models.Order` (1..500, unique refs).
+        Each order's ``key`` (order ref + ``export``) is its idempotency key.
+    :param ctx: the call context.
+    :return: a flow returning an :class:`~loyaltykit.models.ExportReport` with one result per
+        order: ``accepted``, ``duplicate`` (the engine already had it; no second effect),
+        ``rejected`` with a reason, or ``retry_later``. One bad order must not sink the batch.
+
+    Side effects: yes; the engine sees each order once however often it is exported.
+    Raises: only for failures of the whole call; the facade reports every order of a batch that
+    raised ``EngineUnavailableError``/``OutcomeUnknownError`` as ``retry_later``, so none is lost.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def loyaltykit_reverse(reversal, ctx):
+    """Cancel an order, or refund it in full or in part.
+
+    First result wins; answered by exactly one engine adapter declaring ``cancel``, ``refund``
+    or ``partial_refund`` as the reversal requires.
+
+    :param reversal: a validated :class:`~loyaltykit.models.Reversal`: the order as placed (with
+        the receipts of its redemptions and spends), the kind, the refunded lines (``None`` for
+        all) and a reference distinguishing successive partial refunds.
+    :param ctx: the call context; ``ctx.idempotency_key`` equals ``reversal.key``.
+    :return: a flow returning a :class:`~loyaltykit.models.ReversalResult`: burned points and
+        cashback returned, earned ones clawed back in proportion, vouchers reinstated.
+
+    Side effects: yes, exactly once per idempotency key.
+    Raises: ``NotSupportedError`` for a reversal the engine cannot do; ``OutcomeUnknownError``.
+
+    .. versionadded:: 0.1
+    """

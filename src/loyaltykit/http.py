@@ -1,0 +1,461 @@
+"""The HTTP engine client shared by every adapter: it drives flows over httpx.
+
+What it guarantees, for both :class:`SyncRunner` and :class:`AsyncRunner`:
+
+* one ``httpx.Client``/``AsyncClient`` per engine (connection reuse), finite timeouts, and a
+  per-call deadline that bounds every attempt and every back-off sleep;
+* tenacity retries with jittered exponential back-off on connect errors, 429 and 502/503/504,
+  honouring ``Retry-After`` when it fits inside the deadline. Reads are always retry-safe; writes
+  only when they carry an idempotency key the engine honours (``EngineRequest.retry_safe``).
+  A connect error is retried even for unkeyed writes, because nothing was sent;
+* authentication per service, with exactly one token refresh after a 401;
+* status mapping: >= 500 and exhausted retries become kit errors; 2xx/3xx/4xx go back to the flow,
+  whose adapter classifies them (including HTTP-200 error bodies);
+* a lost response on a write (read timeout, dropped connection, 500/502/504) becomes
+  :class:`OutcomeUnknownError`, thrown into the flow so it can reconcile — never a blind re-post;
+* a circuit breaker per engine, and one scrubbed log line per attempt with the call's request id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+import tenacity
+from tenacity import (
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_random_exponential,
+)
+
+from .auth import Auth
+from .breaker import CircuitBreaker
+from .errors import (
+    AuthFailedError,
+    CircuitOpenError,
+    ConfigError,
+    EngineTimeoutError,
+    EngineUnavailableError,
+    LoyaltyError,
+    OutcomeUnknownError,
+    RateLimitedError,
+)
+from .flows import CallContext, EngineRequest, Flow
+from .scrub import get_logger, scrub_text
+
+log = get_logger("loyaltykit.http")
+# httpx and httpcore log full URLs (query strings may hold an e-mail): scrub their records too.
+get_logger("httpx")
+get_logger("httpcore")
+
+T = TypeVar("T")
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+UNKNOWN_OUTCOME_STATUSES = frozenset({500, 502, 504})  # the engine may have applied the write
+
+
+@dataclass
+class Service:
+    """One base URL with its authentication (SessionM has three, most engines one)."""
+
+    base_url: str
+    auth: Auth = field(default_factory=Auth)
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 4
+    backoff_base: float = 0.1  # seconds; jittered exponential: random(0, base * 2**n), capped
+    backoff_max: float = 2.0
+
+
+@dataclass
+class EngineClientConfig:
+    engine: str
+    services: dict[str, Service]
+    connect_timeout: float = 3.0
+    read_timeout: float = 10.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    request_id_header: str | None = "X-Request-ID"
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    max_connections: int = 20
+
+    def service(self, name: str) -> Service:
+        try:
+            return self.services[name]
+        except KeyError:
+            raise ConfigError(f"no service named {name!r} configured", engine=self.engine) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Pieces shared by both runners (pure: no I/O)
+# ---------------------------------------------------------------------------------------------
+
+
+class _RetryableStatus(Exception):
+    """Internal: a response whose status asks for a retry (429, 502-504)."""
+
+    def __init__(self, response: httpx.Response, retry_after: float | None) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _is_not_sent(exc: BaseException) -> bool:
+    # No byte of the request left this machine: safe to retry any request.
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+class _Exchange:
+    """Everything about one EngineRequest that does not depend on sync vs async."""
+
+    def __init__(self, config: EngineClientConfig, request: EngineRequest, ctx: CallContext) -> None:
+        self.config = config
+        self.request = request
+        self.ctx = ctx
+        self.service = config.service(request.service)
+        self.sent = False  # at least one attempt may have reached the engine
+        self.refreshed = False
+
+    # -- building ------------------------------------------------------------------------------
+    def build(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        req = self.request
+        remaining = self.ctx.remaining()
+        if remaining <= 0:
+            raise self.deadline_error()
+        read = min(self.config.read_timeout, remaining)
+        timeout = httpx.Timeout(read, connect=min(self.config.connect_timeout, remaining))
+        url = req.path
+        if not url.startswith(("http://", "https://")):
+            base = self.service.auth.base_url() or self.service.base_url
+            url = base.rstrip("/") + "/" + url.lstrip("/")
+        body = req.json
+        if req.authenticate and isinstance(body, dict) and self.service.auth.body_fields():
+            body = {**body, **self.service.auth.body_fields()}
+        headers = {"Accept": "application/json", **self.service.headers, **(req.headers or {})}
+        if self.config.request_id_header:
+            headers[self.config.request_id_header] = self.ctx.request_id
+        built = client.build_request(
+            req.method,
+            url,
+            params=req.params,
+            json=body,
+            data=req.data,
+            headers=headers,
+            timeout=timeout,
+        )
+        if req.authenticate:
+            self.service.auth.apply(built)
+        return built
+
+    def needs_token(self) -> bool:
+        return self.request.authenticate and self.service.auth.needs_token()
+
+    def token_exchange(self) -> _Exchange:
+        return _Exchange(self.config, self.service.auth.token_request(), self.ctx)
+
+    def accept_token(self, response: httpx.Response) -> None:
+        if response.status_code >= 400:
+            raise AuthFailedError(
+                f"token endpoint refused the credentials (HTTP {response.status_code})",
+                engine=self.config.engine,
+                operation=self.ctx.operation,
+            )
+        self.service.auth.accept_token(response)
+
+    def should_refresh(self, response: httpx.Response) -> bool:
+        """A 401 on an authenticated call: refresh once; the second 401 is final."""
+        if response.status_code != 401 or not self.request.authenticate:
+            return False
+        if not self.service.auth.refreshable or self.refreshed:
+            return False
+        self.refreshed = True
+        self.service.auth.invalidate()
+        return True
+
+    # -- tenacity policy -----------------------------------------------------------------------
+    def retry_kwargs(self) -> dict[str, Any]:
+        policy = self.config.retry
+        jitter = wait_random_exponential(multiplier=policy.backoff_base, max=policy.backoff_max)
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, _RetryableStatus) and exc.retry_after is not None:
+                return exc.retry_after
+            return jitter(state)
+
+        def retryable(exc: BaseException) -> bool:
+            if _is_not_sent(exc):
+                return True
+            if not self.request.retry_safe:
+                return False
+            return isinstance(exc, _RetryableStatus | httpx.TransportError)
+
+        return {
+            "retry": retry_if_exception(retryable),
+            "wait": wait,
+            "stop": stop_after_attempt(policy.max_attempts)
+            | stop_before_delay(max(0.0, self.ctx.remaining())),
+            "reraise": True,
+        }
+
+    # -- outcome classification ----------------------------------------------------------------
+    def check(self, response: httpx.Response) -> httpx.Response:
+        """Raise for statuses the runner owns; return the rest to the flow."""
+        status = response.status_code
+        if status in RETRY_STATUSES:
+            raise _RetryableStatus(response, parse_retry_after(response.headers.get("Retry-After")))
+        if status >= 500:
+            raise self.status_error(response)
+        return response
+
+    def error_for(self, exc: BaseException) -> LoyaltyError:
+        """The kit error for whatever ended the attempts."""
+        if isinstance(exc, LoyaltyError):
+            return exc
+        if isinstance(exc, _RetryableStatus):
+            return self.status_error(exc.response, exc.retry_after)
+        if _is_not_sent(exc) and not self.sent:
+            return self._err(EngineUnavailableError, f"could not connect: {type(exc).__name__}")
+        if isinstance(exc, httpx.TimeoutException | httpx.TransportError):
+            if self.request.write:
+                return self.unknown(f"no response to the write ({type(exc).__name__})")
+            return self._err(EngineTimeoutError, f"no response in time ({type(exc).__name__})")
+        return self._err(EngineUnavailableError, f"unexpected transport failure: {type(exc).__name__}")
+
+    def status_error(self, response: httpx.Response, retry_after: float | None = None) -> LoyaltyError:
+        status = response.status_code
+        if status == 429:
+            return self._err(
+                RateLimitedError, "rate limited by the engine (HTTP 429)", retry_after=retry_after
+            )
+        if self.request.write and status in UNKNOWN_OUTCOME_STATUSES:
+            return self.unknown(f"HTTP {status} to a write: it may have been applied")
+        return self._err(EngineUnavailableError, f"engine answered HTTP {status}", engine_code=str(status))
+
+    def deadline_error(self) -> LoyaltyError:
+        if self.request.write and self.sent:
+            return self.unknown("the deadline ran out before the write's outcome was known")
+        return self._err(EngineTimeoutError, f"deadline of {self.ctx.deadline_seconds:.2f}s exceeded")
+
+    def unknown(self, message: str) -> OutcomeUnknownError:
+        return OutcomeUnknownError(
+            message,
+            engine=self.config.engine,
+            operation=self.ctx.operation,
+            retryable=self.request.idempotency_key is not None,
+            idempotency_key=self.request.idempotency_key or self.ctx.idempotency_key,
+            reconcile={
+                "route": self.request.route,
+                "method": self.request.method,
+                "path": scrub_text(self.request.path, self.ctx.scrub_values),
+                "request_id": self.ctx.request_id,
+            },
+        )
+
+    def _err(self, cls: type[LoyaltyError], message: str, **kwargs: Any) -> LoyaltyError:
+        return cls(message, engine=self.config.engine, operation=self.ctx.operation, **kwargs)
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def admit(self) -> None:
+        if not self.config.breaker.allow():
+            raise self._err(CircuitOpenError, "circuit open: the engine failed repeatedly; not sent")
+
+    def record(self, started: float, response: httpx.Response | None, exc: BaseException | None, attempt: int) -> None:
+        breaker = self.config.breaker
+        if response is not None and response.status_code < 500:
+            breaker.record_success()
+        elif exc is None or not isinstance(exc, LoyaltyError):
+            breaker.record_failure()
+        elapsed_ms = (time.monotonic() - started) * 1000
+        outcome = str(response.status_code) if response is not None else type(exc).__name__
+        path = self.request.path.split("?", 1)[0]
+        log.info(
+            "engine=%s op=%s route=%s request_id=%s %s %s -> %s %.1fms attempt=%d",
+            self.config.engine,
+            self.ctx.operation,
+            self.request.route or "-",
+            self.ctx.request_id,
+            self.request.method,
+            scrub_text(path, self.ctx.scrub_values),
+            outcome,
+            elapsed_ms,
+            attempt,
+        )
+
+
+def _finish(ctx: CallContext, exc: LoyaltyError) -> LoyaltyError:
+    exc.with_context(engine=ctx.engine, operation=ctx.operation)
+    if ctx.scrub_values:
+        exc.message = scrub_text(exc.message, ctx.scrub_values)
+        exc.args = (exc.message,)
+    return exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Runners
+# ---------------------------------------------------------------------------------------------
+
+
+class SyncRunner:
+    """Drives flows with one shared ``httpx.Client``."""
+
+    def __init__(self, config: EngineClientConfig, transport: httpx.BaseTransport | None = None) -> None:
+        self.config = config
+        limits = httpx.Limits(max_connections=config.max_connections, max_keepalive_connections=config.max_connections)
+        self.client = httpx.Client(transport=transport, limits=limits, follow_redirects=False)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def run(self, flow: Flow[T], ctx: CallContext) -> T:
+        try:
+            request = next(flow)
+            while True:
+                try:
+                    response = self.send(request, ctx)
+                except LoyaltyError as exc:
+                    request = flow.throw(_finish(ctx, exc))
+                else:
+                    request = flow.send(response)
+        except StopIteration as stop:
+            return stop.value
+        except LoyaltyError as exc:
+            raise _finish(ctx, exc) from exc.__cause__
+
+    def send(self, request: EngineRequest, ctx: CallContext) -> httpx.Response:
+        exchange = _Exchange(self.config, request, ctx)
+        if exchange.needs_token():
+            token = exchange.token_exchange()
+            exchange.accept_token(self._attempts(token))
+        response = self._attempts(exchange)
+        if exchange.should_refresh(response):
+            token = exchange.token_exchange()
+            exchange.accept_token(self._attempts(token))
+            response = self._attempts(exchange)
+            if response.status_code == 401:
+                raise exchange._err(AuthFailedError, "engine refused the refreshed token (HTTP 401)")
+        return response
+
+    def _attempts(self, exchange: _Exchange) -> httpx.Response:
+        try:
+            for attempt in tenacity.Retrying(**exchange.retry_kwargs()):
+                with attempt:
+                    return self._once(exchange, attempt.retry_state.attempt_number)
+        except BaseException as exc:  # tenacity re-raises the last attempt's exception
+            if isinstance(exc, LoyaltyError | httpx.HTTPError | _RetryableStatus):
+                raise exchange.error_for(exc) from None
+            raise
+        raise exchange.deadline_error()  # pragma: no cover - tenacity always returns or raises
+
+    def _once(self, exchange: _Exchange, attempt: int) -> httpx.Response:
+        exchange.admit()
+        built = exchange.build(self.client)
+        started = time.monotonic()
+        sent_before, exchange.sent = exchange.sent, True
+        try:
+            response = self.client.send(built)
+            response.read()
+        except httpx.HTTPError as exc:
+            if _is_not_sent(exc):
+                exchange.sent = sent_before
+            exchange.record(started, None, exc, attempt)
+            raise
+        exchange.record(started, response, None, attempt)
+        return exchange.check(response)
+
+
+class AsyncRunner:
+    """Drives flows with one shared ``httpx.AsyncClient``; behaviour identical to SyncRunner."""
+
+    def __init__(self, config: EngineClientConfig, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.config = config
+        limits = httpx.Limits(max_connections=config.max_connections, max_keepalive_connections=config.max_connections)
+        self.client = httpx.AsyncClient(transport=transport, limits=limits, follow_redirects=False)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def run(self, flow: Flow[T], ctx: CallContext) -> T:
+        try:
+            request = next(flow)
+            while True:
+                try:
+                    response = await self.send(request, ctx)
+                except LoyaltyError as exc:
+                    request = flow.throw(_finish(ctx, exc))
+                else:
+                    request = flow.send(response)
+        except StopIteration as stop:
+            return stop.value
+        except LoyaltyError as exc:
+            raise _finish(ctx, exc) from exc.__cause__
+
+    async def send(self, request: EngineRequest, ctx: CallContext) -> httpx.Response:
+        exchange = _Exchange(self.config, request, ctx)
+        if exchange.needs_token():
+            token = exchange.token_exchange()
+            exchange.accept_token(await self._attempts(token))
+        response = await self._attempts(exchange)
+        if exchange.should_refresh(response):
+            token = exchange.token_exchange()
+            exchange.accept_token(await self._attempts(token))
+            response = await self._attempts(exchange)
+            if response.status_code == 401:
+                raise exchange._err(AuthFailedError, "engine refused the refreshed token (HTTP 401)")
+        return response
+
+    async def _attempts(self, exchange: _Exchange) -> httpx.Response:
+        try:
+            async for attempt in tenacity.AsyncRetrying(**exchange.retry_kwargs()):
+                with attempt:
+                    return await self._once(exchange, attempt.retry_state.attempt_number)
+        except BaseException as exc:
+            if isinstance(exc, LoyaltyError | httpx.HTTPError | _RetryableStatus):
+                raise exchange.error_for(exc) from None
+            raise
+        raise exchange.deadline_error()  # pragma: no cover
+
+    async def _once(self, exchange: _Exchange, attempt: int) -> httpx.Response:
+        exchange.admit()
+        built = exchange.build(self.client)
+        started = time.monotonic()
+        sent_before, exchange.sent = exchange.sent, True
+        try:
+            # The per-request timeout bounds each phase; wait_for bounds the whole exchange.
+            response = await asyncio.wait_for(self.client.send(built), timeout=max(0.001, exchange.ctx.remaining()))
+            await response.aread()
+        except TimeoutError as exc:
+            exchange.record(started, None, exc, attempt)
+            raise httpx.ReadTimeout("deadline reached while waiting for the engine") from exc
+        except httpx.HTTPError as exc:
+            if _is_not_sent(exc):
+                exchange.sent = sent_before
+            exchange.record(started, None, exc, attempt)
+            raise
+        exchange.record(started, response, None, attempt)
+        return exchange.check(response)

@@ -1,0 +1,93 @@
+"""Scrubbing of secrets and customer PII from anything that may be logged or shown.
+
+Two layers:
+
+* **Known values.** Every secret the kit loads (``SecretStr`` settings, OAuth tokens it obtains) and
+  every customer identifier it is handed is registered here, and replaced wherever it appears.
+* **Patterns.** E-mail addresses, card-like digit runs, phone-like numbers, ``Authorization``
+  values and ``password=``/``secret=``/``token=`` pairs are masked even when nobody registered them.
+
+:class:`ScrubbingFilter` applies both to stdlib log records; errors scrub their own messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable
+
+MASK = "***"
+
+_PATTERNS = [
+    # key=value and "key": "value" pairs whose key names a secret.
+    (
+        re.compile(
+            r"""(?ix)
+            ((?:client_secret|secret|password|passwd|api_key|apikey|token|access_token|
+               refresh_token|authorization|assertion)["']?\s*[:=]\s*["']?)
+            ([^"'&,\s}]+)
+            """
+        ),
+        r"\1" + MASK,
+    ),
+    (re.compile(r"(?i)\b(Basic|Bearer)\s+[A-Za-z0-9._~+/=!-]+"), r"\1 " + MASK),
+    (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), MASK),  # e-mail
+    (re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)"), MASK),  # card-like numbers
+    (re.compile(r"\+\d[\d ()-]{6,}\d"), MASK),  # international phone numbers
+]
+
+_lock = threading.Lock()
+_known: set[str] = set()
+_MIN_KNOWN = 4  # shorter values would mask ordinary words and digits
+
+
+def register_secret(*values: str | None) -> None:
+    """Register values that must never appear in logs, reprs or error messages."""
+    with _lock:
+        for value in values:
+            if value and len(value) >= _MIN_KNOWN:
+                _known.add(value)
+
+
+def registered_count() -> int:
+    return len(_known)
+
+
+def scrub_text(text: str | None, extra: Iterable[str] = ()) -> str:
+    """Return ``text`` with registered secrets, ``extra`` values and PII patterns masked."""
+    if not text:
+        return text or ""
+    with _lock:
+        known = sorted(_known.union(v for v in extra if v and len(v) >= _MIN_KNOWN), key=len, reverse=True)
+    for value in known:
+        if value in text:
+            text = text.replace(value, MASK)
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class ScrubbingFilter(logging.Filter):
+    """A logging filter that renders the message and scrubs it (args are folded in first)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not break logging
+            message = str(record.msg)
+        record.msg = scrub_text(message)
+        record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = scrub_text(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A kit logger with the scrubbing filter attached (filters are not inherited by child loggers,
+    so every logger the kit writes to gets its own)."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, ScrubbingFilter) for f in logger.filters):
+        logger.addFilter(ScrubbingFilter())
+    return logger

@@ -1,0 +1,367 @@
+"""Test support for adapter authors: the harness protocol, fault injection and a fake-engine base.
+
+The contract suite states its scenarios in engine-neutral terms through :class:`EngineHarness`.
+An adapter's test package provides one harness object; the harness seeds its fake engine, reads
+the engine side back, and injects faults per *route* — an engine-neutral operation name from
+:data:`ROUTES` that the fake maps onto its own paths.
+
+:class:`FakeEngine` is the base of the HTTP fakes: a stateful handler ``httpx.Request ->
+httpx.Response`` with one lock around state (the fake behaves like a database), a request log, a
+per-route fault queue and the generic faults implemented once. It plugs into httpx as
+``fake.transport()`` (sync and async alike) and can be served over real HTTP with :func:`serve`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+import httpx
+
+from .money import Money
+
+if TYPE_CHECKING:
+    from .adapter import EngineAdapter
+
+#: Engine-neutral route names used for fault injection and request counting.
+ROUTES = ("token", "identify", "evaluate", "wallet", "redeem", "release", "spend", "export", "reverse", "lookup")
+
+
+class FaultKind(StrEnum):
+    DELAY = "delay"  # answer normally after ``seconds``
+    TIMEOUT_BEFORE = "timeout_before"  # the client times out; the engine never applied the request
+    TIMEOUT_AFTER = "timeout_after"  # the engine applied it, the response was lost
+    STATUS = "status"  # answer ``status`` (5xx) without applying
+    RATE_LIMIT = "rate_limit"  # 429 with ``Retry-After: retry_after``, not applied
+    RESET = "reset"  # connection reset before the engine applied anything
+    MALFORMED = "malformed"  # HTTP 200 with a body that is not JSON (applied: no)
+    ERROR_BODY = "error_body"  # HTTP 200 with the engine's own error envelope, not applied
+    HANG = "hang"  # sleep ``seconds`` (beyond the deadline), then time out; not applied
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: FaultKind
+    seconds: float = 0.0
+    status: int = 503
+    retry_after: float | None = None
+    times: int = 1  # how many matching requests it affects
+
+
+@dataclass(frozen=True)
+class SeededCustomer:
+    id: str  # the engine id the adapter returns as Customer.id
+    identifiers: dict[str, str]  # IdentifierKind value -> identifier value
+
+
+@dataclass(frozen=True)
+class VoucherSpec:
+    code: str
+    kind: Literal["percent", "fixed", "item"] = "fixed"
+    percent: Decimal | None = None
+    amount: Money | None = None
+    sku: str | None = None  # for "item": the product it discounts
+    owner_id: str | None = None  # engine customer id; None = open code
+    valid_from: datetime | None = None
+    expires_at: datetime | None = None
+    usage_limit: int | None = 1  # None = unlimited
+    min_basket: Money | None = None
+
+
+@dataclass(frozen=True)
+class OfferSpec:
+    kind: Literal["percent_off_check", "fixed_off_check", "fixed_off_item"]
+    percent: Decimal | None = None
+    amount: Money | None = None
+    sku: str | None = None
+    label: str = "Offer"
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """A simple promotion rule the contract suite may ask a fake to define."""
+
+    kind: Literal["order_percent", "order_fixed", "line_percent", "message"]
+    percent: Decimal | None = None
+    amount: Money | None = None
+    sku: str | None = None
+    min_subtotal: Money | None = None
+    message: str | None = None
+    label: str = "Promotion"
+
+
+@dataclass(frozen=True)
+class EngineBalances:
+    points: Decimal
+    cashback: Money | None
+
+
+@runtime_checkable
+class EngineHarness(Protocol):
+    """What an adapter's test package gives the contract suite.
+
+    Seeding methods raise ``NotImplementedError`` for features the engine lacks; the suite only
+    calls those its scenarios' declared capabilities need.
+    """
+
+    engine: str
+    currency: str
+
+    def make_adapter(self) -> EngineAdapter:
+        """A fresh adapter configured against this harness's fake (or store)."""
+
+    def sync_transport(self) -> httpx.BaseTransport | None:
+        """The transport the sync facade uses (``None`` for an in-process engine)."""
+
+    def async_transport(self) -> httpx.AsyncBaseTransport | None:
+        """The transport the async facade uses (``None`` for an in-process engine)."""
+
+    def create_customer(
+        self,
+        *,
+        identifiers: dict[str, str],
+        tier: str | None = None,
+        points: Decimal = Decimal(0),
+        cashback: Money | None = None,
+    ) -> SeededCustomer: ...
+
+    def issue_voucher(self, spec: VoucherSpec) -> str: ...
+
+    def issue_offer(self, customer_id: str, spec: OfferSpec) -> str: ...
+
+    def define_earn_rule(self, points_per_unit: Decimal) -> None: ...
+
+    def define_rule(self, spec: RuleSpec) -> None: ...
+
+    def balances(self, customer_id: str) -> EngineBalances: ...
+
+    def voucher_redemptions(self, code: str) -> int: ...
+
+    def orders_received(self) -> list[str]:
+        """Every order ref the engine recorded, once per record (a duplicate shows twice)."""
+
+    def snapshot(self) -> Any:
+        """A comparable picture of the engine's state (for "evaluate changed nothing")."""
+
+    def inject(self, route: str, fault: Fault) -> None: ...
+
+    def expire_token(self) -> None: ...
+
+    def request_count(self, route: str | None = None) -> int: ...
+
+    def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Fake engine base
+# ---------------------------------------------------------------------------------------------
+
+
+Handler = Callable[[httpx.Request, dict[str, str]], httpx.Response]
+
+
+@dataclass
+class _Route:
+    method: str
+    pattern: Any  # compiled regex with named groups
+    name: str
+    handler: Handler
+
+
+@dataclass
+class RecordedRequest:
+    route: str
+    method: str
+    path: str
+    body: Any
+    headers: dict[str, str] = field(repr=False, default_factory=dict)
+
+
+class FakeEngine:
+    """Base of stateful HTTP fakes. Subclasses add routes and state; faults come for free.
+
+    Subclasses call :meth:`route` in ``__init__`` and implement :meth:`error_body` (the engine's
+    HTTP-200 error envelope) and :meth:`unauthorized` (its 401 answer).
+    """
+
+    def __init__(self) -> None:
+        self._routes: list[_Route] = []
+        self._faults: dict[str, deque[Fault]] = defaultdict(deque)
+        self.lock = threading.RLock()
+        self.requests: list[RecordedRequest] = []
+
+    # -- wiring --------------------------------------------------------------------------------
+    def route(self, method: str, regex: str, name: str, handler: Handler) -> None:
+        import re
+
+        self._routes.append(_Route(method.upper(), re.compile(regex + r"$"), name, handler))
+
+    def transport(self) -> httpx.MockTransport:
+        """A transport for ``httpx.Client`` and ``httpx.AsyncClient`` alike."""
+        return httpx.MockTransport(self.handle)
+
+    # -- fault injection -----------------------------------------------------------------------
+    def inject(self, route: str, fault: Fault) -> None:
+        with self.lock:
+            for _ in range(fault.times):
+                self._faults[route].append(fault)
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self._faults.clear()
+
+    def request_count(self, route: str | None = None) -> int:
+        with self.lock:
+            return sum(1 for r in self.requests if route is None or r.route == route)
+
+    # -- engine-specific answers (override) ----------------------------------------------------
+    def error_body(self, route: str) -> httpx.Response:
+        return json_response({"error": "injected"}, 200)
+
+    def unauthorized(self) -> httpx.Response:
+        return json_response({"error": "unauthorized"}, 401)
+
+    def server_error(self, status: int) -> httpx.Response:
+        return json_response({"error": f"injected {status}"}, status)
+
+    def authorize(self, request: httpx.Request, route: str) -> bool:
+        """Whether the request carries valid credentials (override; default: all valid)."""
+        return True
+
+    # -- dispatch ------------------------------------------------------------------------------
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        for candidate in self._routes:
+            if candidate.method != request.method:
+                continue
+            match = candidate.pattern.match(path)
+            if match:
+                return self._dispatch(candidate, request, {k: v for k, v in match.groupdict().items()})
+        return json_response({"error": f"no route {request.method} {path}"}, 404)
+
+    def _dispatch(self, route: _Route, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
+        try:
+            body = json.loads(request.content) if request.content else None
+        except ValueError:
+            body = request.content.decode(errors="replace")
+        with self.lock:
+            self.requests.append(RecordedRequest(route.name, request.method, request.url.path, body, dict(request.headers)))
+            fault = self._faults[route.name].popleft() if self._faults.get(route.name) else None
+        if fault is not None:
+            early = self._apply_fault_before(fault, request, route)
+            if early is not None:
+                return early
+        if not self.authorize(request, route.name):
+            return self.unauthorized()
+        with self.lock:
+            response = route.handler(request, params)
+        if fault is not None and fault.kind is FaultKind.TIMEOUT_AFTER:
+            raise httpx.ReadTimeout("injected: response lost after the engine applied the request", request=request)
+        return response
+
+    def _apply_fault_before(self, fault: Fault, request: httpx.Request, route: _Route) -> httpx.Response | None:
+        kind = fault.kind
+        if kind is FaultKind.DELAY:
+            time.sleep(fault.seconds)
+            return None
+        if kind is FaultKind.HANG:
+            time.sleep(fault.seconds)
+            raise httpx.ReadTimeout("injected: engine hung", request=request)
+        if kind is FaultKind.TIMEOUT_BEFORE:
+            raise httpx.ReadTimeout("injected: timed out before the engine applied the request", request=request)
+        if kind is FaultKind.RESET:
+            raise httpx.ConnectError("injected: connection reset", request=request)
+        if kind is FaultKind.STATUS:
+            return self.server_error(fault.status)
+        if kind is FaultKind.RATE_LIMIT:
+            response = self.server_error(429)
+            if fault.retry_after is not None:
+                response.headers["Retry-After"] = str(int(fault.retry_after))
+            return response
+        if kind is FaultKind.MALFORMED:
+            return httpx.Response(200, content=b"{not json", headers={"Content-Type": "application/json"})
+        if kind is FaultKind.ERROR_BODY:
+            return self.error_body(route.name)
+        return None  # TIMEOUT_AFTER: applied below, then the response is lost
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(status, json=payload, headers=headers)
+
+
+# ---------------------------------------------------------------------------------------------
+# Serving a fake (or any handler) over real HTTP, for demos, benchmarks and deadline tests
+# ---------------------------------------------------------------------------------------------
+
+
+class ServedEngine:
+    """A handler served on 127.0.0.1 in a background thread. Use as a context manager."""
+
+    def __init__(self, handler: Callable[[httpx.Request], httpx.Response], port: int = 0) -> None:
+        outer = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                content = self.rfile.read(length) if length else b""
+                request = httpx.Request(
+                    self.command,
+                    f"http://{self.headers.get('Host', 'localhost')}{self.path}",
+                    headers=list(self.headers.items()),
+                    content=content,
+                )
+                try:
+                    response = outer.handler(request)
+                except httpx.TimeoutException:
+                    self.close_connection = True
+                    return  # say nothing: the client's own timeout fires
+                except httpx.TransportError:
+                    self.close_connection = True
+                    return
+                response.read()
+                self.send_response(response.status_code)
+                for key, value in response.headers.items():
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(response.content)))
+                self.end_headers()
+                self.wfile.write(response.content)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+                pass
+
+        self.handler = handler
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> ServedEngine:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def serve(handler: Callable[[httpx.Request], httpx.Response], port: int = 0) -> ServedEngine:
+    """Serve ``handler`` (e.g. ``fake.handle``) over real HTTP on 127.0.0.1."""
+    return ServedEngine(handler, port)
