@@ -48,7 +48,7 @@ from .errors import (
     RateLimitedError,
 )
 from .flows import CallContext, EngineRequest, Flow
-from .scrub import get_logger, scrub_text
+from .scrub import get_logger, scrub_text, scrubbing
 
 log = get_logger("loyaltykit.http")
 # httpx and httpcore log full URLs (query strings may hold an e-mail): scrub their records too.
@@ -333,6 +333,10 @@ class SyncRunner:
         self.client.close()
 
     def run(self, flow: Flow[T], ctx: CallContext) -> T:
+        with scrubbing(ctx.scrub_values):
+            return self._run(flow, ctx)
+
+    def _run(self, flow: Flow[T], ctx: CallContext) -> T:
         try:
             request = next(flow)
             while True:
@@ -401,6 +405,10 @@ class AsyncRunner:
         await self.client.aclose()
 
     async def run(self, flow: Flow[T], ctx: CallContext) -> T:
+        with scrubbing(ctx.scrub_values):
+            return await self._run(flow, ctx)
+
+    async def _run(self, flow: Flow[T], ctx: CallContext) -> T:
         try:
             request = next(flow)
             while True:

@@ -12,10 +12,13 @@ Two layers:
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
 
@@ -32,10 +35,28 @@ _PATTERNS = [
         r"\1" + MASK,
     ),
     (re.compile(r"(?i)\b(Basic|Bearer)\s+[A-Za-z0-9._~+/=!-]+"), r"\1 " + MASK),
-    (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), MASK),  # e-mail
+    (re.compile(r"[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), MASK),  # e-mail, raw or URL-encoded
     (re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)"), MASK),  # card-like numbers
-    (re.compile(r"\+\d[\d ()-]{6,}\d"), MASK),  # international phone numbers
+    (re.compile(r"(?:\+|%2B)\d[\d ()-]{6,}\d"), MASK),  # international phone numbers, raw or URL-encoded
 ]
+
+# Identifiers of the call in progress (set by the runner), masked in every record logged meanwhile,
+# including httpx's own request lines.
+_call_values: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("loyaltykit_scrub", default=())
+
+
+@contextmanager
+def scrubbing(values: Iterable[str]) -> Iterator[None]:
+    """Mask ``values`` (and their URL-encoded forms) in anything logged inside the block."""
+    expanded: set[str] = set()
+    for value in values:
+        if value and len(value) >= _MIN_KNOWN:
+            expanded.update({value, quote(value, safe=""), quote_plus(value)})
+    token = _call_values.set(tuple(expanded))
+    try:
+        yield
+    finally:
+        _call_values.reset(token)
 
 _lock = threading.Lock()
 _known: set[str] = set()
@@ -58,8 +79,9 @@ def scrub_text(text: str | None, extra: Iterable[str] = ()) -> str:
     """Return ``text`` with registered secrets, ``extra`` values and PII patterns masked."""
     if not text:
         return text or ""
+    candidates = [*extra, *_call_values.get()]
     with _lock:
-        known = sorted(_known.union(v for v in extra if v and len(v) >= _MIN_KNOWN), key=len, reverse=True)
+        known = sorted(_known.union(v for v in candidates if v and len(v) >= _MIN_KNOWN), key=len, reverse=True)
     for value in known:
         if value in text:
             text = text.replace(value, MASK)
