@@ -18,9 +18,10 @@ An in-process engine (the embedded one) writes flows that yield nothing: they co
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -85,3 +86,18 @@ def run_in_process(flow: Flow[T]) -> T:
         return stop.value
     flow.close()
     raise RuntimeError(f"in-process flow yielded an HTTP request: {request.method} {request.path}")
+
+
+def in_process(fn: Callable[..., T]) -> Callable[..., Flow[T]]:
+    """Turn a plain method into a flow that does its work when driven, not when created.
+
+    The async facade creates the flow on the event loop and drives in-process flows in a worker
+    thread; a lazy body keeps blocking work (database I/O) off the loop.
+    """
+
+    @functools.wraps(fn)
+    def flow(*args: Any, **kwargs: Any) -> Flow[T]:
+        return fn(*args, **kwargs)
+        yield  # unreachable: makes this a generator function
+
+    return flow

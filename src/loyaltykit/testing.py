@@ -160,6 +160,10 @@ class EngineHarness(Protocol):
 
     def close(self) -> None: ...
 
+    # Optional: ``broken_adapters() -> dict[str, Callable[[], EngineAdapter]]`` — adapters broken on
+    # purpose (e.g. "burns_twice_on_retry", "drops_idempotency_key", "swallows_error_body"), each
+    # configured against this harness's fake. The suite's self-test runs against them and must fail.
+
 
 # ---------------------------------------------------------------------------------------------
 # Fake engine base
