@@ -95,6 +95,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _utc(value: datetime) -> datetime:
+    # JSON keeps UTC offsets to the minute only; historical zones (LMT) have seconds in theirs.
+    # Storing aware timestamps in UTC keeps the instant exact through a JSON round trip.
+    return value.astimezone(UTC) if value.tzinfo is not None else value
+
+
+Timestamp = Annotated[datetime, AfterValidator(_utc)]
+
+
 # ---------------------------------------------------------------------------------------------
 # Customers
 # ---------------------------------------------------------------------------------------------
@@ -277,7 +286,7 @@ class Basket(KitModel):
     channel: Ident | None = None
     store_id: Ident | None = None
     coupon_codes: Annotated[tuple[Code, ...], Field(max_length=MAX_CODES)] = ()
-    created_at: datetime | None = None
+    created_at: Timestamp | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Basket:
@@ -387,7 +396,7 @@ class Offer(KitModel):
     amount: Money | None = None
     sku: str | None = None
     code: str | None = None
-    expires_at: datetime | None = None
+    expires_at: Timestamp | None = None
     applicable: bool = True
 
 
@@ -590,7 +599,7 @@ class Order(KitModel):
     discount_total: Money | None = None
     voucher_codes: Annotated[tuple[Code, ...], Field(max_length=MAX_CODES)] = ()
     receipts: tuple[Receipt, ...] = ()
-    placed_at: datetime = Field(default_factory=utcnow)
+    placed_at: Timestamp = Field(default_factory=utcnow)
     channel: Ident | None = None
     store_id: Ident | None = None
     idempotency_key: IdempotencyKey | None = None
