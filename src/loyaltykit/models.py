@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from .money import Money, is_currency, to_decimal, total
+from .money import MAX_AMOUNT, Money, is_currency, to_decimal, total
 
 MAX_LINES = 500
 MAX_QUANTITY = Decimal(10_000)
@@ -265,6 +265,7 @@ class Line(KitModel):
 
 def _check_lines(lines: Iterable[Line], currency: str) -> None:
     seen: set[str] = set()
+    subtotal = Decimal(0)
     for index, line in enumerate(lines):
         if line.unit_price.currency != currency:
             raise ValueError(
@@ -273,6 +274,11 @@ def _check_lines(lines: Iterable[Line], currency: str) -> None:
         if line.id in seen:
             raise ValueError(f"lines.{index}.id: duplicate line id")
         seen.add(line.id)
+        # Each line is within limits, yet together they may not be: refuse here rather than let
+        # ``subtotal`` (and every quote built on it) fail later on an accepted basket.
+        subtotal += line.unit_price.amount * line.quantity
+        if subtotal > MAX_AMOUNT:
+            raise ValueError(f"lines: the subtotal exceeds the kit's limit of {MAX_AMOUNT}")
 
 
 class Basket(KitModel):
