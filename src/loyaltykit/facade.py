@@ -87,11 +87,12 @@ def invalid_from_pydantic(exc: pydantic.ValidationError, prefix: str) -> Invalid
     first = exc.errors(include_url=False, include_input=False)[0]
     loc = ".".join(str(part) for part in (prefix, *first["loc"]) if part != "")
     message = str(first["msg"]).removeprefix("Value error, ")
-    # Model-level validators put the field path at the start of their message ("lines.1.id: ...").
-    if ": " in message and not first["loc"]:
+    # Model-level validators put the field path at the start of their message ("lines.1.id: ..."),
+    # relative to the model that raised it, which may be nested (``redemption.basket``).
+    if ": " in message and first["type"] == "value_error":
         head, _, tail = message.partition(": ")
         if head.replace(".", "").replace("_", "").isalnum():
-            loc = f"{prefix}.{head}"
+            loc = f"{loc}.{head}"
             message = tail
     return InvalidRequestError(f"{loc}: {message}", field=loc)
 
