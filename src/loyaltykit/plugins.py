@@ -61,6 +61,17 @@ def make_plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
+def _claimant(impl: Any) -> str:
+    """A readable name for a hook implementation's plugin (pluggy names unnamed objects by id())."""
+    name = impl.plugin_name
+    if not name.isdigit():
+        return name
+    plugin = impl.plugin
+    if isinstance(plugin, EngineAdapter):
+        return f"adapter:{plugin.name}"
+    return getattr(plugin, "__name__", None) or type(plugin).__qualname__
+
+
 def check_routing(pm: pluggy.PluginManager) -> EngineAdapter:
     """Exactly one non-wrapper implementation per operation hook, all from one engine adapter.
 
@@ -77,7 +88,7 @@ def check_routing(pm: pluggy.PluginManager) -> EngineAdapter:
         if not claimants:
             raise ConfigError(f"no engine adapter answers {name}: install or select one (setting 'engine')")
         if len(claimants) > 1:
-            names = ", ".join(sorted(impl.plugin_name for impl in claimants))
+            names = ", ".join(sorted(_claimant(impl) for impl in claimants))
             raise ConfigError(
                 f"{len(claimants)} plugins claim {name} ({names}): exactly one engine adapter may "
                 "answer it; observers must use @hookimpl(wrapper=True)"
