@@ -377,8 +377,8 @@ class SyncRunner:
         raise exchange.deadline_error()  # pragma: no cover - tenacity always returns or raises
 
     def _once(self, exchange: _Exchange, attempt: int) -> httpx.Response:
+        built = exchange.build(self.client)  # may refuse (deadline spent) before taking the breaker's trial
         exchange.admit()
-        built = exchange.build(self.client)
         started = time.monotonic()
         sent_before, exchange.sent = exchange.sent, True
         try:
@@ -449,8 +449,8 @@ class AsyncRunner:
         raise exchange.deadline_error()  # pragma: no cover
 
     async def _once(self, exchange: _Exchange, attempt: int) -> httpx.Response:
+        built = exchange.build(self.client)  # may refuse (deadline spent) before taking the breaker's trial
         exchange.admit()
-        built = exchange.build(self.client)
         started = time.monotonic()
         sent_before, exchange.sent = exchange.sent, True
         try:
@@ -460,6 +460,9 @@ class AsyncRunner:
         except TimeoutError as exc:
             exchange.record(started, None, exc, attempt)
             raise httpx.ReadTimeout("deadline reached while waiting for the engine") from exc
+        except asyncio.CancelledError as exc:  # the caller gave up: release a half-open trial
+            exchange.record(started, None, exc, attempt)
+            raise
         except httpx.HTTPError as exc:
             if _is_not_sent(exc):
                 exchange.sent = sent_before
