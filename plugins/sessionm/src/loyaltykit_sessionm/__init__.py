@@ -1,0 +1,3 @@
+"""SessionM adapter for loyaltykit."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,396 @@
+"""The SessionM adapter: which calls, in which order, with which keys. Mapping is in transformers.
+
+Families and services: ``core`` (customer profiles), ``connect`` (offers wallet, points), ``pos``
+(look-up with a basket, lock/unlock/redeem/reinstate, send_transaction). Each has its own Basic
+credentials. Engine-side idempotency:
+
+* POS ``request_id`` = UUIDv5 of the kit key (+ operation): a repeat replays the stored answer;
+* Connect spend ``idempotency_id`` = UUIDv5 of the kit key: the engine de-duplicates the spend.
+
+Only those writes carry ``idempotency_key=`` for the runner; the Connect ``deposit`` has no
+documented de-duplication, so a lost answer to it surfaces as ``OutcomeUnknownError``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Generator
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from loyaltykit import (
+    Balance,
+    BalanceKind,
+    Capabilities,
+    CodeResult,
+    CodeStatus,
+    EngineAdapter,
+    EngineClientConfig,
+    EngineRequest,
+    Evaluation,
+    ExportReport,
+    ExportStatus,
+    IdentifierKind,
+    OrderExportResult,
+    Receipt,
+    ReversalKind,
+    ReversalResult,
+    Service,
+)
+from loyaltykit.auth import BasicAuth
+from loyaltykit.errors import (
+    AuthFailedError,
+    CircuitOpenError,
+    ConfigError,
+    EngineTimeoutError,
+    EngineUnavailableError,
+    LoyaltyError,
+    MalformedResponseError,
+    NotSupportedError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    VoucherNotOwnedError,
+)
+from loyaltykit.scrub import register_secret
+
+from . import __version__
+from . import transformers as tf
+from .settings import SessionMSettings
+
+_RETRY_LATER = (OutcomeUnknownError, EngineUnavailableError, EngineTimeoutError, RateLimitedError, MalformedResponseError)
+
+Sub = Generator[EngineRequest, httpx.Response, Any]
+
+
+class SessionMAdapter(EngineAdapter):
+    """SessionM over its Core, Connect and POS APIs."""
+
+    name = "sessionm"
+    version = __version__
+    capabilities = Capabilities(
+        identify_by=frozenset(
+            {IdentifierKind.EMAIL, IdentifierKind.EXTERNAL_ID, IdentifierKind.PHONE, IdentifierKind.CARD}
+        ),
+        evaluate=True,
+        wallet_offers=True,
+        redeem_voucher=True,
+        reserve_voucher=True,
+        spend=frozenset({BalanceKind.POINTS}),
+        export_orders=True,
+        cancel=True,
+    )
+    settings_model = SessionMSettings
+
+    def __init__(self, settings: SessionMSettings | dict[str, Any] | None = None) -> None:
+        super().__init__(settings)
+        s: SessionMSettings = self.settings
+        register_secret(s.core_api_key.get_secret_value())  # it is a path segment of Core URLs
+        # The tenant has one currency (transactions carry none); "redeem" mode burns, never reserves.
+        self.capabilities = type(self).capabilities.model_copy(
+            update={"currencies": frozenset({s.currency}), "reserve_voucher": s.redeem_mode == "lock"}
+        )
+
+    def client_config(self) -> EngineClientConfig:
+        s: SessionMSettings = self.settings
+        return EngineClientConfig(
+            engine=self.name,
+            services={
+                "core": Service(s.core_base_url, BasicAuth(s.core_api_key.get_secret_value(), s.core_api_secret)),
+                "connect": Service(s.connect_base_url, BasicAuth(s.connect_key, s.connect_secret)),
+                "pos": Service(s.pos_base_url, BasicAuth(s.pos_key, s.pos_secret)),
+            },
+            connect_timeout=s.connect_timeout,
+            read_timeout=s.read_timeout,
+        )
+
+    # -- request builders ------------------------------------------------------------------------
+    def _core_get(self, path: str, route: str, params: dict[str, str] | None = None) -> EngineRequest:
+        key = quote(self.settings.core_api_key.get_secret_value(), safe="")
+        return EngineRequest("GET", f"/priv/v1/apps/{key}/{path}", service="core", params=params, route=route)
+
+    def _connect(self, path: str, body: dict[str, Any], route: str, *, write: bool = False,
+                 idempotency_key: str | None = None) -> EngineRequest:
+        return EngineRequest(
+            "POST",
+            path,
+            service="connect",
+            json={"retailer_id": self.settings.retailer_id, **body},
+            write=write,
+            idempotency_key=idempotency_key,
+            route=route,
+        )
+
+    def _pos(self, operation: str, payload: dict[str, Any], route: str, request_id: str, *,
+             write: bool = False, idempotency_key: str | None = None) -> EngineRequest:
+        return EngineRequest(
+            "POST",
+            f"/api/2.0/{operation}",
+            service="pos",
+            json=tf.pos_envelope(self.settings, request_id, payload),
+            write=write,
+            idempotency_key=idempotency_key,
+            route=route,
+        )
+
+    # -- seams: idempotency and classification (the broken test adapters override these) ---------
+    def _request_id(self, key: str, purpose: str) -> str:
+        return tf.derived_id(key, purpose)
+
+    def _runner_key(self, key: str) -> str | None:
+        return key
+
+    def _send_write(self, build: Callable[[str], EngineRequest], key: str, purpose: str) -> Sub:
+        """Send a de-duplicated write; the runner retries it with the same engine id."""
+        return (yield build(self._request_id(key, purpose)))
+
+    def _core_result(self, response: httpx.Response) -> dict[str, Any]:
+        return tf.core_result(response.status_code, response.content, self.settings.error_codes)
+
+    def _connect_payload(self, response: httpx.Response) -> dict[str, Any]:
+        return tf.connect_payload(response.status_code, response.content, self.settings.error_codes)
+
+    def _pos_payload(self, response: httpx.Response) -> dict[str, Any]:
+        return tf.pos_payload(response.status_code, response.content, self.settings.error_codes)
+
+    # -- identify --------------------------------------------------------------------------------
+    def identify(self, identifier, ctx):
+        s: SessionMSettings = self.settings
+        kind, value = identifier.kind, identifier.value
+        if kind is IdentifierKind.EXTERNAL_ID:
+            request = self._core_get(f"external/users/{quote(value, safe='')}", "identify", tf.CORE_USER_QUERY)
+        elif kind is IdentifierKind.EMAIL and s.identify_email_via == "core":
+            request = self._core_get("users/search", "identify", {"email": value})
+        else:
+            criteria = {
+                IdentifierKind.EMAIL: ("email", value),
+                IdentifierKind.PHONE: ("phone", re.sub(r"\D", "", value)),  # the POS wants digits only
+                IdentifierKind.CARD: ("external_customer_id", value),
+            }[kind]
+            # A read: a fresh request_id per call is right (a repeat would replay a stale answer).
+            request = self._pos("lookup", {criteria[0]: criteria[1]}, "identify", tf.derived_id(ctx.request_id, "lookup"))
+        response = yield request
+        try:
+            if request.service == "core":
+                user = self._core_result(response).get("user")
+            else:
+                user = self._pos_payload(response).get(s.lookup_user_key)
+        except LoyaltyError as exc:
+            if tf.is_not_found(exc):
+                return None
+            raise
+        return tf.customer_from_user(user, s)
+
+    # -- evaluate --------------------------------------------------------------------------------
+    def evaluate_basket(self, basket, ctx):
+        s: SessionMSettings = self.settings
+        if basket.customer_id is None:
+            # SessionM offers live in a member's wallet: a guest basket has nothing to look up.
+            return Evaluation(
+                engine=self.name,
+                basket_id=basket.id,
+                currency=basket.currency,
+                subtotal=basket.subtotal,
+                codes=tuple(
+                    CodeResult(code=c, status=CodeStatus.REJECTED, reason="voucher_not_found",
+                               message="wallet offers need an identified customer")
+                    for c in basket.coupon_codes
+                ),
+            )
+        user_id = basket.customer_id
+        transaction = tf.transaction_from_basket(basket, basket.id, s)
+        lookup = yield self._pos(
+            "lookup", {"user_id": user_id, "transaction": transaction}, "evaluate", tf.derived_id(ctx.request_id, "lookup")
+        )
+        eligible = tf.eligible_discounts(self._pos_payload(lookup), basket, s)
+        wallet_response = yield self._connect(
+            "/offers/api/2.0/offers/get_user_offers",
+            {"user_id": user_id, "skip": 0, "take": 1000, "include_pending_extended_data": False, "culture": s.culture},
+            "wallet",
+        )
+        wallet = tf.wallet_offers(self._connect_payload(wallet_response), s, eligible=eligible.keys())
+        balances = yield self._connect(
+            "/incentives/api/1.0/user_points/all_balances", {"user_id": user_id, "culture": s.culture}, "lookup"
+        )
+        points, _ = tf.points_from_balances(self._connect_payload(balances), s)
+        discounts, codes = tf.code_results(basket.coupon_codes, eligible, [o.code or o.id for o in wallet])
+        return Evaluation(
+            engine=self.name,
+            basket_id=basket.id,
+            currency=basket.currency,
+            customer_id=user_id,
+            subtotal=basket.subtotal,
+            discounts=discounts,
+            spendable=(Balance(kind=BalanceKind.POINTS, name="points", points=max(points, Decimal(0))),),
+            wallet=wallet,
+            codes=codes,
+        )
+
+    # -- redeem ----------------------------------------------------------------------------------
+    def redeem_voucher(self, redemption, ctx):
+        s: SessionMSettings = self.settings
+        key = ctx.idempotency_key or redemption.key
+        if redemption.basket is not None:
+            transaction = tf.transaction_from_basket(redemption.basket, redemption.order_ref, s)
+        else:
+            transaction = {"transaction_id": redemption.order_ref, "is_closed": False, "is_voided": False,
+                           "subtotal": 0, "items": [], "payments": [], "discounts": []}
+        lock = s.redeem_mode == "lock"
+        operation = "lock" if lock else "redeem"
+        payload = {"offer_lookup_code": redemption.code, "offer_lookup_type": s.offer_lookup_type,
+                   "transaction": transaction}
+
+        def build(request_id: str) -> EngineRequest:
+            return self._pos(operation, payload, "redeem", request_id, write=True, idempotency_key=self._runner_key(key))
+
+        response = yield from self._send_write(build, key, operation)
+        discount = self._pos_payload(response)
+        owner = discount.get("user_id")
+        if redemption.customer_id and owner and str(owner) != redemption.customer_id:
+            # Another member's offer: give it straight back (keyed, so safe to repeat), then refuse.
+            yield from self._release(redemption.code, key, "foreign", unlock=lock)
+            raise VoucherNotOwnedError("the offer belongs to another customer", engine=self.name)
+        return tf.redemption_from_discount(discount, redemption.code, key, s, reserved=lock)
+
+    def _release(self, user_offer_id: str, key: str, purpose: str, *, unlock: bool) -> Sub:
+        operation = "unlock" if unlock else "reinstate"
+        payload = {"user_offer_id": user_offer_id, "employee_id": self.settings.employee_id}
+
+        def build(request_id: str) -> EngineRequest:
+            route = "release" if unlock else "reverse"
+            return self._pos(operation, payload, route, request_id, write=True, idempotency_key=self._runner_key(key))
+
+        response = yield from self._send_write(build, key, f"{operation}:{purpose}:{user_offer_id}")
+        self._pos_payload(response)
+
+    # -- points ----------------------------------------------------------------------------------
+    def _point_account(self, user_id: str) -> Sub:
+        s: SessionMSettings = self.settings
+        if s.point_account_id:
+            return s.point_account_id
+        response = yield self._connect(
+            "/incentives/api/1.0/user_points/all_balances", {"user_id": user_id, "culture": s.culture}, "lookup"
+        )
+        _, account = tf.points_from_balances(self._connect_payload(response), s)
+        return account
+
+    def _spend_multiple(self, user_id: str, points: Decimal, account: str | None, key: str, order_ref: str,
+                        *, purpose: str, is_return: bool, route: str) -> Sub:
+        s: SessionMSettings = self.settings
+
+        def build(idempotency_id: str) -> EngineRequest:
+            body = tf.spend_request(s, user_id=user_id, points=points, point_account_id=account, key=key,
+                                    order_ref=order_ref, idempotency_id=idempotency_id, is_return=is_return)
+            body.pop("retailer_id")  # _connect puts it first
+            return self._connect("/incentives/api/1.0/user_points/spend_multiple", body, route, write=True,
+                                 idempotency_key=self._runner_key(key))
+
+        response = yield from self._send_write(build, key, purpose)
+        return tf.spend_detail(self._connect_payload(response), s.error_codes)
+
+    def spend_cashback(self, spend, ctx):
+        if spend.kind is not BalanceKind.POINTS or spend.points is None:
+            raise NotSupportedError("SessionM spends points only", engine=self.name, operation="spend_cashback")
+        key = ctx.idempotency_key or spend.key
+        account = yield from self._point_account(spend.customer_id)
+        detail = yield from self._spend_multiple(spend.customer_id, spend.points, account, key, spend.order_ref,
+                                                 purpose="spend", is_return=False, route="spend")
+        return tf.spend_result(detail, spend.points, key)
+
+    # -- export ----------------------------------------------------------------------------------
+    def export_orders(self, orders, ctx):
+        s: SessionMSettings = self.settings
+        results: list[OrderExportResult] = []
+        for order in orders:
+            key = order.key
+            transaction = tf.transaction_from_order(order, s)
+
+            def build(request_id: str, transaction: dict[str, Any] = transaction, key: str = key) -> EngineRequest:
+                return self._pos("send_transaction", transaction, "export", request_id, write=True,
+                                 idempotency_key=self._runner_key(key))
+
+            try:
+                response = yield from self._send_write(build, key, "send_transaction")
+                payload = self._pos_payload(response)
+            except (AuthFailedError, ConfigError, CircuitOpenError):
+                raise  # the whole batch stays queued (the facade reports it retry_later or raises)
+            except _RETRY_LATER as exc:
+                results.append(OrderExportResult(order_ref=order.ref, status=ExportStatus.RETRY_LATER,
+                                                 reason=exc.message, error_code=exc.code))
+            except LoyaltyError as exc:
+                results.append(OrderExportResult(order_ref=order.ref, status=ExportStatus.REJECTED,
+                                                 reason=exc.message, error_code=exc.engine_code or exc.code))
+            else:
+                ref = payload.get("transaction_id") or order.ref
+                results.append(OrderExportResult(order_ref=order.ref, status=ExportStatus.ACCEPTED, engine_ref=str(ref)))
+        return ExportReport(engine=self.name, results=tuple(results))
+
+    # -- reverse ---------------------------------------------------------------------------------
+    def reverse(self, reversal, ctx):
+        s: SessionMSettings = self.settings
+        if reversal.kind is not ReversalKind.CANCEL:
+            raise NotSupportedError("SessionM returns are UNCONFIRMED on the wire; refunds are not supported",
+                                    engine=self.name, operation="reverse")
+        order = reversal.order
+        key = ctx.idempotency_key or reversal.key
+        redemptions = tf.redemption_receipts(order)
+        spends = [r for r in order.receipts
+                  if r.engine == self.name and r.operation == "spend_cashback" and r.points]
+        # Refuse before any write, so a cancel never half-happens for a missing setting.
+        if spends and s.points_return == "none":
+            raise NotSupportedError("returning spent points needs the points_return setting",
+                                    engine=self.name, operation="reverse")
+        if spends and not order.customer_id:
+            raise NotSupportedError("returning spent points needs the order's customer_id",
+                                    engine=self.name, operation="reverse")
+        if reversal.exported and not s.void_on_cancel:
+            raise NotSupportedError("cancelling an exported order needs the void_on_cancel setting",
+                                    engine=self.name, operation="reverse")
+        reinstated: list[str] = []
+        for receipt in redemptions:
+            assert receipt.code is not None
+            unlock = s.redeem_mode == "lock" and not reversal.exported
+            yield from self._release(receipt.code, key, "cancel", unlock=unlock)
+            reinstated.append(receipt.code)
+        returned = Decimal(0)
+        receipts: list[Receipt] = []
+        for receipt in spends:
+            assert receipt.points is not None and order.customer_id is not None
+            account = yield from self._point_account(order.customer_id)
+            if s.points_return == "spend_is_return":
+                detail = yield from self._spend_multiple(
+                    order.customer_id, receipt.points, account, key, order.ref,
+                    purpose=f"return:{receipt.idempotency_key}", is_return=True, route="reverse",
+                )
+                ref = detail.get("tracking_id") or detail.get("idempotency_id")
+            else:
+                # No documented de-duplication for deposits: unkeyed, a lost answer is OutcomeUnknown.
+                response = yield self._connect(
+                    "/incentives/api/2.0/user_points/deposit",
+                    {k: v for k, v in tf.deposit_request(s, user_id=order.customer_id, points=receipt.points,
+                                                         point_account_id=account).items() if k != "retailer_id"},
+                    "reverse",
+                    write=True,
+                )
+                self._connect_payload(response)
+                ref = None
+            returned += receipt.points
+            receipts.append(Receipt(operation="reverse", engine=self.name, idempotency_key=key,
+                                    engine_ref=str(ref) if ref else None, points=receipt.points))
+        if reversal.exported:
+            voided = tf.transaction_from_order(order, s, voided=True)
+
+            def build(request_id: str) -> EngineRequest:
+                return self._pos("send_transaction", voided, "reverse", request_id, write=True,
+                                 idempotency_key=self._runner_key(key))
+
+            response = yield from self._send_write(build, key, "void")
+            self._pos_payload(response)
+        return ReversalResult(
+            order_ref=order.ref,
+            kind=ReversalKind.CANCEL,
+            points_returned=returned,
+            vouchers_reinstated=tuple(reinstated),
+            receipts=tuple(receipts),
+        )

@@ -1,0 +1,127 @@
+"""Settings of the SessionM adapter (``LOYALTYKIT_SESSIONM_*`` or ``[engines.sessionm]``).
+
+Every wire detail the public sources leave UNCONFIRMED is a setting here, with the default the
+README explains. Credentials are ``SecretStr``; the Core API key is one too, because it is also a
+path segment of every Core URL.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from loyaltykit.money import is_currency
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Engine error code (or Connect error text) -> kit error code. Core codes are documented; the
+#: Connect and POS ones are not (UNCONFIRMED), hence a setting.
+DEFAULT_ERROR_CODES: dict[str, str] = {
+    # Core, documented
+    "user_not_found": "customer_not_found",
+    "not_found": "customer_not_found",
+    "requires_registered_user": "customer_not_found",
+    "invalid_api_key": "auth_failed",
+    "invalid_auth_token": "auth_failed",
+    "access_denied": "auth_failed",
+    "https_only": "config_error",
+    "missing_data": "invalid_request",
+    "validation": "invalid_request",
+    "argument_error": "invalid_request",
+    "not_available": "engine_unavailable",
+    "internal_server_error": "engine_unavailable",
+    # POS / Connect, UNCONFIRMED
+    "pending_processing": "outcome_unknown",
+    "offer_not_found": "voucher_not_found",
+    "user_offer_not_found": "voucher_not_found",
+    "offer_expired": "voucher_expired",
+    "offer_not_active": "voucher_expired",
+    "offer_already_redeemed": "voucher_already_redeemed",
+    "offer_locked": "voucher_already_redeemed",
+    "offer_not_applicable": "voucher_conditions_not_met",
+    "insufficient_points": "insufficient_balance",
+    "insufficient_balance": "insufficient_balance",
+}
+
+
+class SessionMSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOYALTYKIT_SESSIONM_", extra="forbid")
+
+    # -- the three API families: base URLs and Basic credentials ------------------------------
+    core_base_url: str = Field(description="Core host, e.g. https://api-{tenant}.ent-sessionm.com")
+    core_api_key: SecretStr = Field(description="Core API key: Basic user name and a path segment.")
+    core_api_secret: SecretStr = Field(description="Core S2S API secret (Basic password).")
+    connect_base_url: str = Field(description="Connect host, e.g. https://domains-{env}.ent-sessionm.com")
+    connect_key: str = Field(description="Connect Basic user name.")
+    connect_secret: SecretStr
+    pos_base_url: str = Field(description="POS host, e.g. https://cloudpos-{env}.ent-sessionm.com")
+    pos_key: str = Field(description="POS Basic user name (per client and/or location).")
+    pos_secret: SecretStr
+
+    # -- tenant ---------------------------------------------------------------------------------
+    retailer_id: str = Field(min_length=1, description="Tenant GUID carried by every Connect body.")
+    store_id: str = Field(min_length=1, description="POS envelope store_id.")
+    client_id: str | None = Field(default=None, description="POS envelope client_id; default: retailer_id.")
+    culture: str = "en-US"
+    currency: str = Field(default="USD", description="The tenant's currency; SessionM amounts carry none.")
+
+    # -- points ---------------------------------------------------------------------------------
+    point_account_id: str | None = Field(default=None, description="Spend from this point account.")
+    point_account_label: str | None = Field(
+        default="Spend", description="Else pick the account with this grouping_label (as client code does)."
+    )
+
+    # -- flow choices ---------------------------------------------------------------------------
+    identify_email_via: Literal["core", "pos"] = "core"
+    redeem_mode: Literal["lock", "redeem"] = "lock"
+    points_return: Literal["none", "deposit", "spend_is_return"] = "none"
+    points_return_source_id: str | None = Field(default=None, description="point_source_id for deposits.")
+    void_on_cancel: bool = Field(default=False, description="Cancel an exported order with is_voided.")
+    force_spend: bool = False
+
+    # -- UNCONFIRMED wire values ----------------------------------------------------------------
+    offer_type_percent_check: str = "percent_check_discount"
+    offer_type_fixed_check: str = "fixed_amount_check_discount"  # the one confirmed value
+    offer_type_fixed_item: str = "fixed_amount_item_discount"
+    offer_lookup_type: str = "UserOfferId"
+    offer_amount_key: str = "amount"
+    offer_expiry_key: str = "expiration_date"
+    lookup_user_key: str = "user"
+    lookup_offers_key: str = "offers"
+    lookup_discount_key: str = "discount_amount"
+    employee_id: str = "loyaltykit"
+    transaction_channel: str = "ecommerce"
+    payment_type: str = "OTHER"
+    user_id_type: str = "SessionM_ID"
+    spend_reference_type: str = "AppSpend"
+    error_codes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ERROR_CODES))
+
+    # -- HTTP -----------------------------------------------------------------------------------
+    connect_timeout: float = Field(default=3.0, gt=0)
+    read_timeout: float = Field(default=10.0, gt=0)
+
+    @field_validator("core_base_url", "connect_base_url", "pos_base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        if not is_currency(value):
+            raise ValueError(f"unknown ISO 4217 currency {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> SessionMSettings:
+        if self.points_return == "deposit" and not self.points_return_source_id:
+            raise ValueError("points_return='deposit' needs points_return_source_id")
+        return self
+
+    @property
+    def pos_client_id(self) -> str:
+        return self.client_id or self.retailer_id
+
+    def __repr__(self) -> str:  # SecretStr masks secrets already; keep ids out too
+        return f"SessionMSettings(core_base_url={self.core_base_url!r}, store_id={self.store_id!r})"

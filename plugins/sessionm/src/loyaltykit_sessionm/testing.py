@@ -1,0 +1,227 @@
+"""The SessionM harness for the engine-neutral contract suite, and adapters broken on purpose.
+
+``make_harness()`` (entry point ``loyaltykit.harness: sessionm``) returns a fresh harness over a
+fresh :class:`~loyaltykit_sessionm.fake.SessionMFake`. The harness's adapter enables two
+documented settings so the suite can exercise a full cancel: ``points_return="spend_is_return"``
+and ``void_on_cancel=True`` (both default off in production, see the README).
+
+What SessionM has no concept of raises ``NotImplementedError``: open (owner-less) codes, vouchers
+with a usage limit other than one, cashback balances, and free-form promotion rules.
+``expire_token()`` is a no-op: SessionM uses Basic credentials, there is no token to expire.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from loyaltykit import Money
+from loyaltykit.errors import OutcomeUnknownError
+from loyaltykit.flows import EngineRequest
+from loyaltykit.testing import EngineBalances, Fault, OfferSpec, RuleSpec, SeededCustomer, VoucherSpec
+
+from . import transformers as tf
+from .adapter import SessionMAdapter, Sub
+from .fake import SessionMFake
+
+CURRENCY = "USD"
+
+
+def harness_settings(**overrides: Any) -> dict[str, Any]:
+    """Adapter settings matching :class:`SessionMFake`'s defaults (three hosts, one transport)."""
+    settings: dict[str, Any] = {
+        "core_base_url": "https://api-kit.stg-sessionm.com",
+        "core_api_key": "core-key",
+        "core_api_secret": "core-secret",
+        "connect_base_url": "https://domains-kit.stg-sessionm.com",
+        "connect_key": "connect-key",
+        "connect_secret": "connect-secret",
+        "pos_base_url": "https://cloudpos-kit.stg-sessionm.com",
+        "pos_key": "pos-key",
+        "pos_secret": "pos-secret",
+        "retailer_id": "00000000-0000-4000-8000-000000000001",
+        "store_id": "web-store",
+        "currency": CURRENCY,
+        "points_return": "spend_is_return",
+        "void_on_cancel": True,
+    }
+    settings.update(overrides)
+    return settings
+
+
+# ---------------------------------------------------------------------------------------------
+# Adapters broken on purpose: the contract suite's self-test must fail against each
+# ---------------------------------------------------------------------------------------------
+
+
+class BurnsTwiceOnRetry(SessionMAdapter):
+    """After a lost response, re-sends the write with a fresh request_id / idempotency_id."""
+
+    def _runner_key(self, key: str) -> str | None:
+        return None
+
+    def _send_write(self, build: Callable[[str], EngineRequest], key: str, purpose: str) -> Sub:
+        try:
+            return (yield build(self._request_id(key, purpose)))
+        except OutcomeUnknownError:
+            return (yield build(str(uuid.uuid4())))
+
+
+class DropsIdempotencyKey(SessionMAdapter):
+    """A random request_id / idempotency_id per attempt, and no key for the runner."""
+
+    def _runner_key(self, key: str) -> str | None:
+        return None
+
+    def _request_id(self, key: str, purpose: str) -> str:
+        return str(uuid.uuid4())
+
+
+class SwallowsErrorBody(SessionMAdapter):
+    """Trusts HTTP 200: an error envelope is read as success."""
+
+    @staticmethod
+    def _loose(response: httpx.Response) -> dict[str, Any]:
+        try:
+            body = tf.loads(response.content)
+        except Exception:
+            return {}
+        return body if isinstance(body, dict) else {}
+
+    def _core_result(self, response: httpx.Response) -> dict[str, Any]:
+        body = self._loose(response)
+        return body if body.get("user") else {**body, "user": {"id": "unknown"}}
+
+    def _connect_payload(self, response: httpx.Response) -> dict[str, Any]:
+        payload = self._loose(response).get("payload")
+        return payload if isinstance(payload, dict) else {
+            "details": [{"error_status": 0}], "user_offers": [], "summary": {"total_points": 0},
+        }
+
+    def _pos_payload(self, response: httpx.Response) -> dict[str, Any]:
+        payload = self._loose(response).get("payload")
+        return payload if isinstance(payload, dict) else {"amount": 0, "user": {"id": "unknown"}}
+
+
+# ---------------------------------------------------------------------------------------------
+# The harness
+# ---------------------------------------------------------------------------------------------
+
+
+class SessionMHarness:
+    engine = "sessionm"
+    currency = CURRENCY
+
+    def __init__(self, **settings: Any) -> None:
+        self.fake = SessionMFake()
+        self.settings = harness_settings(**settings)
+
+    # -- adapters and transports ---------------------------------------------------------------
+    def make_adapter(self) -> SessionMAdapter:
+        return SessionMAdapter(self.settings)
+
+    def broken_adapters(self) -> dict[str, Callable[[], SessionMAdapter]]:
+        return {
+            "burns_twice_on_retry": lambda: BurnsTwiceOnRetry(self.settings),
+            "drops_idempotency_key": lambda: DropsIdempotencyKey(self.settings),
+            "swallows_error_body": lambda: SwallowsErrorBody(self.settings),
+        }
+
+    def sync_transport(self) -> httpx.BaseTransport:
+        return self.fake.transport()
+
+    def async_transport(self) -> httpx.AsyncBaseTransport:
+        return self.fake.transport()
+
+    # -- seeding -------------------------------------------------------------------------------
+    def create_customer(self, *, identifiers: dict[str, str], tier: str | None = None,
+                        points: Decimal = Decimal(0), cashback: Money | None = None) -> SeededCustomer:
+        if cashback is not None:
+            raise NotImplementedError("SessionM has points accounts, no cashback balance")
+        unknown = set(identifiers) - {"email", "phone", "card", "external_id", "membership"}
+        if unknown:
+            raise NotImplementedError(f"SessionM has no identifier kind {sorted(unknown)}")
+        user = self.fake.add_user(
+            external_id=identifiers.get("external_id") or identifiers.get("membership"),
+            email=identifiers.get("email"),
+            phone=identifiers.get("phone"),
+            card=identifiers.get("card"),
+            tier=tier,
+            points=Decimal(points),
+        )
+        return SeededCustomer(id=user.id, identifiers=dict(identifiers))
+
+    def _amount(self, money: Money | None) -> Decimal | None:
+        if money is None:
+            return None
+        if money.currency != self.currency:
+            raise ValueError(f"the SessionM tenant runs in {self.currency}")
+        return money.amount
+
+    def _offer_type(self, kind: str) -> str:
+        return {
+            "percent": SessionMFake.PERCENT, "percent_off_check": SessionMFake.PERCENT,
+            "fixed": SessionMFake.FIXED, "fixed_off_check": SessionMFake.FIXED,
+            "item": SessionMFake.ITEM, "fixed_off_item": SessionMFake.ITEM,
+        }[kind]
+
+    def issue_voucher(self, spec: VoucherSpec) -> str:
+        if spec.owner_id is None:
+            raise NotImplementedError("SessionM offers are issued to a member; there are no open codes")
+        if spec.usage_limit != 1:
+            raise NotImplementedError("a SessionM user offer is used once; issue one per use")
+        amount = spec.percent if spec.kind == "percent" else self._amount(spec.amount)
+        offer = self.fake.add_offer(offer_type=self._offer_type(spec.kind), name=f"Voucher {spec.kind}",
+                                    amount=amount, sku=spec.sku, min_subtotal=self._amount(spec.min_basket))
+        self.fake.issue(spec.owner_id, offer.offer_id, user_offer_id=spec.code,
+                        valid_from=spec.valid_from, expires_at=spec.expires_at)
+        return spec.code
+
+    def issue_offer(self, customer_id: str, spec: OfferSpec) -> str:
+        amount = spec.percent if spec.kind == "percent_off_check" else self._amount(spec.amount)
+        offer = self.fake.add_offer(offer_type=self._offer_type(spec.kind), name=spec.label,
+                                    amount=amount, sku=spec.sku)
+        return self.fake.issue(customer_id, offer.offer_id).user_offer_id
+
+    def define_earn_rule(self, points_per_unit: Decimal) -> None:
+        # SessionM earns in its rules engine from sent transactions; the fake applies it at once.
+        self.fake.earn_rate = Decimal(points_per_unit)
+
+    def define_rule(self, spec: RuleSpec) -> None:
+        raise NotImplementedError("SessionM promotions are wallet offers; basket rules are not modelled")
+
+    # -- reading back --------------------------------------------------------------------------
+    def balances(self, customer_id: str) -> EngineBalances:
+        return EngineBalances(points=self.fake.points(customer_id), cashback=None)
+
+    def voucher_redemptions(self, code: str) -> int:
+        with self.fake.lock:
+            offer = self.fake.user_offers.get(code)
+            return offer.consumed if offer else 0
+
+    def orders_received(self) -> list[str]:
+        with self.fake.lock:
+            return [t.transaction_id for t in self.fake.transactions]
+
+    def snapshot(self) -> Any:
+        return self.fake.snapshot()
+
+    # -- faults --------------------------------------------------------------------------------
+    def inject(self, route: str, fault: Fault) -> None:
+        self.fake.inject(route, fault)
+
+    def expire_token(self) -> None:
+        """No-op: Basic auth on every family, no token to expire."""
+
+    def request_count(self, route: str | None = None) -> int:
+        return self.fake.request_count(route)
+
+    def close(self) -> None:
+        self.fake.clear_faults()
+
+
+def make_harness() -> SessionMHarness:
+    return SessionMHarness()

@@ -1,0 +1,606 @@
+"""Pure mapping between kit models and SessionM JSON. No I/O here.
+
+Three envelopes, three ways to say "error" (see the reference, section 2):
+
+* Core: ``{"status": "ok", ...}`` or ``{"status": "error", "errors": {"code": ...}}``, often HTTP 200;
+* Connect: ``{"status": "ok", "payload": ...}``; anything else is an error, ``errors: {"error": text}``;
+  per-item failures of batch calls sit in the payload (``error_status`` != 0);
+* POS: ``{"status": "OK", "payload": ...}``; anything else is an error with ``errors``.
+
+JSON numbers are parsed as ``Decimal`` and written from ``Decimal`` (see :func:`wire_number`).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from loyaltykit import (
+    Balance,
+    BalanceKind,
+    Basket,
+    CodeResult,
+    CodeStatus,
+    Customer,
+    Discount,
+    DiscountTarget,
+    Money,
+    Offer,
+    OfferKind,
+    Order,
+    Receipt,
+    RedemptionResult,
+    RedemptionStatus,
+    SpendResult,
+)
+from loyaltykit.errors import (
+    ERROR_CODES,
+    AuthFailedError,
+    EngineError,
+    LoyaltyError,
+    MalformedResponseError,
+    OutcomeUnknownError,
+)
+
+from .settings import SessionMSettings
+
+ENGINE = "sessionm"
+CORE_OK = "ok"
+CONNECT_OK = "ok"
+POS_OK = "OK"
+
+#: Namespace of the engine-side ids derived from kit idempotency keys (request_id, idempotency_id).
+ID_NAMESPACE = uuid.UUID("5e551011-0000-4000-8000-6c6f79616c74")
+
+CORE_USER_QUERY = {"user[user_profile]": "true", "show_identifiers": "true", "expand_incentives": "true"}
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON, numbers and ids
+# ---------------------------------------------------------------------------------------------
+
+
+def loads(content: bytes) -> Any:
+    """Parse a body, numbers as Decimal; a body that is not JSON is a malformed answer."""
+    try:
+        return json.loads(content, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedResponseError("SessionM answered with a body that is not JSON", engine=ENGINE) from None
+
+
+def wire_number(value: Decimal) -> int | float:
+    """A Decimal as a JSON number. httpx cannot encode Decimal; a float is exact here because kit
+    amounts have at most 15 significant digits, and the check below proves it for each value."""
+    if value == value.to_integral_value():
+        return int(value)
+    as_float = float(value)
+    if Decimal(repr(as_float)) != value:
+        raise ValueError("amount has more precision than a JSON number can carry exactly")
+    return as_float
+
+
+def derived_id(key: str, purpose: str) -> str:
+    """A stable UUID for an engine idempotency field, from the kit key: the same key replays."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"{purpose}:{key}"))
+
+
+def timestamp(when: datetime | None = None) -> str:
+    when = (when or datetime.now(UTC)).astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def decimal(value: Any, what: str) -> Decimal:
+    if isinstance(value, bool) or value is None:
+        raise MalformedResponseError(f"SessionM answer lacks a number for {what}", engine=ENGINE)
+    try:
+        return Decimal(str(value)) if not isinstance(value, Decimal) else value
+    except Exception:
+        raise MalformedResponseError(f"SessionM answer has a bad number for {what}", engine=ENGINE) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Error classification
+# ---------------------------------------------------------------------------------------------
+
+
+def _error_code(errors: Any) -> tuple[str | None, str | None]:
+    """(code, message) from an ``errors`` member, whatever its documented or observed shape."""
+    if isinstance(errors, Mapping):
+        code = errors.get("code") or errors.get("error_code") or errors.get("error")
+        message = errors.get("message") or errors.get("error")
+        return (str(code) if code is not None else None, str(message) if message is not None else None)
+    if isinstance(errors, list) and errors:
+        return _error_code(errors[0])
+    if isinstance(errors, str):
+        return errors, errors
+    return None, None
+
+
+def kit_error(
+    family: str,
+    code: str | None,
+    message: str | None,
+    codes: Mapping[str, str],
+    http_status: int = 200,
+) -> LoyaltyError:
+    """The kit error for an engine error code (or error text, matched on known codes)."""
+    kit_code = None
+    if code:
+        lowered = code.strip().lower().replace(" ", "_")
+        kit_code = codes.get(lowered)
+        if kit_code is None:
+            kit_code = next((k for c, k in codes.items() if c in lowered), None)
+    text = f"SessionM {family} refused the request ({code or f'HTTP {http_status}'})"
+    kwargs: dict[str, Any] = {"engine": ENGINE, "engine_code": code, "engine_message": message}
+    if kit_code == "outcome_unknown":
+        return OutcomeUnknownError(f"SessionM {family}: the request is still pending", retryable=True, **kwargs)
+    if kit_code is None and http_status in (401, 403):
+        return AuthFailedError(f"SessionM {family} refused the credentials (HTTP {http_status})", **kwargs)
+    cls = ERROR_CODES.get(kit_code or "", EngineError)
+    return cls(text, **kwargs)
+
+
+def _body(status_code: int, content: bytes, family: str, codes: Mapping[str, str]) -> dict[str, Any]:
+    if status_code in (401, 403) and not content.strip():
+        raise kit_error(family, None, None, codes, status_code)
+    try:
+        body = loads(content)
+    except MalformedResponseError:
+        if status_code >= 400:
+            raise kit_error(family, None, None, codes, status_code) from None
+        raise
+    if not isinstance(body, dict):
+        raise MalformedResponseError(f"SessionM {family} answered with a non-object body", engine=ENGINE)
+    return body
+
+
+def core_result(status_code: int, content: bytes, codes: Mapping[str, str]) -> dict[str, Any]:
+    """The Core body when ``status`` is ``ok``; the kit error otherwise (HTTP 200 included)."""
+    body = _body(status_code, content, "Core", codes)
+    if status_code < 300 and body.get("status") == CORE_OK:
+        return body
+    code, message = _error_code(body.get("errors"))
+    raise kit_error("Core", code, message, codes, status_code)
+
+
+def connect_payload(status_code: int, content: bytes, codes: Mapping[str, str]) -> dict[str, Any]:
+    """The Connect ``payload`` when ``status`` is ``ok``; the kit error otherwise."""
+    body = _body(status_code, content, "Connect", codes)
+    if status_code < 300 and body.get("status") == CONNECT_OK:
+        payload = body.get("payload")
+        return payload if isinstance(payload, dict) else {}
+    code, message = _error_code(body.get("errors"))
+    raise kit_error("Connect", code, message, codes, status_code)
+
+
+def pos_payload(status_code: int, content: bytes, codes: Mapping[str, str]) -> dict[str, Any]:
+    """The POS ``payload`` (``{}`` when there is none) when ``status`` is ``OK``; else the kit error."""
+    body = _body(status_code, content, "POS", codes)
+    if status_code < 300 and body.get("status") == POS_OK:
+        payload = body.get("payload")
+        return payload if isinstance(payload, dict) else {}
+    code, message = _error_code(body.get("errors"))
+    raise kit_error("POS", code, message, codes, status_code)
+
+
+def is_not_found(exc: LoyaltyError) -> bool:
+    return exc.code == "customer_not_found"
+
+
+# ---------------------------------------------------------------------------------------------
+# Customers and points
+# ---------------------------------------------------------------------------------------------
+
+
+def select_point_account(details: Iterable[Mapping[str, Any]], settings: SessionMSettings) -> Mapping[str, Any] | None:
+    """The point account to read and spend: by id, else by grouping label, else the only one."""
+    accounts = [d for d in details if isinstance(d, Mapping)]
+    if settings.point_account_id:
+        return next((a for a in accounts if str(a.get("point_account_id")) == settings.point_account_id), None)
+    if settings.point_account_label:
+        found = next((a for a in accounts if a.get("grouping_label") == settings.point_account_label), None)
+        if found is not None:
+            return found
+    return accounts[0] if len(accounts) == 1 else None
+
+
+def points_from_balances(payload: Mapping[str, Any], settings: SessionMSettings) -> tuple[Decimal, str | None]:
+    """(available points, point_account_id) from an ``all_balances`` payload or the same shape
+    under ``tier_details.point_account_balances``."""
+    account = select_point_account(payload.get("details") or (), settings)
+    if account is not None:
+        return decimal(account.get("available_balance"), "available_balance"), str(account.get("point_account_id"))
+    summary = payload.get("summary") or {}
+    if "total_points" in summary and not settings.point_account_id:
+        return decimal(summary["total_points"], "total_points"), None
+    raise MalformedResponseError("SessionM reported no point account matching the settings", engine=ENGINE)
+
+
+def customer_from_user(user: Mapping[str, Any], settings: SessionMSettings) -> Customer:
+    """A kit Customer from a Core ``user`` object (also the POS look-up's user)."""
+    if not isinstance(user, Mapping) or not user.get("id"):
+        raise MalformedResponseError("SessionM user has no id", engine=ENGINE)
+    tier = user.get("tier")
+    tier_details = user.get("tier_details") or {}
+    if not tier:
+        levels = tier_details.get("tier_levels") or []
+        if levels and isinstance(levels[0], Mapping):
+            tier = (levels[0].get("tier_overview") or {}).get("name")
+    balances: tuple[Balance, ...] = ()
+    account_balances = tier_details.get("point_account_balances")
+    points: Decimal | None = None
+    if isinstance(account_balances, Mapping):
+        try:
+            points, _ = points_from_balances(account_balances, settings)
+        except MalformedResponseError:
+            points = None
+    if points is None and user.get("available_points") is not None:
+        points = decimal(user["available_points"], "available_points")
+    if points is not None:
+        balances = (Balance(kind=BalanceKind.POINTS, name="points", points=max(points, Decimal(0))),)
+    names = [str(user[k]) for k in ("first_name", "last_name") if user.get(k)]
+    return Customer(
+        id=str(user["id"]),
+        membership_number=str(user["external_id"]) if user.get("external_id") else None,
+        tier=str(tier) if tier else None,
+        status=str(user["account_status"]) if user.get("account_status") else None,
+        balances=balances,
+        email=str(user["email"]) if user.get("email") else None,
+        display_name=" ".join(names) or None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# POS envelope and transactions
+# ---------------------------------------------------------------------------------------------
+
+
+def pos_envelope(settings: SessionMSettings, request_id: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "store_id": settings.store_id,
+        "client_id": settings.pos_client_id,
+        "request_id": request_id,
+        "culture": settings.culture,
+        "request_payload": dict(payload),
+    }
+
+
+def _items(lines: Iterable[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "line_id": line.id,
+            "item_id": line.sku,
+            "quantity": wire_number(line.quantity),
+            "unit_price": wire_number(line.unit_price.amount),
+            "subtotal": wire_number(line.subtotal.amount),
+            "tax_included": 0,
+        }
+        for line in lines
+    ]
+
+
+def transaction_from_basket(basket: Basket, transaction_id: str, settings: SessionMSettings) -> dict[str, Any]:
+    """An open (not closed) POS transaction for look-up and lock."""
+    now = timestamp(basket.created_at)
+    return {
+        "transaction_id": transaction_id,
+        "pos_employee_id": settings.employee_id,
+        "is_closed": False,
+        "is_voided": False,
+        "subtotal": wire_number(basket.subtotal.amount),
+        "tax_total": 0,
+        "open_time": now,
+        "modified_time": now,
+        "channel": settings.transaction_channel,
+        "items": _items(basket.lines),
+        "payments": [],
+        "discounts": [],
+    }
+
+
+def redemption_receipts(order: Order) -> list[Receipt]:
+    return [
+        r for r in order.receipts if r.engine == ENGINE and r.operation == "redeem_voucher" and r.code
+    ]
+
+
+def discount_from_receipt(receipt: Receipt, customer_id: str | None, settings: SessionMSettings) -> dict[str, Any]:
+    """The Discount a lock returned, as ``send_transaction.discounts[]`` carries it back."""
+    discount: dict[str, Any] = {
+        "reference_id": receipt.engine_ref or receipt.code,
+        "reference_id_type": settings.offer_lookup_type,
+        "amount": wire_number(receipt.amount.amount) if receipt.amount else 0,
+        "discounted_line_ids": [],
+    }
+    if customer_id:
+        discount["user_id"] = customer_id
+    return discount
+
+
+def transaction_from_order(order: Order, settings: SessionMSettings, *, voided: bool = False) -> dict[str, Any]:
+    """A closed POS transaction for ``send_transaction``; the customer rides on ``payments[]``."""
+    when = timestamp(order.placed_at)
+    payment: dict[str, Any] = {
+        "payment_id": f"{order.ref}-1",
+        "amount": wire_number(order.total.amount),
+        "type": settings.payment_type,
+        "payment_time": when,
+    }
+    if order.customer_id:
+        payment["user_id"] = order.customer_id
+        payment["user_id_type"] = settings.user_id_type
+    return {
+        "transaction_id": order.ref,
+        "pos_employee_id": settings.employee_id,
+        "is_closed": True,
+        "is_voided": voided,
+        "subtotal": wire_number(order.subtotal.amount),
+        "tax_total": 0,
+        "open_time": when,
+        "modified_time": timestamp() if voided else when,
+        "channel": settings.transaction_channel,
+        "items": _items(order.lines),
+        "payments": [payment],
+        "discounts": [discount_from_receipt(r, order.customer_id, settings) for r in redemption_receipts(order)],
+        "custom_data": {},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Offers: wallet, eligible offers, lock
+# ---------------------------------------------------------------------------------------------
+
+
+def offer_kind(offer_type: Any, settings: SessionMSettings) -> OfferKind:
+    return {
+        settings.offer_type_percent_check: OfferKind.PERCENT_OFF_CHECK,
+        settings.offer_type_fixed_check: OfferKind.FIXED_OFF_CHECK,
+        settings.offer_type_fixed_item: OfferKind.FIXED_OFF_ITEM,
+    }.get(str(offer_type), OfferKind.OTHER)
+
+
+def _datetime(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _offer_id(entry: Mapping[str, Any]) -> str | None:
+    value = entry.get("user_offer_id") or entry.get("offer_id")
+    return str(value) if value else None
+
+
+def wallet_offers(
+    payload: Mapping[str, Any], settings: SessionMSettings, eligible: Iterable[str] = ()
+) -> tuple[Offer, ...]:
+    """Kit offers from a ``get_user_offers`` payload (user offers in ISSUED state)."""
+    eligible = set(eligible)
+    offers = []
+    for entry in payload.get("user_offers") or ():
+        if not isinstance(entry, Mapping):
+            continue
+        ident = _offer_id(entry)
+        if ident is None:
+            continue
+        kind = offer_kind(entry.get("offer_type"), settings)
+        raw_amount = entry.get(settings.offer_amount_key)
+        amount = percent = None
+        if raw_amount is not None and kind is not OfferKind.OTHER:
+            number = decimal(raw_amount, settings.offer_amount_key)
+            if kind is OfferKind.PERCENT_OFF_CHECK:
+                percent = number
+            else:
+                amount = Money.of(number, settings.currency)
+        label = entry.get("title") or entry.get("name")
+        offers.append(
+            Offer(
+                id=ident,
+                kind=kind,
+                label=str(label) if label else None,
+                percent=percent,
+                amount=amount,
+                sku=str(entry["sku"]) if entry.get("sku") else None,
+                code=str(entry["user_offer_id"]) if entry.get("user_offer_id") else None,
+                expires_at=_datetime(entry.get(settings.offer_expiry_key)),
+                applicable=ident in eligible if eligible else True,
+            )
+        )
+    return tuple(offers)
+
+
+def eligible_discounts(
+    payload: Mapping[str, Any], basket: Basket, settings: SessionMSettings
+) -> dict[str, Discount]:
+    """user_offer_id -> Discount, from a POS look-up made with the basket as its transaction."""
+    found: dict[str, Discount] = {}
+    line_ids = {line.id for line in basket.lines}
+    for entry in payload.get(settings.lookup_offers_key) or ():
+        if not isinstance(entry, Mapping) or not entry.get("user_offer_id"):
+            continue
+        raw = entry.get(settings.lookup_discount_key)
+        if raw is None:
+            continue
+        amount = Money.of(decimal(raw, settings.lookup_discount_key), basket.currency)
+        kind = offer_kind(entry.get("offer_type"), settings)
+        lines = [str(i) for i in entry.get("discounted_line_ids") or () if str(i) in line_ids]
+        code = str(entry["user_offer_id"])
+        label = entry.get("name") or entry.get("title") or entry.get("display_name")
+        percent = None
+        if kind is OfferKind.PERCENT_OFF_CHECK and entry.get(settings.offer_amount_key) is not None:
+            percent = decimal(entry[settings.offer_amount_key], settings.offer_amount_key)
+        if kind is OfferKind.FIXED_OFF_ITEM and lines:
+            target, line_id = DiscountTarget.LINE, lines[0]
+        else:
+            target, line_id = DiscountTarget.ORDER, None
+        found[code] = Discount(
+            target=target,
+            amount=amount,
+            line_id=line_id,
+            percent=percent,
+            engine_id=str(entry.get("offer_id") or code),
+            label=str(label) if label else None,
+            code=code,
+        )
+    return found
+
+
+def code_results(
+    codes: Iterable[str], eligible: Mapping[str, Discount], wallet_ids: Iterable[str]
+) -> tuple[tuple[Discount, ...], tuple[CodeResult, ...]]:
+    """Discounts for the basket's codes, and a result per code."""
+    in_wallet = set(wallet_ids)
+    discounts: list[Discount] = []
+    results: list[CodeResult] = []
+    for code in codes:
+        if code in eligible:
+            discounts.append(eligible[code])
+            results.append(CodeResult(code=code, status=CodeStatus.ACCEPTED))
+        elif code in in_wallet:
+            results.append(
+                CodeResult(
+                    code=code,
+                    status=CodeStatus.REJECTED,
+                    reason="voucher_conditions_not_met",
+                    message="the offer does not apply to this basket",
+                )
+            )
+        else:
+            results.append(
+                CodeResult(
+                    code=code,
+                    status=CodeStatus.REJECTED,
+                    reason="voucher_not_found",
+                    message="no such offer in the customer's wallet",
+                )
+            )
+    return tuple(discounts), tuple(results)
+
+
+def redemption_from_discount(
+    discount: Mapping[str, Any], code: str, key: str, settings: SessionMSettings, *, reserved: bool
+) -> RedemptionResult:
+    """A kit redemption from the Discount a POS ``lock`` (or ``redeem``) returned."""
+    if "amount" not in discount:
+        raise MalformedResponseError("SessionM returned a discount without an amount", engine=ENGINE)
+    amount = Money.of(decimal(discount["amount"], "amount"), settings.currency)
+    reference = discount.get("reference_id") or code
+    label = discount.get("display_name")
+    return RedemptionResult(
+        code=code,
+        status=RedemptionStatus.RESERVED if reserved else RedemptionStatus.REDEEMED,
+        discount=amount,
+        label=str(label) if label else None,
+        receipt=Receipt(
+            operation="redeem_voucher",
+            engine=ENGINE,
+            idempotency_key=key,
+            engine_ref=str(reference),
+            code=code,
+            amount=amount,
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Points spend
+# ---------------------------------------------------------------------------------------------
+
+
+def spend_request(
+    settings: SessionMSettings,
+    *,
+    user_id: str,
+    points: Decimal,
+    point_account_id: str | None,
+    key: str,
+    order_ref: str,
+    idempotency_id: str,
+    is_return: bool = False,
+) -> dict[str, Any]:
+    detail = {
+        "amount": wire_number(points),
+        "point_account_ids": [point_account_id] if point_account_id else [],
+        "reference_id": derived_id(key, "reference"),
+        "reference_type": settings.spend_reference_type,
+        "transaction_id": order_ref,
+        "force_spend": settings.force_spend,
+        "rank": 0,
+        "is_return": is_return,
+        "idempotency_id": idempotency_id,
+        "id": "",
+        "timestamp": "",
+        "overdraft_id": "",
+        "overdraft_timestamp": "",
+        "point_source_id": "",
+    }
+    return {
+        "culture": settings.culture,
+        "retailer_id": settings.retailer_id,
+        "user_id": user_id,
+        "spend_details": [detail],
+        "allow_partial_success": False,
+        "disable_event_publishing": False,
+        "parallel_mode": False,
+    }
+
+
+def spend_detail(payload: Mapping[str, Any], codes: Mapping[str, str]) -> Mapping[str, Any]:
+    """The one spend detail of a ``spend_multiple`` payload; a per-item failure is an error."""
+    details = payload.get("details") or []
+    if not details or not isinstance(details[0], Mapping):
+        raise MalformedResponseError("SessionM spend answer has no details", engine=ENGINE)
+    detail = details[0]
+    error_status = detail.get("error_status")
+    if error_status not in (None, 0, "0"):
+        message = detail.get("message") or detail.get("error_response")
+        raise kit_error("Connect", str(message or error_status), str(message) if message else None, codes)
+    return detail
+
+
+def spend_result(detail: Mapping[str, Any], requested: Decimal, key: str) -> SpendResult:
+    spent = decimal(detail.get("amount_spent", requested), "amount_spent")
+    remaining = None
+    if detail.get("remaining_balance") is not None:
+        left = decimal(detail["remaining_balance"], "remaining_balance")
+        remaining = Balance(kind=BalanceKind.POINTS, name="points", points=max(left, Decimal(0)))
+    ref = detail.get("tracking_id") or detail.get("idempotency_id")
+    return SpendResult(
+        kind=BalanceKind.POINTS,
+        points=spent,
+        remaining=remaining,
+        receipt=Receipt(
+            operation="spend_cashback",
+            engine=ENGINE,
+            idempotency_key=key,
+            engine_ref=str(ref) if ref else None,
+            points=spent,
+        ),
+    )
+
+
+def deposit_request(
+    settings: SessionMSettings, *, user_id: str, points: Decimal, point_account_id: str | None
+) -> dict[str, Any]:
+    detail: dict[str, Any] = {
+        "point_source_id": settings.points_return_source_id,
+        "amount": wire_number(points),
+        "rank": 0,
+    }
+    if point_account_id:
+        detail["point_account_id"] = point_account_id
+    return {
+        "retailer_id": settings.retailer_id,
+        "user_id": user_id,
+        "deposit_details": [detail],
+        "allow_partial_success": False,
+        "disable_event_publishing": False,
+        "culture": settings.culture,
+    }
