@@ -1,0 +1,123 @@
+"""The embedded engine as a loyaltykit adapter plugin (entry point ``local``).
+
+Each operation is an in-process flow (:func:`loyaltykit.flows.in_process`): it does its work when
+the facade drives it — on the calling thread for :class:`loyaltykit.Loyalty`, in a worker thread
+for :class:`loyaltykit.AsyncLoyalty` — and never yields an HTTP request.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from loyaltykit import (
+    BalanceKind,
+    Capabilities,
+    EngineAdapter,
+    IdentifierKind,
+)
+from loyaltykit import flows
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from . import __version__
+from .program import Program, load_program
+from .service import LocalEngine
+from .store import Store
+
+DEFAULT_DATABASE_URL = "sqlite:///.loyaltykit/local.sqlite3"
+
+
+class LocalSettings(BaseSettings):
+    """Settings of the embedded engine: ``[engines.local]`` in loyaltykit.toml or ``LOYALTYKIT_LOCAL_*``."""
+
+    model_config = SettingsConfigDict(env_prefix="LOYALTYKIT_LOCAL_", extra="forbid")
+
+    database_url: SecretStr = Field(
+        default=SecretStr(DEFAULT_DATABASE_URL),
+        description="SQLAlchemy URL. SQLite (WAL) by default; a postgresql+psycopg:// URL works the same way.",
+    )
+    program_file: Path | None = Field(
+        default=None, description="The program (TOML). None: an empty program (no earning, no rules)."
+    )
+    busy_timeout_ms: int = Field(default=30_000, ge=0, le=600_000, description="How long a writer waits for the SQLite lock.")
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
+        default="NORMAL",
+        description="SQLite durability. NORMAL in WAL mode survives a process crash; FULL also a power cut.",
+    )
+    pool_size: int = Field(default=10, ge=1, le=200, description="Database connections kept open.")
+    create_schema: bool = Field(default=True, description="Create the tables at start when missing.")
+
+
+class LocalAdapter(EngineAdapter):
+    """The embedded loyalty engine. Pass ``engine=`` to share one :class:`LocalEngine` (tests, demo)."""
+
+    name = "local"
+    version = __version__
+    in_process = True
+    settings_model = LocalSettings
+    capabilities = Capabilities(
+        identify_by=frozenset(IdentifierKind),
+        evaluate=True,
+        wallet_offers=True,
+        earn_preview=True,
+        price_products=True,
+        redeem_voucher=True,
+        spend=frozenset({BalanceKind.POINTS, BalanceKind.CASHBACK}),
+        export_orders=True,
+        cancel=True,
+        refund=True,
+        partial_refund=True,
+    )
+
+    def __init__(self, settings: LocalSettings | dict[str, Any] | None = None, *, engine: LocalEngine | None = None,
+                 program: Program | None = None) -> None:
+        super().__init__(settings)
+        self._owns_engine = engine is None
+        if engine is None:
+            config: LocalSettings = self.settings
+            if program is None and config.program_file is not None:
+                program = load_program(config.program_file)
+            store = Store(
+                config.database_url.get_secret_value(),
+                create=config.create_schema,
+                busy_timeout_ms=config.busy_timeout_ms,
+                synchronous=config.sqlite_synchronous,
+                pool_size=config.pool_size,
+            )
+            engine = LocalEngine(store, program)
+        elif program is not None:
+            engine.set_program(program)
+        self.engine = engine
+
+    def close(self) -> None:
+        if self._owns_engine:
+            self.engine.store.dispose()
+
+    @flows.in_process
+    def identify(self, identifier, ctx):
+        return self.engine.identify(identifier)
+
+    @flows.in_process
+    def evaluate_basket(self, basket, ctx):
+        return self.engine.evaluate(basket)
+
+    @flows.in_process
+    def price_products(self, query, ctx):
+        return self.engine.price_products(query)
+
+    @flows.in_process
+    def redeem_voucher(self, redemption, ctx):
+        return self.engine.redeem(redemption, ctx.idempotency_key or redemption.key)
+
+    @flows.in_process
+    def spend_cashback(self, spend, ctx):
+        return self.engine.spend(spend, ctx.idempotency_key or spend.key)
+
+    @flows.in_process
+    def export_orders(self, orders, ctx):
+        return self.engine.export(list(orders))
+
+    @flows.in_process
+    def reverse(self, reversal, ctx):
+        return self.engine.reverse(reversal, ctx.idempotency_key or reversal.key)

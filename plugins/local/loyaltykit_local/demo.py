@@ -1,0 +1,236 @@
+"""``loyaltykit demo``: one complete checkout on the embedded engine, printed step by step.
+
+The demo seeds a program and two members into a fresh database in a temporary directory (so every
+run starts from the same state and prints the same thing), then drives the public facade
+:class:`loyaltykit.Loyalty` exactly as a shop would. Only seeding and the final statement use the
+engine's admin API, which a shop's back office would use too.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from loyaltykit import (
+    Basket,
+    BalanceKind,
+    CashbackSpend,
+    Evaluation,
+    Line,
+    Loyalty,
+    LoyaltySettings,
+    Money,
+    Order,
+    RefundLine,
+    Reversal,
+    VoucherError,
+    VoucherRedemption,
+)
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from .program import load_program
+from .service import LocalEngine
+from .store import Store
+
+CURRENCY = "EUR"
+ORDER_REF = "ORD-1001"
+
+
+def demo_program_path() -> Path:
+    return Path(str(resources.files("loyaltykit_local") / "programs" / "demo.toml"))
+
+
+def _eur(amount: str) -> Money:
+    return Money.of(amount, CURRENCY)
+
+
+def _step(console: Console, number: int, title: str) -> None:
+    console.print()
+    console.rule(f"[bold]{number}. {title}")
+
+
+def _customer_table(customer) -> Table:
+    table = Table(show_header=True, header_style="bold")
+    for column in ("member", "tier", "beans", "cashback"):
+        table.add_column(column)
+    table.add_row(customer.id, customer.tier or "-", str(customer.points), str(customer.cashback(CURRENCY)))
+    return table
+
+
+def _basket_table(basket: Basket) -> Table:
+    table = Table(title=f"basket {basket.id}", header_style="bold")
+    for column, justify in (("line", "left"), ("sku", "left"), ("category", "left"), ("qty", "right"),
+                            ("unit price", "right"), ("subtotal", "right")):
+        table.add_column(column, justify=justify)
+    for line in basket.lines:
+        table.add_row(line.id, line.sku, line.category or "-", str(line.quantity), str(line.unit_price), str(line.subtotal))
+    table.add_row("", "shipping", "", "", "", str(basket.shipping or "-"))
+    return table
+
+
+def _quote_tables(quote: Evaluation) -> list[Table]:
+    discounts = Table(title="discounts", header_style="bold")
+    for column in ("on", "amount", "why"):
+        discounts.add_column(column)
+    for discount in quote.discounts:
+        where = f"line {discount.line_id}" if discount.line_id else discount.target.value
+        discounts.add_row(where, f"-{discount.amount}", discount.label or "")
+    summary = Table(title="quote", header_style="bold", show_header=False)
+    summary.add_column("what")
+    summary.add_column("value", justify="right")
+    summary.add_row("subtotal", str(quote.subtotal))
+    summary.add_row("discounts", f"-{quote.discount_total}")
+    summary.add_row("total (before shipping)", str(quote.total))
+    summary.add_row("free shipping", "yes" if quote.free_shipping else "no")
+    for earn in quote.earn:
+        value = f"+{earn.points} beans" if earn.kind is BalanceKind.POINTS else f"+{earn.money}"
+        summary.add_row(f"to earn: {earn.label}", value)
+    for item in quote.free_items:
+        summary.add_row(f"free gift: {item.label}", f"{item.quantity} x {item.sku}")
+    for code in quote.codes:
+        summary.add_row(f"code {code.code}", code.status.value + (f" ({code.reason})" if code.reason else ""))
+    tables = [discounts, summary]
+    if quote.messages:
+        messages = Table(title="messages for the shopper", header_style="bold")
+        messages.add_column("message")
+        for message in quote.messages:
+            messages.add_row(message.text)
+        tables.append(messages)
+    if quote.catalog or quote.wallet:
+        offers = Table(title="offers at checkout", header_style="bold")
+        for column in ("kind", "item", "price", "available"):
+            offers.add_column(column)
+        for item in quote.catalog:
+            offers.add_row("points catalog", item.name or item.sku, f"{item.points_price} beans",
+                           "yes" if item.affordable else "not enough beans")
+        for offer in quote.wallet:
+            value = f"{offer.percent} %" if offer.percent is not None else str(offer.amount)
+            offers.add_row("wallet offer", offer.label or offer.id, value, "yes" if offer.applicable else "no")
+        tables.append(offers)
+    return tables
+
+
+def seed(engine: LocalEngine) -> None:
+    """The demo's members: Ann (a regular with beans and cashback) and Bob (a reseller partner)."""
+    ann = engine.create_customer(
+        id="CUST-ANN", identifiers={"email": "ann@example.com", "membership": "BC-0001"}, display_name="Ann",
+        segments=["vip"], points=620, cashback=_eur("12.00"),
+    )
+    engine.issue_offer(ann, "BEANS-2", code="BEANS-2-ANN")
+    engine.create_customer(id="CUST-BOB", identifiers={"email": "bob@example.com"}, display_name="Bob",
+                           role="partner")
+
+
+def run(console: Console) -> None:
+    with tempfile.TemporaryDirectory(prefix="loyaltykit-demo-") as workdir:
+        database_url = f"sqlite:///{Path(workdir) / 'demo.sqlite3'}"
+        program_file = demo_program_path()
+        admin_store = Store(database_url)
+        admin = LocalEngine(admin_store, load_program(program_file))
+        try:
+            seed(admin)
+            settings = LoyaltySettings(engine="local", engines={"local": {
+                "database_url": database_url, "program_file": str(program_file)}})
+            with Loyalty(settings) as loyalty:
+                _walk(console, loyalty, admin)
+        finally:
+            admin_store.dispose()
+
+
+def _walk(console: Console, loyalty: Loyalty, admin: LocalEngine) -> None:
+    console.print(Panel.fit(
+        f"[bold]loyaltykit demo[/bold] — one checkout on the embedded engine ({loyalty.engine})\n"
+        f"program: {admin.program.name}, {len(admin.program.rules)} rules, "
+        f"{len(admin.program.catalog)} points-catalog items, cashback {admin.program.cashback.earn_percent} %",
+    ))
+
+    _step(console, 1, "Identify the shopper by e-mail")
+    customer = loyalty.identify(email="ann@example.com")
+    assert customer is not None
+    console.print(_customer_table(customer))
+    console.print(f"unknown e-mail → {loyalty.identify(email='nobody@example.com')!r}")
+
+    _step(console, 2, "Evaluate the basket (a quote: nothing is written)")
+    basket = Basket(
+        id="cart-42", currency=CURRENCY, customer_id=customer.id, channel="web", shipping=_eur("4.90"),
+        lines=[
+            Line(id="1", sku="BEANS-ESPRESSO-1KG", name="Espresso beans 1 kg", quantity=2,
+                 unit_price=_eur("18.00"), category="coffee"),
+            Line(id="2", sku="BEANS-HOUSE-1KG", name="House blend 1 kg", quantity=1,
+                 unit_price=_eur("14.00"), category="coffee"),
+            Line(id="3", sku="FILTER-100", name="Filter papers x100", quantity=1,
+                 unit_price=_eur("4.00"), category="accessories"),
+        ],
+    )
+    console.print(_basket_table(basket))
+    for table in _quote_tables(loyalty.evaluate(basket)):
+        console.print(table)
+
+    _step(console, 3, "Apply a voucher")
+    try:
+        loyalty.redeem_voucher(VoucherRedemption(code="SUMMER99", order_ref=ORDER_REF, customer_id=customer.id,
+                                                 basket=basket))
+    except VoucherError as exc:
+        console.print(f"code SUMMER99 → refused: [yellow]{exc.code}[/yellow]")
+    basket = basket.model_copy(update={"coupon_codes": ("WELCOME10",)})
+    quote = loyalty.evaluate(basket)
+    redemption = loyalty.redeem_voucher(VoucherRedemption(code="WELCOME10", order_ref=ORDER_REF,
+                                                          customer_id=customer.id, basket=basket))
+    console.print(f"code WELCOME10 → {redemption.status.value}: -{redemption.discount} ({redemption.label}), "
+                  f"engine ref {redemption.receipt.engine_ref}")
+    again = loyalty.redeem_voucher(VoucherRedemption(code="WELCOME10", order_ref=ORDER_REF,
+                                                     customer_id=customer.id, basket=basket))
+    console.print(f"the same redemption sent again → replayed={again.receipt.replayed} (burned once)")
+    for table in _quote_tables(quote):
+        console.print(table)
+
+    _step(console, 4, "Pay part of the order with cashback")
+    spend = loyalty.spend_cashback(CashbackSpend(customer_id=customer.id, order_ref=ORDER_REF, amount=_eur("5.00")))
+    console.print(f"cashback spent: {spend.amount}; left: {spend.remaining.money if spend.remaining else '?'}")
+    console.print(f"to pay by card: {quote.total + (Money.zero(CURRENCY) if quote.free_shipping else basket.shipping) - spend.amount}")
+
+    _step(console, 5, "Place the order")
+    order = Order.from_evaluation(ORDER_REF, basket, quote, [redemption.receipt, spend.receipt])
+    console.print(f"order {order.ref}: {len(order.lines)} lines, total {order.total}, discounts {order.discount_total}")
+
+    _step(console, 6, "Export the order (the engine credits what it earned)")
+    report = loyalty.export_orders([order])
+    resent = loyalty.export_orders([order])
+    table = Table(header_style="bold")
+    for column in ("order", "status", "engine ref", "beans earned"):
+        table.add_column(column)
+    table.add_row(order.ref, report.results[0].status.value, report.results[0].engine_ref or "-",
+                  str(report.results[0].points_earned))
+    table.add_row(order.ref + " (sent again)", resent.results[0].status.value, resent.results[0].engine_ref or "-", "-")
+    console.print(table)
+
+    _step(console, 7, "Refund one line (the filter papers)")
+    refund = loyalty.reverse(Reversal(order=order, kind="refund", lines=(RefundLine(line_id="3", quantity=1),),
+                                      reference="RMA-7"))
+    table = Table(header_style="bold", show_header=False)
+    table.add_column("what")
+    table.add_column("amount", justify="right")
+    table.add_row("cashback returned", str(refund.cashback_returned))
+    table.add_row("beans returned", str(refund.points_returned))
+    table.add_row("beans clawed back", str(refund.points_clawed_back))
+    table.add_row("cashback clawed back", str(refund.cashback_clawed_back))
+    console.print(table)
+
+    _step(console, 8, "Final balances and history")
+    customer = loyalty.identify(email="ann@example.com")
+    assert customer is not None
+    console.print(_customer_table(customer))
+    history = Table(title=f"statement of {customer.id}", header_style="bold")
+    for column, justify in (("date", "left"), ("balance", "left"), ("entry", "left"), ("amount", "right"),
+                            ("order", "left"), ("label", "left")):
+        history.add_column(column, justify=justify)
+    for entry in admin.history(customer.id):
+        amount = (f"{entry.amount:+d}" if entry.currency is None
+                  else f"{Money.from_minor_units(entry.amount, entry.currency).amount:+} {entry.currency}")
+        history.add_row(f"{entry.at:%Y-%m-%d}", entry.balance, entry.entry, amount, entry.order_ref or "",
+                        entry.label or "")
+    console.print(history)
+    console.print("\n[green]Done.[/green] Every step above went through loyaltykit.Loyalty, as a shop's code would.")

@@ -1,0 +1,599 @@
+"""Rule evaluation: pure functions from (program, basket, customer facts, vouchers, time) to a quote.
+
+Nothing here touches the database or the clock; :mod:`loyaltykit_local.service` gathers the facts
+in a transaction and calls in. The order of work, which is also the documented stacking order:
+
+1. **Rules**, highest ``priority`` first (ties keep file order). Each rule whose ``when`` holds
+   applies all its ``then`` actions; ``stop = true`` (or ``hit_policy = "first"``) ends the walk.
+   Line actions reduce the line's running net price; order actions take a share of what is left
+   after the line discounts and earlier order discounts. No discount ever takes a line or the
+   order below zero.
+2. **Codes** (vouchers, promo codes, wallet offers) in the order the basket lists them, on what the
+   rules left.
+3. **Earning** on what the customer pays per line (order discounts spread over lines pro rata):
+   fixed points per unit for a SKU, else the SKU's rate, else the category's, else the program's
+   rate per currency unit; times the tier multiplier, rounded down to whole points; plus bonus
+   points from rules (not multiplied). Cashback: ``earn_percent`` of the amount paid, if it
+   reaches ``earn_min_order``, capped at ``earn_max_per_order``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal
+
+from loyaltykit import (
+    Balance,
+    BalanceKind,
+    CatalogItem,
+    CodeResult,
+    CodeStatus,
+    Discount,
+    DiscountTarget,
+    Earn,
+    Evaluation,
+    FreeItem,
+    Line,
+    Message,
+    Money,
+    Offer,
+    OfferKind,
+    ProductPrice,
+    UsageLimitReachedError,
+    VoucherAlreadyRedeemedError,
+    VoucherConditionsNotMetError,
+    VoucherError,
+    VoucherExpiredError,
+    VoucherNotOwnedError,
+)
+from loyaltykit.money import quantize
+
+from .program import (
+    BonusPoints,
+    Conditions,
+    FixedOffLine,
+    FixedOffOrder,
+    FreeGift,
+    FreeShipping,
+    PercentOffLine,
+    PercentOffOrder,
+    ProductsCondition,
+    Program,
+    Rule,
+    ShowMessage,
+    SpecialPrice,
+    VoucherDef,
+    amount_in,
+)
+
+ENGINE = "local"
+HUNDRED = Decimal(100)
+ZERO = Decimal(0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CustomerFacts:
+    """What the rules may know about the customer, read in one transaction."""
+
+    id: str
+    tier: str | None = None
+    role: str | None = None
+    segments: frozenset[str] = frozenset()
+    orders_count: int = 0
+    granted_rules: frozenset[str] = frozenset()
+    points: int = 0  # spendable now (expired points already left out)
+    cashback: Decimal = ZERO  # spendable, in the basket's currency
+
+
+@dataclass(frozen=True)
+class VoucherFacts:
+    definition: VoucherDef
+    uses: int = 0
+    offer_kind: str | None = None  # set for wallet offers
+    held: bool = False  # already redeemed for this very order: usage is not checked again
+
+
+@dataclass(frozen=True)
+class BasketView:
+    """The parts of a Basket or an Order that rules look at."""
+
+    id: str
+    currency: str
+    lines: Sequence[Line]
+    customer_id: str | None = None
+    shipping: Decimal | None = None
+    channel: str | None = None
+    codes: Sequence[str] = ()
+
+    @classmethod
+    def of_basket(cls, basket) -> BasketView:
+        return cls(basket.id, basket.currency, basket.lines, basket.customer_id,
+                   basket.shipping.amount if basket.shipping else None, basket.channel, basket.coupon_codes)
+
+    @classmethod
+    def of_order(cls, order) -> BasketView:
+        return cls(order.ref, order.currency, order.lines, order.customer_id,
+                   order.shipping.amount if order.shipping else None, order.channel, order.voucher_codes)
+
+
+# ---------------------------------------------------------------------------------------------
+# The compiled program: rules sorted and indexed once, so a basket only meets its candidates
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CompiledProgram:
+    program: Program
+    rules: list[Rule]  # in evaluation order
+    always: list[int]  # positions of rules with no product/category condition
+    by_sku: dict[str, list[int]]
+    by_category: dict[str, list[int]]
+    sku_earn: dict[str, object]
+    category_earn: dict[str, object]
+    catalog_price: dict[str, int]
+    tier_multiplier: dict[str, Decimal]
+
+    @classmethod
+    def build(cls, program: Program) -> CompiledProgram:
+        ordered = [rule for _, rule in sorted(enumerate(program.rules), key=lambda p: (-p[1].priority, p[0]))]
+        always: list[int] = []
+        by_sku: dict[str, list[int]] = defaultdict(list)
+        by_category: dict[str, list[int]] = defaultdict(list)
+        for position, rule in enumerate(ordered):
+            # A rule needing products can only match a basket holding one of them: index it there.
+            if rule.when.skus is not None:
+                for sku in {*rule.when.skus.any, *rule.when.skus.all}:
+                    by_sku[sku].append(position)
+            elif rule.when.categories is not None:
+                for category in {*rule.when.categories.any, *rule.when.categories.all}:
+                    by_category[category].append(position)
+            else:
+                always.append(position)
+        prices = {p.sku: p.points_price for p in program.products if p.points_price is not None}
+        prices.update({c.sku: c.points_price for c in program.catalog})
+        return cls(
+            program=program,
+            rules=ordered,
+            always=always,
+            by_sku=dict(by_sku),
+            by_category=dict(by_category),
+            sku_earn={p.sku: p for p in program.products},
+            category_earn={c.category: c for c in program.categories},
+            catalog_price=prices,
+            tier_multiplier={t.name: t.multiplier for t in program.tiers},
+        )
+
+    def candidates(self, skus: Iterable[str], categories: Iterable[str]) -> list[int]:
+        found = set(self.always)
+        for sku in skus:
+            found.update(self.by_sku.get(sku, ()))
+        for category in categories:
+            found.update(self.by_category.get(category, ()))
+        return sorted(found)
+
+
+# ---------------------------------------------------------------------------------------------
+# The quote
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Quote:
+    currency: str
+    subtotal: Decimal
+    discounts: list[Discount] = field(default_factory=list)
+    free_items: list[FreeItem] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    codes: list[CodeResult] = field(default_factory=list)
+    accepted_codes: list[str] = field(default_factory=list)
+    applied_rules: list[str] = field(default_factory=list)
+    free_shipping: bool = False
+    line_paid: dict[str, Decimal] = field(default_factory=dict)
+    points_earned: int = 0
+    bonus: list[tuple[str, int]] = field(default_factory=list)  # (label, points)
+    cashback_earned: Decimal = ZERO
+
+    @property
+    def total_points(self) -> int:
+        return self.points_earned + sum(points for _, points in self.bonus)
+
+    def discount_for(self, code: str) -> Decimal:
+        return sum((d.amount.amount for d in self.discounts if d.code == code), ZERO)
+
+
+class _Basket:
+    """Mutable working state of one evaluation."""
+
+    __slots__ = ("view", "currency", "base", "net", "order_discount", "subtotal", "qty_sku", "qty_cat")
+
+    def __init__(self, view: BasketView, base: str) -> None:
+        self.view = view
+        self.currency = view.currency
+        self.base = base
+        self.net: dict[str, Decimal] = {}
+        self.qty_sku: dict[str, Decimal] = defaultdict(Decimal)
+        self.qty_cat: dict[str, Decimal] = defaultdict(Decimal)
+        subtotal = ZERO
+        for line in view.lines:
+            amount = quantize(line.unit_price.amount * line.quantity, self.currency)
+            self.net[line.id] = amount
+            subtotal += amount
+            self.qty_sku[line.sku] += line.quantity
+            if line.category is not None:
+                self.qty_cat[line.category] += line.quantity
+        self.subtotal = subtotal
+        self.order_discount = ZERO
+
+    def remaining(self) -> Decimal:
+        return sum(self.net.values(), ZERO) - self.order_discount
+
+    def amount(self, amounts: dict[str, Decimal] | None) -> Decimal | None:
+        return amount_in(amounts, self.currency, self.base)
+
+
+def _products_hold(condition: ProductsCondition, quantities: dict[str, Decimal]) -> bool:
+    if condition.all and any(quantities.get(key, ZERO) < condition.min_quantity for key in condition.all):
+        return False
+    if condition.any and sum((quantities.get(key, ZERO) for key in condition.any), ZERO) < condition.min_quantity:
+        return False
+    return True
+
+
+def conditions_hold(when: Conditions, rule_id: str, state: _Basket, customer: CustomerFacts | None,
+                    now: datetime) -> bool:
+    if when.valid_from is not None and now < when.valid_from:
+        return False
+    if when.valid_until is not None and now >= when.valid_until:
+        return False
+    if when.basket_amount is not None:
+        low = state.amount(when.basket_amount.min)
+        high = state.amount(when.basket_amount.max)
+        if when.basket_amount.min is not None and (low is None or state.subtotal < low):
+            return False
+        if when.basket_amount.max is not None and (high is None or state.subtotal > high):
+            return False
+    if when.skus is not None and not _products_hold(when.skus, state.qty_sku):
+        return False
+    if when.categories is not None and not _products_hold(when.categories, state.qty_cat):
+        return False
+    if when.channel is not None and state.view.channel not in when.channel:
+        return False
+    if when.role is not None and (customer is None or customer.role not in when.role):
+        return False
+    if when.tier is not None and (customer is None or customer.tier not in when.tier):
+        return False
+    if when.segment is not None and (customer is None or not customer.segments.intersection(when.segment)):
+        return False
+    if when.first_order is not None:
+        # A guest's history is unknown: neither "first order" nor "returning" can be claimed.
+        if customer is None or (customer.orders_count == 0) != when.first_order:
+            return False
+    if when.not_previously_granted and (customer is None or rule_id in customer.granted_rules):
+        return False
+    return True
+
+
+def _targets(state: _Basket, skus: list[str], categories: list[str]) -> list[Line]:
+    if not skus and not categories:
+        return list(state.view.lines)
+    return [line for line in state.view.lines if line.sku in skus or (line.category is not None and line.category in categories)]
+
+
+def _money(amount: Decimal, currency: str) -> Money:
+    return Money(amount=amount, currency=currency)
+
+
+def _take_line(state: _Basket, line: Line, wanted: Decimal) -> Decimal:
+    taken = min(quantize(wanted, state.currency), state.net[line.id])
+    if taken > 0:
+        state.net[line.id] -= taken
+    return taken
+
+
+def _take_order(state: _Basket, wanted: Decimal) -> Decimal:
+    taken = min(quantize(wanted, state.currency), state.remaining())
+    if taken > 0:
+        state.order_discount += taken
+    return max(taken, ZERO)
+
+
+def apply_action(action, rule: Rule, state: _Basket, quote: Quote, shipping: Decimal | None) -> None:
+    label = rule.label or rule.id
+    currency = state.currency
+    if isinstance(action, PercentOffOrder):
+        taken = _take_order(state, state.remaining() * action.percent / HUNDRED)
+        if taken > 0:
+            quote.discounts.append(Discount(target=DiscountTarget.ORDER, amount=_money(taken, currency),
+                                            percent=action.percent, engine_id=rule.id, label=label))
+    elif isinstance(action, FixedOffOrder):
+        value = state.amount(action.amount)
+        taken = _take_order(state, value) if value is not None else ZERO
+        if taken > 0:
+            quote.discounts.append(Discount(target=DiscountTarget.ORDER, amount=_money(taken, currency),
+                                            engine_id=rule.id, label=label))
+    elif isinstance(action, PercentOffLine | FixedOffLine):
+        value = action.percent if isinstance(action, PercentOffLine) else state.amount(action.amount)
+        if value is None:
+            return
+        for line in _targets(state, action.skus, action.categories):
+            wanted = state.net[line.id] * value / HUNDRED if isinstance(action, PercentOffLine) else value * line.quantity
+            taken = _take_line(state, line, wanted)
+            if taken > 0:
+                quote.discounts.append(Discount(
+                    target=DiscountTarget.LINE, amount=_money(taken, currency), line_id=line.id,
+                    percent=value if isinstance(action, PercentOffLine) else None, engine_id=rule.id, label=label))
+    elif isinstance(action, SpecialPrice):
+        price = state.amount(action.price)
+        if price is None:
+            return
+        for line in state.view.lines:
+            if line.sku == action.sku and line.unit_price.amount > price:
+                taken = _take_line(state, line, (line.unit_price.amount - price) * line.quantity)
+                if taken > 0:
+                    quote.discounts.append(Discount(target=DiscountTarget.LINE, amount=_money(taken, currency),
+                                                    line_id=line.id, engine_id=rule.id, label=label))
+    elif isinstance(action, FreeGift):
+        quote.free_items.append(FreeItem(sku=action.sku, quantity=action.quantity,
+                                         label=action.name or label, engine_id=rule.id))
+    elif isinstance(action, FreeShipping):
+        if not quote.free_shipping:
+            quote.free_shipping = True
+            if shipping:
+                quote.discounts.append(Discount(target=DiscountTarget.SHIPPING, amount=_money(shipping, currency),
+                                                engine_id=rule.id, label=label))
+    elif isinstance(action, BonusPoints):
+        quote.bonus.append((label, action.points))
+    elif isinstance(action, ShowMessage):
+        quote.messages.append(Message(text=action.text, kind="promotion"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Vouchers
+# ---------------------------------------------------------------------------------------------
+
+
+def voucher_problem(voucher: VoucherFacts, customer_id: str | None, view: BasketView | None,
+                    now: datetime, base: str) -> VoucherError | None:
+    """Why ``voucher`` cannot be used now by this customer on this basket (None: it can)."""
+    definition = voucher.definition
+    code = definition.code
+    if definition.valid_from is not None and now < definition.valid_from:
+        return VoucherConditionsNotMetError(f"voucher {code} is not valid before {definition.valid_from:%Y-%m-%d}")
+    if definition.valid_until is not None and now >= definition.valid_until:
+        return VoucherExpiredError(f"voucher {code} expired on {definition.valid_until:%Y-%m-%d}")
+    if definition.owner is not None and definition.owner != customer_id:
+        return VoucherNotOwnedError(f"voucher {code} belongs to another customer")
+    if not voucher.held and definition.usage_limit is not None and voucher.uses >= definition.usage_limit:
+        if definition.usage_limit == 1:
+            return VoucherAlreadyRedeemedError(f"voucher {code} has already been redeemed")
+        return UsageLimitReachedError(f"voucher {code} reached its limit of {definition.usage_limit} uses")
+    if view is not None:
+        if definition.min_basket is not None:
+            minimum = amount_in(definition.min_basket, view.currency, base)
+            subtotal = sum((line.unit_price.amount * line.quantity for line in view.lines), ZERO)
+            if minimum is None:
+                return VoucherConditionsNotMetError(f"voucher {code} is not valid in {view.currency}")
+            if subtotal < minimum:
+                return VoucherConditionsNotMetError(f"voucher {code} needs a basket of at least {minimum} {view.currency}")
+        if definition.kind in ("fixed", "item") and amount_in(definition.amount, view.currency, base) is None:
+            return VoucherConditionsNotMetError(f"voucher {code} is not valid in {view.currency}")
+        if definition.kind == "item" and not any(line.sku == definition.sku for line in view.lines):
+            return VoucherConditionsNotMetError(f"voucher {code} needs {definition.sku} in the basket")
+    return None
+
+
+def _apply_voucher(definition: VoucherDef, state: _Basket, quote: Quote) -> None:
+    code = definition.code
+    label = definition.label or code
+    currency = state.currency
+    if definition.kind == "percent":
+        assert definition.percent is not None
+        taken = _take_order(state, state.remaining() * definition.percent / HUNDRED)
+        if taken > 0:
+            quote.discounts.append(Discount(target=DiscountTarget.ORDER, amount=_money(taken, currency),
+                                            percent=definition.percent, engine_id=code, label=label, code=code))
+    elif definition.kind == "fixed":
+        taken = _take_order(state, state.amount(definition.amount) or ZERO)
+        if taken > 0:
+            quote.discounts.append(Discount(target=DiscountTarget.ORDER, amount=_money(taken, currency),
+                                            engine_id=code, label=label, code=code))
+    else:
+        per_unit = state.amount(definition.amount) or ZERO
+        for line in state.view.lines:
+            if line.sku == definition.sku:
+                taken = _take_line(state, line, per_unit * line.quantity)
+                if taken > 0:
+                    quote.discounts.append(Discount(target=DiscountTarget.LINE, amount=_money(taken, currency),
+                                                    line_id=line.id, engine_id=code, label=label, code=code))
+
+
+# ---------------------------------------------------------------------------------------------
+# Earning
+# ---------------------------------------------------------------------------------------------
+
+
+def _line_points(compiled: CompiledProgram, line: Line, paid: Decimal) -> Decimal:
+    product = compiled.sku_earn.get(line.sku)
+    if product is not None:
+        if product.points is not None:
+            return product.points * line.quantity
+        if product.per_currency_unit is not None:
+            return product.per_currency_unit * paid
+    category = compiled.category_earn.get(line.category) if line.category is not None else None
+    if category is not None:
+        if category.points is not None:
+            return category.points * line.quantity
+        if category.per_currency_unit is not None:
+            return category.per_currency_unit * paid
+    return compiled.program.points.per_currency_unit * paid
+
+
+def whole_points(value: Decimal) -> int:
+    return int(value.to_integral_value(rounding=ROUND_FLOOR))
+
+
+def _earn(compiled: CompiledProgram, state: _Basket, customer: CustomerFacts | None, quote: Quote) -> None:
+    program = compiled.program
+    lines_total = sum(state.net.values(), ZERO)
+    # Order-level discounts are spread over the lines in proportion to what is left on each.
+    factor = (lines_total - state.order_discount) / lines_total if lines_total > 0 else ZERO
+    points = ZERO
+    paid_total = ZERO
+    for line in state.view.lines:
+        paid = state.net[line.id] * factor
+        quote.line_paid[line.id] = paid
+        paid_total += paid
+        points += _line_points(compiled, line, paid)
+    if customer is None:
+        return  # guests earn nothing: there is no account to credit
+    multiplier = compiled.tier_multiplier.get(customer.tier, Decimal(1)) if customer.tier else Decimal(1)
+    quote.points_earned = whole_points(points * multiplier)
+    cashback = program.cashback
+    if cashback.earn_percent > 0:
+        minimum = state.amount(cashback.earn_min_order)
+        if cashback.earn_min_order is not None and (minimum is None or paid_total < minimum):
+            return
+        earned = quantize(paid_total * cashback.earn_percent / HUNDRED, state.currency)
+        cap = state.amount(cashback.earn_max_per_order)
+        if cap is not None:
+            earned = min(earned, cap)
+        quote.cashback_earned = max(earned, ZERO)
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points
+# ---------------------------------------------------------------------------------------------
+
+
+def quote(compiled: CompiledProgram, view: BasketView, customer: CustomerFacts | None,
+          vouchers: dict[str, VoucherFacts], now: datetime) -> Quote:
+    """Evaluate rules, then codes, then earning, for one basket (or order)."""
+    program = compiled.program
+    state = _Basket(view, program.currency)
+    result = Quote(currency=view.currency, subtotal=state.subtotal)
+    first_only = program.promotions.hit_policy == "first"
+    for position in compiled.candidates(state.qty_sku.keys(), state.qty_cat.keys()):
+        rule = compiled.rules[position]
+        if not conditions_hold(rule.when, rule.id, state, customer, now):
+            continue
+        result.applied_rules.append(rule.id)
+        for action in rule.then:
+            apply_action(action, rule, state, result, view.shipping)
+        if rule.stop or first_only:
+            break
+    customer_id = customer.id if customer else None
+    for code in view.codes:
+        voucher = vouchers.get(code)
+        if voucher is None:
+            result.codes.append(CodeResult(code=code, status=CodeStatus.REJECTED, reason="voucher_not_found",
+                                           message=f"no voucher or promo code {code}"))
+            continue
+        problem = voucher_problem(voucher, customer_id, view, now, program.currency)
+        if problem is not None:
+            result.codes.append(CodeResult(code=code, status=CodeStatus.REJECTED, reason=problem.code,
+                                           message=problem.message))
+            continue
+        _apply_voucher(voucher.definition, state, result)
+        result.accepted_codes.append(code)
+        result.codes.append(CodeResult(code=code, status=CodeStatus.ACCEPTED,
+                                       message=voucher.definition.label))
+    _earn(compiled, state, customer, result)
+    return result
+
+
+_OFFER_KIND = {
+    "percent_off_check": OfferKind.PERCENT_OFF_CHECK,
+    "fixed_off_check": OfferKind.FIXED_OFF_CHECK,
+    "fixed_off_item": OfferKind.FIXED_OFF_ITEM,
+}
+
+
+def to_evaluation(compiled: CompiledProgram, view: BasketView, customer: CustomerFacts | None,
+                  result: Quote, wallet: Iterable[VoucherFacts], now: datetime) -> Evaluation:
+    currency = view.currency
+    base = compiled.program.currency
+    earn: list[Earn] = []
+    spendable: tuple[Balance, ...] = ()
+    offers: list[Offer] = []
+    catalog: list[CatalogItem] = []
+    if customer is not None:
+        earn.append(Earn(kind=BalanceKind.POINTS, points=Decimal(result.points_earned),
+                         label=compiled.program.points.name))
+        earn.extend(Earn(kind=BalanceKind.POINTS, points=Decimal(points), label=label) for label, points in result.bonus)
+        if result.cashback_earned > 0:
+            earn.append(Earn(kind=BalanceKind.CASHBACK, money=_money(result.cashback_earned, currency), label="cashback"))
+        spendable = (
+            Balance(kind=BalanceKind.POINTS, name=compiled.program.points.name, points=Decimal(customer.points)),
+            Balance(kind=BalanceKind.CASHBACK, name="cashback", money=_money(customer.cashback, currency)),
+        )
+        for voucher in wallet:
+            definition = voucher.definition
+            amount = amount_in(definition.amount, currency, base)
+            offers.append(Offer(
+                id=definition.code, kind=_OFFER_KIND.get(voucher.offer_kind or "", OfferKind.OTHER),
+                label=definition.label, percent=definition.percent,
+                amount=_money(amount, currency) if amount is not None else None, sku=definition.sku,
+                code=definition.code, expires_at=definition.valid_until,
+                applicable=voucher_problem(voucher, customer.id, view, now, base) is None,
+            ))
+    for entry in compiled.program.catalog:
+        catalog.append(CatalogItem(sku=entry.sku, name=entry.name, points_price=Decimal(entry.points_price),
+                                   affordable=customer is not None and customer.points >= entry.points_price))
+    return Evaluation(
+        engine=ENGINE,
+        basket_id=view.id,
+        currency=currency,
+        customer_id=customer.id if customer else None,
+        subtotal=_money(result.subtotal, currency),
+        discounts=tuple(result.discounts),
+        free_items=tuple(result.free_items),
+        earn=tuple(earn),
+        spendable=spendable,
+        wallet=tuple(offers),
+        codes=tuple(result.codes),
+        messages=tuple(result.messages),
+        catalog=tuple(catalog),
+        free_shipping=result.free_shipping,
+    )
+
+
+def price_product(compiled: CompiledProgram, line: Line, currency: str, customer: CustomerFacts | None,
+                  channel: str | None, now: datetime) -> ProductPrice:
+    """Price one product as if bought alone: line-level rule discounts and the points it earns."""
+    view = BasketView(id=f"product:{line.sku}", currency=currency, lines=(line,),
+                      customer_id=customer.id if customer else None, channel=channel)
+    result = quote(compiled, view, customer, {}, now)
+    line_discount = sum((d.amount.amount for d in result.discounts if d.target is DiscountTarget.LINE), ZERO)
+    quantity = line.quantity
+    unit_discount = quantize(line_discount / quantity, currency) if quantity else ZERO
+    discounted = max(line.unit_price.amount - unit_discount, ZERO)
+    points = ZERO
+    if customer is not None:
+        multiplier = compiled.tier_multiplier.get(customer.tier, Decimal(1)) if customer.tier else Decimal(1)
+        per_unit_paid = discounted
+        points = Decimal(whole_points(_line_points(compiled, line.model_copy(update={"quantity": Decimal(1)}),
+                                                   per_unit_paid) * multiplier))
+    labels = tuple(dict.fromkeys(d.label for d in result.discounts if d.target is DiscountTarget.LINE and d.label))
+    price = compiled.catalog_price.get(line.sku)
+    return ProductPrice(
+        sku=line.sku,
+        price=line.unit_price,
+        discounted_price=_money(discounted, currency),
+        points_to_earn=points,
+        points_price=Decimal(price) if price is not None else None,
+        labels=labels,
+    )
+
+
+def split_points(total: int, fraction: Decimal) -> int:
+    """Whole points for a share of ``total`` (half up), never more than ``total``."""
+    return min(total, math.floor(Decimal(total) * fraction + Decimal("0.5")))

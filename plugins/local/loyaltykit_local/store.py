@@ -1,0 +1,254 @@
+"""Storage: SQLAlchemy Core tables, transactions, and the append-only ledger.
+
+The engine's SQL is portable (SQLAlchemy Core, no dialect-specific statements); only the
+connection setup knows SQLite: WAL journal, a busy timeout, and ``BEGIN IMMEDIATE`` for write
+transactions so two writers never both read a balance and then both spend it. On PostgreSQL the
+same code takes row locks with ``SELECT ... FOR UPDATE`` (SQLite ignores that clause; its write
+lock already serialises writers).
+
+Amounts are stored as integers: points are whole points, cashback is in the currency's minor
+units. Ledger rows are only ever inserted; balances are sums over them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+metadata = MetaData()
+
+customers = Table(
+    "lk_customers",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(128), nullable=False, unique=True),
+    Column("membership_number", String(128), unique=True),
+    Column("email", String(254), unique=True),
+    Column("phone", String(32), unique=True),
+    Column("card", String(64), unique=True),
+    Column("external_id", String(128), unique=True),
+    Column("display_name", String(256)),
+    Column("role", String(64)),
+    Column("tier", String(64)),  # an assigned tier: a floor under the tier earned by qualifying points
+    Column("segments", JSON, nullable=False, default=list),
+    Column("status", String(32), nullable=False, default="active"),
+    Column("created_at", DateTime, nullable=False),
+    # Up to when expired points have been written to the ledger (a cursor, not a balance).
+    Column("expiry_recorded_until", DateTime),
+)
+
+ledger = Table(
+    "lk_ledger",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("customer_id", String(128), nullable=False),
+    Column("balance", String(16), nullable=False),  # "points" | "cashback"
+    Column("currency", String(3)),  # cashback only
+    Column("entry", String(16), nullable=False),  # earn | burn | expire | reverse
+    Column("amount", BigInteger, nullable=False),  # signed: points, or cashback minor units
+    Column("order_ref", String(128)),
+    Column("write_key", String(128)),
+    Column("label", String(256)),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime),  # credited points only
+    Index("lk_ledger_customer", "customer_id", "balance", "currency"),
+    Index("lk_ledger_order", "order_ref"),
+    Index("lk_ledger_expiry", "customer_id", "expires_at"),
+)
+
+vouchers = Table(
+    "lk_vouchers",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("definition", JSON, nullable=False),  # a program.VoucherDef
+    Column("owner_id", String(128)),
+    Column("offer_kind", String(32)),  # set for wallet offers
+    Column("usage_limit", Integer),  # NULL: unlimited
+    Column("uses", Integer, nullable=False, default=0),
+    Column("created_at", DateTime, nullable=False),
+    Index("lk_vouchers_owner", "owner_id"),
+)
+
+redemptions = Table(
+    "lk_redemptions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("code", String(64), nullable=False),
+    Column("order_ref", String(128), nullable=False),
+    Column("customer_id", String(128)),
+    Column("write_key", String(128), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),  # redeemed | reinstated
+    Column("created_at", DateTime, nullable=False),
+    Index("lk_redemptions_order", "order_ref"),
+    Index("lk_redemptions_code", "code"),
+)
+
+writes = Table(
+    # One row per keyed write: the key's unique constraint is what makes a write exactly-once.
+    "lk_writes",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("operation", String(32), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("order_ref", String(128)),
+    Column("result", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+orders = Table(
+    "lk_orders",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ref", String(128), nullable=False, unique=True),
+    Column("write_key", String(128), nullable=False, unique=True),
+    Column("customer_id", String(128)),
+    Column("currency", String(3), nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("points_earned", BigInteger, nullable=False, default=0),
+    Column("cashback_earned_minor", BigInteger, nullable=False, default=0),
+    Column("rules", JSON, nullable=False, default=list),
+    Column("placed_at", DateTime, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index("lk_orders_customer", "customer_id"),
+)
+
+grants = Table(
+    # Which rule benefited which customer in which order ("not previously granted").
+    "lk_grants",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("customer_id", String(128), nullable=False),
+    Column("rule_id", String(128), nullable=False),
+    Column("order_ref", String(128), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("customer_id", "rule_id", "order_ref", name="lk_grants_once"),
+)
+
+TABLES = (customers, ledger, vouchers, redemptions, writes, orders, grants)
+
+
+def to_db(moment: datetime | None) -> datetime | None:
+    """Stored as naive UTC: portable across SQLite (no zones) and PostgreSQL."""
+    if moment is None:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None)
+
+
+def from_db(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment is not None else None
+
+
+def _is_memory(url) -> bool:
+    return url.get_backend_name() == "sqlite" and (url.database in (None, "", ":memory:") or "mode=memory" in str(url))
+
+
+def make_sql_engine(
+    url: str,
+    *,
+    busy_timeout_ms: int = 30_000,
+    synchronous: str = "NORMAL",
+    pool_size: int = 10,
+    echo: bool = False,
+) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, echo=echo)
+
+    memory = _is_memory(parsed)
+    if not memory and parsed.database:
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    kwargs: dict = {"connect_args": {"check_same_thread": False, "timeout": busy_timeout_ms / 1000}, "echo": echo}
+    if memory:
+        kwargs["poolclass"] = StaticPool  # one shared connection, else each one sees its own empty database
+    else:
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_timeout=busy_timeout_ms / 1000)
+    engine = create_engine(parsed, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _setup(dbapi_connection, _record) -> None:
+        # Take transaction control from the sqlite3 module: we issue BEGIN ourselves (below).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        # IMMEDIATE takes the write lock at BEGIN: a writer that reads a balance keeps it until commit.
+        mode = connection.get_execution_options().get("loyaltykit_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+class Store:
+    """A SQL engine plus the two kinds of transaction the loyalty engine uses."""
+
+    def __init__(self, url: str, *, create: bool = True, **engine_options) -> None:
+        self.url = make_url(url)
+        self.engine = make_sql_engine(url, **engine_options)
+        self.dialect = self.engine.dialect.name
+        # An in-memory SQLite database is one connection: serialise its users.
+        self._serial = threading.RLock() if _is_memory(self.url) else None
+        if create:
+            metadata.create_all(self.engine)
+
+    @contextmanager
+    def _serialised(self) -> Iterator[None]:
+        if self._serial is None:
+            yield
+        else:
+            with self._serial:
+                yield
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction: commits on success, rolls back on any exception."""
+        with self._serialised(), self.engine.connect() as connection:
+            connection.execution_options(loyaltykit_begin="IMMEDIATE")
+            with connection.begin():
+                yield connection
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction: one consistent snapshot for several queries."""
+        with self._serialised(), self.engine.connect() as connection:
+            transaction = connection.begin()
+            try:
+                yield connection
+            finally:
+                transaction.rollback()  # a read has nothing to commit
+
+    def reset(self) -> None:
+        """Drop and recreate every table (tests and the demo)."""
+        with self._serialised():
+            metadata.drop_all(self.engine)
+            metadata.create_all(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
