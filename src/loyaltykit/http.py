@@ -51,9 +51,11 @@ from .flows import CallContext, EngineRequest, Flow
 from .scrub import get_logger, scrub_text, scrubbing
 
 log = get_logger("loyaltykit.http")
-# httpx and httpcore log full URLs (query strings may hold an e-mail): scrub their records too.
-get_logger("httpx")
-get_logger("httpcore")
+# httpx and httpcore log full URLs (query strings may hold an e-mail) and response headers: scrub
+# their records too. Logger filters do not apply to child loggers, so name every one httpcore uses.
+for _name in ("httpx", "httpcore", "httpcore.connection", "httpcore.http11", "httpcore.http2",
+              "httpcore.proxy", "httpcore.socks"):
+    get_logger(_name)
 
 T = TypeVar("T")
 
