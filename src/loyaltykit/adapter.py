@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pydantic_settings import BaseSettings
 
 from .capabilities import Capabilities, Capability
@@ -90,7 +90,14 @@ class EngineAdapter:
             else:
                 try:
                     self.settings = self.settings_model(**(settings or {}))
-                except Exception as exc:  # pydantic's error names the field
+                except ValidationError as exc:
+                    # Name the fields, never echo the values: a misspelt key may carry a secret.
+                    problems = "; ".join(
+                        f"{'.'.join(str(p) for p in error['loc']) or 'settings'}: {error['msg']}"
+                        for error in exc.errors(include_url=False, include_input=False)
+                    )
+                    raise ConfigError(f"invalid settings for {self.name}: {problems}", engine=self.name) from None
+                except Exception as exc:
                     raise ConfigError(f"invalid settings for {self.name}: {exc}", engine=self.name) from None
         else:
             self.settings = settings
