@@ -1,0 +1,529 @@
+"""The Salesforce Loyalty Management adapter: flows (which calls, in which order, with which keys).
+
+Salesforce documents no idempotency. Every journal this adapter writes carries a deterministic
+ExternalTransactionNumber derived from the kit's idempotency key; before a journal write it looks
+the number up (SOQL on TransactionJournal), and after a lost response it looks again and re-sends
+only when the journal is absent. Vouchers are reconciled by re-listing the member's vouchers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from loyaltykit import (
+    BalanceKind,
+    Capabilities,
+    CashbackSpend,
+    Customer,
+    CustomerIdentifier,
+    EngineAdapter,
+    EngineClientConfig,
+    EngineRequest,
+    Evaluation,
+    ExportReport,
+    ExportStatus,
+    Flow,
+    IdentifierKind,
+    Money,
+    Order,
+    OrderExportResult,
+    Receipt,
+    RedemptionResult,
+    RedemptionStatus,
+    Reversal,
+    ReversalResult,
+    Service,
+    SpendResult,
+    VoucherRedemption,
+)
+from loyaltykit.auth import OAuth2ClientCredentials
+from loyaltykit.errors import (
+    ERROR_CODES,
+    UNAVAILABLE_ERRORS,
+    CurrencyMismatchError,
+    CustomerNotFoundError,
+    InsufficientBalanceError,
+    InvalidRequestError,
+    LoyaltyError,
+    NotSupportedError,
+    OutcomeUnknownError,
+    VoucherNotFoundError,
+)
+from loyaltykit.flows import CallContext
+from loyaltykit.models import Balance, Basket
+
+from . import transformers as tf
+from .settings import SalesforceSettings
+
+__version__ = "0.1.0"
+
+_SFID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+_QUERY_CHUNK = 100  # ExternalTransactionNumbers per SOQL IN (...), keeps the URL short
+
+
+class SalesforceAdapter(EngineAdapter):
+    name = "salesforce"
+    version = __version__
+    capabilities = Capabilities(
+        identify_by=frozenset({IdentifierKind.MEMBERSHIP, IdentifierKind.EMAIL, IdentifierKind.EXTERNAL_ID}),
+        evaluate=True,
+        wallet_offers=True,
+        earn_preview=True,
+        redeem_voucher=True,
+        spend=frozenset({BalanceKind.POINTS}),
+        export_orders=True,
+        cancel=True,
+        refund=True,
+    )
+    settings_model = SalesforceSettings
+    settings: SalesforceSettings
+
+    # Seams the harness's deliberately broken adapters override; see testing.py.
+    _reconcile_lost_writes = True
+    _status_flag = True
+
+    def __init__(self, settings: Any = None) -> None:
+        super().__init__(settings)
+        s = self.settings
+        updates: dict[str, Any] = {}
+        if s.cashback_currency is not None:  # cashback is a program currency only when configured
+            updates["spend"] = frozenset({BalanceKind.POINTS, BalanceKind.CASHBACK})
+        if not s.simulate_earn:
+            updates["earn_preview"] = False
+        if updates:
+            self.capabilities = type(self).capabilities.model_copy(update=updates)
+
+    def client_config(self) -> EngineClientConfig:
+        s = self.settings
+        auth = OAuth2ClientCredentials(
+            token_url=s.resolved_token_url,
+            client_id=s.client_id,
+            client_secret=s.client_secret,
+            credentials_in=s.credentials_in,
+            base_url_field="instance_url",
+        )
+        return EngineClientConfig(
+            engine="salesforce",
+            services={"default": Service(base_url=s.my_domain_url, auth=auth)},
+            connect_timeout=s.connect_timeout,
+            read_timeout=s.read_timeout,
+        )
+
+    # -- small helpers ----------------------------------------------------------------------------
+    def _checked(self, response: httpx.Response, ctx: CallContext, not_found: type[LoyaltyError] | None = None) -> Any:
+        return tf.checked(
+            response, ctx.operation, self.settings.error_patterns, not_found=not_found, status_flag=self._status_flag
+        )
+
+    def _external_number(self, key: str) -> str:
+        return tf.external_number(self.settings, key)
+
+    def _query(self, soql: str) -> EngineRequest:
+        return EngineRequest("GET", tf.query_path(self.settings), params={"q": soql}, route="lookup")
+
+    def _find_journals(self, numbers: Iterable[str], ctx: CallContext) -> Flow[dict[str, tf.SfJournal]]:
+        wanted = list(dict.fromkeys(numbers))
+        found: dict[str, tf.SfJournal] = {}
+        for start in range(0, len(wanted), _QUERY_CHUNK):
+            chunk = wanted[start : start + _QUERY_CHUNK]
+            response = yield self._query(tf.journals_query(self.settings.program_name, chunk))
+            found.update(tf.journals_by_number(self._checked(response, ctx)))
+        return found
+
+    def _profile(self, membership: str, ctx: CallContext, missing_ok: bool) -> Flow[Customer | None]:
+        response = yield EngineRequest(
+            "GET", tf.profile_path(self.settings), params={"membershipNumber": membership}, route="identify"
+        )
+        try:
+            body = self._checked(response, ctx, not_found=CustomerNotFoundError)
+        except CustomerNotFoundError:
+            if missing_ok:
+                return None
+            raise
+        return tf.customer_from_profile(body, self.settings)
+
+    def _vouchers(self, membership: str, ctx: CallContext) -> Flow[list[tf.SfVoucher]]:
+        vouchers: list[tf.SfVoucher] = []
+        page = 1
+        while True:  # 200 per page, ordered by creation date
+            params = {"pageNumber": page} if page > 1 else None
+            response = yield EngineRequest(
+                "GET", tf.vouchers_path(self.settings, membership), params=params, route="wallet"
+            )
+            batch = tf.vouchers_from_list(self._checked(response, ctx, not_found=CustomerNotFoundError))
+            vouchers.extend(batch)
+            if len(batch) < 200 or page >= 50:
+                return vouchers
+            page += 1
+
+    def _write(self, path: str, body: Any, route: str, params: Any = None) -> EngineRequest:
+        # No idempotency_key: Salesforce has no de-duplication, so the runner must never re-post.
+        return EngineRequest("POST", path, json=body, params=params, write=True, route=route)
+
+    # -- identify ---------------------------------------------------------------------------------
+    def identify(self, identifier: CustomerIdentifier, ctx: CallContext) -> Flow[Customer | None]:
+        s = self.settings
+        if identifier.kind is IdentifierKind.MEMBERSHIP:
+            membership = identifier.value
+        else:
+            if identifier.kind is IdentifierKind.EMAIL:
+                field = "Contact.Email"
+            elif identifier.kind is IdentifierKind.EXTERNAL_ID:
+                if not _SFID.match(identifier.value):
+                    raise InvalidRequestError(
+                        "identifier.value: an external id is a Salesforce Contact Id (15 or 18 characters)",
+                        field="identifier.value",
+                    )
+                field = "ContactId"
+            else:
+                raise NotSupportedError(f"cannot identify by {identifier.kind.value}", engine=self.name)
+            response = yield self._query(tf.member_query(s.program_name, field, identifier.value))
+            numbers = tf.membership_numbers(self._checked(response, ctx))
+            if not numbers:
+                return None
+            membership = numbers[0]
+        return (yield from self._profile(membership, ctx, missing_ok=True))
+
+    # -- evaluate ---------------------------------------------------------------------------------
+    def evaluate_basket(self, basket: Basket, ctx: CallContext) -> Flow[Evaluation]:
+        s = self.settings
+        member = basket.customer_id
+        customer: Customer | None = None
+        vouchers: list[tf.SfVoucher] | None = None
+        if member is not None:
+            customer = yield from self._profile(member, ctx, missing_ok=False)
+            vouchers = yield from self._vouchers(member, ctx)
+        discounts, unmapped, messages = [], [], []
+        if s.promotions_api != "none":
+            execution = s.promotions_api == "promotion_execution"
+            params = {"ruleLibraryApiName": s.rule_library_api_name} if execution and s.rule_library_api_name else None
+            request = EngineRequest(
+                "POST", tf.promotions_path(s), json=tf.cart_request(basket, member, execution),
+                params=params, route="evaluate", write=execution and not s.retry_promotion_execution,
+            )
+            body = self._checked((yield request), ctx)
+            if execution:
+                found, raw = tf.discounts_from_execution(body, basket)
+                discounts.extend(found)
+            else:
+                notes, raw = tf.messages_from_eligible(body)
+                messages.extend(notes)
+            unmapped.extend(raw)
+        voucher_discounts, codes = tf.apply_codes(basket, vouchers)
+        discounts.extend(voucher_discounts)
+        earn: list = []
+        if member is not None and s.simulate_earn:
+            total = sum((d.amount for d in discounts), Money.zero(basket.currency))
+            payable = (basket.subtotal - total).max(Money.zero(basket.currency))
+            simulation = tf.simulation_request(s, basket, member)
+            simulation["transactionJournals"][0]["TransactionAmount"] = str(payable.amount)
+            body = self._checked((yield EngineRequest("POST", tf.realtime_path(s), json=simulation, route="evaluate")), ctx)
+            points, raw = tf.earn_from_simulation(body, s)
+            earn = tf.earn(points)
+            unmapped.extend(raw)
+        wallet = [tf.offer_from_voucher(v, basket.currency) for v in vouchers or () if v.problem() is None]
+        return Evaluation(
+            engine=self.name,
+            basket_id=basket.id,
+            currency=basket.currency,
+            customer_id=member,
+            subtotal=basket.subtotal,
+            discounts=tuple(discounts),
+            earn=tuple(earn),
+            spendable=customer.balances if customer else (),
+            wallet=tuple(wallet),
+            codes=tuple(codes),
+            messages=tuple(messages),
+            unmapped=tuple(unmapped),
+        )
+
+    # -- redeem voucher ---------------------------------------------------------------------------
+    def redeem_voucher(self, redemption: VoucherRedemption, ctx: CallContext) -> Flow[RedemptionResult]:
+        s = self.settings
+        member = redemption.customer_id
+        if member is None:
+            raise InvalidRequestError(
+                "redemption.customer_id: Salesforce vouchers belong to a member", field="redemption.customer_id"
+            )
+        code = redemption.code
+        voucher = yield from self._usable_voucher(member, code, ctx, allow_reserved=s.two_phase)
+        params = {"voucherNumber": voucher.number} if voucher.number else None
+        path = tf.redeem_path(s, member, code)
+        key = tf.reservation_key(redemption.key)
+        if s.two_phase:
+            if voucher.status != "Reserved":
+                yield from self._voucher_action(path, params, "Reserve", key, member, code, ctx, done=("Reserved",))
+            yield from self._voucher_action(path, params, "Redeem", key, member, code, ctx, done=("Redeemed",))
+        else:
+            yield from self._voucher_action(path, params, None, None, member, code, ctx, done=("Redeemed",))
+        discount = None
+        if redemption.basket is not None:
+            discount = tf.voucher_discount(voucher, redemption.basket, redemption.basket.subtotal)
+        amount = discount.amount if discount else None
+        return RedemptionResult(
+            code=code,
+            status=RedemptionStatus.REDEEMED,
+            discount=amount,
+            label=voucher.definition,
+            receipt=Receipt(
+                operation="redeem_voucher", engine=self.name, idempotency_key=redemption.key,
+                engine_ref=voucher.voucher_id, code=code, amount=amount,
+            ),
+        )
+
+    def _usable_voucher(self, member: str, code: str, ctx: CallContext, allow_reserved: bool) -> Flow[tf.SfVoucher]:
+        vouchers = yield from self._vouchers(member, ctx)
+        candidates = [v for v in vouchers if v.code == code]
+        if not candidates:
+            raise VoucherNotFoundError("the member has no voucher with this code", engine=self.name)
+        usable = next((v for v in candidates if v.problem() is None), None)
+        if usable is None and allow_reserved:
+            # A reservation left by an earlier attempt: Redeem with our key (the engine checks it).
+            usable = next((v for v in candidates if v.status == "Reserved"), None)
+        if usable is None:
+            reason = candidates[0].problem() or "voucher_invalid"
+            raise ERROR_CODES[reason]("the voucher cannot be redeemed", engine=self.name, engine_code=candidates[0].status)
+        return usable
+
+    def _voucher_action(
+        self, path: str, params: Any, action: str | None, key: str | None, member: str, code: str,
+        ctx: CallContext, done: tuple[str, ...],
+    ) -> Flow[Any]:
+        body = tf.redeem_body(self.settings, action, key)
+        route = "release" if action == "Reinstate" else "redeem"
+        try:
+            response = yield self._write(path, body, route, params)
+        except OutcomeUnknownError as lost:
+            if self._reconcile_lost_writes:
+                status = yield from self._voucher_status(member, code, ctx, lost)
+                if status in done:
+                    return {"status": status}
+            response = yield self._write(path, body, route, params)
+        result = self._checked(response, ctx, not_found=VoucherNotFoundError)
+        tf.redeem_status(result)
+        return result
+
+    def _voucher_status(self, member: str, code: str, ctx: CallContext, lost: OutcomeUnknownError) -> Flow[str]:
+        """After a lost voucher write: the voucher's status now, or the original error if unknowable."""
+        try:
+            vouchers = yield from self._vouchers(member, ctx)
+        except LoyaltyError:
+            raise lost from None
+        statuses = [v.status for v in vouchers if v.code == code]
+        if not statuses:
+            raise lost
+        return statuses[0]
+
+    # -- spend points / cashback ------------------------------------------------------------------
+    def spend_cashback(self, spend: CashbackSpend, ctx: CallContext) -> Flow[SpendResult]:
+        s = self.settings
+        if spend.kind is BalanceKind.CASHBACK:
+            if s.cashback_currency is None:
+                raise NotSupportedError("cashback is not configured (cashback_currency)", engine=self.name)
+            assert spend.amount is not None
+            if spend.amount.currency != s.cashback_iso_currency:
+                raise CurrencyMismatchError(
+                    f"cashback is held in {s.cashback_iso_currency}", engine=self.name, field="spend.amount.currency"
+                )
+            process, wanted = s.debit_cashback_process, spend.amount.amount
+        else:
+            assert spend.points is not None
+            process, wanted = s.debit_points_process, spend.points
+        existing = yield from self._find_journals([self._external_number(spend.key)], ctx)
+        if existing:
+            journal = next(iter(existing.values()))
+            return self._spend_result(spend, wanted, None, journal.number, replayed=True)
+        balance: Balance | None = None
+        if s.check_balance_before_spend:
+            customer = yield from self._profile(spend.customer_id, ctx, missing_ok=False)
+            assert customer is not None
+            balance = customer.balance(spend.kind)
+            have = (balance.points if spend.kind is BalanceKind.POINTS else balance.money.amount) if balance else Decimal(0)  # type: ignore[union-attr]
+            if have is None or have < wanted:
+                raise InsufficientBalanceError("the balance does not cover the spend", engine=self.name)
+        number = self._external_number(spend.key)
+        body = tf.debit_request(s, spend, number)
+        path = tf.process_path(s, process)
+        try:
+            response = yield self._write(path, body, "spend")
+        except OutcomeUnknownError as lost:
+            if self._reconcile_lost_writes:
+                found = yield from self._reconcile_journal(spend.key, ctx, lost)
+                if found is not None:
+                    return self._spend_result(spend, wanted, balance, found.number, replayed=False)
+            response = yield self._write(path, body, "spend")
+        result = self._checked(response, ctx, not_found=CustomerNotFoundError)
+        taken = tf.debited(result, s.debit_result_field)
+        return self._spend_result(spend, taken if taken is not None else wanted, balance, number, replayed=False)
+
+    def _reconcile_journal(self, key: str, ctx: CallContext, lost: OutcomeUnknownError) -> Flow[tf.SfJournal | None]:
+        """After a lost journal write: the journal if the engine has it, None if it does not."""
+        number = self._external_number(key)
+        try:
+            found = yield from self._find_journals([number], ctx)
+        except LoyaltyError:
+            raise lost from None
+        return found.get(number)
+
+    def _spend_result(
+        self, spend: CashbackSpend, taken: Decimal, before: Balance | None, ref: str, replayed: bool
+    ) -> SpendResult:
+        remaining = None
+        if spend.kind is BalanceKind.POINTS:
+            amount, points = None, taken
+            if before is not None and before.points is not None:
+                remaining = Balance(kind=BalanceKind.POINTS, name=before.name, points=max(before.points - taken, Decimal(0)))
+        else:
+            assert spend.amount is not None
+            amount, points = Money.of(taken, spend.amount.currency), None
+            if before is not None and before.money is not None:
+                left = (before.money - amount).max(Money.zero(amount.currency))
+                remaining = Balance(kind=BalanceKind.CASHBACK, name=before.name, money=left)
+        return SpendResult(
+            kind=spend.kind, amount=amount, points=points, remaining=remaining,
+            receipt=Receipt(
+                operation="spend_cashback", engine=self.name, idempotency_key=spend.key, engine_ref=ref,
+                amount=amount, points=points, replayed=replayed,
+            ),
+        )
+
+    # -- export orders ----------------------------------------------------------------------------
+    def export_orders(self, orders: list[Order], ctx: CallContext) -> Flow[ExportReport]:
+        results: dict[str, OrderExportResult] = {}
+        members = [o for o in orders if o.customer_id is not None]
+        for order in orders:
+            if order.customer_id is None:
+                results[order.ref] = OrderExportResult(
+                    order_ref=order.ref, status=ExportStatus.REJECTED, error_code="invalid_request",
+                    reason="an accrual journal needs a member (customer_id)",
+                )
+        existing = yield from self._find_journals([self._external_number(o.key) for o in members], ctx)
+        for order in members:
+            journal = existing.get(self._external_number(order.key))
+            if journal is not None:
+                results[order.ref] = OrderExportResult(
+                    order_ref=order.ref, status=ExportStatus.DUPLICATE, engine_ref=journal.id
+                )
+                continue
+            results[order.ref] = yield from self._export_one(order, ctx)
+        return ExportReport(engine=self.name, results=tuple(results[o.ref] for o in orders))
+
+    def _export_one(self, order: Order, ctx: CallContext) -> Flow[OrderExportResult]:
+        s = self.settings
+        body = tf.accrual_request([tf.accrual_journal(s, order, self._external_number(order.key))])
+        path = tf.realtime_path(s)
+        try:
+            try:
+                response = yield self._write(path, body, "export")
+            except OutcomeUnknownError as lost:
+                if self._reconcile_lost_writes:
+                    found = yield from self._reconcile_journal(order.key, ctx, lost)
+                    if found is not None:
+                        return OrderExportResult(order_ref=order.ref, status=ExportStatus.ACCEPTED, engine_ref=found.id)
+                response = yield self._write(path, body, "export")
+            result = self._checked(response, ctx, not_found=CustomerNotFoundError)
+            journal_id, points = tf.realtime_result(result, s.points_currency)
+        except LoyaltyError as exc:
+            retry = isinstance(exc, UNAVAILABLE_ERRORS)  # the order is fine; the engine was not
+            return OrderExportResult(
+                order_ref=order.ref,
+                status=ExportStatus.RETRY_LATER if retry else ExportStatus.REJECTED,
+                reason=exc.message, error_code=exc.code,
+            )
+        return OrderExportResult(
+            order_ref=order.ref, status=ExportStatus.ACCEPTED, engine_ref=journal_id,
+            points_earned=max(points, Decimal(0)),
+        )
+
+    # -- reverse ----------------------------------------------------------------------------------
+    def reverse(self, reversal: Reversal, ctx: CallContext) -> Flow[ReversalResult]:
+        s = self.settings
+        if not reversal.is_full:
+            raise NotSupportedError("a journal is cancelled whole: no partial refunds", engine=self.name)
+        order = reversal.order
+        reason = (reversal.reason or f"order {reversal.kind.value}")[:255]
+        spends = [r for r in order.receipts if r.operation == "spend_cashback" and r.engine == self.name]
+        redeems = [r for r in order.receipts if r.operation == "redeem_voucher" and r.engine == self.name and r.code]
+        numbers = {self._external_number(r.idempotency_key): r for r in spends}
+        accrual_number = None
+        if reversal.exported and order.customer_id is not None:
+            accrual_number = self._external_number(order.key)
+        journals = yield from self._find_journals([*numbers, *([accrual_number] if accrual_number else [])], ctx)
+        receipts: list[Receipt] = []
+        points_returned, cashback = Decimal(0), None
+        for number, receipt in numbers.items():
+            journal = journals.get(number)
+            if journal is None:
+                continue
+            yield from self._cancel(journal, accrual=False, reason=reason, ctx=ctx)
+            receipts.append(self._reverse_receipt(reversal, journal.number))
+            if receipt.points is not None:
+                points_returned += receipt.points
+            if receipt.amount is not None:
+                cashback = receipt.amount if cashback is None else cashback + receipt.amount
+        clawed = Decimal(0)
+        accrual = journals.get(accrual_number) if accrual_number else None
+        if accrual is not None and order.customer_id is not None:
+            clawed = yield from self._earned(order.customer_id, accrual.id, ctx)
+            yield from self._cancel(accrual, accrual=True, reason=reason, ctx=ctx)
+            receipts.append(self._reverse_receipt(reversal, accrual.number))
+        reinstated: list[str] = []
+        if redeems and s.can_reinstate and order.customer_id is not None:
+            reinstated = yield from self._reinstate(order.customer_id, [r.code for r in redeems if r.code], ctx)
+        return ReversalResult(
+            order_ref=order.ref, kind=reversal.kind, points_returned=points_returned,
+            points_clawed_back=max(clawed, Decimal(0)), cashback_returned=cashback,
+            vouchers_reinstated=tuple(reinstated), receipts=tuple(receipts),
+        )
+
+    def _reverse_receipt(self, reversal: Reversal, ref: str) -> Receipt:
+        return Receipt(operation="reverse", engine=self.name, idempotency_key=reversal.key, engine_ref=ref)
+
+    def _cancel(self, journal: tf.SfJournal, accrual: bool, reason: str, ctx: CallContext) -> Flow[None]:
+        if journal.status == self.settings.cancelled_journal_status:
+            return  # cancelled by an earlier call: nothing to do twice
+        path = tf.cancel_path(self.settings, accrual)
+        body = tf.cancel_request(journal.id, reason)
+        try:
+            response = yield self._write(path, body, "reverse")
+        except OutcomeUnknownError as lost:
+            if self._reconcile_lost_writes:
+                try:
+                    found = yield from self._find_journals([journal.number], ctx)
+                except LoyaltyError:
+                    raise lost from None
+                now = found.get(journal.number)
+                if now is not None and now.status == self.settings.cancelled_journal_status:
+                    return
+            response = yield self._write(path, body, "reverse")
+        tf.cancel_result(self._checked(response, ctx))
+
+    def _earned(self, member: str, journal_id: str, ctx: CallContext) -> Flow[Decimal]:
+        """Points an accrual journal credited, from the member's transaction ledger summary."""
+        response = yield EngineRequest(
+            "GET", tf.ledger_path(self.settings, member),
+            params={"journalTypeName": self.settings.accrual_journal_type}, route="lookup",
+        )
+        found = tf.ledger_points(self._checked(response, ctx), journal_id, self.settings.points_currency)
+        return found or Decimal(0)
+
+    def _reinstate(self, member: str, codes: list[str], ctx: CallContext) -> Flow[list[str]]:
+        vouchers = yield from self._vouchers(member, ctx)
+        done: list[str] = []
+        for code in codes:
+            voucher = next((v for v in vouchers if v.code == code and v.status in ("Redeemed", "Reserved")), None)
+            if voucher is None:
+                if any(v.code == code and v.status == "Issued" for v in vouchers):
+                    done.append(code)  # reinstated by an earlier call
+                continue
+            params = {"voucherNumber": voucher.number} if voucher.number else None
+            yield from self._voucher_action(
+                tf.redeem_path(self.settings, member, code), params, "Reinstate", None, member, code, ctx,
+                done=("Issued",),
+            )
+            done.append(code)
+        return done

@@ -1,0 +1,175 @@
+"""Settings of the Salesforce Loyalty Management adapter.
+
+Every wire fact the public reference marks UNCONFIRMED is a setting here (see the README table).
+Environment variables: ``LOYALTYKIT_SALESFORCE_<FIELD>``; TOML: ``[engines.salesforce]``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Default message fragments -> kit error codes. Salesforce documents the error envelope but not
+#: the codes or texts for these business failures, so the mapping is configurable.
+DEFAULT_ERROR_PATTERNS: dict[str, str] = {
+    "insufficient": "insufficient_balance",
+    "not enough points": "insufficient_balance",
+    "already redeemed": "voucher_already_redeemed",
+    "expired": "voucher_expired",
+    "not yet effective": "voucher_invalid",
+    "voucher not found": "voucher_not_found",
+    "invalid voucher": "voucher_not_found",
+    "member not found": "customer_not_found",
+    "no member": "customer_not_found",
+    "reserved": "voucher_already_redeemed",
+}
+
+
+def _version(value: str) -> float:
+    return float(value)  # "65.0" -> 65.0; only compared, never used for money
+
+
+class SalesforceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOYALTYKIT_SALESFORCE_", extra="forbid")
+
+    # -- connection --------------------------------------------------------------------------
+    my_domain_url: str = Field(
+        description="Your My Domain URL, e.g. https://acme.my.salesforce.com (the token endpoint host)."
+    )
+    client_id: str = Field(description="Consumer key of the connected app (client credentials flow).")
+    client_secret: SecretStr = Field(description="Consumer secret of the connected app.")
+    token_url: str | None = Field(
+        default=None,
+        description="Token endpoint; default {my_domain_url}/services/oauth2/token. UNCONFIRMED "
+        "whether login.salesforce.com accepts client credentials, so the My Domain host is the default.",
+    )
+    credentials_in: Literal["body", "basic"] = Field(
+        default="body", description="Send client id/secret as form fields or as an HTTP Basic header."
+    )
+    api_version: str = Field(default="65.0", pattern=r"^[0-9]{2}\.[0-9]$", description="REST API version.")
+    connect_timeout: float = Field(default=3.0, gt=0, le=60)
+    read_timeout: float = Field(default=10.0, gt=0, le=120)
+
+    # -- program ------------------------------------------------------------------------------
+    program_name: str = Field(min_length=1, max_length=255, description="Loyalty program name, e.g. 'NTO Insider'.")
+    points_currency: str | None = Field(
+        default=None,
+        description="Spendable (non-qualifying) program currency. None: the first profile currency "
+        "whose name does not contain 'Qualifying'.",
+    )
+    cashback_currency: str | None = Field(
+        default=None,
+        description="A program currency used as cashback (1 point = 1 unit of cashback_iso_currency). "
+        "None: cashback is not supported.",
+    )
+    cashback_iso_currency: str | None = Field(default=None, description="ISO 4217 currency of cashback_currency.")
+    debit_points_process: str = Field(
+        default="Debit Points",
+        description="Name of the org's DebitPointsFromMembers process for points (admin-given; UNCONFIRMED).",
+    )
+    debit_cashback_process: str = Field(
+        default="Debit Cashback",
+        description="Name of the org's DebitPointsFromMembers process that debits cashback_currency.",
+    )
+    debit_amount_parameter: str = Field(default="PointsToDebit", description="Process input holding the amount.")
+    debit_result_field: str = Field(default="PointsDebited", description="Process result field with the amount.")
+    accrual_journal_type: str = Field(default="Accrual")
+    accrual_journal_subtype: str | None = Field(default="Purchase", description="JournalSubTypeName of exports.")
+    redemption_journal_type: str = Field(default="Redemption")
+    order_ref_field: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$",
+        description="TransactionJournal field (e.g. a custom Order_Reference__c) that carries the order ref.",
+    )
+    external_number_prefix: str = Field(
+        default="lk-", max_length=20, pattern=r"^[A-Za-z0-9._:-]*$",
+        description="Prefix of deterministic ExternalTransactionNumbers.",
+    )
+
+    # -- evaluation ---------------------------------------------------------------------------
+    promotions_api: Literal["promotion_execution", "eligible_promotions", "none"] = Field(
+        default="promotion_execution",
+        description="Discounts through GPM promotion-execution (v65+), the list-only eligible-promotions "
+        "(v60+), or not at all.",
+    )
+    rule_library_api_name: str | None = Field(default=None, description="?ruleLibraryApiName= for promotion-execution.")
+    retry_promotion_execution: bool = Field(
+        default=True,
+        description="Treat promotion-execution as a read (retried). Whether it records usage is UNCONFIRMED; "
+        "set False to never retry it.",
+    )
+    simulate_earn: bool = Field(default=True, description="Preview points with runSetting.isSimulation.")
+    simulation_points_keys: tuple[str, ...] = Field(
+        default=("points", "Points", "pointsCredited", "PointsCredited", "pointsToCredit", "PointsToCredit"),
+        description="Numeric keys read from actionResultSummary of successful simulated rules (shape UNCONFIRMED).",
+    )
+
+    check_balance_before_spend: bool = Field(
+        default=True,
+        description="Read the balance before a debit and refuse an overdraw without sending it (whether "
+        "the debit process refuses negative balances is org configuration, UNCONFIRMED).",
+    )
+    cancelled_journal_status: str = Field(
+        default="Cancelled",
+        description="Status a journal shows once cancelAccrual/cancelRedemption ran (UNCONFIRMED).",
+    )
+
+    # -- vouchers -----------------------------------------------------------------------------
+    voucher_two_phase: bool = Field(
+        default=True, description="Reserve then Redeem with a reservationKey (v62+); else a plain redeem."
+    )
+    reinstate_vouchers_on_reverse: bool = Field(
+        default=True,
+        description="On cancel/refund, reinstate redeemed vouchers (action Reinstate, v62+). Reinstating a "
+        "Redeemed (not just Reserved) voucher is UNCONFIRMED.",
+    )
+
+    # -- errors -------------------------------------------------------------------------------
+    error_patterns: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_ERROR_PATTERNS),
+        description="Lower-case message fragment or errorCode -> kit error code (codes UNCONFIRMED).",
+    )
+
+    @field_validator("my_domain_url", "token_url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SalesforceSettings:
+        version = _version(self.api_version)
+        if version < 58:
+            raise ValueError("api_version: 58.0 or later is needed (member vouchers)")
+        if self.promotions_api == "promotion_execution" and version < 65:
+            raise ValueError("promotions_api: promotion_execution needs api_version 65.0 or later")
+        if self.promotions_api == "eligible_promotions" and version < 60:
+            raise ValueError("promotions_api: eligible_promotions needs api_version 60.0 or later")
+        if (self.cashback_currency is None) != (self.cashback_iso_currency is None):
+            raise ValueError("cashback_currency and cashback_iso_currency go together")
+        if self.cashback_iso_currency is not None:
+            from loyaltykit.money import is_currency
+
+            if not is_currency(self.cashback_iso_currency):
+                raise ValueError("cashback_iso_currency: not an ISO 4217 currency")
+        return self
+
+    @property
+    def version(self) -> float:
+        return _version(self.api_version)
+
+    @property
+    def two_phase(self) -> bool:
+        """Reserve/Redeem/Reinstate actions exist from v62."""
+        return self.voucher_two_phase and self.version >= 62
+
+    @property
+    def can_reinstate(self) -> bool:
+        return self.reinstate_vouchers_on_reverse and self.version >= 62
+
+    @property
+    def resolved_token_url(self) -> str:
+        return self.token_url or f"{self.my_domain_url}/services/oauth2/token"
