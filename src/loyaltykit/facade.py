@@ -63,6 +63,7 @@ from .models import (
     VoucherRedemption,
 )
 from .plugins import check_routing, discover, make_plugin_manager
+from .scrub import scrubbing
 from .settings import LoyaltySettings, config_path
 
 M = TypeVar("M", bound=pydantic.BaseModel)
@@ -378,7 +379,8 @@ class Loyalty(_Facade):
         try:
             flow = call.make_flow()
             if self._runner is None:
-                result = run_in_process(flow)
+                with scrubbing(call.ctx.scrub_values):
+                    result = run_in_process(flow)
             else:
                 result = self._runner.run(flow, call.ctx)
         except LoyaltyError as exc:
@@ -434,8 +436,10 @@ class AsyncLoyalty(_Facade):
         try:
             flow = call.make_flow()
             if self._runner is None:
-                # In-process engines block: run them off the event loop.
-                result = await asyncio.to_thread(run_in_process, flow)
+                # In-process engines block: run them off the event loop (to_thread copies the
+                # context, so the call's identifiers are scrubbed in the worker thread too).
+                with scrubbing(call.ctx.scrub_values):
+                    result = await asyncio.to_thread(run_in_process, flow)
             else:
                 async with asyncio.timeout(max(0.001, call.ctx.remaining()) + 0.05):
                     result = await self._runner.run(flow, call.ctx)
