@@ -1,0 +1,76 @@
+"""Sync/async parity and the adapter's declaration.
+
+Every scenario already runs through both facades; the parity scenario also checks that the two
+facades give the same answer to the same question against the same engine.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from loyaltykit.adapter import validate_adapter_class
+from loyaltykit.capabilities import Capability
+from loyaltykit.models import ProductPrice, ProductQuery
+from loyaltykit.testing import RuleSpec
+
+from .requirements import requires
+from .support import identifiable_customer
+
+
+def quote_view(evaluation):
+    """What a shop acts on, without per-call engine ids."""
+    return {
+        "subtotal": evaluation.subtotal,
+        "total": evaluation.total,
+        "discounts": sorted((d.target.value, d.amount.amount, d.line_id or "", d.code or "") for d in evaluation.discounts),
+        "earn": sorted((e.kind.value, e.points or 0, e.money.amount if e.money else 0) for e in evaluation.earn),
+        "wallet": sorted(o.id for o in evaluation.wallet),
+        "codes": sorted((c.code, c.status.value, c.reason or "") for c in evaluation.codes),
+        "messages": sorted(m.text for m in evaluation.messages),
+        "free_shipping": evaluation.free_shipping,
+    }
+
+
+@requires()
+def test_declaration_is_coherent(loyaltykit_target):
+    """The adapter's name and capability declaration pass registration checks."""
+    lk = loyaltykit_target
+    validate_adapter_class(type(lk.adapter))
+    assert lk.caps.validate_consistency() == []
+    assert lk.adapter.name == lk.engine, f"harness engine {lk.engine!r} != adapter name {lk.adapter.name!r}"
+
+
+@requires(Capability.EVALUATE)
+@pytest.mark.loyaltykit_parity
+def test_sync_and_async_facades_agree(loyaltykit_target):
+    """The same identify and evaluate through the sync and the async facade give equal results."""
+    lk = loyaltykit_target
+    try:
+        lk.harness.define_rule(RuleSpec(kind="order_percent", percent=Decimal(10), label="Parity"))
+    except NotImplementedError:
+        pass
+    customer = lk.customer()
+    basket = lk.basket(customer_id=customer.id)
+    sync, async_ = lk.call_on("sync", "evaluate", basket), lk.call_on("async", "evaluate", basket)
+    assert not sync.degraded and not async_.degraded
+    assert quote_view(sync) == quote_view(async_), f"sync {sync!r}\nasync {async_!r}"
+    if lk.caps.identify_by:
+        _, identifier = identifiable_customer(lk)
+        assert lk.call_on("sync", "identify", identifier) == lk.call_on("async", "identify", identifier)
+
+
+@requires(Capability.PRICE_PRODUCTS)
+def test_price_products(loyaltykit_target):
+    """Pricing products returns one price per product, in order, never above the list price."""
+    lk = loyaltykit_target
+    customer = lk.customer()
+    query = ProductQuery(currency=lk.currency, customer_id=customer.id,
+                         products=lk.lines(("SKU-A", "20.00", 1), ("SKU-B", "5.00", 1)))
+    prices = lk.call("price_products", query)
+    assert [p.sku for p in prices] == ["SKU-A", "SKU-B"]
+    for price, line in zip(prices, query.products, strict=True):
+        assert isinstance(price, ProductPrice)
+        assert price.price == line.unit_price
+        assert price.discounted_price <= price.price
