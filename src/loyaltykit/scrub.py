@@ -23,6 +23,8 @@ from urllib.parse import quote, quote_plus
 MASK = "***"
 
 _PATTERNS = [
+    # First: "Authorization: Bearer <token>" would otherwise lose only the word "Bearer" to the pair below.
+    (re.compile(r"(?i)\b(Basic|Bearer)\s+[A-Za-z0-9._~+/=!-]+"), r"\1 " + MASK),
     # key=value and "key": "value" pairs whose key names a secret.
     (
         re.compile(
@@ -34,7 +36,6 @@ _PATTERNS = [
         ),
         r"\1" + MASK,
     ),
-    (re.compile(r"(?i)\b(Basic|Bearer)\s+[A-Za-z0-9._~+/=!-]+"), r"\1 " + MASK),
     (re.compile(r"[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), MASK),  # e-mail, raw or URL-encoded
     (re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)"), MASK),  # card-like numbers
     (re.compile(r"(?:\+|%2B)\d[\d ()-]{6,}\d"), MASK),  # international phone numbers, raw or URL-encoded
