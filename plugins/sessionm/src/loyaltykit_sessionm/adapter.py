@@ -214,7 +214,8 @@ class SessionMAdapter(EngineAdapter):
             "/incentives/api/1.0/user_points/all_balances", {"user_id": user_id, "culture": s.culture}, "lookup"
         )
         points, _ = tf.points_from_balances(self._connect_payload(balances), s)
-        discounts, codes = tf.code_results(basket.coupon_codes, eligible, [o.code or o.id for o in wallet])
+        discounts, codes = tf.code_results(basket.coupon_codes, eligible, [o.code or o.id for o in wallet],
+                                           apply_all=s.evaluate_applies == "eligible")
         return Evaluation(
             engine=self.name,
             basket_id=basket.id,

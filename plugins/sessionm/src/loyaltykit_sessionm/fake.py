@@ -130,6 +130,7 @@ class SessionMFake(FakeEngine):
     PERCENT = "percent_check_discount"
     FIXED = "fixed_amount_check_discount"
     ITEM = "fixed_amount_item_discount"
+    PERCENT_ITEM = "percent_item_discount"
 
     def __init__(
         self,
@@ -164,6 +165,7 @@ class SessionMFake(FakeEngine):
         self.audits: list[dict[str, Any]] = []
         self.pos_replies: dict[str, tuple[int, dict[str, Any]]] = {}
         self.earn_rate: Decimal | None = None
+        self.audience_offers: list[str] = []  # issued to every member, present and future
         self._current = threading.local()
 
         core = r"/priv/v1/apps/(?P<api_key>[^/]+)"
@@ -302,6 +304,8 @@ class SessionMFake(FakeEngine):
                 accounts=[PointAccount(str(uuid.uuid4()), "Loyalty Points", "Spend", Decimal(points), Decimal(points))],
             )
             self.users[user.id] = user
+            for offer_id in self.audience_offers:
+                self.issue(user.id, offer_id)
             return user
 
     def add_offer(self, *, offer_type: str, name: str = "Offer", amount: Decimal | None = None,
@@ -322,6 +326,13 @@ class SessionMFake(FakeEngine):
             user_offer = UserOffer(ident, offer_id, user_id, valid_from=valid_from, expires_at=expires_at)
             self.user_offers[ident] = user_offer
             return user_offer
+
+    def issue_to_audience(self, offer_id: str) -> None:
+        """Bulk issuance to all members (the fake's audience is everyone)."""
+        with self.lock:
+            self.audience_offers.append(offer_id)
+            for user_id in list(self.users):
+                self.issue(user_id, offer_id)
 
     def points(self, user_id: str) -> Decimal:
         with self.lock:
@@ -593,12 +604,16 @@ class SessionMFake(FakeEngine):
         if offer.offer_type == self.PERCENT:
             value = (subtotal * amount / 100).quantize(self.quantum, rounding=ROUND_HALF_UP)
             return value, []
-        if offer.offer_type == self.ITEM:
+        if offer.offer_type in (self.ITEM, self.PERCENT_ITEM):
             matching = [i for i in items if str(i.get("item_id")) == offer.sku]
             if not matching:
                 return "offer_not_applicable"
             best = max(matching, key=lambda i: _dec(i.get("unit_price", 0)))
-            return min(amount, _dec(best.get("unit_price", 0))), [str(best.get("line_id"))]
+            if offer.offer_type == self.ITEM:
+                return min(amount, _dec(best.get("unit_price", 0))), [str(best.get("line_id"))]
+            line_total = _dec(best.get("unit_price", 0)) * _dec(best.get("quantity", 1))
+            value = (line_total * amount / 100).quantize(self.quantum, rounding=ROUND_HALF_UP)
+            return value, [str(best.get("line_id"))]
         return "offer_not_applicable"
 
     def _lookup(self, payload: dict[str, Any], envelope: dict[str, Any]) -> tuple[int, dict[str, Any]]:

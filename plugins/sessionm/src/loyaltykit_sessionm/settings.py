@@ -72,6 +72,9 @@ class SessionMSettings(BaseSettings):
 
     # -- flow choices ---------------------------------------------------------------------------
     identify_email_via: Literal["core", "pos"] = "core"
+    evaluate_applies: Literal["eligible", "codes"] = Field(
+        default="eligible", description="Quote every eligible wallet offer, or only those named by coupon codes."
+    )
     redeem_mode: Literal["lock", "redeem"] = "lock"
     points_return: Literal["none", "deposit", "spend_is_return"] = "none"
     points_return_source_id: str | None = Field(default=None, description="point_source_id for deposits.")
@@ -82,6 +85,7 @@ class SessionMSettings(BaseSettings):
     offer_type_percent_check: str = "percent_check_discount"
     offer_type_fixed_check: str = "fixed_amount_check_discount"  # the one confirmed value
     offer_type_fixed_item: str = "fixed_amount_item_discount"
+    offer_type_percent_item: str = "percent_item_discount"
     offer_lookup_type: str = "UserOfferId"
     offer_amount_key: str = "amount"
     offer_expiry_key: str = "expiration_date"

@@ -7,7 +7,9 @@ and ``void_on_cancel=True`` (both default off in production, see the README).
 
 What SessionM has no concept of raises ``NotImplementedError``: open (owner-less) codes, vouchers
 with a usage limit other than one, cashback balances, and free-form promotion rules.
-``expire_token()`` is a no-op: SessionM uses Basic credentials, there is no token to expire.
+Promotion rules become offers issued to every member (bulk issuance to an audience); message rules
+are not modelled. ``expire_token()`` raises ``NotImplementedError``: every SessionM family uses
+Basic credentials, there is no token to expire.
 """
 
 from __future__ import annotations
@@ -191,7 +193,18 @@ class SessionMHarness:
         self.fake.earn_rate = Decimal(points_per_unit)
 
     def define_rule(self, spec: RuleSpec) -> None:
-        raise NotImplementedError("SessionM promotions are wallet offers; basket rules are not modelled")
+        """A rule is an offer issued to every member; the POS look-up then quotes it when eligible."""
+        offer_type = {
+            "order_percent": SessionMFake.PERCENT,
+            "order_fixed": SessionMFake.FIXED,
+            "line_percent": SessionMFake.PERCENT_ITEM,
+        }.get(spec.kind)
+        if offer_type is None:
+            raise NotImplementedError(f"SessionM has no {spec.kind} promotion in its documented APIs")
+        amount = spec.percent if spec.kind.endswith("percent") else self._amount(spec.amount)
+        offer = self.fake.add_offer(offer_type=offer_type, name=spec.label, amount=amount, sku=spec.sku,
+                                    min_subtotal=self._amount(spec.min_subtotal))
+        self.fake.issue_to_audience(offer.offer_id)
 
     # -- reading back --------------------------------------------------------------------------
     def balances(self, customer_id: str) -> EngineBalances:
@@ -214,7 +227,7 @@ class SessionMHarness:
         self.fake.inject(route, fault)
 
     def expire_token(self) -> None:
-        """No-op: Basic auth on every family, no token to expire."""
+        raise NotImplementedError("SessionM uses Basic credentials on every family: there is no token")
 
     def request_count(self, route: str | None = None) -> int:
         return self.fake.request_count(route)

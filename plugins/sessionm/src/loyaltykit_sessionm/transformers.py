@@ -356,11 +356,20 @@ def transaction_from_order(order: Order, settings: SessionMSettings, *, voided: 
 
 
 def offer_kind(offer_type: Any, settings: SessionMSettings) -> OfferKind:
+    """The kit kind; a percent-off-item offer has no kit kind of its own and maps to OTHER."""
     return {
         settings.offer_type_percent_check: OfferKind.PERCENT_OFF_CHECK,
         settings.offer_type_fixed_check: OfferKind.FIXED_OFF_CHECK,
         settings.offer_type_fixed_item: OfferKind.FIXED_OFF_ITEM,
     }.get(str(offer_type), OfferKind.OTHER)
+
+
+def is_percent(offer_type: Any, settings: SessionMSettings) -> bool:
+    return str(offer_type) in (settings.offer_type_percent_check, settings.offer_type_percent_item)
+
+
+def is_per_item(offer_type: Any, settings: SessionMSettings) -> bool:
+    return str(offer_type) in (settings.offer_type_fixed_item, settings.offer_type_percent_item)
 
 
 def _datetime(value: Any) -> datetime | None:
@@ -390,14 +399,15 @@ def wallet_offers(
         ident = _offer_id(entry)
         if ident is None:
             continue
-        kind = offer_kind(entry.get("offer_type"), settings)
+        offer_type = entry.get("offer_type")
+        kind = offer_kind(offer_type, settings)
         raw_amount = entry.get(settings.offer_amount_key)
         amount = percent = None
-        if raw_amount is not None and kind is not OfferKind.OTHER:
+        if raw_amount is not None:
             number = decimal(raw_amount, settings.offer_amount_key)
-            if kind is OfferKind.PERCENT_OFF_CHECK:
+            if is_percent(offer_type, settings):
                 percent = number
-            else:
+            elif kind is not OfferKind.OTHER:
                 amount = Money.of(number, settings.currency)
         label = entry.get("title") or entry.get("name")
         offers.append(
@@ -429,14 +439,14 @@ def eligible_discounts(
         if raw is None:
             continue
         amount = Money.of(decimal(raw, settings.lookup_discount_key), basket.currency)
-        kind = offer_kind(entry.get("offer_type"), settings)
+        offer_type = entry.get("offer_type")
         lines = [str(i) for i in entry.get("discounted_line_ids") or () if str(i) in line_ids]
         code = str(entry["user_offer_id"])
         label = entry.get("name") or entry.get("title") or entry.get("display_name")
         percent = None
-        if kind is OfferKind.PERCENT_OFF_CHECK and entry.get(settings.offer_amount_key) is not None:
+        if is_percent(offer_type, settings) and entry.get(settings.offer_amount_key) is not None:
             percent = decimal(entry[settings.offer_amount_key], settings.offer_amount_key)
-        if kind is OfferKind.FIXED_OFF_ITEM and lines:
+        if is_per_item(offer_type, settings) and len(lines) == 1:
             target, line_id = DiscountTarget.LINE, lines[0]
         else:
             target, line_id = DiscountTarget.ORDER, None
@@ -453,15 +463,17 @@ def eligible_discounts(
 
 
 def code_results(
-    codes: Iterable[str], eligible: Mapping[str, Discount], wallet_ids: Iterable[str]
+    codes: Iterable[str], eligible: Mapping[str, Discount], wallet_ids: Iterable[str], *, apply_all: bool
 ) -> tuple[tuple[Discount, ...], tuple[CodeResult, ...]]:
-    """Discounts for the basket's codes, and a result per code."""
+    """The quote's discounts (every eligible offer, or only those named by codes) and a result
+    per code."""
     in_wallet = set(wallet_ids)
-    discounts: list[Discount] = []
+    codes = list(codes)
+    chosen = list(eligible) if apply_all else [c for c in codes if c in eligible]
+    discounts = [eligible[c] for c in dict.fromkeys(chosen)]
     results: list[CodeResult] = []
     for code in codes:
         if code in eligible:
-            discounts.append(eligible[code])
             results.append(CodeResult(code=code, status=CodeStatus.ACCEPTED))
         elif code in in_wallet:
             results.append(
