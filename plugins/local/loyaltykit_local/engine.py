@@ -197,6 +197,7 @@ class Quote:
     accepted_codes: list[str] = field(default_factory=list)
     applied_rules: list[str] = field(default_factory=list)
     free_shipping: bool = False
+    free_shipping_by: list[str] = field(default_factory=list)
     line_paid: dict[str, Decimal] = field(default_factory=dict)
     points_earned: int = 0
     bonus: list[tuple[str, int]] = field(default_factory=list)  # (label, points)
@@ -306,7 +307,7 @@ def _take_order(state: _Basket, wanted: Decimal) -> Decimal:
     return max(taken, ZERO)
 
 
-def apply_action(action, rule: Rule, state: _Basket, quote: Quote, shipping: Decimal | None) -> None:
+def apply_action(action, rule: Rule, state: _Basket, quote: Quote) -> None:
     label = rule.label or rule.id
     currency = state.currency
     if isinstance(action, PercentOffOrder):
@@ -345,11 +346,10 @@ def apply_action(action, rule: Rule, state: _Basket, quote: Quote, shipping: Dec
         quote.free_items.append(FreeItem(sku=action.sku, quantity=action.quantity,
                                          label=action.name or label, engine_id=rule.id))
     elif isinstance(action, FreeShipping):
-        if not quote.free_shipping:
-            quote.free_shipping = True
-            if shipping:
-                quote.discounts.append(Discount(target=DiscountTarget.SHIPPING, amount=_money(shipping, currency),
-                                                engine_id=rule.id, label=label))
+        # Only the flag: the core's Evaluation.total and Order.from_evaluation count every discount
+        # against the goods, so a shipping-target discount would also be taken off the lines.
+        quote.free_shipping = True
+        quote.free_shipping_by.append(label)
     elif isinstance(action, BonusPoints):
         quote.bonus.append((label, action.points))
     elif isinstance(action, ShowMessage):
@@ -487,7 +487,7 @@ def quote(compiled: CompiledProgram, view: BasketView, customer: CustomerFacts |
             continue
         result.applied_rules.append(rule.id)
         for action in rule.then:
-            apply_action(action, rule, state, result, view.shipping)
+            apply_action(action, rule, state, result)
         if rule.stop or first_only:
             break
     customer_id = customer.id if customer else None

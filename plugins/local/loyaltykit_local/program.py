@@ -123,8 +123,13 @@ class CashbackPolicy(ProgramModel):
 VoucherKind = Literal["percent", "fixed", "item"]
 
 
+def _limit(value: Any) -> Any:
+    # TOML has no null: "unlimited" spells it out (and leaving the key out means single use).
+    return None if value == "unlimited" else value
+
+
 class VoucherDef(ProgramModel):
-    """A promo code or voucher. ``usage_limit = 1`` is single-use; omit it for unlimited."""
+    """A promo code or voucher: single use by default, ``usage_limit = n`` or ``"unlimited"``."""
 
     code: Annotated[str, Field(min_length=1, max_length=64)]
     kind: VoucherKind
@@ -133,7 +138,7 @@ class VoucherDef(ProgramModel):
     sku: Name | None = None  # for kind "item": the product it takes ``amount`` off (per unit)
     label: str | None = None
     owner: Name | None = None  # customer id; absent means anyone may use it
-    usage_limit: Annotated[int, Field(ge=1)] | None = 1
+    usage_limit: Annotated[Annotated[int, Field(ge=1)] | None, BeforeValidator(_limit)] = 1
     valid_from: Instant | None = None
     valid_until: Instant | None = None
     min_basket: Amounts | None = None

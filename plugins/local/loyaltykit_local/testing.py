@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from loyaltykit import Money
+from loyaltykit import Basket, Line, Money
 from loyaltykit.testing import (
     EngineBalances,
     Fault,
@@ -183,6 +184,38 @@ class _SwallowsVoucherErrors(LocalAdapter):
                                                         idempotency_key=redemption.key))
 
         return flow()
+
+
+# ---------------------------------------------------------------------------------------------
+# Small builders for tests of code running on the embedded engine
+# ---------------------------------------------------------------------------------------------
+
+
+class Clock:
+    """A settable clock (pass it as ``LocalEngine(clock=...)``): date windows and expiry without waiting."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+def eur(amount: str | int) -> Money:
+    return Money.of(amount, "EUR")
+
+
+def line(id: str, sku: str, price: str, quantity: int | str = 1, category: str | None = None) -> Line:
+    return Line(id=id, sku=sku, quantity=quantity, unit_price=eur(price), category=category)
+
+
+def basket(*lines: Line, customer_id: str | None = None, codes: tuple[str, ...] = (), channel: str | None = None,
+           shipping: str | None = None, id: str = "cart-1") -> Basket:
+    return Basket(id=id, currency="EUR", lines=lines, customer_id=customer_id, coupon_codes=codes, channel=channel,
+                  shipping=eur(shipping) if shipping is not None else None)
 
 
 def make_harness() -> LocalHarness:
