@@ -1,0 +1,81 @@
+"""Shared fixtures for the core's unit tests.
+
+``support.py`` is loaded under a distinctive module name so it cannot collide with another
+test directory's helpers when the whole repository's suites run in one session.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+_SUPPORT = "loyaltykit_core_test_support"
+if _SUPPORT not in sys.modules:
+    _spec = importlib.util.spec_from_file_location(_SUPPORT, Path(__file__).with_name("support.py"))
+    assert _spec is not None and _spec.loader is not None
+    _module = importlib.util.module_from_spec(_spec)
+    sys.modules[_SUPPORT] = _module
+    _spec.loader.exec_module(_module)
+
+support = sys.modules[_SUPPORT]
+
+from loyaltykit import AsyncLoyalty, Loyalty  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch, tmp_path):
+    """No LOYALTYKIT_* variable or loyaltykit.toml from the developer's machine leaks in."""
+    for key in list(os.environ):
+        if key.startswith("LOYALTYKIT_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def engine():
+    fake = support.ShopEngine()
+    fake.add_member("m1", email="ann@example.com", phone="+4915112345678", card="CARD0001",
+                    tier="gold", points=100, cashback="20.00")
+    fake.add_member("m2", email="bob@example.com", tier="basic", cashback="1.00")
+    fake.add_voucher("SAVE5", "5.00")
+    fake.add_voucher("SAVE3", "3.00")
+    return fake
+
+
+fast_settings = support.fast_settings
+
+
+@pytest.fixture
+def make_sync(engine):
+    made = []
+
+    def make(adapter=None, *, transport="fake", plugins=(), **settings):
+        adapter = adapter or support.ShopAdapter()
+        kwargs = {"transport": engine.transport()} if transport == "fake" else {"transport": transport}
+        facade = Loyalty(fast_settings(**settings), adapter=adapter, load_entry_points=False, plugins=plugins, **kwargs)
+        made.append(facade)
+        return facade
+
+    yield make
+    for facade in made:
+        facade.close()
+
+
+@pytest.fixture
+async def make_async(engine):
+    made = []
+
+    def make(adapter=None, *, transport="fake", plugins=(), **settings):
+        adapter = adapter or support.ShopAdapter()
+        kwargs = {"transport": engine.transport()} if transport == "fake" else {"transport": transport}
+        facade = AsyncLoyalty(fast_settings(**settings), adapter=adapter, load_entry_points=False, plugins=plugins, **kwargs)
+        made.append(facade)
+        return facade
+
+    yield make
+    for facade in made:
+        await facade.aclose()

@@ -1,0 +1,134 @@
+"""Money: Decimal + ISO 4217 currency, quantized once with ROUND_HALF_UP, never mixed, never float."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pydantic
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from loyaltykit import CurrencyMismatchError, InvalidRequestError, Money
+from loyaltykit.money import MAX_AMOUNT, exponent, quantize, to_decimal, total
+
+CURRENCIES = ["EUR", "USD", "JPY", "KWD", "GBP", "BHD", "CLF"]
+
+amounts = st.decimals(min_value=-MAX_AMOUNT, max_value=MAX_AMOUNT, allow_nan=False, allow_infinity=False, places=6)
+
+
+@pytest.mark.parametrize(("currency", "expected"), [("EUR", 2), ("USD", 2), ("JPY", 0), ("KRW", 0), ("KWD", 3), ("BHD", 3)])
+def test_exponent_of_currency(currency, expected):
+    assert exponent(currency) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "currency", "expected"),
+    [
+        ("0.005", "EUR", "0.01"),  # half a cent rounds up
+        ("0.004", "EUR", "0.00"),
+        ("-0.005", "EUR", "-0.01"),  # away from zero, not toward +inf
+        ("2.675", "EUR", "2.68"),  # a float would make this 2.67
+        ("0.5", "JPY", "1"),
+        ("1.5", "JPY", "2"),
+        ("2.5", "JPY", "3"),  # not banker's rounding
+        ("0.0005", "KWD", "0.001"),
+        ("1.2344", "KWD", "1.234"),
+        ("10", "EUR", "10.00"),
+    ],
+)
+def test_quantization_is_round_half_up_at_currency_exponent(raw, currency, expected):
+    money = Money.of(raw, currency)
+    assert money.amount == Decimal(expected)
+    assert money.amount.as_tuple().exponent == -exponent(currency)
+
+
+@given(amount=amounts, currency=st.sampled_from(CURRENCIES))
+def test_construction_quantizes_exactly_once_and_is_idempotent(amount, currency):
+    money = Money.of(amount, currency)
+    assert money.amount == quantize(amount, currency)
+    assert Money.of(money.amount, currency) == money
+    assert -exponent(currency) == money.amount.as_tuple().exponent
+    # Never more than half a minor unit away from the exact amount.
+    assert abs(money.amount - amount) <= Decimal(1).scaleb(-exponent(currency)) / 2
+
+
+@given(a=amounts, b=amounts, currencies=st.lists(st.sampled_from(CURRENCIES), min_size=2, max_size=2, unique=True))
+def test_arithmetic_never_mixes_currencies(a, b, currencies):
+    x = Money.of(a, currencies[0])
+    y = Money.of(b, currencies[1])
+    for op in (
+        lambda: x + y,
+        lambda: x - y,
+        lambda: x < y,
+        lambda: x <= y,
+        lambda: x > y,
+        lambda: x >= y,
+        lambda: x.min(y),
+        lambda: x.max(y),
+        lambda: total([x, y], currencies[0]),
+    ):
+        with pytest.raises(CurrencyMismatchError) as info:
+            op()
+        assert info.value.code == "currency_mismatch"
+        assert isinstance(info.value, InvalidRequestError)
+
+
+@given(a=st.decimals(min_value=-10**9, max_value=10**9, places=2), b=st.decimals(min_value=-10**9, max_value=10**9, places=2))
+def test_same_currency_arithmetic_is_exact(a, b):
+    x, y = Money.of(a, "EUR"), Money.of(b, "EUR")
+    assert (x + y).amount == a + b
+    assert (x - y).amount == a - b
+    assert (x + y).currency == "EUR"
+    assert (x < y) == (a < b)
+
+
+def test_multiplication_quantizes_and_refuses_float_and_money():
+    assert (Money.of("0.99", "EUR") * 3).amount == Decimal("2.97")
+    assert (Money.of("10.00", "EUR") * Decimal("0.333")).amount == Decimal("3.33")
+    assert (Money.of("0.01", "EUR") * Decimal("0.5")).amount == Decimal("0.01")  # half up
+    with pytest.raises(ValueError):
+        Money.of("1.00", "EUR") * 1.5
+    with pytest.raises(TypeError):
+        Money.of("1.00", "EUR") * Money.of("1.00", "EUR")
+    with pytest.raises(TypeError):
+        Money.of("1.00", "EUR") + 1
+
+
+@pytest.mark.parametrize("bad", [0.1, 1.0, float("nan"), float("inf"), float("-inf"), "NaN", "nan", "Infinity",
+                                 "-inf", "sNaN", Decimal("NaN"), Decimal("Infinity"), Decimal("sNaN"), True,
+                                 "abc", "", None, [1]])
+def test_floats_nan_inf_and_garbage_refused(bad):
+    with pytest.raises(pydantic.ValidationError) as info:
+        Money.of(bad, "EUR")
+    assert info.value.errors()[0]["loc"] == ("amount",)
+    if not isinstance(bad, str | None | list):
+        with pytest.raises(ValueError):
+            to_decimal(bad)
+
+
+@pytest.mark.parametrize("currency", ["eur", "EURO", "XXX", "ABC", "", None, 978])
+def test_unknown_currency_refused(currency):
+    with pytest.raises(pydantic.ValidationError) as info:
+        Money.of("1.00", currency)
+    assert info.value.errors()[0]["loc"] == ("currency",)
+
+
+def test_absurd_amount_refused():
+    Money.of(MAX_AMOUNT, "EUR")
+    with pytest.raises(pydantic.ValidationError):
+        Money.of(MAX_AMOUNT + 1, "EUR")
+
+
+def test_minor_units_round_trip():
+    assert Money.of("12.34", "EUR").minor_units() == 1234
+    assert Money.of("1234", "JPY").minor_units() == 1234
+    assert Money.of("1.234", "KWD").minor_units() == 1234
+    assert Money.from_minor_units(1234, "KWD") == Money.of("1.234", "KWD")
+    assert Money.from_minor_units(-5, "EUR").amount == Decimal("-0.05")
+
+
+def test_money_is_frozen():
+    money = Money.of("1.00", "EUR")
+    with pytest.raises(pydantic.ValidationError):
+        money.amount = Decimal(2)  # type: ignore[misc]

@@ -1,0 +1,354 @@
+"""Policies: circuit breaker, fail-open evaluation, fail-closed writes, export that loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import respx
+from loyaltykit_core_test_support import BASE_URL, ShopAdapter, basket_dict
+
+from loyaltykit import (
+    CircuitOpenError,
+    EngineUnavailableError,
+    ExportReport,
+    ExportStatus,
+    LoyaltyError,
+    OutcomeUnknownError,
+)
+from loyaltykit.breaker import CircuitBreaker
+from loyaltykit.flows import CallContext, EngineRequest
+from loyaltykit.http import EngineClientConfig, RetryPolicy, Service, SyncRunner
+from loyaltykit.testing import serve
+
+MEMBER = {"member": {"id": "m1", "tier": "gold", "points": "1", "cashback": "0.00"}}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# -- circuit breaker, as a unit -------------------------------------------------------------------
+
+
+def test_breaker_opens_after_n_consecutive_failures():
+    clock = Clock()
+    breaker = CircuitBreaker(failure_threshold=3, reset_after=10, clock=clock)
+    for _ in range(2):
+        assert breaker.allow()
+        breaker.record_failure()
+    assert breaker.state == "closed"
+    breaker.record_success()  # a success in between resets the count
+    for _ in range(2):
+        breaker.record_failure()
+    assert breaker.state == "closed"
+    breaker.record_failure()
+    assert breaker.state == "open"
+    assert not breaker.allow()
+
+
+def test_breaker_half_open_lets_exactly_one_trial_through():
+    clock = Clock()
+    breaker = CircuitBreaker(failure_threshold=1, reset_after=10, clock=clock)
+    breaker.record_failure()
+    clock.now += 9.9
+    assert not breaker.allow()
+    clock.now += 0.2
+    assert breaker.state == "half-open"
+    assert breaker.allow()
+    assert not breaker.allow(), "only one trial while it is in flight"
+    assert not breaker.allow()
+    breaker.record_failure()  # the trial failed: open again for a full period
+    assert breaker.state == "open"
+    clock.now += 10
+    assert breaker.allow()
+    breaker.record_success()
+    assert breaker.state == "closed"
+    assert all(breaker.allow() for _ in range(5))
+
+
+def test_breaker_half_open_trial_is_single_under_concurrency():
+    clock = Clock()
+    breaker = CircuitBreaker(failure_threshold=1, reset_after=1, clock=clock)
+    breaker.record_failure()
+    clock.now += 2
+    results = []
+    barrier = threading.Barrier(8)
+
+    def worker():
+        barrier.wait()
+        results.append(breaker.allow())
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count(True) == 1
+
+
+# -- circuit breaker, through the facade ----------------------------------------------------------
+
+
+@pytest.fixture
+def engine_http():
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
+        yield mock
+
+
+@pytest.mark.parametrize("facade", ["sync", "async"])
+async def test_breaker_refuses_without_sending_then_recovers(facade, engine_http, make_sync, make_async):
+    route = engine_http.get("/members").mock(return_value=httpx.Response(503))
+    adapter = ShopAdapter({"max_attempts": 1})
+    if facade == "sync":
+        loyalty = make_sync(adapter, transport=None, breaker_threshold=3, breaker_reset=0.3)
+
+        async def identify():
+            return loyalty.identify(email="ann@example.com")
+    else:
+        loyalty = make_async(adapter, transport=None, breaker_threshold=3, breaker_reset=0.3)
+
+        async def identify():
+            return await loyalty.identify(email="ann@example.com")
+
+    for _ in range(3):
+        with pytest.raises(EngineUnavailableError) as info:
+            await identify()
+        assert not isinstance(info.value, CircuitOpenError)
+    assert route.call_count == 3
+    for _ in range(5):
+        with pytest.raises(CircuitOpenError) as info:
+            await identify()
+        assert info.value.code == "engine_unavailable" and info.value.retryable
+    assert route.call_count == 3, "an open circuit sends nothing"
+
+    time.sleep(0.35)  # half-open: one trial; the engine is back
+    route.mock(return_value=httpx.Response(200, json=MEMBER))
+    assert (await identify()).id == "m1"
+    assert route.call_count == 4
+    for _ in range(3):
+        assert (await identify()).id == "m1"
+    assert route.call_count == 7
+
+
+def test_breaker_opens_mid_retry_and_stops_the_retries(engine_http, make_sync):
+    route = engine_http.get("/members").mock(return_value=httpx.Response(503))
+    loyalty = make_sync(ShopAdapter({"max_attempts": 6}), transport=None, breaker_threshold=2)
+    with pytest.raises(EngineUnavailableError):
+        loyalty.identify(email="ann@example.com")
+    assert route.call_count == 2
+
+
+def test_client_errors_do_not_open_the_breaker(engine_http, make_sync):
+    route = engine_http.get("/members").mock(return_value=httpx.Response(404, json={"error": "member_not_found"}))
+    loyalty = make_sync(transport=None, breaker_threshold=1)
+    for _ in range(3):
+        assert loyalty.identify(email="ann@example.com") is None
+    assert route.call_count == 3
+
+
+def test_a_call_that_never_reaches_the_engine_does_not_consume_the_half_open_trial(engine_http):
+    """A call whose deadline is already spent is refused locally; the one half-open trial must stay
+    available for a call that is actually sent, or the circuit can never close again."""
+    route = engine_http.get("/members").mock(return_value=httpx.Response(200, json=MEMBER))
+    clock = Clock()
+    breaker = CircuitBreaker(failure_threshold=1, reset_after=5, clock=clock)
+    config = EngineClientConfig(engine="shop", services={"default": Service(BASE_URL)},
+                                retry=RetryPolicy(max_attempts=1), breaker=breaker)
+    runner = SyncRunner(config)
+    breaker.record_failure()
+    clock.now += 6  # half-open
+
+    def flow():
+        response = yield EngineRequest("GET", "/members", route="identify")
+        return response.status_code
+
+    spent = CallContext(engine="shop", operation="identify", deadline_seconds=1.0, started=time.monotonic() - 2)
+    with pytest.raises(LoyaltyError):
+        runner.run(flow(), spent)
+    assert route.call_count == 0
+    fresh = CallContext(engine="shop", operation="identify", deadline_seconds=2.0)
+    assert runner.run(flow(), fresh) == 200
+    assert breaker.state == "closed"
+    runner.close()
+
+
+# -- fail-open evaluation, fail-closed writes -----------------------------------------------------
+
+
+def dead_url() -> str:
+    """A local port with nothing listening: connections are refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def hanging():
+    release = threading.Event()
+
+    def handler(request):
+        release.wait(5)
+        return httpx.Response(200, json={})
+
+    with serve(handler) as server:
+        yield server.url
+        release.set()
+
+
+BUDGET = 0.5
+
+
+def _check_degraded(evaluation, started):
+    elapsed = time.monotonic() - started
+    assert evaluation.degraded is True
+    assert evaluation.degraded_reason
+    assert evaluation.discounts == ()
+    assert evaluation.subtotal.amount == evaluation.total.amount
+    assert [c.status.value for c in evaluation.codes] == ["rejected"]
+    assert elapsed < BUDGET + 0.5, f"fail-open took {elapsed:.2f}s for a {BUDGET}s budget"
+    return elapsed
+
+
+@pytest.mark.parametrize("where", ["dead", "hanging"])
+def test_evaluate_fails_open_within_budget_sync(where, hanging, make_sync):
+    url = dead_url() if where == "dead" else hanging
+    loyalty = make_sync(ShopAdapter({"base_url": url}), transport=None, evaluate_budget=BUDGET)
+    started = time.monotonic()
+    evaluation = loyalty.evaluate(basket_dict(coupon_codes=["SAVE5"]))
+    _check_degraded(evaluation, started)
+    assert evaluation.degraded_reason.startswith("engine_unavailable" if where == "dead" else "timeout")
+
+
+@pytest.mark.parametrize("where", ["dead", "hanging"])
+async def test_evaluate_fails_open_within_budget_async(where, hanging, make_async):
+    url = dead_url() if where == "dead" else hanging
+    loyalty = make_async(ShopAdapter({"base_url": url}), transport=None, evaluate_budget=BUDGET)
+    started = time.monotonic()
+    evaluation = await loyalty.evaluate(basket_dict(coupon_codes=["SAVE5"]))
+    _check_degraded(evaluation, started)
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+def test_evaluate_fails_open_on_engine_errors(status, engine_http, make_sync):
+    engine_http.post("/evaluate").mock(return_value=httpx.Response(status))
+    evaluation = make_sync(ShopAdapter({"max_attempts": 1}), transport=None).evaluate(basket_dict())
+    assert evaluation.degraded
+
+
+def test_evaluate_fails_open_on_a_garbled_answer(engine_http, make_sync):
+    engine_http.post("/evaluate").mock(return_value=httpx.Response(200, json={"unexpected": True}))
+    evaluation = make_sync(transport=None).evaluate(basket_dict())
+    assert evaluation.degraded and evaluation.degraded_reason.startswith("malformed_response")
+
+
+def test_evaluate_does_not_hide_business_errors(engine_http, make_sync):
+    """Fail-open covers unavailability only: an unknown customer is the shop's problem to see."""
+    from loyaltykit import CustomerNotFoundError
+
+    engine_http.post("/evaluate").mock(return_value=httpx.Response(404, json={"error": "member_not_found"}))
+    with pytest.raises(CustomerNotFoundError):
+        make_sync(transport=None).evaluate(basket_dict(customer_id="ghost"))
+
+
+@pytest.mark.parametrize("where", ["dead", "hanging"])
+async def test_writes_fail_closed(where, hanging, make_sync, make_async):
+    url = dead_url() if where == "dead" else hanging
+    redeem = {"code": "SAVE5", "order_ref": "o1"}
+    spend = {"customer_id": "m1", "order_ref": "o1", "amount": {"amount": "1.00", "currency": "EUR"}}
+    sync = make_sync(ShopAdapter({"base_url": url}), transport=None, write_deadline=BUDGET)
+    asyn = make_async(ShopAdapter({"base_url": url}), transport=None, write_deadline=BUDGET)
+    expected = EngineUnavailableError if where == "dead" else OutcomeUnknownError
+    with pytest.raises(expected):
+        sync.redeem_voucher(redeem)
+    with pytest.raises(expected):
+        sync.spend_cashback(spend)
+    with pytest.raises(expected):
+        await asyn.redeem_voucher(redeem)
+    with pytest.raises(expected):
+        await asyn.spend_cashback(spend)
+
+
+# -- export ----------------------------------------------------------------------------------------
+
+
+def orders(*refs):
+    return [
+        {"ref": ref, "currency": "EUR", "customer_id": "m1", "total": {"amount": "10.00", "currency": "EUR"},
+         "lines": [{"id": "l1", "sku": "s", "quantity": 1, "unit_price": {"amount": "10.00", "currency": "EUR"}}]}
+        for ref in refs
+    ]
+
+
+@pytest.mark.parametrize("where", ["dead", "hanging"])
+async def test_export_against_a_dead_engine_keeps_every_order_queued(where, hanging, make_sync, make_async):
+    url = dead_url() if where == "dead" else hanging
+    for loyalty in (make_sync(ShopAdapter({"base_url": url}), transport=None, write_deadline=BUDGET),
+                    make_async(ShopAdapter({"base_url": url}), transport=None, write_deadline=BUDGET)):
+        report = loyalty.export_orders(orders("o1", "o2", "o3"))
+        if not isinstance(report, ExportReport):
+            report = await report
+        assert [r.order_ref for r in report.results] == ["o1", "o2", "o3"]
+        assert {r.status for r in report.results} == {ExportStatus.RETRY_LATER}
+        assert all(r.error_code for r in report.results)
+
+
+class ForgetfulAdapter(ShopAdapter):
+    """Reports only the first order of a batch (and one it was never given)."""
+
+    name = "forgetful"
+
+    def export_orders(self, orders, ctx):
+        report = yield from super().export_orders(orders, ctx)
+        first = report.results[0]
+        stray = first.model_copy(update={"order_ref": "not-in-batch"})
+        return ExportReport(engine=self.name, results=(stray, first))
+
+
+def test_export_fills_unreported_orders_as_retry_later(make_sync, engine):
+    report = make_sync(ForgetfulAdapter()).export_orders(orders("o1", "o2", "o3"))
+    assert [(r.order_ref, r.status) for r in report.results] == [
+        ("o1", ExportStatus.ACCEPTED),
+        ("o2", ExportStatus.RETRY_LATER),
+        ("o3", ExportStatus.RETRY_LATER),
+    ]
+    assert engine.orders == ["o1", "o2", "o3"]
+
+
+async def test_export_fills_unreported_orders_async(make_async):
+    report = await make_async(ForgetfulAdapter()).export_orders(orders("o1", "o2"))
+    assert [r.status for r in report.results] == [ExportStatus.ACCEPTED, ExportStatus.RETRY_LATER]
+
+
+def test_export_twice_is_duplicate_not_double(make_sync, engine):
+    loyalty = make_sync()
+    first = loyalty.export_orders(orders("o1", "o2"))
+    second = loyalty.export_orders(orders("o2", "o3"))
+    assert [r.status for r in first.results] == [ExportStatus.ACCEPTED] * 2
+    assert [r.status for r in second.results] == [ExportStatus.DUPLICATE, ExportStatus.ACCEPTED]
+    assert engine.orders == ["o1", "o2", "o3"]
+
+
+async def test_a_cancelled_call_does_not_keep_the_half_open_trial(hanging, make_async, engine_http):
+    """A caller that gives up (asyncio cancellation) mid-request must not leave the breaker waiting for
+    a trial result that never comes."""
+    engine_http.route(host="127.0.0.1").pass_through()
+    loyalty = make_async(ShopAdapter({"base_url": hanging, "max_attempts": 1}), transport=None,
+                         breaker_threshold=1, breaker_reset=0.1, read_deadline=5)
+    breaker = loyalty.client_config.breaker
+    breaker.record_failure()
+    await asyncio.sleep(0.15)
+    assert breaker.state == "half-open"
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(loyalty.identify(email="ann@example.com"), 0.2)
+    await asyncio.sleep(0.15)
+    assert breaker.allow(), "the breaker must offer a new trial after the cancelled one"

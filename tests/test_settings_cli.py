@@ -1,0 +1,173 @@
+"""Settings (environment, TOML file, adapter sections) and the ``loyaltykit`` command."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from loyaltykit_core_test_support import FakeEntryPoint, ShopAdapter, fake_entry_points
+from pydantic import SecretStr
+from typer.testing import CliRunner
+
+from loyaltykit import ConfigError, Loyalty, LoyaltySettings
+from loyaltykit import cli as cli_module
+from loyaltykit import plugins as plugins_module
+
+
+class Observer:
+    from loyaltykit import hookimpl
+
+    @hookimpl(wrapper=True)
+    def loyaltykit_identify(self, identifier, ctx):
+        return (yield)
+
+
+@pytest.fixture
+def installed(monkeypatch):
+    monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points(
+        FakeEntryPoint("shop", ShopAdapter, dist="loyaltykit-shop", version="1.2.3"),
+        FakeEntryPoint("audit", Observer(), dist="shop-audit", version="0.4.0")))
+
+
+# -- settings --------------------------------------------------------------------------------------
+
+
+def test_defaults():
+    settings = LoyaltySettings()
+    assert settings.engine == "local"
+    assert settings.plugins_allow is None and settings.plugins_block == []
+    assert 0 < settings.evaluate_budget <= settings.read_deadline <= settings.write_deadline
+
+
+def test_environment_variables(monkeypatch):
+    monkeypatch.setenv("LOYALTYKIT_ENGINE", "shop")
+    monkeypatch.setenv("LOYALTYKIT_EVALUATE_BUDGET", "0.75")
+    monkeypatch.setenv("LOYALTYKIT_PLUGINS_BLOCK", '["audit"]')
+    monkeypatch.setenv("LOYALTYKIT_ENGINES__SHOP__CLIENT_ID", "from-env")
+    settings = LoyaltySettings()
+    assert settings.engine == "shop"
+    assert settings.evaluate_budget == 0.75
+    assert settings.plugins_block == ["audit"]
+    assert settings.engine_section("shop") == {"client_id": "from-env"}
+
+
+def test_toml_file_from_loyaltykit_config(monkeypatch, tmp_path):
+    path = tmp_path / "elsewhere.toml"
+    path.write_text(
+        'engine = "shop"\nread_deadline = 2.5\nplugins_allow = ["shop"]\n\n'
+        '[engines.shop]\nbase_url = "http://toml.test"\nclient_id = "cid"\nclient_secret = "toml-secret-value"\n'
+    )
+    monkeypatch.setenv("LOYALTYKIT_CONFIG", str(path))
+    settings = LoyaltySettings()
+    assert settings.engine == "shop" and settings.read_deadline == 2.5 and settings.plugins_allow == ["shop"]
+    assert settings.engine_section("shop")["base_url"] == "http://toml.test"
+    monkeypatch.setenv("LOYALTYKIT_READ_DEADLINE", "4")
+    assert LoyaltySettings().read_deadline == 4.0, "environment wins over the file"
+
+
+def test_loyaltykit_toml_in_working_directory_is_read(tmp_path):
+    (tmp_path / "loyaltykit.toml").write_text('engine = "from-cwd"\n')
+    assert LoyaltySettings().engine == "from-cwd"
+
+
+def test_missing_config_file_is_a_config_error(monkeypatch, tmp_path, installed):
+    missing = tmp_path / "nope.toml"
+    monkeypatch.setenv("LOYALTYKIT_CONFIG", str(missing))
+    with pytest.raises(ConfigError, match="nope.toml"):
+        Loyalty()
+
+
+def test_invalid_settings_are_a_config_error_naming_the_field(monkeypatch, installed):
+    monkeypatch.setenv("LOYALTYKIT_ENGINE", "shop")
+    monkeypatch.setenv("LOYALTYKIT_EVALUATE_BUDGET", "-1")
+    with pytest.raises(ConfigError, match="evaluate_budget"):
+        Loyalty()
+
+
+def test_unknown_setting_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "c.toml"
+    path.write_text('engine = "shop"\nevaluate_budgett = 1\n')
+    monkeypatch.setenv("LOYALTYKIT_CONFIG", str(path))
+    with pytest.raises(ConfigError, match="evaluate_budgett"):
+        Loyalty()
+
+
+def test_adapter_section_reaches_the_adapter_settings_model(monkeypatch, tmp_path, installed):
+    path = tmp_path / "c.toml"
+    path.write_text('engine = "shop"\n[engines.shop]\nbase_url = "http://toml.test"\nclient_id = "cid"\n'
+                    'client_secret = "toml-secret-value"\nmax_attempts = 2\n')
+    monkeypatch.setenv("LOYALTYKIT_CONFIG", str(path))
+    with Loyalty() as loyalty:
+        adapter_settings = loyalty.adapter.settings
+        assert adapter_settings.base_url == "http://toml.test"
+        assert adapter_settings.max_attempts == 2
+        assert isinstance(adapter_settings.client_secret, SecretStr)
+        assert adapter_settings.client_secret.get_secret_value() == "toml-secret-value"
+        assert loyalty.client_config.services["default"].base_url == "http://toml.test"
+        for text in (repr(adapter_settings), str(adapter_settings), repr(loyalty.settings), repr(loyalty.adapter),
+                     repr(loyalty.client_config)):
+            assert "toml-secret-value" not in text
+
+
+def test_invalid_adapter_section_is_a_config_error(monkeypatch, tmp_path, installed):
+    monkeypatch.setenv("LOYALTYKIT_ENGINE", "shop")
+    monkeypatch.setenv("LOYALTYKIT_ENGINES__SHOP__MAX_ATTEMPTS", "many")
+    with pytest.raises(ConfigError, match="max_attempts"):
+        Loyalty()
+
+
+def test_breaker_settings_reach_the_engine_client(installed):
+    with Loyalty(LoyaltySettings(engine="shop", breaker_threshold=7, breaker_reset=1.5)) as loyalty:
+        breaker = loyalty.client_config.breaker
+        assert (breaker.failure_threshold, breaker.reset_after) == (7, 1.5)
+
+
+# -- CLI ---------------------------------------------------------------------------------------------
+
+
+def test_adapters_lists_installed_adapters_and_plugins(installed, monkeypatch):
+    monkeypatch.setattr(cli_module.console, "width", 250)
+    result = CliRunner().invoke(cli_module.app, ["adapters"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    shop_row = next(line for line in out.splitlines() if re.search(r"\bshop\b", line))
+    assert "engine adapter" in shop_row and "1.2.3" in shop_row
+    for capability in ("identify(card,email,phone)", "evaluate", "redeem_voucher", "spend_cashback",
+                       "export_orders", "cancel", "refund"):
+        assert capability in shop_row
+    assert "partial_refund" not in shop_row and "price_products" not in shop_row
+    audit_row = next(line for line in out.splitlines() if re.search(r"\baudit\b", line))
+    assert "plugin" in audit_row and "loyaltykit_identify" in audit_row and "0.4.0" in audit_row
+
+
+def test_adapters_with_nothing_installed(monkeypatch):
+    monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points())
+    result = CliRunner().invoke(cli_module.app, ["adapters"])
+    assert result.exit_code == 0
+    assert "No loyaltykit plugins installed" in result.output
+
+
+def test_adapters_reports_a_broken_plugin(monkeypatch):
+    monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points(
+        FakeEntryPoint("broken", None, error=ImportError("no module named broken_mod"))))
+    result = CliRunner().invoke(cli_module.app, ["adapters"])
+    assert result.exit_code == 2
+    assert "broken" in result.output
+
+
+def test_demo_without_a_demo_installed_exits_non_zero_with_a_clear_message(monkeypatch):
+    monkeypatch.setattr(cli_module, "entry_points", lambda group=None, **_: [])
+    result = CliRunner().invoke(cli_module.app, ["demo"])
+    assert result.exit_code != 0
+    output = " ".join(result.output.split())
+    assert "No demo named 'local' is installed" in output
+    assert "pip install -e plugins/local" in output
+
+
+def test_demo_runs_an_installed_demo(monkeypatch):
+    ran = []
+    monkeypatch.setattr(cli_module, "entry_points", lambda group=None, **_: [
+        FakeEntryPoint("local", lambda console: ran.append(console))])
+    result = CliRunner().invoke(cli_module.app, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert len(ran) == 1
