@@ -1,0 +1,128 @@
+"""Cancel and refund: burned points and cashback come back, earned ones are clawed back in proportion."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from loyaltykit import BalanceKind, CashbackSpend, ExportStatus, Order, RefundLine, Reversal, VoucherRedemption
+from loyaltykit_local.testing import basket, eur, line
+
+PROGRAM = """
+[points]
+per_currency_unit = 1
+[cashback]
+earn_percent = 10
+[[vouchers]]
+code = "ONCE"
+kind = "fixed"
+amount = 5
+"""
+
+
+@pytest.fixture
+def checkout(make_shop):
+    """A customer with 100 points and 20.00 cashback who paid 30 points and 10.00 cashback for an order."""
+    shop = make_shop(PROGRAM)
+    ann = shop.customer(points=100, cashback=eur(20))
+    cart = basket(line("1", "A", "60"), line("2", "B", "20", 2), customer_id=ann, codes=("ONCE",), id="O-1")
+    quote = shop.loyalty.evaluate(cart)
+    receipts = [
+        shop.loyalty.redeem_voucher(VoucherRedemption(code="ONCE", order_ref="O-1", customer_id=ann, basket=cart)).receipt,
+        shop.loyalty.spend_cashback(CashbackSpend(customer_id=ann, order_ref="O-1", amount=eur(10))).receipt,
+        shop.loyalty.spend_cashback(CashbackSpend(customer_id=ann, order_ref="O-1", kind=BalanceKind.POINTS,
+                                                  points=Decimal(30))).receipt,
+    ]
+    order = Order.from_evaluation("O-1", cart, quote, receipts)
+    return shop, ann, order
+
+
+def _export(shop, order):
+    assert shop.loyalty.export_orders([order]).results[0].status is ExportStatus.ACCEPTED
+
+
+def test_cancel_before_export_voids_the_writes(checkout):
+    shop, ann, order = checkout
+    result = shop.loyalty.reverse(Reversal(order=order, kind="cancel", exported=False))
+    assert result.points_returned == 30 and result.cashback_returned == eur(10)
+    assert result.points_clawed_back == 0 and result.cashback_clawed_back == eur(0)
+    assert result.vouchers_reinstated == ("ONCE",)
+    assert shop.points(ann) == 100 and shop.cashback(ann) == eur(20)
+    assert shop.engine.voucher_uses("ONCE") == 0
+
+
+def test_cancel_after_export_also_takes_back_what_was_earned(checkout):
+    shop, ann, order = checkout
+    _export(shop, order)
+    # earned: 95 points on 100 - 5, and 9.50 cashback
+    assert shop.points(ann) == 70 + 95 and shop.cashback(ann) == eur("19.50")
+    result = shop.loyalty.reverse(Reversal(order=order, kind="cancel"))
+    assert (result.points_returned, result.points_clawed_back) == (30, 95)
+    assert (result.cashback_returned, result.cashback_clawed_back) == (eur(10), eur("9.50"))
+    assert shop.points(ann) == 100 and shop.cashback(ann) == eur(20)
+
+
+def test_full_refund_after_export(checkout):
+    shop, ann, order = checkout
+    _export(shop, order)
+    result = shop.loyalty.reverse(Reversal(order=order, kind="refund"))
+    assert result.kind == "refund" and result.vouchers_reinstated == ("ONCE",)
+    assert shop.points(ann) == 100 and shop.cashback(ann) == eur(20)
+
+
+def test_partial_refund_in_proportion(checkout):
+    shop, ann, order = checkout
+    _export(shop, order)
+    # line 2: one of two units at 20.00 → 20 / 100 of the order
+    result = shop.loyalty.reverse(Reversal(order=order, kind="refund", lines=(RefundLine(line_id="2", quantity=1),),
+                                           reference="RMA-1"))
+    assert result.points_returned == 6 and result.points_clawed_back == 19
+    assert result.cashback_returned == eur(2) and result.cashback_clawed_back == eur("1.90")
+    assert result.vouchers_reinstated == ()
+    assert shop.points(ann) == 70 + 95 + 6 - 19
+
+
+def test_successive_partial_refunds_then_the_rest(checkout):
+    shop, ann, order = checkout
+    _export(shop, order)
+    for reference, line_id, quantity in (("R1", "2", 1), ("R2", "2", 1), ("R3", "1", 1)):
+        shop.loyalty.reverse(Reversal(order=order, kind="refund", lines=(RefundLine(line_id=line_id, quantity=quantity),),
+                                      reference=reference))
+    # everything came back across three refunds: the customer is where they started
+    assert shop.points(ann) == 100 and shop.cashback(ann) == eur(20)
+    last = shop.loyalty.reverse(Reversal(order=order, kind="refund", reference="R4"))
+    assert last.points_returned == 0 and last.points_clawed_back == 0  # nothing left to move
+
+
+def test_reversal_is_exactly_once_per_key(checkout):
+    shop, ann, order = checkout
+    _export(shop, order)
+    reversal = Reversal(order=order, kind="refund", lines=(RefundLine(line_id="2", quantity=1),), reference="RMA-1")
+    first = shop.loyalty.reverse(reversal)
+    points = shop.points(ann)
+    again = shop.loyalty.reverse(reversal)
+    assert again.receipts[0].replayed and not first.receipts[0].replayed
+    assert again.points_clawed_back == first.points_clawed_back and shop.points(ann) == points
+
+
+def test_claw_back_never_drives_a_balance_negative(make_shop):
+    shop = make_shop(PROGRAM)
+    ann = shop.customer()
+    cart = basket(line("1", "A", "100"), customer_id=ann)
+    order = Order.from_evaluation("O-1", cart, shop.loyalty.evaluate(cart))
+    _export(shop, order)
+    shop.loyalty.spend_cashback(CashbackSpend(customer_id=ann, order_ref="O-2", kind=BalanceKind.POINTS, points=Decimal(80)))
+    result = shop.loyalty.reverse(Reversal(order=order, kind="refund"))
+    assert result.points_clawed_back == 20  # 100 earned, 80 already spent elsewhere
+    assert shop.points(ann) == 0
+
+
+def test_guest_order_and_unknown_order(make_shop):
+    shop = make_shop(PROGRAM)
+    cart = basket(line("1", "A", "10"))
+    order = Order.from_evaluation("G-1", cart, shop.loyalty.evaluate(cart))
+    _export(shop, order)
+    assert shop.loyalty.reverse(Reversal(order=order, kind="cancel")).points_clawed_back == 0
+    never = Order.from_evaluation("NEVER", cart, None)
+    result = shop.loyalty.reverse(Reversal(order=never, kind="refund"))
+    assert result.points_returned == 0 and result.vouchers_reinstated == ()
