@@ -1,0 +1,271 @@
+"""Pure mapping, checked on the bodies the reference documents (copied verbatim where it gives one)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from loyaltykit import Money, Order, Receipt
+from loyaltykit.errors import (
+    AuthFailedError,
+    CustomerNotFoundError,
+    EngineError,
+    EngineUnavailableError,
+    InsufficientBalanceError,
+    MalformedResponseError,
+    OutcomeUnknownError,
+    VoucherAlreadyRedeemedError,
+)
+from loyaltykit.models import OfferKind
+from loyaltykit_sessionm import transformers as tf
+from loyaltykit_sessionm.settings import SessionMSettings
+from loyaltykit_sessionm.testing import harness_settings
+
+SETTINGS = SessionMSettings(**harness_settings())
+CODES = SETTINGS.error_codes
+
+
+def raw(text: str) -> bytes:
+    return text.encode()
+
+
+# -- Core ----------------------------------------------------------------------------------------
+
+
+def test_core_error_documented_example_on_http_200_is_an_error():
+    body = raw('{"status":"error","errors":{"code":"requires_registered_user"}}')
+    with pytest.raises(CustomerNotFoundError) as info:
+        tf.core_result(200, body, CODES)
+    assert info.value.engine_code == "requires_registered_user"
+
+
+@pytest.mark.parametrize("status", [200, 404])
+def test_core_user_not_found_on_200_or_404(status):
+    body = raw('{"status":"error","errors":{"code":"user_not_found","message":"User not found"}}')
+    with pytest.raises(CustomerNotFoundError):
+        tf.core_result(status, body, CODES)
+
+
+def test_core_ok_is_returned_and_401_is_auth_failed():
+    assert tf.core_result(200, raw('{"status":"ok","user":{"id":"u1"}}'), CODES)["user"]["id"] == "u1"
+    with pytest.raises(AuthFailedError):
+        tf.core_result(401, b"", CODES)
+    with pytest.raises(AuthFailedError):
+        tf.core_result(200, raw('{"status":"error","errors":{"code":"invalid_api_key"}}'), CODES)
+
+
+def test_core_user_maps_to_customer_with_selected_point_account():
+    user = tf.loads(raw(json.dumps({
+        "id": "0f1e2d3c-0000-4000-8000-000000000001", "external_id": "cust-123", "opted_in": True,
+        "email": "a@b.com", "first_name": "Ann", "last_name": "Lee", "account_status": "good",
+        "available_points": 999, "tier": "Gold",
+        "tier_details": {"point_account_balances": {
+            "summary": {"total_points": 1500, "life_time_points": 2000},
+            "details": [
+                {"account_name": "Bonus", "user_point_account_id": "x1", "point_account_id": "pa-bonus",
+                 "grouping_label": "Bonus", "available_balance": 1000, "life_time_value": 1000},
+                {"account_name": "Main", "user_point_account_id": "x2", "point_account_id": "pa-spend",
+                 "grouping_label": "Spend", "available_balance": 500.5, "life_time_value": 1000},
+            ]}},
+    })))
+    customer = tf.customer_from_user(user, SETTINGS)
+    assert customer.id == "0f1e2d3c-0000-4000-8000-000000000001"
+    assert customer.tier == "Gold" and customer.status == "good"
+    assert customer.points == Decimal("500.5") and isinstance(customer.points, Decimal)
+    assert "a@b.com" not in repr(customer)
+
+
+def test_tier_from_tier_levels_when_no_tier_field():
+    user = {"id": "u1", "tier_details": {"tier_levels": [{"tier_overview": {"name": "Silver", "rank": 1}}]}}
+    assert tf.customer_from_user(user, SETTINGS).tier == "Silver"
+
+
+# -- Connect -------------------------------------------------------------------------------------
+
+BRAZE_WALLET = """{"status":"ok","payload":{
+  "user":{"opted_in":false,"activated":false},
+  "user_id":"00000000-0000-0000-0000-000000000000",
+  "user_offers":[{"offer_id":"1a2b3324-...","offer_group_id":"0000...","offer_type":"manual_fulfillment"}],
+  "total_records":1,
+  "offer_groups":[{"id":"0000...","name":"All Offers","sort_order":0}],
+  "offer_categories":[{"id":"9a82...","name":"All Offers","sort_order":0}],
+  "total_points":1000,"available_points":100}}"""
+
+
+def test_connect_wallet_documented_example():
+    payload = tf.connect_payload(200, raw(BRAZE_WALLET), CODES)
+    assert payload["available_points"] == 100
+    offers = tf.wallet_offers(payload, SETTINGS)
+    assert [(o.id, o.kind) for o in offers] == [("1a2b3324-...", OfferKind.OTHER)]
+
+
+def test_wallet_offer_types_from_settings():
+    payload = {"user_offers": [
+        {"user_offer_id": "uo1", "offer_type": "fixed_amount_check_discount", "amount": 5, "name": "Five"},
+        {"user_offer_id": "uo2", "offer_type": "percent_check_discount", "amount": 15},
+        {"user_offer_id": "uo3", "offer_type": "custom_pct", "amount": 10},
+    ]}
+    offers = tf.wallet_offers(payload, SETTINGS, eligible=["uo1"])
+    assert offers[0].kind is OfferKind.FIXED_OFF_CHECK and offers[0].amount == Money.of(5, "USD")
+    assert offers[0].applicable and not offers[1].applicable
+    assert offers[1].kind is OfferKind.PERCENT_OFF_CHECK and offers[1].percent == Decimal(15)
+    custom = SessionMSettings(**harness_settings(offer_type_percent_check="custom_pct"))
+    assert tf.wallet_offers(payload, custom)[2].kind is OfferKind.PERCENT_OFF_CHECK
+
+
+@pytest.mark.parametrize("body", [
+    '{"status":"error","errors":{"error":"Something failed"}}',
+    '{"status":"failed","payload":{}}',
+    '{"payload":{"details":[]}}',
+])
+def test_connect_http_200_with_error_status_is_an_error(body):
+    with pytest.raises(EngineError):
+        tf.connect_payload(200, raw(body), CODES)
+
+
+def test_connect_insufficient_points_text_maps_to_insufficient_balance():
+    with pytest.raises(InsufficientBalanceError):
+        tf.connect_payload(200, raw('{"status":"error","errors":{"error":"insufficient_points"}}'), CODES)
+
+
+def test_all_balances_selects_account_by_label_then_by_id():
+    payload = {"retailer_id": "r", "user_id": "u", "summary": {"total_points": 30, "life_time_points": 40},
+               "details": [
+                   {"account_name": "A", "point_account_id": "pa-1", "grouping_label": "Earn",
+                    "available_balance": 10, "life_time_value": 10},
+                   {"account_name": "B", "point_account_id": "pa-2", "grouping_label": "Spend",
+                    "available_balance": 20, "life_time_value": 30}]}
+    assert tf.points_from_balances(payload, SETTINGS) == (Decimal(20), "pa-2")
+    by_id = SessionMSettings(**harness_settings(point_account_id="pa-1"))
+    assert tf.points_from_balances(payload, by_id) == (Decimal(10), "pa-1")
+    missing = SessionMSettings(**harness_settings(point_account_id="nope"))
+    with pytest.raises(MalformedResponseError):
+        tf.points_from_balances(payload, missing)
+
+
+def test_spend_request_matches_the_documented_request_fields():
+    documented = json.loads("""{"culture":"en-US","retailer_id":"<guid>","user_id":"<sm user id>",
+     "spend_details":[{"amount":25.0,"point_account_ids":["<point_account_id>"],
+       "reference_id":"<uuid>","reference_type":"AppSpend","transaction_id":"<your order id>",
+       "force_spend":true,"rank":0,"is_return":false,"idempotency_id":"<uuid>",
+       "id":"","timestamp":"","overdraft_id":"","overdraft_timestamp":"","point_source_id":""}],
+     "allow_partial_success":true,"disable_event_publishing":false,"parallel_mode":false}""")
+    built = tf.spend_request(SETTINGS, user_id="u1", points=Decimal("25"), point_account_id="pa-2",
+                             key="o1:spend:points", order_ref="o1", idempotency_id="id-1")
+    assert set(built) == set(documented)
+    assert set(built["spend_details"][0]) == set(documented["spend_details"][0])
+    assert built["spend_details"][0]["idempotency_id"] == "id-1"
+    assert built["spend_details"][0]["transaction_id"] == "o1"
+    assert json.loads(json.dumps(built))["spend_details"][0]["amount"] == 25
+
+
+def test_spend_detail_per_item_failure_is_an_error():
+    payload = {"details": [{"amount_spent": 0, "error_status": 2, "message": "insufficient_points"}]}
+    with pytest.raises(InsufficientBalanceError):
+        tf.spend_detail(payload, CODES)
+    ok = {"details": [{"amount_spent": 25, "remaining_balance": 75, "error_status": 0, "tracking_id": "t1"}]}
+    result = tf.spend_result(tf.spend_detail(ok, CODES), Decimal(25), "k")
+    assert result.points == Decimal(25) and result.remaining.points == Decimal(75)
+    assert result.receipt.engine_ref == "t1"
+
+
+# -- POS -----------------------------------------------------------------------------------------
+
+
+def test_pos_envelope_fields():
+    envelope = tf.pos_envelope(SETTINGS, "rid-1", {"email": "x@example.com"})
+    assert set(envelope) == {"store_id", "client_id", "request_id", "culture", "request_payload"}
+    assert envelope["client_id"] == SETTINGS.retailer_id  # client code sets client_id to the retailer GUID
+    assert envelope["request_id"] == "rid-1"
+
+
+@pytest.mark.parametrize("body,error", [
+    ('{"status":"ERROR","errors":{"code":"offer_locked","message":"locked"}}', VoucherAlreadyRedeemedError),
+    ('{"status":"Failed","errors":{"error_code":"whatever"}}', EngineError),
+    ('{"status":"ok","payload":{}}', EngineError),  # POS success is exactly "OK"
+    ('{"status":"ERROR","errors":{"code":"pending_processing"}}', OutcomeUnknownError),
+    ('{"status":"ERROR","errors":{"code":"internal_server_error"}}', EngineUnavailableError),
+])
+def test_pos_http_200_with_error_status_is_an_error(body, error):
+    with pytest.raises(error):
+        tf.pos_payload(200, raw(body), CODES)
+
+
+def test_pos_ok_without_payload_is_empty():
+    assert tf.pos_payload(200, raw('{"status":"OK"}'), CODES) == {}
+
+
+def test_lock_discount_to_reserved_redemption():
+    discount = tf.loads(raw('{"reference_id":"uo-1","reference_id_type":"UserOfferId","pos_discount_id":"pd",'
+                            '"status":"Locked","display_name":"Five off","amount":4.99,"user_id":"u1"}'))
+    result = tf.redemption_from_discount(discount, "uo-1", "o1:redeem:uo-1", SETTINGS, reserved=True)
+    assert result.status.value == "reserved" and result.discount == Money.of("4.99", "USD")
+    assert result.receipt.engine_ref == "uo-1" and result.receipt.code == "uo-1"
+    with pytest.raises(MalformedResponseError):
+        tf.redemption_from_discount({"status": "Locked"}, "uo-1", "k", SETTINGS, reserved=True)
+
+
+def test_send_transaction_attributes_customer_through_payments_and_carries_discounts():
+    receipt = Receipt(operation="redeem_voucher", engine="sessionm", idempotency_key="k", engine_ref="uo-1",
+                      code="uo-1", amount=Money.of("5.00", "USD"))
+    order = Order(ref="o-1", currency="USD", customer_id="u-1", total=Money.of("45.10", "USD"),
+                  lines=[{"id": "l1", "sku": "A", "quantity": 1, "unit_price": Money.of("50.10", "USD")}],
+                  receipts=(receipt,))
+    transaction = tf.transaction_from_order(order, SETTINGS)
+    assert transaction["transaction_id"] == "o-1" and transaction["is_closed"] is True
+    payment = transaction["payments"][0]
+    assert payment["user_id"] == "u-1" and payment["user_id_type"] == "SessionM_ID"
+    assert transaction["discounts"] == [{"reference_id": "uo-1", "reference_id_type": "UserOfferId",
+                                         "amount": 5, "discounted_line_ids": [], "user_id": "u-1"}]
+    text = json.dumps(transaction)
+    assert '"amount": 45.1' in text and '"unit_price": 50.1' in text
+
+
+def test_eligible_discounts_from_lookup_payload():
+    from loyaltykit import Basket
+
+    basket = Basket(id="b", currency="USD", lines=[
+        {"id": "l1", "sku": "A", "quantity": 1, "unit_price": Money.of(50, "USD")},
+        {"id": "l2", "sku": "B", "quantity": 1, "unit_price": Money.of(50, "USD")}])
+    payload = {"user": {"id": "u"}, "offers": [
+        {"user_offer_id": "uo1", "offer_id": "o1", "offer_type": "percent_check_discount", "amount": 10,
+         "discount_amount": 10.00},
+        {"user_offer_id": "uo2", "offer_id": "o2", "offer_type": "fixed_amount_item_discount", "amount": 3,
+         "discount_amount": 3, "discounted_line_ids": ["l2"]},
+        {"user_offer_id": "uo3", "offer_type": "fixed_amount_check_discount"},  # no amount: not eligible
+    ]}
+    found = tf.eligible_discounts(payload, basket, SETTINGS)
+    assert set(found) == {"uo1", "uo2"}
+    assert found["uo1"].percent == Decimal(10) and found["uo1"].line_id is None
+    assert found["uo2"].line_id == "l2"
+    discounts, codes = tf.code_results(["uo2", "zzz"], found, ["uo1", "uo2", "uo3"], apply_all=False)
+    assert [d.code for d in discounts] == ["uo2"]
+    assert [c.reason for c in codes] == [None, "voucher_not_found"]
+    discounts, _ = tf.code_results([], found, [], apply_all=True)
+    assert {d.code for d in discounts} == {"uo1", "uo2"}
+
+
+# -- numbers and ids -----------------------------------------------------------------------------
+
+
+def test_numbers_parse_as_decimal_and_write_exactly():
+    assert tf.loads(b'{"a": 0.1}')["a"] == Decimal("0.1")
+    assert tf.wire_number(Decimal("19.99")) == 19.99 and json.dumps(tf.wire_number(Decimal("19.99"))) == "19.99"
+    assert tf.wire_number(Decimal("999999999999.99")) == 999999999999.99
+    assert tf.wire_number(Decimal("100.00")) == 100 and isinstance(tf.wire_number(Decimal("100.00")), int)
+    with pytest.raises(ValueError):
+        tf.wire_number(Decimal("0.12345678901234567"))
+    with pytest.raises(MalformedResponseError):
+        tf.loads(b"{not json")
+
+
+def test_derived_ids_are_stable_and_distinct_per_purpose():
+    assert tf.derived_id("o1:export", "send_transaction") == tf.derived_id("o1:export", "send_transaction")
+    assert tf.derived_id("o1:export", "send_transaction") != tf.derived_id("o2:export", "send_transaction")
+    assert tf.derived_id("o1:export", "lock") != tf.derived_id("o1:export", "send_transaction")
+
+
+def test_settings_hide_secrets():
+    text = repr(SETTINGS) + str(SETTINGS.model_dump())
+    assert "core-secret" not in text and "pos-secret" not in text and "connect-secret" not in text
