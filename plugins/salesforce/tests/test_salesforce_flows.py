@@ -20,6 +20,7 @@ from loyaltykit import (
     Line,
     MalformedResponseError,
     Money,
+    NotSupportedError,
     Order,
     OutcomeUnknownError,
     Reversal,
@@ -56,7 +57,7 @@ def order(ref: str = "o-1", customer: str | None = "M000001", total: str = "100.
 
 def seed(h: SalesforceHarness, points: str = "500", cashback: str = "20.00") -> str:
     return h.create_customer(
-        identifiers={"membership": "M000001", "email": "Ada@Example.com", "external_id": "003J8000002Yu0ZIAS"},
+        identifiers={"membership": "M000001", "email": "Ada@Example.com"},
         tier="Gold", points=Decimal(points), cashback=eur(cashback),
     ).id
 
@@ -64,23 +65,24 @@ def seed(h: SalesforceHarness, points: str = "500", cashback: str = "20.00") -> 
 # -- identify ---------------------------------------------------------------------------------
 
 
-def test_identify_by_membership_email_and_contact(harness, shop):
+def test_identify_by_membership_and_email(harness, shop):
     member = seed(harness)
     by_number = shop.identify(membership=member)
     assert by_number.id == member and by_number.tier == "Gold"
     assert by_number.points == Decimal(500)
     assert by_number.cashback("EUR") == eur("20.00")
     assert shop.identify(email="ada@example.com").id == member
-    assert shop.identify(external_id="003J8000002Yu0ZIAS").id == member
     assert shop.identify(membership="NOPE") is None
     assert shop.identify(email="nobody@example.com") is None
 
 
-def test_identify_bad_contact_id_never_reaches_the_engine(harness, shop):
+def test_undeclared_or_malformed_identifiers_never_reach_the_engine(harness, shop):
     seed(harness)
     before = harness.request_count()
+    with pytest.raises(NotSupportedError):
+        shop.identify(external_id="003J8000002Yu0ZIAS")
     with pytest.raises(InvalidRequestError):
-        shop.identify(external_id="not-a-salesforce-id")
+        shop.identify(email="not-an-email")
     assert harness.request_count() == before
 
 

@@ -8,8 +8,7 @@ only when the journal is absent. Vouchers are reconciled by re-listing the membe
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -44,14 +43,17 @@ from loyaltykit.auth import OAuth2ClientCredentials
 from loyaltykit.errors import (
     ERROR_CODES,
     UNAVAILABLE_ERRORS,
+    CircuitOpenError,
     CurrencyMismatchError,
     CustomerNotFoundError,
+    EngineUnavailableError,
     InsufficientBalanceError,
     InvalidRequestError,
     LoyaltyError,
     NotSupportedError,
     OutcomeUnknownError,
     VoucherNotFoundError,
+    VoucherNotOwnedError,
 )
 from loyaltykit.flows import CallContext
 from loyaltykit.models import Balance, Basket
@@ -61,15 +63,15 @@ from .settings import SalesforceSettings
 
 __version__ = "0.1.0"
 
-_SFID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 _QUERY_CHUNK = 100  # ExternalTransactionNumbers per SOQL IN (...), keeps the URL short
+_NOT_APPLIED_RESENDS = 2
 
 
 class SalesforceAdapter(EngineAdapter):
     name = "salesforce"
     version = __version__
     capabilities = Capabilities(
-        identify_by=frozenset({IdentifierKind.MEMBERSHIP, IdentifierKind.EMAIL, IdentifierKind.EXTERNAL_ID}),
+        identify_by=frozenset({IdentifierKind.MEMBERSHIP, IdentifierKind.EMAIL}),
         evaluate=True,
         wallet_offers=True,
         earn_preview=True,
@@ -164,28 +166,51 @@ class SalesforceAdapter(EngineAdapter):
         # No idempotency_key: Salesforce has no de-duplication, so the runner must never re-post.
         return EngineRequest("POST", path, json=body, params=params, write=True, route=route)
 
+    def _send(self, request: EngineRequest) -> Flow[httpx.Response]:
+        """Send a write; re-send (at most twice) only after an answer proving it was not applied.
+
+        EngineUnavailableError is the runner's verdict for 503 and refused connections: nothing
+        was applied. A lost answer (OutcomeUnknownError) is never re-sent here.
+        """
+        for attempt in range(_NOT_APPLIED_RESENDS + 1):
+            try:
+                return (yield request)
+            except EngineUnavailableError as exc:
+                if isinstance(exc, CircuitOpenError) or attempt == _NOT_APPLIED_RESENDS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _reconciled(
+        self, request: EngineRequest, applied: Callable[[], Flow[Any]]
+    ) -> Flow[tuple[httpx.Response | None, Any]]:
+        """Send a write. After a lost answer, ``applied()`` looks the effect up: when it finds it,
+        returns ``(None, found)``; when it does not, the write is sent again, once. If the look-up
+        itself fails, the original OutcomeUnknownError propagates."""
+        try:
+            return (yield from self._send(request)), None
+        except OutcomeUnknownError as lost:
+            if self._reconcile_lost_writes:
+                try:
+                    found = yield from applied()
+                except LoyaltyError:
+                    raise lost from None
+                if found is not None:
+                    return None, found
+            return (yield from self._send(request)), None
+
     # -- identify ---------------------------------------------------------------------------------
     def identify(self, identifier: CustomerIdentifier, ctx: CallContext) -> Flow[Customer | None]:
         s = self.settings
         if identifier.kind is IdentifierKind.MEMBERSHIP:
             membership = identifier.value
-        else:
-            if identifier.kind is IdentifierKind.EMAIL:
-                field = "Contact.Email"
-            elif identifier.kind is IdentifierKind.EXTERNAL_ID:
-                if not _SFID.match(identifier.value):
-                    raise InvalidRequestError(
-                        "identifier.value: an external id is a Salesforce Contact Id (15 or 18 characters)",
-                        field="identifier.value",
-                    )
-                field = "ContactId"
-            else:
-                raise NotSupportedError(f"cannot identify by {identifier.kind.value}", engine=self.name)
-            response = yield self._query(tf.member_query(s.program_name, field, identifier.value))
+        elif identifier.kind is IdentifierKind.EMAIL:
+            response = yield self._query(tf.member_query(s.program_name, "Contact.Email", identifier.value))
             numbers = tf.membership_numbers(self._checked(response, ctx))
             if not numbers:
                 return None
             membership = numbers[0]
+        else:
+            raise NotSupportedError(f"cannot identify by {identifier.kind.value}", engine=self.name)
         return (yield from self._profile(membership, ctx, missing_ok=True))
 
     # -- evaluate ---------------------------------------------------------------------------------
@@ -250,12 +275,12 @@ class SalesforceAdapter(EngineAdapter):
                 "redemption.customer_id: Salesforce vouchers belong to a member", field="redemption.customer_id"
             )
         code = redemption.code
-        voucher = yield from self._usable_voucher(member, code, ctx, allow_reserved=s.two_phase)
+        voucher = yield from self._usable_voucher(member, code, ctx)
         params = {"voucherNumber": voucher.number} if voucher.number else None
         path = tf.redeem_path(s, member, code)
         key = tf.reservation_key(redemption.key)
         if s.two_phase:
-            if voucher.status != "Reserved":
+            if voucher.status == "Issued":
                 yield from self._voucher_action(path, params, "Reserve", key, member, code, ctx, done=("Reserved",))
             yield from self._voucher_action(path, params, "Redeem", key, member, code, ctx, done=("Redeemed",))
         else:
@@ -275,19 +300,33 @@ class SalesforceAdapter(EngineAdapter):
             ),
         )
 
-    def _usable_voucher(self, member: str, code: str, ctx: CallContext, allow_reserved: bool) -> Flow[tf.SfVoucher]:
+    def _usable_voucher(self, member: str, code: str, ctx: CallContext) -> Flow[tf.SfVoucher]:
+        """The member's voucher to act on; typed errors before anything is sent."""
+        s = self.settings
         vouchers = yield from self._vouchers(member, ctx)
         candidates = [v for v in vouchers if v.code == code]
         if not candidates:
+            if s.voucher_owner_lookup and (yield from self._voucher_exists(code, ctx)):
+                raise VoucherNotOwnedError("the voucher belongs to another member", engine=self.name)
             raise VoucherNotFoundError("the member has no voucher with this code", engine=self.name)
         usable = next((v for v in candidates if v.problem() is None), None)
-        if usable is None and allow_reserved:
+        if usable is None and s.two_phase:
             # A reservation left by an earlier attempt: Redeem with our key (the engine checks it).
             usable = next((v for v in candidates if v.status == "Reserved"), None)
+        if usable is None and s.two_phase and s.replay_redeem_with_reservation_key:
+            # Maybe redeemed by an earlier call with this key: Redeem with the same key tells.
+            usable = next((v for v in candidates if v.status == "Redeemed"), None)
         if usable is None:
             reason = candidates[0].problem() or "voucher_invalid"
             raise ERROR_CODES[reason]("the voucher cannot be redeemed", engine=self.name, engine_code=candidates[0].status)
         return usable
+
+    def _voucher_exists(self, code: str, ctx: CallContext) -> Flow[bool]:
+        try:
+            response = yield self._query(tf.voucher_query(code))
+            return bool(tf.records(self._checked(response, ctx)))
+        except LoyaltyError:
+            return False  # unknowable: report the plainer voucher_not_found
 
     def _voucher_action(
         self, path: str, params: Any, action: str | None, key: str | None, member: str, code: str,
@@ -295,28 +334,17 @@ class SalesforceAdapter(EngineAdapter):
     ) -> Flow[Any]:
         body = tf.redeem_body(self.settings, action, key)
         route = "release" if action == "Reinstate" else "redeem"
-        try:
-            response = yield self._write(path, body, route, params)
-        except OutcomeUnknownError as lost:
-            if self._reconcile_lost_writes:
-                status = yield from self._voucher_status(member, code, ctx, lost)
-                if status in done:
-                    return {"status": status}
-            response = yield self._write(path, body, route, params)
+
+        def applied() -> Flow[str | None]:
+            vouchers = yield from self._vouchers(member, ctx)
+            return next((v.status for v in vouchers if v.code == code and v.status in done), None)
+
+        response, found = yield from self._reconciled(self._write(path, body, route, params), applied)
+        if response is None:
+            return {"status": found}
         result = self._checked(response, ctx, not_found=VoucherNotFoundError)
         tf.redeem_status(result)
         return result
-
-    def _voucher_status(self, member: str, code: str, ctx: CallContext, lost: OutcomeUnknownError) -> Flow[str]:
-        """After a lost voucher write: the voucher's status now, or the original error if unknowable."""
-        try:
-            vouchers = yield from self._vouchers(member, ctx)
-        except LoyaltyError:
-            raise lost from None
-        statuses = [v.status for v in vouchers if v.code == code]
-        if not statuses:
-            raise lost
-        return statuses[0]
 
     # -- spend points / cashback ------------------------------------------------------------------
     def spend_cashback(self, spend: CashbackSpend, ctx: CallContext) -> Flow[SpendResult]:
@@ -348,25 +376,19 @@ class SalesforceAdapter(EngineAdapter):
         number = self._external_number(spend.key)
         body = tf.debit_request(s, spend, number)
         path = tf.process_path(s, process)
-        try:
-            response = yield self._write(path, body, "spend")
-        except OutcomeUnknownError as lost:
-            if self._reconcile_lost_writes:
-                found = yield from self._reconcile_journal(spend.key, ctx, lost)
-                if found is not None:
-                    return self._spend_result(spend, wanted, balance, found.number, replayed=False)
-            response = yield self._write(path, body, "spend")
+        response, found = yield from self._reconciled(
+            self._write(path, body, "spend"), lambda: self._journal(spend.key, ctx)
+        )
+        if response is None:
+            return self._spend_result(spend, wanted, balance, found.number, replayed=False)
         result = self._checked(response, ctx, not_found=CustomerNotFoundError)
         taken = tf.debited(result, s.debit_result_field)
         return self._spend_result(spend, taken if taken is not None else wanted, balance, number, replayed=False)
 
-    def _reconcile_journal(self, key: str, ctx: CallContext, lost: OutcomeUnknownError) -> Flow[tf.SfJournal | None]:
-        """After a lost journal write: the journal if the engine has it, None if it does not."""
+    def _journal(self, key: str, ctx: CallContext) -> Flow[tf.SfJournal | None]:
+        """The journal written under this idempotency key, if the engine has it."""
         number = self._external_number(key)
-        try:
-            found = yield from self._find_journals([number], ctx)
-        except LoyaltyError:
-            raise lost from None
+        found = yield from self._find_journals([number], ctx)
         return found.get(number)
 
     def _spend_result(
@@ -417,14 +439,11 @@ class SalesforceAdapter(EngineAdapter):
         body = tf.accrual_request([tf.accrual_journal(s, order, self._external_number(order.key))])
         path = tf.realtime_path(s)
         try:
-            try:
-                response = yield self._write(path, body, "export")
-            except OutcomeUnknownError as lost:
-                if self._reconcile_lost_writes:
-                    found = yield from self._reconcile_journal(order.key, ctx, lost)
-                    if found is not None:
-                        return OrderExportResult(order_ref=order.ref, status=ExportStatus.ACCEPTED, engine_ref=found.id)
-                response = yield self._write(path, body, "export")
+            response, found = yield from self._reconciled(
+                self._write(path, body, "export"), lambda: self._journal(order.key, ctx)
+            )
+            if response is None:
+                return OrderExportResult(order_ref=order.ref, status=ExportStatus.ACCEPTED, engine_ref=found.id)
             result = self._checked(response, ctx, not_found=CustomerNotFoundError)
             journal_id, points = tf.realtime_result(result, s.points_currency)
         except LoyaltyError as exc:
@@ -488,18 +507,15 @@ class SalesforceAdapter(EngineAdapter):
             return  # cancelled by an earlier call: nothing to do twice
         path = tf.cancel_path(self.settings, accrual)
         body = tf.cancel_request(journal.id, reason)
-        try:
-            response = yield self._write(path, body, "reverse")
-        except OutcomeUnknownError as lost:
-            if self._reconcile_lost_writes:
-                try:
-                    found = yield from self._find_journals([journal.number], ctx)
-                except LoyaltyError:
-                    raise lost from None
-                now = found.get(journal.number)
-                if now is not None and now.status == self.settings.cancelled_journal_status:
-                    return
-            response = yield self._write(path, body, "reverse")
+
+        def applied() -> Flow[tf.SfJournal | None]:
+            found = yield from self._find_journals([journal.number], ctx)
+            now = found.get(journal.number)
+            return now if now is not None and now.status == self.settings.cancelled_journal_status else None
+
+        response, _ = yield from self._reconciled(self._write(path, body, "reverse"), applied)
+        if response is None:
+            return
         tf.cancel_result(self._checked(response, ctx))
 
     def _earned(self, member: str, journal_id: str, ctx: CallContext) -> Flow[Decimal]:

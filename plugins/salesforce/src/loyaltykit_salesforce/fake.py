@@ -97,6 +97,7 @@ class FakeVoucher:
     definition: str = "Voucher"
     status: str = "Issued"
     reservation_key: str | None = None
+    redeemed_key: str | None = None  # the reservation key the redemption consumed
     use_date: date | None = None
     redemptions: int = 0  # in effect now (a reinstated redemption no longer counts)
 
@@ -151,6 +152,7 @@ class SalesforceFake(FakeEngine):
         debit_result: str = "PointsDebited",
         order_ref_field: str | None = None,
         currency: str = "EUR",
+        replay_redeem_with_key: bool = True,
     ) -> None:
         super().__init__()
         self.program = program
@@ -164,6 +166,9 @@ class SalesforceFake(FakeEngine):
         self.debit_result = debit_result
         self.order_ref_field = order_ref_field
         self.currency = currency
+        # UNCONFIRMED engine behaviour, switchable: a repeated Redeem with the reservation key that
+        # was redeemed answers 201 again instead of "already redeemed".
+        self.replay_redeem_with_key = replay_redeem_with_key
         self.members: dict[str, FakeMember] = {}
         self.vouchers: list[FakeVoucher] = []
         self.journals: list[FakeJournal] = []
@@ -236,6 +241,8 @@ class SalesforceFake(FakeEngine):
         return sf_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
 
     def server_error(self, status: int) -> httpx.Response:
+        if status == 401:
+            return self.unauthorized()
         if status == 429:
             return sf_error(429, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
         return sf_error(status, "UNKNOWN_EXCEPTION", "An unexpected error occurred.")
@@ -399,6 +406,8 @@ class SalesforceFake(FakeEngine):
         obj = match["obj"]
         if obj == "LoyaltyProgramMember":
             rows = [self._member_row(m) for m in self.members.values()]
+        elif obj == "Voucher":
+            rows = [{"Id": v.id, "VoucherCode": v.code, "Status": v.live_status()} for v in self.vouchers]
         elif obj == "TransactionJournal":
             rows = [self._journal_row(j) for j in self.journals]
         else:
@@ -424,6 +433,8 @@ class SalesforceFake(FakeEngine):
         if obj == "LoyaltyProgramMember":
             return {"Id", "MembershipNumber", "MemberStatus", "MemberType", "ContactId", "Contact.Email",
                     "ProgramId", "Program.Name"}
+        if obj == "Voucher":
+            return {"Id", "VoucherCode", "Status"}
         return {"Id", "ExternalTransactionNumber", "Status", "JournalType.Name", "LoyaltyProgram.Name",
                 "Member.MembershipNumber", "TransactionAmount"}
 
@@ -486,7 +497,8 @@ class SalesforceFake(FakeEngine):
                 return sf_error(400, "INVALID_INPUT", "The voucher isn't reserved or redeemed.")
             if status == "Redeemed":
                 v.redemptions -= 1
-            v.status, v.reservation_key, v.use_date, v.remaining = "Issued", None, None, v.face_value
+            v.status, v.reservation_key, v.redeemed_key, v.use_date = "Issued", None, None, None
+            v.remaining = v.face_value
             if v.live_status() == "Expired":
                 return sf_json({"status": "Expired"}, 201)
             return sf_json({"remainingAmount": v.remaining or Decimal(0), "status": "Issued"}, 201)
@@ -494,6 +506,10 @@ class SalesforceFake(FakeEngine):
             if body.get("reservationKey") != v.reservation_key:
                 return sf_error(400, "INVALID_INPUT", "The reservation key doesn't match the reserved voucher.")
         elif status == "Redeemed":
+            key = body.get("reservationKey")
+            if action == "Redeem" and self.replay_redeem_with_key and key and key == v.redeemed_key:
+                return sf_json({"remainingAmount": v.remaining or Decimal(0), "status": "Redeemed",
+                                "currencyIsoCode": v.currency}, 201)
             return sf_error(400, "INVALID_INPUT", "The voucher is already redeemed.")
         elif status == "Reserved":
             return sf_error(400, "INVALID_INPUT", "The voucher is reserved.")
@@ -507,6 +523,7 @@ class SalesforceFake(FakeEngine):
             v.status, v.reservation_key = "Reserved", body.get("reservationKey")
             return sf_json({"reservationKey": v.reservation_key, "reservedValue": v.remaining or Decimal(0),
                             "status": "Reserved", "currencyIsoCode": v.currency}, 201)
+        v.redeemed_key = v.reservation_key if status == "Reserved" else None
         v.status, v.reservation_key, v.use_date = "Redeemed", None, _today()
         v.remaining = Decimal(0) if v.remaining is not None else None
         v.redemptions += 1

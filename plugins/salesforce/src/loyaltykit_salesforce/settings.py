@@ -120,6 +120,18 @@ class SalesforceSettings(BaseSettings):
     voucher_two_phase: bool = Field(
         default=True, description="Reserve then Redeem with a reservationKey (v62+); else a plain redeem."
     )
+    replay_redeem_with_reservation_key: bool = Field(
+        default=True,
+        description="When a repeated call finds the voucher Redeemed, send Redeem again with the same "
+        "reservationKey and take a 201 as this key's earlier redemption. The engine's answer is "
+        "UNCONFIRMED; if it refuses, the call fails with voucher_already_redeemed (never a second burn).",
+    )
+    voucher_owner_lookup: bool = Field(
+        default=True,
+        description="When a code is not among the member's vouchers, ask SOQL on the Voucher object whether "
+        "it exists at all, to tell voucher_not_owned from voucher_not_found (object/fields UNCONFIRMED; "
+        "a failing query falls back to voucher_not_found).",
+    )
     reinstate_vouchers_on_reverse: bool = Field(
         default=True,
         description="On cancel/refund, reinstate redeemed vouchers (action Reinstate, v62+). Reinstating a "

@@ -253,7 +253,7 @@ MEMBER_FIELDS = "Id, MembershipNumber, MemberStatus, ContactId"
 
 
 def member_query(program: str, field: str, value: str) -> str:
-    """SOQL for a LoyaltyProgramMember by contact e-mail or contact Id, within one program."""
+    """SOQL for a LoyaltyProgramMember by contact e-mail (or contact Id), within one program."""
     if field not in ("Contact.Email", "ContactId"):
         raise ValueError(f"unsupported member look-up field {field}")
     return (
@@ -472,6 +472,11 @@ def apply_codes(
         discounts.append(discount)
         results.append(CodeResult(code=code, status=CodeStatus.ACCEPTED))
     return discounts, results
+
+
+def voucher_query(code: str) -> str:
+    """SOQL: does a voucher with this code exist for anyone (to tell not-owned from not-found)?"""
+    return f"SELECT Id, Status FROM Voucher WHERE VoucherCode = {soql_literal(code)}"
 
 
 def redeem_body(settings: SalesforceSettings, action: str | None, reservation_key: str | None) -> dict[str, Any]:
