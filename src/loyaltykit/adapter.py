@@ -22,10 +22,9 @@ adapter author never touches pluggy::
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
-from pydantic_settings import BaseSettings
 
 from .capabilities import Capabilities, Capability
 from .errors import ConfigError, NotSupportedError
@@ -48,6 +47,9 @@ from .models import (
     SpendResult,
     VoucherRedemption,
 )
+
+if TYPE_CHECKING:  # only an annotation here; importing pydantic_settings costs ~90 ms
+    from pydantic_settings import BaseSettings
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 
