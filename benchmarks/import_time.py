@@ -1,0 +1,61 @@
+"""Start-up cost of the kit: ``import loyaltykit`` plus plugin discovery, against a bare interpreter.
+
+Runs each command N times, every run in a fresh subprocess, and prints the medians and the
+difference. Target: the kit adds less than 150 ms. This is a measurement, not a timed test.
+
+    python benchmarks/import_time.py            # 15 runs each
+    python benchmarks/import_time.py --runs 31
+
+To find what is slow: ``python -X importtime -c "import loyaltykit; loyaltykit.plugins.discover()"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+TARGET_MS = 150.0
+BARE = "pass"
+KIT = "import loyaltykit; loyaltykit.plugins.discover()"
+IMPORT_ONLY = "import loyaltykit"
+
+
+def run_once(code: str) -> float:
+    started = time.perf_counter()
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    elapsed = (time.perf_counter() - started) * 1000
+    if completed.returncode != 0:
+        tail = "\n".join(completed.stderr.strip().splitlines()[-5:])
+        raise SystemExit(f"`python -c {code!r}` failed (exit {completed.returncode}):\n{tail}")
+    return elapsed
+
+
+def median_ms(code: str, runs: int) -> float:
+    run_once(code)  # warm the OS file cache; not counted
+    return statistics.median(run_once(code) for _ in range(runs))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15, help="fresh subprocesses per command (default 15)")
+    args = parser.parse_args()
+
+    bare = median_ms(BARE, args.runs)
+    import_only = median_ms(IMPORT_ONLY, args.runs)
+    kit = median_ms(KIT, args.runs)
+    print(f"python:      {sys.version.split()[0]} ({sys.executable})")
+    print(f"runs:        {args.runs} per command, median of fresh subprocesses")
+    print(f"bare start:  {bare:7.1f} ms   python -c {BARE!r}")
+    print(f"import only: {import_only:7.1f} ms   python -c {IMPORT_ONLY!r}  (+{import_only - bare:.1f} ms)")
+    print(f"kit start:   {kit:7.1f} ms   python -c {KIT!r}")
+    diff = kit - bare
+    verdict = "within" if diff < TARGET_MS else "OVER"
+    print(f"difference:  {diff:7.1f} ms   ({verdict} the {TARGET_MS:.0f} ms target)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
