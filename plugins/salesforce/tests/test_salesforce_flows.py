@@ -28,6 +28,7 @@ from loyaltykit import (
     VoucherAlreadyRedeemedError,
     VoucherExpiredError,
     VoucherNotFoundError,
+    VoucherNotOwnedError,
     VoucherRedemption,
 )
 from loyaltykit.models import BalanceKind
@@ -382,3 +383,82 @@ def test_broken_adapters_misbehave(harness, make_shop):
     harness.inject("spend", Fault(FaultKind.ERROR_BODY))
     shop.spend_cashback(CashbackSpend(customer_id=member, order_ref="o-3", kind="points", points=Decimal(10)))
     assert harness.balances(member).points == Decimal(300)  # "succeeded" without a debit
+
+
+# -- redeem replays, ownership, not-applied answers ---------------------------------------------
+
+
+def test_redeem_same_key_twice_burns_once(harness, shop):
+    member = seed(harness)
+    harness.issue_voucher(VoucherSpec(code="TENOFF", kind="fixed", amount=eur("10.00"), owner_id=member))
+    request = VoucherRedemption(code="TENOFF", order_ref="o-1", customer_id=member)
+    shop.redeem_voucher(request)
+    again = shop.redeem_voucher(request)
+    assert again.receipt.idempotency_key == request.key
+    assert harness.voucher_redemptions("TENOFF") == 1
+
+
+def test_redeem_replay_refused_by_the_org_fails_closed(harness, shop):
+    """If the org answers a repeated Redeem with an error, the repeat fails; nothing burns twice."""
+    member = seed(harness)
+    harness.fake.replay_redeem_with_key = False
+    harness.issue_voucher(VoucherSpec(code="TENOFF", kind="fixed", amount=eur("10.00"), owner_id=member))
+    request = VoucherRedemption(code="TENOFF", order_ref="o-1", customer_id=member)
+    shop.redeem_voucher(request)
+    with pytest.raises(VoucherAlreadyRedeemedError):
+        shop.redeem_voucher(request)
+    assert harness.voucher_redemptions("TENOFF") == 1
+
+
+def test_voucher_of_another_member_is_not_owned(harness, shop):
+    owner = seed(harness)
+    other = harness.create_customer(identifiers={"membership": "M000002"}).id
+    harness.issue_voucher(VoucherSpec(code="TENOFF", kind="fixed", amount=eur("10.00"), owner_id=owner))
+    with pytest.raises(VoucherNotOwnedError):
+        shop.redeem_voucher(VoucherRedemption(code="TENOFF", order_ref="o-1", customer_id=other))
+    assert harness.request_count("redeem") == 0
+
+
+def test_503_on_a_write_is_sent_again_because_nothing_was_applied(harness, shop):
+    member = seed(harness)
+    harness.inject("spend", Fault(FaultKind.STATUS, status=503))
+    shop.spend_cashback(CashbackSpend(customer_id=member, order_ref="o-1", kind="points", points=Decimal(50)))
+    assert harness.balances(member).points == Decimal(450)
+    assert harness.request_count("spend") == 2
+
+
+def test_500_on_a_write_is_reconciled_not_resent_blind(harness, shop):
+    member = seed(harness)
+    harness.inject("spend", Fault(FaultKind.STATUS, status=500))  # not applied, outcome unknown to us
+    shop.spend_cashback(CashbackSpend(customer_id=member, order_ref="o-1", kind="points", points=Decimal(50)))
+    assert harness.balances(member).points == Decimal(450)  # looked up, absent, sent once more
+
+
+def test_old_api_version_redeems_without_actions(harness, make_shop):
+    member = seed(harness)
+    harness.settings.update(api_version="60.0", promotions_api="eligible_promotions")
+    harness.issue_voucher(VoucherSpec(code="TENOFF", kind="fixed", amount=eur("10.00"), owner_id=member))
+    harness.define_rule(RuleSpec(kind="order_percent", percent=Decimal(10), label="Ten"))
+    shop = make_shop()
+    shop.redeem_voucher(VoucherRedemption(code="TENOFF", order_ref="o-1", customer_id=member))
+    assert harness.voucher_redemptions("TENOFF") == 1
+    assert harness.request_count("redeem") == 1
+    assert [r.body for r in harness.fake.requests if r.route == "redeem"] == [{}]  # no action before v62
+    quote = shop.evaluate(basket(member))
+    assert quote.discounts == () and [m.text for m in quote.messages] == ["Ten"]  # list only
+
+
+def test_fake_served_over_real_http(harness):
+    from loyaltykit import Loyalty, LoyaltySettings
+    from loyaltykit.testing import serve
+    from loyaltykit_salesforce.adapter import SalesforceAdapter
+
+    member = seed(harness)
+    with serve(harness.fake.handle) as served:
+        adapter = SalesforceAdapter({**harness.settings, "my_domain_url": served.url})
+        with Loyalty(LoyaltySettings(engine="salesforce"), adapter=adapter, load_entry_points=False) as shop:
+            assert shop.identify(membership=member).id == member
+            shop.spend_cashback(CashbackSpend(customer_id=member, order_ref="o-1", kind="points", points=Decimal(5)))
+    assert harness.balances(member).points == Decimal(495)
+    raw = [r for r in harness.fake.requests if r.route == "spend"]
+    assert raw[0].headers["authorization"].startswith("Bearer ")

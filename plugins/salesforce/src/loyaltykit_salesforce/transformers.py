@@ -210,15 +210,16 @@ def classify_error(
     code, message = _first_error(body)
     haystack = " ".join(part.lower() for part in (code, message) if part)
     kwargs = {"engine": ENGINE, "operation": operation, "engine_code": code or str(status), "engine_message": message}
-    for fragment, kit_code in patterns.items():
-        if fragment.lower() in haystack and kit_code in ERROR_CODES:
-            return ERROR_CODES[kit_code](f"engine refused the request ({kit_code})", **kwargs)
+    # Auth and limits first: "Session expired" must not read as an expired voucher.
     if status == 401:
         return AuthFailedError("engine refused the credentials (HTTP 401)", **kwargs)
     if status == 403:
         if code == "REQUEST_LIMIT_EXCEEDED":
             return RateLimitedError("the org's API request limit is exhausted", **kwargs)
         return AuthFailedError("engine refused access (HTTP 403: permission or licence)", **kwargs)
+    for fragment, kit_code in patterns.items():
+        if fragment.lower() in haystack and kit_code in ERROR_CODES:
+            return ERROR_CODES[kit_code](f"engine refused the request ({kit_code})", **kwargs)
     if status == 404 and not_found is not None:
         return not_found("engine has no such record (HTTP 404)", **kwargs)
     if status < 400:

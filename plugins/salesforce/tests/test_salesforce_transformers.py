@@ -1,0 +1,334 @@
+"""Transformers against the example bodies documented in the public reference, verbatim."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import httpx
+import pytest
+from loyaltykit import (
+    AuthFailedError,
+    Basket,
+    CashbackSpend,
+    CodeStatus,
+    CustomerNotFoundError,
+    DiscountTarget,
+    EngineError,
+    InsufficientBalanceError,
+    Line,
+    MalformedResponseError,
+    Money,
+    Order,
+    VoucherAlreadyRedeemedError,
+    VoucherNotFoundError,
+)
+from loyaltykit.errors import RateLimitedError
+from loyaltykit_salesforce import transformers as tf
+from loyaltykit_salesforce.settings import DEFAULT_ERROR_PATTERNS, SalesforceSettings
+
+# -- documented bodies (reference sections in comments) -----------------------------------------
+
+TOKEN = """{"access_token":"00DS...!AR8AQ...","signature":"nUFH...=","token_format":"opaque",
+   "instance_url":"https://instance_name.my.salesforce.com",
+   "id":"https://login.salesforce.com/id/00Dd.../005d...","token_type":"Bearer",
+   "issued_at":"1700000000000","scope":"api","api_instance_url":"https://api.salesforce.com"}"""  # 1a
+
+PROFILE = """{ "additionalLoyaltyProgramMemberFields": {},
+  "associatedAccount": null,
+  "associatedContact": {"contactId":"003J8000002Yu0ZIAS","email":"ab@email.com","firstName":"Name1","lastName":"Name2"},
+  "canReceivePartnerPromotions": true, "canReceivePromotions": true,
+  "enrollmentChannel": "Email", "enrollmentDate": "2021-01-01T00:00:00.000Z",
+  "groupCreatedByMember": null, "groupName": null, "lastActivityDate": null,
+  "loyaltyProgramMemberId": "0lMJ8000000CaRMMA0", "loyaltyProgramName": "NTO Insider",
+  "memberCurrencies": [ {
+      "additionalLoyaltyMemberCurrencyFields": {"Level_Before_Reset__c": null},
+      "escrowPointsBalance": 0, "expirablePoints": 0,
+      "lastAccrualProcessedDate": null, "lastEscrowProcessedDate": null,
+      "lastExpirationProcessRunDate": null, "lastPointsAggregationDate": null, "lastPointsResetDate": null,
+      "loyaltyMemberCurrencyName": "NTO Qualifying Points",
+      "loyaltyProgramCurrencyId": "0lcJ8000000CaR7IAK", "loyaltyProgramCurrencyName": null,
+      "memberCurrencyId": "0lzJ8000000CaRMIA0",
+      "nextQualifyingPointsResetDate": "2024-12-31T00:00:00.000Z",
+      "pointsBalance": 0, "qualifyingPointsBalanceBeforeReset": 0,
+      "totalEscrowPointsAccrued": 0, "totalEscrowRolloverPoints": 0,
+      "totalPointsAccrued": 0, "totalPointsExpired": 0, "totalPointsRedeemed": 0 } ],
+  "memberStatus": "Active",
+  "memberTiers": [ {
+      "additionalLoyaltyMemberTierFields": {}, "areTierBenefitsAssigned": false,
+      "loyaltyMemberTierId": "0lyJ8000000CaRMIA0", "loyaltyMemberTierName": "Bronze",
+      "tierChangeReason": null, "tierChangeReasonType": null,
+      "tierEffectiveDate": "2021-01-01T00:00:00.000Z", "tierExpirationDate": null,
+      "tierGroupId": "0ltJ8000000CaR8IAK", "tierGroupName": null,
+      "tierId": "0lgJ80000008OI5IAM", "tierSequenceNumber": 10 } ],
+  "memberType": "Individual", "membershipEndDate": "2022-01-01T00:00:00.000Z",
+  "membershipLastRenewalDate": null, "membershipNumber": "Member1", "referredBy": null,
+  "relatedCorporateMembershipNumber": null,
+  "transactionJournalStatementFrequency": "Monthly",
+  "transactionJournalStatementLastGeneratedDate": null,
+  "transactionJournalStatementMethod": "Mail" }"""  # 2a
+
+VOUCHERS = """{"voucherCount": 6,
+ "vouchers": [{"effectiveDate":"2020-11-01","effectiveDateTime":"2020-11-01T07:47:44.000Z",
+   "expirationDate":"2021-11-01","expirationDateTime":"2021-11-01T07:33:00.000Z",
+   "faceValue":100,"isVoucherDefinitionActive":true,"isVoucherPartiallyRedeemable":false,
+   "hasTimeBasedVoucherPeriod":true,"redeemedValue":0,"remainingValue":100,
+   "status":"Expired","type":"FixedValue","voucherCode":"J4XN26MT","voucherDefinition":"Ajio",
+   "voucherId":"0kDT1000000TUwsMAG","voucherNumber":"00005852"}]}"""  # 4a
+
+REDEEM_OUTPUTS = [  # 4b
+    ('{"remainingAmount": 98.32, "status": "Redeemed", "currencyIsoCode": "EUR"}', "Redeemed"),
+    ('{"reservationKey": "key1", "reservedValue": 16.34, "status": "Reserved", "currencyIsoCode": "EUR"}', "Reserved"),
+    ('{"remainingAmount": 98.32, "status": "Issued"}', "Issued"),
+    ('{"status": "Expired"}', "Expired"),
+    ('{"currencyIsoCode":"EUR","remainingAmount":3.5}', None),  # before v62 (PM recording)
+]
+
+REALTIME = """{"message": null,
+ "processResult": {
+   "memberPointsBalance": [{"memberCurrencies":[
+        {"currencyName":"Tier Coins","currencyType":"Qualifying","escrowPointsBalance":0.0,"pointsBalance":350.0},
+        {"currencyName":"Coins","currencyType":"NonQualifying","escrowPointsBalance":0.0,"pointsBalance":300.0}],
+      "memberShipNumber":"M5"}],
+   "transactionJournalResult": [{
+      "id":"0lVxx00000000mP",
+      "changeInMemberPoints":[{"changeInMemberCurrencies":[
+          {"changeInEscrowPointsBalance":0.0,"changeInPointsBalance":100.0,"currencyName":"Coins",
+           "currencyType":"NonQualifying","promotionId":"NA"}],
+        "memberShipNumber":"M5"}],
+      "voucherResult": null,
+      "badgesAssigned":[{"badgeValidityEndDate":"2023-12-15","loyaltyProgramBadgeName":"Gen AI Badge","memberBadgeStatus":"1","reason":"Test"}],
+      "gamesAssigned":[]
+   }]},
+ "programName": "NTO Insider",
+ "simulationResults": null,
+ "status": true}"""  # 5a (comments removed; "..." programName and the games list filled in)
+
+PROCESS_CREDIT = '{"message":null,"outputParameters":{"outputParameters":{"results":[{"PointsCredited":100.0}]}},"simulationDetails":{},"status":true}'  # 5c
+CANCEL = '{"errors":null,"isSuccess":true,"outputValues":{"CancellationTransactionJournalId":"0lv..."}}'  # 7
+
+LEDGER = """{"message":null,"status":true,"transactionJournalCount":2,"externalTransactionNumber":"...","transactionJournals":[{"activityDate":"...","additionalAttributes":[{"fieldName":"Destination","value":"Jaipur"}],"journalTypeName":"Accrual","journalSubTypeName":"Member Enrollment","pointsChange":[{"changeInPoints":"-100.0","loyaltyMemberCurrency":"Reward Points"}],"transactionJournalId":"0lV...","transactionJournalNumber":"00000035"}]}"""  # 5d
+
+# 6c: the documented response is partial; its cart-level part verbatim, line values filled in.
+EXECUTION = """{"cartDetails":[{"adjustedCartAmount":69.5,"appliedCartPromotionDetails":[{"cartAmountAfterDiscount":89.5,"cartAmountBeforeDiscount":99.5,"cartLevelDiscountAmount":10,"displayName":"10% off on Cart","isAutomatic":true,"nonPricingRewards":{"voucherRewards":[{"voucherDefinitionId":"2Xa...","voucherDefinitionName":"Voucher1"}]},"promotionId":"0c8..."}],"cartLineDetails":[{"cartLineItemId":"l1","cartLineItemQuantity":1,"cartLineProduct":"...","cartLineItemAmountBeforeDiscount":50.5,"cartLineItemAmountAfterDiscount":30.5,"appliedCartLinePromotionDetails":[{"promotionId":"0c9...","displayName":"20 off"}]}]}]}"""
+
+SESSION_EXPIRED = '[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]'  # 1d
+
+
+def settings(**overrides) -> SalesforceSettings:
+    base = {"my_domain_url": "https://acme.my.salesforce.com", "client_id": "id", "client_secret": "s3cret-value",
+            "program_name": "NTO Insider"}
+    return SalesforceSettings(**{**base, **overrides})
+
+
+def response(body: str, status: int = 200) -> httpx.Response:
+    return httpx.Response(status, content=body.encode(), headers={"Content-Type": "application/json;charset=UTF-8"})
+
+
+def eur(amount: str) -> Money:
+    return Money.of(Decimal(amount), "EUR")
+
+
+# -- tests ----------------------------------------------------------------------------------------
+
+
+def test_token_response_feeds_the_oauth_strategy():
+    from loyaltykit.auth import OAuth2ClientCredentials
+    from pydantic import SecretStr
+
+    auth = OAuth2ClientCredentials("https://acme.my.salesforce.com/services/oauth2/token", "id", SecretStr("x"),
+                                   base_url_field="instance_url")
+    auth.accept_token(response(TOKEN))
+    assert auth.base_url() == "https://instance_name.my.salesforce.com"
+    assert not auth.needs_token()
+
+
+def test_profile_to_customer():
+    customer = tf.customer_from_profile(tf.parse_json(response(PROFILE)), settings())
+    assert customer.id == "Member1" and customer.tier == "Bronze" and customer.status == "Active"
+    assert customer.email == "ab@email.com" and customer.display_name == "Name1 Name2"
+    # the only currency is qualifying: no spendable points are invented from it
+    assert customer.points == Decimal(0)
+    assert "associatedContact" not in customer.raw
+    named = tf.customer_from_profile(tf.parse_json(response(PROFILE)), settings(points_currency="NTO Qualifying Points"))
+    assert named.balance("points").name == "NTO Qualifying Points"
+
+
+def test_numbers_are_decimal_not_float():
+    body = tf.parse_json(response(REDEEM_OUTPUTS[0][0]))
+    assert body["remainingAmount"] == Decimal("98.32") and isinstance(body["remainingAmount"], Decimal)
+    assert tf.wire_number(Decimal("98.32")) == 98.32 and tf.wire_number(Decimal("100.00")) == 100
+    with pytest.raises(ValueError):
+        tf.wire_number(Decimal("0.12345678901234567890"))
+
+
+def test_voucher_list():
+    (voucher,) = tf.vouchers_from_list(tf.parse_json(response(VOUCHERS)))
+    assert voucher.code == "J4XN26MT" and voucher.number == "00005852" and voucher.type == "FixedValue"
+    assert voucher.face_value == Decimal(100) and voucher.remaining == Decimal(100)
+    assert voucher.problem() == "voucher_expired"
+    offer = tf.offer_from_voucher(voucher, "EUR")
+    assert offer.amount == eur("100") and offer.code == "J4XN26MT" and offer.id == "0kDT1000000TUwsMAG"
+
+
+@pytest.mark.parametrize("body, status", REDEEM_OUTPUTS)
+def test_redeem_outputs(body, status):
+    assert tf.redeem_status(tf.parse_json(response(body, 201))) == status
+
+
+def test_realtime_output():
+    journal_id, points = tf.realtime_result(tf.parse_json(response(REALTIME)), None)
+    assert journal_id == "0lVxx00000000mP" and points == Decimal(100)
+    assert tf.realtime_result(tf.parse_json(response(REALTIME)), "Tier Coins")[1] == Decimal(0)
+
+
+def test_process_output_and_debit_request():
+    s = settings()
+    assert tf.debited(tf.parse_json(response(PROCESS_CREDIT)), "PointsCredited") == Decimal(100)
+    debit = PROCESS_CREDIT.replace("PointsCredited", "PointsDebited").replace("100.0", "200.0")
+    assert tf.debited(tf.parse_json(response(debit)), s.debit_result_field) == Decimal(200)
+    spend = CashbackSpend(customer_id="M1256", order_ref="o-1", kind="points", points=Decimal(200))
+    body = tf.debit_request(s, spend, "lk-o-1:spend:points")
+    params = body["processParameters"][0]
+    assert params["PointsToDebit"] == 200
+    assert params["TransactionJournal"]["JournalTypeName"] == "Redemption"
+    assert params["TransactionJournal"]["MembershipNumber"] == "M1256"
+    assert params["TransactionJournal"]["ExternalTransactionNumber"] == "lk-o-1:spend:points"
+
+
+def test_cancel_output_object_or_array():
+    assert tf.cancel_result(tf.parse_json(response(CANCEL))) == "0lv..."
+    assert tf.cancel_result(tf.parse_json(response(f"[{CANCEL}]"))) == "0lv..."
+
+
+def test_ledger_points_string_or_number():
+    body = tf.parse_json(response(LEDGER))
+    assert tf.ledger_points(body, "0lV...", None) == Decimal("-100.0")
+    numeric = tf.parse_json(response(LEDGER.replace('"-100.0"', "-100.0")))
+    assert tf.ledger_points(numeric, "0lV...", None) == Decimal("-100.0")
+    assert tf.ledger_points(body, "other", None) is None
+
+
+def test_promotion_execution_output():
+    basket = Basket(id="b", currency="EUR", lines=(
+        Line(id="l1", sku="A", quantity=Decimal(1), unit_price=eur("50.50")),
+        Line(id="l2", sku="B", quantity=Decimal(1), unit_price=eur("49.00")),
+    ))
+    discounts, unmapped = tf.discounts_from_execution(tf.parse_json(response(EXECUTION)), basket)
+    order = [d for d in discounts if d.target is DiscountTarget.ORDER]
+    line = [d for d in discounts if d.target is DiscountTarget.LINE]
+    assert [(d.amount, d.label, d.engine_id) for d in order] == [(eur("10"), "10% off on Cart", "0c8...")]
+    assert [(d.line_id, d.amount) for d in line] == [("l1", eur("20.00"))]
+    assert unmapped and unmapped[0].type == "nonPricingRewards"  # voucher rewards kept raw
+
+
+def test_cart_request_uses_codes_and_exact_numbers():
+    basket = Basket(id="b", currency="EUR", customer_id="M1", lines=(
+        Line(id="l1", sku="SKU-1", quantity=Decimal(3), unit_price=eur("16.63")),))
+    cart = tf.cart_request(basket, "M1", execution=True)["cart"]["cartDetails"][0]
+    assert cart["transactionAmount"] == 49.89 and cart["membershipNumber"] == "M1"
+    assert cart["cartLineDetails"][0]["cartLineProductCode"] == "SKU-1"
+    assert cart["cartLineDetails"][0]["cartLineItemId"] == "l1"
+
+
+def test_accrual_journal_fields():
+    s = settings(order_ref_field="Order_Reference__c")
+    order = Order(ref="o-1", currency="EUR", customer_id="M5", total=eur("117.00"),
+                  lines=(Line(id="l1", sku="A", quantity=Decimal(1), unit_price=eur("117.00")),))
+    journal = tf.accrual_journal(s, order, tf.external_number(s, order.key))
+    assert journal["ExternalTransactionNumber"] == "lk-o-1:export"
+    assert journal["TransactionAmount"] == "117.00"  # a string, as in the documented request
+    assert journal["JournalTypeName"] == "Accrual" and journal["LoyaltyProgramName"] == "NTO Insider"
+    assert journal["Order_Reference__c"] == "o-1"
+
+
+def test_simulation_points_parse_defensively():
+    s = settings()
+    body = {"simulationResults": {"transactionJournals": [{"processRules": [
+        {"executionStatus": "Success", "actionResultSummary": {"currencyName": "Coins", "points": Decimal("40")}},
+        {"executionStatus": "CriteriaNotMet", "actionResultSummary": {"points": Decimal("999")}},
+        {"executionStatus": "Success", "actionResultSummary": {"nested": [{"PointsCredited": "2.5"}]}},
+        {"executionStatus": "Success", "actionResultSummary": {"currencyName": "Tier Qualifying", "points": 7}},
+        {"executionStatus": "Success", "actionResultSummary": {"badge": "Gold"}},
+    ]}]}}
+    points, unmapped = tf.earn_from_simulation(body, s)
+    assert points == Decimal("42.5")
+    assert [u.type for u in unmapped] == ["simulation_rule"]
+
+
+def test_paths_url_encode_names():
+    s = settings(program_name="NTO Insider", debit_points_process="credit Points")
+    assert tf.profile_path(s) == "/services/data/v65.0/loyalty-programs/NTO%20Insider/members"
+    assert tf.process_path(s, s.debit_points_process).endswith("/connect/loyalty/programs/NTO%20Insider/program-processes/credit%20Points")
+    assert tf.redeem_path(s, "M/1", "A B").endswith("/loyalty/programs/NTO%20Insider/members/M%2F1/vouchers/A%20B/redeem")
+    assert tf.realtime_path(s) == "/services/data/v65.0/connect/realtime/loyalty/programs/NTO%20Insider"
+    assert tf.cancel_path(s, accrual=True) == "/services/data/v65.0/actions/standard/cancelAccrual"
+
+
+def test_soql_literals_are_escaped():
+    query = tf.member_query("NTO Insider", "Contact.Email", "o'brien\\x@example.com")
+    assert "'o\\'brien\\\\x@example.com'" in query
+    with pytest.raises(ValueError):
+        tf.soql_literal("a\nb")
+
+
+@pytest.mark.parametrize(
+    "status, body, expected",
+    [
+        (401, SESSION_EXPIRED, AuthFailedError),
+        (403, '[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]', RateLimitedError),
+        (400, '[{"message":"The voucher is already redeemed.","errorCode":"INVALID_INPUT"}]', VoucherAlreadyRedeemedError),
+        (404, '[{"message":"Not here","errorCode":"NOT_FOUND"}]', VoucherNotFoundError),
+        (200, '{"message":"Insufficient points balance.","status":false}', InsufficientBalanceError),
+        (200, '{"message":null,"processResult":null,"status":false}', EngineError),
+        (200, '[{"errors":[{"statusCode":"X","message":"no member found"}],"isSuccess":false}]', CustomerNotFoundError),
+        (409, '[{"message":"conflict","errorCode":"CONFLICT"}]', EngineError),
+    ],
+)
+def test_error_classification(status, body, expected):
+    with pytest.raises(expected) as info:
+        tf.checked(response(body, status), "redeem_voucher", DEFAULT_ERROR_PATTERNS, not_found=VoucherNotFoundError)
+    assert info.value.engine == "salesforce"
+
+
+def test_success_bodies_pass_and_status_string_is_not_a_failure():
+    assert tf.checked(response(REDEEM_OUTPUTS[0][0], 201), "redeem_voucher", DEFAULT_ERROR_PATTERNS)
+    assert tf.checked(response(REALTIME), "export_orders", DEFAULT_ERROR_PATTERNS)["status"] is True
+
+
+def test_malformed_bodies_are_typed_errors():
+    with pytest.raises(MalformedResponseError):
+        tf.checked(response("{not json"), "identify", DEFAULT_ERROR_PATTERNS)
+    with pytest.raises(MalformedResponseError):
+        tf.customer_from_profile({"memberStatus": "Active"}, settings())
+    with pytest.raises(MalformedResponseError):
+        tf.vouchers_from_list({"vouchers": [{"status": "Issued"}]})
+    with pytest.raises(MalformedResponseError):
+        tf.realtime_result({"processResult": []}, None)
+    with pytest.raises(MalformedResponseError):
+        tf.debited({"outputParameters": {"results": []}}, "PointsDebited")
+
+
+def test_basket_codes_against_member_vouchers():
+    vouchers = tf.vouchers_from_list({"vouchers": [
+        {"voucherCode": "FIVE", "voucherId": "v1", "status": "Issued", "type": "FixedValue", "faceValue": 5,
+         "remainingValue": 5},
+        {"voucherCode": "PCT", "voucherId": "v2", "status": "Issued", "type": "DiscountPercentage",
+         "discountPercent": Decimal("12.5")},
+        {"voucherCode": "USED", "voucherId": "v3", "status": "Redeemed", "type": "FixedValue", "faceValue": 5},
+    ]})
+    basket = Basket(id="b", currency="EUR", coupon_codes=("FIVE", "PCT", "USED", "NONE"),
+                    lines=(Line(id="l1", sku="A", quantity=Decimal(1), unit_price=eur("40.00")),))
+    discounts, codes = tf.apply_codes(basket, vouchers)
+    assert [d.amount for d in discounts] == [eur("5.00"), eur("5.00")]
+    assert [(c.code, c.status, c.reason) for c in codes] == [
+        ("FIVE", CodeStatus.ACCEPTED, None), ("PCT", CodeStatus.ACCEPTED, None),
+        ("USED", CodeStatus.REJECTED, "voucher_already_redeemed"), ("NONE", CodeStatus.REJECTED, "voucher_not_found"),
+    ]
+
+
+def test_settings_guard_versions_and_secrets():
+    with pytest.raises(ValueError):
+        settings(api_version="62.0")  # promotion-execution needs v65
+    assert settings(api_version="62.0", promotions_api="eligible_promotions").two_phase
+    assert not settings(api_version="60.0", promotions_api="none").two_phase
+    assert "s3cret-value" not in repr(settings()) + str(settings().model_dump())
