@@ -214,7 +214,7 @@ class Quote:
 class _Basket:
     """Mutable working state of one evaluation."""
 
-    __slots__ = ("view", "currency", "base", "net", "order_discount", "subtotal", "qty_sku", "qty_cat")
+    __slots__ = ("view", "currency", "base", "net", "lines_total", "order_discount", "subtotal", "qty_sku", "qty_cat")
 
     def __init__(self, view: BasketView, base: str) -> None:
         self.view = view
@@ -232,10 +232,11 @@ class _Basket:
             if line.category is not None:
                 self.qty_cat[line.category] += line.quantity
         self.subtotal = subtotal
+        self.lines_total = subtotal  # sum of the line nets, kept as line discounts are taken
         self.order_discount = ZERO
 
     def remaining(self) -> Decimal:
-        return sum(self.net.values(), ZERO) - self.order_discount
+        return self.lines_total - self.order_discount
 
     def amount(self, amounts: dict[str, Decimal] | None) -> Decimal | None:
         return amount_in(amounts, self.currency, self.base)
@@ -294,9 +295,11 @@ def _money(amount: Decimal, currency: str) -> Money:
 
 
 def _take_line(state: _Basket, line: Line, wanted: Decimal) -> Decimal:
-    taken = min(quantize(wanted, state.currency), state.net[line.id])
+    # Capped by the line and by the order: earlier order discounts already spoke for part of it.
+    taken = min(quantize(wanted, state.currency), state.net[line.id], state.remaining())
     if taken > 0:
         state.net[line.id] -= taken
+        state.lines_total -= taken
     return taken
 
 
@@ -443,9 +446,9 @@ def whole_points(value: Decimal) -> int:
 
 def _earn(compiled: CompiledProgram, state: _Basket, customer: CustomerFacts | None, quote: Quote) -> None:
     program = compiled.program
-    lines_total = sum(state.net.values(), ZERO)
+    lines_total = state.lines_total
     # Order-level discounts are spread over the lines in proportion to what is left on each.
-    factor = (lines_total - state.order_discount) / lines_total if lines_total > 0 else ZERO
+    factor = max(lines_total - state.order_discount, ZERO) / lines_total if lines_total > 0 else ZERO
     points = ZERO
     paid_total = ZERO
     for line in state.view.lines:
