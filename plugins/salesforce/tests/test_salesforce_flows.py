@@ -11,7 +11,6 @@ from loyaltykit import (
     Basket,
     CashbackSpend,
     CodeStatus,
-    CustomerIdentifier,
     DiscountTarget,
     EngineError,
     ExportStatus,

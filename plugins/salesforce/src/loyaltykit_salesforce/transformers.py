@@ -37,12 +37,10 @@ from loyaltykit import (
 from loyaltykit.errors import (
     ERROR_CODES,
     AuthFailedError,
-    CustomerNotFoundError,
     EngineError,
     LoyaltyError,
     MalformedResponseError,
     RateLimitedError,
-    VoucherNotFoundError,
 )
 
 from .settings import SalesforceSettings
