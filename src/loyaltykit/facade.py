@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
+import pluggy
 import pydantic
 
 from .adapter import EngineAdapter, validate_adapter_class
@@ -145,12 +146,15 @@ class _Facade:
         self.adapter: EngineAdapter = adapter
         self.engine = adapter.name
         self.pm = make_plugin_manager()
-        self.pm.register(adapter, name=f"adapter:{adapter.name}")
-        for item in discovered:
-            if not item.is_adapter:
-                self.pm.register(item.obj, name=f"plugin:{item.name}")
-        for plugin in plugins:
-            self.pm.register(plugin)
+        try:
+            self.pm.register(adapter, name=f"adapter:{adapter.name}")
+            for item in discovered:
+                if not item.is_adapter:
+                    self.pm.register(item.obj, name=f"plugin:{item.name}")
+            for plugin in plugins:
+                self.pm.register(plugin)
+        except pluggy.PluginValidationError as exc:
+            raise ConfigError(f"a plugin's hook implementation does not match its spec: {exc}") from exc
         self.adapter = check_routing(self.pm)
         self.client_config = adapter.client_config()
         if self.client_config is not None:

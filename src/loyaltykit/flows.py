@@ -44,10 +44,11 @@ class EngineRequest:
     method: str
     path: str  # relative to the service's base URL, or an absolute URL
     service: str = "default"
-    params: Mapping[str, Any] | None = None
-    json: Any = None
-    data: Mapping[str, Any] | None = None  # form-encoded body
-    headers: Mapping[str, str] | None = None
+    # Bodies, query and headers may carry credentials or customer data: keep them out of repr.
+    params: Mapping[str, Any] | None = field(default=None, repr=False)
+    json: Any = field(default=None, repr=False)
+    data: Mapping[str, Any] | None = field(default=None, repr=False)  # form-encoded body
+    headers: Mapping[str, str] | None = field(default=None, repr=False)
     write: bool = False
     idempotency_key: str | None = None
     authenticate: bool = True
