@@ -269,3 +269,11 @@ def test_derived_ids_are_stable_and_distinct_per_purpose():
 def test_settings_hide_secrets():
     text = repr(SETTINGS) + str(SETTINGS.model_dump())
     assert "core-secret" not in text and "pos-secret" not in text and "connect-secret" not in text
+
+
+def test_error_code_settings_extend_the_defaults():
+    custom = SessionMSettings(**harness_settings(error_codes={"OFFER_GONE": "voucher_not_found"}))
+    assert custom.error_codes["offer_gone"] == "voucher_not_found"
+    assert custom.error_codes["user_not_found"] == "customer_not_found"
+    with pytest.raises(ValueError):
+        SessionMSettings(**harness_settings(error_codes={"x": "no_such_kit_code"}))

@@ -110,6 +110,18 @@ class SessionMSettings(BaseSettings):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
 
+    @field_validator("error_codes")
+    @classmethod
+    def _codes(cls, value: dict[str, str]) -> dict[str, str]:
+        # Entries extend or override the defaults; they never silently drop them.
+        from loyaltykit.errors import ERROR_CODES
+
+        merged = {**DEFAULT_ERROR_CODES, **{k.strip().lower(): v for k, v in value.items()}}
+        bad = sorted(v for v in merged.values() if v not in ERROR_CODES)
+        if bad:
+            raise ValueError(f"unknown kit error codes {bad}")
+        return merged
+
     @field_validator("currency")
     @classmethod
     def _currency(cls, value: str) -> str:
