@@ -150,6 +150,7 @@ def loyaltykit_target(request: pytest.FixtureRequest) -> Any:
                 "facade": param.facade,
                 "requires": [c.value for c in required(request.node)],
                 "declared": target.caps.supported(),
+                "version": str(getattr(target.adapter, "version", "")),
             },
         )
     )

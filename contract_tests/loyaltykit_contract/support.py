@@ -33,7 +33,7 @@ def sample_identifier(kind: str) -> str:
         IdentifierKind.PHONE: f"+4915{digits}",
         IdentifierKind.CARD: f"77{digits}{digits[:5]}",
         IdentifierKind.MEMBERSHIP: f"M{tag[:10].upper()}",
-        IdentifierKind.EXTERNAL_ID: f"ext-{tag[:12]}",
+        IdentifierKind.EXTERNAL_ID: f"X{tag[:17]}",  # opaque: 18 letters and digits
     }[IdentifierKind(kind)]
 
 

@@ -174,3 +174,17 @@ def test_evaluate_engine_hangs_degrades_within_budget(loyaltykit_target):
     evaluation, elapsed = lk.timed("evaluate", lk.basket(customer_id=customer.id))
     assert isinstance(evaluation, Evaluation) and evaluation.degraded, f"expected degraded, got {evaluation!r}"
     assert elapsed <= budget + DEADLINE_SLACK, f"took {elapsed:.2f}s, budget {budget}s"
+
+__all__ = [
+    "test_evaluate_percent_order_discount",
+    "test_evaluate_fixed_order_discount",
+    "test_evaluate_line_discount",
+    "test_evaluate_threshold_not_met",
+    "test_evaluate_lists_wallet_offers",
+    "test_evaluate_points_to_earn",
+    "test_evaluate_messages",
+    "test_evaluate_reports_each_coupon_code",
+    "test_evaluate_has_no_side_effect",
+    "test_evaluate_engine_down_degrades_within_budget",
+    "test_evaluate_engine_hangs_degrades_within_budget",
+]

@@ -42,7 +42,9 @@ def test_identify_unknown_customer_is_none(loyaltykit_target):
 
 @requires(Capability.IDENTIFY)
 @pytest.mark.parametrize(
-    "kind, value", [("email", "not-an-email"), ("phone", "call me"), ("card", "#!"), ("external_id", "a\x00b")]
+    "kind, value",
+    [("email", "not-an-email"), ("phone", "call me"), ("card", "#!"), ("external_id", "a\x00b")],
+    ids=["email", "phone", "card", "external_id"],
 )
 def test_identify_malformed_identifier_is_refused_without_engine_call(loyaltykit_target, kind, value):
     """A malformed identifier raises InvalidRequestError and sends nothing to the engine."""
@@ -70,3 +72,10 @@ def test_identify_reports_balances(loyaltykit_target):
         assert customer.points == Decimal(250)
     if cashback is not None:
         assert customer.cashback(lk.currency) == cashback
+
+__all__ = [
+    "test_identify_by_each_identifier_type",
+    "test_identify_unknown_customer_is_none",
+    "test_identify_malformed_identifier_is_refused_without_engine_call",
+    "test_identify_reports_balances",
+]

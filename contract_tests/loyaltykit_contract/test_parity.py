@@ -74,3 +74,9 @@ def test_price_products(loyaltykit_target):
         assert isinstance(price, ProductPrice)
         assert price.price == line.unit_price
         assert price.discounted_price <= price.price
+
+__all__ = [
+    "test_declaration_is_coherent",
+    "test_sync_and_async_facades_agree",
+    "test_price_products",
+]

@@ -148,3 +148,15 @@ def test_redeem_error_body_is_not_success(loyaltykit_target):
     assert lk.harness.voucher_redemptions(code) == 0
     assert_redeemed(lk, lk.call("redeem_voucher", request), request)
     assert lk.harness.voucher_redemptions(code) == 1
+
+__all__ = [
+    "test_redeem_valid_voucher",
+    "test_redeem_already_used_voucher",
+    "test_redeem_expired_voucher",
+    "test_redeem_voucher_of_another_customer",
+    "test_redeem_unknown_voucher",
+    "test_redeem_usage_limit_reached",
+    "test_redeem_same_call_twice_burns_once",
+    "test_redeem_lost_response_burns_once",
+    "test_redeem_error_body_is_not_success",
+]

@@ -46,13 +46,20 @@ def test_503_then_success(loyaltykit_target):
 
 
 @requires(Capability.REDEEM_VOUCHER)
-def test_503_then_success_on_a_keyed_write(loyaltykit_target):
-    """One 503 on a redemption is retried (the write is keyed) and burns once."""
+def test_503_then_success_on_a_write(loyaltykit_target):
+    """One 503 on a redemption either is retried (a write the engine de-duplicates by key) or
+    fails closed as a retryable engine_unavailable with nothing burned; either way the voucher
+    ends up burned exactly once."""
     lk = loyaltykit_target
     customer = lk.customer()
     code = issue_voucher(lk, customer.id)
+    request = redemption(lk, code, customer.id)
     lk.inject("redeem", Fault(FaultKind.STATUS, status=503))
-    result = lk.attempt("redeem_voucher", redemption(lk, code, customer.id))
+    result = lk.attempt("redeem_voucher", request)
+    if isinstance(result, LoyaltyError):
+        assert isinstance(result, EngineUnavailableError) and result.retryable, f"a 503 gave {result!r}"
+        assert lk.harness.voucher_redemptions(code) == 0, "a write refused with 503 was applied"
+        result = lk.attempt("redeem_voucher", request)
     assert isinstance(result, RedemptionResult), f"a 503 then success must redeem, got {result!r}"
     assert lk.harness.voucher_redemptions(code) == 1
 
@@ -189,3 +196,18 @@ def test_malformed_body_on_redeem_is_a_kit_error(loyaltykit_target):
     retried = lk.attempt("redeem_voucher", request)
     assert isinstance(retried, RedemptionResult), f"the retry did not redeem: {retried!r}"
     assert lk.harness.voucher_redemptions(code) == 1
+
+__all__ = [
+    "test_503_then_success",
+    "test_503_then_success_on_a_write",
+    "test_connection_reset_then_success",
+    "test_429_retry_after_is_honoured",
+    "test_read_deadline_holds_when_engine_hangs",
+    "test_write_deadline_holds_when_engine_hangs",
+    "test_401_refreshes_the_token_once",
+    "test_401_after_refresh_is_final",
+    "test_malformed_body_on_identify_is_a_kit_error",
+    "test_malformed_body_on_evaluate_fails_open",
+    "test_error_body_on_evaluate_is_not_a_quote",
+    "test_malformed_body_on_redeem_is_a_kit_error",
+]

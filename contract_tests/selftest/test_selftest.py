@@ -1,0 +1,142 @@
+"""The contract suite's own tests: it must fail for adapters broken on purpose, assert
+NotSupported for undeclared capabilities, fail loudly without a harness, and stay out of the way
+of other test runs. Each check runs the suite with pytester against a harness."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+import loyaltykit_contract
+from loyaltykit_contract.discovery import GROUP
+from loyaltykit_contract.requirements import MARKER
+
+HERE = Path(__file__).parent
+TOY = "contract_toy:make_harness"
+BARE = "contract_toy:make_bare_harness"
+SCENARIO_MODULES = ("evaluate", "export", "identify", "parity", "redeem", "resilience", "reverse", "spend")
+
+# The suite needs no async test plugin (it drives the async facade itself).
+BASE_ARGS = ("--pyargs", "loyaltykit_contract", "-p", "no:cacheprovider", "-p", "no:asyncio",
+             "--import-mode=importlib", "--loyaltykit-facade=sync")
+
+
+def _installed() -> list[tuple[str, str]]:
+    """(engine, module:factory) of every installed harness, plus the toy engine."""
+    found = [(ep.name, ep.value) for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name)]
+    return [("toy", TOY), *found]
+
+
+def _variants() -> list:
+    params = []
+    for engine, spec in _installed():
+        if engine == "toy":
+            import sys
+
+            sys.path.insert(0, str(HERE))
+            try:
+                from contract_toy import make_harness
+            finally:
+                sys.path.remove(str(HERE))
+            factory = make_harness
+        else:
+            module, _, attr = spec.partition(":")
+            factory = getattr(importlib.import_module(module), attr)
+        harness = factory()
+        try:
+            broken = getattr(harness, "broken_adapters", None)
+            names = sorted(broken()) if callable(broken) else []
+        finally:
+            harness.close()
+        params += [pytest.param(spec, name, id=f"{engine}-{name}") for name in names]
+    return params
+
+
+@pytest.fixture
+def suite(pytester):
+    pytester.syspathinsert(HERE)
+
+    def run(*args: str):
+        return pytester.runpytest(*BASE_ARGS, *args)
+
+    return run
+
+
+def test_every_scenario_declares_its_requirements():
+    """A scenario without a requires() declaration could silently pass on any adapter."""
+    for name in SCENARIO_MODULES:
+        module = importlib.import_module(f"loyaltykit_contract.test_{name}")
+        for attr, fn in inspect.getmembers(module, inspect.isfunction):
+            if not attr.startswith("test_") or fn.__module__ != module.__name__:
+                continue
+            marks = [m.name for m in getattr(fn, "pytestmark", [])]
+            params = [
+                m for m in getattr(fn, "pytestmark", []) if m.name == "parametrize"
+                for p in m.args[1] if hasattr(p, "marks") and any(x.name == MARKER for x in p.marks)
+            ]
+            assert MARKER in marks or params, f"{module.__name__}.{attr} declares no capabilities"
+        assert set(module.__all__) == {a for a in dir(module) if a.startswith("test_")}, module.__name__
+
+
+def test_suite_passes_against_the_toy_engine(suite):
+    """The reference toy adapter is correct: the suite must pass it (no false failures)."""
+    result = suite(f"--loyaltykit-harness={TOY}")
+    outcomes = result.parseoutcomes()
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    assert outcomes.get("passed", 0) > 40
+
+
+@pytest.mark.parametrize("spec, variant", _variants())
+def test_suite_fails_for_a_broken_adapter(suite, spec, variant):
+    """Every adapter a harness breaks on purpose makes the suite fail (in a scenario, not in setup)."""
+    result = suite(f"--loyaltykit-harness={spec}", f"--loyaltykit-adapter-variant={variant}", "-x")
+    outcomes = result.parseoutcomes()
+    assert result.ret == 1, f"the suite did not fail against {variant}:\n{result.stdout.str()[-2000:]}"
+    assert outcomes.get("failed", 0) >= 1 and not outcomes.get("errors"), result.stdout.str()[-2000:]
+
+
+def test_undeclared_capabilities_get_not_supported_assertions(suite, tmp_path):
+    """An adapter declaring nothing passes only by refusing everything: every scenario reports
+    "not supported" (asserted NotSupportedError), none is skipped or silently passed."""
+    matrix = tmp_path / "matrix.md"
+    result = suite(f"--loyaltykit-harness={BARE}", f"--loyaltykit-matrix={matrix}", "-rs")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    assert "skipped" not in result.parseoutcomes(), result.stdout.str()[-2000:]
+    rows = [line for line in matrix.read_text().splitlines() if line.startswith("| `test_")]
+    assert rows
+    for row in rows:
+        name, requires, cell = [c.strip() for c in row.strip("|").split("|")]
+        expected = "passes" if requires == "-" else "not supported"
+        assert cell == expected, row
+
+
+def test_no_harness_fails_loudly(suite):
+    """With no harness the suite fails with an explanation; it never passes or collects nothing."""
+    result = suite("--loyaltykit-engine=no-such-engine", "-k", "test_identify_unknown_customer_is_none")
+    assert result.ret not in (0, 5)
+    result.stdout.fnmatch_lines(["*no engine harness found*"])
+
+
+def test_plugin_leaves_other_test_runs_alone(pytester):
+    """Installed, the plugin adds options and a fixture, and changes nothing else in a project."""
+    pytester.makepyfile(test_other="def test_one():\n    assert 1 + 1 == 2\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:asyncio")
+    result.assert_outcomes(passed=1)
+    assert loyaltykit_contract.__version__
+
+
+def test_one_file_adoption(pytester):
+    """An adapter adopts the suite in its own tests with one short file."""
+    pytester.syspathinsert(HERE)
+    pytester.makepyfile(
+        test_contract=f'from loyaltykit_contract.suite import *  # noqa: F403\n\nLOYALTYKIT_HARNESS = "{TOY}"\n'
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:asyncio", "-k", "redeem_valid or spend_partial",
+                                "-v")
+    result.assert_outcomes(passed=6)  # points spends: "not supported" by the toy
+    result.stdout.fnmatch_lines(["*test_redeem_valid_voucher?toy-sync?*PASSED*",
+                                 "*test_redeem_valid_voucher?toy-async?*PASSED*"])
