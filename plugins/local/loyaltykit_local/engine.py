@@ -141,6 +141,7 @@ class CompiledProgram:
     category_earn: dict[str, object]
     catalog_price: dict[str, int]
     tier_multiplier: dict[str, Decimal]
+    needs_history: bool  # some rule asks about first orders or earlier grants
 
     @classmethod
     def build(cls, program: Program) -> CompiledProgram:
@@ -170,6 +171,7 @@ class CompiledProgram:
             category_earn={c.category: c for c in program.categories},
             catalog_price=prices,
             tier_multiplier={t.name: t.multiplier for t in program.tiers},
+            needs_history=any(r.when.first_order is not None or r.when.not_previously_granted for r in program.rules),
         )
 
     def candidates(self, skus: Iterable[str], categories: Iterable[str]) -> list[int]:

@@ -57,7 +57,7 @@ from loyaltykit import (
 )
 from loyaltykit.money import exponent
 from pydantic import BaseModel
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, literal_column, select, union_all, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -78,6 +78,43 @@ _IDENTIFIER_COLUMN = {
     IdentifierKind.EXTERNAL_ID: customers.c.external_id,
 }
 POINTS, CASHBACK = "points", "cashback"
+
+# Statements on the checkout path are built once: SQLAlchemy then reuses their cache keys and
+# compiled forms, which is most of the per-statement cost.
+_CUSTOMER = select(customers).where(customers.c.id == bindparam("customer_id"))
+_CUSTOMER_LOCKED = _CUSTOMER.with_for_update()
+_SUM_POINTS = select(func.coalesce(func.sum(ledger.c.amount), 0)).where(
+    ledger.c.customer_id == bindparam("customer_id"), ledger.c.balance == POINTS)
+_SUM_CASHBACK = select(func.coalesce(func.sum(ledger.c.amount), 0)).where(
+    ledger.c.customer_id == bindparam("customer_id"), ledger.c.balance == CASHBACK,
+    ledger.c.currency == bindparam("currency"))
+_QUALIFYING = select(func.coalesce(func.sum(ledger.c.amount), 0)).where(
+    ledger.c.customer_id == bindparam("customer_id"), ledger.c.balance == POINTS,
+    (ledger.c.entry == "earn") | and_(ledger.c.entry == "reverse", ledger.c.amount < 0))
+_DUE = select(ledger.c.id).where(
+    ledger.c.customer_id == bindparam("customer_id"), ledger.c.balance == POINTS,
+    ledger.c.expires_at.is_not(None), ledger.c.expires_at <= bindparam("now"))
+_DUE_SINCE = _DUE.where(ledger.c.expires_at > bindparam("cursor")).limit(1)
+_DUE = _DUE.limit(1)
+_POINTS_ROWS = (select(ledger.c.amount, ledger.c.expires_at)
+                .where(ledger.c.customer_id == bindparam("customer_id"), ledger.c.balance == POINTS)
+                .order_by(ledger.c.id))
+_SET_CURSOR = (update(customers).where(customers.c.id == bindparam("customer_id"))
+               .values(expiry_recorded_until=bindparam("cursor")))
+# The customer's history in one round trip: a row (NULL, order count), then one row per rule granted.
+_HISTORY = union_all(
+    select(literal_column("NULL").label("rule_id"), func.count().label("orders"))
+    .select_from(orders).where(orders.c.customer_id == bindparam("customer_id")),
+    select(grants.c.rule_id, literal_column("0")).where(grants.c.customer_id == bindparam("customer_id"))
+    .group_by(grants.c.rule_id),
+)
+_ORDER_SEEN = select(orders.c.id, orders.c.points_earned).where(
+    (orders.c.ref == bindparam("ref")) | (orders.c.write_key == bindparam("key")))
+_INSERT_LEDGER = insert(ledger)
+_INSERT_ORDER = insert(orders)
+_INSERT_GRANT = insert(grants)
+_WRITE_SEEN = select(writes).where(writes.c.key == bindparam("key"))
+_INSERT_WRITE = insert(writes)
 
 
 def utcnow() -> datetime:
@@ -278,80 +315,80 @@ class LocalEngine:
         expired = 0
         for customer_id in ids:
             with self.store.write() as conn:
-                self._lock_customer(conn, customer_id)
-                expired += self._record_expiry(conn, customer_id, now)
+                row = self._lock_customer(conn, customer_id)
+                expired += self._record_expiry(conn, customer_id, now, row)
         return expired
 
     # ==========================================================================================
     # Ledger and customer facts (inside a transaction)
     # ==========================================================================================
 
+    @staticmethod
+    def _entry(customer_id: str, balance: str, currency: str | None, entry: str, amount: int, at: datetime, *,
+               order_ref: str | None = None, write_key: str | None = None, label: str | None = None,
+               expires_at: datetime | None = None) -> dict[str, Any]:
+        return {"customer_id": customer_id, "balance": balance, "currency": currency, "entry": entry,
+                "amount": amount, "order_ref": order_ref, "write_key": write_key, "label": label,
+                "created_at": to_db(at), "expires_at": to_db(expires_at)}
+
     def _append(self, conn: Connection, customer_id: str, balance: str, currency: str | None, entry: str,
-                amount: int, at: datetime, *, order_ref: str | None = None, write_key: str | None = None,
-                label: str | None = None, expires_at: datetime | None = None) -> int:
-        result = conn.execute(insert(ledger).values(
-            customer_id=customer_id, balance=balance, currency=currency, entry=entry, amount=amount,
-            order_ref=order_ref, write_key=write_key, label=label, created_at=to_db(at),
-            expires_at=to_db(expires_at),
-        ))
+                amount: int, at: datetime, **details: Any) -> int:
+        result = conn.execute(_INSERT_LEDGER, self._entry(customer_id, balance, currency, entry, amount, at, **details))
         return result.inserted_primary_key[0]
 
     def _lock_customer(self, conn: Connection, customer_id: str):
-        row = conn.execute(select(customers).where(customers.c.id == customer_id).with_for_update()).first()
+        row = conn.execute(_CUSTOMER_LOCKED, {"customer_id": customer_id}).first()
         if row is None:
             raise CustomerNotFoundError("no such customer", engine=ENGINE)
         return row
 
     def _require_customer(self, conn: Connection, customer_id: str):
-        row = conn.execute(select(customers).where(customers.c.id == customer_id)).first()
+        row = conn.execute(_CUSTOMER, {"customer_id": customer_id}).first()
         if row is None:
             raise CustomerNotFoundError("no such customer", engine=ENGINE)
         return row
 
     def _sum(self, conn: Connection, customer_id: str, balance: str, currency: str | None) -> int:
-        query = select(func.coalesce(func.sum(ledger.c.amount), 0)).where(
-            ledger.c.customer_id == customer_id, ledger.c.balance == balance)
-        if currency is not None:
-            query = query.where(ledger.c.currency == currency)
-        return int(conn.execute(query).scalar_one())
+        if balance == POINTS:
+            return int(conn.execute(_SUM_POINTS, {"customer_id": customer_id}).scalar_one())
+        return int(conn.execute(_SUM_CASHBACK, {"customer_id": customer_id, "currency": currency}).scalar_one())
 
     def _cashback_units(self, conn: Connection, customer_id: str, currency: str) -> int:
         return self._sum(conn, customer_id, CASHBACK, currency)
 
-    def _pending_expiry(self, conn: Connection, customer_id: str, now: datetime) -> int:
-        cursor = conn.execute(select(customers.c.expiry_recorded_until).where(customers.c.id == customer_id)).scalar()
-        due = select(ledger.c.id).where(
-            ledger.c.customer_id == customer_id, ledger.c.balance == POINTS,
-            ledger.c.expires_at.is_not(None), ledger.c.expires_at <= to_db(now),
-        )
-        if cursor is not None:
-            due = due.where(ledger.c.expires_at > cursor)
-        if conn.execute(due.limit(1)).first() is None:
-            return 0  # nothing has expired since the last recorded expiry: skip the full walk
-        rows = conn.execute(
-            select(ledger.c.amount, ledger.c.expires_at)
-            .where(ledger.c.customer_id == customer_id, ledger.c.balance == POINTS)
-            .order_by(ledger.c.id)
-        ).all()
+    def _expiry_due(self, conn: Connection, customer_id: str, now: datetime, row=None) -> bool:
+        """Whether any lot has expired since the last recorded expiry (one indexed look-up)."""
+        if row is None:
+            row = self._require_customer(conn, customer_id)
+        cursor = row.expiry_recorded_until
+        params = {"customer_id": customer_id, "now": to_db(now), "cursor": cursor}
+        return conn.execute(_DUE if cursor is None else _DUE_SINCE, params).first() is not None
+
+    def _expired_points(self, conn: Connection, customer_id: str, now: datetime) -> int:
+        rows = conn.execute(_POINTS_ROWS, {"customer_id": customer_id}).all()
         return expired_unrecorded((PointsEntry(r.amount, from_db(r.expires_at)) for r in rows), now)
 
-    def _record_expiry(self, conn: Connection, customer_id: str, now: datetime) -> int:
-        expired = self._pending_expiry(conn, customer_id, now)
+    def _pending_expiry(self, conn: Connection, customer_id: str, now: datetime, row=None) -> int:
+        if not self._expiry_due(conn, customer_id, now, row):
+            return 0  # the common case: skip the walk over the customer's entries
+        return self._expired_points(conn, customer_id, now)
+
+    def _record_expiry(self, conn: Connection, customer_id: str, now: datetime, row=None) -> int:
+        """Write what expired by ``now`` to the ledger (inside a write transaction)."""
+        if not self._expiry_due(conn, customer_id, now, row):
+            return 0
+        expired = self._expired_points(conn, customer_id, now)
         if expired:
             self._append(conn, customer_id, POINTS, None, "expire", -expired, now, label="points expired")
-        conn.execute(update(customers).where(customers.c.id == customer_id).values(expiry_recorded_until=to_db(now)))
+        conn.execute(_SET_CURSOR, {"customer_id": customer_id, "cursor": to_db(now)})
         return expired
 
-    def _points_available(self, conn: Connection, customer_id: str, now: datetime) -> int:
-        return max(0, self._sum(conn, customer_id, POINTS, None) - self._pending_expiry(conn, customer_id, now))
+    def _points_available(self, conn: Connection, customer_id: str, now: datetime, row=None) -> int:
+        return max(0, self._sum(conn, customer_id, POINTS, None) - self._pending_expiry(conn, customer_id, now, row))
 
     def _qualifying_points(self, conn: Connection, customer_id: str) -> int:
         # Net points earned (earn entries less claw-backs); spending and expiry do not lower a tier.
-        earned = conn.execute(select(func.coalesce(func.sum(ledger.c.amount), 0)).where(
-            ledger.c.customer_id == customer_id, ledger.c.balance == POINTS,
-            (ledger.c.entry == "earn") | and_(ledger.c.entry == "reverse", ledger.c.amount < 0),
-        )).scalar_one()
-        return int(earned)
+        return int(conn.execute(_QUALIFYING, {"customer_id": customer_id}).scalar_one())
 
     def _tier(self, conn: Connection, row) -> str | None:
         tiers = self.program.tiers_by_threshold()
@@ -367,19 +404,27 @@ class LocalEngine:
             return row.tier  # an assigned tier is a floor
         return earned.name if earned else row.tier
 
-    def _facts(self, conn: Connection, customer_id: str, currency: str, now: datetime) -> CustomerFacts:
-        row = self._require_customer(conn, customer_id)
-        orders_count = conn.execute(select(func.count()).select_from(orders).where(orders.c.customer_id == customer_id)).scalar_one()
-        granted = frozenset(conn.execute(select(grants.c.rule_id).where(grants.c.customer_id == customer_id).distinct()).scalars())
+    def _facts(self, conn: Connection, customer_id: str, currency: str, now: datetime, *, row=None,
+               balances: bool = True) -> CustomerFacts:
+        """What rules may know of the customer; ``balances=False`` skips what only a quote shows."""
+        if row is None:
+            row = self._require_customer(conn, customer_id)
+        orders_count, granted = 0, set()
+        if self.compiled.needs_history:
+            for rule_id, count in conn.execute(_HISTORY, {"customer_id": customer_id}):
+                if rule_id is None:
+                    orders_count = int(count)
+                else:
+                    granted.add(rule_id)
         return CustomerFacts(
             id=row.id,
             tier=self._tier(conn, row),
             role=row.role,
             segments=frozenset(row.segments or ()),
-            orders_count=int(orders_count),
-            granted_rules=granted,
-            points=self._points_available(conn, customer_id, now),
-            cashback=_major(self._cashback_units(conn, customer_id, currency), currency),
+            orders_count=orders_count,
+            granted_rules=frozenset(granted),
+            points=self._points_available(conn, customer_id, now, row) if balances else 0,
+            cashback=_major(self._cashback_units(conn, customer_id, currency), currency) if balances else Decimal(0),
         )
 
     def _voucher_facts(self, conn: Connection, codes: Sequence[str], order_ref: str | None) -> dict[str, VoucherFacts]:
@@ -442,7 +487,7 @@ class LocalEngine:
         for _attempt in range(3):
             try:
                 with self.store.write() as conn:
-                    earlier = conn.execute(select(writes).where(writes.c.key == key)).first()
+                    earlier = conn.execute(_WRITE_SEEN, {"key": key}).first()
                     if earlier is not None:
                         if earlier.operation != operation or earlier.fingerprint != fingerprint:
                             raise InvalidRequestError(
@@ -451,9 +496,9 @@ class LocalEngine:
                         return _replayed(model.model_validate(earlier.result))
                     now = self.now()
                     result = work(conn, now)
-                    conn.execute(insert(writes).values(
-                        key=key, operation=operation, fingerprint=fingerprint, order_ref=order_ref,
-                        result=result.model_dump(mode="json"), created_at=to_db(now)))
+                    conn.execute(_INSERT_WRITE, {
+                        "key": key, "operation": operation, "fingerprint": fingerprint, "order_ref": order_ref,
+                        "result": result.model_dump(mode="json"), "created_at": to_db(now)})
                     return result
             except IntegrityError:
                 continue  # another writer recorded the same key first (PostgreSQL): read it back
@@ -573,8 +618,8 @@ class LocalEngine:
         fingerprint = _fingerprint("spend", spend.customer_id, spend.order_ref, spend.kind.value, wanted, currency)
 
         def work(conn: Connection, now: datetime) -> SpendResult:
-            self._lock_customer(conn, spend.customer_id)
-            self._record_expiry(conn, spend.customer_id, now)
+            row = self._lock_customer(conn, spend.customer_id)
+            self._record_expiry(conn, spend.customer_id, now, row)
             balance = POINTS if spend.kind is BalanceKind.POINTS else CASHBACK
             available = self._sum(conn, spend.customer_id, balance, currency)
             if wanted > available:
@@ -626,16 +671,18 @@ class LocalEngine:
 
     def _export_one(self, order: Order) -> OrderExportResult:
         key = order.key
-        for _attempt in range(3):
+        for attempt in range(3):
             try:
                 with self.store.write() as conn:
-                    return self._export_in(conn, order, key)
+                    # The unique ref and key make a second record impossible; looking first is only
+                    # needed after an insert lost that race (or for an engine with many writers).
+                    return self._export_in(conn, order, key, look_first=attempt > 0 or self.store.dialect != "sqlite")
             except IntegrityError:
                 continue  # a concurrent export of the same order won: report it as a duplicate
         raise InvalidRequestError("order could not be recorded", engine=ENGINE)
 
-    def _export_in(self, conn: Connection, order: Order, key: str) -> OrderExportResult:
-        earlier = conn.execute(select(orders).where((orders.c.ref == order.ref) | (orders.c.write_key == key))).first()
+    def _export_in(self, conn: Connection, order: Order, key: str, look_first: bool = True) -> OrderExportResult:
+        earlier = conn.execute(_ORDER_SEEN, {"ref": order.ref, "key": key}).first() if look_first else None
         if earlier is not None:
             return OrderExportResult(order_ref=order.ref, status=ExportStatus.DUPLICATE, engine_ref=f"ORD-{earlier.id}",
                                      points_earned=Decimal(earlier.points_earned))
@@ -646,12 +693,12 @@ class LocalEngine:
         customer_id = order.customer_id
         facts = None
         if customer_id is not None:
-            exists = conn.execute(select(customers.c.id).where(customers.c.id == customer_id).with_for_update()).first()
-            if exists is None:
+            row = conn.execute(_CUSTOMER_LOCKED, {"customer_id": customer_id}).first()
+            if row is None:
                 return OrderExportResult(order_ref=order.ref, status=ExportStatus.REJECTED,
                                          error_code="customer_not_found", reason="no such customer")
-            self._record_expiry(conn, customer_id, now)
-            facts = self._facts(conn, customer_id, order.currency, now)
+            self._record_expiry(conn, customer_id, now, row)
+            facts = self._facts(conn, customer_id, order.currency, now, row=row, balances=False)
         view = BasketView.of_order(order)
         found = self._voucher_facts(conn, order.voucher_codes, order.ref)
         # Codes the shop applied without redeeming them first are redeemed now, if still usable.
@@ -669,28 +716,31 @@ class LocalEngine:
         result = rules.quote(self.compiled, view, facts, found, order.placed_at)
         points = result.total_points if facts else 0
         cashback = result.cashback_earned if facts else Decimal(0)
-        order_id = conn.execute(insert(orders).values(
-            ref=order.ref, write_key=key, customer_id=customer_id, currency=order.currency,
-            total_minor=order.total.minor_units(), points_earned=points,
-            cashback_earned_minor=_minor(cashback, order.currency), rules=result.applied_rules,
-            placed_at=to_db(order.placed_at), created_at=to_db(now),
-        )).inserted_primary_key[0]
+        order_id = conn.execute(_INSERT_ORDER, {
+            "ref": order.ref, "write_key": key, "customer_id": customer_id, "currency": order.currency,
+            "total_minor": order.total.minor_units(), "points_earned": points,
+            "cashback_earned_minor": _minor(cashback, order.currency), "rules": result.applied_rules,
+            "placed_at": to_db(order.placed_at), "created_at": to_db(now),
+        }).inserted_primary_key[0]
         if customer_id is not None:
             if result.applied_rules:
-                conn.execute(insert(grants), [
+                conn.execute(_INSERT_GRANT, [
                     {"customer_id": customer_id, "rule_id": rule_id, "order_ref": order.ref, "created_at": to_db(now)}
                     for rule_id in result.applied_rules
                 ])
             expires = expiry_for(self.program.points, now)
+            details = {"order_ref": order.ref, "write_key": key, "expires_at": expires}
+            entries = []
             if result.points_earned:
-                self._append(conn, customer_id, POINTS, None, "earn", result.points_earned, now, order_ref=order.ref,
-                             write_key=key, label=f"order {order.ref}", expires_at=expires)
-            for label, bonus in result.bonus:
-                self._append(conn, customer_id, POINTS, None, "earn", bonus, now, order_ref=order.ref,
-                             write_key=key, label=label, expires_at=expires)
+                entries.append(self._entry(customer_id, POINTS, None, "earn", result.points_earned, now,
+                                           label=f"order {order.ref}", **details))
+            entries.extend(self._entry(customer_id, POINTS, None, "earn", bonus, now, label=label, **details)
+                           for label, bonus in result.bonus)
             if cashback > 0:
-                self._append(conn, customer_id, CASHBACK, order.currency, "earn", _minor(cashback, order.currency), now,
-                             order_ref=order.ref, write_key=key, label=f"cashback on order {order.ref}")
+                entries.append(self._entry(customer_id, CASHBACK, order.currency, "earn", _minor(cashback, order.currency),
+                                           now, order_ref=order.ref, write_key=key, label=f"cashback on order {order.ref}"))
+            if entries:
+                conn.execute(_INSERT_LEDGER, entries)  # one executemany for the order's earn rows
         return OrderExportResult(order_ref=order.ref, status=ExportStatus.ACCEPTED, engine_ref=f"ORD-{order_id}",
                                  points_earned=Decimal(points))
 
@@ -712,8 +762,8 @@ class LocalEngine:
             receipts: list[Receipt] = []
             moved: dict[tuple[str, str | None, str], int] = {}
             if customer_id is not None and conn.execute(select(customers.c.id).where(customers.c.id == customer_id)).first():
-                self._lock_customer(conn, customer_id)
-                self._record_expiry(conn, customer_id, now)
+                row = self._lock_customer(conn, customer_id)
+                self._record_expiry(conn, customer_id, now, row)
                 moved = self._reverse_ledger(conn, customer_id, order, rows, fraction, full, key, now, reversal)
             reinstated: list[str] = []
             if full:
