@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -158,7 +160,7 @@ OPERATIONS = st.lists(
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(OPERATIONS)
 def test_balance_is_the_sum_of_entries_and_never_negative(make_shop, operations):
-    shop = make_shop(EXPIRING, name=f"prop-{id(operations)}")
+    shop = make_shop(EXPIRING, name=f"prop-{uuid.uuid4().hex}")  # a fresh database per example
     ann = shop.customer()
     orders: list[Order] = []
     for index, (operation, value) in enumerate(operations):
