@@ -8,7 +8,8 @@ completeness live in :class:`_Facade`; the subclasses only drive the adapter's f
 Policies:
 
 * **evaluate fails open**: if the engine is unavailable, slow beyond ``evaluate_budget``, rate
-  limiting, refusing our credentials or answering garbage, the shop gets a full-price quote with
+  limiting, refusing our credentials, answering garbage or refusing with an unclassified engine
+  error, the shop gets a full-price quote with
   ``degraded=True`` and the reason, and keeps selling;
 * **writes fail closed**: redeem, spend, export and reverse never turn an error into success;
 * **export loses nothing**: every order of the batch gets a status; an order the engine could not
@@ -33,6 +34,7 @@ from .errors import (
     UNAVAILABLE_ERRORS,
     ConfigError,
     CurrencyMismatchError,
+    EngineError,
     EngineUnavailableError,
     InvalidRequestError,
     LoyaltyError,
@@ -218,7 +220,9 @@ class _Facade:
         ctx = self._ctx("evaluate_basket", self.settings.evaluate_budget)
 
         def fail_open(exc: LoyaltyError) -> Evaluation:
-            if isinstance(exc, UNAVAILABLE_ERRORS):
+            # An unclassified engine refusal of a *quote* must not stop the sale either; typed
+            # refusals (unknown customer, bad input, not supported) still raise.
+            if isinstance(exc, UNAVAILABLE_ERRORS) or type(exc) in (EngineError, MalformedResponseError):
                 return Evaluation.degraded_for(basket, self.engine, f"{exc.code}: {exc.message}")
             raise exc
 

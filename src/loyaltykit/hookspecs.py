@@ -72,7 +72,8 @@ def loyaltykit_evaluate_basket(basket, ctx):
     Side effects: **none** — evaluating must not burn a code, reserve stock or change a balance
     (simulation endpoints only). Idempotency: a read.
     Raises: the errors of :func:`loyaltykit_identify`; ``CustomerNotFoundError`` for an unknown
-    ``customer_id``. The facade turns unavailability into a ``degraded`` quote (fail open).
+    ``customer_id``. The facade turns unavailability, garbage and unclassified engine errors into a
+    ``degraded`` quote (fail open).
 
     .. versionadded:: 0.1
     """

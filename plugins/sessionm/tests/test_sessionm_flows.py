@@ -20,7 +20,7 @@ from loyaltykit.errors import (
     VoucherAlreadyRedeemedError,
     VoucherNotOwnedError,
 )
-from loyaltykit.models import BalanceKind, ExportStatus, RedemptionStatus
+from loyaltykit.models import BalanceKind, Evaluation, ExportStatus, RedemptionStatus
 from loyaltykit.testing import Fault, FaultKind, OfferSpec, VoucherSpec, serve
 from loyaltykit_sessionm.adapter import SessionMAdapter
 from loyaltykit_sessionm.testing import SessionMHarness
@@ -208,13 +208,16 @@ def test_evaluate_guest_basket_calls_nothing(shop):
 
 
 @pytest.mark.parametrize("route", ["evaluate", "wallet", "lookup"])
-def test_evaluate_error_body_on_any_family_is_an_error_not_a_quote(shop, route):
+def test_evaluate_error_body_on_any_family_is_detected_and_fails_open(shop, route):
     seeded = shop.customer(points=10)
     shop.h.issue_offer(seeded.id, OfferSpec(kind="percent_off_check", percent=Decimal(10)))
     shop.h.inject(route, Fault(FaultKind.ERROR_BODY))
     outcome = shop.attempt("evaluate", shop.basket(seeded.id))
-    # an engine refusal is not unavailability: the facade raises it rather than degrading
-    assert isinstance(outcome, EngineError) and outcome.engine_code in ("injected", "injected failure")
+    # The 200-with-error body is recognised as a failure (never read as an empty quote), and a
+    # quote fails open: full price, degraded, with the engine's refusal as the reason.
+    assert isinstance(outcome, Evaluation), outcome
+    assert outcome.degraded and outcome.degraded_reason.startswith("engine_error")
+    assert outcome.discounts == ()
 
 
 def test_other_currency_never_reaches_the_engine(shop):
