@@ -149,15 +149,9 @@ def render(results: list[_Result]) -> str:
         docs.setdefault(r.scenario, r.doc)
         requires.setdefault(r.scenario, r.requires)
 
-    capabilities: list[str] = []
-    for reqs in requires.values():
-        for cap in reqs:
-            if cap not in capabilities:
-                capabilities.append(cap)
     from loyaltykit.capabilities import Capability
 
-    order = [c.value for c in Capability]
-    capabilities.sort(key=lambda c: order.index(c) if c in order else len(order))
+    capabilities = [c.value for c in Capability]  # every one, checked by a scenario or not
 
     lines = [
         "# Compatibility matrix",
@@ -195,8 +189,10 @@ def render(results: list[_Result]) -> str:
                 row.append(f"{FAILS} ({failed} of {len(outcomes)} runs)")
             elif ran:
                 row.append(PASSES)
-            else:
+            elif outcomes:
                 row.append(NA)
+            else:
+                row.append("declared, no scenario yet")
         lines.append("| " + " | ".join(row) + " |")
 
     groups: dict[str, list[str]] = defaultdict(list)

@@ -45,15 +45,7 @@ from loyaltykit import (
     SpendResult,
 )
 from loyaltykit.auth import OAuth2ClientCredentials
-from loyaltykit.errors import (
-    ERROR_CODES,
-    CustomerNotFoundError,
-    EngineError,
-    InsufficientBalanceError,
-    LoyaltyError,
-    MalformedResponseError,
-    OutcomeUnknownError,
-)
+from loyaltykit.errors import ERROR_CODES, EngineError, MalformedResponseError, OutcomeUnknownError
 from loyaltykit.testing import EngineBalances, FakeEngine, Fault, RuleSpec, SeededCustomer, VoucherSpec, json_response
 
 BASE = "https://toy.example"
