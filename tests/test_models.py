@@ -272,3 +272,25 @@ def test_reversal_refuses_lines_not_in_the_order_and_over_refunds():
         Reversal(order=order, kind="refund", lines=({"line_id": "l1", "quantity": "3"},))
     partial = Reversal(order=order, kind="refund", lines=({"line_id": "l1", "quantity": "1"},), reference="r1")
     assert not partial.is_full and partial.refunded_fraction() == Decimal("0.5")
+
+
+def test_shipping_discounts_reduce_shipping_not_the_goods():
+    from loyaltykit import Basket, Discount, Evaluation, Line, Money, Order
+
+    eur = lambda v: Money.of(v, "EUR")  # noqa: E731
+    basket = Basket(
+        id="b", currency="EUR", shipping=eur("5.00"),
+        lines=(Line(id="1", sku="A", quantity=2, unit_price=eur("10.00")),),
+    )
+    quote = Evaluation(
+        engine="t", basket_id="b", currency="EUR", subtotal=basket.subtotal,
+        discounts=(
+            Discount(target="order", amount=eur("2.00")),
+            Discount(target="shipping", amount=eur("3.00")),
+        ),
+    )
+    assert quote.discount_total == eur("2.00") and quote.shipping_discount_total == eur("3.00")
+    assert quote.total == eur("18.00")
+    assert Order.from_evaluation("o", basket, quote).total == eur("20.00")  # 18 goods + 2 shipping
+    waived = quote.model_copy(update={"free_shipping": True})
+    assert Order.from_evaluation("o", basket, waived).total == eur("18.00")

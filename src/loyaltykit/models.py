@@ -469,12 +469,23 @@ class Evaluation(KitModel):
 
     @property
     def discount_total(self) -> Money:
-        return total([d.amount for d in self.discounts], self.currency)
+        """Discounts on the goods (order and line); shipping discounts are apart, see below."""
+        return total([d.amount for d in self.discounts if d.target is not DiscountTarget.SHIPPING], self.currency)
+
+    @property
+    def shipping_discount_total(self) -> Money:
+        return total([d.amount for d in self.discounts if d.target is DiscountTarget.SHIPPING], self.currency)
 
     @property
     def total(self) -> Money:
-        """Subtotal less discounts, never below zero (shipping excluded)."""
+        """Subtotal less goods discounts, never below zero (shipping excluded)."""
         return (self.subtotal - self.discount_total).max(Money.zero(self.currency))
+
+    def shipping_due(self, shipping: Money | None) -> Money:
+        """What the shopper pays for shipping: waived by ``free_shipping``, reduced by shipping discounts."""
+        if shipping is None or self.free_shipping:
+            return Money.zero(self.currency)
+        return (shipping - self.shipping_discount_total).max(Money.zero(self.currency))
 
     @property
     def points_to_earn(self) -> Decimal:
@@ -641,9 +652,12 @@ class Order(KitModel):
         **extra: Any,
     ) -> Order:
         """Build the order a shop places from its basket and the quote it accepted."""
-        discount = evaluation.discount_total if evaluation else Money.zero(basket.currency)
-        order_total = (basket.subtotal - discount).max(Money.zero(basket.currency))
-        if basket.shipping is not None and not (evaluation and evaluation.free_shipping):
+        zero = Money.zero(basket.currency)
+        discount = evaluation.discount_total if evaluation else zero
+        order_total = (basket.subtotal - discount).max(zero)
+        if evaluation is not None:
+            order_total = order_total + evaluation.shipping_due(basket.shipping)
+        elif basket.shipping is not None:
             order_total = order_total + basket.shipping
         return cls(
             ref=ref,
