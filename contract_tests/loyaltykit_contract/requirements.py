@@ -7,8 +7,9 @@ suite asserts the *not supported* contract for the first missing capability:
 * for a capability the facade gates (identify, evaluate, price_products, redeem_voucher,
   spend_cashback, spend_points, export_orders, cancel, refund, partial_refund), the operation
   raises ``NotSupportedError`` and no request reaches the engine;
-* for a capability that qualifies an operation (wallet_offers, earn_preview), the operation
-  still works and returns none of the undeclared feature: a half-done, undeclared feature fails.
+* for a capability that qualifies an operation (wallet_offers, earn_preview, reserve_voucher),
+  the operation still works and shows none of the undeclared feature (no wallet, no points to
+  earn, a redemption that is ``redeemed`` rather than ``reserved``): an undeclared feature fails.
 
 Either way the result is reported as "not supported" in the compatibility matrix, never skipped.
 """
@@ -28,6 +29,7 @@ from loyaltykit.models import (
     CashbackSpend,
     Evaluation,
     ProductQuery,
+    RedemptionStatus,
     RefundLine,
     Reversal,
     ReversalKind,
@@ -129,6 +131,17 @@ def assert_unsupported(target: ContractTarget, missing: list[Capability]) -> Non
             )
         else:
             assert evaluation.earn == (), f"{target.engine} returns points to earn but does not declare earn_preview"
+        target.report("not_supported", capability.value)
+        return
+    if capability is Capability.RESERVE_VOUCHER:
+        from .support import issue_voucher, redemption
+
+        customer = target.customer()
+        code = issue_voucher(target, customer.id)
+        result = target.call("redeem_voucher", redemption(target, code, customer.id))
+        assert result.status is RedemptionStatus.REDEEMED, (
+            f"{target.engine} reserves vouchers but does not declare reserve_voucher"
+        )
         target.report("not_supported", capability.value)
         return
     raise AssertionError(f"the suite has no not-supported check for {capability.value}")  # pragma: no cover

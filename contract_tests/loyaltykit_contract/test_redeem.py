@@ -20,6 +20,13 @@ from loyaltykit.testing import Fault, FaultKind
 from .requirements import requires
 from .support import issue_voucher, multi_use_voucher_or_single, past, redemption, voucher_code
 
+
+def redeem_for_order(lk, code, customer_id, order):
+    """Redeem ``code`` for ``order``; return the result and the order carrying its receipt."""
+    request = redemption(lk, code, customer_id, order_ref=order.ref)
+    result = assert_redeemed(lk, lk.call("redeem_voucher", request), request)
+    return result, order.model_copy(update={"receipts": (result.receipt,)})
+
 USED_UP = (VoucherAlreadyRedeemedError, UsageLimitReachedError)
 
 
@@ -135,6 +142,24 @@ def test_redeem_lost_response_burns_once(loyaltykit_target):
     assert lk.harness.voucher_redemptions(code) == 1, "the voucher was burned more than once"
 
 
+@requires(Capability.REDEEM_VOUCHER, Capability.RESERVE_VOUCHER, Capability.EXPORT_ORDERS)
+def test_reserved_voucher_is_held_then_completed_by_export(loyaltykit_target):
+    """A voucher reserved for an order cannot serve another order meanwhile; exporting the order
+    with its receipt completes the redemption, once."""
+    lk = loyaltykit_target
+    customer = lk.customer()
+    code = issue_voucher(lk, customer.id)
+    order = lk.order(customer_id=customer.id, voucher_codes=(code,))
+    result, order = redeem_for_order(lk, code, customer.id, order)
+    with pytest.raises(USED_UP):
+        lk.call("redeem_voucher", redemption(lk, code, customer.id))
+    report = lk.call("export_orders", [order])
+    assert report.status_of(order.ref).value == "accepted", report
+    assert lk.harness.voucher_redemptions(code) == 1, f"{result.status.value} voucher not burned once by the export"
+    lk.call("export_orders", [order])
+    assert lk.harness.voucher_redemptions(code) == 1, "exporting again burned the voucher again"
+
+
 @requires(Capability.REDEEM_VOUCHER)
 def test_redeem_error_body_is_not_success(loyaltykit_target):
     """An HTTP 200 carrying the engine's error envelope is an error, not a redemption."""
@@ -158,5 +183,6 @@ __all__ = [
     "test_redeem_usage_limit_reached",
     "test_redeem_same_call_twice_burns_once",
     "test_redeem_lost_response_burns_once",
+    "test_reserved_voucher_is_held_then_completed_by_export",
     "test_redeem_error_body_is_not_success",
 ]
