@@ -34,7 +34,7 @@ class Capability(StrEnum):
 class Capabilities(BaseModel):
     """An adapter's declaration. Unknown keys are refused so a typo cannot claim a feature."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     identify_by: frozenset[IdentifierKind] = frozenset()
     evaluate: bool = False

@@ -80,7 +80,7 @@ Points = Annotated[Decimal, Field(ge=0), AfterValidator(_points)]
 
 
 class KitModel(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     @field_validator("*", mode="before")
     @classmethod

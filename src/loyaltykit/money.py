@@ -74,7 +74,7 @@ def to_decimal(value: Any) -> Decimal:
 class Money(BaseModel):
     """An amount in one currency. Frozen; quantized on construction."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     amount: Decimal
     currency: str
