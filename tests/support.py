@@ -464,7 +464,9 @@ class FakeEntryPoint:
     def __init__(self, name: str, obj: Any, dist: str = "fake-dist", version: str = "9.9.9",
                  error: Exception | None = None) -> None:
         self.name = name
-        self.group = "loyaltykit"
+        # Engine adapters are published in "loyaltykit", observer plugins in "loyaltykit.plugins".
+        is_adapter = isinstance(obj, type) and issubclass(obj, EngineAdapter)
+        self.group = "loyaltykit" if is_adapter or error is not None else "loyaltykit.plugins"
         self.value = f"fake:{name}"
         self._obj = obj
         self._error = error

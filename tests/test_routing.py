@@ -230,8 +230,20 @@ def test_discovery_loads_everything_by_default(monkeypatch):
 def test_allow_list_loads_only_the_listed_entry_points(monkeypatch):
     eps = _eps()
     monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points(*eps))
-    assert [d.name for d in discover(allow=["shop"])] == ["shop"]
+    (found,) = discover(allow=["shop"])
+    assert found.name == "shop"
+    assert [ep.loads for ep in eps] == [0, 0, 0], "discovery reads metadata only"
+    assert found.load() is ShopAdapter
     assert [ep.loads for ep in eps] == [1, 0, 0], "entry points outside the allow-list are not even loaded"
+
+
+def test_a_facade_imports_only_its_own_engine_and_the_observer_plugins(monkeypatch, engine):
+    eps = _eps()
+    monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points(*eps))
+    with Loyalty(settings(), transport=engine.transport()) as loyalty:
+        assert loyalty.adapter.name == "shop"
+    shop, other, audit = eps
+    assert (shop.loads, other.loads, audit.loads) == (1, 0, 1)
 
 
 def test_block_list_skips_entry_points_without_loading_them(monkeypatch, engine):
@@ -254,14 +266,18 @@ def test_settings_allow_list_reaches_discovery(monkeypatch):
 def test_a_plugin_that_fails_to_load_is_a_config_error_naming_it(monkeypatch):
     monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points(
         FakeEntryPoint("broken", None, error=ImportError("no module named x"))))
+    (found,) = discover()
     with pytest.raises(ConfigError, match="'broken' failed to load"):
-        discover()
+        found.load()
+    with pytest.raises(ConfigError, match="'broken' failed to load"):
+        Loyalty(settings(engine="broken"))
 
 
 def test_entry_point_name_must_match_adapter_name(monkeypatch):
     monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points(FakeEntryPoint("acme", ShopAdapter)))
+    (found,) = discover()
     with pytest.raises(ConfigError, match="'acme' loads adapter named 'shop'"):
-        discover()
+        found.load()
 
 
 # -- capability gating ----------------------------------------------------------------------------

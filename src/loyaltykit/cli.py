@@ -27,6 +27,8 @@ def adapters() -> None:
     """List installed engine adapters and plugins: name, version, hooks and capabilities."""
     try:
         found = discover()
+        for item in found:
+            item.load()  # listing capabilities needs the code, unlike a facade
     except ConfigError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None

@@ -135,14 +135,15 @@ class _Facade:
             discover(settings.plugins_allow, settings.plugins_block) if load_entry_points else []
         )
         if adapter is None:
-            factories = {d.name: d.obj for d in discovered if d.is_adapter}
-            factory = factories.get(settings.engine)
-            if factory is None:
-                available = ", ".join(sorted(factories)) or "none installed"
+            # Only the selected engine's adapter is imported; other installed engines stay unloaded.
+            adapters = {d.name: d for d in discovered if d.is_adapter}
+            selected = adapters.get(settings.engine)
+            if selected is None:
+                available = ", ".join(sorted(adapters)) or "none installed"
                 raise ConfigError(
                     f"no engine adapter named {settings.engine!r} (available: {available})"
                 )
-            adapter = factory(settings.engine_section(settings.engine))
+            adapter = selected.load()(settings.engine_section(settings.engine))
         else:
             validate_adapter_class(type(adapter))
         self.adapter: EngineAdapter = adapter
@@ -152,7 +153,7 @@ class _Facade:
             self.pm.register(adapter, name=f"adapter:{adapter.name}")
             for item in discovered:
                 if not item.is_adapter:
-                    self.pm.register(item.obj, name=f"plugin:{item.name}")
+                    self.pm.register(item.load(), name=f"plugin:{item.name}")
             for plugin in plugins:
                 self.pm.register(plugin)
         except pluggy.PluginValidationError as exc:

@@ -1,58 +1,88 @@
 """Plugin discovery and the plugin manager.
 
-Every plugin is published in the ``loyaltykit`` entry-point group. An entry point that loads an
-:class:`~loyaltykit.adapter.EngineAdapter` subclass is an *engine adapter* (instantiated only when
-selected); anything else (a module or object with ``@hookimpl`` functions) is a plain plugin,
-registered as it is — audit logs, metrics and tracing, as ``wrapper=True`` implementations.
+Two entry-point groups:
+
+* ``loyaltykit`` — **engine adapters**: each entry point loads an
+  :class:`~loyaltykit.adapter.EngineAdapter` subclass; its name is the engine's name. Only the
+  selected engine's adapter is imported when a facade is built.
+* ``loyaltykit.plugins`` — **observer plugins**: modules or objects with ``@hookimpl`` functions
+  (audit logs, metrics, tracing, as ``wrapper=True`` implementations), registered with every facade.
+
+Discovery reads entry-point metadata only; nothing is imported until :meth:`Discovered.load`, so
+listing plugins stays cheap however many engines are installed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
 import pluggy
 
 from . import hookspecs
-from .adapter import EngineAdapter, validate_adapter_class
 from .errors import ConfigError
 
 GROUP = "loyaltykit"
+PLUGIN_GROUP = "loyaltykit.plugins"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Discovered:
-    name: str  # the entry-point name
+    name: str  # the entry-point name (an adapter's is its engine name)
+    group: str
     distribution: str | None
     version: str | None
-    obj: Any
+    entry_point: Any = field(repr=False)
+    _obj: Any = field(default=None, init=False, repr=False)
+    _loaded: bool = field(default=False, init=False, repr=False)
 
     @property
     def is_adapter(self) -> bool:
-        return isinstance(self.obj, type) and issubclass(self.obj, EngineAdapter)
+        return self.group == GROUP
+
+    def load(self) -> Any:
+        """Import the plugin (once); an adapter entry point is validated as an adapter class."""
+        if not self._loaded:
+            try:
+                obj = self.entry_point.load()
+            except Exception as exc:
+                raise ConfigError(f"plugin {self.name!r} failed to load: {type(exc).__name__}: {exc}") from exc
+            if self.is_adapter:
+                from .adapter import EngineAdapter, validate_adapter_class  # not needed to list plugins
+
+                if not (isinstance(obj, type) and issubclass(obj, EngineAdapter)):
+                    raise ConfigError(
+                        f"entry point {self.name!r} in group {GROUP!r} must load an EngineAdapter subclass"
+                    )
+                validate_adapter_class(obj)
+                if obj.name != self.name:
+                    raise ConfigError(
+                        f"entry point {self.name!r} loads adapter named {obj.name!r}; they must match"
+                    )
+            self._obj, self._loaded = obj, True
+        return self._obj
+
+    @property
+    def obj(self) -> Any:
+        return self.load()
 
 
 def discover(allow: list[str] | None = None, block: list[str] | tuple[str, ...] = ()) -> list[Discovered]:
-    """Load the group's entry points, honouring the allow-list and block-list."""
+    """List adapters and plugins from entry-point metadata, honouring allow- and block-lists.
+
+    Nothing is imported here; call :meth:`Discovered.load` for what you need.
+    """
     found = []
-    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
-        if ep.name in block or (allow is not None and ep.name not in allow):
-            continue
-        try:
-            obj = ep.load()
-        except Exception as exc:
-            raise ConfigError(f"plugin {ep.name!r} failed to load: {type(exc).__name__}: {exc}") from exc
-        dist = ep.dist
-        found.append(Discovered(ep.name, dist.name if dist else None, dist.version if dist else None, obj))
-    for item in found:
-        if item.is_adapter:
-            validate_adapter_class(item.obj)
-            if item.obj.name != item.name:
-                raise ConfigError(
-                    f"entry point {item.name!r} loads adapter named {item.obj.name!r}; they must match"
-                )
-    return found
+    for group in (GROUP, PLUGIN_GROUP):
+        for ep in entry_points(group=group):
+            if ep.name in block or (allow is not None and ep.name not in allow):
+                continue
+            dist = getattr(ep, "dist", None)
+            found.append(
+                Discovered(ep.name, group, dist.name if dist else None, dist.version if dist else None, ep)
+            )
+    return sorted(found, key=lambda d: (d.name, d.group))
 
 
 def make_plugin_manager() -> pluggy.PluginManager:
@@ -66,6 +96,8 @@ def _claimant(impl: Any) -> str:
     name = impl.plugin_name
     if not name.isdigit():
         return name
+    from .adapter import EngineAdapter
+
     plugin = impl.plugin
     if isinstance(plugin, EngineAdapter):
         return f"adapter:{plugin.name}"
@@ -81,6 +113,8 @@ def check_routing(pm: pluggy.PluginManager) -> EngineAdapter:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise ConfigError(f"a plugin implements an unknown hook: {exc}") from exc
+    from .adapter import EngineAdapter
+
     owner: EngineAdapter | None = None
     for name in hookspecs.OPERATION_HOOKS:
         caller = getattr(pm.hook, name)
