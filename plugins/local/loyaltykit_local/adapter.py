@@ -8,7 +8,7 @@ for :class:`loyaltykit.AsyncLoyalty` — and never yields an HTTP request.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from loyaltykit import (
     BalanceKind,
@@ -21,9 +21,10 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import __version__
-from .program import Program, load_program
-from .service import LocalEngine
-from .store import Store
+
+if TYPE_CHECKING:  # the engine (SQLAlchemy) loads when an adapter is built, not when plugins are discovered
+    from .program import Program
+    from .service import LocalEngine
 
 DEFAULT_DATABASE_URL = "sqlite:///.loyaltykit/local.sqlite3"
 
@@ -75,6 +76,10 @@ class LocalAdapter(EngineAdapter):
         super().__init__(settings)
         self._owns_engine = engine is None
         if engine is None:
+            from .program import load_program
+            from .service import LocalEngine
+            from .store import Store
+
             config: LocalSettings = self.settings
             if program is None and config.program_file is not None:
                 program = load_program(config.program_file)
