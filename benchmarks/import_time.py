@@ -3,6 +3,10 @@
 Runs each command N times, every run in a fresh subprocess, and prints the medians and the
 difference. Target: the kit adds less than 150 ms. This is a measurement, not a timed test.
 
+Discovery reads entry-point metadata and imports no plugin; a facade then imports only the selected
+engine's adapter. The third figure shows that cost too (discovery plus loading the ``local`` adapter
+class, which brings in pydantic, httpx and the adapter base), for the whole picture.
+
     python benchmarks/import_time.py            # 15 runs each
     python benchmarks/import_time.py --runs 31
 
@@ -21,6 +25,10 @@ TARGET_MS = 150.0
 BARE = "pass"
 KIT = "import loyaltykit; loyaltykit.plugins.discover()"
 IMPORT_ONLY = "import loyaltykit"
+WITH_ADAPTER = (
+    "import loyaltykit; found = {d.name: d for d in loyaltykit.plugins.discover()}; "
+    "found['local'].load() if 'local' in found else __import__('loyaltykit.adapter')"
+)
 
 
 def run_once(code: str) -> float:
@@ -46,6 +54,7 @@ def main() -> int:
     bare = median_ms(BARE, args.runs)
     import_only = median_ms(IMPORT_ONLY, args.runs)
     kit = median_ms(KIT, args.runs)
+    with_adapter = median_ms(WITH_ADAPTER, args.runs)
     print(f"python:      {sys.version.split()[0]} ({sys.executable})")
     print(f"runs:        {args.runs} per command, median of fresh subprocesses")
     print(f"bare start:  {bare:7.1f} ms   python -c {BARE!r}")
@@ -54,6 +63,7 @@ def main() -> int:
     diff = kit - bare
     verdict = "within" if diff < TARGET_MS else "OVER"
     print(f"difference:  {diff:7.1f} ms   ({verdict} the {TARGET_MS:.0f} ms target)")
+    print(f"+ adapter:   {with_adapter:7.1f} ms   discovery and loading the selected adapter (+{with_adapter - bare:.1f} ms)")
     return 0
 
 
