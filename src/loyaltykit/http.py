@@ -35,6 +35,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from . import wire
 from .auth import Auth
 from .breaker import CircuitBreaker
 from .errors import (
@@ -161,11 +162,15 @@ class _Exchange:
         headers = {"Accept": "application/json", **self.service.headers, **(req.headers or {})}
         if self.config.request_id_header:
             headers[self.config.request_id_header] = self.ctx.request_id
+        content = None
+        if body is not None:
+            content = wire.dumps(body)  # Decimal-exact: amounts never pass through float
+            headers.setdefault("Content-Type", "application/json")
         built = client.build_request(
             req.method,
             url,
             params=req.params,
-            json=body,
+            content=content,
             data=req.data,
             headers=headers,
             timeout=timeout,

@@ -254,7 +254,7 @@ class FakeEngine:
 
     def _dispatch(self, route: _Route, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
         try:
-            body = json.loads(request.content) if request.content else None
+            body = json.loads(request.content, parse_float=Decimal) if request.content else None
         except ValueError:
             body = request.content.decode(errors="replace")
         with self.lock:

@@ -1,0 +1,44 @@
+"""JSON on the wire without floats: Decimal in, Decimal out.
+
+The stdlib encoder writes numbers only from int and float, so a Decimal amount would have to pass
+through a float on its way out. :func:`dumps` writes a Decimal's own digits instead, and
+:func:`loads` parses every non-integer number as a Decimal. The runner encodes request bodies with
+:func:`dumps`; adapters parse engine bodies with :func:`loads`.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from decimal import Decimal
+from typing import Any
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON, UTF-8. A Decimal is written as a JSON number with exactly its digits."""
+    numbers: list[str] = []
+    marker = f"__decimal_{secrets.token_hex(8)}_"
+
+    def substitute(item: Any) -> Any:
+        if isinstance(item, Decimal):
+            if not item.is_finite():
+                raise ValueError("NaN and infinity have no JSON form")
+            numbers.append(format(item, "f"))
+            return f"{marker}{len(numbers) - 1}"
+        if isinstance(item, dict):
+            return {key: substitute(val) for key, val in item.items()}
+        if isinstance(item, list | tuple):
+            return [substitute(val) for val in item]
+        if isinstance(item, float):
+            raise TypeError("floats are not sent to engines; use Decimal")
+        return item
+
+    text = json.dumps(substitute(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    for index in range(len(numbers) - 1, -1, -1):  # longest index first: _1 must not eat _10
+        text = text.replace(f'"{marker}{index}"', numbers[index])
+    return text.encode()
+
+
+def loads(content: bytes | str) -> Any:
+    """Parse JSON with every non-integer number as a Decimal."""
+    return json.loads(content, parse_float=Decimal)

@@ -1,0 +1,30 @@
+"""Request bodies carry Decimal amounts as exact JSON numbers; no float on the way."""
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from loyaltykit import wire
+
+
+def test_decimals_are_written_with_their_own_digits():
+    body = {"amount": Decimal("19.990"), "lines": [{"qty": Decimal("1E+2")}, Decimal("0.1")], "n": 3, "s": "19.99"}
+    assert wire.dumps(body) == b'{"amount":19.990,"lines":[{"qty":100},0.1],"n":3,"s":"19.99"}'
+
+
+def test_a_string_that_looks_like_the_marker_is_left_alone():
+    assert wire.loads(wire.dumps({"a": "__decimal_0", "b": Decimal("1.5")})) == {"a": "__decimal_0", "b": Decimal("1.5")}
+
+
+def test_floats_and_non_finite_amounts_are_refused():
+    with pytest.raises(TypeError):
+        wire.dumps({"amount": 19.99})
+    with pytest.raises(ValueError):
+        wire.dumps({"amount": Decimal("NaN")})
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False, places=4, min_value=-10**12, max_value=10**12))
+def test_round_trip_is_exact(value):
+    assert wire.loads(wire.dumps({"v": value}))["v"] == value
