@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
+from loyaltykit import wire
 from loyaltykit.money import quantize
 from loyaltykit.testing import FakeEngine
 
@@ -34,21 +35,9 @@ _P = r"(?P<program>[^/]+)"
 _M = r"(?P<member>[^/]+)"
 
 
-def dumps_exact(payload: Any) -> bytes:
-    """JSON with Decimals written as the exact numbers they are (never through float)."""
-
-    def encode(value: Any) -> Any:
-        if isinstance(value, Decimal):
-            return f"\x00{value}\x00"
-        raise TypeError(type(value).__name__)
-
-    text = json.dumps(payload, default=encode)
-    return re.sub(r'"\\u0000([^"\\]*)\\u0000"', r"\1", text).encode()
-
-
 def sf_json(payload: Any, status: int = 200) -> httpx.Response:
     return httpx.Response(
-        status, content=dumps_exact(payload), headers={"Content-Type": "application/json;charset=UTF-8"}
+        status, content=wire.dumps(payload), headers={"Content-Type": "application/json;charset=UTF-8"}
     )
 
 

@@ -127,21 +127,6 @@ def dec(value: Any, field: str = "number") -> Decimal:
     return result
 
 
-def wire_number(value: Decimal) -> int | float:
-    """A Decimal as a JSON number for request bodies.
-
-    The core serialises bodies with the stdlib encoder, which only writes numbers from int/float.
-    Integral values go as int; others as the float whose shortest repr is exactly the decimal
-    text (checked), so the wire carries the same digits and no rounding can slip in.
-    """
-    if value == value.to_integral_value():
-        return int(value)
-    carrier = float(value)
-    if Decimal(repr(carrier)) != value.normalize():
-        raise ValueError(f"{value} cannot be written as an exact JSON number")
-    return carrier
-
-
 def soql_literal(value: str) -> str:
     """A SOQL string literal: backslash and quote escaped, control characters refused."""
     if any(ord(ch) < 32 for ch in value):
@@ -685,7 +670,7 @@ def debit_request(settings: SalesforceSettings, spend: CashbackSpend, number: st
         journal["CurrencyIsoCode"] = spend.amount.currency
     if settings.order_ref_field:
         journal[settings.order_ref_field] = spend.order_ref
-    return {"processParameters": [{"TransactionJournal": journal, settings.debit_amount_parameter: wire_number(amount)}]}
+    return {"processParameters": [{"TransactionJournal": journal, settings.debit_amount_parameter: amount}]}
 
 
 def process_results(body: Any) -> list[Mapping[str, Any]]:
@@ -749,18 +734,18 @@ def cart_request(basket: Basket, membership: str | None, execution: bool) -> dic
     for line in basket.lines:
         item: dict[str, Any] = {
             "cartLineProductCode": line.sku,
-            "cartLineItemQuantity": wire_number(line.quantity),
-            "cartLineItemAmount": wire_number(line.subtotal.amount),
+            "cartLineItemQuantity": line.quantity,
+            "cartLineItemAmount": line.subtotal.amount,
         }
         if execution:
             item["cartLineItemId"] = line.id
-            item["cartLineNetUnitPrice__std"] = wire_number(line.unit_price.amount)
+            item["cartLineNetUnitPrice__std"] = line.unit_price.amount
         if line.category:
             item["cartLineProductCategory"] = line.category
         lines.append(item)
     details: dict[str, Any] = {
         "activityStartDate": _iso(basket.created_at or _now()),
-        "transactionAmount": wire_number(basket.subtotal.amount),
+        "transactionAmount": basket.subtotal.amount,
         "currencyISOCode": basket.currency,
         "cartLineDetails": lines,
     }

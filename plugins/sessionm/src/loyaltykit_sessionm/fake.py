@@ -29,6 +29,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
+from loyaltykit import wire
 from loyaltykit.testing import FakeEngine
 
 CORE = "core"
@@ -36,23 +37,8 @@ CONNECT = "connect"
 POS = "pos"
 
 
-def _number(value: Decimal) -> int | float:
-    # Exact for the amounts the fake holds (<= 15 significant digits); keeps Decimal off the wire.
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return _number(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 def respond(payload: Any, status: int = 200) -> httpx.Response:
-    return httpx.Response(status, content=json.dumps(_plain(payload)).encode(),
+    return httpx.Response(status, content=wire.dumps(payload),
                           headers={"Content-Type": "application/json"})
 
 
@@ -569,12 +555,12 @@ class SessionMFake(FakeEngine):
         keys = {"user_id": "id", "email": "email", "phone": "phone", "external_customer_id": "card"}
         matches = list(self.users.values())
         used = False
-        for wire, attr in keys.items():
-            if criteria.get(wire):
+        for field_name, attr in keys.items():
+            if criteria.get(field_name):
                 used = True
-                value = str(criteria[wire]).lower() if wire == "email" else str(criteria[wire])
+                value = str(criteria[field_name]).lower() if field_name == "email" else str(criteria[field_name])
                 matches = [u for u in matches if getattr(u, attr) == value
-                           or (wire == "external_customer_id" and u.external_id == value)]
+                           or (field_name == "external_customer_id" and u.external_id == value)]
         return matches[0] if used and len(matches) == 1 else None
 
     def _subtotal(self, transaction: dict[str, Any]) -> Decimal:

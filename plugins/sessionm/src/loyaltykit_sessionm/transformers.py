@@ -7,7 +7,8 @@ Three envelopes, three ways to say "error" (see the reference, section 2):
   per-item failures of batch calls sit in the payload (``error_status`` != 0);
 * POS: ``{"status": "OK", "payload": ...}``; anything else is an error with ``errors``.
 
-JSON numbers are parsed as ``Decimal`` and written from ``Decimal`` (see :func:`wire_number`).
+JSON numbers are parsed as ``Decimal`` and written from ``Decimal`` (the core's runner encodes
+bodies with :func:`loyaltykit.wire.dumps`, which writes a Decimal's own digits).
 """
 
 from __future__ import annotations
@@ -70,17 +71,6 @@ def loads(content: bytes) -> Any:
         return json.loads(content, parse_float=Decimal)
     except (ValueError, UnicodeDecodeError):
         raise MalformedResponseError("SessionM answered with a body that is not JSON", engine=ENGINE) from None
-
-
-def wire_number(value: Decimal) -> int | float:
-    """A Decimal as a JSON number. httpx cannot encode Decimal; a float is exact here because kit
-    amounts have at most 15 significant digits, and the check below proves it for each value."""
-    if value == value.to_integral_value():
-        return int(value)
-    as_float = float(value)
-    if Decimal(repr(as_float)) != value:
-        raise ValueError("amount has more precision than a JSON number can carry exactly")
-    return as_float
 
 
 def derived_id(key: str, purpose: str) -> str:
@@ -274,9 +264,9 @@ def _items(lines: Iterable[Any]) -> list[dict[str, Any]]:
         {
             "line_id": line.id,
             "item_id": line.sku,
-            "quantity": wire_number(line.quantity),
-            "unit_price": wire_number(line.unit_price.amount),
-            "subtotal": wire_number(line.subtotal.amount),
+            "quantity": line.quantity,
+            "unit_price": line.unit_price.amount,
+            "subtotal": line.subtotal.amount,
             "tax_included": 0,
         }
         for line in lines
@@ -291,7 +281,7 @@ def transaction_from_basket(basket: Basket, transaction_id: str, settings: Sessi
         "pos_employee_id": settings.employee_id,
         "is_closed": False,
         "is_voided": False,
-        "subtotal": wire_number(basket.subtotal.amount),
+        "subtotal": basket.subtotal.amount,
         "tax_total": 0,
         "open_time": now,
         "modified_time": now,
@@ -313,7 +303,7 @@ def discount_from_receipt(receipt: Receipt, customer_id: str | None, settings: S
     discount: dict[str, Any] = {
         "reference_id": receipt.engine_ref or receipt.code,
         "reference_id_type": settings.offer_lookup_type,
-        "amount": wire_number(receipt.amount.amount) if receipt.amount else 0,
+        "amount": receipt.amount.amount if receipt.amount else 0,
         "discounted_line_ids": [],
     }
     if customer_id:
@@ -326,7 +316,7 @@ def transaction_from_order(order: Order, settings: SessionMSettings, *, voided: 
     when = timestamp(order.placed_at)
     payment: dict[str, Any] = {
         "payment_id": f"{order.ref}-1",
-        "amount": wire_number(order.total.amount),
+        "amount": order.total.amount,
         "type": settings.payment_type,
         "payment_time": when,
     }
@@ -338,7 +328,7 @@ def transaction_from_order(order: Order, settings: SessionMSettings, *, voided: 
         "pos_employee_id": settings.employee_id,
         "is_closed": True,
         "is_voided": voided,
-        "subtotal": wire_number(order.subtotal.amount),
+        "subtotal": order.subtotal.amount,
         "tax_total": 0,
         "open_time": when,
         "modified_time": timestamp() if voided else when,
@@ -538,7 +528,7 @@ def spend_request(
     is_return: bool = False,
 ) -> dict[str, Any]:
     detail = {
-        "amount": wire_number(points),
+        "amount": points,
         "point_account_ids": [point_account_id] if point_account_id else [],
         "reference_id": derived_id(key, "reference"),
         "reference_type": settings.spend_reference_type,
@@ -603,7 +593,7 @@ def deposit_request(
 ) -> dict[str, Any]:
     detail: dict[str, Any] = {
         "point_source_id": settings.points_return_source_id,
-        "amount": wire_number(points),
+        "amount": points,
         "rank": 0,
     }
     if point_account_id:
