@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .adapter import EngineAdapter
 
 GROUP = "loyaltykit"
 PLUGIN_GROUP = "loyaltykit.plugins"
