@@ -352,3 +352,28 @@ async def test_a_cancelled_call_does_not_keep_the_half_open_trial(hanging, make_
         await asyncio.wait_for(loyalty.identify(email="ann@example.com"), 0.2)
     await asyncio.sleep(0.15)
     assert breaker.allow(), "the breaker must offer a new trial after the cancelled one"
+
+
+class _NaNComparingAdapter(ShopAdapter):
+    """Parses a balance as Decimal and compares it: a 'NaN' from the engine signals InvalidOperation."""
+
+    def identify(self, identifier, ctx):
+        from decimal import Decimal
+
+        from loyaltykit import Customer
+        from loyaltykit.flows import EngineRequest
+
+        response = yield EngineRequest("GET", "/members", params={"email": identifier.value}, route="identify")
+        points = max(Decimal(response.json()["member"]["points"]), Decimal(0))
+        return Customer(id="m1", tier=str(points))
+
+
+async def test_an_arithmetic_error_while_parsing_is_a_malformed_answer(engine_http, make_sync, make_async):
+    """decimal.InvalidOperation is an ArithmeticError, not a ValueError: it must not escape raw."""
+    from loyaltykit import MalformedResponseError
+
+    engine_http.get("/members").mock(return_value=httpx.Response(200, json={"member": {"points": "NaN"}}))
+    with pytest.raises(MalformedResponseError):
+        make_sync(_NaNComparingAdapter(), transport=None).identify(email="ann@example.com")
+    with pytest.raises(MalformedResponseError):
+        await make_async(_NaNComparingAdapter(), transport=None).identify(email="ann@example.com")

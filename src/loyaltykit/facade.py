@@ -71,8 +71,11 @@ from .settings import LoyaltySettings, config_path
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
-# Exceptions an adapter's parsing code raises on a body it did not expect.
-_PARSE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError, pydantic.ValidationError)
+# Exceptions an adapter's parsing code raises on a body it did not expect (ArithmeticError covers
+# decimal.InvalidOperation, e.g. comparing a "NaN" amount, which is not a ValueError).
+_PARSE_ERRORS = (
+    KeyError, IndexError, TypeError, ValueError, AttributeError, ArithmeticError, pydantic.ValidationError
+)
 
 
 def coerce(model: type[M], value: Any, name: str) -> M:
