@@ -272,3 +272,12 @@ def test_error_code_settings_extend_the_defaults():
 
 def test_numbers_parse_as_decimal():
     assert tf.loads(b'{"a": 0.1}')["a"] == Decimal("0.1")
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-inf", "sNaN"])
+def test_non_finite_numbers_are_malformed_answers(value):
+    with pytest.raises(MalformedResponseError):
+        tf.decimal(value, "available_points")
+    user = {"id": "u1", "available_points": value}
+    with pytest.raises(MalformedResponseError):
+        tf.customer_from_user(user, SETTINGS)

@@ -87,9 +87,12 @@ def decimal(value: Any, what: str) -> Decimal:
     if isinstance(value, bool) or value is None:
         raise MalformedResponseError(f"SessionM answer lacks a number for {what}", engine=ENGINE)
     try:
-        return Decimal(str(value)) if not isinstance(value, Decimal) else value
+        result = Decimal(str(value)) if not isinstance(value, Decimal) else value
     except Exception:
         raise MalformedResponseError(f"SessionM answer has a bad number for {what}", engine=ENGINE) from None
+    if not result.is_finite():
+        raise MalformedResponseError(f"SessionM answer has a non-finite number for {what}", engine=ENGINE)
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
