@@ -104,6 +104,12 @@ def invalid_from_pydantic(exc: pydantic.ValidationError, prefix: str) -> Invalid
     return InvalidRequestError(f"{loc}: {message}", field=loc)
 
 
+def _ids(*values: str | None) -> tuple[str, ...]:
+    """Customer ids of a call (often membership numbers, and path segments of engine URLs): scrubbed
+    from its log lines and error messages like identify's identifier."""
+    return tuple(dict.fromkeys(v for v in values if v))
+
+
 @dataclass
 class _Call:
     """One prepared call: how to get the flow, its context, and how to finish."""
@@ -221,7 +227,7 @@ class _Facade:
         basket = coerce(Basket, basket, "basket")
         self._require(Capability.EVALUATE, "evaluate_basket")
         self._check_currency(basket.currency, "evaluate_basket")
-        ctx = self._ctx("evaluate_basket", self.settings.evaluate_budget)
+        ctx = self._ctx("evaluate_basket", self.settings.evaluate_budget, scrub_values=_ids(basket.customer_id))
 
         def fail_open(exc: LoyaltyError) -> Evaluation:
             # An unclassified engine refusal of a *quote* must not stop the sale either; typed
@@ -242,7 +248,7 @@ class _Facade:
         query = coerce(ProductQuery, query, "query")
         self._require(Capability.PRICE_PRODUCTS, "price_products")
         self._check_currency(query.currency, "price_products")
-        ctx = self._ctx("price_products", self.settings.read_deadline)
+        ctx = self._ctx("price_products", self.settings.read_deadline, scrub_values=_ids(query.customer_id))
 
         def check(result: list[ProductPrice]) -> list[ProductPrice]:
             if len(result) != len(query.products) or not all(isinstance(p, ProductPrice) for p in result):
@@ -264,7 +270,9 @@ class _Facade:
         self._require(Capability.REDEEM_VOUCHER, "redeem_voucher")
         if redemption.basket is not None:
             self._check_currency(redemption.basket.currency, "redeem_voucher")
-        ctx = self._ctx("redeem_voucher", self.settings.write_deadline, idempotency_key=redemption.key)
+        ctx = self._ctx("redeem_voucher", self.settings.write_deadline, idempotency_key=redemption.key,
+                        scrub_values=_ids(redemption.customer_id,
+                                          redemption.basket.customer_id if redemption.basket else None))
         return _Call(
             "redeem_voucher",
             lambda: self.pm.hook.loyaltykit_redeem_voucher(redemption=redemption, ctx=ctx),
@@ -280,7 +288,8 @@ class _Facade:
             )
         if spend.amount is not None:
             self._check_currency(spend.amount.currency, "spend_cashback")
-        ctx = self._ctx("spend_cashback", self.settings.write_deadline, idempotency_key=spend.key)
+        ctx = self._ctx("spend_cashback", self.settings.write_deadline, idempotency_key=spend.key,
+                        scrub_values=_ids(spend.customer_id))
         return _Call(
             "spend_cashback",
             lambda: self.pm.hook.loyaltykit_spend_cashback(spend=spend, ctx=ctx),
@@ -301,7 +310,8 @@ class _Facade:
         self._require(Capability.EXPORT_ORDERS, "export_orders")
         for order in orders:
             self._check_currency(order.currency, "export_orders")
-        ctx = self._ctx("export_orders", self.settings.write_deadline)
+        ctx = self._ctx("export_orders", self.settings.write_deadline,
+                        scrub_values=_ids(*(order.customer_id for order in orders)))
 
         def complete(report: ExportReport) -> ExportReport:
             # One result per order, in order; anything the adapter did not report stays queued.
@@ -348,7 +358,8 @@ class _Facade:
             self._require(Capability.REFUND, "reverse")
         else:
             self._require(Capability.PARTIAL_REFUND, "reverse", " (partial refund)")
-        ctx = self._ctx("reverse", self.settings.write_deadline, idempotency_key=reversal.key)
+        ctx = self._ctx("reverse", self.settings.write_deadline, idempotency_key=reversal.key,
+                        scrub_values=_ids(reversal.order.customer_id))
         return _Call(
             "reverse",
             lambda: self.pm.hook.loyaltykit_reverse(reversal=reversal, ctx=ctx),

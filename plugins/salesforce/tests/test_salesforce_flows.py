@@ -461,3 +461,19 @@ def test_fake_served_over_real_http(harness):
     assert harness.balances(member).points == Decimal(495)
     raw = [r for r in harness.fake.requests if r.route == "spend"]
     assert raw[0].headers["authorization"].startswith("Bearer ")
+
+
+def test_membership_number_stays_out_of_logs_and_reconcile_data_on_writes(harness, shop, caplog):
+    """Member numbers are path segments of voucher and profile calls: scrubbed like identify's value."""
+    member = seed(harness)
+    harness.issue_voucher(VoucherSpec(code="TENOFF", kind="fixed", amount=eur("10.00"), owner_id=member))
+    harness.inject("redeem", Fault(FaultKind.TIMEOUT_AFTER))
+    harness.inject("wallet", Fault(FaultKind.DELAY, seconds=0))  # the pre-check list passes
+    harness.inject("wallet", Fault(FaultKind.STATUS, status=500, times=10))
+    with caplog.at_level("INFO"):
+        with pytest.raises(OutcomeUnknownError) as info:
+            shop.redeem_voucher(VoucherRedemption(code="TENOFF", order_ref="o-1", customer_id=member))
+        shop.evaluate(basket(member))
+    assert any("/members/" in record.getMessage() for record in caplog.records)
+    assert member not in "\n".join(record.getMessage() for record in caplog.records)
+    assert member not in repr(info.value.reconcile) + str(info.value)
