@@ -354,12 +354,12 @@ def test_refused_refresh_does_not_loop(harness, shop):
 
 
 def test_bad_credentials_are_auth_failed(harness, make_shop):
-    harness.settings["client_secret"] = "wrong"
+    harness.settings["client_secret"] = "wrong-consumer-secret"
     seed(harness)
     shop = make_shop()
     with pytest.raises(AuthFailedError) as info:
         shop.identify(membership="M000001")
-    assert "wrong" not in str(info.value)
+    assert "wrong-consumer-secret" not in str(info.value)
 
 
 # -- broken adapters really are broken (the contract suite's self-test relies on it) ----------
