@@ -192,3 +192,22 @@ def test_money_in_the_stored_order_survives_as_decimal(tmp_path):
     outbox.add(make_order("F-1", amount="19.99"))
     (order,) = outbox.claim()
     assert order.total.amount == Decimal("19.99") and order.total.currency == "EUR"
+
+
+def test_a_late_worker_does_not_overwrite_the_current_owners_outcome(tmp_path, fake, loyalty):
+    clock = Clock()
+    path = tmp_path / "outbox.sqlite3"
+    late = Outbox(path, clock=clock, lease_seconds=60)
+    late.add(make_order("G-1"))
+    claimed = late.claim()
+    clock.now += 61  # the late worker's lease ran out
+    owner = Outbox(path, clock=clock, lease_seconds=60)
+    assert owner.flush(loyalty).status_of("G-1") is ExportStatus.ACCEPTED
+
+    retry = ExportReport(engine="orders", results=(
+        OrderExportResult(order_ref="G-1", status=ExportStatus.RETRY_LATER, reason="late"),))
+    late.record(retry)
+
+    entry = owner.entry("G-1")
+    assert entry.state == DONE and entry.last_status == "accepted", "the late verdict was dropped"
+    assert [o.ref for o in claimed] == ["G-1"]

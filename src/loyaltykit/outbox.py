@@ -143,11 +143,18 @@ class Outbox:
             )
 
     def record(self, report: ExportReport) -> None:
-        """Store the engine's verdict for each order of a report."""
+        """Store the engine's verdict for each order of a report that this worker still leases.
+
+        A worker whose lease ran out (and whose orders another worker claimed since) must not write
+        over that worker's outcome; its verdict is dropped, and the owner's export, idempotent per
+        order, settles the order.
+        """
         now = self.clock()
         with self._write() as db:
             for result in report.results:
-                row = db.execute("SELECT attempts FROM outbox WHERE ref = ?", (result.order_ref,)).fetchone()
+                row = db.execute(
+                    "SELECT attempts FROM outbox WHERE ref = ? AND lease_owner = ?", (result.order_ref, self.worker)
+                ).fetchone()
                 if row is None:
                     continue
                 attempts = row[0] + 1
