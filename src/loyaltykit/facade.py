@@ -35,7 +35,7 @@ from .errors import (
     ConfigError,
     CurrencyMismatchError,
     EngineError,
-    EngineUnavailableError,
+    EngineTimeoutError,
     InvalidRequestError,
     LoyaltyError,
     MalformedResponseError,
@@ -70,6 +70,8 @@ from .scrub import scrubbing
 from .settings import LoyaltySettings, config_path
 
 M = TypeVar("M", bound=pydantic.BaseModel)
+
+_WRITE_OPERATIONS = frozenset({"redeem_voucher", "spend_cashback", "export_orders", "reverse"})
 
 # Exceptions an adapter's parsing code raises on a body it did not expect (ArithmeticError covers
 # decimal.InvalidOperation, e.g. comparing a "NaN" amount, which is not a ValueError).
@@ -475,12 +477,14 @@ class AsyncLoyalty(_Facade):
         return self._finish(call, result)
 
     def _late(self, call: _Call) -> LoyaltyError:
-        if call.ctx.idempotency_key is not None:
+        # Same classification as the sync runner: a read that ran out of time is a timeout; a write
+        # may have been sent, so its outcome is unknown.
+        if call.operation in _WRITE_OPERATIONS:
             return OutcomeUnknownError(
                 "the deadline ran out before the write's outcome was known",
                 engine=self.engine, operation=call.operation, idempotency_key=call.ctx.idempotency_key,
             )
-        return EngineUnavailableError("the deadline ran out", engine=self.engine, operation=call.operation)
+        return EngineTimeoutError("the deadline ran out", engine=self.engine, operation=call.operation)
 
     async def identify(self, identifier: CustomerIdentifier | dict | None = None, *, email: str | None = None,
                        phone: str | None = None, card: str | None = None, membership: str | None = None,
