@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from loyaltykit.capabilities import Capability
-from loyaltykit.models import CodeStatus, DiscountTarget, Evaluation
+from loyaltykit.models import BalanceKind, CodeStatus, DiscountTarget, Evaluation, ExportStatus
 from loyaltykit.errors import ERROR_CODES
 from loyaltykit.testing import Fault, FaultKind, OfferSpec, RuleSpec
 
@@ -100,6 +100,32 @@ def test_evaluate_points_to_earn(loyaltykit_target):
     assert evaluation.points_to_earn == Decimal(100), evaluation.earn
 
 
+@requires(Capability.EVALUATE, Capability.EARN_PREVIEW, Capability.EXPORT_ORDERS)
+def test_evaluate_cashback_to_earn_is_credited_on_export(loyaltykit_target):
+    """With 2.5 % cashback, a 100.00 basket shows 2.50 cashback to earn; exporting the order
+    credits the customer's cashback balance with that amount."""
+    lk = loyaltykit_target
+    define = getattr(lk.harness, "define_cashback_rule", None)
+    if not callable(define):
+        lk.not_applicable(f"the {lk.engine} harness cannot define a cashback earn rate")
+    lk.seed("define a cashback earn rate", define, Decimal("2.5"))
+    customer = lk.customer()
+    items = (("SKU-A", "60.00", 1), ("SKU-B", "40.00", 1))
+    basket = lk.basket(*items, customer_id=customer.id)
+    evaluation = assert_quote(lk, lk.call("evaluate", basket), basket)
+    cashback = [e for e in evaluation.earn if e.kind is BalanceKind.CASHBACK]
+    assert cashback, f"no cashback to earn in the quote: {evaluation.earn}"
+    assert all(e.money is not None for e in cashback), cashback
+    earned = sum((e.money for e in cashback), lk.money("0"))
+    assert earned == lk.money("2.50"), f"cashback to earn {earned}, expected 2.50 (2.5 % of 100.00): {cashback}"
+    before = lk.cashback(customer.id)
+    order = lk.order(*items, customer_id=customer.id)
+    report = lk.call("export_orders", [order])
+    assert report.status_of(order.ref) is ExportStatus.ACCEPTED, report
+    after = lk.cashback(customer.id)
+    assert after - before == earned, f"cashback balance went from {before} to {after}, expected +{earned}"
+
+
 @requires(Capability.EVALUATE)
 def test_evaluate_messages(loyaltykit_target):
     """A message promotion reaches the shopper in the quote's messages."""
@@ -182,6 +208,7 @@ __all__ = [
     "test_evaluate_threshold_not_met",
     "test_evaluate_lists_wallet_offers",
     "test_evaluate_points_to_earn",
+    "test_evaluate_cashback_to_earn_is_credited_on_export",
     "test_evaluate_messages",
     "test_evaluate_reports_each_coupon_code",
     "test_evaluate_has_no_side_effect",

@@ -163,6 +163,11 @@ class EngineHarness(Protocol):
     # Optional: ``broken_adapters() -> dict[str, Callable[[], EngineAdapter]]`` — adapters broken on
     # purpose (e.g. "burns_twice_on_retry", "drops_idempotency_key", "swallows_error_body"), each
     # configured against this harness's fake. The suite's self-test runs against them and must fail.
+    #
+    # Optional: ``define_cashback_rule(percent: Decimal) -> None`` — members earn ``percent`` % of
+    # the amount paid as cashback (money) on each order. A harness whose engine (or fake) does not
+    # model cashback earning leaves it out or raises ``NotImplementedError``: the cashback-earn
+    # scenario is then not applicable.
 
 
 # ---------------------------------------------------------------------------------------------

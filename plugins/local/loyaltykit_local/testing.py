@@ -89,6 +89,11 @@ class LocalHarness:
         points = program.points.model_copy(update={"per_currency_unit": Decimal(points_per_unit)})
         self.service.set_program(program.model_copy(update={"points": points}))
 
+    def define_cashback_rule(self, percent: Decimal) -> None:
+        program = self.service.program
+        cashback = program.cashback.model_copy(update={"earn_percent": Decimal(percent)})
+        self.service.set_program(program.model_copy(update={"cashback": cashback}))
+
     def define_rule(self, spec: RuleSpec) -> None:
         program = self.service.program
         when: dict[str, Any] = {}

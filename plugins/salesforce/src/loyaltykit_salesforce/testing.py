@@ -134,6 +134,9 @@ class SalesforceHarness:
         with self.fake.lock:
             self.fake.earn_rate = Decimal(points_per_unit)
 
+    def define_cashback_rule(self, percent: Decimal) -> None:
+        raise NotImplementedError("the fake's accrual process earns points only; it models no cashback earning")
+
     def define_rule(self, spec: RuleSpec) -> None:
         if spec.kind == "message":
             raise NotImplementedError("promotion-execution returns no shopper messages")

@@ -192,6 +192,9 @@ class SessionMHarness:
         # SessionM earns in its rules engine from sent transactions; the fake applies it at once.
         self.fake.earn_rate = Decimal(points_per_unit)
 
+    def define_cashback_rule(self, percent: Decimal) -> None:
+        raise NotImplementedError("SessionM has points accounts, no cashback balance to earn into")
+
     def define_rule(self, spec: RuleSpec) -> None:
         """A rule is an offer issued to every member; the POS look-up then quotes it when eligible."""
         offer_type = {
