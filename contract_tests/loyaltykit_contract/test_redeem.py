@@ -14,11 +14,11 @@ from loyaltykit.errors import (
     VoucherNotFoundError,
     VoucherNotOwnedError,
 )
-from loyaltykit.models import RedemptionResult, RedemptionStatus
-from loyaltykit.testing import Fault, FaultKind
+from loyaltykit.models import CodeStatus, DiscountTarget, RedemptionResult, RedemptionStatus
+from loyaltykit.testing import Fault, FaultKind, VoucherSpec
 
 from .requirements import requires
-from .support import issue_voucher, multi_use_voucher_or_single, past, redemption, voucher_code
+from .support import assert_quote, issue_voucher, multi_use_voucher_or_single, past, redemption, voucher_code
 
 
 def redeem_for_order(lk, code, customer_id, order):
@@ -46,6 +46,45 @@ def test_redeem_valid_voucher(loyaltykit_target):
     customer = lk.customer()
     code = issue_voucher(lk, customer.id)
     request = redemption(lk, code, customer.id)
+    assert_redeemed(lk, lk.call("redeem_voucher", request), request)
+    assert lk.harness.voucher_redemptions(code) == 1
+
+
+@requires(Capability.REDEEM_VOUCHER)
+def test_redeem_open_code(loyaltykit_target):
+    """An open code (owned by no customer) is redeemed by a customer, and burned once."""
+    lk = loyaltykit_target
+    customer = lk.customer()
+    code = issue_voucher(lk, None, what="issue an open (owner-less) code", capability=None)
+    request = redemption(lk, code, customer.id)
+    assert_redeemed(lk, lk.call("redeem_voucher", request), request)
+    assert lk.harness.voucher_redemptions(code) == 1
+
+
+@requires(Capability.EVALUATE, Capability.REDEEM_VOUCHER)
+def test_item_voucher_discounts_its_line_and_redeems(loyaltykit_target):
+    """An item voucher (5.00 off SKU-A) shows as a discount on SKU-A's line only, never more than
+    that line is worth, and is redeemed for the customer."""
+    lk = loyaltykit_target
+    customer = lk.customer()
+    spec = VoucherSpec(code=voucher_code(), kind="item", sku="SKU-A", amount=lk.money("5.00"), owner_id=customer.id)
+    code = lk.seed("issue an item voucher", lk.harness.issue_voucher, spec)
+    basket = lk.basket(("SKU-B", "50.00", 1), ("SKU-A", "20.00", 1), customer_id=customer.id, codes=[code])
+    evaluation = assert_quote(lk, lk.call("evaluate", basket), basket)
+    by_code = {result.code: result for result in evaluation.codes}
+    assert code in by_code and by_code[code].status is CodeStatus.ACCEPTED, evaluation.codes
+    assert evaluation.discounts, "the item voucher gave no discount"
+    assert all(d.target is DiscountTarget.LINE and d.line_id == "l2" for d in evaluation.discounts), (
+        f"the item voucher must discount SKU-A's line (l2) only: {evaluation.discounts}"
+    )
+    assert evaluation.discount_total == lk.money("5.00"), evaluation.discounts
+    cheap = lk.basket(("SKU-B", "50.00", 1), ("SKU-A", "3.00", 1), customer_id=customer.id, codes=[code])
+    evaluation = assert_quote(lk, lk.call("evaluate", cheap), cheap)
+    on_line = sum((d.amount for d in evaluation.discounts if d.line_id == "l2"), lk.money("0"))
+    assert on_line <= lk.money("3.00"), f"the item voucher took {on_line} off a 3.00 line: {evaluation.discounts}"
+    assert all(d.line_id == "l2" for d in evaluation.discounts), evaluation.discounts
+    request = redemption(lk, code, customer.id)
+    assert request.basket is not None and any(line.sku == "SKU-A" for line in request.basket.lines)
     assert_redeemed(lk, lk.call("redeem_voucher", request), request)
     assert lk.harness.voucher_redemptions(code) == 1
 
@@ -176,6 +215,8 @@ def test_redeem_error_body_is_not_success(loyaltykit_target):
 
 __all__ = [
     "test_redeem_valid_voucher",
+    "test_redeem_open_code",
+    "test_item_voucher_discounts_its_line_and_redeems",
     "test_redeem_already_used_voucher",
     "test_redeem_expired_voucher",
     "test_redeem_voucher_of_another_customer",
