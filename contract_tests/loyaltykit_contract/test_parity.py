@@ -75,8 +75,32 @@ def test_price_products(loyaltykit_target):
         assert price.price == line.unit_price
         assert price.discounted_price <= price.price
 
+@requires(Capability.PRICE_PRODUCTS, Capability.EVALUATE)
+def test_price_products_applies_line_promotions(loyaltykit_target):
+    """With 20 % off SKU-A, pricing gives SKU-A 16.00 instead of 20.00 (what evaluate charges for a
+    basket of just that product) and leaves SKU-B at its price."""
+    lk = loyaltykit_target
+    lk.seed("define a line_percent rule", lk.harness.define_rule,
+            RuleSpec(kind="line_percent", percent=Decimal(20), sku="SKU-A", label="Twenty on A"),
+            capability=Capability.EVALUATE)
+    customer = lk.customer()
+    query = ProductQuery(currency=lk.currency, customer_id=customer.id,
+                         products=lk.lines(("SKU-A", "20.00", 1), ("SKU-B", "5.00", 1)))
+    prices = lk.call("price_products", query)
+    assert [p.sku for p in prices] == ["SKU-A", "SKU-B"], prices
+    on_a, on_b = prices
+    assert on_a.price == lk.money("20.00") and on_a.discounted_price == lk.money("16.00"), on_a
+    assert on_b.price == lk.money("5.00") and on_b.discounted_price == lk.money("5.00"), on_b
+    basket = lk.basket(("SKU-A", "20.00", 1), customer_id=customer.id)
+    evaluation = lk.call("evaluate", basket)
+    assert not evaluation.degraded, evaluation.degraded_reason
+    assert evaluation.total == on_a.discounted_price, (
+        f"price_products says {on_a.discounted_price}, evaluate of that one product says {evaluation.total}"
+    )
+
 __all__ = [
     "test_declaration_is_coherent",
     "test_sync_and_async_facades_agree",
     "test_price_products",
+    "test_price_products_applies_line_promotions",
 ]
