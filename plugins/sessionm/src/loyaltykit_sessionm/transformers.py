@@ -160,24 +160,24 @@ def core_result(status_code: int, content: bytes, codes: Mapping[str, str]) -> d
     raise kit_error("Core", code, message, codes, status_code)
 
 
-def connect_payload(status_code: int, content: bytes, codes: Mapping[str, str]) -> dict[str, Any]:
-    """The Connect ``payload`` when ``status`` is ``ok``; the kit error otherwise."""
-    body = _body(status_code, content, "Connect", codes)
-    if status_code < 300 and body.get("status") == CONNECT_OK:
+def _payload(family: str, ok: str, status_code: int, content: bytes, codes: Mapping[str, str]) -> dict[str, Any]:
+    # Connect and POS share the envelope {status, payload, errors}; only the success marker differs.
+    body = _body(status_code, content, family, codes)
+    if status_code < 300 and body.get("status") == ok:
         payload = body.get("payload")
         return payload if isinstance(payload, dict) else {}
     code, message = _error_code(body.get("errors"))
-    raise kit_error("Connect", code, message, codes, status_code)
+    raise kit_error(family, code, message, codes, status_code)
+
+
+def connect_payload(status_code: int, content: bytes, codes: Mapping[str, str]) -> dict[str, Any]:
+    """The Connect ``payload`` when ``status`` is ``ok``; the kit error otherwise."""
+    return _payload("Connect", CONNECT_OK, status_code, content, codes)
 
 
 def pos_payload(status_code: int, content: bytes, codes: Mapping[str, str]) -> dict[str, Any]:
     """The POS ``payload`` (``{}`` when there is none) when ``status`` is ``OK``; else the kit error."""
-    body = _body(status_code, content, "POS", codes)
-    if status_code < 300 and body.get("status") == POS_OK:
-        payload = body.get("payload")
-        return payload if isinstance(payload, dict) else {}
-    code, message = _error_code(body.get("errors"))
-    raise kit_error("POS", code, message, codes, status_code)
+    return _payload("POS", POS_OK, status_code, content, codes)
 
 
 def is_not_found(exc: LoyaltyError) -> bool:
