@@ -49,18 +49,21 @@ def engine():
 fast_settings = support.fast_settings
 
 
-@pytest.fixture
-def make_sync(engine):
-    made = []
-
+def _facade_builder(facade_cls, engine, made):
     def make(adapter=None, *, transport="fake", plugins=(), **settings):
-        adapter = adapter or support.ShopAdapter()
-        kwargs = {"transport": engine.transport()} if transport == "fake" else {"transport": transport}
-        facade = Loyalty(fast_settings(**settings), adapter=adapter, load_entry_points=False, plugins=plugins, **kwargs)
+        chosen = engine.transport() if transport == "fake" else transport
+        facade = facade_cls(fast_settings(**settings), adapter=adapter or support.ShopAdapter(),
+                            load_entry_points=False, plugins=plugins, transport=chosen)
         made.append(facade)
         return facade
 
-    yield make
+    return make
+
+
+@pytest.fixture
+def make_sync(engine):
+    made = []
+    yield _facade_builder(Loyalty, engine, made)
     for facade in made:
         facade.close()
 
@@ -68,14 +71,6 @@ def make_sync(engine):
 @pytest.fixture
 async def make_async(engine):
     made = []
-
-    def make(adapter=None, *, transport="fake", plugins=(), **settings):
-        adapter = adapter or support.ShopAdapter()
-        kwargs = {"transport": engine.transport()} if transport == "fake" else {"transport": transport}
-        facade = AsyncLoyalty(fast_settings(**settings), adapter=adapter, load_entry_points=False, plugins=plugins, **kwargs)
-        made.append(facade)
-        return facade
-
-    yield make
+    yield _facade_builder(AsyncLoyalty, engine, made)
     for facade in made:
         await facade.aclose()
