@@ -1,14 +1,24 @@
 """Authentication strategies for engine services, sans-IO like the flows.
 
-A strategy decorates outgoing requests. OAuth2 client credentials additionally needs a token
-exchange: the runner asks :meth:`token_request` for it when no token is cached, hands the reply to
-:meth:`accept_token`, and after a 401 calls :meth:`invalidate` and retries *once*.
+A strategy decorates outgoing requests: :class:`BasicAuth`, :class:`ApiKeyHeader`,
+:class:`TokenInBody`, :class:`OAuth2ClientCredentials`. A refreshable strategy (OAuth2) also
+describes its token exchange without performing it: :meth:`Auth.token_request` is the request,
+:meth:`Auth.accept_token` reads the answer. The runners perform it.
+
+One refresh for many callers: every token has a *generation*. A request remembers the generation
+it was sent with; a 401 invalidates only that generation (:meth:`Auth.invalidate`), so callers
+that were sent with an old token do not throw away a newer one. The runner refreshes while holding
+the strategy's :attr:`Auth.refresh_lock` (threads) or :meth:`Auth.async_refresh_lock` (one per
+event loop) and re-checks :meth:`Auth.needs_token` first, so thirty callers that see an expiry
+at once make one token exchange.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +35,28 @@ class Auth:
 
     refreshable = False
 
+    @property
+    def generation(self) -> int:
+        """Which token requests are sent with now (0 for strategies without tokens)."""
+        return 0
+
+    @property
+    def refresh_lock(self) -> threading.Lock:
+        lock = self.__dict__.get("_refresh_lock")
+        if lock is None:
+            lock = self.__dict__.setdefault("_refresh_lock", threading.Lock())
+        return lock  # type: ignore[no-any-return]
+
+    def async_refresh_lock(self) -> asyncio.Lock:
+        """The refresh lock of the running event loop (an asyncio lock belongs to one loop)."""
+        with self.refresh_lock:
+            locks = self.__dict__.setdefault("_async_locks", weakref.WeakKeyDictionary())
+            loop = asyncio.get_running_loop()
+            lock = locks.get(loop)
+            if lock is None:
+                lock = locks[loop] = asyncio.Lock()
+            return lock  # type: ignore[no-any-return]
+
     def needs_token(self) -> bool:
         return False
 
@@ -34,8 +66,8 @@ class Auth:
     def accept_token(self, response: httpx.Response) -> None:  # pragma: no cover
         raise NotImplementedError
 
-    def invalidate(self) -> None:
-        pass
+    def invalidate(self, generation: int | None = None) -> None:
+        """Forget the token of ``generation`` (the current one when ``None``)."""
 
     def apply(self, request: httpx.Request) -> httpx.Request:
         return request
@@ -63,6 +95,22 @@ class BasicAuth(Auth):
 
     def apply(self, request: httpx.Request) -> httpx.Request:
         request.headers["Authorization"] = f"Basic {self._header()}"
+        return request
+
+
+@dataclass
+class ApiKeyHeader(Auth):
+    """An API key sent in a header, e.g. ``X-Api-Key: <key>`` or ``Authorization: Key <key>``."""
+
+    key: SecretStr
+    header: str = "X-Api-Key"
+    prefix: str = ""  # e.g. "Key " or "Bearer "
+
+    def __post_init__(self) -> None:
+        register_secret(self.key.get_secret_value())
+
+    def apply(self, request: httpx.Request) -> httpx.Request:
+        request.headers[self.header] = f"{self.prefix}{self.key.get_secret_value()}"
         return request
 
 
@@ -98,10 +146,15 @@ class OAuth2ClientCredentials(Auth):
     _token: str | None = field(default=None, init=False, repr=False)
     _base_url: str | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _generation: int = field(default=0, init=False, repr=False)
     token_fetches: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         register_secret(self.client_secret.get_secret_value())
+
+    @property
+    def generation(self) -> int:
+        return self._generation
 
     def needs_token(self) -> bool:
         return self._token is None
@@ -134,13 +187,15 @@ class OAuth2ClientCredentials(Auth):
         register_secret(token)
         with self._lock:
             self._token = token
+            self._generation += 1
             self.token_fetches += 1
             if self.base_url_field and isinstance(payload.get(self.base_url_field), str):
                 self._base_url = payload[self.base_url_field]
 
-    def invalidate(self) -> None:
+    def invalidate(self, generation: int | None = None) -> None:
         with self._lock:
-            self._token = None
+            if generation is None or generation == self._generation:
+                self._token = None
 
     def apply(self, request: httpx.Request) -> httpx.Request:
         if self._token:

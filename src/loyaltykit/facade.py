@@ -42,7 +42,7 @@ from .errors import (
     NotSupportedError,
     OutcomeUnknownError,
 )
-from .flows import CallContext, Flow, run_in_process
+from .flows import PARSE_ERRORS, CallContext, Flow, run_in_process
 from .http import AsyncRunner, SyncRunner
 from .models import (
     MAX_EXPORT_BATCH,
@@ -73,11 +73,7 @@ M = TypeVar("M", bound=pydantic.BaseModel)
 
 _WRITE_OPERATIONS = frozenset({"redeem_voucher", "spend_cashback", "export_orders", "reverse"})
 
-# Exceptions an adapter's parsing code raises on a body it did not expect (ArithmeticError covers
-# decimal.InvalidOperation, e.g. comparing a "NaN" amount, which is not a ValueError).
-_PARSE_ERRORS = (
-    KeyError, IndexError, TypeError, ValueError, AttributeError, ArithmeticError, pydantic.ValidationError
-)
+_PARSE_ERRORS = PARSE_ERRORS
 
 
 def coerce(model: type[M], value: Any, name: str) -> M:
@@ -312,7 +308,7 @@ class _Facade:
         self._require(Capability.EXPORT_ORDERS, "export_orders")
         for order in orders:
             self._check_currency(order.currency, "export_orders")
-        ctx = self._ctx("export_orders", self.settings.write_deadline,
+        ctx = self._ctx("export_orders", self.settings.write_deadline, exclusive_keys=tuple(o.key for o in orders),
                         scrub_values=_ids(*(order.customer_id for order in orders)))
 
         def complete(report: ExportReport) -> ExportReport:

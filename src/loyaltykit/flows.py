@@ -26,8 +26,15 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
+import pydantic
 
 T = TypeVar("T")
+
+#: Exceptions an adapter's parsing code raises on a body it did not expect (ArithmeticError covers
+#: decimal.InvalidOperation, e.g. comparing a "NaN" amount, which is not a ValueError).
+PARSE_ERRORS: tuple[type[Exception], ...] = (
+    KeyError, IndexError, TypeError, ValueError, AttributeError, ArithmeticError, pydantic.ValidationError
+)
 
 Flow = Generator["EngineRequest", httpx.Response, T]
 
@@ -70,6 +77,8 @@ class CallContext:
     started: float = field(default_factory=time.monotonic)
     scrub_values: tuple[str, ...] = ()  # customer identifiers of this call, masked in errors
     idempotency_key: str | None = None
+    #: further keys held for the call (an export's order keys): one call per key in flight
+    exclusive_keys: tuple[str, ...] = ()
 
     @property
     def deadline(self) -> float:

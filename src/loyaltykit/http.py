@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -45,10 +45,12 @@ from .errors import (
     EngineTimeoutError,
     EngineUnavailableError,
     LoyaltyError,
+    MalformedResponseError,
     OutcomeUnknownError,
     RateLimitedError,
 )
-from .flows import CallContext, EngineRequest, Flow
+from .flows import PARSE_ERRORS, CallContext, EngineRequest, Flow
+from .reconcile import PROCESS_KEY_LOCKS, KeyLocks
 from .scrub import get_logger, scrub_text, scrubbing
 
 log = get_logger("loyaltykit.http")
@@ -59,6 +61,9 @@ for _name in ("httpx", "httpcore", "httpcore.connection", "httpcore.http11", "ht
     get_logger(_name)
 
 T = TypeVar("T")
+
+_REFRESH = object()  # steps of _Exchange.plan
+_SEND = object()
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 UNKNOWN_OUTCOME_STATUSES = frozenset({500, 502, 504})  # the engine may have applied the write
@@ -90,6 +95,9 @@ class EngineClientConfig:
     request_id_header: str | None = "X-Request-ID"
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     max_connections: int = 20
+    #: one in-flight call per idempotency key; replace with a shared-store implementation to
+    #: extend that across processes (see :mod:`loyaltykit.reconcile`)
+    key_locks: KeyLocks = field(default_factory=lambda: PROCESS_KEY_LOCKS)
 
     def service(self, name: str) -> Service:
         try:
@@ -143,6 +151,7 @@ class _Exchange:
         self.service = config.service(request.service)
         self.sent = False  # at least one attempt may have reached the engine
         self.refreshed = False
+        self.generation = 0  # the token generation the last attempt was sent with
 
     # -- building ------------------------------------------------------------------------------
     def build(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Request:
@@ -176,8 +185,25 @@ class _Exchange:
             timeout=timeout,
         )
         if req.authenticate:
+            self.generation = self.service.auth.generation
             self.service.auth.apply(built)
         return built
+
+    def plan(self) -> Generator[object, httpx.Response | None, httpx.Response]:
+        """The authentication protocol of one request, sans-IO: yields ``_REFRESH`` (the runner
+        makes sure a token is there, refreshing under the strategy's lock) or ``_SEND`` (the runner
+        sends with retries and replies with the response)."""
+        if self.needs_token():
+            yield _REFRESH
+        response = yield _SEND
+        assert response is not None
+        if self.should_refresh(response):
+            yield _REFRESH
+            response = yield _SEND
+            assert response is not None
+            if response.status_code == 401:
+                raise self._err(AuthFailedError, "engine refused the refreshed token (HTTP 401)")
+        return response
 
     def needs_token(self) -> bool:
         return self.request.authenticate and self.service.auth.needs_token()
@@ -201,7 +227,7 @@ class _Exchange:
         if not self.service.auth.refreshable or self.refreshed:
             return False
         self.refreshed = True
-        self.service.auth.invalidate()
+        self.service.auth.invalidate(self.generation)  # a newer token than ours stays
         return True
 
     # -- tenacity policy -----------------------------------------------------------------------
@@ -315,6 +341,38 @@ class _Exchange:
         )
 
 
+def _lock_keys(config: EngineClientConfig, ctx: CallContext) -> list[str]:
+    """The call's idempotency keys, namespaced by engine: one call per key in flight at a time."""
+    keys = [ctx.idempotency_key, *ctx.exclusive_keys] if ctx.idempotency_key else list(ctx.exclusive_keys)
+    return [f"{config.engine}:{key}" for key in keys]
+
+
+def _busy(config: EngineClientConfig, ctx: CallContext) -> LoyaltyError:
+    # Another call with the same key was still in flight at our deadline: it may apply the effect.
+    return OutcomeUnknownError(
+        "another call with the same idempotency key was still in flight at the deadline",
+        engine=config.engine, operation=ctx.operation, retryable=True, idempotency_key=ctx.idempotency_key,
+    )
+
+
+def _answer(
+    config: EngineClientConfig, flow: Flow[T], request: EngineRequest, response: httpx.Response, ctx: CallContext
+) -> EngineRequest:
+    """Hand a response to the flow. An answer to a write the flow could not read (garbled body,
+    no status) leaves the write's outcome unknown, for every adapter: never a plain failure."""
+    try:
+        return flow.send(response)
+    except StopIteration:
+        raise
+    except (MalformedResponseError, *PARSE_ERRORS) as exc:
+        if not request.write or isinstance(exc, LoyaltyError) and not isinstance(exc, MalformedResponseError):
+            raise
+        lost = _Exchange(config, request, ctx).unknown(
+            f"the answer to the write could not be read ({type(exc).__name__}); it may have been applied"
+        )
+        raise lost from None
+
+
 def _finish(ctx: CallContext, exc: LoyaltyError) -> LoyaltyError:
     exc.with_context(engine=ctx.engine, operation=ctx.operation)
     if ctx.scrub_values:
@@ -341,7 +399,14 @@ class SyncRunner:
 
     def run(self, flow: Flow[T], ctx: CallContext) -> T:
         with scrubbing(ctx.scrub_values):
-            return self._run(flow, ctx)
+            keys = _lock_keys(self.config, ctx)
+            if not keys:
+                return self._run(flow, ctx)
+            try:
+                with self.config.key_locks.hold(keys, max(0.0, ctx.remaining())):
+                    return self._run(flow, ctx)
+            except TimeoutError:
+                raise _finish(ctx, _busy(self.config, ctx)) from None
 
     def _run(self, flow: Flow[T], ctx: CallContext) -> T:
         try:
@@ -352,7 +417,7 @@ class SyncRunner:
                 except LoyaltyError as exc:
                     request = flow.throw(_finish(ctx, exc))
                 else:
-                    request = flow.send(response)
+                    request = _answer(self.config, flow, request, response, ctx)
         except StopIteration as stop:
             return stop.value
         except LoyaltyError as exc:
@@ -360,17 +425,25 @@ class SyncRunner:
 
     def send(self, request: EngineRequest, ctx: CallContext) -> httpx.Response:
         exchange = _Exchange(self.config, request, ctx)
-        if exchange.needs_token():
-            token = exchange.token_exchange()
-            exchange.accept_token(self._attempts(token))
-        response = self._attempts(exchange)
-        if exchange.should_refresh(response):
-            token = exchange.token_exchange()
-            exchange.accept_token(self._attempts(token))
-            response = self._attempts(exchange)
-            if response.status_code == 401:
-                raise exchange._err(AuthFailedError, "engine refused the refreshed token (HTTP 401)")
-        return response
+        plan = exchange.plan()
+        step = next(plan)
+        while True:
+            if step is _REFRESH:
+                self._refresh(exchange)
+                reply = None
+            else:
+                reply = self._attempts(exchange)
+            try:
+                step = plan.send(reply)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    def _refresh(self, exchange: _Exchange) -> None:
+        auth = exchange.service.auth
+        with auth.refresh_lock:  # one exchange for every thread that found the token missing
+            if auth.needs_token():
+                token = exchange.token_exchange()
+                exchange.accept_token(self._attempts(token))
 
     def _attempts(self, exchange: _Exchange) -> httpx.Response:
         try:
@@ -413,7 +486,14 @@ class AsyncRunner:
 
     async def run(self, flow: Flow[T], ctx: CallContext) -> T:
         with scrubbing(ctx.scrub_values):
-            return await self._run(flow, ctx)
+            keys = _lock_keys(self.config, ctx)
+            if not keys:
+                return await self._run(flow, ctx)
+            try:
+                async with self.config.key_locks.hold_async(keys, max(0.0, ctx.remaining())):
+                    return await self._run(flow, ctx)
+            except TimeoutError:
+                raise _finish(ctx, _busy(self.config, ctx)) from None
 
     async def _run(self, flow: Flow[T], ctx: CallContext) -> T:
         try:
@@ -424,7 +504,7 @@ class AsyncRunner:
                 except LoyaltyError as exc:
                     request = flow.throw(_finish(ctx, exc))
                 else:
-                    request = flow.send(response)
+                    request = _answer(self.config, flow, request, response, ctx)
         except StopIteration as stop:
             return stop.value
         except LoyaltyError as exc:
@@ -432,17 +512,25 @@ class AsyncRunner:
 
     async def send(self, request: EngineRequest, ctx: CallContext) -> httpx.Response:
         exchange = _Exchange(self.config, request, ctx)
-        if exchange.needs_token():
-            token = exchange.token_exchange()
-            exchange.accept_token(await self._attempts(token))
-        response = await self._attempts(exchange)
-        if exchange.should_refresh(response):
-            token = exchange.token_exchange()
-            exchange.accept_token(await self._attempts(token))
-            response = await self._attempts(exchange)
-            if response.status_code == 401:
-                raise exchange._err(AuthFailedError, "engine refused the refreshed token (HTTP 401)")
-        return response
+        plan = exchange.plan()
+        step = next(plan)
+        while True:
+            if step is _REFRESH:
+                await self._refresh(exchange)
+                reply = None
+            else:
+                reply = await self._attempts(exchange)
+            try:
+                step = plan.send(reply)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    async def _refresh(self, exchange: _Exchange) -> None:
+        auth = exchange.service.auth
+        async with auth.async_refresh_lock():  # one exchange for every task that found it missing
+            if auth.needs_token():
+                token = exchange.token_exchange()
+                exchange.accept_token(await self._attempts(token))
 
     async def _attempts(self, exchange: _Exchange) -> httpx.Response:
         try:

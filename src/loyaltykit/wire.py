@@ -1,17 +1,32 @@
-"""JSON on the wire without floats: Decimal in, Decimal out.
+"""JSON on the wire without floats, and the readers every adapter parses engine answers with.
 
 The stdlib encoder writes numbers only from int and float, so a Decimal amount would have to pass
 through a float on its way out. :func:`dumps` writes a Decimal's own digits instead, and
 :func:`loads` parses every non-integer number as a Decimal. The runner encodes request bodies with
-:func:`dumps`; adapters parse engine bodies with :func:`loads`.
+:func:`dumps`.
+
+Reading an answer: :func:`json_body` parses a response (or raw bytes) and :func:`at`,
+:func:`number`, :func:`text`, :func:`mapping` and :func:`items` read values from it. Every reader
+takes the *path* of the value in the body (``"payload.points[0].amount"``) and raises
+:class:`~loyaltykit.errors.MalformedResponseError` naming that path, never a ``KeyError`` or a
+``decimal.InvalidOperation``. The path names fields only; values never reach the message, since
+they may be customer data.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from decimal import Decimal
-from typing import Any
+from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, overload
+
+from .errors import MalformedResponseError
+
+if TYPE_CHECKING:
+    import httpx
+
+_MISSING: Any = object()
 
 
 def dumps(value: Any) -> bytes:
@@ -42,3 +57,134 @@ def dumps(value: Any) -> bytes:
 def loads(content: bytes | str) -> Any:
     """Parse JSON with every non-integer number as a Decimal."""
     return json.loads(content, parse_float=Decimal)
+
+
+# ---------------------------------------------------------------------------------------------
+# Readers of engine answers
+# ---------------------------------------------------------------------------------------------
+
+
+def _malformed(path: str, problem: str, engine: str | None) -> MalformedResponseError:
+    where = path or "body"
+    return MalformedResponseError(f"{where}: {problem}", engine=engine, field=where)
+
+
+def json_body(answer: httpx.Response | bytes | str, *, engine: str | None = None) -> Any:
+    """Parse an engine's answer as JSON, numbers as Decimal.
+
+    A body that is empty or not JSON is a :class:`MalformedResponseError` (path ``body``).
+    """
+    content = answer if isinstance(answer, bytes | str) else answer.content
+    status = None if isinstance(answer, bytes | str) else answer.status_code
+    try:
+        return loads(content)
+    except (ValueError, UnicodeDecodeError):
+        said = f"HTTP {status} with " if status is not None else ""
+        raise _malformed("body", f"{said}a body that is not JSON", engine) from None
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _steps(path: str) -> list[str | int]:
+    steps: list[str | int] = []
+    for part in path.replace("]", "").replace("[", ".").split("."):
+        if part == "":
+            continue
+        steps.append(int(part) if part.lstrip("-").isdigit() else part)
+    return steps
+
+
+def at(body: Any, path: str, default: Any = _MISSING, *, engine: str | None = None) -> Any:
+    """The value at ``path`` (``"a.b[0].c"``); ``default`` when absent or null, else an error.
+
+    ``path`` may start with a prefix the caller already walked: only its steps are looked up.
+    """
+    value, walked = body, ""
+    for step in _steps(path):
+        here = _join(walked, step)
+        if isinstance(step, int):
+            if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+                raise _malformed(walked, "expected a list", engine)
+            if not -len(value) <= step < len(value):
+                if default is not _MISSING:
+                    return default
+                raise _malformed(here, "missing", engine)
+            value = value[step]
+        else:
+            if not isinstance(value, Mapping):
+                raise _malformed(walked, "expected an object", engine)
+            if step not in value:
+                if default is not _MISSING:
+                    return default
+                raise _malformed(here, "missing", engine)
+            value = value[step]
+        walked = here
+    if value is None and default is not _MISSING:
+        return default
+    return value
+
+
+@overload
+def number(value: Any, path: str, *, engine: str | None = ...) -> Decimal: ...
+@overload
+def number(value: Any, path: str, *, engine: str | None = ..., optional: bool) -> Decimal | None: ...
+def number(value: Any, path: str, *, engine: str | None = None, optional: bool = False) -> Decimal | None:
+    """A finite number read from an answer: a JSON number (Decimal or int) or a numeric string.
+
+    ``None`` is an error unless ``optional``; booleans, floats, NaN and infinities always are
+    (a float means the body was parsed without :func:`loads` and may have lost digits).
+    """
+    if value is None:
+        if optional:
+            return None
+        raise _malformed(path, "missing number", engine)
+    if isinstance(value, bool) or isinstance(value, float) or not isinstance(value, Decimal | int | str):
+        raise _malformed(path, "expected a number", engine)
+    try:
+        result = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise _malformed(path, "not a number", engine) from None
+    if not result.is_finite():
+        raise _malformed(path, "not a finite number", engine)
+    return result
+
+
+def number_at(body: Any, path: str, default: Any = _MISSING, *, engine: str | None = None) -> Any:
+    """:func:`number` of :func:`at`; ``default`` (returned as given) when the value is absent."""
+    value = at(body, path, None if default is not _MISSING else _MISSING, engine=engine)
+    if value is None and default is not _MISSING:
+        return default
+    return number(value, path, engine=engine)
+
+
+def text(value: Any, path: str, *, engine: str | None = None, optional: bool = False) -> str | None:
+    """A non-empty string (a number is accepted and written as its digits: ids are often numbers)."""
+    if value is None or value == "":
+        if optional:
+            return None
+        raise _malformed(path, "missing text", engine)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        return str(value)
+    raise _malformed(path, "expected text", engine)
+
+
+def mapping(value: Any, path: str, *, engine: str | None = None) -> Mapping[str, Any]:
+    """An object."""
+    if not isinstance(value, Mapping):
+        raise _malformed(path, "expected an object", engine)
+    return value
+
+
+def items(value: Any, path: str, *, engine: str | None = None, optional: bool = False) -> list[Any]:
+    """A list (``[]`` for an absent one when ``optional``)."""
+    if value is None and optional:
+        return []
+    if not isinstance(value, list):
+        raise _malformed(path, "expected a list", engine)
+    return value
