@@ -85,6 +85,7 @@ class ShopEngine(FakeEngine):
         self.route("POST", r"/evaluate", "evaluate", self._evaluate)
         self.route("POST", r"/vouchers/(?P<code>[^/]+)/redemptions", "redeem", self._redeem)
         self.route("POST", r"/members/(?P<member>[^/]+)/spend", "spend", self._spend)
+        self.route("GET", r"/spends", "lookup", self._find_spend)
         self.route("POST", r"/orders", "export", self._export)
         self.route("POST", r"/orders/(?P<ref>[^/]+)/reversals", "reverse", self._reverse)
 
@@ -210,8 +211,14 @@ class ShopEngine(FakeEngine):
             return json_response({"error": "insufficient_funds"}, 422)
         member["cashback"] -= amount
         ref = f"S{next(self._ids)}"
-        self.ledger.append({"type": "spend", "member": member["id"], "amount": str(amount), "ref": ref})
+        self.ledger.append({"type": "spend", "member": member["id"], "amount": str(amount), "ref": ref,
+                            "order": body.get("order")})
         return self._remember(request, {"spend_id": ref, "remaining": str(member["cashback"])})
+
+    def _find_spend(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
+        order = request.url.params.get("order")
+        found = [e for e in self.ledger if e["type"] == "spend" and e["order"] == order]
+        return json_response({"spends": [{"spend_id": e["ref"], "amount": e["amount"]} for e in found]})
 
     def _export(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
         body = json.loads(request.content)
