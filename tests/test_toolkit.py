@@ -49,14 +49,14 @@ def test_at_walks_a_path_and_names_the_missing_step():
     assert "expected an object" in info.value.message and info.value.field == "payload.points"
 
 
-@pytest.mark.parametrize("value", [None, True, 1.5, "NaN", "Infinity", "12a", [], {}])
+@pytest.mark.parametrize("value", [None, True, float("nan"), "NaN", "Infinity", "12a", [], {}])
 def test_number_refuses_what_is_not_a_finite_exact_number(value):
     with pytest.raises(MalformedResponseError) as info:
         wire.number(value, "detail.amount_spent")
     assert info.value.field == "detail.amount_spent"
 
 
-@pytest.mark.parametrize("value, expected", [(Decimal("1.10"), Decimal("1.10")), (3, Decimal(3)), (" 4.5 ", Decimal("4.5"))])
+@pytest.mark.parametrize("value, expected", [(Decimal("1.10"), Decimal("1.10")), (3, Decimal(3)), (" 4.5 ", Decimal("4.5")), (0.1, Decimal("0.1"))])
 def test_number_reads_decimals_ints_and_numeric_strings(value, expected):
     assert wire.number(value, "n") == expected
 

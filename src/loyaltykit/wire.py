@@ -135,14 +135,14 @@ def number(value: Any, path: str, *, engine: str | None = ..., optional: bool) -
 def number(value: Any, path: str, *, engine: str | None = None, optional: bool = False) -> Decimal | None:
     """A finite number read from an answer: a JSON number (Decimal or int) or a numeric string.
 
-    ``None`` is an error unless ``optional``; booleans, floats, NaN and infinities always are
-    (a float means the body was parsed without :func:`loads` and may have lost digits).
+    ``None`` is an error unless ``optional``; booleans, NaN and infinities always are. A float
+    (a body parsed without :func:`loads`) is read from its shortest repr, its JSON digits.
     """
     if value is None:
         if optional:
             return None
         raise _malformed(path, "missing number", engine)
-    if isinstance(value, bool) or isinstance(value, float) or not isinstance(value, Decimal | int | str):
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | float | str):
         raise _malformed(path, "expected a number", engine)
     try:
         result = value if isinstance(value, Decimal) else Decimal(str(value).strip())

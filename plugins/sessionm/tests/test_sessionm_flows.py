@@ -424,7 +424,7 @@ def test_pos_error_body_on_export_is_not_accepted_and_the_batch_goes_on(shop):
 
 def test_unknown_customer_order_is_rejected(shop):
     report = shop.export_orders([shop.order("ghost-user")])
-    assert report.results[0].status is ExportStatus.REJECTED and report.results[0].error_code == "user_not_found"
+    assert report.results[0].status is ExportStatus.REJECTED and report.results[0].error_code == "customer_not_found"
     assert shop.h.orders_received() == []
 
 

@@ -42,7 +42,6 @@ from loyaltykit import (
 from loyaltykit.auth import OAuth2ClientCredentials
 from loyaltykit.errors import (
     ERROR_CODES,
-    UNAVAILABLE_ERRORS,
     CircuitOpenError,
     CurrencyMismatchError,
     CustomerNotFoundError,
@@ -51,11 +50,11 @@ from loyaltykit.errors import (
     InvalidRequestError,
     LoyaltyError,
     NotSupportedError,
-    OutcomeUnknownError,
     VoucherNotFoundError,
     VoucherNotOwnedError,
 )
 from loyaltykit.flows import CallContext
+from loyaltykit.reconcile import ends_batch, export_result_from_error, reconcile
 from loyaltykit.models import Balance, Basket
 
 from . import transformers as tf
@@ -183,20 +182,11 @@ class SalesforceAdapter(EngineAdapter):
     def _reconciled(
         self, request: EngineRequest, applied: Callable[[], Flow[Any]]
     ) -> Flow[tuple[httpx.Response | None, Any]]:
-        """Send a write. After a lost answer, ``applied()`` looks the effect up: when it finds it,
-        returns ``(None, found)``; when it does not, the write is sent again, once. If the look-up
-        itself fails, the original OutcomeUnknownError propagates."""
-        try:
-            return (yield from self._send(request)), None
-        except OutcomeUnknownError as lost:
-            if self._reconcile_lost_writes:
-                try:
-                    found = yield from applied()
-                except LoyaltyError:
-                    raise lost from None
-                if found is not None:
-                    return None, found
-            return (yield from self._send(request)), None
+        """Send a write; after a lost answer ``applied()`` looks the effect up (the core's
+        reconcile-before-resend): ``(response, None)`` when sent, ``(None, found)`` when found."""
+        return (
+            yield from reconcile(lambda: self._send(request), applied, look_after_loss=self._reconcile_lost_writes)
+        )
 
     # -- identify ---------------------------------------------------------------------------------
     def identify(self, identifier: CustomerIdentifier, ctx: CallContext) -> Flow[Customer | None]:
@@ -447,12 +437,9 @@ class SalesforceAdapter(EngineAdapter):
             result = self._checked(response, ctx, not_found=CustomerNotFoundError)
             journal_id, points = tf.realtime_result(result, s.points_currency)
         except LoyaltyError as exc:
-            retry = isinstance(exc, UNAVAILABLE_ERRORS)  # the order is fine; the engine was not
-            return OrderExportResult(
-                order_ref=order.ref,
-                status=ExportStatus.RETRY_LATER if retry else ExportStatus.REJECTED,
-                reason=exc.message, error_code=exc.code,
-            )
+            if ends_batch(exc):
+                raise  # the whole batch stays queued
+            return export_result_from_error(order.ref, exc)
         return OrderExportResult(
             order_ref=order.ref, status=ExportStatus.ACCEPTED, engine_ref=journal_id,
             points_earned=max(points, Decimal(0)),

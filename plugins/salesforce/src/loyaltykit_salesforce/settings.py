@@ -141,7 +141,7 @@ class SalesforceSettings(BaseSettings):
     # -- errors -------------------------------------------------------------------------------
     error_patterns: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_ERROR_PATTERNS),
-        description="Lower-case message fragment or errorCode -> kit error code (codes UNCONFIRMED).",
+        description="errorCode (exact) or message phrase (whole words) -> kit error code (codes UNCONFIRMED).",
     )
 
     @field_validator("my_domain_url", "token_url")

@@ -7,11 +7,12 @@ is defensive and driven by settings.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -34,13 +35,11 @@ from loyaltykit import (
     Order,
     UnmappedEffect,
 )
+from loyaltykit import wire
+from loyaltykit.engine_errors import ErrorTable
 from loyaltykit.errors import (
-    ERROR_CODES,
-    AuthFailedError,
-    EngineError,
     LoyaltyError,
     MalformedResponseError,
-    RateLimitedError,
 )
 
 from .settings import SalesforceSettings
@@ -106,25 +105,13 @@ def cancel_path(s: SalesforceSettings, accrual: bool) -> str:
 
 
 def parse_json(response: httpx.Response) -> Any:
-    try:
-        return response.json(parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedResponseError(
-            f"engine answered HTTP {response.status_code} with a body that is not JSON", engine=ENGINE
-        ) from None
+    """The body of a Salesforce answer (numbers as Decimal); not JSON is a malformed answer."""
+    return wire.json_body(response, engine=ENGINE)
 
 
-def dec(value: Any, field: str = "number") -> Decimal:
-    """A Salesforce number (JSON number parsed as Decimal, int, or a numeric string)."""
-    if isinstance(value, bool) or value is None or isinstance(value, float):
-        raise MalformedResponseError(f"{field}: expected a number", engine=ENGINE)
-    try:
-        result = value if isinstance(value, Decimal) else Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        raise MalformedResponseError(f"{field}: not a number", engine=ENGINE) from None
-    if not result.is_finite():
-        raise MalformedResponseError(f"{field}: not a finite number", engine=ENGINE)
-    return result
+def number(value: Any, path: str) -> Decimal:
+    """A Salesforce number (JSON number, int or numeric string) read with the core's reader."""
+    return wire.number(value, path, engine=ENGINE)
 
 
 def soql_literal(value: str) -> str:
@@ -186,28 +173,29 @@ def is_failure(status: int, body: Any) -> bool:
     return False
 
 
+#: Codes Salesforce documents with one meaning whatever the resource (403 with this code is the
+#: org's API request limit, not a permission problem).
+DOCUMENTED_ERROR_CODES: dict[str, str] = {"REQUEST_LIMIT_EXCEEDED": "rate_limited"}
+
+
+@functools.lru_cache(maxsize=16)
+def _table(patterns: frozenset[tuple[str, str]]) -> ErrorTable:
+    # The error_patterns setting holds errorCodes and message phrases alike: both columns get it.
+    entries = dict(patterns)
+    return ErrorTable(ENGINE, codes={**DOCUMENTED_ERROR_CODES, **entries}, phrases=entries)
+
+
+def error_table(patterns: Mapping[str, str]) -> ErrorTable:
+    """The core classifier's table for this adapter: documented codes plus the setting's entries."""
+    return _table(frozenset(patterns.items()))
+
+
 def classify_error(
     status: int, body: Any, operation: str, patterns: Mapping[str, str], *, not_found: type[LoyaltyError] | None = None
 ) -> LoyaltyError:
-    """The kit error for a failed Salesforce answer. The engine's text goes to engine_message only."""
+    """The kit error for a failed Salesforce answer (the core's table-driven classifier)."""
     code, message = _first_error(body)
-    haystack = " ".join(part.lower() for part in (code, message) if part)
-    kwargs = {"engine": ENGINE, "operation": operation, "engine_code": code or str(status), "engine_message": message}
-    # Auth and limits first: "Session expired" must not read as an expired voucher.
-    if status == 401:
-        return AuthFailedError("engine refused the credentials (HTTP 401)", **kwargs)
-    if status == 403:
-        if code == "REQUEST_LIMIT_EXCEEDED":
-            return RateLimitedError("the org's API request limit is exhausted", **kwargs)
-        return AuthFailedError("engine refused access (HTTP 403: permission or licence)", **kwargs)
-    for fragment, kit_code in patterns.items():
-        if fragment.lower() in haystack and kit_code in ERROR_CODES:
-            return ERROR_CODES[kit_code](f"engine refused the request ({kit_code})", **kwargs)
-    if status == 404 and not_found is not None:
-        return not_found("engine has no such record (HTTP 404)", **kwargs)
-    if status < 400:
-        return EngineError("engine reported failure (status:false)", **kwargs)
-    return EngineError(f"engine refused the request (HTTP {status})", **kwargs)
+    return error_table(patterns).classify(status, code, message, operation=operation, not_found=not_found)
 
 
 def checked(
@@ -274,7 +262,7 @@ def customer_from_profile(body: Any, settings: SalesforceSettings) -> Customer:
     balances: list[Balance] = []
     points = _points_currency(currencies, settings.points_currency)
     if points is not None:
-        amount = dec(points.get("pointsBalance", 0), "pointsBalance")
+        amount = number(points.get("pointsBalance", 0), "pointsBalance")
         balances.append(
             Balance(kind=BalanceKind.POINTS, name=str(points.get("loyaltyMemberCurrencyName") or "points"),
                     points=max(amount, Decimal(0)))
@@ -285,7 +273,7 @@ def customer_from_profile(body: Any, settings: SalesforceSettings) -> Customer:
         found = next(
             (c for c in currencies if c.get("loyaltyMemberCurrencyName") == settings.cashback_currency), None
         )
-        amount = dec(found.get("pointsBalance", 0), "pointsBalance") if found else Decimal(0)
+        amount = number(found.get("pointsBalance", 0), "pointsBalance") if found else Decimal(0)
         balances.append(
             Balance(kind=BalanceKind.CASHBACK, name=settings.cashback_currency,
                     money=Money.of(max(amount, Decimal(0)), settings.cashback_iso_currency or "EUR"))
@@ -380,7 +368,7 @@ def vouchers_from_list(body: Any) -> list[SfVoucher]:
             raise MalformedResponseError("voucher without voucherCode", engine=ENGINE)
 
         def opt(key: str) -> Decimal | None:
-            return dec(item[key], key) if item.get(key) is not None else None
+            return number(item[key], key) if item.get(key) is not None else None
 
         found.append(
             SfVoucher(
@@ -594,7 +582,7 @@ def realtime_result(body: Any, points_currency: str | None) -> tuple[str | None,
     for member in first.get("changeInMemberPoints") or []:
         for item in member.get("changeInMemberCurrencies") or []:
             if _counts(item.get("currencyName"), item.get("currencyType"), points_currency):
-                change += dec(item.get("changeInPointsBalance", 0), "changeInPointsBalance")
+                change += number(item.get("changeInPointsBalance", 0), "changeInPointsBalance")
     return _str(first.get("id")), change
 
 
@@ -650,7 +638,7 @@ def _summary_points(summary: Any, settings: SalesforceSettings) -> Decimal | Non
     for key, value in summary.items():
         if key in settings.simulation_points_keys and not isinstance(value, bool | Mapping | list):
             try:
-                total = (total or Decimal(0)) + dec(value, key)
+                total = (total or Decimal(0)) + number(value, key)
             except MalformedResponseError:
                 continue
         elif isinstance(value, Mapping | list):
@@ -690,7 +678,7 @@ def debited(body: Any, field: str) -> Decimal | None:
         return None
     for result in process_results(body):
         if field in result:
-            return dec(result[field], field)
+            return number(result[field], field)
     return None
 
 
@@ -718,7 +706,7 @@ def ledger_points(body: Any, journal_id: str, points_currency: str | None) -> De
             total = Decimal(0)
             for change in journal.get("pointsChange") or []:
                 if _counts(change.get("loyaltyMemberCurrency"), None, points_currency):
-                    total += dec(change.get("changeInPoints", 0), "changeInPoints")
+                    total += number(change.get("changeInPoints", 0), "changeInPoints")
             return total
     return None
 
@@ -769,9 +757,9 @@ def discounts_from_execution(body: Any, basket: Basket) -> tuple[list[Discount],
             continue
         for promo in cart.get("appliedCartPromotionDetails") or []:
             amount = promo.get("cartLevelDiscountAmount")
-            if amount is not None and dec(amount, "cartLevelDiscountAmount") > 0:
+            if amount is not None and number(amount, "cartLevelDiscountAmount") > 0:
                 discounts.append(
-                    Discount(target=DiscountTarget.ORDER, amount=Money.of(dec(amount), currency),
+                    Discount(target=DiscountTarget.ORDER, amount=Money.of(number(amount, "cartLevelDiscountAmount"), currency),
                              engine_id=_str(promo.get("promotionId")), label=_str(promo.get("displayName")))
                 )
             rewards = promo.get("nonPricingRewards")
@@ -783,7 +771,7 @@ def discounts_from_execution(body: Any, basket: Basket) -> tuple[list[Discount],
             before, after = line.get("cartLineItemAmountBeforeDiscount"), line.get("cartLineItemAmountAfterDiscount")
             if before is None or after is None:
                 continue
-            cut = dec(before, "cartLineItemAmountBeforeDiscount") - dec(after, "cartLineItemAmountAfterDiscount")
+            cut = number(before, "cartLineItemAmountBeforeDiscount") - number(after, "cartLineItemAmountAfterDiscount")
             if cut <= 0:
                 continue
             line_id = line.get("cartLineItemId")

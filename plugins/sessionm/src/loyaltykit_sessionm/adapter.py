@@ -41,25 +41,16 @@ from loyaltykit import (
 )
 from loyaltykit.auth import BasicAuth
 from loyaltykit.errors import (
-    AuthFailedError,
-    CircuitOpenError,
-    ConfigError,
-    EngineTimeoutError,
-    EngineUnavailableError,
     LoyaltyError,
-    MalformedResponseError,
     NotSupportedError,
-    OutcomeUnknownError,
-    RateLimitedError,
     VoucherNotOwnedError,
 )
+from loyaltykit.reconcile import ends_batch, export_result_from_error
 from loyaltykit.scrub import register_secret
 
 from . import __version__
 from . import transformers as tf
 from .settings import SessionMSettings
-
-_RETRY_LATER = (OutcomeUnknownError, EngineUnavailableError, EngineTimeoutError, RateLimitedError, MalformedResponseError)
 
 Sub = Generator[EngineRequest, httpx.Response, Any]
 
@@ -314,14 +305,10 @@ class SessionMAdapter(EngineAdapter):
             try:
                 response = yield from self._send_write(build, key, "send_transaction")
                 payload = self._pos_payload(response)
-            except (AuthFailedError, ConfigError, CircuitOpenError):
-                raise  # the whole batch stays queued (the facade reports it retry_later or raises)
-            except _RETRY_LATER as exc:
-                results.append(OrderExportResult(order_ref=order.ref, status=ExportStatus.RETRY_LATER,
-                                                 reason=exc.message, error_code=exc.code))
             except LoyaltyError as exc:
-                results.append(OrderExportResult(order_ref=order.ref, status=ExportStatus.REJECTED,
-                                                 reason=exc.message, error_code=exc.engine_code or exc.code))
+                if ends_batch(exc):
+                    raise  # the whole batch stays queued (the facade reports it retry_later or raises)
+                results.append(export_result_from_error(order.ref, exc))
             else:
                 ref = payload.get("transaction_id") or order.ref
                 results.append(OrderExportResult(order_ref=order.ref, status=ExportStatus.ACCEPTED, engine_ref=str(ref)))

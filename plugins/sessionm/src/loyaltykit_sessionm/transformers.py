@@ -13,7 +13,7 @@ bodies with :func:`loyaltykit.wire.dumps`, which writes a Decimal's own digits).
 
 from __future__ import annotations
 
-import json
+import functools
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -38,13 +38,11 @@ from loyaltykit import (
     RedemptionStatus,
     SpendResult,
 )
+from loyaltykit import wire
+from loyaltykit.engine_errors import ErrorTable
 from loyaltykit.errors import (
-    ERROR_CODES,
-    AuthFailedError,
-    EngineError,
     LoyaltyError,
     MalformedResponseError,
-    OutcomeUnknownError,
 )
 
 from .settings import SessionMSettings
@@ -66,11 +64,8 @@ CORE_USER_QUERY = {"user[user_profile]": "true", "show_identifiers": "true", "ex
 
 
 def loads(content: bytes) -> Any:
-    """Parse a body, numbers as Decimal; a body that is not JSON is a malformed answer."""
-    try:
-        return json.loads(content, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedResponseError("SessionM answered with a body that is not JSON", engine=ENGINE) from None
+    """Parse a body, numbers as Decimal (the core's reader); not JSON is a malformed answer."""
+    return wire.json_body(content, engine=ENGINE)
 
 
 def derived_id(key: str, purpose: str) -> str:
@@ -84,15 +79,8 @@ def timestamp(when: datetime | None = None) -> str:
 
 
 def decimal(value: Any, what: str) -> Decimal:
-    if isinstance(value, bool) or value is None:
-        raise MalformedResponseError(f"SessionM answer lacks a number for {what}", engine=ENGINE)
-    try:
-        result = Decimal(str(value)) if not isinstance(value, Decimal) else value
-    except Exception:
-        raise MalformedResponseError(f"SessionM answer has a bad number for {what}", engine=ENGINE) from None
-    if not result.is_finite():
-        raise MalformedResponseError(f"SessionM answer has a non-finite number for {what}", engine=ENGINE)
-    return result
+    """A SessionM number, read with the core's reader (``what`` is its path in the answer)."""
+    return wire.number(value, what, engine=ENGINE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,6 +101,19 @@ def _error_code(errors: Any) -> tuple[str | None, str | None]:
     return None, None
 
 
+@functools.lru_cache(maxsize=16)
+def _table(codes: frozenset[tuple[str, str]]) -> ErrorTable:
+    # Connect reports free text where Core and POS report codes: the entries serve as exact
+    # codes and as whole-word message phrases, never as substrings.
+    entries = dict(codes)
+    return ErrorTable(ENGINE, codes=entries, phrases=entries)
+
+
+def error_table(codes: Mapping[str, str]) -> ErrorTable:
+    """The core classifier's table for SessionM (the ``error_codes`` setting, defaults included)."""
+    return _table(frozenset(codes.items()))
+
+
 def kit_error(
     family: str,
     code: str | None,
@@ -120,21 +121,8 @@ def kit_error(
     codes: Mapping[str, str],
     http_status: int = 200,
 ) -> LoyaltyError:
-    """The kit error for an engine error code (or error text, matched on known codes)."""
-    kit_code = None
-    if code:
-        lowered = code.strip().lower().replace(" ", "_")
-        kit_code = codes.get(lowered)
-        if kit_code is None:
-            kit_code = next((k for c, k in codes.items() if c in lowered), None)
-    text = f"SessionM {family} refused the request ({code or f'HTTP {http_status}'})"
-    kwargs: dict[str, Any] = {"engine": ENGINE, "engine_code": code, "engine_message": message}
-    if kit_code == "outcome_unknown":
-        return OutcomeUnknownError(f"SessionM {family}: the request is still pending", retryable=True, **kwargs)
-    if kit_code is None and http_status in (401, 403):
-        return AuthFailedError(f"SessionM {family} refused the credentials (HTTP {http_status})", **kwargs)
-    cls = ERROR_CODES.get(kit_code or "", EngineError)
-    return cls(text, **kwargs)
+    """The kit error for a SessionM refusal (``family`` is Core, Connect or POS, for the log)."""
+    return error_table(codes).classify(http_status, code, message, operation=None)
 
 
 def _body(status_code: int, content: bytes, family: str, codes: Mapping[str, str]) -> dict[str, Any]:
