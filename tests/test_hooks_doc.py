@@ -49,3 +49,28 @@ def test_every_hook_has_a_docstring_contract():
         doc = inspect.getdoc(getattr(hookspecs, name)) or ""
         for word in ("First result wins", ":return:", "Side effects", "Raises"):
             assert word in doc, f"{name}'s docstring lacks '{word}'"
+
+
+def test_hooks_md_is_generated_from_the_docstrings():
+    """One source: the hookspec docstrings. Regenerate with ``python -m loyaltykit.hookdoc > docs/hooks.md``."""
+    from loyaltykit.hookdoc import render
+
+    assert DOC.read_text(encoding="utf-8") == render(), "docs/hooks.md is stale: regenerate it"
+
+
+def test_the_operation_table_drives_hooks_facades_and_capabilities():
+    from loyaltykit import AsyncLoyalty, Capability, EngineAdapter, Loyalty
+    from loyaltykit.adapter import _METHOD_FOR
+    from loyaltykit.operations import OPERATIONS
+
+    assert hookspecs.OPERATION_HOOKS == tuple(op.hook for op in OPERATIONS)
+    for op in OPERATIONS:
+        spec = getattr(hookspecs, op.hook)
+        assert list(inspect.signature(spec).parameters) == [op.argument, "ctx"], op.hook
+        impl = getattr(EngineAdapter, op.hook)
+        assert list(inspect.signature(impl).parameters) == ["self", op.argument, "ctx"], op.hook
+        assert callable(getattr(EngineAdapter, op.name)), op.name
+        assert callable(getattr(Loyalty, op.facade_method)) and inspect.iscoroutinefunction(
+            getattr(AsyncLoyalty, op.facade_method)), op.facade_method
+        for cap in op.capabilities:
+            assert _METHOD_FOR[Capability(cap)] == op.name

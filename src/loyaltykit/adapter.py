@@ -47,24 +47,15 @@ from .models import (
     SpendResult,
     VoucherRedemption,
 )
+from .operations import OPERATIONS
 
 if TYPE_CHECKING:  # only an annotation here; importing pydantic_settings costs ~90 ms
     from pydantic_settings import BaseSettings
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 
-#: capability -> the operation method that must be overridden to claim it
-_METHOD_FOR = {
-    Capability.IDENTIFY: "identify",
-    Capability.EVALUATE: "evaluate_basket",
-    Capability.PRICE_PRODUCTS: "price_products",
-    Capability.REDEEM_VOUCHER: "redeem_voucher",
-    Capability.SPEND_CASHBACK: "spend_cashback",
-    Capability.SPEND_POINTS: "spend_cashback",
-    Capability.EXPORT_ORDERS: "export_orders",
-    Capability.CANCEL: "reverse",
-    Capability.REFUND: "reverse",
-}
+#: capability -> the operation method that must be overridden to claim it (from the operation table)
+_METHOD_FOR = {Capability(cap): op.name for op in OPERATIONS for cap in op.capabilities}
 
 
 def _unsupported(adapter: EngineAdapter, operation: str) -> Flow[Any]:

@@ -65,13 +65,14 @@ from .models import (
     SpendResult,
     VoucherRedemption,
 )
+from .operations import OPERATIONS
 from .plugins import check_routing, discover, make_plugin_manager
 from .scrub import scrubbing
 from .settings import LoyaltySettings, config_path
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
-_WRITE_OPERATIONS = frozenset({"redeem_voucher", "spend_cashback", "export_orders", "reverse"})
+_WRITE_OPERATIONS = frozenset(op.name for op in OPERATIONS if op.write)
 
 _PARSE_ERRORS = PARSE_ERRORS
 

@@ -11,28 +11,24 @@ and returns the result named below. The facade validates the input before the ho
 implementations receive valid models only, and the facade checks the declared capability, so an
 adapter is only called for what it declared. ``ctx`` is a :class:`loyaltykit.flows.CallContext`.
 
-The reference for these hooks, with one section per hook, is ``docs/hooks.md``.
+These docstrings are the hook contract; ``docs/hooks.md`` is generated from them
+(``python -m loyaltykit.hookdoc``) and a test fails when the two differ.
 """
 
 from __future__ import annotations
 
 import pluggy
 
+from .operations import OPERATIONS
+
 PROJECT = "loyaltykit"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-#: The operation hooks, in checkout order. Each must be answered by exactly one adapter.
-OPERATION_HOOKS = (
-    "loyaltykit_identify",
-    "loyaltykit_evaluate_basket",
-    "loyaltykit_price_products",
-    "loyaltykit_redeem_voucher",
-    "loyaltykit_spend_cashback",
-    "loyaltykit_export_orders",
-    "loyaltykit_reverse",
-)
+#: The operation hooks, in checkout order (from the operation table). Each must be answered by
+#: exactly one adapter.
+OPERATION_HOOKS = tuple(op.hook for op in OPERATIONS)
 
 
 @hookspec(firstresult=True)
@@ -43,7 +39,8 @@ def loyaltykit_identify(identifier, ctx):
 
     :param identifier: a validated :class:`~loyaltykit.models.CustomerIdentifier` (email, phone,
         card, membership number or external id) of a kind the adapter declared in
-        ``capabilities.identify_by``.
+        ``capabilities.identify_by``. The value is normalised (e-mail lower-cased, phone without
+        separators).
     :param ctx: the :class:`~loyaltykit.flows.CallContext` of this call.
     :return: a flow returning a :class:`~loyaltykit.models.Customer` (engine id, tier, balances),
         or ``None`` when the engine has no such member. Unknown is ``None``, not an error.
@@ -107,8 +104,9 @@ def loyaltykit_redeem_voucher(redemption, ctx):
     :param redemption: a validated :class:`~loyaltykit.models.VoucherRedemption`. Its ``key``
         (explicit, or derived from order reference + ``redeem`` + code) is the idempotency key.
     :param ctx: the call context; ``ctx.idempotency_key`` equals ``redemption.key``.
-    :return: a flow returning a :class:`~loyaltykit.models.RedemptionResult` whose ``receipt``
-        carries the engine reference needed to reverse it.
+    :return: a flow returning a :class:`~loyaltykit.models.RedemptionResult` with status
+        ``redeemed`` or ``reserved`` (completed when the order is exported), the discount, and a
+        ``receipt`` carrying the engine reference needed to reverse it.
 
     Side effects: yes, exactly once per idempotency key. The adapter maps the key to the engine's
     mechanism, or looks the effect up before re-sending after a lost response.
@@ -158,6 +156,9 @@ def loyaltykit_export_orders(orders, ctx):
     Side effects: yes; the engine sees each order once however often it is exported.
     Raises: only for failures of the whole call; the facade reports every order of a batch that
     raised ``EngineUnavailableError``/``OutcomeUnknownError`` as ``retry_later``, so none is lost.
+    An order whose own export raised is reported by
+    :func:`loyaltykit.reconcile.export_result_from_error`. Keep orders in
+    :class:`loyaltykit.outbox.Outbox` to get this durably.
 
     .. versionadded:: 0.1
     """
@@ -172,7 +173,8 @@ def loyaltykit_reverse(reversal, ctx):
 
     :param reversal: a validated :class:`~loyaltykit.models.Reversal`: the order as placed (with
         the receipts of its redemptions and spends), the kind, the refunded lines (``None`` for
-        all) and a reference distinguishing successive partial refunds.
+        all) and a reference distinguishing successive partial refunds. Idempotency key:
+        ``"{order_ref}:{kind}:{reference}"``.
     :param ctx: the call context; ``ctx.idempotency_key`` equals ``reversal.key``.
     :return: a flow returning a :class:`~loyaltykit.models.ReversalResult`: burned points and
         cashback returned, earned ones clawed back in proportion, vouchers reinstated.
