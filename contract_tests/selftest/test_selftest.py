@@ -16,8 +16,10 @@ from loyaltykit_contract.discovery import GROUP
 from loyaltykit_contract.requirements import MARKER
 
 HERE = Path(__file__).parent
-TOY = "contract_toy:make_harness"
-BARE = "contract_toy:make_bare_harness"
+# The reference adapter (plugins/reference) is the suite's known-good engine; its broken-on-purpose
+# variants and its capability-less twin come with it.
+REFERENCE = "loyaltykit_reference.testing:make_harness"
+BARE = "loyaltykit_reference.testing:make_bare_harness"
 SCENARIO_MODULES = ("evaluate", "export", "identify", "parity", "redeem", "resilience", "reverse", "spend")
 
 # The suite needs no async test plugin (it drives the async facade itself).
@@ -26,26 +28,15 @@ BASE_ARGS = ("--pyargs", "loyaltykit_contract", "-p", "no:cacheprovider", "-p", 
 
 
 def _installed() -> list[tuple[str, str]]:
-    """(engine, module:factory) of every installed harness, plus the toy engine."""
-    found = [(ep.name, ep.value) for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name)]
-    return [("toy", TOY), *found]
+    """(engine, module:factory) of every installed harness (the reference adapter's included)."""
+    return [(ep.name, ep.value) for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name)]
 
 
 def _variants() -> list:
     params = []
     for engine, spec in _installed():
-        if engine == "toy":
-            import sys
-
-            sys.path.insert(0, str(HERE))
-            try:
-                from contract_toy import make_harness
-            finally:
-                sys.path.remove(str(HERE))
-            factory = make_harness
-        else:
-            module, _, attr = spec.partition(":")
-            factory = getattr(importlib.import_module(module), attr)
+        module, _, attr = spec.partition(":")
+        factory = getattr(importlib.import_module(module), attr)
         harness = factory()
         try:
             broken = getattr(harness, "broken_adapters", None)
@@ -54,6 +45,12 @@ def _variants() -> list:
             harness.close()
         params += [pytest.param(spec, name, id=f"{engine}-{name}") for name in names]
     return params
+
+
+def test_the_reference_adapter_is_installed_with_its_broken_variants():
+    assert ("reference", REFERENCE) in _installed()
+    assert {p.values[1] for p in _variants() if p.values[0] == REFERENCE} == {
+        "burns_twice_on_retry", "drops_idempotency_key", "swallows_error_body"}
 
 
 @pytest.fixture
@@ -82,9 +79,9 @@ def test_every_scenario_declares_its_requirements():
         assert set(module.__all__) == {a for a in dir(module) if a.startswith("test_")}, module.__name__
 
 
-def test_suite_passes_against_the_toy_engine(suite):
-    """The reference toy adapter is correct: the suite must pass it (no false failures)."""
-    result = suite(f"--loyaltykit-harness={TOY}")
+def test_suite_passes_against_the_reference_adapter(suite):
+    """The reference adapter is correct: the suite must pass it (no false failures)."""
+    result = suite(f"--loyaltykit-harness={REFERENCE}")
     outcomes = result.parseoutcomes()
     assert result.ret == 0, result.stdout.str()[-3000:]
     assert outcomes.get("passed", 0) > 40
@@ -133,10 +130,10 @@ def test_one_file_adoption(pytester):
     """An adapter adopts the suite in its own tests with one short file."""
     pytester.syspathinsert(HERE)
     pytester.makepyfile(
-        test_contract=f'from loyaltykit_contract.suite import *  # noqa: F403\n\nLOYALTYKIT_HARNESS = "{TOY}"\n'
+        test_contract=f'from loyaltykit_contract.suite import *  # noqa: F403\n\nLOYALTYKIT_HARNESS = "{REFERENCE}"\n'
     )
     result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:asyncio", "-k", "redeem_valid or spend_partial",
                                 "-v")
-    result.assert_outcomes(passed=6)  # points spends: "not supported" by the toy
-    result.stdout.fnmatch_lines(["*test_redeem_valid_voucher?toy-sync?*PASSED*",
-                                 "*test_redeem_valid_voucher?toy-async?*PASSED*"])
+    result.assert_outcomes(passed=6)  # points spends: "not supported" by the reference engine
+    result.stdout.fnmatch_lines(["*test_redeem_valid_voucher?reference-sync?*PASSED*",
+                                 "*test_redeem_valid_voucher?reference-async?*PASSED*"])

@@ -170,9 +170,70 @@ class EngineHarness(Protocol):
     # scenario is then not applicable.
 
 
+class HarnessBase:
+    """The parts of an :class:`EngineHarness` every HTTP fake shares; subclass it.
+
+    A subclass sets ``engine``, ``currency`` and ``adapter_class``, creates ``self.fake`` (a
+    :class:`FakeEngine`) in ``__init__``, returns the adapter's settings from
+    :meth:`adapter_settings`, and implements the seeding and read-back methods its declared
+    capabilities need (see the adapter guide). What the engine lacks stays ``NotImplementedError``
+    and its scenarios are reported not applicable.
+    """
+
+    engine: str = ""
+    currency: str = "EUR"
+    adapter_class: type[EngineAdapter]
+    fake: FakeEngine
+
+    def adapter_settings(self) -> dict[str, Any]:
+        """Settings pointing the adapter at ``self.fake``."""
+        return {}
+
+    def make_adapter(self) -> EngineAdapter:
+        return self.adapter_class(self.adapter_settings())
+
+    def broken_adapters(self) -> dict[str, Callable[[], EngineAdapter]]:
+        """Adapters broken on purpose, for the contract suite's self-test (none by default)."""
+        return {}
+
+    def sync_transport(self) -> httpx.BaseTransport | None:
+        return self.fake.transport()
+
+    def async_transport(self) -> httpx.AsyncBaseTransport | None:
+        return self.fake.transport()
+
+    def issue_offer(self, customer_id: str, spec: OfferSpec) -> str:
+        raise NotImplementedError(f"the {self.engine} engine has no offer wallet")
+
+    def define_earn_rule(self, points_per_unit: Decimal) -> None:
+        raise NotImplementedError(f"the {self.engine} fake has no earn rules")
+
+    def define_rule(self, spec: RuleSpec) -> None:
+        raise NotImplementedError(f"the {self.engine} fake has no promotion rules")
+
+    def expire_token(self) -> None:
+        raise NotImplementedError(f"the {self.engine} engine has no expiring tokens")
+
+    def inject(self, route: str, fault: Fault) -> None:
+        self.fake.inject(route, fault)
+
+    def clear_faults(self) -> None:
+        self.fake.clear_faults()
+
+    def request_count(self, route: str | None = None) -> int:
+        return self.fake.request_count(route)
+
+    def close(self) -> None:
+        """Release what the harness holds (nothing for an in-memory fake)."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Fake engine base
 # ---------------------------------------------------------------------------------------------
+
+#: Entry-point group of servable fakes: ``name = "package.module:factory"``, where
+#: ``factory(seed: str) -> FakeEngine``. ``loyaltykit fake NAME --port N --seed demo`` serves one.
+FAKES_GROUP = "loyaltykit.fakes"
 
 
 Handler = Callable[[httpx.Request, dict[str, str]], httpx.Response]
@@ -245,6 +306,10 @@ class FakeEngine:
     def authorize(self, request: httpx.Request, route: str) -> bool:
         """Whether the request carries valid credentials (override; default: all valid)."""
         return True
+
+    def shop_settings(self, url: str) -> dict[str, str]:
+        """Environment variables a shop sets to use this fake served at ``url`` (override)."""
+        return {}
 
     # -- dispatch ------------------------------------------------------------------------------
     def handle(self, request: httpx.Request) -> httpx.Response:
