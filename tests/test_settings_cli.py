@@ -126,6 +126,7 @@ def test_breaker_settings_reach_the_engine_client(installed):
 
 
 def test_adapters_lists_installed_adapters_and_plugins(installed, monkeypatch):
+    monkeypatch.setenv("LOYALTYKIT_ENGINE", "shop")
     monkeypatch.setattr(cli_module.console, "width", 250)
     result = CliRunner().invoke(cli_module.app, ["adapters"])
     assert result.exit_code == 0, result.output
@@ -161,7 +162,7 @@ def test_demo_without_a_demo_installed_exits_non_zero_with_a_clear_message(monke
     assert result.exit_code != 0
     output = " ".join(result.output.split())
     assert "No demo named 'local' is installed" in output
-    assert "pip install -e plugins/local" in output
+    assert "pip install loyaltykit-local" in output and "plugins/" not in output, "a package, not a repository path"
 
 
 def test_demo_runs_an_installed_demo(monkeypatch):
@@ -171,3 +172,75 @@ def test_demo_runs_an_installed_demo(monkeypatch):
     result = CliRunner().invoke(cli_module.app, ["demo"])
     assert result.exit_code == 0, result.output
     assert len(ran) == 1
+
+
+def test_version_is_printed():
+    from loyaltykit import __version__
+
+    result = CliRunner().invoke(cli_module.app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"loyaltykit {__version__}"
+
+
+def test_adapters_json_lists_plugins_and_the_configured_instance(installed, monkeypatch):
+    import json
+
+    monkeypatch.setenv("LOYALTYKIT_ENGINE", "shop")
+    monkeypatch.setenv("LOYALTYKIT_SHOP_KEYED_WRITES", "false")
+    result = CliRunner().invoke(cli_module.app, ["adapters", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert {p["name"]: p["kind"] for p in data["plugins"]} == {"shop": "engine adapter", "audit": "plugin"}
+    assert data["configured"]["engine"] == "shop" and data["configured"]["settings_valid"] is True
+    assert "identify(card,email,phone)" in data["configured"]["capabilities"]
+
+
+def test_adapters_is_a_doctor_for_invalid_settings(installed, monkeypatch):
+    monkeypatch.setenv("LOYALTYKIT_ENGINE", "shop")
+    monkeypatch.setenv("LOYALTYKIT_SHOP_MAX_ATTEMPTS", "not-a-number")
+    result = CliRunner().invoke(cli_module.app, ["adapters"])
+    assert result.exit_code == 1
+    assert "max_attempts" in result.stderr and "not-a-number" not in result.stderr
+    assert "max_attempts" not in result.stdout, "errors go to stderr"
+
+
+def test_adapters_names_the_package_of_a_missing_configured_engine(installed, monkeypatch):
+    monkeypatch.setenv("LOYALTYKIT_ENGINE", "acme")
+    result = CliRunner().invoke(cli_module.app, ["adapters"])
+    assert result.exit_code == 1 and "loyaltykit-acme" in result.stderr
+
+
+def test_fake_of_an_engine_that_is_not_installed_is_an_error_on_stderr(monkeypatch):
+    monkeypatch.setattr(cli_module, "entry_points", lambda group=None, **_: [])
+    result = CliRunner().invoke(cli_module.app, ["fake", "acme", "--port", "0"])
+    assert result.exit_code == 1 and "No fake named 'acme'" in result.stderr and result.stdout == ""
+
+
+def test_fake_serves_an_installed_engine_as_a_process():
+    """``loyaltykit fake reference --port 0 --seed demo`` answers HTTP like the engine."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    pytest.importorskip("loyaltykit_reference", reason="the reference adapter package is not installed")
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "loyaltykit.cli", "fake", "reference", "--port", "0",
+                             "--seed", "demo"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"(http://127\.0\.0\.1:\d+)", line)
+        assert url, line + proc.stderr.read()
+        settings = {}
+        for _ in range(5):
+            found = re.match(r"\s+export (\w+)=(\S+)", proc.stdout.readline())
+            if found:
+                settings[found.group(1)] = found.group(2)
+        assert settings["LOYALTYKIT_REFERENCE_BASE_URL"] == url.group(1)
+        token = httpx.post(url.group(1) + "/oauth/token", data={
+            "grant_type": "client_credentials", "client_id": settings["LOYALTYKIT_REFERENCE_CLIENT_ID"],
+            "client_secret": settings["LOYALTYKIT_REFERENCE_CLIENT_SECRET"]}).json()["access_token"]
+        member = httpx.get(url.group(1) + "/members", params={"email": "ann@example.com"},
+                           headers={"Authorization": f"Bearer {token}"}).json()
+        assert member["ok"] is True and member["member"]["id"] == "m1"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -1,58 +1,132 @@
-"""The ``loyaltykit`` command: ``adapters`` lists installed engine adapters, ``demo`` runs a checkout.
+"""The ``loyaltykit`` command.
 
-The demo itself belongs to a plugin: the core looks up the ``loyaltykit.demo`` entry-point group
-(the embedded engine publishes ``local`` there) and calls it with a rich console. The core never
-imports a plugin by name.
+* ``adapters`` lists installed engine adapters and plugins, then checks the configured engine (the
+  ``engine`` setting): whether its settings validate and what the configured instance supports.
+  Exit 1 when they do not validate, 2 when a plugin fails to load (a "doctor").
+* ``demo`` runs a checkout on an installed demo (the ``loyaltykit.demo`` entry-point group; the
+  embedded engine publishes ``local``).
+* ``fake ENGINE`` serves an installed engine's fake (the ``loyaltykit.fakes`` group) over HTTP on
+  127.0.0.1, so a shop can be pointed at it.
+
+Listings take ``--json``. Errors go to stderr with a non-zero exit. The core never imports a
+plugin by name.
 """
 
 from __future__ import annotations
 
+import json
+import threading
 from importlib.metadata import entry_points
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from . import __version__
 from .errors import ConfigError, LoyaltyError
-from .plugins import discover
+from .plugins import Discovered, discover
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Loyalty and promotions at checkout.")
 console = Console()
+err_console = Console(stderr=True)
 
 DEMO_GROUP = "loyaltykit.demo"
+FAKES_GROUP = "loyaltykit.fakes"  # the same name as loyaltykit.testing.FAKES_GROUP (not imported: it pulls httpx)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"loyaltykit {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Loyalty and promotions at checkout."""
+
+
+def _capabilities(caps: Any) -> list[str]:
+    supported: list[str] = caps.supported()
+    if caps.identify_by:
+        kinds = ",".join(sorted(k.value for k in caps.identify_by))
+        supported[supported.index("identify")] = f"identify({kinds})"
+    return supported
+
+
+def _row(item: Discovered) -> dict[str, Any]:
+    if item.is_adapter:
+        return {
+            "name": item.name, "kind": "engine adapter", "distribution": item.distribution,
+            "version": item.version or item.obj.version, "hooks": "all operation hooks",
+            "capabilities": _capabilities(item.obj.capabilities),
+        }
+    hooks = sorted(name for name in dir(item.obj) if name.startswith("loyaltykit_"))
+    return {"name": item.name, "kind": "plugin", "distribution": item.distribution, "version": item.version,
+            "hooks": hooks, "capabilities": []}
+
+
+def _configured(found: list[Discovered]) -> dict[str, Any]:
+    """The configured engine: do its settings validate, and what does that instance support?"""
+    from .settings import LoyaltySettings  # pydantic-settings: only when checking the configuration
+
+    try:
+        settings = LoyaltySettings()
+    except Exception as exc:  # pydantic's ValidationError names the field, never the value here
+        return {"engine": None, "settings_valid": False, "problem": f"invalid kit settings: {type(exc).__name__}"}
+    adapters = {item.name: item for item in found if item.is_adapter}
+    engine = settings.engine
+    if engine not in adapters:
+        return {"engine": engine, "settings_valid": False,
+                "problem": f"no engine adapter named {engine!r} is installed (install the loyaltykit-{engine} package)"}
+    try:
+        adapter = adapters[engine].obj(settings.engine_section(engine))
+    except LoyaltyError as exc:
+        return {"engine": engine, "settings_valid": False, "problem": exc.message}
+    try:
+        caps = _capabilities(adapter.capabilities)
+    finally:
+        adapter.close()
+    return {"engine": engine, "settings_valid": True, "problem": None, "capabilities": caps}
 
 
 @app.command()
-def adapters() -> None:
-    """List installed engine adapters and plugins: name, version, hooks and capabilities."""
+def adapters(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List installed adapters and plugins, and check the configured engine's settings (doctor)."""
     try:
         found = discover()
-        for item in found:
-            item.load()  # listing capabilities needs the code, unlike a facade
+        rows = [_row(item) for item in found]  # listing capabilities needs the code, unlike a facade
     except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    table = Table(title="loyaltykit plugins")
-    table.add_column("name")
-    table.add_column("kind")
-    table.add_column("version")
-    table.add_column("hooks")
-    table.add_column("capabilities")
-    for item in found:
-        if item.is_adapter:
-            caps = item.obj.capabilities
-            supported = caps.supported()
-            if caps.identify_by:
-                supported[supported.index("identify")] = "identify(" + ",".join(sorted(k.value for k in caps.identify_by)) + ")"
-            hooks = "all operation hooks"
-            table.add_row(item.name, "engine adapter", item.version or item.obj.version, hooks, ", ".join(supported) or "-")
-        else:
-            hooks = sorted(name for name in dir(item.obj) if name.startswith("loyaltykit_"))
-            table.add_row(item.name, "plugin", item.version or "-", ", ".join(hooks) or "-", "-")
-    if not found:
-        console.print("No loyaltykit plugins installed. Install an adapter, e.g. `pip install -e plugins/local`.")
-        return
-    console.print(table)
+        raise _fail(str(exc), 2) from None
+    configured = _configured(found) if any(item.is_adapter for item in found) else None
+    if as_json:
+        console.print_json(json.dumps({"plugins": rows, "configured": configured}))
+    elif not found:
+        console.print("No loyaltykit plugins installed. Install an adapter package, e.g. "
+                      "`python -m pip install loyaltykit-local` (the embedded engine).")
+    else:
+        table = Table(title="loyaltykit plugins")
+        for column in ("name", "kind", "version", "hooks", "capabilities"):
+            table.add_column(column)
+        for row in rows:
+            hooks = row["hooks"] if isinstance(row["hooks"], str) else ", ".join(row["hooks"]) or "-"
+            table.add_row(row["name"], row["kind"], row["version"] or "-", hooks,
+                          ", ".join(row["capabilities"]) or "-")
+        console.print(table)
+        if configured is not None and configured["settings_valid"]:
+            console.print(f"configured engine: {configured['engine']} — settings valid; supports "
+                          f"{', '.join(configured['capabilities']) or 'nothing'}", highlight=False)
+    if configured is not None and not configured["settings_valid"]:
+        raise _fail(f"configured engine {configured['engine']!r}: {configured['problem']}", 1)
 
 
 @app.command()
@@ -63,18 +137,50 @@ def demo(
     demos = {ep.name: ep for ep in entry_points(group=DEMO_GROUP)}
     if engine not in demos:
         available = ", ".join(sorted(demos)) or "none"
-        console.print(
-            f"[red]No demo named {engine!r} is installed[/red] (available: {available}).\n"
-            "The demo runs on the embedded engine, published by the `loyaltykit-local` plugin: "
-            "install it with `python -m pip install -e plugins/local` (or the README's first command)."
+        raise _fail(
+            f"No demo named {engine!r} is installed (available: {available}). The demo runs on the "
+            "embedded engine: install the `loyaltykit-local` package (`python -m pip install loyaltykit-local`)."
         )
-        raise typer.Exit(1)
     run = demos[engine].load()
     try:
         run(console)
     except LoyaltyError as exc:
-        console.print(f"[red]demo failed:[/red] {exc}")
-        raise typer.Exit(1) from None
+        raise _fail(f"demo failed: {exc}") from None
+
+
+@app.command()
+def fake(
+    engine: str = typer.Argument(..., help="The engine whose fake to serve (entry point name)."),
+    port: int = typer.Option(8765, help="TCP port on 127.0.0.1 (0: any free port)."),
+    seed: str = typer.Option("demo", help="Seed data: 'demo' or 'empty' (as the fake defines)."),
+) -> None:
+    """Serve an installed engine's fake over HTTP on 127.0.0.1 until interrupted."""
+    fakes = {ep.name: ep for ep in entry_points(group=FAKES_GROUP)}
+    if engine not in fakes:
+        available = ", ".join(sorted(fakes)) or "none"
+        raise _fail(f"No fake named {engine!r} is installed (available: {available}). Fakes come with adapter "
+                    f"packages, e.g. `python -m pip install loyaltykit-reference`.")
+    from .testing import serve  # httpx and the HTTP server only for this command
+
+    try:
+        engine_fake = fakes[engine].load()(seed)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        served = serve(engine_fake.handle, port)
+    except OSError as exc:
+        raise _fail(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    with served:
+        console.print(f"fake {engine} engine ({seed}) at {served.url} — Ctrl-C stops it", highlight=False)
+        settings = engine_fake.shop_settings(served.url)
+        if settings:
+            console.print("point a shop at it with:", highlight=False)
+            for key, value in settings.items():
+                console.print(f"  export {key}={value}", highlight=False)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
 
 
 def main() -> None:
