@@ -56,7 +56,7 @@ def test_number_refuses_what_is_not_a_finite_exact_number(value):
     assert info.value.field == "detail.amount_spent"
 
 
-@pytest.mark.parametrize("value, expected", [(Decimal("1.10"), Decimal("1.10")), (3, Decimal(3)), (" 4.5 ", Decimal("4.5")), (0.1, Decimal("0.1"))])
+@pytest.mark.parametrize(("value", "expected"), [(Decimal("1.10"), Decimal("1.10")), (3, Decimal(3)), (" 4.5 ", Decimal("4.5")), (0.1, Decimal("0.1"))])
 def test_number_reads_decimals_ints_and_numeric_strings(value, expected):
     assert wire.number(value, "n") == expected
 
@@ -239,19 +239,16 @@ def test_key_locks_serialise_one_key_and_forget_it_afterwards():
 
 def test_key_locks_time_out():
     locks = KeyLocks()
-    with locks.hold(["k"], timeout=1):
-        with pytest.raises(TimeoutError):
-            with locks.hold(["k"], timeout=0.01):
-                pass
+    with locks.hold(["k"], timeout=1), pytest.raises(TimeoutError), locks.hold(["k"], timeout=0.01):
+        pass
     assert len(locks) == 0
 
 
 async def test_async_key_locks_time_out_without_blocking_the_loop():
     locks = KeyLocks()
-    with locks.hold(["k"], timeout=1):
-        with pytest.raises(TimeoutError):
-            async with locks.hold_async(["k"], timeout=0.02):
-                pass
+    with locks.hold(["k"], timeout=1), pytest.raises(TimeoutError):
+        async with locks.hold_async(["k"], timeout=0.02):
+            pass
     async with locks.hold_async(["k", "j"], timeout=1):
         assert len(locks) == 2
     assert len(locks) == 0

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import httpx
-import pytest
 import loyaltykit_core_test_support as support
+import pytest
 
 from loyaltykit import Balance, BalanceKind, Money, OutcomeUnknownError, Receipt, SpendResult, wire
 from loyaltykit.flows import EngineRequest
@@ -18,6 +18,12 @@ from loyaltykit.reconcile import reconcile
 from loyaltykit.testing import Fault, FaultKind
 
 SECRET = "refresh-secret-9c1"
+
+
+async def call(method, *args):
+    """Call a facade method, awaiting it when the facade is the async one."""
+    result = method(*args)
+    return await result if asyncio.iscoroutine(result) else result
 
 
 def slow_token(engine: support.ShopEngine, seconds: float = 0.02):
@@ -74,11 +80,9 @@ async def test_an_unreadable_answer_to_a_write_is_an_unknown_outcome_with_its_ke
     engine.inject("spend", Fault(FaultKind.MALFORMED))
     spend = {"customer_id": "m1", "order_ref": "o-1", "kind": "cashback",
              "amount": {"amount": "5.00", "currency": "EUR"}}
+    shop = make_sync() if facade == "sync" else make_async()
     with pytest.raises(OutcomeUnknownError) as info:
-        if facade == "sync":
-            make_sync().spend_cashback(spend)
-        else:
-            await make_async().spend_cashback(spend)
+        await call(shop.spend_cashback, spend)
     assert info.value.idempotency_key and info.value.idempotency_key.startswith("o-1")
 
 
@@ -91,11 +95,9 @@ async def test_an_answer_without_the_expected_fields_to_a_write_is_unknown(facad
 
     spend = {"customer_id": "m1", "order_ref": "o-2", "kind": "cashback",
              "amount": {"amount": "5.00", "currency": "EUR"}}
+    shop = (make_sync if facade == "sync" else make_async)(transport=httpx.MockTransport(handler))
     with pytest.raises(OutcomeUnknownError):
-        if facade == "sync":
-            make_sync(transport=httpx.MockTransport(handler)).spend_cashback(spend)
-        else:
-            await make_async(transport=httpx.MockTransport(handler)).spend_cashback(spend)
+        await call(shop.spend_cashback, spend)
 
 
 class LookUpThenPost(support.ShopAdapter):

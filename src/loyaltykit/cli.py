@@ -14,6 +14,7 @@ plugin by name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from importlib.metadata import entry_points
@@ -177,10 +178,8 @@ def fake(
             console.print("point a shop at it with:", highlight=False)
             for key, value in settings.items():
                 console.print(f"  export {key}={value}", highlight=False)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
+
 from loyaltykit import wire
 from loyaltykit.testing import FakeEngine, RuleSpec
 

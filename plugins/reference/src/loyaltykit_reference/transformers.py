@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
+
 from loyaltykit import (
     Balance,
     BalanceKind,
@@ -38,7 +39,7 @@ from loyaltykit import (
     wire,
 )
 from loyaltykit.engine_errors import ErrorTable
-from loyaltykit.errors import MalformedResponseError
+from loyaltykit.errors import InvalidRequestError, MalformedResponseError
 
 ENGINE = "reference"
 
@@ -173,7 +174,8 @@ def spend_reference(spend: CashbackSpend) -> str:
 
 
 def spend_request(spend: CashbackSpend) -> dict[str, Any]:
-    assert spend.amount is not None
+    if spend.amount is None:  # the adapter declares cashback spends only, which carry an amount
+        raise InvalidRequestError("spend.amount: a cashback spend needs an amount", field="spend.amount")
     return {"customer_id": spend.customer_id, "amount": spend.amount.amount, "reference": spend_reference(spend)}
 
 

@@ -57,10 +57,10 @@ from loyaltykit.flows import CallContext
 from loyaltykit.reconcile import ends_batch, export_result_from_error, reconcile
 from loyaltykit.models import Balance, Basket
 
+from . import __version__
 from . import transformers as tf
 from .settings import SalesforceSettings
 
-__version__ = "0.1.0"
 
 _QUERY_CHUNK = 100  # ExternalTransactionNumbers per SOQL IN (...), keeps the URL short
 _NOT_APPLIED_RESENDS = 2
