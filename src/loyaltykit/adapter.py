@@ -68,7 +68,8 @@ class EngineAdapter:
 
     name: ClassVar[str] = ""
     version: ClassVar[str] = "0.0.0"
-    capabilities: ClassVar[Capabilities] = Capabilities()
+    #: the declaration; an instance may narrow or widen it from its settings (set in ``__init__``)
+    capabilities: Capabilities = Capabilities()
     #: True for engines that run inside the shop's process (no HTTP): the async facade then runs
     #: the flow in a worker thread.
     in_process: ClassVar[bool] = False

@@ -24,7 +24,7 @@ import time
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 import tenacity
@@ -355,6 +355,9 @@ def _busy(config: EngineClientConfig, ctx: CallContext) -> LoyaltyError:
     )
 
 
+_UNREADABLE: tuple[type[Exception], ...] = (MalformedResponseError, *PARSE_ERRORS)
+
+
 def _answer(
     config: EngineClientConfig, flow: Flow[T], request: EngineRequest, response: httpx.Response, ctx: CallContext
 ) -> EngineRequest:
@@ -364,7 +367,7 @@ def _answer(
         return flow.send(response)
     except StopIteration:
         raise
-    except (MalformedResponseError, *PARSE_ERRORS) as exc:
+    except _UNREADABLE as exc:
         if not request.write or isinstance(exc, LoyaltyError) and not isinstance(exc, MalformedResponseError):
             raise
         lost = _Exchange(config, request, ctx).unknown(
@@ -419,7 +422,7 @@ class SyncRunner:
                 else:
                     request = _answer(self.config, flow, request, response, ctx)
         except StopIteration as stop:
-            return stop.value
+            return cast(T, stop.value)
         except LoyaltyError as exc:
             raise _finish(ctx, exc) from exc.__cause__
 
@@ -506,7 +509,7 @@ class AsyncRunner:
                 else:
                     request = _answer(self.config, flow, request, response, ctx)
         except StopIteration as stop:
-            return stop.value
+            return cast(T, stop.value)
         except LoyaltyError as exc:
             raise _finish(ctx, exc) from exc.__cause__
 

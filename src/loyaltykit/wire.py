@@ -161,6 +161,10 @@ def number_at(body: Any, path: str, default: Any = _MISSING, *, engine: str | No
     return number(value, path, engine=engine)
 
 
+@overload
+def text(value: Any, path: str, *, engine: str | None = ...) -> str: ...
+@overload
+def text(value: Any, path: str, *, engine: str | None = ..., optional: bool) -> str | None: ...
 def text(value: Any, path: str, *, engine: str | None = None, optional: bool = False) -> str | None:
     """A non-empty string (a number is accepted and written as its digits: ids are often numbers)."""
     if value is None or value == "":

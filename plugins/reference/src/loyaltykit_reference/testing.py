@@ -44,6 +44,7 @@ class ReferenceHarness(HarnessBase):
     engine = "reference"
     currency = "EUR"
     adapter_class: type[ReferenceAdapter] = ReferenceAdapter
+    fake: ReferenceEngine
 
     def __init__(self) -> None:
         self.fake = ReferenceEngine()

@@ -76,7 +76,8 @@ def checked(response: httpx.Response, table: ErrorTable, *, operation: str, trus
     body = wire.mapping(wire.json_body(response, engine=ENGINE), "body", engine=ENGINE)
     failed = response.status_code >= 400 or (body.get("ok") is False and not trust_ok)
     if failed:
-        error = body.get("error") if isinstance(body.get("error"), Mapping) else {}
+        found = body.get("error")
+        error: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         code = wire.text(error.get("code"), "error.code", engine=ENGINE, optional=True)
         message = wire.text(error.get("message"), "error.message", engine=ENGINE, optional=True)
         raise table.classify(response.status_code, code, message, operation=operation)
@@ -133,7 +134,7 @@ def evaluation(body: Mapping[str, Any], basket: Basket, table: ErrorTable) -> Ev
     for i, item in enumerate(wire.items(wire.at(body, "codes"), "codes", engine=ENGINE)):
         error = wire.text(item.get("error"), f"codes[{i}].error", engine=ENGINE, optional=True)
         codes.append(CodeResult(
-            code=wire.text(item.get("code"), f"codes[{i}].code", engine=ENGINE) or "",
+            code=wire.text(item.get("code"), f"codes[{i}].code", engine=ENGINE),
             status=CodeStatus.REJECTED if error else CodeStatus.ACCEPTED,
             # The reason is a kit error code: the same table that classifies refusals names it.
             reason=(table.kit_code(200, error, None) or "voucher_invalid") if error else None,
@@ -215,7 +216,7 @@ def export_report(body: Mapping[str, Any]) -> ExportReport:
             raise MalformedResponseError(f"{path}.status: unknown status", engine=ENGINE, field=f"{path}.status")
         points = item.get("points")
         results.append(OrderExportResult(
-            order_ref=wire.text(item.get("ref"), f"{path}.ref", engine=ENGINE) or "",
+            order_ref=wire.text(item.get("ref"), f"{path}.ref", engine=ENGINE),
             status=ExportStatus(status),
             reason=wire.text(item.get("reason"), f"{path}.reason", engine=ENGINE, optional=True),
             error_code="invalid_request" if status == "rejected" else None,
