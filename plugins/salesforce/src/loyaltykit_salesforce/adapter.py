@@ -132,14 +132,17 @@ class SalesforceAdapter(EngineAdapter):
         found: dict[str, tf.SfJournal] = {}
         for start in range(0, len(wanted), _QUERY_CHUNK):
             chunk = wanted[start : start + _QUERY_CHUNK]
-            response = yield self._query(tf.journals_query(self.settings.program_name, chunk))
-            found.update(tf.journals_by_number(self._checked(response, ctx)))
+            response = yield self._query(tf.journals_query(self.settings, chunk))
+            found.update(tf.journals_by_number(
+                self._checked(response, ctx), self.settings.cancelled_journal_status, self.settings.journal_amount_field
+            ))
         return found
 
-    def _profile(self, membership: str, ctx: CallContext, missing_ok: bool) -> Flow[Customer | None]:
-        response = yield EngineRequest(
-            "GET", tf.profile_path(self.settings), params={"membershipNumber": membership}, route="identify"
-        )
+    def _profile(
+        self, membership: str | None, ctx: CallContext, missing_ok: bool, member_id: str | None = None
+    ) -> Flow[Customer | None]:
+        params = {"memberId": member_id} if member_id is not None else {"membershipNumber": membership}
+        response = yield EngineRequest("GET", tf.profile_path(self.settings), params=params, route="identify")
         try:
             body = self._checked(response, ctx, not_found=CustomerNotFoundError)
         except CustomerNotFoundError:
@@ -167,36 +170,57 @@ class SalesforceAdapter(EngineAdapter):
         return EngineRequest("POST", path, json=body, params=params, write=True, route=route)
 
     def _send(self, request: EngineRequest) -> Flow[httpx.Response]:
-        """Send a write; re-send (at most twice) only after an answer proving it was not applied.
-
-        EngineUnavailableError is the runner's verdict for 503 and refused connections: nothing
-        was applied. A lost answer (OutcomeUnknownError) is never re-sent here.
-        """
-        for attempt in range(_NOT_APPLIED_RESENDS + 1):
-            try:
-                return (yield request)
-            except EngineUnavailableError as exc:
-                if isinstance(exc, CircuitOpenError) or attempt == _NOT_APPLIED_RESENDS:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        return (yield request)
 
     def _reconciled(
-        self, request: EngineRequest, applied: Callable[[], Flow[Any]]
+        self, request: EngineRequest, applied: Callable[[], Flow[Any]], key: str | None = None
     ) -> Flow[tuple[httpx.Response | None, Any]]:
-        """Send a write. After a lost answer, ``applied()`` looks the effect up: when it finds it,
-        returns ``(None, found)``; when it does not, the write is sent again, once. If the look-up
-        itself fails, the original OutcomeUnknownError propagates."""
-        try:
-            return (yield from self._send(request)), None
-        except OutcomeUnknownError as lost:
-            if self._reconcile_lost_writes:
+        """Send a write. After a lost answer or an "unavailable" one (a 503 can come after the org
+        committed), ``applied()`` looks the effect up first: when it finds it, returns
+        ``(None, found)``; when it does not, the write is sent again (at most twice). If the
+        look-up itself fails, the outcome is unknown and says so with the idempotency key."""
+        for attempt in range(_NOT_APPLIED_RESENDS + 1):
+            try:
+                return (yield from self._send(request)), None
+            except (OutcomeUnknownError, EngineUnavailableError) as exc:
+                if isinstance(exc, CircuitOpenError) or attempt == _NOT_APPLIED_RESENDS:
+                    if not isinstance(exc, CircuitOpenError) and self._reconcile_lost_writes:
+                        found = yield from self._look_up(applied, exc, key)
+                        if found is not None:
+                            return None, found
+                        raise self._unknown(exc, key) from None
+                    raise
+                if not self._reconcile_lost_writes:
+                    continue  # the broken-on-purpose adapter: a blind re-post
                 try:
                     found = yield from applied()
                 except LoyaltyError:
-                    raise lost from None
+                    raise self._unknown(exc, key) from None
                 if found is not None:
                     return None, found
-            return (yield from self._send(request)), None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _look_up(self, applied: Callable[[], Flow[Any]], exc: LoyaltyError, key: str | None) -> Flow[Any]:
+        try:
+            return (yield from applied())
+        except LoyaltyError:
+            raise self._unknown(exc, key) from None
+
+    def _unknown(self, cause: LoyaltyError, key: str | None, message: str | None = None) -> OutcomeUnknownError:
+        if isinstance(cause, OutcomeUnknownError) and message is None:
+            if key and not cause.idempotency_key:
+                cause.idempotency_key = key
+            return cause
+        return OutcomeUnknownError(
+            message or f"the write's outcome is unknown ({cause.message})", engine=self.name,
+            operation=cause.operation, idempotency_key=key, engine_code=cause.engine_code,
+        )
+
+    def _unconfirmed(self, operation: str, key: str | None) -> OutcomeUnknownError:
+        return OutcomeUnknownError(
+            "the engine's answer carries no documented success marker: the write's outcome is unknown",
+            engine=self.name, operation=operation, idempotency_key=key,
+        )
 
     # -- identify ---------------------------------------------------------------------------------
     def identify(self, identifier: CustomerIdentifier, ctx: CallContext) -> Flow[Customer | None]:
@@ -204,11 +228,11 @@ class SalesforceAdapter(EngineAdapter):
         if identifier.kind is IdentifierKind.MEMBERSHIP:
             membership = identifier.value
         elif identifier.kind is IdentifierKind.EMAIL:
-            response = yield self._query(tf.member_query(s.program_name, "Contact.Email", identifier.value))
-            numbers = tf.membership_numbers(self._checked(response, ctx))
-            if not numbers:
+            response = yield self._query(tf.member_query(s, identifier.value))
+            ids = tf.member_ids(self._checked(response, ctx))
+            if not ids:
                 return None
-            membership = numbers[0]
+            return (yield from self._profile(None, ctx, missing_ok=True, member_id=ids[0]))
         else:
             raise NotSupportedError(f"cannot identify by {identifier.kind.value}", engine=self.name)
         return (yield from self._profile(membership, ctx, missing_ok=True))
@@ -227,7 +251,7 @@ class SalesforceAdapter(EngineAdapter):
             execution = s.promotions_api == "promotion_execution"
             params = {"ruleLibraryApiName": s.rule_library_api_name} if execution and s.rule_library_api_name else None
             request = EngineRequest(
-                "POST", tf.promotions_path(s), json=tf.cart_request(basket, member, execution),
+                "POST", tf.promotions_path(s), json=tf.cart_request(basket, member, execution, s.cart_sku_field),
                 params=params, route="evaluate", write=execution and not s.retry_promotion_execution,
             )
             body = self._checked((yield request), ctx)
@@ -268,37 +292,63 @@ class SalesforceAdapter(EngineAdapter):
 
     # -- redeem voucher ---------------------------------------------------------------------------
     def redeem_voucher(self, redemption: VoucherRedemption, ctx: CallContext) -> Flow[RedemptionResult]:
-        s = self.settings
         member = redemption.customer_id
         if member is None:
             raise InvalidRequestError(
                 "redemption.customer_id: Salesforce vouchers belong to a member", field="redemption.customer_id"
             )
-        code = redemption.code
-        voucher = yield from self._usable_voucher(member, code, ctx)
-        params = {"voucherNumber": voucher.number} if voucher.number else None
-        path = tf.redeem_path(s, member, code)
-        key = tf.reservation_key(redemption.key)
-        if s.two_phase:
-            if voucher.status == "Issued":
-                yield from self._voucher_action(path, params, "Reserve", key, member, code, ctx, done=("Reserved",))
-            yield from self._voucher_action(path, params, "Redeem", key, member, code, ctx, done=("Redeemed",))
-        else:
-            yield from self._voucher_action(path, params, None, None, member, code, ctx, done=("Redeemed",))
-        discount = None
-        if redemption.basket is not None:
-            discount = tf.voucher_discount(voucher, redemption.basket, redemption.basket.subtotal)
-        amount = discount.amount if discount else None
+        basket = redemption.basket
+        due = basket.subtotal if basket is not None else None
+        amount, voucher, replayed = yield from self._burn(member, redemption.code, redemption.key, due, ctx)
+        discount = Money.of(amount, basket.currency) if basket is not None and amount is not None else None
+        if discount is None and basket is not None:
+            found = tf.voucher_discount(voucher, basket, basket.subtotal)
+            discount = found.amount if found else None
         return RedemptionResult(
-            code=code,
+            code=redemption.code,
             status=RedemptionStatus.REDEEMED,
-            discount=amount,
+            discount=discount,
             label=voucher.definition,
             receipt=Receipt(
                 operation="redeem_voucher", engine=self.name, idempotency_key=redemption.key,
-                engine_ref=voucher.voucher_id, code=code, amount=amount,
+                engine_ref=voucher.voucher_id, code=redemption.code, amount=discount, replayed=replayed,
             ),
         )
+
+    def _burn(
+        self, member: str, code: str, key: str, due: Money | None, ctx: CallContext
+    ) -> Flow[tuple[Decimal | None, tf.SfVoucher, bool]]:
+        """Redeem one member voucher under ``key``: (value taken, the voucher, replayed).
+
+        The value is what the engine recorded: for a partially redeemable FixedValue voucher the
+        ``redeemAmount`` sent (what is due, at most what is left); for a whole FixedValue voucher its
+        value left before; on a replay (the voucher already Redeemed under this key) its
+        ``redeemedValue``. None for a percentage voucher (its value depends on the basket).
+        """
+        s = self.settings
+        voucher = yield from self._usable_voucher(member, code, ctx)
+        params = {"voucherNumber": voucher.number} if voucher.number else None
+        path = tf.redeem_path(s, member, code)
+        reservation = tf.reservation_key(key)
+        replayed = voucher.status == "Redeemed"
+        partial = tf.redeem_amount(voucher, due)
+        currency = due.currency if due is not None else None
+        if s.two_phase:
+            if voucher.status == "Issued":
+                yield from self._voucher_action(path, params, "Reserve", reservation, member, code, ctx,
+                                                amount=partial, currency=currency, key=key)
+            result = yield from self._voucher_action(path, params, "Redeem", reservation, member, code, ctx,
+                                                     amount=partial, currency=currency, key=key)
+        else:
+            result = yield from self._voucher_action(path, params, None, None, member, code, ctx,
+                                                     amount=partial, currency=currency, key=key)
+        if voucher.type != "FixedValue":
+            return None, voucher, replayed
+        if replayed:
+            return voucher.redeemed_value if voucher.redeemed_value is not None else voucher.face_value, voucher, True
+        if partial is not None:
+            return partial, voucher, False
+        return voucher.value_left, voucher, False
 
     def _usable_voucher(self, member: str, code: str, ctx: CallContext) -> Flow[tf.SfVoucher]:
         """The member's voucher to act on; typed errors before anything is sent."""
@@ -323,27 +373,40 @@ class SalesforceAdapter(EngineAdapter):
 
     def _voucher_exists(self, code: str, ctx: CallContext) -> Flow[bool]:
         try:
-            response = yield self._query(tf.voucher_query(code))
+            response = yield self._query(tf.voucher_query(self.settings, code))
             return bool(tf.records(self._checked(response, ctx)))
         except LoyaltyError:
             return False  # unknowable: report the plainer voucher_not_found
 
     def _voucher_action(
-        self, path: str, params: Any, action: str | None, key: str | None, member: str, code: str,
-        ctx: CallContext, done: tuple[str, ...],
+        self, path: str, params: Any, action: str | None, reservation: str | None, member: str, code: str,
+        ctx: CallContext, *, amount: Decimal | None = None, currency: str | None = None, key: str | None = None,
     ) -> Flow[Any]:
-        body = tf.redeem_body(self.settings, action, key)
+        """One Redeem Voucher call. Success is HTTP 201 whose ``status`` is the one the action
+        documents (Reserved / Redeemed / Issued, reference 4b); before v62 (no action) a 201 with
+        ``remainingAmount``. Reinstate answered ``{"status": "Expired"}`` is not a reinstatement:
+        it returns that body and the caller does not count the voucher as reinstated."""
+        body = tf.redeem_body(self.settings, action, reservation, amount, currency)
         route = "release" if action == "Reinstate" else "redeem"
+        wanted = tf.ACTION_STATUS.get(action or "Redeem", "Redeemed")
 
         def applied() -> Flow[str | None]:
             vouchers = yield from self._vouchers(member, ctx)
-            return next((v.status for v in vouchers if v.code == code and v.status in done), None)
+            return next((v.status for v in vouchers if v.code == code and v.status == wanted), None)
 
-        response, found = yield from self._reconciled(self._write(path, body, route, params), applied)
+        response, found = yield from self._reconciled(self._write(path, body, route, params), applied, key)
         if response is None:
-            return {"status": found}
+            return {"status": found, "_reconciled": True}
         result = self._checked(response, ctx, not_found=VoucherNotFoundError)
-        tf.redeem_status(result)
+        status = tf.redeem_status(result)
+        if action == "Reinstate" and status == "Expired":
+            return result
+        if response.status_code not in (200, 201):
+            raise self._unconfirmed(ctx.operation, key)
+        if action is not None and status != wanted:
+            raise self._unconfirmed(ctx.operation, key)
+        if action is None and status not in (None, wanted):
+            raise self._unconfirmed(ctx.operation, key)
         return result
 
     # -- spend points / cashback ------------------------------------------------------------------
@@ -364,7 +427,8 @@ class SalesforceAdapter(EngineAdapter):
         existing = yield from self._find_journals([self._external_number(spend.key)], ctx)
         if existing:
             journal = next(iter(existing.values()))
-            return self._spend_result(spend, wanted, None, journal.number, replayed=True)
+            taken = yield from self._recorded_spend(spend, journal, ctx)
+            return self._spend_result(spend, taken, None, journal.number, replayed=True)
         balance: Balance | None = None
         if s.check_balance_before_spend:
             customer = yield from self._profile(spend.customer_id, ctx, missing_ok=False)
@@ -377,13 +441,35 @@ class SalesforceAdapter(EngineAdapter):
         body = tf.debit_request(s, spend, number)
         path = tf.process_path(s, process)
         response, found = yield from self._reconciled(
-            self._write(path, body, "spend"), lambda: self._journal(spend.key, ctx)
+            self._write(path, body, "spend"), lambda: self._journal(spend.key, ctx), spend.key
         )
         if response is None:
-            return self._spend_result(spend, wanted, balance, found.number, replayed=False)
+            taken = yield from self._recorded_spend(spend, found, ctx)
+            return self._spend_result(spend, taken, balance, found.number, replayed=False)
         result = self._checked(response, ctx, not_found=CustomerNotFoundError)
+        if self._status_flag and not tf.confirmed(result):
+            raise self._unconfirmed(ctx.operation, spend.key)
         taken = tf.debited(result, s.debit_result_field)
         return self._spend_result(spend, taken if taken is not None else wanted, balance, number, replayed=False)
+
+    def _recorded_spend(self, spend: CashbackSpend, journal: tf.SfJournal, ctx: CallContext) -> Flow[Decimal]:
+        """What the engine debited under this key (not what this call asked): the journal's points
+        change in the transaction ledger, else (cashback) its TransactionAmount."""
+        s = self.settings
+        currency = s.cashback_currency if spend.kind is BalanceKind.CASHBACK else s.points_currency
+        response = yield EngineRequest(
+            "GET", tf.ledger_path(s, spend.customer_id),
+            params={"journalTypeName": s.redemption_journal_type}, route="lookup",
+        )
+        change = tf.ledger_points(self._checked(response, ctx), journal.id, currency)
+        if change is not None and change != 0:
+            return abs(change)
+        if spend.kind is BalanceKind.CASHBACK and journal.amount is not None:
+            return journal.amount
+        raise OutcomeUnknownError(
+            "the engine has the spend's journal but its amount could not be read", engine=self.name,
+            operation=ctx.operation, idempotency_key=spend.key,
+        )
 
     def _journal(self, key: str, ctx: CallContext) -> Flow[tf.SfJournal | None]:
         """The journal written under this idempotency key, if the engine has it."""
@@ -415,6 +501,7 @@ class SalesforceAdapter(EngineAdapter):
 
     # -- export orders ----------------------------------------------------------------------------
     def export_orders(self, orders: list[Order], ctx: CallContext) -> Flow[ExportReport]:
+        s = self.settings
         results: dict[str, OrderExportResult] = {}
         members = [o for o in orders if o.customer_id is not None]
         for order in orders:
@@ -426,7 +513,7 @@ class SalesforceAdapter(EngineAdapter):
         existing = yield from self._find_journals([self._external_number(o.key) for o in members], ctx)
         for order in members:
             journal = existing.get(self._external_number(order.key))
-            if journal is not None:
+            if journal is not None and journal.status != s.cancelled_journal_status:
                 results[order.ref] = OrderExportResult(
                     order_ref=order.ref, status=ExportStatus.DUPLICATE, engine_ref=journal.id
                 )
@@ -434,20 +521,40 @@ class SalesforceAdapter(EngineAdapter):
             results[order.ref] = yield from self._export_one(order, ctx)
         return ExportReport(engine=self.name, results=tuple(results[o.ref] for o in orders))
 
+    def _store_codes(self, order: Order) -> list[str]:
+        """The order's voucher codes no online redemption of this engine covers (used in a store)."""
+        burned = {r.code for r in order.receipts
+                  if r.operation == "redeem_voucher" and r.engine == self.name and r.code}
+        return [c for c in dict.fromkeys(order.voucher_codes) if c not in burned]
+
     def _export_one(self, order: Order, ctx: CallContext) -> Flow[OrderExportResult]:
         s = self.settings
-        body = tf.accrual_request([tf.accrual_journal(s, order, self._external_number(order.key))])
+        number = self._external_number(order.key)
+        journals = tf.accrual_journals(s, order, number)
+        numbers = tf.accrual_numbers(s, order, number)
         path = tf.realtime_path(s)
+        assert order.customer_id is not None
         try:
+            if s.burn_store_codes_on_export:
+                for code in self._store_codes(order):
+                    # Keyed by order and code: a re-export replays instead of burning twice.
+                    yield from self._burn(order.customer_id, code, f"{order.key}:{code}"[:128], None, ctx)
+
+            def applied() -> Flow[tf.SfJournal | None]:
+                found = yield from self._find_journals(numbers, ctx)
+                return found.get(number) if all(n in found for n in numbers) else None
+
             response, found = yield from self._reconciled(
-                self._write(path, body, "export"), lambda: self._journal(order.key, ctx)
+                self._write(path, tf.accrual_request(journals), "export"), applied, order.key
             )
             if response is None:
                 return OrderExportResult(order_ref=order.ref, status=ExportStatus.ACCEPTED, engine_ref=found.id)
             result = self._checked(response, ctx, not_found=CustomerNotFoundError)
+            if self._status_flag and not tf.confirmed(result):
+                raise self._unconfirmed(ctx.operation, order.key)
             journal_id, points = tf.realtime_result(result, s.points_currency)
         except LoyaltyError as exc:
-            retry = isinstance(exc, UNAVAILABLE_ERRORS)  # the order is fine; the engine was not
+            retry = isinstance(exc, UNAVAILABLE_ERRORS)  # the order is fine; the engine was not (or unknown)
             return OrderExportResult(
                 order_ref=order.ref,
                 status=ExportStatus.RETRY_LATER if retry else ExportStatus.REJECTED,
@@ -513,10 +620,13 @@ class SalesforceAdapter(EngineAdapter):
             now = found.get(journal.number)
             return now if now is not None and now.status == self.settings.cancelled_journal_status else None
 
-        response, _ = yield from self._reconciled(self._write(path, body, "reverse"), applied)
+        response, _ = yield from self._reconciled(self._write(path, body, "reverse"), applied, ctx.idempotency_key)
         if response is None:
             return
-        tf.cancel_result(self._checked(response, ctx))
+        result = self._checked(response, ctx)
+        tf.cancel_result(result)
+        if self._status_flag and not tf.confirmed(result, "isSuccess"):
+            raise self._unconfirmed(ctx.operation, ctx.idempotency_key)
 
     def _earned(self, member: str, journal_id: str, ctx: CallContext) -> Flow[Decimal]:
         """Points an accrual journal credited, from the member's transaction ledger summary."""
@@ -537,9 +647,10 @@ class SalesforceAdapter(EngineAdapter):
                     done.append(code)  # reinstated by an earlier call
                 continue
             params = {"voucherNumber": voucher.number} if voucher.number else None
-            yield from self._voucher_action(
+            result = yield from self._voucher_action(
                 tf.redeem_path(self.settings, member, code), params, "Reinstate", None, member, code, ctx,
-                done=("Issued",),
+                key=ctx.idempotency_key,
             )
-            done.append(code)
+            if result.get("status") == "Issued":
+                done.append(code)  # {"status": "Expired"} means it could not come back
         return done

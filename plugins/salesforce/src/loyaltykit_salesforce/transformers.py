@@ -34,6 +34,7 @@ from loyaltykit import (
     Order,
     UnmappedEffect,
 )
+from loyaltykit.money import exponent
 from loyaltykit.errors import (
     ERROR_CODES,
     AuthFailedError,
@@ -149,6 +150,30 @@ def _iso(moment: datetime) -> str:
 # -------------------------------------------------------------------------------------------
 
 
+#: Documented error codes and texts -> kit error code, as plain data (errorCode, message fragment,
+#: kit code). A row matches when the errorCode is equal (None: any) and the lower-cased message
+#: contains the fragment (None: any). Sources: Redeem Voucher resource, "HTTP response code
+#: descriptions unique to this resource" (developer.salesforce.com/docs/atlas.en-us.loyalty.meta/
+#: loyalty/connect_resources_redeem_voucher.htm, v51+), and the error-code list of the REST API
+#: (../shared/reference/salesforce_loyalty.md section 8). Permission codes are auth failures: they
+#: must never read as a business refusal such as insufficient_balance.
+DOCUMENTED_ERRORS: tuple[tuple[str | None, str | None, str], ...] = (
+    ("ALREADY_REDEEMED_VOUCHER", None, "voucher_already_redeemed"),  # 409
+    ("INVALID_API_INPUT", "voucher is expired", "voucher_expired"),
+    ("INVALID_API_INPUT", "voucher is canceled", "voucher_invalid"),
+    ("INVALID_API_INPUT", "voucher is cancelled", "voucher_invalid"),
+    ("INVALID_API_INPUT", "specify a valid voucher code", "voucher_not_found"),
+    ("INVALID_API_INPUT", "valid loyalty program membership number", "customer_not_found"),
+    ("INVALID_API_INPUT", "voucher definition", "voucher_invalid"),  # "must be active" rule
+    ("INSUFFICIENT_ACCESS_OR_READONLY", None, "auth_failed"),
+    ("INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY", None, "auth_failed"),
+    ("FUNCTIONALITY_NOT_ENABLED", None, "auth_failed"),
+    ("API_DISABLED_FOR_ORG", None, "auth_failed"),
+    ("INVALID_SESSION_ID", None, "auth_failed"),
+    ("REQUEST_LIMIT_EXCEEDED", None, "rate_limited"),
+)
+
+
 def _first_error(body: Any) -> tuple[str | None, str | None]:
     if isinstance(body, list) and body and isinstance(body[0], Mapping):
         first = body[0]
@@ -186,23 +211,44 @@ def is_failure(status: int, body: Any) -> bool:
     return False
 
 
+def documented_kit_code(code: str | None, message: str | None,
+                        table: Iterable[tuple[str | None, str | None, str]] = DOCUMENTED_ERRORS) -> str | None:
+    """The kit code of the first matching row of a (errorCode, message fragment, kit code) table."""
+    text = (message or "").lower()
+    for row_code, fragment, kit_code in table:
+        if row_code is not None and row_code != code:
+            continue
+        if fragment is not None and fragment not in text:
+            continue
+        if row_code is None and fragment is None:
+            continue
+        return kit_code
+    return None
+
+
 def classify_error(
     status: int, body: Any, operation: str, patterns: Mapping[str, str], *, not_found: type[LoyaltyError] | None = None
 ) -> LoyaltyError:
-    """The kit error for a failed Salesforce answer. The engine's text goes to engine_message only."""
+    """The kit error for a failed Salesforce answer. The engine's text goes to engine_message only.
+
+    Documented codes and texts first (``DOCUMENTED_ERRORS``); then ``patterns`` (message fragment ->
+    kit code, settings) but only on an answer without an errorCode of its own (a ``status:false``
+    process or engine output), so an unrelated code never becomes a business error.
+    """
     code, message = _first_error(body)
-    haystack = " ".join(part.lower() for part in (code, message) if part)
     kwargs = {"engine": ENGINE, "operation": operation, "engine_code": code or str(status), "engine_message": message}
-    # Auth and limits first: "Session expired" must not read as an expired voucher.
     if status == 401:
         return AuthFailedError("engine refused the credentials (HTTP 401)", **kwargs)
+    kit_code = documented_kit_code(code, message)
+    if kit_code is None and code is None and message:
+        text = message.lower()
+        kit_code = next((k for fragment, k in patterns.items() if fragment.lower() in text), None)
+    if kit_code == "rate_limited":
+        return RateLimitedError("the org's API request limit is exhausted", **kwargs)
+    if kit_code is not None and kit_code in ERROR_CODES:
+        return ERROR_CODES[kit_code](f"engine refused the request ({kit_code})", **kwargs)
     if status == 403:
-        if code == "REQUEST_LIMIT_EXCEEDED":
-            return RateLimitedError("the org's API request limit is exhausted", **kwargs)
         return AuthFailedError("engine refused access (HTTP 403: permission or licence)", **kwargs)
-    for fragment, kit_code in patterns.items():
-        if fragment.lower() in haystack and kit_code in ERROR_CODES:
-            return ERROR_CODES[kit_code](f"engine refused the request ({kit_code})", **kwargs)
     if status == 404 and not_found is not None:
         return not_found("engine has no such record (HTTP 404)", **kwargs)
     if status < 400:
@@ -229,21 +275,33 @@ def checked(
     return body
 
 
+def confirmed(body: Any, marker: str = "status") -> bool:
+    """Whether a write's answer carries the documented success marker.
+
+    Realtime engine and program-process outputs say ``"status": true``; invocable actions say
+    ``"isSuccess": true`` (an object, or an array of them). Anything else proves nothing.
+    """
+    item = body[0] if isinstance(body, list) and body else body
+    return isinstance(item, Mapping) and item.get(marker) is True
+
+
 # -------------------------------------------------------------------------------------------
 # Identify
 # -------------------------------------------------------------------------------------------
 
-MEMBER_FIELDS = "Id, MembershipNumber, MemberStatus, ContactId"
-
-
-def member_query(program: str, field: str, value: str) -> str:
-    """SOQL for a LoyaltyProgramMember by contact e-mail (or contact Id), within one program."""
-    if field not in ("Contact.Email", "ContactId"):
-        raise ValueError(f"unsupported member look-up field {field}")
+def member_query(settings: SalesforceSettings, value: str) -> str:
+    """SOQL for a program member by contact e-mail, within one program (object and fields: settings)."""
+    s = settings
     return (
-        f"SELECT {MEMBER_FIELDS} FROM LoyaltyProgramMember "
-        f"WHERE {field} = {soql_literal(value)} AND Program.Name = {soql_literal(program)}"
+        f"SELECT Id, MembershipNumber, MemberStatus FROM {s.member_object} "
+        f"WHERE {s.member_email_field} = {soql_literal(value)} AND {s.member_program_field} = {soql_literal(s.program_name)}"
     )
+
+
+def member_ids(body: Any) -> list[str]:
+    """Record Ids of a member query: the profile is then read by memberId, so no membership
+    number travels in a request line."""
+    return [r["Id"] for r in records(body) if isinstance(r.get("Id"), str)]
 
 
 def records(body: Any) -> list[Mapping[str, Any]]:
@@ -251,10 +309,6 @@ def records(body: Any) -> list[Mapping[str, Any]]:
     if not isinstance(body, Mapping) or not isinstance(body.get("records"), list):
         raise MalformedResponseError("query answer has no records list", engine=ENGINE)
     return [r for r in body["records"] if isinstance(r, Mapping)]
-
-
-def membership_numbers(body: Any) -> list[str]:
-    return [r["MembershipNumber"] for r in records(body) if isinstance(r.get("MembershipNumber"), str)]
 
 
 def _points_currency(currencies: list[Mapping[str, Any]], wanted: str | None) -> Mapping[str, Any] | None:
@@ -336,6 +390,14 @@ class SfVoucher:
     definition: str | None
     effective: datetime | None
     expires: datetime | None
+    partial: bool = False  # isVoucherPartiallyRedeemable
+    definition_active: bool = True  # isVoucherDefinitionActive
+    redeemed_value: Decimal | None = None
+
+    @property
+    def value_left(self) -> Decimal | None:
+        """What a FixedValue voucher can still give: remainingValue, else faceValue."""
+        return self.remaining if self.remaining is not None else self.face_value
 
     def problem(self, now: datetime | None = None) -> str | None:
         """Why this voucher cannot be used now (a kit error code), or None."""
@@ -344,7 +406,7 @@ class SfVoucher:
             return "voucher_already_redeemed"
         if self.status == "Expired" or (self.expires is not None and now > self.expires):
             return "voucher_expired"
-        if self.status != "Issued":
+        if self.status != "Issued" or not self.definition_active:
             return "voucher_invalid"
         if self.effective is not None and now < self.effective:
             return "voucher_invalid"
@@ -395,6 +457,9 @@ def vouchers_from_list(body: Any) -> list[SfVoucher]:
                 definition=_str(item.get("voucherDefinition")),
                 effective=_moment(item, "effectiveDateTime", "effectiveDate", end_of_day=False),
                 expires=_moment(item, "expirationDateTime", "expirationDate", end_of_day=True),
+                partial=item.get("isVoucherPartiallyRedeemable") is True,
+                definition_active=item.get("isVoucherDefinitionActive") is not False,
+                redeemed_value=opt("redeemedValue"),
             )
         )
     return found
@@ -404,8 +469,7 @@ def offer_from_voucher(voucher: SfVoucher, currency: str) -> Offer:
     if voucher.type == "DiscountPercentage":
         kind, percent, amount = OfferKind.PERCENT_OFF_CHECK, voucher.percent, None
     elif voucher.type == "FixedValue":
-        value = voucher.remaining if voucher.remaining is not None else voucher.face_value
-        kind, percent, amount = OfferKind.FIXED_OFF_CHECK, None, Money.of(value or 0, currency)
+        kind, percent, amount = OfferKind.FIXED_OFF_CHECK, None, Money.of(voucher.value_left or 0, currency)
     else:
         kind, percent, amount = OfferKind.OTHER, None, None
     return Offer(
@@ -417,8 +481,7 @@ def offer_from_voucher(voucher: SfVoucher, currency: str) -> Offer:
 def voucher_discount(voucher: SfVoucher, basket: Basket, room: Money) -> Discount | None:
     """The order discount a usable member voucher gives this basket (capped by ``room``)."""
     if voucher.type == "FixedValue":
-        value = voucher.remaining if voucher.remaining is not None else voucher.face_value
-        amount, percent = Money.of(value or 0, basket.currency), None
+        amount, percent = Money.of(voucher.value_left or 0, basket.currency), None
     elif voucher.type == "DiscountPercentage" and voucher.percent is not None:
         amount, percent = basket.subtotal * (voucher.percent / 100), voucher.percent
     else:
@@ -458,18 +521,42 @@ def apply_codes(
     return discounts, results
 
 
-def voucher_query(code: str) -> str:
+def voucher_query(settings: SalesforceSettings, code: str) -> str:
     """SOQL: does a voucher with this code exist for anyone (to tell not-owned from not-found)?"""
-    return f"SELECT Id, Status FROM Voucher WHERE VoucherCode = {soql_literal(code)}"
+    return f"SELECT Id, Status FROM {settings.voucher_object} WHERE VoucherCode = {soql_literal(code)}"
 
 
-def redeem_body(settings: SalesforceSettings, action: str | None, reservation_key: str | None) -> dict[str, Any]:
-    if action is None:  # before v62 the body is optional; whole value redeemed
-        return {}
-    body: dict[str, Any] = {"action": action}
-    if reservation_key is not None:
+def redeem_amount(voucher: SfVoucher, due: Money | None) -> Decimal | None:
+    """The value to take from a partially redeemable FixedValue voucher: what is due, at most what
+    is left. None: redeem whole (a voucher that is not partially redeemable, or nothing known due).
+
+    Redeem Voucher input: ``redeemAmount`` "Specify a value when a member hasn't redeemed the full
+    value of the voucher. This value is only applicable for vouchers issued using Fixed Value
+    voucher definitions." (connect_requests_redeem_voucher_input.htm; reference 4b).
+    """
+    if not voucher.partial or voucher.type != "FixedValue" or due is None or voucher.value_left is None:
+        return None
+    return min(due.amount, voucher.value_left)
+
+
+def redeem_body(
+    settings: SalesforceSettings, action: str | None, reservation_key: str | None,
+    amount: Decimal | None = None, currency: str | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if action is not None:  # before v62 the body is optional; no action
+        body["action"] = action
+    if reservation_key is not None and action is not None:
         body["reservationKey"] = reservation_key
+    if amount is not None and action != "Reinstate":
+        body["reservedValue" if action == "Reserve" else "redeemAmount"] = amount
+        if currency is not None and settings.version >= 55:
+            body["currencyIsoCode"] = currency
     return body
+
+
+#: The voucher status each documented action leaves on success (Redeem Voucher output, reference 4b).
+ACTION_STATUS = {"Reserve": "Reserved", "Redeem": "Redeemed", "Reinstate": "Issued"}
 
 
 def redeem_status(body: Any) -> str | None:
@@ -495,11 +582,13 @@ def external_number(settings: SalesforceSettings, key: str) -> str:
     return f"{settings.external_number_prefix}{key}"
 
 
-def journals_query(program: str, numbers: Iterable[str]) -> str:
+def journals_query(settings: SalesforceSettings, numbers: Iterable[str]) -> str:
+    s = settings
     values = ", ".join(soql_literal(n) for n in numbers)
     return (
-        "SELECT Id, ExternalTransactionNumber, Status, JournalType.Name FROM TransactionJournal "
-        f"WHERE ExternalTransactionNumber IN ({values}) AND LoyaltyProgram.Name = {soql_literal(program)}"
+        f"SELECT Id, ExternalTransactionNumber, Status, JournalType.Name, {s.journal_amount_field} "
+        f"FROM {s.journal_object} WHERE ExternalTransactionNumber IN ({values}) "
+        f"AND {s.journal_program_field} = {soql_literal(s.program_name)}"
     )
 
 
@@ -509,9 +598,10 @@ class SfJournal:
     number: str
     status: str
     type: str | None
+    amount: Decimal | None = None
 
 
-def journals_by_number(body: Any) -> dict[str, SfJournal]:
+def journals_by_number(body: Any, cancelled: str = "Cancelled", amount_field: str = "TransactionAmount") -> dict[str, SfJournal]:
     """Rows of the journals query, by ExternalTransactionNumber (a cancelled one loses to a live one)."""
     found: dict[str, SfJournal] = {}
     for row in records(body):
@@ -519,9 +609,11 @@ def journals_by_number(body: Any) -> dict[str, SfJournal]:
         if not isinstance(number, str) or not isinstance(ident, str):
             raise MalformedResponseError("journal row without Id or ExternalTransactionNumber", engine=ENGINE)
         jtype = row.get("JournalType")
+        raw_amount = row.get(amount_field)
         journal = SfJournal(ident, number, str(row.get("Status") or ""),
-                            _str(jtype.get("Name")) if isinstance(jtype, Mapping) else None)
-        if number not in found or found[number].status == "Cancelled":
+                            _str(jtype.get("Name")) if isinstance(jtype, Mapping) else None,
+                            dec(raw_amount, amount_field) if raw_amount not in (None, "") else None)
+        if number not in found or found[number].status == cancelled:
             found[number] = journal
     return found
 
@@ -533,6 +625,48 @@ def _journal_base(settings: SalesforceSettings, number: str, membership: str, wh
         "LoyaltyProgramName": settings.program_name,
         "MembershipNumber": membership,
     }
+
+
+def accrual_journals(settings: SalesforceSettings, order: Order, number: str) -> list[dict[str, Any]]:
+    """The order's Accrual journals: one for the order, or (``journal_product_field``) one per line
+    with its product, numbered ``{number}`` then ``{number}-2``... Line amounts are the line's share
+    of the order total (largest remainder in minor units, summing exactly to the total)."""
+    journal = accrual_journal(settings, order, number)
+    if settings.journal_product_field is None:
+        return [journal]
+    shares = _shares(order)
+    out = []
+    for index, (line, share) in enumerate(zip(order.lines, shares, strict=True)):
+        item = dict(journal)
+        item["ExternalTransactionNumber"] = number if index == 0 else f"{number}-{index + 1}"
+        item["TransactionAmount"] = str(share)
+        item[settings.journal_product_field] = line.sku
+        if index:
+            item.pop("VoucherCode", None)  # the order's codes ride on its first journal only
+        out.append(item)
+    return out
+
+
+def accrual_numbers(settings: SalesforceSettings, order: Order, number: str) -> list[str]:
+    if settings.journal_product_field is None:
+        return [number]
+    return [number if i == 0 else f"{number}-{i + 1}" for i in range(len(order.lines))]
+
+
+def _shares(order: Order) -> list[Decimal]:
+    # Largest remainder in minor units; the core has no allocation helper an adapter can call yet.
+    scale = 10 ** exponent(order.currency)
+    goods = order.total.amount - (order.shipping.amount if order.shipping else Decimal(0))
+    total = int(max(goods, Decimal(0)) * scale)
+    weights = [int(line.subtotal.amount * scale) for line in order.lines]
+    base = sum(weights)
+    if base == 0:
+        return [Decimal(0) for _ in weights]
+    floors = [total * w // base for w in weights]
+    rest = sorted(range(len(weights)), key=lambda i: (total * weights[i]) % base, reverse=True)
+    for i in rest[: total - sum(floors)]:
+        floors[i] += 1
+    return [Decimal(f) / scale for f in floors]
 
 
 def accrual_journal(settings: SalesforceSettings, order: Order, number: str) -> dict[str, Any]:
@@ -553,7 +687,7 @@ def accrual_journal(settings: SalesforceSettings, order: Order, number: str) -> 
     if order.store_id:
         journal["TransactionLocation"] = order.store_id
     if order.voucher_codes:
-        journal["VoucherCode"] = order.voucher_codes[0]
+        journal["VoucherCode"] = settings.voucher_code_separator.join(order.voucher_codes)
     if settings.order_ref_field:
         journal[settings.order_ref_field] = order.ref
     return journal
@@ -728,12 +862,14 @@ def ledger_points(body: Any, journal_id: str, points_currency: str | None) -> De
 # -------------------------------------------------------------------------------------------
 
 
-def cart_request(basket: Basket, membership: str | None, execution: bool) -> dict[str, Any]:
-    """Cart input: products named by code (the SKU), amounts as JSON numbers."""
+def cart_request(
+    basket: Basket, membership: str | None, execution: bool, sku_field: str = "cartLineProductCode"
+) -> dict[str, Any]:
+    """Cart input: products named by the sku in ``sku_field``, amounts as JSON numbers."""
     lines = []
     for line in basket.lines:
         item: dict[str, Any] = {
-            "cartLineProductCode": line.sku,
+            sku_field: line.sku,
             "cartLineItemQuantity": line.quantity,
             "cartLineItemAmount": line.subtotal.amount,
         }
@@ -756,34 +892,77 @@ def cart_request(basket: Basket, membership: str | None, execution: bool) -> dic
     return {"cart": {"cartDetails": [details]}}
 
 
-def discounts_from_execution(body: Any, basket: Basket) -> tuple[list[Discount], list[UnmappedEffect]]:
-    """promotion-execution output -> cart-level and line-level discounts; other rewards kept raw."""
+def _cart_details(body: Any) -> list[Any]:
+    """``cartDetails`` of a promotion-execution answer: bare (Cart Details output) or wrapped in
+    ``{"cart": ...}`` (Cart output, connect_responses_cart.htm) — both are documented."""
+    if isinstance(body, Mapping) and isinstance(body.get("cart"), Mapping):
+        body = body["cart"]
     if not isinstance(body, Mapping) or not isinstance(body.get("cartDetails"), list):
         raise MalformedResponseError("promotion-execution answer without cartDetails", engine=ENGINE)
+    return body["cartDetails"]
+
+
+def _line_promotion_cut(line: Mapping[str, Any]) -> Decimal | None:
+    """The part of a line's discount that line promotions gave (not its share of cart promotions).
+
+    Cart Line Details (connect_responses_cart_line_details.htm, v65): ``cartLineItemAmountAfterDiscount``
+    is the price after *all* current promotions, so it already includes the line's share of
+    cart-level discounts, ``totalCartPromotionsDistributedDiscountAmount``; the line promotions
+    alone are ``totalCartLinePromotionsDiscountAmount``.
+    """
+    if line.get("totalCartLinePromotionsDiscountAmount") is not None:
+        return dec(line["totalCartLinePromotionsDiscountAmount"], "totalCartLinePromotionsDiscountAmount")
+    before, after = line.get("cartLineItemAmountBeforeDiscount"), line.get("cartLineItemAmountAfterDiscount")
+    if before is not None and after is not None and line.get("totalCartPromotionsDistributedDiscountAmount") is not None:
+        return (dec(before, "cartLineItemAmountBeforeDiscount") - dec(after, "cartLineItemAmountAfterDiscount")
+                - dec(line["totalCartPromotionsDistributedDiscountAmount"], "totalCartPromotionsDistributedDiscountAmount"))
+    applied = [p for p in line.get("appliedCartLinePromotionDetails") or [] if isinstance(p, Mapping)]
+    if applied and all(p.get("cartLineItemDiscountAmount") is not None for p in applied):
+        return sum((dec(p["cartLineItemDiscountAmount"], "cartLineItemDiscountAmount") for p in applied), Decimal(0))
+    return None
+
+
+def discounts_from_execution(body: Any, basket: Basket) -> tuple[list[Discount], list[UnmappedEffect]]:
+    """promotion-execution output -> cart-level (order) and line-level discounts; other rewards raw.
+
+    Each cart-level promotion is one order discount (``cartLevelDiscountAmount``); each line gets
+    only what line promotions took off it, so a cart discount is never counted twice. A line whose
+    line-promotion part cannot be told apart is kept raw in ``unmapped``.
+    """
     currency = basket.currency
     discounts: list[Discount] = []
     unmapped: list[UnmappedEffect] = []
     line_ids = {line.id for line in basket.lines}
-    for cart in body["cartDetails"]:
+    for cart in _cart_details(body):
         if not isinstance(cart, Mapping):
             continue
+        cart_level = Decimal(0)
         for promo in cart.get("appliedCartPromotionDetails") or []:
+            if not isinstance(promo, Mapping):
+                continue
             amount = promo.get("cartLevelDiscountAmount")
             if amount is not None and dec(amount, "cartLevelDiscountAmount") > 0:
+                cart_level += dec(amount, "cartLevelDiscountAmount")
                 discounts.append(
                     Discount(target=DiscountTarget.ORDER, amount=Money.of(dec(amount), currency),
                              engine_id=_str(promo.get("promotionId")), label=_str(promo.get("displayName")))
                 )
-            rewards = promo.get("nonPricingRewards")
-            if rewards:
+            if promo.get("nonPricingRewards"):
                 unmapped.append(UnmappedEffect(type="nonPricingRewards", raw=_plain(dict(promo))))
         for line in cart.get("cartLineDetails") or []:
             if not isinstance(line, Mapping):
                 continue
-            before, after = line.get("cartLineItemAmountBeforeDiscount"), line.get("cartLineItemAmountAfterDiscount")
-            if before is None or after is None:
-                continue
-            cut = dec(before, "cartLineItemAmountBeforeDiscount") - dec(after, "cartLineItemAmountAfterDiscount")
+            cut = _line_promotion_cut(line)
+            if cut is None:
+                before, after = line.get("cartLineItemAmountBeforeDiscount"), line.get("cartLineItemAmountAfterDiscount")
+                whole = (dec(before) - dec(after)) if before is not None and after is not None else Decimal(0)
+                if whole > 0 and cart_level == 0:
+                    cut = whole  # no cart promotion: the whole cut is the line's own
+                elif whole > 0:
+                    unmapped.append(UnmappedEffect(type="line_discount_not_separable", raw=_plain(dict(line))))
+                    continue
+                else:
+                    continue
             if cut <= 0:
                 continue
             line_id = line.get("cartLineItemId")
@@ -794,21 +973,24 @@ def discounts_from_execution(body: Any, basket: Basket) -> tuple[list[Discount],
             discounts.append(
                 Discount(target=DiscountTarget.LINE, line_id=line_id, amount=Money.of(cut, currency),
                          engine_id=_str(applied[0].get("promotionId")) if applied else None,
-                         label=_str(applied[0].get("displayName")) if applied else None)
+                         label=_str(applied[0].get("displayName")) if applied else None,
+                         code=_str(applied[0].get("couponCode")) if applied else None)
             )
     return discounts, unmapped
 
 
 def messages_from_eligible(body: Any) -> tuple[list[Message], list[UnmappedEffect]]:
-    """eligible-promotions: list only (top-level shape UNCONFIRMED); names as messages, all kept raw."""
+    """eligible-promotions: a list only (top-level shape UNCONFIRMED). Promotions named by
+    ``promotionName``/``displayName`` beside ``promotionId``/``id`` become messages; the whole answer
+    is always kept raw in ``unmapped`` (never dropped), so nothing the adapter cannot map is lost."""
     if not isinstance(body, Mapping | list):
         raise MalformedResponseError("eligible-promotions answer is not JSON object or array", engine=ENGINE)
     messages: list[Message] = []
 
     def walk(node: Any) -> None:
         if isinstance(node, Mapping):
-            name = node.get("promotionName") or node.get("displayName")
-            if isinstance(name, str) and "promotionId" in node:
+            name = node.get("promotionName") or node.get("displayName") or node.get("name")
+            if isinstance(name, str) and ("promotionId" in node or "id" in node):
                 messages.append(Message(text=name, kind="promotion"))
                 return
             for value in node.values():
@@ -819,7 +1001,7 @@ def messages_from_eligible(body: Any) -> tuple[list[Message], list[UnmappedEffec
 
     walk(body)
     raw = dict(body) if isinstance(body, Mapping) else {"items": list(body)}
-    return messages, [UnmappedEffect(type="eligible_promotions", raw=_plain(raw))] if messages else []
+    return messages, [UnmappedEffect(type="eligible_promotions", raw=_plain(raw))]
 
 
 def earn(points: Decimal) -> list[Earn]:
