@@ -624,9 +624,9 @@ class SalesforceAdapter(EngineAdapter):
         if response is None:
             return
         result = self._checked(response, ctx)
-        tf.cancel_result(result)
         if self._status_flag and not tf.confirmed(result, "isSuccess"):
             raise self._unconfirmed(ctx.operation, ctx.idempotency_key)
+        tf.cancel_result(result)
 
     def _earned(self, member: str, journal_id: str, ctx: CallContext) -> Flow[Decimal]:
         """Points an accrual journal credited, from the member's transaction ledger summary."""

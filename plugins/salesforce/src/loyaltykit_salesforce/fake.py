@@ -184,6 +184,8 @@ class SalesforceFake(FakeEngine):
         self.tokens: set[str] = set()
         self.token_count = 0
         self._ids = itertools.count(1)
+        self._after_commit: dict[str, list[int]] = {}
+        self._no_marker: dict[str, int] = {}
 
         self.route("POST", r"/services/oauth2/token", "token", self._token)
         self.route("GET", _V + rf"/loyalty-programs/{_P}/members", "identify", self._profile)
@@ -206,6 +208,19 @@ class SalesforceFake(FakeEngine):
         return f"{prefix}{next(self._ids):0>12}"[:18].ljust(18, "A")
 
     # -- dispatch: one path can serve two engine-neutral routes (chosen by the body) ------------
+    def fail_after_commit(self, route: str, status: int = 503, times: int = 1) -> None:
+        """The org applies the next ``times`` requests of ``route`` and then answers ``status``
+        (a 503 is documented as "unavailable / rate limit", reference 8, and proves nothing about
+        whether the write was committed)."""
+        with self.lock:
+            self._after_commit.setdefault(route, []).extend([status] * times)
+
+    def drop_success_marker(self, route: str, times: int = 1) -> None:
+        """The next ``times`` answers of ``route`` are applied but carry no ``status``/``isSuccess``
+        member (an answer the adapter must not take as success)."""
+        with self.lock:
+            self._no_marker[route] = self._no_marker.get(route, 0) + times
+
     def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         body = self._body(request)
@@ -214,7 +229,22 @@ class SalesforceFake(FakeEngine):
                 continue
             match = candidate.pattern.match(path)
             if match and self._accepts(candidate.name, path, body):
-                return self._dispatch(candidate, request, dict(match.groupdict()))
+                response = self._dispatch(candidate, request, dict(match.groupdict()))
+                with self.lock:
+                    pending = self._after_commit.get(candidate.name)
+                    status = pending.pop(0) if pending and response.status_code < 400 else None
+                    strip = self._no_marker.get(candidate.name, 0) > 0 and response.status_code < 400
+                    if strip:
+                        self._no_marker[candidate.name] -= 1
+                if status is not None:
+                    return self.server_error(status)
+                if strip:
+                    body = json.loads(response.content, parse_float=Decimal)
+                    for item in body if isinstance(body, list) else [body]:
+                        item.pop("status", None)
+                        item.pop("isSuccess", None)
+                    return sf_json(body, response.status_code)
+                return response
         return sf_error(404, "NOT_FOUND", "The requested resource does not exist")
 
     @staticmethod
