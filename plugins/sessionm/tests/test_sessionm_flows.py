@@ -23,6 +23,7 @@ from loyaltykit.errors import (
 from loyaltykit.models import BalanceKind, Evaluation, ExportStatus, RedemptionStatus
 from loyaltykit.testing import Fault, FaultKind, OfferSpec, VoucherSpec, serve
 from loyaltykit_sessionm.adapter import SessionMAdapter
+from loyaltykit_sessionm.settings import SessionMSettings
 from loyaltykit_sessionm.testing import SessionMHarness
 
 KIT = {"read_deadline": 2.0, "write_deadline": 3.0, "evaluate_budget": 1.0, "breaker_threshold": 1000}
@@ -33,6 +34,8 @@ class Shop:
 
     def __init__(self, kind: str, **settings: Any) -> None:
         self.kind = kind
+        # The adapter's own default quote mode (the contract harness opts into "eligible").
+        settings.setdefault("evaluate_applies", SessionMSettings.model_fields["evaluate_applies"].default)
         self.h = SessionMHarness(**settings)
         self.fake = self.h.fake
         adapter = self.h.make_adapter()
@@ -171,22 +174,34 @@ def test_each_family_gets_its_own_basic_credentials(shop):
 # -- evaluate ------------------------------------------------------------------------------------
 
 
-def test_evaluate_quotes_eligible_offers_wallet_and_points(shop):
+def test_evaluate_quotes_what_redeem_will_burn_wallet_and_points(shop):
     seeded = shop.customer(points=250)
     code = shop.voucher(seeded.id, amount="5.00")
     offer = shop.h.issue_offer(seeded.id, OfferSpec(kind="percent_off_check", percent=Decimal(10), label="Ten"))
     item = shop.h.issue_offer(seeded.id, OfferSpec(kind="fixed_off_item", amount=Money.of("3.00", "USD"),
                                                    sku="SKU-B", label="Three off B"))
     before = shop.h.snapshot()
-    evaluation = shop.evaluate(shop.basket(seeded.id, codes=[code, "UNKNOWN"]))
+    evaluation = shop.evaluate(shop.basket(seeded.id, codes=[code, item, "UNKNOWN"]))
     assert shop.h.snapshot() == before  # a quote changes nothing
-    assert evaluation.discount_total == Money.of("18.00", "USD")  # 5 + 10 % of 100 + 3
+    assert evaluation.discount_total == Money.of("8.00", "USD")  # the named 5 + 3; the unnamed 10 % is not given
     line = next(d for d in evaluation.discounts if d.code == item)
     assert line.line_id == "l2"
     assert {o.id for o in evaluation.wallet} == {code, offer, item}
     assert evaluation.spendable[0].points == Decimal(250)
-    assert [(c.code, c.status.value) for c in evaluation.codes] == [(code, "accepted"), ("UNKNOWN", "rejected")]
+    assert [(c.code, c.status.value) for c in evaluation.codes] == [
+        (code, "accepted"), (item, "accepted"), ("UNKNOWN", "rejected")]
     assert shop.h.voucher_redemptions(code) == 0
+
+
+def test_evaluate_eligible_mode_is_an_explicit_opt_in(kind):
+    s = Shop(kind, evaluate_applies="eligible")
+    try:
+        seeded = s.customer()
+        s.voucher(seeded.id, amount="5.00")
+        s.h.issue_offer(seeded.id, OfferSpec(kind="percent_off_check", percent=Decimal(10)))
+        assert s.evaluate(s.basket(seeded.id)).discount_total == Money.of("15.00", "USD")
+    finally:
+        s.close()
 
 
 def test_evaluate_codes_mode_quotes_only_named_offers(kind):

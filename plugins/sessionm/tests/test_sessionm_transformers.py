@@ -202,7 +202,9 @@ def test_lock_discount_to_reserved_redemption():
                             '"status":"Locked","display_name":"Five off","amount":4.99,"user_id":"u1"}'))
     result = tf.redemption_from_discount(discount, "uo-1", "o1:redeem:uo-1", SETTINGS, reserved=True)
     assert result.status.value == "reserved" and result.discount == Money.of("4.99", "USD")
-    assert result.receipt.engine_ref == "uo-1" and result.receipt.code == "uo-1"
+    assert result.receipt.code == "uo-1" and tf.user_offer_of(result.receipt) == "uo-1"
+    assert tf.discount_of(result.receipt) == discount  # the Discount object kept as received
+    assert tf.discount_of(result.receipt)["amount"] == Decimal("4.99")
     with pytest.raises(MalformedResponseError):
         tf.redemption_from_discount({"status": "Locked"}, "uo-1", "k", SETTINGS, reserved=True)
 
