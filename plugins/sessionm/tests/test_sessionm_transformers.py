@@ -18,6 +18,7 @@ from loyaltykit.errors import (
     OutcomeUnknownError,
     VoucherAlreadyRedeemedError,
 )
+from loyaltykit.errors import LoyaltyError
 from loyaltykit.models import OfferKind
 from loyaltykit_sessionm import transformers as tf
 from loyaltykit_sessionm.settings import SessionMSettings
@@ -283,3 +284,66 @@ def test_non_finite_numbers_are_malformed_answers(value):
     user = {"id": "u1", "available_points": value}
     with pytest.raises(MalformedResponseError):
         tf.customer_from_user(user, SETTINGS)
+
+
+# -- documented behaviour: error codes, Discount pass-back, store, tax --------------------------
+
+
+def test_error_codes_match_exactly_never_as_substrings():
+    from loyaltykit.errors import CustomerNotFoundError
+
+    body = raw('{"status":"ERROR","errors":{"code":"transaction_not_found","message":"no such transaction"}}')
+    with pytest.raises(LoyaltyError) as info:
+        tf.pos_payload(200, body, SETTINGS.error_codes)
+    assert not isinstance(info.value, CustomerNotFoundError) and info.value.code == "engine_error"
+
+
+def test_core_not_available_is_a_refusal_not_an_outage():
+    body = raw('{"status":"error","errors":{"code":"not_available"}}')
+    with pytest.raises(LoyaltyError) as info:
+        tf.core_result(200, body, SETTINGS.error_codes)
+    assert info.value.code == "engine_error" and not info.value.retryable
+
+
+def test_bare_core_404_is_customer_not_found():
+    from loyaltykit.errors import CustomerNotFoundError
+
+    with pytest.raises(CustomerNotFoundError):
+        tf.core_result(404, b"", SETTINGS.error_codes)
+    with pytest.raises(CustomerNotFoundError):
+        tf.core_result(404, b"<html>Not Found</html>", SETTINGS.error_codes)
+
+
+def test_spend_error_response_object_is_read_as_its_fields():
+    from loyaltykit.errors import InsufficientBalanceError
+
+    payload = {"details": [{"error_status": 3, "message": "",
+                            "error_response": {"code": "insufficient_points", "message": "Not enough points"}}]}
+    with pytest.raises(InsufficientBalanceError) as info:
+        tf.spend_detail(payload, SETTINGS.error_codes)
+    assert info.value.engine_code == "insufficient_points" and info.value.engine_message == "Not enough points"
+
+
+def test_send_transaction_sends_the_lock_discount_as_received():
+    # Discount fields as client code sends them back ([R-RWS-T SendTransaction.cs], reference 4.5).
+    discount = tf.loads(raw('{"reference_id":"uo-1","reference_id_type":"UserOfferId","pos_discount_id":"PD-7",'
+                            '"status":"Locked","display_name":"Five off","image_url":"https://img/x.png",'
+                            '"discounted_line_ids":["l1"],"discounted_line_id_quantities":[1],'
+                            '"discount_source":"Offer","amount":5.00,"stack_order":0,'
+                            '"applied_time":"2024-01-01T00:00:00Z","user_id":"u-1"}'))
+    result = tf.redemption_from_discount(discount, "uo-1", "k", SETTINGS, reserved=True)
+    order = Order(ref="o-1", currency="USD", customer_id="u-1", total=Money.of("45.10", "USD"),
+                  lines=[{"id": "l1", "sku": "A", "quantity": 1, "unit_price": Money.of("50.10", "USD")}],
+                  receipts=(result.receipt,), store_id="store-9", channel="pos")
+    transaction = tf.transaction_from_order(order, SETTINGS)
+    assert transaction["discounts"] == [discount]
+    assert b'"amount":5.00' in wire.dumps(transaction["discounts"][0])  # the engine's own digits
+    assert transaction["channel"] == "pos"
+    assert tf.pos_envelope(SETTINGS, "r", transaction, order.store_id)["store_id"] == "store-9"
+    assert "tax_total" not in transaction  # no tax known: none invented
+
+
+def test_unlock_id_is_the_lock_reference_not_the_ttl_code():
+    discount = {"reference_id": "uo-9", "reference_id_type": "UserOfferId", "amount": Decimal(5)}
+    result = tf.redemption_from_discount(discount, "483920", "k", SETTINGS, reserved=True)
+    assert result.receipt.code == "483920" and tf.user_offer_of(result.receipt) == "uo-9"

@@ -89,7 +89,8 @@ class SessionMAdapter(EngineAdapter):
         register_secret(s.core_api_key.get_secret_value())  # it is a path segment of Core URLs
         # The tenant has one currency (transactions carry none); "redeem" mode burns, never reserves.
         self.capabilities = type(self).capabilities.model_copy(
-            update={"currencies": frozenset({s.currency}), "reserve_voucher": s.redeem_mode == "lock"}
+            update={"currencies": frozenset({s.currency}), "reserve_voucher": s.redeem_mode == "lock",
+                    "refund": s.refunds, "partial_refund": s.refunds}
         )
 
     def client_config(self) -> EngineClientConfig:
