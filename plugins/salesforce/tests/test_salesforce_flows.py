@@ -623,3 +623,11 @@ def test_export_per_product_journals_sum_to_the_order_total(harness, make_shop):
     assert len({j["ExternalTransactionNumber"] for j in journals}) == 2
     again = shop.export_orders([order("o-1", total="99.99")])
     assert again.results[0].status is ExportStatus.DUPLICATE
+
+
+def test_partial_voucher_without_a_basket_is_refused_before_any_write(harness, shop):
+    member = seed(harness)
+    harness.fake.add_voucher(member=member, code="GIFT", type="FixedValue", face_value=Decimal("150"), partial=True)
+    with pytest.raises(InvalidRequestError) as info:
+        shop.redeem_voucher(VoucherRedemption(code="GIFT", order_ref="o-1", customer_id=member))
+    assert info.value.field == "redemption.basket" and harness.request_count("redeem") == 0

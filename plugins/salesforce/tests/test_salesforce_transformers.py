@@ -399,3 +399,74 @@ def test_settings_guard_versions_and_secrets():
 def test_numbers_are_decimal_not_float():
     body = tf.parse_json(response(REDEEM_OUTPUTS[0][0]))
     assert body["remainingAmount"] == Decimal("98.32") and isinstance(body["remainingAmount"], Decimal)
+
+
+# -- vouchers: partial redemption and the documented success statuses ---------------------------
+
+
+def test_voucher_list_reads_partial_and_definition_flags():
+    body = tf.parse_json(response(VOUCHERS.replace('"isVoucherPartiallyRedeemable":false',
+                                                   '"isVoucherPartiallyRedeemable":true')
+                                  .replace('"status":"Expired"', '"status":"Issued"')
+                                  .replace('"remainingValue":100', '"remainingValue":60')
+                                  .replace('"redeemedValue":0', '"redeemedValue":40')))
+    voucher = tf.vouchers_from_list(body)[0]
+    assert voucher.partial and voucher.definition_active
+    assert voucher.value_left == Decimal(60) and voucher.redeemed_value == Decimal(40)
+    assert tf.redeem_amount(voucher, eur("25.00")) == Decimal("25.00")
+    assert tf.redeem_amount(voucher, eur("80.00")) == Decimal(60)  # never more than is left
+    whole = tf.vouchers_from_list(tf.parse_json(response(VOUCHERS)))[0]
+    assert tf.redeem_amount(whole, eur("25.00")) is None  # not partially redeemable: redeemed whole
+    inactive = tf.vouchers_from_list(tf.parse_json(response(
+        VOUCHERS.replace('"isVoucherDefinitionActive":true', '"isVoucherDefinitionActive":false')
+        .replace('"status":"Expired"', '"status":"Issued"').replace("2021-11-01", "2999-11-01"))))[0]
+    assert inactive.problem() == "voucher_invalid"
+
+
+def test_redeem_body_carries_the_documented_amount_fields():
+    s = settings()
+    assert tf.redeem_body(s, "Reserve", "k", Decimal("25.00"), "EUR") == {
+        "action": "Reserve", "reservationKey": "k", "reservedValue": Decimal("25.00"), "currencyIsoCode": "EUR"}
+    assert tf.redeem_body(s, "Redeem", "k", Decimal("25.00"), "EUR")["redeemAmount"] == Decimal("25.00")
+    assert tf.redeem_body(s, "Reinstate", None, Decimal(1), "EUR") == {"action": "Reinstate"}
+    assert tf.redeem_body(s, None, None) == {}
+    assert tf.ACTION_STATUS == {"Reserve": "Reserved", "Redeem": "Redeemed", "Reinstate": "Issued"}
+
+
+def test_success_markers_are_required():
+    assert tf.confirmed(tf.parse_json(response(REALTIME)))
+    assert tf.confirmed(tf.parse_json(response(PROCESS_CREDIT)))
+    assert tf.confirmed(tf.parse_json(response(CANCEL)), "isSuccess")
+    assert tf.confirmed([tf.parse_json(response(CANCEL))], "isSuccess")
+    assert not tf.confirmed({"message": None, "processResult": None})  # no status: not success
+    assert not tf.confirmed({"status": "true"})  # a string is not the documented Boolean
+
+
+def test_accrual_journal_sends_every_code_and_products_when_configured():
+    s = settings(journal_product_field="ProductCode", voucher_code_separator=";")
+    order = Order(ref="o-1", currency="EUR", customer_id="M5", total=eur("10.00"), voucher_codes=("A1", "B2"),
+                  lines=(Line(id="l1", sku="P1", quantity=Decimal(1), unit_price=eur("6.67")),
+                         Line(id="l2", sku="P2", quantity=Decimal(1), unit_price=eur("6.66"))))
+    journals = tf.accrual_journals(s, order, "lk-o-1")
+    assert [j["ProductCode"] for j in journals] == ["P1", "P2"]
+    assert [j["ExternalTransactionNumber"] for j in journals] == ["lk-o-1", "lk-o-1-2"]
+    assert sum(Decimal(j["TransactionAmount"]) for j in journals) == Decimal("10.00")
+    assert journals[0]["VoucherCode"] == "A1;B2" and "VoucherCode" not in journals[1]
+    assert tf.accrual_journals(settings(), order, "n")[0]["VoucherCode"] == "A1,B2"
+
+
+def test_soql_names_come_from_settings():
+    s = settings(member_object="Custom_Member__c", journal_object="TJ__c", journal_program_field="Prog__c")
+    assert "FROM Custom_Member__c" in tf.member_query(s, "a@b.c")
+    query = tf.journals_query(s, ["n1"])
+    assert "FROM TJ__c" in query and "Prog__c = 'NTO Insider'" in query
+    rows = {"records": [{"Id": "1", "ExternalTransactionNumber": "n1", "Status": "Voided", "TransactionAmount": "5"},
+                        {"Id": "2", "ExternalTransactionNumber": "n1", "Status": "Processed", "TransactionAmount": "5"}]}
+    assert tf.journals_by_number(rows, cancelled="Voided")["n1"].id == "2"  # the live one wins
+    assert tf.journals_by_number(rows, cancelled="Voided")["n1"].amount == Decimal(5)
+
+
+def test_cart_request_names_products_with_the_configured_field():
+    basket = Basket(id="b", currency="EUR", lines=(Line(id="l1", sku="SKU-1", quantity=Decimal(1), unit_price=eur("1")),))
+    line = tf.cart_request(basket, None, True, "cartLineProductStockKeepingUnit")["cart"]["cartDetails"][0]["cartLineDetails"][0]
+    assert line["cartLineProductStockKeepingUnit"] == "SKU-1" and "cartLineProductCode" not in line

@@ -331,6 +331,11 @@ class SalesforceAdapter(EngineAdapter):
         path = tf.redeem_path(s, member, code)
         reservation = tf.reservation_key(key)
         replayed = voucher.status == "Redeemed"
+        if voucher.partial and voucher.type == "FixedValue" and due is None and voucher.status == "Issued":
+            raise InvalidRequestError(
+                "redemption.basket: a partially redeemable voucher takes only what is due; send the basket",
+                field="redemption.basket", engine=self.name,
+            )
         partial = tf.redeem_amount(voucher, due)
         currency = due.currency if due is not None else None
         if s.two_phase:
