@@ -11,17 +11,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: Message fragments of a ``status:false`` process or engine output (which carries no errorCode)
-#: -> kit error codes. Salesforce documents that such outputs carry a ``message`` but not its texts
-#: (UNCONFIRMED), so the mapping is a setting. Answers with an errorCode are classified by the
-#: documented table in ``transformers.DOCUMENTED_ERRORS`` only, never by these fragments.
-DEFAULT_ERROR_PATTERNS: dict[str, str] = {
-    "insufficient points": "insufficient_balance",
-    "insufficient balance": "insufficient_balance",
-    "not enough points": "insufficient_balance",
-    "no member found": "customer_not_found",
-    "member not found": "customer_not_found",
-}
+from .transformers import DEFAULT_ERROR_PATTERNS  # the tables live with the mapping (plain data)
 
 
 def _version(value: str) -> float:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -44,7 +44,9 @@ from loyaltykit.errors import (
     RateLimitedError,
 )
 
-from .settings import SalesforceSettings
+
+if TYPE_CHECKING:
+    from .settings import SalesforceSettings
 
 ENGINE = "salesforce"
 
@@ -148,6 +150,19 @@ def _iso(moment: datetime) -> str:
 # -------------------------------------------------------------------------------------------
 # Errors: a JSON array of {errorCode, message}, or HTTP 200 with status:false
 # -------------------------------------------------------------------------------------------
+
+
+#: Message fragments of a ``status:false`` process or engine output (which carries no errorCode)
+#: -> kit error codes. Salesforce documents that such outputs carry a ``message`` but not its texts
+#: (UNCONFIRMED), so the mapping is a setting. Answers with an errorCode are classified by the
+#: documented table in ``transformers.DOCUMENTED_ERRORS`` only, never by these fragments.
+DEFAULT_ERROR_PATTERNS: dict[str, str] = {
+    "insufficient points": "insufficient_balance",
+    "insufficient balance": "insufficient_balance",
+    "not enough points": "insufficient_balance",
+    "no member found": "customer_not_found",
+    "member not found": "customer_not_found",
+}
 
 
 #: Documented error codes and texts -> kit error code, as plain data (errorCode, message fragment,

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loyaltykit import (
     Balance,
@@ -48,7 +48,9 @@ from loyaltykit.errors import (
     OutcomeUnknownError,
 )
 
-from .settings import SessionMSettings
+
+if TYPE_CHECKING:
+    from .settings import SessionMSettings
 
 ENGINE = "sessionm"
 CORE_OK = "ok"
@@ -99,6 +101,36 @@ def decimal(value: Any, what: str) -> Decimal:
 # ---------------------------------------------------------------------------------------------
 # Error classification
 # ---------------------------------------------------------------------------------------------
+
+
+#: Engine error code -> kit error code, matched exactly (case-insensitive), never as a substring.
+#: Core codes are documented (reference 2.1, [D-ERR]); the Connect and POS ones are not
+#: (UNCONFIRMED), hence a setting. Core ``not_available`` is a refusal ("not available"), not an
+#: outage: it is left to the generic engine error, as is any code not listed here.
+DEFAULT_ERROR_CODES: dict[str, str] = {
+    # Core, documented
+    "user_not_found": "customer_not_found",
+    "requires_registered_user": "customer_not_found",
+    "invalid_api_key": "auth_failed",
+    "invalid_auth_token": "auth_failed",
+    "access_denied": "auth_failed",
+    "https_only": "config_error",
+    "missing_data": "invalid_request",
+    "validation": "invalid_request",
+    "argument_error": "invalid_request",
+    "internal_server_error": "engine_unavailable",
+    # POS / Connect, UNCONFIRMED
+    "pending_processing": "outcome_unknown",
+    "offer_not_found": "voucher_not_found",
+    "user_offer_not_found": "voucher_not_found",
+    "offer_expired": "voucher_expired",
+    "offer_not_active": "voucher_invalid",
+    "offer_already_redeemed": "voucher_already_redeemed",
+    "offer_locked": "voucher_already_redeemed",
+    "offer_not_applicable": "voucher_conditions_not_met",
+    "insufficient_points": "insufficient_balance",
+    "insufficient_balance": "insufficient_balance",
+}
 
 
 def _error_code(errors: Any) -> tuple[str | None, str | None]:
