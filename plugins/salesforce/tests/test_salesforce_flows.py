@@ -631,3 +631,13 @@ def test_partial_voucher_without_a_basket_is_refused_before_any_write(harness, s
     with pytest.raises(InvalidRequestError) as info:
         shop.redeem_voucher(VoucherRedemption(code="GIFT", order_ref="o-1", customer_id=member))
     assert info.value.field == "redemption.basket" and harness.request_count("redeem") == 0
+
+
+def test_store_code_already_burned_or_unknown_does_not_block_the_export(harness, shop):
+    member = seed(harness)
+    harness.issue_voucher(VoucherSpec(code="STORE10", kind="fixed", amount=eur("10.00"), owner_id=member))
+    shop.redeem_voucher(VoucherRedemption(code="STORE10", order_ref="pos-1", customer_id=member))  # burned by the store
+    placed = Order(ref="o-7", currency="EUR", lines=basket(member).lines, total=eur("90.00"), customer_id=member,
+                   voucher_codes=("STORE10", "NOT-A-VOUCHER"))
+    assert shop.export_orders([placed]).results[0].status is ExportStatus.ACCEPTED
+    assert harness.voucher_redemptions("STORE10") == 1

@@ -8,6 +8,7 @@ only when the journal is absent. Vouchers are reconciled by re-listing the membe
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
@@ -53,6 +54,7 @@ from loyaltykit.errors import (
     NotSupportedError,
     OutcomeUnknownError,
     VoucherNotFoundError,
+    VoucherError,
     VoucherNotOwnedError,
 )
 from loyaltykit.flows import CallContext
@@ -62,6 +64,8 @@ from . import transformers as tf
 from .settings import SalesforceSettings
 
 __version__ = "0.1.0"
+
+_log = logging.getLogger("loyaltykit.salesforce")
 
 _QUERY_CHUNK = 100  # ExternalTransactionNumbers per SOQL IN (...), keeps the URL short
 _NOT_APPLIED_RESENDS = 2
@@ -316,7 +320,7 @@ class SalesforceAdapter(EngineAdapter):
         )
 
     def _burn(
-        self, member: str, code: str, key: str, due: Money | None, ctx: CallContext
+        self, member: str, code: str, key: str, due: Money | None, ctx: CallContext, whole_only: bool = False
     ) -> Flow[tuple[Decimal | None, tf.SfVoucher, bool]]:
         """Redeem one member voucher under ``key``: (value taken, the voucher, replayed).
 
@@ -332,6 +336,11 @@ class SalesforceAdapter(EngineAdapter):
         reservation = tf.reservation_key(key)
         replayed = voucher.status == "Redeemed"
         if voucher.partial and voucher.type == "FixedValue" and due is None and voucher.status == "Issued":
+            if whole_only:
+                # A store's partial use has no amount on the order: not burned, said in the log.
+                _log.warning("a partially redeemable voucher used outside this shop was not burned on "
+                             "export: the order does not say how much of it was used")
+                raise VoucherError("partial voucher without an amount", engine=self.name)
             raise InvalidRequestError(
                 "redemption.basket: a partially redeemable voucher takes only what is due; send the basket",
                 field="redemption.basket", engine=self.name,
@@ -542,8 +551,14 @@ class SalesforceAdapter(EngineAdapter):
         try:
             if s.burn_store_codes_on_export:
                 for code in self._store_codes(order):
-                    # Keyed by order and code: a re-export replays instead of burning twice.
-                    yield from self._burn(order.customer_id, code, f"{order.key}:{code}"[:128], None, ctx)
+                    # Keyed by order and code: a re-export replays instead of burning twice. A code
+                    # that is no usable voucher (already burned by the store, not a voucher at all)
+                    # cannot be given online either, and must not keep the order from accruing.
+                    try:
+                        yield from self._burn(order.customer_id, code, f"{order.key}:{code}"[:128], None, ctx,
+                                              whole_only=True)
+                    except (VoucherError, InvalidRequestError):
+                        continue
 
             def applied() -> Flow[tf.SfJournal | None]:
                 found = yield from self._find_journals(numbers, ctx)

@@ -274,17 +274,19 @@ class SessionMAdapter(EngineAdapter):
         if redemption.customer_id and owner and str(owner) != redemption.customer_id:
             # Another member's offer: give it straight back (keyed, so safe to repeat), then refuse.
             # Unlock/reinstate name the lock's user offer id, never the TTL code that found it.
-            yield from self._release(str(discount.get("reference_id") or redemption.code), key, "foreign", unlock=lock)
+            yield from self._release(str(discount.get("reference_id") or redemption.code), key, "foreign", unlock=lock,
+                                     store_id=store)
             raise VoucherNotOwnedError("the offer belongs to another customer", engine=self.name)
         return tf.redemption_from_discount(discount, redemption.code, key, s, reserved=lock)
 
-    def _release(self, user_offer_id: str, key: str, purpose: str, *, unlock: bool) -> Sub:
+    def _release(self, user_offer_id: str, key: str, purpose: str, *, unlock: bool, store_id: str | None = None) -> Sub:
         operation = "unlock" if unlock else "reinstate"
         payload = {"user_offer_id": user_offer_id, "employee_id": self.settings.employee_id}
 
         def build(request_id: str) -> EngineRequest:
             route = "release" if unlock else "reverse"
-            return self._pos(operation, payload, route, request_id, write=True, idempotency_key=self._runner_key(key))
+            return self._pos(operation, payload, route, request_id, write=True, idempotency_key=self._runner_key(key),
+                             store_id=store_id)
 
         response = yield from self._send_write(build, key, f"{operation}:{purpose}:{user_offer_id}")
         self._pos_payload(response)
@@ -395,7 +397,7 @@ class SessionMAdapter(EngineAdapter):
         for receipt in redemptions:
             assert receipt.code is not None
             unlock = s.redeem_mode == "lock" and not reversal.exported
-            yield from self._release(tf.user_offer_of(receipt), key, "cancel", unlock=unlock)
+            yield from self._release(tf.user_offer_of(receipt), key, "cancel", unlock=unlock, store_id=order.store_id)
             reinstated.append(receipt.code)
             done.append(f"{'unlock' if unlock else 'reinstate'} {receipt.code}")
         returned = Decimal(0)
