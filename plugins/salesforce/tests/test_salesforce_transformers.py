@@ -470,3 +470,20 @@ def test_cart_request_names_products_with_the_configured_field():
     basket = Basket(id="b", currency="EUR", lines=(Line(id="l1", sku="SKU-1", quantity=Decimal(1), unit_price=eur("1")),))
     line = tf.cart_request(basket, None, True, "cartLineProductStockKeepingUnit")["cart"]["cartDetails"][0]["cartLineDetails"][0]
     assert line["cartLineProductStockKeepingUnit"] == "SKU-1" and "cartLineProductCode" not in line
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(
+    st.lists(st.integers(min_value=1, max_value=10_000_00), min_size=1, max_size=8),
+    st.integers(min_value=0, max_value=10_000_00),
+)
+def test_per_product_journal_amounts_always_sum_to_the_goods_total(cents, total_cents):
+    lines = tuple(Line(id=f"l{i}", sku=f"S{i}", quantity=Decimal(1), unit_price=eur(str(Decimal(c) / 100)))
+                  for i, c in enumerate(cents))
+    order = Order(ref="o", currency="EUR", customer_id="M", lines=lines, total=eur(str(Decimal(total_cents) / 100)))
+    journals = tf.accrual_journals(settings(journal_product_field="ProductCode"), order, "n")
+    amounts = [Decimal(j["TransactionAmount"]) for j in journals]
+    assert sum(amounts) == order.total.amount
+    assert all(a >= 0 and a == a.quantize(Decimal("0.01")) for a in amounts)

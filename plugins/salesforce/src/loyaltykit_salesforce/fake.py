@@ -632,6 +632,9 @@ class SalesforceFake(FakeEngine):
         simulate = (body.get("runSetting") or {}).get("isSimulation") is True
         journals = body["transactionJournals"]
         for journal in journals:
+            # ActivityDate is required on TransactionJournal (sforce_api_objects_transactionjournal.htm;
+            # reference 5a). Business refusals answer HTTP 200 with status:false and a message
+            # (Loyalty Engine Realtime Output: "status ... whether the request succeeded").
             if not isinstance(journal, dict) or not journal.get("ActivityDate"):
                 return sf_error(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [ActivityDate]")
             if self._journal_member(journal) is None:
@@ -715,6 +718,10 @@ class SalesforceFake(FakeEngine):
         return record
 
     # -- program processes (debit) ------------------------------------------------------------
+    # Loyalty Program Process (connect_resources_process_name.htm; reference 6a, 5c): input
+    # {"processParameters": [...]}, output {message, outputParameters.outputParameters.results,
+    # simulationDetails, status}; a refusal is HTTP 200 with status:false and a message (texts
+    # UNCONFIRMED: these are the fake's, matched by the adapter's error_patterns setting).
     def _process(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
         if not self._program_ok(params):
             return sf_error(404, "NOT_FOUND", "The loyalty program doesn't exist.")

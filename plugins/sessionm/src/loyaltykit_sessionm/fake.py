@@ -497,6 +497,8 @@ class SessionMFake(FakeEngine):
             return self._connect_error("validation: spend_details required")
         out = []
         for item in details:
+            # spend_details[].idempotency_id de-duplicates a spend; the answer echoes it with an
+            # idempotency_summary (reference 2.4, [R-RWS-T SpendRequest.cs / SpendResponse.cs]).
             ident = str(item.get("idempotency_id") or "")
             if ident and ident in self.spends:
                 out.append({**self.spends[ident], "idempotency_summary": "duplicate: already applied"})
@@ -752,6 +754,7 @@ class SessionMFake(FakeEngine):
                 account.balance -= original.earned
                 account.lifetime -= original.earned
             return 200, {"status": "OK", "payload": {"transaction_id": transaction_id}}
+        # Attribution is via payments[].user_id + user_id_type "SessionM_ID" (reference 6.1, [R-RWS-T]).
         payments = payload.get("payments") or []
         user_id = None
         total = Decimal(0)
