@@ -816,8 +816,11 @@ class SalesforceFake(FakeEngine):
         rules = [r for r in self.rules if r.currency in (None, currency)
                  and (r.min_subtotal is None or subtotal >= r.min_subtotal)]
         if params["kind"] == "eligible-promotions":
-            # The list's top-level shape is UNCONFIRMED; the adapter keeps it raw.
-            return sf_json({"promotions": [{"promotionId": r.id, "promotionName": r.label} for r in rules]})
+            # Items follow Promotion Details (connect_responses_promotion_details.htm, v60: id,
+            # displayName, description, currencyIsoCode, ...); the list's top-level key is
+            # UNCONFIRMED (reference 6c) and the adapter keeps the whole answer raw.
+            return sf_json({"promotions": [{"id": r.id, "displayName": r.label, "description": None,
+                                            "currencyIsoCode": r.currency or currency} for r in rules]})
         # Cart Line Details (connect_responses_cart_line_details.htm, v65; reference 6c): a line's
         # AmountAfterDiscount is after every current promotion, so it includes the line's share of
         # cart-level discounts (totalCartPromotionsDistributedDiscountAmount); the line promotions'
