@@ -600,6 +600,7 @@ def test_half_applied_cancel_is_outcome_unknown_and_the_retry_finishes_once(kind
         with pytest.raises(OutcomeUnknownError) as info:
             s.reverse({"order": order, "kind": "cancel", "exported": False, "idempotency_key": "cancel-1"})
         assert info.value.idempotency_key == "cancel-1" and "unlock" in str(info.value)
+        assert code not in str(info.value) and code not in repr(info.value.reconcile)
         assert s.fake.user_offers[code].status == "ISSUED"  # the unlock was applied
         s.fake.clear_faults()
         result = s.reverse({"order": order, "kind": "cancel", "exported": False, "idempotency_key": "cancel-1"})
