@@ -304,7 +304,9 @@ class SalesforceAdapter(EngineAdapter):
         basket = redemption.basket
         due = basket.subtotal if basket is not None else None
         amount, voucher, replayed = yield from self._burn(member, redemption.code, redemption.key, due, ctx)
-        discount = Money.of(amount, basket.currency) if basket is not None and amount is not None else None
+        discount = None
+        if basket is not None and amount is not None:  # a whole voucher worth more than the basket gives the basket
+            discount = Money.of(min(amount, basket.subtotal.amount), basket.currency)
         if discount is None and basket is not None:
             found = tf.voucher_discount(voucher, basket, basket.subtotal)
             discount = found.amount if found else None

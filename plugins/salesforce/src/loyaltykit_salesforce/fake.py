@@ -584,6 +584,7 @@ class SalesforceFake(FakeEngine):
                                 "currencyIsoCode": v.currency}, 201)
             return sf_error(409, "ALREADY_REDEEMED_VOUCHER", "The voucher is already redeemed.")
         elif status == "Reserved":
+            # A voucher reserved under another key: the answer for this case is UNCONFIRMED.
             return sf_error(409, "ALREADY_REDEEMED_VOUCHER", "The voucher is reserved.")
         elif status == "Expired":
             return sf_error(400, "INVALID_API_INPUT", self._E_EXPIRED)
