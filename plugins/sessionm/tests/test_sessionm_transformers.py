@@ -347,3 +347,36 @@ def test_unlock_id_is_the_lock_reference_not_the_ttl_code():
     discount = {"reference_id": "uo-9", "reference_id_type": "UserOfferId", "amount": Decimal(5)}
     result = tf.redemption_from_discount(discount, "483920", "k", SETTINGS, reserved=True)
     assert result.receipt.code == "483920" and tf.user_offer_of(result.receipt) == "uo-9"
+
+
+def test_line_tax_is_sent_only_when_every_line_says_it():
+    lines = [{"id": "l1", "sku": "A", "quantity": 2, "unit_price": Money.of("10.00", "USD"), "attributes": {"tax": "3.20"}},
+             {"id": "l2", "sku": "B", "quantity": 1, "unit_price": Money.of("5.00", "USD"), "attributes": {"tax": "0.80"}}]
+    order = Order(ref="o-1", currency="USD", customer_id="u", total=Money.of("25.00", "USD"), lines=lines)
+    sent = tf.transaction_from_order(order, SETTINGS)
+    assert sent["tax_total"] == Decimal("4.00") and [i["tax_included"] for i in sent["items"]] == [
+        Decimal("3.20"), Decimal("0.80")]
+    partly = order.model_copy(update={"lines": (order.lines[0], order.lines[1].model_copy(update={"attributes": {}}))})
+    assert "tax_total" not in tf.transaction_from_order(partly, SETTINGS)
+    bad = order.model_copy(update={"lines": (order.lines[0].model_copy(update={"attributes": {"tax": "x"}}),)})
+    with pytest.raises(LoyaltyError) as info:
+        tf.transaction_from_order(bad, SETTINGS)
+    assert info.value.code == "invalid_request" and info.value.field == "lines.l1.attributes.tax"
+
+
+def test_return_transaction_negates_the_refunded_lines():
+    from loyaltykit import Reversal
+
+    order = Order(ref="o-1", currency="USD", customer_id="u", total=Money.of("90.00", "USD"),
+                  lines=[{"id": "l1", "sku": "A", "quantity": 2, "unit_price": Money.of("25.00", "USD")},
+                         {"id": "l2", "sku": "B", "quantity": 1, "unit_price": Money.of("50.00", "USD")}])
+    reversal = Reversal(order=order, kind="refund", lines=[{"line_id": "l1", "quantity": 1}], reference="r1")
+    sent = tf.return_transaction(order, reversal, SETTINGS, Decimal("22.50"))
+    assert sent["transaction_id"] == "o-1:return:r1" and sent["from_transaction_id"] == "o-1"
+    assert [(i["line_id"], i["quantity"], i["subtotal"]) for i in sent["items"]] == [("l1", Decimal(-1), Decimal("-25.00"))]
+    assert sent["payments"][0]["amount"] == Decimal("-22.50") and sent["payments"][0]["user_id"] == "u"
+
+
+def test_error_table_is_plain_exact_data():
+    assert "not_available" not in tf.DEFAULT_ERROR_CODES and "not_found" not in tf.DEFAULT_ERROR_CODES
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in tf.DEFAULT_ERROR_CODES.items())
