@@ -641,3 +641,14 @@ def test_store_code_already_burned_or_unknown_does_not_block_the_export(harness,
                    voucher_codes=("STORE10", "NOT-A-VOUCHER"))
     assert shop.export_orders([placed]).results[0].status is ExportStatus.ACCEPTED
     assert harness.voucher_redemptions("STORE10") == 1
+
+
+def test_partial_voucher_takes_what_is_due_after_promotions(harness, shop):
+    member = seed(harness)
+    harness.define_rule(RuleSpec(kind="order_percent", percent=Decimal(10), label="Ten"))
+    harness.fake.add_voucher(member=member, code="GIFT", type="FixedValue", face_value=Decimal("150"), partial=True)
+    quote = shop.evaluate(basket(member, codes=("GIFT",)))
+    voucher_part = next(d for d in quote.discounts if d.code == "GIFT")
+    result = shop.redeem_voucher(VoucherRedemption(code="GIFT", order_ref="o-1", customer_id=member, basket=basket(member)))
+    assert voucher_part.amount == result.discount == eur("90.00")  # 100 less the 10 % promotion
+    assert next(v for v in harness.fake.vouchers if v.code == "GIFT").remaining == Decimal("60.00")

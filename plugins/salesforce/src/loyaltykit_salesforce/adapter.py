@@ -266,7 +266,9 @@ class SalesforceAdapter(EngineAdapter):
                 notes, raw = tf.messages_from_eligible(body)
                 messages.extend(notes)
             unmapped.extend(raw)
-        voucher_discounts, codes = tf.apply_codes(basket, vouchers)
+        promoted = sum((d.amount for d in discounts), Money.zero(basket.currency))
+        room = (basket.subtotal - promoted).max(Money.zero(basket.currency))
+        voucher_discounts, codes = tf.apply_codes(basket, vouchers, room)
         discounts.extend(voucher_discounts)
         earn: list = []
         if member is not None and s.simulate_earn:
@@ -302,8 +304,7 @@ class SalesforceAdapter(EngineAdapter):
                 "redemption.customer_id: Salesforce vouchers belong to a member", field="redemption.customer_id"
             )
         basket = redemption.basket
-        due = basket.subtotal if basket is not None else None
-        amount, voucher, replayed = yield from self._burn(member, redemption.code, redemption.key, due, ctx)
+        amount, voucher, replayed = yield from self._burn(member, redemption.code, redemption.key, basket, ctx)
         discount = None
         if basket is not None and amount is not None:  # a whole voucher worth more than the basket gives the basket
             discount = Money.of(min(amount, basket.subtotal.amount), basket.currency)
@@ -322,7 +323,7 @@ class SalesforceAdapter(EngineAdapter):
         )
 
     def _burn(
-        self, member: str, code: str, key: str, due: Money | None, ctx: CallContext, whole_only: bool = False
+        self, member: str, code: str, key: str, basket: Basket | None, ctx: CallContext, whole_only: bool = False
     ) -> Flow[tuple[Decimal | None, tf.SfVoucher, bool]]:
         """Redeem one member voucher under ``key``: (value taken, the voucher, replayed).
 
@@ -337,7 +338,11 @@ class SalesforceAdapter(EngineAdapter):
         path = tf.redeem_path(s, member, code)
         reservation = tf.reservation_key(key)
         replayed = voucher.status == "Redeemed"
-        if voucher.partial and voucher.type == "FixedValue" and due is None and voucher.status == "Issued":
+        partial_value = voucher.partial and voucher.type == "FixedValue" and voucher.status == "Issued"
+        due = None
+        if partial_value and basket is not None:
+            due = yield from self._due(basket, ctx)
+        if partial_value and due is None:
             if whole_only:
                 # A store's partial use has no amount on the order: not burned, said in the log.
                 _log.warning("a partially redeemable voucher used outside this shop was not burned on "
@@ -365,6 +370,22 @@ class SalesforceAdapter(EngineAdapter):
         if partial is not None:
             return partial, voucher, False
         return voucher.value_left, voucher, False
+
+    def _due(self, basket: Basket, ctx: CallContext) -> Flow[Money]:
+        """What the basket owes after the engine's promotions (the same promotion-execution read as
+        the quote), so a partially redeemable voucher gives no more than the quote showed."""
+        s = self.settings
+        zero = Money.zero(basket.currency)
+        if s.promotions_api != "promotion_execution":
+            return basket.subtotal
+        params = {"ruleLibraryApiName": s.rule_library_api_name} if s.rule_library_api_name else None
+        request = EngineRequest(
+            "POST", tf.promotions_path(s), json=tf.cart_request(basket, basket.customer_id, True, s.cart_sku_field),
+            params=params, route="evaluate", write=not s.retry_promotion_execution,
+        )
+        found, _ = tf.discounts_from_execution(self._checked((yield request), ctx), basket)
+        promoted = sum((d.amount for d in found), zero)
+        return (basket.subtotal - promoted).max(zero)
 
     def _usable_voucher(self, member: str, code: str, ctx: CallContext) -> Flow[tf.SfVoucher]:
         """The member's voucher to act on; typed errors before anything is sent."""

@@ -508,12 +508,13 @@ def voucher_discount(voucher: SfVoucher, basket: Basket, room: Money) -> Discoun
 
 
 def apply_codes(
-    basket: Basket, vouchers: list[SfVoucher] | None
+    basket: Basket, vouchers: list[SfVoucher] | None, room: Money | None = None
 ) -> tuple[list[Discount], list[CodeResult]]:
-    """Basket codes are member voucher codes; each is accepted or rejected with a kit reason."""
+    """Basket codes are member voucher codes; each is accepted or rejected with a kit reason.
+    ``room``: what is left to discount after the engine's promotions (default: the subtotal)."""
     discounts: list[Discount] = []
     results: list[CodeResult] = []
-    room = basket.subtotal
+    room = room if room is not None else basket.subtotal
     for code in basket.coupon_codes:
         if vouchers is None:
             results.append(CodeResult(code=code, status=CodeStatus.REJECTED, reason="voucher_not_owned",
