@@ -6,9 +6,10 @@ expired on demand, and inherits per-route fault injection from :class:`loyaltyki
 
 Like Salesforce (as far as anything is documented) it does not de-duplicate journals by
 ExternalTransactionNumber: a blind re-post is recorded twice, which is what the tests look for.
-Where the reference marks a shape UNCONFIRMED (simulation ``actionResultSummary``, the
-eligible-promotions list, voucher error texts) the fake picks one and the adapter reads it through
-settings. Serve it over HTTP with ``loyaltykit.testing.serve(fake.handle)``.
+Documented rules (the Redeem Voucher error table, partial redemption, cart-level distribution,
+required fields) are followed with the source cited beside each. Where the reference marks a shape
+UNCONFIRMED (simulation ``actionResultSummary``, the eligible-promotions list's top level,
+process refusal texts) the fake picks one and the adapter reads it through settings. Serve it over HTTP with ``loyaltykit.testing.serve(fake.handle)``.
 """
 
 from __future__ import annotations
