@@ -5,7 +5,8 @@ An adapter describes its engine's documented error codes and message phrases as 
 order, and never by substring:
 
 1. the engine's error code, matched **exactly** (trimmed, case-insensitive, spaces as ``_``):
-   ``transaction_not_found`` is not ``not_found``;
+   ``transaction_not_found`` is not ``not_found``; a generic code (``INVALID_API_INPUT``) may be
+   refined by phrases that count only under that code (``code_phrases``);
 2. HTTP 401 and 403 (unless a code matched): ``auth_failed``, before any message phrase, so
    "Session expired" never reads as an expired voucher;
 3. a message phrase, matched as whole words (``_`` and letters are word characters), so
@@ -20,7 +21,7 @@ The engine's text goes to ``engine_message`` (scrubbed), never into the kit mess
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -47,6 +48,25 @@ def _check(engine: str, table: Mapping[str, str], what: str) -> None:
         raise ConfigError(f"{engine}: {what} map to unknown kit error codes {bad}", engine=engine)
 
 
+def _patterns(phrases: Mapping[str, str]) -> list[tuple[re.Pattern[str], str]]:
+    # Whole words only: "insufficient" must not match INSUFFICIENT_ACCESS_OR_READONLY.
+    patterns = []
+    for phrase, kit in phrases.items():
+        words = r"\s+".join(re.escape(word) for word in phrase.lower().split())
+        if words:
+            patterns.append((re.compile(rf"(?<![\w]){words}(?![\w])"), kit))
+    return patterns
+
+
+def _first_match(patterns: Iterable[tuple[re.Pattern[str], str]], message: str | None) -> str | None:
+    if message:
+        lowered = message.lower()
+        for pattern, kit in patterns:
+            if pattern.search(lowered):
+                return kit
+    return None
+
+
 @dataclass(frozen=True)
 class ErrorTable:
     """An engine's documented error vocabulary: ``codes`` and message ``phrases`` -> kit codes.
@@ -58,11 +78,15 @@ class ErrorTable:
     engine: str
     codes: Mapping[str, str] = field(default_factory=dict)
     phrases: Mapping[str, str] = field(default_factory=dict)
+    #: code -> {phrase: kit code}: phrases read only when the engine answered with that code
+    code_phrases: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     auth_statuses: frozenset[int] = frozenset({401, 403})
 
     def __post_init__(self) -> None:
         _check(self.engine, self.codes, "error codes")
         _check(self.engine, self.phrases, "message phrases")
+        for scoped in self.code_phrases.values():
+            _check(self.engine, scoped, "code-scoped message phrases")
 
     def extended(self, codes: Mapping[str, str] | None = None, phrases: Mapping[str, str] | None = None) -> ErrorTable:
         """A copy with entries added or overridden (an adapter setting feeds this)."""
@@ -70,6 +94,7 @@ class ErrorTable:
             self.engine,
             codes={**self.codes, **(codes or {})},
             phrases={**self.phrases, **(phrases or {})},
+            code_phrases=self.code_phrases,
             auth_statuses=self.auth_statuses,
         )
 
@@ -79,12 +104,11 @@ class ErrorTable:
 
     @cached_property
     def _phrase_patterns(self) -> list[tuple[re.Pattern[str], str]]:
-        patterns = []
-        for phrase, kit in self.phrases.items():
-            words = r"\s+".join(re.escape(word) for word in phrase.lower().split())
-            if words:
-                patterns.append((re.compile(rf"(?<![\w]){words}(?![\w])"), kit))
-        return patterns
+        return _patterns(self.phrases)
+
+    @cached_property
+    def _code_phrase_patterns(self) -> dict[str, list[tuple[re.Pattern[str], str]]]:
+        return {normalize_code(code): _patterns(scoped) for code, scoped in self.code_phrases.items()}
 
     def kit_code(self, status: int, code: str | None, message: str | None) -> str | None:
         """The kit code the table assigns, or ``None`` for an unknown refusal."""
@@ -92,14 +116,12 @@ class ErrorTable:
             found = self._by_code.get(normalize_code(code))
             if found is not None:
                 return found
+            scoped = _first_match(self._code_phrase_patterns.get(normalize_code(code), ()), message)
+            if scoped is not None:
+                return scoped
         if status in self.auth_statuses:
             return AuthFailedError.code
-        if message:
-            lowered = message.lower()
-            for pattern, kit in self._phrase_patterns:
-                if pattern.search(lowered):
-                    return kit
-        return None
+        return _first_match(self._phrase_patterns, message)
 
     def classify(
         self,

@@ -34,6 +34,7 @@ from .errors import (
     AuthFailedError,
     CircuitOpenError,
     ConfigError,
+    EngineUnavailableError,
     LoyaltyError,
     MalformedResponseError,
     OutcomeUnknownError,
@@ -61,6 +62,7 @@ def reconcile(
     *,
     look_first: bool = False,
     look_after_loss: bool = True,
+    unavailable_may_have_applied: bool = False,
 ) -> Flow[tuple[S | None, F | None]]:
     """Send a write at most once per effect: ``(sent, None)`` or ``(None, found)``.
 
@@ -71,6 +73,9 @@ def reconcile(
     returned; absent, the write is sent again, once. When that look-up fails, the write's
     outcome stays unknown: the original ``OutcomeUnknownError`` is raised.
     ``look_after_loss=False`` skips that look-up (tests of a deliberately broken adapter).
+    ``unavailable_may_have_applied`` treats an "unavailable" answer (a 503 some engines send after
+    committing) as a lost one: look up before sending again (never for an open circuit, which sent
+    nothing).
     """
     if look_first:
         found = yield from look_up()
@@ -78,7 +83,11 @@ def reconcile(
             return None, found
     try:
         return (yield from send()), None
-    except (OutcomeUnknownError, MalformedResponseError) as exc:
+    except (OutcomeUnknownError, MalformedResponseError, EngineUnavailableError) as exc:
+        if isinstance(exc, EngineUnavailableError) and (
+            not unavailable_may_have_applied or isinstance(exc, CircuitOpenError)
+        ):
+            raise
         lost = exc if isinstance(exc, OutcomeUnknownError) else _unknown_from(exc)
         if look_after_loss:
             try:

@@ -477,3 +477,178 @@ def test_membership_number_stays_out_of_logs_and_reconcile_data_on_writes(harnes
     assert any("/members/" in record.getMessage() for record in caplog.records)
     assert member not in "\n".join(record.getMessage() for record in caplog.records)
     assert member not in repr(info.value.reconcile) + str(info.value)
+
+
+# -- documented wire behaviour: money-moving fixes ---------------------------------------------
+
+
+def test_partially_redeemable_voucher_sends_the_amount_and_keeps_the_rest(harness, shop):
+    member = seed(harness)
+    harness.fake.add_voucher(member=member, code="GIFT", type="FixedValue", face_value=Decimal("150"), partial=True)
+    result = shop.redeem_voucher(VoucherRedemption(code="GIFT", order_ref="o-1", customer_id=member, basket=basket(member)))
+    assert result.discount == eur("100.00")  # the basket's 100, not the voucher's 150
+    sent = [r.body for r in harness.fake.requests if r.route == "redeem"]
+    assert sent[0]["reservedValue"] == Decimal("100.00") and sent[1]["redeemAmount"] == Decimal("100.00")
+    voucher = next(v for v in harness.fake.vouchers if v.code == "GIFT")
+    assert voucher.remaining == Decimal("50.00") and voucher.live_status() == "Issued"
+
+
+def test_whole_voucher_sends_no_amount(harness, shop):
+    member = seed(harness)
+    harness.issue_voucher(VoucherSpec(code="TENOFF", kind="fixed", amount=eur("10.00"), owner_id=member))
+    shop.redeem_voucher(VoucherRedemption(code="TENOFF", order_ref="o-1", customer_id=member, basket=basket(member)))
+    assert all("redeemAmount" not in r.body and "reservedValue" not in r.body
+               for r in harness.fake.requests if r.route == "redeem")
+
+
+def test_retried_fixed_value_redemption_reports_the_recorded_value_as_a_replay(harness, shop):
+    member = seed(harness)
+    harness.issue_voucher(VoucherSpec(code="TENOFF", kind="fixed", amount=eur("10.00"), owner_id=member))
+    request = VoucherRedemption(code="TENOFF", order_ref="o-1", customer_id=member, basket=basket(member))
+    first = shop.redeem_voucher(request)
+    again = shop.redeem_voucher(request)
+    assert first.discount == again.discount == eur("10.00")
+    assert again.receipt.replayed is True and first.receipt.replayed is False
+    assert harness.voucher_redemptions("TENOFF") == 1
+
+
+def test_retried_spend_with_another_amount_reports_what_the_engine_debited(harness, shop):
+    member = seed(harness)
+    first = shop.spend_cashback(CashbackSpend(customer_id=member, order_ref="o-1", kind="points", points=Decimal(100),
+                                              idempotency_key="spend-1"))
+    again = shop.spend_cashback(CashbackSpend(customer_id=member, order_ref="o-1", kind="points", points=Decimal(70),
+                                              idempotency_key="spend-1"))
+    assert first.points == again.points == Decimal(100)
+    assert again.receipt.replayed is True
+    assert harness.balances(member).points == Decimal(400)
+
+
+def test_retried_cashback_spend_reports_the_recorded_amount(harness, shop):
+    member = seed(harness)
+    shop.spend_cashback(CashbackSpend(customer_id=member, order_ref="o-1", amount=eur("5.00"), idempotency_key="cb-1"))
+    again = shop.spend_cashback(CashbackSpend(customer_id=member, order_ref="o-1", amount=eur("7.00"), idempotency_key="cb-1"))
+    assert again.amount == eur("5.00") and again.receipt.replayed is True
+
+
+def test_reinstate_answered_expired_is_not_reported_as_reinstated(harness, shop):
+    member = seed(harness)
+    voucher = harness.fake.add_voucher(member=member, code="TENOFF", type="FixedValue", face_value=Decimal("10"))
+    result = shop.redeem_voucher(VoucherRedemption(code="TENOFF", order_ref="o-1", customer_id=member, basket=basket(member)))
+    voucher.expiration = datetime.now(UTC).date() - timedelta(days=1)  # expires before the cancel
+    reversal = shop.reverse(Reversal(order=order("o-1", receipts=[result.receipt]), kind=ReversalKind.CANCEL,
+                                     exported=False))
+    assert reversal.vouchers_reinstated == ()
+
+
+def test_write_without_the_success_marker_is_unknown_not_success(harness, shop):
+    member = seed(harness)
+    harness.fake.drop_success_marker("spend")
+    with pytest.raises(OutcomeUnknownError) as info:
+        shop.spend_cashback(CashbackSpend(customer_id=member, order_ref="o-1", kind="points", points=Decimal(10),
+                                          idempotency_key="k-1"))
+    assert info.value.idempotency_key == "k-1"
+
+
+def test_export_answer_without_status_stays_queued_and_is_found_next_time(harness, shop):
+    seed(harness)
+    harness.fake.drop_success_marker("export")
+    report = shop.export_orders([order("o-1")])
+    assert report.results[0].status is ExportStatus.RETRY_LATER
+    report = shop.export_orders([order("o-1")])
+    assert report.results[0].status is ExportStatus.DUPLICATE  # the org had it: never accrued twice
+    assert harness.orders_received().count("o-1") == 1
+
+
+def test_cancel_answer_without_is_success_is_unknown(harness, shop):
+    seed(harness)
+    shop.export_orders([order("o-1")])
+    harness.fake.drop_success_marker("reverse")
+    with pytest.raises(OutcomeUnknownError):
+        shop.reverse(Reversal(order=order("o-1"), kind=ReversalKind.CANCEL))
+
+
+def test_503_after_the_org_committed_is_looked_up_not_debited_twice(harness, shop):
+    member = seed(harness)
+    harness.fake.fail_after_commit("spend", 503)
+    result = shop.spend_cashback(CashbackSpend(customer_id=member, order_ref="o-1", kind="points", points=Decimal(50)))
+    assert result.points == Decimal(50)
+    assert harness.balances(member).points == Decimal(450)
+    assert harness.request_count("spend") == 1
+
+
+def test_503_after_commit_on_export_accrues_once(harness, shop):
+    seed(harness)
+    harness.define_earn_rule(Decimal(1))
+    harness.fake.fail_after_commit("export", 503)
+    report = shop.export_orders([order("o-1")])
+    assert report.results[0].status is ExportStatus.ACCEPTED
+    assert harness.orders_received().count("o-1") == 1
+
+
+def test_identify_by_email_sends_no_membership_number_in_a_request_line(harness, shop):
+    member = seed(harness)
+    assert shop.identify(email="ada@example.com").id == member
+    lines = [str(r.path) for r in harness.fake.requests]
+    profile = [r for r in harness.fake.requests if r.route == "identify"]
+    assert profile and all(member not in p.path for p in profile)
+    assert member not in " ".join(lines)
+
+
+def test_export_burns_codes_used_in_a_store_and_sends_every_code(harness, shop):
+    member = seed(harness)
+    harness.issue_voucher(VoucherSpec(code="STORE10", kind="fixed", amount=eur("10.00"), owner_id=member))
+    harness.issue_voucher(VoucherSpec(code="WEB5", kind="fixed", amount=eur("5.00"), owner_id=member))
+    online = shop.redeem_voucher(VoucherRedemption(code="WEB5", order_ref="o-1", customer_id=member, basket=basket(member)))
+    placed = Order(ref="o-1", currency="EUR", lines=basket(member).lines, total=eur("85.00"), customer_id=member,
+                   voucher_codes=("STORE10", "WEB5"), receipts=(online.receipt,))
+    assert shop.export_orders([placed]).results[0].status is ExportStatus.ACCEPTED
+    assert harness.voucher_redemptions("STORE10") == 1 and harness.voucher_redemptions("WEB5") == 1
+    with pytest.raises(VoucherAlreadyRedeemedError):  # the store's voucher cannot be given again online
+        shop.redeem_voucher(VoucherRedemption(code="STORE10", order_ref="o-2", customer_id=member))
+    journal = [r.body for r in harness.fake.requests if r.route == "export"][0]["transactionJournals"][0]
+    assert journal["VoucherCode"] == "STORE10,WEB5"
+    shop.export_orders([placed])  # a re-export burns nothing again
+    assert harness.voucher_redemptions("STORE10") == 1
+
+
+def test_export_per_product_journals_sum_to_the_order_total(harness, make_shop):
+    seed(harness)
+    harness.settings.update(journal_product_field="ProductCode")
+    shop = make_shop()
+    report = shop.export_orders([order("o-1", total="99.99")])
+    assert report.results[0].status is ExportStatus.ACCEPTED
+    journals = [r.body for r in harness.fake.requests if r.route == "export"][0]["transactionJournals"]
+    assert [j["ProductCode"] for j in journals] == ["SKU-1", "SKU-2"]
+    assert sum(Decimal(j["TransactionAmount"]) for j in journals) == Decimal("99.99")
+    assert len({j["ExternalTransactionNumber"] for j in journals}) == 2
+    again = shop.export_orders([order("o-1", total="99.99")])
+    assert again.results[0].status is ExportStatus.DUPLICATE
+
+
+def test_partial_voucher_without_a_basket_is_refused_before_any_write(harness, shop):
+    member = seed(harness)
+    harness.fake.add_voucher(member=member, code="GIFT", type="FixedValue", face_value=Decimal("150"), partial=True)
+    with pytest.raises(InvalidRequestError) as info:
+        shop.redeem_voucher(VoucherRedemption(code="GIFT", order_ref="o-1", customer_id=member))
+    assert info.value.field == "redemption.basket" and harness.request_count("redeem") == 0
+
+
+def test_store_code_already_burned_or_unknown_does_not_block_the_export(harness, shop):
+    member = seed(harness)
+    harness.issue_voucher(VoucherSpec(code="STORE10", kind="fixed", amount=eur("10.00"), owner_id=member))
+    shop.redeem_voucher(VoucherRedemption(code="STORE10", order_ref="pos-1", customer_id=member))  # burned by the store
+    placed = Order(ref="o-7", currency="EUR", lines=basket(member).lines, total=eur("90.00"), customer_id=member,
+                   voucher_codes=("STORE10", "NOT-A-VOUCHER"))
+    assert shop.export_orders([placed]).results[0].status is ExportStatus.ACCEPTED
+    assert harness.voucher_redemptions("STORE10") == 1
+
+
+def test_partial_voucher_takes_what_is_due_after_promotions(harness, shop):
+    member = seed(harness)
+    harness.define_rule(RuleSpec(kind="order_percent", percent=Decimal(10), label="Ten"))
+    harness.fake.add_voucher(member=member, code="GIFT", type="FixedValue", face_value=Decimal("150"), partial=True)
+    quote = shop.evaluate(basket(member, codes=("GIFT",)))
+    voucher_part = next(d for d in quote.discounts if d.code == "GIFT")
+    result = shop.redeem_voucher(VoucherRedemption(code="GIFT", order_ref="o-1", customer_id=member, basket=basket(member)))
+    assert voucher_part.amount == result.discount == eur("90.00")  # 100 less the 10 % promotion
+    assert next(v for v in harness.fake.vouchers if v.code == "GIFT").remaining == Decimal("60.00")

@@ -23,6 +23,7 @@ from loyaltykit import (
     VoucherAlreadyRedeemedError,
     VoucherNotFoundError,
 )
+from loyaltykit.errors import ERROR_CODES, VoucherError as VoucherInvalidError, VoucherExpiredError
 from loyaltykit.errors import RateLimitedError
 from loyaltykit_salesforce import transformers as tf
 from loyaltykit_salesforce.settings import DEFAULT_ERROR_PATTERNS, SalesforceSettings
@@ -109,8 +110,20 @@ CANCEL = '{"errors":null,"isSuccess":true,"outputValues":{"CancellationTransacti
 
 LEDGER = """{"message":null,"status":true,"transactionJournalCount":2,"externalTransactionNumber":"...","transactionJournals":[{"activityDate":"...","additionalAttributes":[{"fieldName":"Destination","value":"Jaipur"}],"journalTypeName":"Accrual","journalSubTypeName":"Member Enrollment","pointsChange":[{"changeInPoints":"-100.0","loyaltyMemberCurrency":"Reward Points"}],"transactionJournalId":"0lV...","transactionJournalNumber":"00000035"}]}"""  # 5d
 
-# 6c: the documented response is partial; its cart-level part verbatim, line values filled in.
-EXECUTION = """{"cartDetails":[{"adjustedCartAmount":69.5,"appliedCartPromotionDetails":[{"cartAmountAfterDiscount":89.5,"cartAmountBeforeDiscount":99.5,"cartLevelDiscountAmount":10,"displayName":"10% off on Cart","isAutomatic":true,"nonPricingRewards":{"voucherRewards":[{"voucherDefinitionId":"2Xa...","voucherDefinitionName":"Voucher1"}]},"promotionId":"0c8..."}],"cartLineDetails":[{"cartLineItemId":"l1","cartLineItemQuantity":1,"cartLineProduct":"...","cartLineItemAmountBeforeDiscount":50.5,"cartLineItemAmountAfterDiscount":30.5,"appliedCartLinePromotionDetails":[{"promotionId":"0c9...","displayName":"20 off"}]}]}]}"""
+# 6c: Cart output (connect_responses_cart.htm, v65) wraps cartDetails in "cart". The cart part is
+# the documented example's (two of its cart promotions: 10 + 20); the line part is the documented
+# Cart Line Details example's two lines (Pizza, Burger), with the Burger line's totals completed so
+# the cart-level 30 is distributed 28.64 + 1.36. Before: 110; adjusted: 69.5; 40.50 off in all.
+EXECUTION = """{"cart":{"cartDetails":[{"adjustedCartAmount":69.5,"appliedCartPromotionDetails":[
+ {"cartAmountAfterDiscount":99.5,"cartAmountBeforeDiscount":99.5,"cartLevelDiscountAmount":0,"displayName":"Get 10% off on Burger + Voucher","isAutomatic":true,"nonPricingRewards":{"voucherRewards":[{"voucherDefinitionId":"2Xaxx00000000XtCAI","voucherDefinitionName":"Voucher1"}]},"promotionId":"0c8xx00000004y5AAA"},
+ {"cartAmountAfterDiscount":89.5,"cartAmountBeforeDiscount":99.5,"cartLevelDiscountAmount":10,"displayName":"10% off on Cart","isAutomatic":true,"nonPricingRewards":{},"promotionId":"0c8xx00000005R7AAI"},
+ {"cartAmountAfterDiscount":79.5,"cartAmountBeforeDiscount":99.5,"cartLevelDiscountAmount":20,"isAutomatic":true,"nonPricingRewards":{},"promotionId":"0c8xx00000006wfAAA"}],
+ "cartLineDetails":[
+ {"appliedCartLinePromotionDetails":[{"cartLineItemAmountAfterDiscount":95,"cartLineItemAmountBeforeDiscount":100,"cartLineItemDiscountAmount":5,"couponCode":"PIZZA5","currencyIsoCode":"USD","displayName":"5 % off on Pizza","isAutomatic":false,"promotionId":"0c8xx00000005NtAAI"}],
+  "cartLineItemAmountAfterDiscount":66.36,"cartLineItemAmountBeforeDiscount":100,"cartLineItemId":"abcd1","cartLineItemQuantity":2,"cartLineProduct":"Pizza","totalCartLineItemDiscountAmount":33.64,"totalCartLinePromotionsDiscountAmount":5,"totalCartPromotionsDistributedDiscountAmount":28.64},
+ {"appliedCartLinePromotionDetails":[{"cartLineItemAmountAfterDiscount":9,"cartLineItemAmountBeforeDiscount":10,"cartLineItemDiscountAmount":1,"currencyIsoCode":"USD","displayName":"Get 10% off on Burger + Voucher","isAutomatic":true,"promotionId":"0c8xx00000004y5AAA"},
+   {"cartLineItemAmountAfterDiscount":4.5,"cartLineItemAmountBeforeDiscount":9,"cartLineItemDiscountAmount":4.5,"currencyIsoCode":"USD","displayName":"Buy 1 Pizza, Get 1 Burger Free","isAutomatic":true,"promotionId":"0c8xx00000006TdAAI"}],
+  "cartLineItemAmountAfterDiscount":3.14,"cartLineItemAmountBeforeDiscount":10,"cartLineItemId":"abcd2","cartLineItemQuantity":1,"cartLineProduct":"Burger","totalCartLineItemDiscountAmount":6.86,"totalCartLinePromotionsDiscountAmount":5.5,"totalCartPromotionsDistributedDiscountAmount":1.36}]}]}}"""
 
 SESSION_EXPIRED = '[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]'  # 1d
 
@@ -202,17 +215,52 @@ def test_ledger_points_string_or_number():
     assert tf.ledger_points(body, "other", None) is None
 
 
-def test_promotion_execution_output():
-    basket = Basket(id="b", currency="EUR", lines=(
-        Line(id="l1", sku="A", quantity=Decimal(1), unit_price=eur("50.50")),
-        Line(id="l2", sku="B", quantity=Decimal(1), unit_price=eur("49.00")),
-    ))
-    discounts, unmapped = tf.discounts_from_execution(tf.parse_json(response(EXECUTION)), basket)
+def _usd(amount: str) -> Money:
+    return Money.of(Decimal(amount), "USD")
+
+
+EXECUTION_BASKET = Basket(id="b", currency="USD", lines=(
+    Line(id="abcd1", sku="Pizza", quantity=Decimal(2), unit_price=_usd("50.00")),
+    Line(id="abcd2", sku="Burger", quantity=Decimal(1), unit_price=_usd("10.00")),
+))
+
+
+def test_promotion_execution_counts_cart_discounts_once():
+    discounts, unmapped = tf.discounts_from_execution(tf.parse_json(response(EXECUTION)), EXECUTION_BASKET)
     order = [d for d in discounts if d.target is DiscountTarget.ORDER]
     line = [d for d in discounts if d.target is DiscountTarget.LINE]
-    assert [(d.amount, d.label, d.engine_id) for d in order] == [(eur("10"), "10% off on Cart", "0c8...")]
-    assert [(d.line_id, d.amount) for d in line] == [("l1", eur("20.00"))]
-    assert unmapped and unmapped[0].type == "nonPricingRewards"  # voucher rewards kept raw
+    assert [(d.amount, d.label) for d in order] == [(_usd("10"), "10% off on Cart"), (_usd("20"), None)]
+    assert [(d.line_id, d.amount) for d in line] == [("abcd1", _usd("5")), ("abcd2", _usd("5.5"))]
+    assert line[0].code == "PIZZA5"
+    total = sum((d.amount for d in discounts), _usd("0"))
+    assert total == _usd("40.50")  # 110 - adjustedCartAmount 69.5; not 70.50
+    assert [u.type for u in unmapped] == ["nonPricingRewards"]  # voucher rewards kept raw
+
+
+def test_promotion_execution_bare_cart_details_parse_too():
+    bare = tf.parse_json(response(EXECUTION))["cart"]
+    discounts, _ = tf.discounts_from_execution(bare, EXECUTION_BASKET)
+    assert sum((d.amount for d in discounts), _usd("0")) == _usd("40.50")
+    with pytest.raises(MalformedResponseError):
+        tf.discounts_from_execution({"cart": {}}, EXECUTION_BASKET)
+
+
+def test_promotion_execution_line_without_totals_is_read_from_its_promotions():
+    body = tf.parse_json(response(EXECUTION))
+    for line in body["cart"]["cartDetails"][0]["cartLineDetails"]:
+        for key in ("totalCartLinePromotionsDiscountAmount", "totalCartPromotionsDistributedDiscountAmount"):
+            line.pop(key)
+    discounts, _ = tf.discounts_from_execution(body, EXECUTION_BASKET)
+    assert sum((d.amount for d in discounts), _usd("0")) == _usd("40.50")
+
+
+def test_eligible_promotions_documented_id_display_name_shape_and_raw_kept():
+    body = {"promotions": [{"id": "0c8xx00000005R7AAI", "displayName": "10% off on Cart"}]}
+    messages, unmapped = tf.messages_from_eligible(body)
+    assert [m.text for m in messages] == ["10% off on Cart"]
+    assert unmapped and unmapped[0].type == "eligible_promotions"
+    messages, unmapped = tf.messages_from_eligible({"whatever": [1, 2]})
+    assert messages == [] and unmapped[0].raw == {"whatever": [1, 2]}  # never dropped
 
 
 def test_cart_request_uses_codes_and_exact_numbers():
@@ -260,7 +308,7 @@ def test_paths_url_encode_names():
 
 
 def test_soql_literals_are_escaped():
-    query = tf.member_query("NTO Insider", "Contact.Email", "o'brien\\x@example.com")
+    query = tf.member_query(settings(), "o'brien\\x@example.com")
     assert "'o\\'brien\\\\x@example.com'" in query
     with pytest.raises(ValueError):
         tf.soql_literal("a\nb")
@@ -271,11 +319,21 @@ def test_soql_literals_are_escaped():
     [
         (401, SESSION_EXPIRED, AuthFailedError),
         (403, '[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]', RateLimitedError),
-        (400, '[{"message":"The voucher is already redeemed.","errorCode":"INVALID_INPUT"}]', VoucherAlreadyRedeemedError),
+        (409, '[{"message":"The voucher is already redeemed.","errorCode":"ALREADY_REDEEMED_VOUCHER"}]', VoucherAlreadyRedeemedError),
+        (400, '[{"message":"The voucher is expired. Specify a voucher that hasn\'t expired.","errorCode":"INVALID_API_INPUT"}]', VoucherExpiredError),
+        (400, '[{"message":"The voucher is canceled. Specify a voucher that hasn\'t canceled.","errorCode":"INVALID_API_INPUT"}]', VoucherInvalidError),
+        (400, '[{"message":"Specify a valid voucher code and try again.","errorCode":"INVALID_API_INPUT"}]', VoucherNotFoundError),
+        (400, '[{"message":"Specify a valid loyalty program membership number and try again.","errorCode":"INVALID_API_INPUT"}]', CustomerNotFoundError),
+        (400, '[{"message":"The voucher definition isn\'t active.","errorCode":"INVALID_API_INPUT"}]', VoucherInvalidError),
+        (403, '[{"message":"insufficient access rights on object id","errorCode":"INSUFFICIENT_ACCESS_OR_READONLY"}]', AuthFailedError),
+        (400, '[{"message":"insufficient access rights","errorCode":"INSUFFICIENT_ACCESS_OR_READONLY"}]', AuthFailedError),
+        (404, '[{"message":"transaction_not_found: insufficient points","errorCode":"NOT_FOUND"}]', VoucherNotFoundError),
+        (400, '[{"message":"The voucher is already redeemed.","errorCode":"INVALID_INPUT"}]', EngineError),
         (404, '[{"message":"Not here","errorCode":"NOT_FOUND"}]', VoucherNotFoundError),
         (200, '{"message":"Insufficient points balance.","status":false}', InsufficientBalanceError),
         (200, '{"message":null,"processResult":null,"status":false}', EngineError),
-        (200, '[{"errors":[{"statusCode":"X","message":"no member found"}],"isSuccess":false}]', CustomerNotFoundError),
+        (200, '{"message":"No member found with the specified membership number.","status":false}', CustomerNotFoundError),
+        (200, '[{"errors":[{"statusCode":"X","message":"no member found"}],"isSuccess":false}]', EngineError),
         (409, '[{"message":"conflict","errorCode":"CONFLICT"}]', EngineError),
     ],
 )
@@ -283,6 +341,15 @@ def test_error_classification(status, body, expected):
     with pytest.raises(expected) as info:
         tf.checked(response(body, status), "redeem_voucher", DEFAULT_ERROR_PATTERNS, not_found=VoucherNotFoundError)
     assert info.value.engine == "salesforce"
+    assert type(info.value) is expected  # not a subclass standing in for another kind
+
+
+def test_documented_error_table_is_plain_data_without_catch_alls():
+    for code, fragment, kit_code in tf.DOCUMENTED_ERRORS:
+        assert code is not None or fragment is not None
+        assert kit_code in ERROR_CODES
+    assert tf.documented_kit_code("INSUFFICIENT_ACCESS_OR_READONLY", "insufficient") == "auth_failed"
+    assert tf.documented_kit_code("transaction_not_found", "transaction_not_found") is None
 
 
 def test_success_bodies_pass_and_status_string_is_not_a_failure():
@@ -332,3 +399,91 @@ def test_settings_guard_versions_and_secrets():
 def test_numbers_are_decimal_not_float():
     body = tf.parse_json(response(REDEEM_OUTPUTS[0][0]))
     assert body["remainingAmount"] == Decimal("98.32") and isinstance(body["remainingAmount"], Decimal)
+
+
+# -- vouchers: partial redemption and the documented success statuses ---------------------------
+
+
+def test_voucher_list_reads_partial_and_definition_flags():
+    body = tf.parse_json(response(VOUCHERS.replace('"isVoucherPartiallyRedeemable":false',
+                                                   '"isVoucherPartiallyRedeemable":true')
+                                  .replace('"status":"Expired"', '"status":"Issued"')
+                                  .replace('"remainingValue":100', '"remainingValue":60')
+                                  .replace('"redeemedValue":0', '"redeemedValue":40')))
+    voucher = tf.vouchers_from_list(body)[0]
+    assert voucher.partial and voucher.definition_active
+    assert voucher.value_left == Decimal(60) and voucher.redeemed_value == Decimal(40)
+    assert tf.redeem_amount(voucher, eur("25.00")) == Decimal("25.00")
+    assert tf.redeem_amount(voucher, eur("80.00")) == Decimal(60)  # never more than is left
+    whole = tf.vouchers_from_list(tf.parse_json(response(VOUCHERS)))[0]
+    assert tf.redeem_amount(whole, eur("25.00")) is None  # not partially redeemable: redeemed whole
+    inactive = tf.vouchers_from_list(tf.parse_json(response(
+        VOUCHERS.replace('"isVoucherDefinitionActive":true', '"isVoucherDefinitionActive":false')
+        .replace('"status":"Expired"', '"status":"Issued"').replace("2021-11-01", "2999-11-01"))))[0]
+    assert inactive.problem() == "voucher_invalid"
+
+
+def test_redeem_body_carries_the_documented_amount_fields():
+    s = settings()
+    assert tf.redeem_body(s, "Reserve", "k", Decimal("25.00"), "EUR") == {
+        "action": "Reserve", "reservationKey": "k", "reservedValue": Decimal("25.00"), "currencyIsoCode": "EUR"}
+    assert tf.redeem_body(s, "Redeem", "k", Decimal("25.00"), "EUR")["redeemAmount"] == Decimal("25.00")
+    assert tf.redeem_body(s, "Reinstate", None, Decimal(1), "EUR") == {"action": "Reinstate"}
+    assert tf.redeem_body(s, None, None) == {}
+    assert tf.ACTION_STATUS == {"Reserve": "Reserved", "Redeem": "Redeemed", "Reinstate": "Issued"}
+
+
+def test_success_markers_are_required():
+    assert tf.confirmed(tf.parse_json(response(REALTIME)))
+    assert tf.confirmed(tf.parse_json(response(PROCESS_CREDIT)))
+    assert tf.confirmed(tf.parse_json(response(CANCEL)), "isSuccess")
+    assert tf.confirmed([tf.parse_json(response(CANCEL))], "isSuccess")
+    assert not tf.confirmed({"message": None, "processResult": None})  # no status: not success
+    assert not tf.confirmed({"status": "true"})  # a string is not the documented Boolean
+
+
+def test_accrual_journal_sends_every_code_and_products_when_configured():
+    s = settings(journal_product_field="ProductCode", voucher_code_separator=";")
+    order = Order(ref="o-1", currency="EUR", customer_id="M5", total=eur("10.00"), voucher_codes=("A1", "B2"),
+                  lines=(Line(id="l1", sku="P1", quantity=Decimal(1), unit_price=eur("6.67")),
+                         Line(id="l2", sku="P2", quantity=Decimal(1), unit_price=eur("6.66"))))
+    journals = tf.accrual_journals(s, order, "lk-o-1")
+    assert [j["ProductCode"] for j in journals] == ["P1", "P2"]
+    assert [j["ExternalTransactionNumber"] for j in journals] == ["lk-o-1", "lk-o-1-2"]
+    assert sum(Decimal(j["TransactionAmount"]) for j in journals) == Decimal("10.00")
+    assert journals[0]["VoucherCode"] == "A1;B2" and "VoucherCode" not in journals[1]
+    assert tf.accrual_journals(settings(), order, "n")[0]["VoucherCode"] == "A1,B2"
+
+
+def test_soql_names_come_from_settings():
+    s = settings(member_object="Custom_Member__c", journal_object="TJ__c", journal_program_field="Prog__c")
+    assert "FROM Custom_Member__c" in tf.member_query(s, "a@b.c")
+    query = tf.journals_query(s, ["n1"])
+    assert "FROM TJ__c" in query and "Prog__c = 'NTO Insider'" in query
+    rows = {"records": [{"Id": "1", "ExternalTransactionNumber": "n1", "Status": "Voided", "TransactionAmount": "5"},
+                        {"Id": "2", "ExternalTransactionNumber": "n1", "Status": "Processed", "TransactionAmount": "5"}]}
+    assert tf.journals_by_number(rows, cancelled="Voided")["n1"].id == "2"  # the live one wins
+    assert tf.journals_by_number(rows, cancelled="Voided")["n1"].amount == Decimal(5)
+
+
+def test_cart_request_names_products_with_the_configured_field():
+    basket = Basket(id="b", currency="EUR", lines=(Line(id="l1", sku="SKU-1", quantity=Decimal(1), unit_price=eur("1")),))
+    line = tf.cart_request(basket, None, True, "cartLineProductStockKeepingUnit")["cart"]["cartDetails"][0]["cartLineDetails"][0]
+    assert line["cartLineProductStockKeepingUnit"] == "SKU-1" and "cartLineProductCode" not in line
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(
+    st.lists(st.integers(min_value=1, max_value=10_000_00), min_size=1, max_size=8),
+    st.integers(min_value=0, max_value=10_000_00),
+)
+def test_per_product_journal_amounts_always_sum_to_the_goods_total(cents, total_cents):
+    lines = tuple(Line(id=f"l{i}", sku=f"S{i}", quantity=Decimal(1), unit_price=eur(str(Decimal(c) / 100)))
+                  for i, c in enumerate(cents))
+    order = Order(ref="o", currency="EUR", customer_id="M", lines=lines, total=eur(str(Decimal(total_cents) / 100)))
+    journals = tf.accrual_journals(settings(journal_product_field="ProductCode"), order, "n")
+    amounts = [Decimal(j["TransactionAmount"]) for j in journals]
+    assert sum(amounts) == order.total.amount
+    assert all(a >= 0 and a == a.quantize(Decimal("0.01")) for a in amounts)

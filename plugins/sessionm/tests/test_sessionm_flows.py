@@ -23,6 +23,7 @@ from loyaltykit.errors import (
 from loyaltykit.models import BalanceKind, Evaluation, ExportStatus, RedemptionStatus
 from loyaltykit.testing import Fault, FaultKind, OfferSpec, VoucherSpec, serve
 from loyaltykit_sessionm.adapter import SessionMAdapter
+from loyaltykit_sessionm.settings import SessionMSettings
 from loyaltykit_sessionm.testing import SessionMHarness
 
 KIT = {"read_deadline": 2.0, "write_deadline": 3.0, "evaluate_budget": 1.0, "breaker_threshold": 1000}
@@ -33,6 +34,8 @@ class Shop:
 
     def __init__(self, kind: str, **settings: Any) -> None:
         self.kind = kind
+        # The adapter's own default quote mode (the contract harness opts into "eligible").
+        settings.setdefault("evaluate_applies", SessionMSettings.model_fields["evaluate_applies"].default)
         self.h = SessionMHarness(**settings)
         self.fake = self.h.fake
         adapter = self.h.make_adapter()
@@ -171,22 +174,34 @@ def test_each_family_gets_its_own_basic_credentials(shop):
 # -- evaluate ------------------------------------------------------------------------------------
 
 
-def test_evaluate_quotes_eligible_offers_wallet_and_points(shop):
+def test_evaluate_quotes_what_redeem_will_burn_wallet_and_points(shop):
     seeded = shop.customer(points=250)
     code = shop.voucher(seeded.id, amount="5.00")
     offer = shop.h.issue_offer(seeded.id, OfferSpec(kind="percent_off_check", percent=Decimal(10), label="Ten"))
     item = shop.h.issue_offer(seeded.id, OfferSpec(kind="fixed_off_item", amount=Money.of("3.00", "USD"),
                                                    sku="SKU-B", label="Three off B"))
     before = shop.h.snapshot()
-    evaluation = shop.evaluate(shop.basket(seeded.id, codes=[code, "UNKNOWN"]))
+    evaluation = shop.evaluate(shop.basket(seeded.id, codes=[code, item, "UNKNOWN"]))
     assert shop.h.snapshot() == before  # a quote changes nothing
-    assert evaluation.discount_total == Money.of("18.00", "USD")  # 5 + 10 % of 100 + 3
+    assert evaluation.discount_total == Money.of("8.00", "USD")  # the named 5 + 3; the unnamed 10 % is not given
     line = next(d for d in evaluation.discounts if d.code == item)
     assert line.line_id == "l2"
     assert {o.id for o in evaluation.wallet} == {code, offer, item}
     assert evaluation.spendable[0].points == Decimal(250)
-    assert [(c.code, c.status.value) for c in evaluation.codes] == [(code, "accepted"), ("UNKNOWN", "rejected")]
+    assert [(c.code, c.status.value) for c in evaluation.codes] == [
+        (code, "accepted"), (item, "accepted"), ("UNKNOWN", "rejected")]
     assert shop.h.voucher_redemptions(code) == 0
+
+
+def test_evaluate_eligible_mode_is_an_explicit_opt_in(kind):
+    s = Shop(kind, evaluate_applies="eligible")
+    try:
+        seeded = s.customer()
+        s.voucher(seeded.id, amount="5.00")
+        s.h.issue_offer(seeded.id, OfferSpec(kind="percent_off_check", percent=Decimal(10)))
+        assert s.evaluate(s.basket(seeded.id)).discount_total == Money.of("15.00", "USD")
+    finally:
+        s.close()
 
 
 def test_evaluate_codes_mode_quotes_only_named_offers(kind):
@@ -472,3 +487,143 @@ def test_adapter_repr_and_errors_hold_no_secrets():
     assert "secret" not in repr(adapter)
     text = json.dumps(adapter.settings.model_dump(mode="json"))
     assert "core-secret" not in text
+
+
+# -- documented wire behaviour -------------------------------------------------------------------
+
+
+def test_send_transaction_passes_the_lock_discount_back_intact(shop):
+    seeded = shop.customer()
+    code = shop.voucher(seeded.id)
+    result = redeem(shop, code, seeded.id)
+    locked = shop.fake.pos_replies[shop.requests("redeem")[0].body["request_id"]][1]["payload"]
+    shop.export_orders([shop.order(seeded.id, receipts=[result.receipt], total="95.00")])
+    sent = shop.requests("export")[0].body["request_payload"]["discounts"]
+    assert len(sent) == 1
+    assert sent[0] == locked  # the object as the lock returned it: pos_discount_id, display fields, line ids
+    assert shop.fake.user_offers[code].status == "REDEEMED"
+
+
+def test_a_lock_is_not_finalised_without_its_discount(shop):
+    seeded = shop.customer()
+    code = shop.voucher(seeded.id)
+    redeem(shop, code, seeded.id)
+    shop.export_orders([shop.order(seeded.id, total="95.00")])  # the receipt (and its Discount) left out
+    assert shop.fake.user_offers[code].status == "LOCKED"
+
+
+def test_ttl_code_lock_is_released_by_the_user_offer_id(kind):
+    s = Shop(kind, offer_lookup_type="TTLCode")
+    try:
+        seeded = s.customer()
+        offer = s.fake.add_offer(offer_type=s.fake.FIXED, name="Five", amount=Decimal(5))
+        uo = s.fake.issue(seeded.id, offer.offer_id, ttl_code="483920")
+        result = redeem(s, "483920", seeded.id)
+        assert s.fake.user_offers[uo.user_offer_id].status == "LOCKED"
+        s.reverse({"order": s.order(seeded.id, receipts=[result.receipt]), "kind": "cancel", "exported": False})
+        release = s.requests("release")[0].body["request_payload"]
+        assert release["user_offer_id"] == uo.user_offer_id and release["employee_id"]
+        assert s.fake.user_offers[uo.user_offer_id].status == "ISSUED"
+    finally:
+        s.close()
+
+
+def test_order_store_and_channel_are_sent(shop):
+    seeded = shop.customer()
+    order = shop.order(seeded.id).model_copy(update={"store_id": "store-42", "channel": "in_store"})
+    shop.export_orders([order])
+    sent = shop.requests("export")[0].body
+    assert sent["store_id"] == "store-42" and sent["request_payload"]["channel"] == "in_store"
+    assert shop.fake.transactions[-1].store_id == "store-42"
+    shop.export_orders([shop.order(seeded.id, ref="o-2")])
+    assert shop.requests("export")[1].body["store_id"] == shop.h.settings["store_id"]  # the setting's by default
+
+
+def test_tax_is_sent_when_lines_carry_it_and_never_invented(shop):
+    seeded = shop.customer()
+    plain = shop.order(seeded.id)
+    shop.export_orders([plain])
+    assert "tax_total" not in shop.requests("export")[0].body["request_payload"]
+    lines = [line.model_copy(update={"attributes": {"tax": "8.33"}}) for line in plain.lines]
+    shop.export_orders([plain.model_copy(update={"ref": "o-2", "lines": tuple(lines)})])
+    payload = shop.requests("export")[1].body["request_payload"]
+    assert payload["tax_total"] == Decimal("16.66") and payload["items"][0]["tax_included"] == Decimal("8.33")
+
+
+def test_core_not_available_is_not_an_outage(shop):
+    shop.customer(external_id="cust-1")
+    shop.h.inject("identify", Fault(FaultKind.ERROR_BODY))  # {"code": "not_available"}
+    outcome = shop.attempt("identify", {"kind": "external_id", "value": "cust-1"})
+    assert outcome.code == "engine_error" and outcome.retryable is False
+
+
+def test_bare_core_404_on_identify_is_none(kind):
+    s = Shop(kind)
+    try:
+        s.fake.core_not_found_status, s.fake.core_not_found_body = 404, False
+        assert s.identify(external_id="ghost") is None
+    finally:
+        s.close()
+
+
+def test_wallet_pages_past_a_full_page(kind):
+    s = Shop(kind, wallet_page_size=100)  # the same loop as the default 1000, with a smaller wallet
+    try:
+        seeded = s.customer()
+        offer = s.fake.add_offer(offer_type=s.fake.FIXED, name="One", amount=Decimal(1))
+        for _ in range(203):
+            s.fake.issue(seeded.id, offer.offer_id)
+        evaluation = s.evaluate(s.basket(seeded.id))
+        assert not evaluation.degraded and len(evaluation.wallet) == 203
+        assert [r.body["skip"] for r in s.requests("wallet")] == [0, 100, 200]
+    finally:
+        s.close()
+
+
+def test_per_item_spend_failure_is_typed_from_error_response(shop):
+    seeded = shop.customer(points=10)
+    with pytest.raises(InsufficientBalanceError) as info:
+        shop.spend_cashback({"customer_id": seeded.id, "order_ref": "o-1", "kind": "points", "points": 50})
+    assert "{" not in (info.value.engine_message or "")  # fields read, not a dict's repr
+    assert shop.h.balances(seeded.id).points == Decimal(10)
+
+
+def test_half_applied_cancel_is_outcome_unknown_and_the_retry_finishes_once(kind):
+    s = Shop(kind)
+    try:
+        seeded = s.customer(points=100)
+        code = s.voucher(seeded.id)
+        redeemed = redeem(s, code, seeded.id)
+        spent = s.spend_cashback({"customer_id": seeded.id, "order_ref": "o-1", "kind": "points", "points": 40})
+        order = s.order(seeded.id, receipts=[redeemed.receipt, spent.receipt])
+        s.h.inject("reverse", Fault(FaultKind.STATUS, status=503, times=20))  # the points return fails
+        with pytest.raises(OutcomeUnknownError) as info:
+            s.reverse({"order": order, "kind": "cancel", "exported": False, "idempotency_key": "cancel-1"})
+        assert info.value.idempotency_key == "cancel-1" and "unlock" in str(info.value)
+        assert code not in str(info.value) and code not in repr(info.value.reconcile)
+        assert s.fake.user_offers[code].status == "ISSUED"  # the unlock was applied
+        s.fake.clear_faults()
+        result = s.reverse({"order": order, "kind": "cancel", "exported": False, "idempotency_key": "cancel-1"})
+        assert result.points_returned == Decimal(40) and s.h.balances(seeded.id).points == Decimal(100)
+        s.reverse({"order": order, "kind": "cancel", "exported": False, "idempotency_key": "cancel-1"})
+        assert s.h.balances(seeded.id).points == Decimal(100)  # exactly once
+    finally:
+        s.close()
+
+
+def test_refund_as_a_return_transaction_when_enabled(kind):
+    s = Shop(kind, refunds=True)
+    try:
+        seeded = s.customer()
+        order = s.order(seeded.id, total="90.00")
+        s.export_orders([order])
+        refund = {"order": order, "kind": "refund", "lines": [{"line_id": "l2", "quantity": 1}], "reference": "r1"}
+        s.reverse(refund)
+        s.reverse(refund)  # the same refund again replays
+        returns = [t for t in s.fake.transactions if t.from_transaction_id == "o-1"]
+        assert len(returns) == 1 and returns[0].total == Decimal("-22.50")  # 25 of 100, of the 90 paid
+        payload = s.requests("reverse")[0].body["request_payload"]
+        assert payload["items"] == [{"line_id": "l2", "item_id": "SKU-B", "quantity": Decimal(-1),
+                                     "unit_price": Decimal("25.00"), "subtotal": Decimal("-25.00")}]
+    finally:
+        s.close()

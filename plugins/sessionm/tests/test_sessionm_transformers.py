@@ -18,6 +18,7 @@ from loyaltykit.errors import (
     OutcomeUnknownError,
     VoucherAlreadyRedeemedError,
 )
+from loyaltykit.errors import LoyaltyError
 from loyaltykit.models import OfferKind
 from loyaltykit_sessionm import transformers as tf
 from loyaltykit_sessionm.settings import SessionMSettings
@@ -202,7 +203,9 @@ def test_lock_discount_to_reserved_redemption():
                             '"status":"Locked","display_name":"Five off","amount":4.99,"user_id":"u1"}'))
     result = tf.redemption_from_discount(discount, "uo-1", "o1:redeem:uo-1", SETTINGS, reserved=True)
     assert result.status.value == "reserved" and result.discount == Money.of("4.99", "USD")
-    assert result.receipt.engine_ref == "uo-1" and result.receipt.code == "uo-1"
+    assert result.receipt.code == "uo-1" and tf.user_offer_of(result.receipt) == "uo-1"
+    assert tf.discount_of(result.receipt) == discount  # the Discount object kept as received
+    assert tf.discount_of(result.receipt)["amount"] == Decimal("4.99")
     with pytest.raises(MalformedResponseError):
         tf.redemption_from_discount({"status": "Locked"}, "uo-1", "k", SETTINGS, reserved=True)
 
@@ -281,3 +284,99 @@ def test_non_finite_numbers_are_malformed_answers(value):
     user = {"id": "u1", "available_points": value}
     with pytest.raises(MalformedResponseError):
         tf.customer_from_user(user, SETTINGS)
+
+
+# -- documented behaviour: error codes, Discount pass-back, store, tax --------------------------
+
+
+def test_error_codes_match_exactly_never_as_substrings():
+    from loyaltykit.errors import CustomerNotFoundError
+
+    body = raw('{"status":"ERROR","errors":{"code":"transaction_not_found","message":"no such transaction"}}')
+    with pytest.raises(LoyaltyError) as info:
+        tf.pos_payload(200, body, SETTINGS.error_codes)
+    assert not isinstance(info.value, CustomerNotFoundError) and info.value.code == "engine_error"
+
+
+def test_core_not_available_is_a_refusal_not_an_outage():
+    body = raw('{"status":"error","errors":{"code":"not_available"}}')
+    with pytest.raises(LoyaltyError) as info:
+        tf.core_result(200, body, SETTINGS.error_codes)
+    assert info.value.code == "engine_error" and not info.value.retryable
+
+
+def test_bare_core_404_is_customer_not_found():
+    from loyaltykit.errors import CustomerNotFoundError
+
+    with pytest.raises(CustomerNotFoundError):
+        tf.core_result(404, b"", SETTINGS.error_codes)
+    with pytest.raises(CustomerNotFoundError):
+        tf.core_result(404, b"<html>Not Found</html>", SETTINGS.error_codes)
+
+
+def test_spend_error_response_object_is_read_as_its_fields():
+    from loyaltykit.errors import InsufficientBalanceError
+
+    payload = {"details": [{"error_status": 3, "message": "",
+                            "error_response": {"code": "insufficient_points", "message": "Not enough points"}}]}
+    with pytest.raises(InsufficientBalanceError) as info:
+        tf.spend_detail(payload, SETTINGS.error_codes)
+    assert info.value.engine_code == "insufficient_points" and info.value.engine_message == "Not enough points"
+
+
+def test_send_transaction_sends_the_lock_discount_as_received():
+    # Discount fields as client code sends them back ([R-RWS-T SendTransaction.cs], reference 4.5).
+    discount = tf.loads(raw('{"reference_id":"uo-1","reference_id_type":"UserOfferId","pos_discount_id":"PD-7",'
+                            '"status":"Locked","display_name":"Five off","image_url":"https://img/x.png",'
+                            '"discounted_line_ids":["l1"],"discounted_line_id_quantities":[1],'
+                            '"discount_source":"Offer","amount":5.00,"stack_order":0,'
+                            '"applied_time":"2024-01-01T00:00:00Z","user_id":"u-1"}'))
+    result = tf.redemption_from_discount(discount, "uo-1", "k", SETTINGS, reserved=True)
+    order = Order(ref="o-1", currency="USD", customer_id="u-1", total=Money.of("45.10", "USD"),
+                  lines=[{"id": "l1", "sku": "A", "quantity": 1, "unit_price": Money.of("50.10", "USD")}],
+                  receipts=(result.receipt,), store_id="store-9", channel="pos")
+    transaction = tf.transaction_from_order(order, SETTINGS)
+    assert transaction["discounts"] == [discount]
+    assert b'"amount":5.00' in wire.dumps(transaction["discounts"][0])  # the engine's own digits
+    assert transaction["channel"] == "pos"
+    assert tf.pos_envelope(SETTINGS, "r", transaction, order.store_id)["store_id"] == "store-9"
+    assert "tax_total" not in transaction  # no tax known: none invented
+
+
+def test_unlock_id_is_the_lock_reference_not_the_ttl_code():
+    discount = {"reference_id": "uo-9", "reference_id_type": "UserOfferId", "amount": Decimal(5)}
+    result = tf.redemption_from_discount(discount, "483920", "k", SETTINGS, reserved=True)
+    assert result.receipt.code == "483920" and tf.user_offer_of(result.receipt) == "uo-9"
+
+
+def test_line_tax_is_sent_only_when_every_line_says_it():
+    lines = [{"id": "l1", "sku": "A", "quantity": 2, "unit_price": Money.of("10.00", "USD"), "attributes": {"tax": "3.20"}},
+             {"id": "l2", "sku": "B", "quantity": 1, "unit_price": Money.of("5.00", "USD"), "attributes": {"tax": "0.80"}}]
+    order = Order(ref="o-1", currency="USD", customer_id="u", total=Money.of("25.00", "USD"), lines=lines)
+    sent = tf.transaction_from_order(order, SETTINGS)
+    assert sent["tax_total"] == Decimal("4.00") and [i["tax_included"] for i in sent["items"]] == [
+        Decimal("3.20"), Decimal("0.80")]
+    partly = order.model_copy(update={"lines": (order.lines[0], order.lines[1].model_copy(update={"attributes": {}}))})
+    assert "tax_total" not in tf.transaction_from_order(partly, SETTINGS)
+    bad = order.model_copy(update={"lines": (order.lines[0].model_copy(update={"attributes": {"tax": "x"}}),)})
+    with pytest.raises(LoyaltyError) as info:
+        tf.transaction_from_order(bad, SETTINGS)
+    assert info.value.code == "invalid_request" and info.value.field == "lines.l1.attributes.tax"
+
+
+def test_return_transaction_negates_the_refunded_lines():
+    from loyaltykit import Reversal
+
+    order = Order(ref="o-1", currency="USD", customer_id="u", total=Money.of("90.00", "USD"),
+                  lines=[{"id": "l1", "sku": "A", "quantity": 2, "unit_price": Money.of("25.00", "USD")},
+                         {"id": "l2", "sku": "B", "quantity": 1, "unit_price": Money.of("50.00", "USD")}])
+    reversal = Reversal(order=order, kind="refund", lines=[{"line_id": "l1", "quantity": 1}], reference="r1")
+    sent = tf.return_transaction(order, reversal, SETTINGS, Decimal("22.50"))
+    assert sent["transaction_id"] == "o-1:return:r1" and sent["from_transaction_id"] == "o-1"
+    assert [(i["line_id"], i["quantity"], i["subtotal"]) for i in sent["items"]] == [("l1", Decimal(-1), Decimal("-25.00"))]
+    assert sent["payments"][0]["amount"] == Decimal("-22.50") and sent["payments"][0]["user_id"] == "u"
+
+
+def test_error_table_is_plain_exact_data():
+    assert "not_available" not in tf.DEFAULT_ERROR_CODES and "not_found" not in tf.DEFAULT_ERROR_CODES
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in tf.DEFAULT_ERROR_CODES.items())

@@ -8,6 +8,7 @@ only when the journal is absent. Vouchers are reconciled by re-listing the membe
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
@@ -42,15 +43,15 @@ from loyaltykit import (
 from loyaltykit.auth import OAuth2ClientCredentials
 from loyaltykit.errors import (
     ERROR_CODES,
-    CircuitOpenError,
     CurrencyMismatchError,
     CustomerNotFoundError,
-    EngineUnavailableError,
     InsufficientBalanceError,
     InvalidRequestError,
     LoyaltyError,
     NotSupportedError,
+    OutcomeUnknownError,
     VoucherNotFoundError,
+    VoucherError,
     VoucherNotOwnedError,
 )
 from loyaltykit.flows import CallContext
@@ -61,6 +62,8 @@ from . import __version__
 from . import transformers as tf
 from .settings import SalesforceSettings
 
+
+_log = logging.getLogger("loyaltykit.salesforce")
 
 _QUERY_CHUNK = 100  # ExternalTransactionNumbers per SOQL IN (...), keeps the URL short
 _NOT_APPLIED_RESENDS = 2
@@ -131,14 +134,17 @@ class SalesforceAdapter(EngineAdapter):
         found: dict[str, tf.SfJournal] = {}
         for start in range(0, len(wanted), _QUERY_CHUNK):
             chunk = wanted[start : start + _QUERY_CHUNK]
-            response = yield self._query(tf.journals_query(self.settings.program_name, chunk))
-            found.update(tf.journals_by_number(self._checked(response, ctx)))
+            response = yield self._query(tf.journals_query(self.settings, chunk))
+            found.update(tf.journals_by_number(
+                self._checked(response, ctx), self.settings.cancelled_journal_status, self.settings.journal_amount_field
+            ))
         return found
 
-    def _profile(self, membership: str, ctx: CallContext, missing_ok: bool) -> Flow[Customer | None]:
-        response = yield EngineRequest(
-            "GET", tf.profile_path(self.settings), params={"membershipNumber": membership}, route="identify"
-        )
+    def _profile(
+        self, membership: str | None, ctx: CallContext, missing_ok: bool, member_id: str | None = None
+    ) -> Flow[Customer | None]:
+        params = {"memberId": member_id} if member_id is not None else {"membershipNumber": membership}
+        response = yield EngineRequest("GET", tf.profile_path(self.settings), params=params, route="identify")
         try:
             body = self._checked(response, ctx, not_found=CustomerNotFoundError)
         except CustomerNotFoundError:
@@ -166,26 +172,32 @@ class SalesforceAdapter(EngineAdapter):
         return EngineRequest("POST", path, json=body, params=params, write=True, route=route)
 
     def _send(self, request: EngineRequest) -> Flow[httpx.Response]:
-        """Send a write; re-send (at most twice) only after an answer proving it was not applied.
-
-        EngineUnavailableError is the runner's verdict for 503 and refused connections: nothing
-        was applied. A lost answer (OutcomeUnknownError) is never re-sent here.
-        """
-        for attempt in range(_NOT_APPLIED_RESENDS + 1):
-            try:
-                return (yield request)
-            except EngineUnavailableError as exc:
-                if isinstance(exc, CircuitOpenError) or attempt == _NOT_APPLIED_RESENDS:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        return (yield request)
 
     def _reconciled(
-        self, request: EngineRequest, applied: Callable[[], Flow[Any]]
+        self, request: EngineRequest, applied: Callable[[], Flow[Any]], key: str | None = None
     ) -> Flow[tuple[httpx.Response | None, Any]]:
         """Send a write; after a lost answer ``applied()`` looks the effect up (the core's
         reconcile-before-resend): ``(response, None)`` when sent, ``(None, found)`` when found."""
         return (
-            yield from reconcile(lambda: self._send(request), applied, look_after_loss=self._reconcile_lost_writes)
+            yield from reconcile(lambda: self._send(request), applied, look_after_loss=self._reconcile_lost_writes,
+                      unavailable_may_have_applied=True)
+        )
+
+    def _unknown(self, cause: LoyaltyError, key: str | None, message: str | None = None) -> OutcomeUnknownError:
+        if isinstance(cause, OutcomeUnknownError) and message is None:
+            if key and not cause.idempotency_key:
+                cause.idempotency_key = key
+            return cause
+        return OutcomeUnknownError(
+            message or f"the write's outcome is unknown ({cause.message})", engine=self.name,
+            operation=cause.operation, idempotency_key=key, engine_code=cause.engine_code,
+        )
+
+    def _unconfirmed(self, operation: str, key: str | None) -> OutcomeUnknownError:
+        return OutcomeUnknownError(
+            "the engine's answer carries no documented success marker: the write's outcome is unknown",
+            engine=self.name, operation=operation, idempotency_key=key,
         )
 
     # -- identify ---------------------------------------------------------------------------------
@@ -194,11 +206,11 @@ class SalesforceAdapter(EngineAdapter):
         if identifier.kind is IdentifierKind.MEMBERSHIP:
             membership = identifier.value
         elif identifier.kind is IdentifierKind.EMAIL:
-            response = yield self._query(tf.member_query(s.program_name, "Contact.Email", identifier.value))
-            numbers = tf.membership_numbers(self._checked(response, ctx))
-            if not numbers:
+            response = yield self._query(tf.member_query(s, identifier.value))
+            ids = tf.member_ids(self._checked(response, ctx))
+            if not ids:
                 return None
-            membership = numbers[0]
+            return (yield from self._profile(None, ctx, missing_ok=True, member_id=ids[0]))
         else:
             raise NotSupportedError(f"cannot identify by {identifier.kind.value}", engine=self.name)
         return (yield from self._profile(membership, ctx, missing_ok=True))
@@ -217,7 +229,7 @@ class SalesforceAdapter(EngineAdapter):
             execution = s.promotions_api == "promotion_execution"
             params = {"ruleLibraryApiName": s.rule_library_api_name} if execution and s.rule_library_api_name else None
             request = EngineRequest(
-                "POST", tf.promotions_path(s), json=tf.cart_request(basket, member, execution),
+                "POST", tf.promotions_path(s), json=tf.cart_request(basket, member, execution, s.cart_sku_field),
                 params=params, route="evaluate", write=execution and not s.retry_promotion_execution,
             )
             body = self._checked((yield request), ctx)
@@ -228,7 +240,9 @@ class SalesforceAdapter(EngineAdapter):
                 notes, raw = tf.messages_from_eligible(body)
                 messages.extend(notes)
             unmapped.extend(raw)
-        voucher_discounts, codes = tf.apply_codes(basket, vouchers)
+        promoted = sum((d.amount for d in discounts), Money.zero(basket.currency))
+        room = (basket.subtotal - promoted).max(Money.zero(basket.currency))
+        voucher_discounts, codes = tf.apply_codes(basket, vouchers, room)
         discounts.extend(voucher_discounts)
         earn: list = []
         if member is not None and s.simulate_earn:
@@ -258,37 +272,94 @@ class SalesforceAdapter(EngineAdapter):
 
     # -- redeem voucher ---------------------------------------------------------------------------
     def redeem_voucher(self, redemption: VoucherRedemption, ctx: CallContext) -> Flow[RedemptionResult]:
-        s = self.settings
         member = redemption.customer_id
         if member is None:
             raise InvalidRequestError(
                 "redemption.customer_id: Salesforce vouchers belong to a member", field="redemption.customer_id"
             )
-        code = redemption.code
-        voucher = yield from self._usable_voucher(member, code, ctx)
-        params = {"voucherNumber": voucher.number} if voucher.number else None
-        path = tf.redeem_path(s, member, code)
-        key = tf.reservation_key(redemption.key)
-        if s.two_phase:
-            if voucher.status == "Issued":
-                yield from self._voucher_action(path, params, "Reserve", key, member, code, ctx, done=("Reserved",))
-            yield from self._voucher_action(path, params, "Redeem", key, member, code, ctx, done=("Redeemed",))
-        else:
-            yield from self._voucher_action(path, params, None, None, member, code, ctx, done=("Redeemed",))
+        basket = redemption.basket
+        amount, voucher, replayed = yield from self._burn(member, redemption.code, redemption.key, basket, ctx)
         discount = None
-        if redemption.basket is not None:
-            discount = tf.voucher_discount(voucher, redemption.basket, redemption.basket.subtotal)
-        amount = discount.amount if discount else None
+        if basket is not None and amount is not None:  # a whole voucher worth more than the basket gives the basket
+            discount = Money.of(min(amount, basket.subtotal.amount), basket.currency)
+        if discount is None and basket is not None:
+            found = tf.voucher_discount(voucher, basket, basket.subtotal)
+            discount = found.amount if found else None
         return RedemptionResult(
-            code=code,
+            code=redemption.code,
             status=RedemptionStatus.REDEEMED,
-            discount=amount,
+            discount=discount,
             label=voucher.definition,
             receipt=Receipt(
                 operation="redeem_voucher", engine=self.name, idempotency_key=redemption.key,
-                engine_ref=voucher.voucher_id, code=code, amount=amount,
+                engine_ref=voucher.voucher_id, code=redemption.code, amount=discount, replayed=replayed,
             ),
         )
+
+    def _burn(
+        self, member: str, code: str, key: str, basket: Basket | None, ctx: CallContext, whole_only: bool = False
+    ) -> Flow[tuple[Decimal | None, tf.SfVoucher, bool]]:
+        """Redeem one member voucher under ``key``: (value taken, the voucher, replayed).
+
+        The value is what the engine recorded: for a partially redeemable FixedValue voucher the
+        ``redeemAmount`` sent (what is due, at most what is left); for a whole FixedValue voucher its
+        value left before; on a replay (the voucher already Redeemed under this key) its
+        ``redeemedValue``. None for a percentage voucher (its value depends on the basket).
+        """
+        s = self.settings
+        voucher = yield from self._usable_voucher(member, code, ctx)
+        params = {"voucherNumber": voucher.number} if voucher.number else None
+        path = tf.redeem_path(s, member, code)
+        reservation = tf.reservation_key(key)
+        replayed = voucher.status == "Redeemed"
+        partial_value = voucher.partial and voucher.type == "FixedValue" and voucher.status == "Issued"
+        due = None
+        if partial_value and basket is not None:
+            due = yield from self._due(basket, ctx)
+        if partial_value and due is None:
+            if whole_only:
+                # A store's partial use has no amount on the order: not burned, said in the log.
+                _log.warning("a partially redeemable voucher used outside this shop was not burned on "
+                             "export: the order does not say how much of it was used")
+                raise VoucherError("partial voucher without an amount", engine=self.name)
+            raise InvalidRequestError(
+                "redemption.basket: a partially redeemable voucher takes only what is due; send the basket",
+                field="redemption.basket", engine=self.name,
+            )
+        partial = tf.redeem_amount(voucher, due)
+        currency = due.currency if due is not None else None
+        if s.two_phase:
+            if voucher.status == "Issued":
+                yield from self._voucher_action(path, params, "Reserve", reservation, member, code, ctx,
+                                                amount=partial, currency=currency, key=key)
+            result = yield from self._voucher_action(path, params, "Redeem", reservation, member, code, ctx,
+                                                     amount=partial, currency=currency, key=key)
+        else:
+            result = yield from self._voucher_action(path, params, None, None, member, code, ctx,
+                                                     amount=partial, currency=currency, key=key)
+        if voucher.type != "FixedValue":
+            return None, voucher, replayed
+        if replayed:
+            return voucher.redeemed_value if voucher.redeemed_value is not None else voucher.face_value, voucher, True
+        if partial is not None:
+            return partial, voucher, False
+        return voucher.value_left, voucher, False
+
+    def _due(self, basket: Basket, ctx: CallContext) -> Flow[Money]:
+        """What the basket owes after the engine's promotions (the same promotion-execution read as
+        the quote), so a partially redeemable voucher gives no more than the quote showed."""
+        s = self.settings
+        zero = Money.zero(basket.currency)
+        if s.promotions_api != "promotion_execution":
+            return basket.subtotal
+        params = {"ruleLibraryApiName": s.rule_library_api_name} if s.rule_library_api_name else None
+        request = EngineRequest(
+            "POST", tf.promotions_path(s), json=tf.cart_request(basket, basket.customer_id, True, s.cart_sku_field),
+            params=params, route="evaluate", write=not s.retry_promotion_execution,
+        )
+        found, _ = tf.discounts_from_execution(self._checked((yield request), ctx), basket)
+        promoted = sum((d.amount for d in found), zero)
+        return (basket.subtotal - promoted).max(zero)
 
     def _usable_voucher(self, member: str, code: str, ctx: CallContext) -> Flow[tf.SfVoucher]:
         """The member's voucher to act on; typed errors before anything is sent."""
@@ -313,27 +384,40 @@ class SalesforceAdapter(EngineAdapter):
 
     def _voucher_exists(self, code: str, ctx: CallContext) -> Flow[bool]:
         try:
-            response = yield self._query(tf.voucher_query(code))
+            response = yield self._query(tf.voucher_query(self.settings, code))
             return bool(tf.records(self._checked(response, ctx)))
         except LoyaltyError:
             return False  # unknowable: report the plainer voucher_not_found
 
     def _voucher_action(
-        self, path: str, params: Any, action: str | None, key: str | None, member: str, code: str,
-        ctx: CallContext, done: tuple[str, ...],
+        self, path: str, params: Any, action: str | None, reservation: str | None, member: str, code: str,
+        ctx: CallContext, *, amount: Decimal | None = None, currency: str | None = None, key: str | None = None,
     ) -> Flow[Any]:
-        body = tf.redeem_body(self.settings, action, key)
+        """One Redeem Voucher call. Success is HTTP 201 whose ``status`` is the one the action
+        documents (Reserved / Redeemed / Issued, reference 4b); before v62 (no action) a 201 with
+        ``remainingAmount``. Reinstate answered ``{"status": "Expired"}`` is not a reinstatement:
+        it returns that body and the caller does not count the voucher as reinstated."""
+        body = tf.redeem_body(self.settings, action, reservation, amount, currency)
         route = "release" if action == "Reinstate" else "redeem"
+        wanted = tf.ACTION_STATUS.get(action or "Redeem", "Redeemed")
 
         def applied() -> Flow[str | None]:
             vouchers = yield from self._vouchers(member, ctx)
-            return next((v.status for v in vouchers if v.code == code and v.status in done), None)
+            return next((v.status for v in vouchers if v.code == code and v.status == wanted), None)
 
-        response, found = yield from self._reconciled(self._write(path, body, route, params), applied)
+        response, found = yield from self._reconciled(self._write(path, body, route, params), applied, key)
         if response is None:
-            return {"status": found}
+            return {"status": found, "_reconciled": True}
         result = self._checked(response, ctx, not_found=VoucherNotFoundError)
-        tf.redeem_status(result)
+        status = tf.redeem_status(result)
+        if action == "Reinstate" and status == "Expired":
+            return result
+        if response.status_code not in (200, 201):
+            raise self._unconfirmed(ctx.operation, key)
+        if action is not None and status != wanted:
+            raise self._unconfirmed(ctx.operation, key)
+        if action is None and status not in (None, wanted):
+            raise self._unconfirmed(ctx.operation, key)
         return result
 
     # -- spend points / cashback ------------------------------------------------------------------
@@ -354,7 +438,8 @@ class SalesforceAdapter(EngineAdapter):
         existing = yield from self._find_journals([self._external_number(spend.key)], ctx)
         if existing:
             journal = next(iter(existing.values()))
-            return self._spend_result(spend, wanted, None, journal.number, replayed=True)
+            taken = yield from self._recorded_spend(spend, journal, ctx)
+            return self._spend_result(spend, taken, None, journal.number, replayed=True)
         balance: Balance | None = None
         if s.check_balance_before_spend:
             customer = yield from self._profile(spend.customer_id, ctx, missing_ok=False)
@@ -367,13 +452,35 @@ class SalesforceAdapter(EngineAdapter):
         body = tf.debit_request(s, spend, number)
         path = tf.process_path(s, process)
         response, found = yield from self._reconciled(
-            self._write(path, body, "spend"), lambda: self._journal(spend.key, ctx)
+            self._write(path, body, "spend"), lambda: self._journal(spend.key, ctx), spend.key
         )
         if response is None:
-            return self._spend_result(spend, wanted, balance, found.number, replayed=False)
+            taken = yield from self._recorded_spend(spend, found, ctx)
+            return self._spend_result(spend, taken, balance, found.number, replayed=False)
         result = self._checked(response, ctx, not_found=CustomerNotFoundError)
+        if self._status_flag and not tf.confirmed(result):
+            raise self._unconfirmed(ctx.operation, spend.key)
         taken = tf.debited(result, s.debit_result_field)
         return self._spend_result(spend, taken if taken is not None else wanted, balance, number, replayed=False)
+
+    def _recorded_spend(self, spend: CashbackSpend, journal: tf.SfJournal, ctx: CallContext) -> Flow[Decimal]:
+        """What the engine debited under this key (not what this call asked): the journal's points
+        change in the transaction ledger, else (cashback) its TransactionAmount."""
+        s = self.settings
+        currency = s.cashback_currency if spend.kind is BalanceKind.CASHBACK else s.points_currency
+        response = yield EngineRequest(
+            "GET", tf.ledger_path(s, spend.customer_id),
+            params={"journalTypeName": s.redemption_journal_type}, route="lookup",
+        )
+        change = tf.ledger_points(self._checked(response, ctx), journal.id, currency)
+        if change is not None and change != 0:
+            return abs(change)
+        if spend.kind is BalanceKind.CASHBACK and journal.amount is not None:
+            return journal.amount
+        raise OutcomeUnknownError(
+            "the engine has the spend's journal but its amount could not be read", engine=self.name,
+            operation=ctx.operation, idempotency_key=spend.key,
+        )
 
     def _journal(self, key: str, ctx: CallContext) -> Flow[tf.SfJournal | None]:
         """The journal written under this idempotency key, if the engine has it."""
@@ -405,6 +512,7 @@ class SalesforceAdapter(EngineAdapter):
 
     # -- export orders ----------------------------------------------------------------------------
     def export_orders(self, orders: list[Order], ctx: CallContext) -> Flow[ExportReport]:
+        s = self.settings
         results: dict[str, OrderExportResult] = {}
         members = [o for o in orders if o.customer_id is not None]
         for order in orders:
@@ -416,7 +524,7 @@ class SalesforceAdapter(EngineAdapter):
         existing = yield from self._find_journals([self._external_number(o.key) for o in members], ctx)
         for order in members:
             journal = existing.get(self._external_number(order.key))
-            if journal is not None:
+            if journal is not None and journal.status != s.cancelled_journal_status:
                 results[order.ref] = OrderExportResult(
                     order_ref=order.ref, status=ExportStatus.DUPLICATE, engine_ref=journal.id
                 )
@@ -424,17 +532,43 @@ class SalesforceAdapter(EngineAdapter):
             results[order.ref] = yield from self._export_one(order, ctx)
         return ExportReport(engine=self.name, results=tuple(results[o.ref] for o in orders))
 
+    def _store_codes(self, order: Order) -> list[str]:
+        """The order's voucher codes no online redemption of this engine covers (used in a store)."""
+        burned = {r.code for r in order.receipts
+                  if r.operation == "redeem_voucher" and r.engine == self.name and r.code}
+        return [c for c in dict.fromkeys(order.voucher_codes) if c not in burned]
+
     def _export_one(self, order: Order, ctx: CallContext) -> Flow[OrderExportResult]:
         s = self.settings
-        body = tf.accrual_request([tf.accrual_journal(s, order, self._external_number(order.key))])
+        number = self._external_number(order.key)
+        journals = tf.accrual_journals(s, order, number)
+        numbers = tf.accrual_numbers(s, order, number)
         path = tf.realtime_path(s)
+        assert order.customer_id is not None
         try:
+            if s.burn_store_codes_on_export:
+                for code in self._store_codes(order):
+                    # Keyed by order and code: a re-export replays instead of burning twice. A code
+                    # that is no usable voucher (already burned by the store, not a voucher at all)
+                    # cannot be given online either, and must not keep the order from accruing.
+                    try:
+                        yield from self._burn(order.customer_id, code, f"{order.key}:{code}"[:128], None, ctx,
+                                              whole_only=True)
+                    except (VoucherError, InvalidRequestError):
+                        continue
+
+            def applied() -> Flow[tf.SfJournal | None]:
+                found = yield from self._find_journals(numbers, ctx)
+                return found.get(number) if all(n in found for n in numbers) else None
+
             response, found = yield from self._reconciled(
-                self._write(path, body, "export"), lambda: self._journal(order.key, ctx)
+                self._write(path, tf.accrual_request(journals), "export"), applied, order.key
             )
             if response is None:
                 return OrderExportResult(order_ref=order.ref, status=ExportStatus.ACCEPTED, engine_ref=found.id)
             result = self._checked(response, ctx, not_found=CustomerNotFoundError)
+            if self._status_flag and not tf.confirmed(result):
+                raise self._unconfirmed(ctx.operation, order.key)
             journal_id, points = tf.realtime_result(result, s.points_currency)
         except LoyaltyError as exc:
             if ends_batch(exc):
@@ -500,10 +634,13 @@ class SalesforceAdapter(EngineAdapter):
             now = found.get(journal.number)
             return now if now is not None and now.status == self.settings.cancelled_journal_status else None
 
-        response, _ = yield from self._reconciled(self._write(path, body, "reverse"), applied)
+        response, _ = yield from self._reconciled(self._write(path, body, "reverse"), applied, ctx.idempotency_key)
         if response is None:
             return
-        tf.cancel_result(self._checked(response, ctx))
+        result = self._checked(response, ctx)
+        if self._status_flag and not tf.confirmed(result, "isSuccess"):
+            raise self._unconfirmed(ctx.operation, ctx.idempotency_key)
+        tf.cancel_result(result)
 
     def _earned(self, member: str, journal_id: str, ctx: CallContext) -> Flow[Decimal]:
         """Points an accrual journal credited, from the member's transaction ledger summary."""
@@ -524,9 +661,10 @@ class SalesforceAdapter(EngineAdapter):
                     done.append(code)  # reinstated by an earlier call
                 continue
             params = {"voucherNumber": voucher.number} if voucher.number else None
-            yield from self._voucher_action(
+            result = yield from self._voucher_action(
                 tf.redeem_path(self.settings, member, code), params, "Reinstate", None, member, code, ctx,
-                done=("Issued",),
+                key=ctx.idempotency_key,
             )
-            done.append(code)
+            if result.get("status") == "Issued":
+                done.append(code)  # {"status": "Expired"} means it could not come back
         return done

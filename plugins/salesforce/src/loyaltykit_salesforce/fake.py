@@ -6,9 +6,10 @@ expired on demand, and inherits per-route fault injection from :class:`loyaltyki
 
 Like Salesforce (as far as anything is documented) it does not de-duplicate journals by
 ExternalTransactionNumber: a blind re-post is recorded twice, which is what the tests look for.
-Where the reference marks a shape UNCONFIRMED (simulation ``actionResultSummary``, the
-eligible-promotions list, voucher error texts) the fake picks one and the adapter reads it through
-settings. Serve it over HTTP with ``loyaltykit.testing.serve(fake.handle)``.
+Documented rules (the Redeem Voucher error table, partial redemption, cart-level distribution,
+required fields) are followed with the source cited beside each. Where the reference marks a shape
+UNCONFIRMED (simulation ``actionResultSummary``, the eligible-promotions list's top level,
+process refusal texts) the fake picks one and the adapter reads it through settings. Serve it over HTTP with ``loyaltykit.testing.serve(fake.handle)``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,21 @@ def _d(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
+def _distribute(total: Decimal, weights: list[Decimal], currency: str) -> list[Decimal]:
+    """``total`` spread over ``weights`` in minor units, largest remainder first, summing exactly."""
+    from loyaltykit.money import exponent
+
+    scale = 10 ** exponent(currency)
+    units, parts = int(total * scale), [int(w * scale) for w in weights]
+    base = sum(parts)
+    if base == 0 or units == 0:
+        return [Decimal(0) for _ in weights]
+    floors = [units * p // base for p in parts]
+    for i in sorted(range(len(parts)), key=lambda i: (units * parts[i]) % base, reverse=True)[: units - sum(floors)]:
+        floors[i] += 1
+    return [Decimal(f) / scale for f in floors]
+
+
 def _today() -> date:
     return datetime.now(UTC).date()
 
@@ -89,6 +105,9 @@ class FakeVoucher:
     redeemed_key: str | None = None  # the reservation key the redemption consumed
     use_date: date | None = None
     redemptions: int = 0  # in effect now (a reinstated redemption no longer counts)
+    partial: bool = False  # isVoucherPartiallyRedeemable
+    reserved_value: Decimal | None = None
+    definition_active: bool = True  # isVoucherDefinitionActive
 
     def live_status(self) -> str:
         if self.status == "Issued" and self.expiration is not None and _today() > self.expiration:
@@ -166,6 +185,8 @@ class SalesforceFake(FakeEngine):
         self.tokens: set[str] = set()
         self.token_count = 0
         self._ids = itertools.count(1)
+        self._after_commit: dict[str, list[int]] = {}
+        self._no_marker: dict[str, int] = {}
 
         self.route("POST", r"/services/oauth2/token", "token", self._token)
         self.route("GET", _V + rf"/loyalty-programs/{_P}/members", "identify", self._profile)
@@ -188,6 +209,19 @@ class SalesforceFake(FakeEngine):
         return f"{prefix}{next(self._ids):0>12}"[:18].ljust(18, "A")
 
     # -- dispatch: one path can serve two engine-neutral routes (chosen by the body) ------------
+    def fail_after_commit(self, route: str, status: int = 503, times: int = 1) -> None:
+        """The org applies the next ``times`` requests of ``route`` and then answers ``status``
+        (a 503 is documented as "unavailable / rate limit", reference 8, and proves nothing about
+        whether the write was committed)."""
+        with self.lock:
+            self._after_commit.setdefault(route, []).extend([status] * times)
+
+    def drop_success_marker(self, route: str, times: int = 1) -> None:
+        """The next ``times`` answers of ``route`` are applied but carry no ``status``/``isSuccess``
+        member (an answer the adapter must not take as success)."""
+        with self.lock:
+            self._no_marker[route] = self._no_marker.get(route, 0) + times
+
     def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         body = self._body(request)
@@ -196,7 +230,22 @@ class SalesforceFake(FakeEngine):
                 continue
             match = candidate.pattern.match(path)
             if match and self._accepts(candidate.name, path, body):
-                return self._dispatch(candidate, request, dict(match.groupdict()))
+                response = self._dispatch(candidate, request, dict(match.groupdict()))
+                with self.lock:
+                    pending = self._after_commit.get(candidate.name)
+                    status = pending.pop(0) if pending and response.status_code < 400 else None
+                    strip = self._no_marker.get(candidate.name, 0) > 0 and response.status_code < 400
+                    if strip:
+                        self._no_marker[candidate.name] -= 1
+                if status is not None:
+                    return self.server_error(status)
+                if strip:
+                    body = json.loads(response.content, parse_float=Decimal)
+                    for item in body if isinstance(body, list) else [body]:
+                        item.pop("status", None)
+                        item.pop("isSuccess", None)
+                    return sf_json(body, response.status_code)
+                return response
         return sf_error(404, "NOT_FOUND", "The requested resource does not exist")
 
     @staticmethod
@@ -265,13 +314,15 @@ class SalesforceFake(FakeEngine):
     def add_voucher(
         self, *, member: str, code: str, type: str, face_value: Decimal | None = None,
         percent: Decimal | None = None, effective: date | None = None, expiration: date | None = None,
-        definition: str = "Voucher", currency: str | None = None,
+        definition: str = "Voucher", currency: str | None = None, partial: bool = False,
+        definition_active: bool = True,
     ) -> FakeVoucher:
         with self.lock:
             voucher = FakeVoucher(
                 id=self._id("0kD"), code=code, number=f"{next(self._ids):08d}", member=member, type=type,
                 face_value=face_value, percent=percent, remaining=face_value, currency=currency or self.currency,
                 effective=effective or date(2020, 1, 1), expiration=expiration, definition=definition,
+                partial=partial, definition_active=definition_active,
             )
             self.vouchers.append(voucher)
             return voucher
@@ -443,7 +494,7 @@ class SalesforceFake(FakeEngine):
             "effectiveDate": v.effective.isoformat(), "effectiveDateTime": f"{v.effective.isoformat()}T00:00:00.000Z",
             "expirationDate": v.expiration.isoformat() if v.expiration else None,
             "expirationDateTime": f"{v.expiration.isoformat()}T23:59:59.000Z" if v.expiration else None,
-            "isVoucherDefinitionActive": True, "isVoucherPartiallyRedeemable": False,
+            "isVoucherDefinitionActive": v.definition_active, "isVoucherPartiallyRedeemable": v.partial,
             "hasTimeBasedVoucherPeriod": v.expiration is not None, "status": v.live_status(), "type": v.type,
             "voucherCode": v.code, "voucherDefinition": v.definition, "voucherId": v.id, "voucherNumber": v.number,
         }
@@ -466,55 +517,98 @@ class SalesforceFake(FakeEngine):
         chunk = mine[(page - 1) * 200 : page * 200]
         return sf_json({"voucherCount": len(mine), "vouchers": [self._voucher_body(v) for v in chunk]})
 
+    # Redeem Voucher (reference 4b; developer.salesforce.com/docs/atlas.en-us.loyalty.meta/loyalty/
+    # connect_resources_redeem_voucher.htm). Error rows are the resource's documented table
+    # ("HTTP response code descriptions unique to this resource", v51 page and later): 400
+    # INVALID_API_INPUT with these texts, and 409 ALREADY_REDEEMED_VOUCHER.
+    _E_EXPIRED = "The voucher is expired. Specify a voucher that hasn't expired."
+    _E_CANCELED = "The voucher is canceled. Specify a voucher that hasn't canceled."
+    _E_CODE = "Specify a valid voucher code and try again."
+    _E_PROGRAM = "Specify a valid loyalty program name and try again."
+    _E_MEMBER = "Specify a valid loyalty program membership number and try again."
+    # UNCONFIRMED text; the rule itself is documented: "The voucher definition associated with the
+    # voucher code must be active to redeem the voucher."
+    _E_DEFINITION = "The voucher definition isn't active. Specify a voucher with an active voucher definition."
+
     def _redeem(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
-        if not self._program_ok(params) or params["member"] not in self.members:
-            return sf_error(404, "NOT_FOUND", "Member not found.")
+        if not self._program_ok(params):
+            return sf_error(400, "INVALID_API_INPUT", self._E_PROGRAM)
+        if params["member"] not in self.members:
+            return sf_error(400, "INVALID_API_INPUT", self._E_MEMBER)
         body = self._body(request) or {}
+        if not isinstance(body, dict):
+            return sf_error(400, "JSON_PARSER_ERROR", "The request body is not a JSON object.")
         number = request.url.params.get("voucherNumber")
         candidates = [v for v in self.vouchers if v.member == params["member"] and v.code == params["code"]
                       and (number is None or v.number == number)]
         if not candidates:
-            return sf_error(404, "NOT_FOUND", "Voucher not found.")
+            return sf_error(400, "INVALID_API_INPUT", self._E_CODE)
         v = candidates[0]
         action = body.get("action")
         two_phase = float(params["ver"]) >= 62
+        # "action ... Required" from v62 (Redeem Voucher input, v62+).
         if two_phase and action not in ("Reserve", "Redeem", "Reinstate"):
-            return sf_error(400, "INVALID_INPUT", "Specify a valid action: Reserve, Redeem or Reinstate.")
+            return sf_error(400, "INVALID_API_INPUT", "Specify a valid action: Reserve, Redeem or Reinstate.")
+        amount_key = "reservedValue" if action == "Reserve" else "redeemAmount"
+        asked = body.get(amount_key)
+        if asked is not None:
+            try:
+                asked = _d(asked)
+            except (ValueError, ArithmeticError):
+                return sf_error(400, "JSON_PARSER_ERROR", f"{amount_key} is not a number.")
+            # redeemAmount: "only applicable for vouchers issued using Fixed Value voucher definitions";
+            # partial amounts need a partially redeemable definition (isVoucherPartiallyRedeemable).
+            if v.type != "FixedValue" or (not v.partial and asked != v.remaining):
+                return sf_error(400, "INVALID_API_INPUT", "The voucher can't be partially redeemed.")
+            if asked <= 0 or asked > (v.remaining or Decimal(0)):
+                return sf_error(400, "INVALID_API_INPUT", "The redeem amount exceeds the voucher's remaining value.")
         status = v.live_status()
         if action == "Reinstate":
             if status not in ("Reserved", "Redeemed"):
-                return sf_error(400, "INVALID_INPUT", "The voucher isn't reserved or redeemed.")
+                return sf_error(400, "INVALID_API_INPUT", "The voucher isn't reserved or redeemed.")
             if status == "Redeemed":
                 v.redemptions -= 1
             v.status, v.reservation_key, v.redeemed_key, v.use_date = "Issued", None, None, None
             v.remaining = v.face_value
             if v.live_status() == "Expired":
-                return sf_json({"status": "Expired"}, 201)
+                return sf_json({"status": "Expired"}, 201)  # documented: Reinstate after expiry
             return sf_json({"remainingAmount": v.remaining or Decimal(0), "status": "Issued"}, 201)
+        if not v.definition_active:
+            return sf_error(400, "INVALID_API_INPUT", self._E_DEFINITION)
         if status == "Reserved" and action == "Redeem":
             if body.get("reservationKey") != v.reservation_key:
-                return sf_error(400, "INVALID_INPUT", "The reservation key doesn't match the reserved voucher.")
+                return sf_error(400, "INVALID_API_INPUT", "The reservation key doesn't match the reserved voucher.")
         elif status == "Redeemed":
             key = body.get("reservationKey")
             if action == "Redeem" and self.replay_redeem_with_key and key and key == v.redeemed_key:
                 return sf_json({"remainingAmount": v.remaining or Decimal(0), "status": "Redeemed",
                                 "currencyIsoCode": v.currency}, 201)
-            return sf_error(400, "INVALID_INPUT", "The voucher is already redeemed.")
+            return sf_error(409, "ALREADY_REDEEMED_VOUCHER", "The voucher is already redeemed.")
         elif status == "Reserved":
-            return sf_error(400, "INVALID_INPUT", "The voucher is reserved.")
+            # A voucher reserved under another key: the answer for this case is UNCONFIRMED.
+            return sf_error(409, "ALREADY_REDEEMED_VOUCHER", "The voucher is reserved.")
         elif status == "Expired":
-            return sf_error(400, "INVALID_INPUT", "The voucher has expired.")
+            return sf_error(400, "INVALID_API_INPUT", self._E_EXPIRED)
+        elif status == "Cancelled":
+            return sf_error(400, "INVALID_API_INPUT", self._E_CANCELED)
         elif status != "Issued":
-            return sf_error(400, "INVALID_INPUT", f"The voucher status is {status}.")
+            return sf_error(400, "INVALID_API_INPUT", self._E_CODE)
         elif _today() < v.effective:
-            return sf_error(400, "INVALID_INPUT", "The voucher is not yet effective.")
+            return sf_error(400, "INVALID_API_INPUT", "The voucher isn't effective yet.")
         if action == "Reserve":
             v.status, v.reservation_key = "Reserved", body.get("reservationKey")
-            return sf_json({"reservationKey": v.reservation_key, "reservedValue": v.remaining or Decimal(0),
+            v.reserved_value = asked
+            return sf_json({"reservationKey": v.reservation_key, "reservedValue": asked if asked is not None else (v.remaining or Decimal(0)),
                             "status": "Reserved", "currencyIsoCode": v.currency}, 201)
+        if asked is None and status == "Reserved":
+            asked = v.reserved_value
         v.redeemed_key = v.reservation_key if status == "Reserved" else None
-        v.status, v.reservation_key, v.use_date = "Redeemed", None, _today()
-        v.remaining = Decimal(0) if v.remaining is not None else None
+        v.reservation_key, v.use_date = None, _today()
+        if v.remaining is not None:
+            # "If omitted, the whole value is redeemed and remaining becomes 0."
+            v.remaining = v.remaining - asked if asked is not None else Decimal(0)
+        # A partially redeemed voucher with value left stays usable (Issued); UNCONFIRMED status name.
+        v.status = "Issued" if v.remaining is not None and v.remaining > 0 else "Redeemed"
         v.redemptions += 1
         if not two_phase:
             return sf_json({"remainingAmount": v.remaining or Decimal(0), "currencyIsoCode": v.currency}, 201)
@@ -540,6 +634,9 @@ class SalesforceFake(FakeEngine):
         simulate = (body.get("runSetting") or {}).get("isSimulation") is True
         journals = body["transactionJournals"]
         for journal in journals:
+            # ActivityDate is required on TransactionJournal (sforce_api_objects_transactionjournal.htm;
+            # reference 5a). Business refusals answer HTTP 200 with status:false and a message
+            # (Loyalty Engine Realtime Output: "status ... whether the request succeeded").
             if not isinstance(journal, dict) or not journal.get("ActivityDate"):
                 return sf_error(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [ActivityDate]")
             if self._journal_member(journal) is None:
@@ -623,6 +720,10 @@ class SalesforceFake(FakeEngine):
         return record
 
     # -- program processes (debit) ------------------------------------------------------------
+    # Loyalty Program Process (connect_resources_process_name.htm; reference 6a, 5c): input
+    # {"processParameters": [...]}, output {message, outputParameters.outputParameters.results,
+    # simulationDetails, status}; a refusal is HTTP 200 with status:false and a message (texts
+    # UNCONFIRMED: these are the fake's, matched by the adapter's error_patterns setting).
     def _process(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
         if not self._program_ok(params):
             return sf_error(404, "NOT_FOUND", "The loyalty program doesn't exist.")
@@ -656,9 +757,14 @@ class SalesforceFake(FakeEngine):
         action = params["action"]
         body = self._body(request)
         try:
-            journal_id = body["inputs"][0]["TransactionJournalId"]
+            inputs = body["inputs"][0]
+            journal_id = inputs["TransactionJournalId"]
         except (KeyError, IndexError, TypeError):
             return self._action_failed(action, "REQUIRED_FIELD_MISSING", "TransactionJournalId is required.", 400)
+        # cancelAccrual / cancelRedemption inputs: TransactionJournalId and CancellationReason
+        # (loyalty-actions-cancel-accrual.html, loyalty-actions-cancel-redemption.html; reference 7).
+        if not inputs.get("CancellationReason"):
+            return self._action_failed(action, "REQUIRED_FIELD_MISSING", "CancellationReason is required.", 400)
         journal = next((j for j in self.journals if j.id == journal_id), None)
         if journal is None:
             return self._action_failed(action, "INVALID_ID_FIELD", "The transaction journal doesn't exist.", 400)
@@ -712,35 +818,57 @@ class SalesforceFake(FakeEngine):
         rules = [r for r in self.rules if r.currency in (None, currency)
                  and (r.min_subtotal is None or subtotal >= r.min_subtotal)]
         if params["kind"] == "eligible-promotions":
-            # The list's top-level shape is UNCONFIRMED; the adapter keeps it raw.
-            return sf_json({"promotions": [{"promotionId": r.id, "promotionName": r.label} for r in rules]})
-        out_lines, base = [], Decimal(0)
+            # Items follow Promotion Details (connect_responses_promotion_details.htm, v60: id,
+            # displayName, description, currencyIsoCode, ...); the list's top-level key is
+            # UNCONFIRMED (reference 6c) and the adapter keeps the whole answer raw.
+            return sf_json({"promotions": [{"id": r.id, "displayName": r.label, "description": None,
+                                            "currencyIsoCode": r.currency or currency} for r in rules]})
+        # Cart Line Details (connect_responses_cart_line_details.htm, v65; reference 6c): a line's
+        # AmountAfterDiscount is after every current promotion, so it includes the line's share of
+        # cart-level discounts (totalCartPromotionsDistributedDiscountAmount); the line promotions'
+        # part is totalCartLinePromotionsDiscountAmount; both add up to totalCartLineItemDiscountAmount.
+        out_lines, afters = [], []
+        sku_keys = ("cartLineProductCode", "cartLineProductStockKeepingUnit", "cartLineProductId", "cartLineProduct")
         for line in lines:
             before = _d(line["cartLineItemAmount"])
+            sku = next((line[k] for k in sku_keys if line.get(k)), None)
             after, applied = before, []
             for rule in rules:
-                if rule.kind == "line_percent" and rule.sku == line.get("cartLineProductCode"):
+                if rule.kind == "line_percent" and rule.sku == sku:
                     cut = quantize(after * (rule.percent or 0) / 100, currency)
+                    applied.append({"cartLineItemAmountAfterDiscount": after - cut,
+                                    "cartLineItemAmountBeforeDiscount": after, "cartLineItemDiscountAmount": cut,
+                                    "currencyIsoCode": currency, "displayName": rule.label, "isAutomatic": True,
+                                    "promotionId": rule.id})
                     after -= cut
-                    applied.append({"promotionId": rule.id, "displayName": rule.label})
-            base += after
-            out_lines.append({"cartLineItemId": line.get("cartLineItemId"), "cartLineItemQuantity": line.get("cartLineItemQuantity"),
-                              "cartLineProduct": line.get("cartLineProductCode"), "cartLineItemAmountBeforeDiscount": before,
-                              "cartLineItemAmountAfterDiscount": after, "appliedCartLinePromotionDetails": applied})
-        applied_cart = []
+            afters.append(after)
+            out_lines.append({"appliedCartLinePromotionDetails": applied, "cartLineItemAmountBeforeDiscount": before,
+                              "cartLineItemId": line.get("cartLineItemId"),
+                              "cartLineItemQuantity": line.get("cartLineItemQuantity"), "cartLineProduct": sku,
+                              "totalCartLinePromotionsDiscountAmount": before - after})
+        base = sum(afters, Decimal(0))
+        applied_cart, cart_cut = [], Decimal(0)
         for rule in rules:
             if rule.kind == "order_percent":
-                cut = quantize(base * (rule.percent or 0) / 100, currency)
+                cut = quantize((base - cart_cut) * (rule.percent or 0) / 100, currency)
             elif rule.kind == "order_fixed":
-                cut = min(rule.amount or Decimal(0), base)
+                cut = min(rule.amount or Decimal(0), base - cart_cut)
             else:
                 continue
-            applied_cart.append({"cartAmountAfterDiscount": base - cut, "cartAmountBeforeDiscount": base,
+            applied_cart.append({"cartAmountAfterDiscount": base - cart_cut - cut, "cartAmountBeforeDiscount": base - cart_cut,
                                  "cartLevelDiscountAmount": cut, "displayName": rule.label, "isAutomatic": True,
-                                 "nonPricingRewards": None, "promotionId": rule.id})
-            base -= cut
-        return sf_json({"cartDetails": [{"cartHeaderId__std": cart.get("cartHeaderId__std"), "adjustedCartAmount": base,
-                                         "appliedCartPromotionDetails": applied_cart, "cartLineDetails": out_lines}]})
+                                 "nonPricingRewards": {}, "promotionId": rule.id})
+            cart_cut += cut
+        shares = _distribute(cart_cut, afters, currency)
+        for out, after, share in zip(out_lines, afters, shares, strict=True):
+            out["totalCartPromotionsDistributedDiscountAmount"] = share
+            out["cartLineItemAmountAfterDiscount"] = after - share
+            out["totalCartLineItemDiscountAmount"] = out["totalCartLinePromotionsDiscountAmount"] + share
+        # The Cart output wraps cartDetails in "cart" (connect_responses_cart.htm, v65).
+        return sf_json({"cart": {"cartDetails": [{"cartHeaderId__std": cart.get("cartHeaderId__std"),
+                                                  "adjustedCartAmount": base - cart_cut,
+                                                  "appliedCartPromotionDetails": applied_cart,
+                                                  "cartLineDetails": out_lines}]}})
 
     # -- inspection -----------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

@@ -11,20 +11,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: Default message fragments -> kit error codes. Salesforce documents the error envelope but not
-#: the codes or texts for these business failures, so the mapping is configurable.
-DEFAULT_ERROR_PATTERNS: dict[str, str] = {
-    "insufficient": "insufficient_balance",
-    "not enough points": "insufficient_balance",
-    "already redeemed": "voucher_already_redeemed",
-    "expired": "voucher_expired",
-    "not yet effective": "voucher_invalid",
-    "voucher not found": "voucher_not_found",
-    "invalid voucher": "voucher_not_found",
-    "member not found": "customer_not_found",
-    "no member": "customer_not_found",
-    "reserved": "voucher_already_redeemed",
-}
+from .transformers import DEFAULT_ERROR_PATTERNS  # the tables live with the mapping (plain data)
 
 
 def _version(value: str) -> float:
@@ -110,6 +97,36 @@ class SalesforceSettings(BaseSettings):
         default=True,
         description="Read the balance before a debit and refuse an overdraw without sending it (whether "
         "the debit process refuses negative balances is org configuration, UNCONFIRMED).",
+    )
+    member_object: str = Field(
+        default="LoyaltyProgramMember", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$",
+        description="SOQL object of program members (names from public code, UNCONFIRMED as documented).",
+    )
+    member_email_field: str = Field(default="Contact.Email", pattern=r"^[A-Za-z][A-Za-z0-9_.]{0,120}$")
+    member_program_field: str = Field(default="Program.Name", pattern=r"^[A-Za-z][A-Za-z0-9_.]{0,120}$")
+    journal_object: str = Field(default="TransactionJournal", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
+    journal_program_field: str = Field(default="LoyaltyProgram.Name", pattern=r"^[A-Za-z][A-Za-z0-9_.]{0,120}$")
+    journal_amount_field: str = Field(default="TransactionAmount", pattern=r"^[A-Za-z][A-Za-z0-9_.]{0,120}$")
+    voucher_object: str = Field(default="Voucher", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
+    cart_sku_field: Literal["cartLineProductCode", "cartLineProductStockKeepingUnit", "cartLineProductId",
+                            "cartLineProduct"] = Field(
+        default="cartLineProductCode",
+        description="Cart line field that names the product with the basket line's sku (v258 doc lists all four).",
+    )
+    journal_product_field: str | None = Field(
+        default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$",
+        description="Send one accrual journal per order line with the sku in this field (e.g. ProductCode, "
+        "interchangeable with ProductId), so a program that earns per product can; None: one journal per order.",
+    )
+    voucher_code_separator: str = Field(
+        default=",", min_length=1, max_length=3,
+        description="An order with several voucher codes sends them all in VoucherCode, joined by this "
+        "(whether the org parses a list there is UNCONFIRMED).",
+    )
+    burn_store_codes_on_export: bool = Field(
+        default=True,
+        description="On export, redeem the order's voucher codes that no online redemption receipt covers "
+        "(codes used in a store), so the same voucher cannot be burned again online.",
     )
     cancelled_journal_status: str = Field(
         default="Cancelled",

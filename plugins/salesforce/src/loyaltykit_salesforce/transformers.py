@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -37,12 +37,15 @@ from loyaltykit import (
 )
 from loyaltykit import wire
 from loyaltykit.engine_errors import ErrorTable
+from loyaltykit.money import exponent
 from loyaltykit.errors import (
     LoyaltyError,
     MalformedResponseError,
 )
 
-from .settings import SalesforceSettings
+
+if TYPE_CHECKING:
+    from .settings import SalesforceSettings
 
 ENGINE = "salesforce"
 
@@ -136,6 +139,43 @@ def _iso(moment: datetime) -> str:
 # -------------------------------------------------------------------------------------------
 
 
+#: Message fragments of a ``status:false`` process or engine output (which carries no errorCode)
+#: -> kit error codes. Salesforce documents that such outputs carry a ``message`` but not its texts
+#: (UNCONFIRMED), so the mapping is a setting. Answers with an errorCode are classified by the
+#: documented table in ``transformers.DOCUMENTED_ERRORS`` only, never by these fragments.
+DEFAULT_ERROR_PATTERNS: dict[str, str] = {
+    "insufficient points": "insufficient_balance",
+    "insufficient balance": "insufficient_balance",
+    "not enough points": "insufficient_balance",
+    "no member found": "customer_not_found",
+    "member not found": "customer_not_found",
+}
+
+
+#: Documented error codes and texts -> kit error code, as plain data (errorCode, message fragment,
+#: kit code). A row matches when the errorCode is equal (None: any) and the lower-cased message
+#: contains the fragment (None: any). Sources: Redeem Voucher resource, "HTTP response code
+#: descriptions unique to this resource" (developer.salesforce.com/docs/atlas.en-us.loyalty.meta/
+#: loyalty/connect_resources_redeem_voucher.htm, v51+), and the error-code list of the REST API
+#: (../shared/reference/salesforce_loyalty.md section 8). Permission codes are auth failures: they
+#: must never read as a business refusal such as insufficient_balance.
+DOCUMENTED_ERRORS: tuple[tuple[str | None, str | None, str], ...] = (
+    ("ALREADY_REDEEMED_VOUCHER", None, "voucher_already_redeemed"),  # 409
+    ("INVALID_API_INPUT", "voucher is expired", "voucher_expired"),
+    ("INVALID_API_INPUT", "voucher is canceled", "voucher_invalid"),
+    ("INVALID_API_INPUT", "voucher is cancelled", "voucher_invalid"),
+    ("INVALID_API_INPUT", "specify a valid voucher code", "voucher_not_found"),
+    ("INVALID_API_INPUT", "valid loyalty program membership number", "customer_not_found"),
+    ("INVALID_API_INPUT", "voucher definition", "voucher_invalid"),  # "must be active" rule
+    ("INSUFFICIENT_ACCESS_OR_READONLY", None, "auth_failed"),
+    ("INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY", None, "auth_failed"),
+    ("FUNCTIONALITY_NOT_ENABLED", None, "auth_failed"),
+    ("API_DISABLED_FOR_ORG", None, "auth_failed"),
+    ("INVALID_SESSION_ID", None, "auth_failed"),
+    ("REQUEST_LIMIT_EXCEEDED", None, "rate_limited"),
+)
+
+
 def _first_error(body: Any) -> tuple[str | None, str | None]:
     if isinstance(body, list) and body and isinstance(body[0], Mapping):
         first = body[0]
@@ -173,21 +213,34 @@ def is_failure(status: int, body: Any) -> bool:
     return False
 
 
-#: Codes Salesforce documents with one meaning whatever the resource (403 with this code is the
-#: org's API request limit, not a permission problem).
-DOCUMENTED_ERROR_CODES: dict[str, str] = {"REQUEST_LIMIT_EXCEEDED": "rate_limited"}
+def _documented_table() -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    codes: dict[str, str] = {}
+    scoped: dict[str, dict[str, str]] = {}
+    for code, fragment, kit_code in DOCUMENTED_ERRORS:
+        if code is not None and fragment is None:
+            codes[code] = kit_code
+        elif code is not None and fragment is not None:
+            scoped.setdefault(code, {})[fragment] = kit_code
+    return codes, scoped
 
 
 @functools.lru_cache(maxsize=16)
 def _table(patterns: frozenset[tuple[str, str]]) -> ErrorTable:
-    # The error_patterns setting holds errorCodes and message phrases alike: both columns get it.
+    # Documented codes, and texts read only under their documented code; the error_patterns setting
+    # holds errorCodes and message phrases alike, so both columns get it.
+    codes, scoped = _documented_table()
     entries = dict(patterns)
-    return ErrorTable(ENGINE, codes={**DOCUMENTED_ERROR_CODES, **entries}, phrases=entries)
+    return ErrorTable(ENGINE, codes={**codes, **entries}, phrases=entries, code_phrases=scoped)
 
 
 def error_table(patterns: Mapping[str, str]) -> ErrorTable:
     """The core classifier's table for this adapter: documented codes plus the setting's entries."""
     return _table(frozenset(patterns.items()))
+
+
+def documented_kit_code(code: str | None, message: str | None) -> str | None:
+    """The kit code the documented table alone assigns to an errorCode and text (None: unknown)."""
+    return error_table({}).kit_code(200, code, message)
 
 
 def classify_error(
@@ -217,21 +270,33 @@ def checked(
     return body
 
 
+def confirmed(body: Any, marker: str = "status") -> bool:
+    """Whether a write's answer carries the documented success marker.
+
+    Realtime engine and program-process outputs say ``"status": true``; invocable actions say
+    ``"isSuccess": true`` (an object, or an array of them). Anything else proves nothing.
+    """
+    item = body[0] if isinstance(body, list) and body else body
+    return isinstance(item, Mapping) and item.get(marker) is True
+
+
 # -------------------------------------------------------------------------------------------
 # Identify
 # -------------------------------------------------------------------------------------------
 
-MEMBER_FIELDS = "Id, MembershipNumber, MemberStatus, ContactId"
-
-
-def member_query(program: str, field: str, value: str) -> str:
-    """SOQL for a LoyaltyProgramMember by contact e-mail (or contact Id), within one program."""
-    if field not in ("Contact.Email", "ContactId"):
-        raise ValueError(f"unsupported member look-up field {field}")
+def member_query(settings: SalesforceSettings, value: str) -> str:
+    """SOQL for a program member by contact e-mail, within one program (object and fields: settings)."""
+    s = settings
     return (
-        f"SELECT {MEMBER_FIELDS} FROM LoyaltyProgramMember "
-        f"WHERE {field} = {soql_literal(value)} AND Program.Name = {soql_literal(program)}"
+        f"SELECT Id, MembershipNumber, MemberStatus FROM {s.member_object} "
+        f"WHERE {s.member_email_field} = {soql_literal(value)} AND {s.member_program_field} = {soql_literal(s.program_name)}"
     )
+
+
+def member_ids(body: Any) -> list[str]:
+    """Record Ids of a member query: the profile is then read by memberId, so no membership
+    number travels in a request line."""
+    return [r["Id"] for r in records(body) if isinstance(r.get("Id"), str)]
 
 
 def records(body: Any) -> list[Mapping[str, Any]]:
@@ -239,10 +304,6 @@ def records(body: Any) -> list[Mapping[str, Any]]:
     if not isinstance(body, Mapping) or not isinstance(body.get("records"), list):
         raise MalformedResponseError("query answer has no records list", engine=ENGINE)
     return [r for r in body["records"] if isinstance(r, Mapping)]
-
-
-def membership_numbers(body: Any) -> list[str]:
-    return [r["MembershipNumber"] for r in records(body) if isinstance(r.get("MembershipNumber"), str)]
 
 
 def _points_currency(currencies: list[Mapping[str, Any]], wanted: str | None) -> Mapping[str, Any] | None:
@@ -324,6 +385,14 @@ class SfVoucher:
     definition: str | None
     effective: datetime | None
     expires: datetime | None
+    partial: bool = False  # isVoucherPartiallyRedeemable
+    definition_active: bool = True  # isVoucherDefinitionActive
+    redeemed_value: Decimal | None = None
+
+    @property
+    def value_left(self) -> Decimal | None:
+        """What a FixedValue voucher can still give: remainingValue, else faceValue."""
+        return self.remaining if self.remaining is not None else self.face_value
 
     def problem(self, now: datetime | None = None) -> str | None:
         """Why this voucher cannot be used now (a kit error code), or None."""
@@ -332,7 +401,7 @@ class SfVoucher:
             return "voucher_already_redeemed"
         if self.status == "Expired" or (self.expires is not None and now > self.expires):
             return "voucher_expired"
-        if self.status != "Issued":
+        if self.status != "Issued" or not self.definition_active:
             return "voucher_invalid"
         if self.effective is not None and now < self.effective:
             return "voucher_invalid"
@@ -383,6 +452,9 @@ def vouchers_from_list(body: Any) -> list[SfVoucher]:
                 definition=_str(item.get("voucherDefinition")),
                 effective=_moment(item, "effectiveDateTime", "effectiveDate", end_of_day=False),
                 expires=_moment(item, "expirationDateTime", "expirationDate", end_of_day=True),
+                partial=item.get("isVoucherPartiallyRedeemable") is True,
+                definition_active=item.get("isVoucherDefinitionActive") is not False,
+                redeemed_value=opt("redeemedValue"),
             )
         )
     return found
@@ -392,8 +464,7 @@ def offer_from_voucher(voucher: SfVoucher, currency: str) -> Offer:
     if voucher.type == "DiscountPercentage":
         kind, percent, amount = OfferKind.PERCENT_OFF_CHECK, voucher.percent, None
     elif voucher.type == "FixedValue":
-        value = voucher.remaining if voucher.remaining is not None else voucher.face_value
-        kind, percent, amount = OfferKind.FIXED_OFF_CHECK, None, Money.of(value or 0, currency)
+        kind, percent, amount = OfferKind.FIXED_OFF_CHECK, None, Money.of(voucher.value_left or 0, currency)
     else:
         kind, percent, amount = OfferKind.OTHER, None, None
     return Offer(
@@ -405,8 +476,7 @@ def offer_from_voucher(voucher: SfVoucher, currency: str) -> Offer:
 def voucher_discount(voucher: SfVoucher, basket: Basket, room: Money) -> Discount | None:
     """The order discount a usable member voucher gives this basket (capped by ``room``)."""
     if voucher.type == "FixedValue":
-        value = voucher.remaining if voucher.remaining is not None else voucher.face_value
-        amount, percent = Money.of(value or 0, basket.currency), None
+        amount, percent = Money.of(voucher.value_left or 0, basket.currency), None
     elif voucher.type == "DiscountPercentage" and voucher.percent is not None:
         amount, percent = basket.subtotal * (voucher.percent / 100), voucher.percent
     else:
@@ -418,12 +488,13 @@ def voucher_discount(voucher: SfVoucher, basket: Basket, room: Money) -> Discoun
 
 
 def apply_codes(
-    basket: Basket, vouchers: list[SfVoucher] | None
+    basket: Basket, vouchers: list[SfVoucher] | None, room: Money | None = None
 ) -> tuple[list[Discount], list[CodeResult]]:
-    """Basket codes are member voucher codes; each is accepted or rejected with a kit reason."""
+    """Basket codes are member voucher codes; each is accepted or rejected with a kit reason.
+    ``room``: what is left to discount after the engine's promotions (default: the subtotal)."""
     discounts: list[Discount] = []
     results: list[CodeResult] = []
-    room = basket.subtotal
+    room = room if room is not None else basket.subtotal
     for code in basket.coupon_codes:
         if vouchers is None:
             results.append(CodeResult(code=code, status=CodeStatus.REJECTED, reason="voucher_not_owned",
@@ -446,18 +517,42 @@ def apply_codes(
     return discounts, results
 
 
-def voucher_query(code: str) -> str:
+def voucher_query(settings: SalesforceSettings, code: str) -> str:
     """SOQL: does a voucher with this code exist for anyone (to tell not-owned from not-found)?"""
-    return f"SELECT Id, Status FROM Voucher WHERE VoucherCode = {soql_literal(code)}"
+    return f"SELECT Id, Status FROM {settings.voucher_object} WHERE VoucherCode = {soql_literal(code)}"
 
 
-def redeem_body(settings: SalesforceSettings, action: str | None, reservation_key: str | None) -> dict[str, Any]:
-    if action is None:  # before v62 the body is optional; whole value redeemed
-        return {}
-    body: dict[str, Any] = {"action": action}
-    if reservation_key is not None:
+def redeem_amount(voucher: SfVoucher, due: Money | None) -> Decimal | None:
+    """The value to take from a partially redeemable FixedValue voucher: what is due, at most what
+    is left. None: redeem whole (a voucher that is not partially redeemable, or nothing known due).
+
+    Redeem Voucher input: ``redeemAmount`` "Specify a value when a member hasn't redeemed the full
+    value of the voucher. This value is only applicable for vouchers issued using Fixed Value
+    voucher definitions." (connect_requests_redeem_voucher_input.htm; reference 4b).
+    """
+    if not voucher.partial or voucher.type != "FixedValue" or due is None or voucher.value_left is None:
+        return None
+    return min(due.amount, voucher.value_left)
+
+
+def redeem_body(
+    settings: SalesforceSettings, action: str | None, reservation_key: str | None,
+    amount: Decimal | None = None, currency: str | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if action is not None:  # before v62 the body is optional; no action
+        body["action"] = action
+    if reservation_key is not None and action is not None:
         body["reservationKey"] = reservation_key
+    if amount is not None and action != "Reinstate":
+        body["reservedValue" if action == "Reserve" else "redeemAmount"] = amount
+        if currency is not None and settings.version >= 55:
+            body["currencyIsoCode"] = currency
     return body
+
+
+#: The voucher status each documented action leaves on success (Redeem Voucher output, reference 4b).
+ACTION_STATUS = {"Reserve": "Reserved", "Redeem": "Redeemed", "Reinstate": "Issued"}
 
 
 def redeem_status(body: Any) -> str | None:
@@ -483,11 +578,13 @@ def external_number(settings: SalesforceSettings, key: str) -> str:
     return f"{settings.external_number_prefix}{key}"
 
 
-def journals_query(program: str, numbers: Iterable[str]) -> str:
+def journals_query(settings: SalesforceSettings, numbers: Iterable[str]) -> str:
+    s = settings
     values = ", ".join(soql_literal(n) for n in numbers)
     return (
-        "SELECT Id, ExternalTransactionNumber, Status, JournalType.Name FROM TransactionJournal "
-        f"WHERE ExternalTransactionNumber IN ({values}) AND LoyaltyProgram.Name = {soql_literal(program)}"
+        f"SELECT Id, ExternalTransactionNumber, Status, JournalType.Name, {s.journal_amount_field} "
+        f"FROM {s.journal_object} WHERE ExternalTransactionNumber IN ({values}) "
+        f"AND {s.journal_program_field} = {soql_literal(s.program_name)}"
     )
 
 
@@ -497,9 +594,10 @@ class SfJournal:
     number: str
     status: str
     type: str | None
+    amount: Decimal | None = None
 
 
-def journals_by_number(body: Any) -> dict[str, SfJournal]:
+def journals_by_number(body: Any, cancelled: str = "Cancelled", amount_field: str = "TransactionAmount") -> dict[str, SfJournal]:
     """Rows of the journals query, by ExternalTransactionNumber (a cancelled one loses to a live one)."""
     found: dict[str, SfJournal] = {}
     for row in records(body):
@@ -507,9 +605,11 @@ def journals_by_number(body: Any) -> dict[str, SfJournal]:
         if not isinstance(number, str) or not isinstance(ident, str):
             raise MalformedResponseError("journal row without Id or ExternalTransactionNumber", engine=ENGINE)
         jtype = row.get("JournalType")
+        raw_amount = row.get(amount_field)
         journal = SfJournal(ident, number, str(row.get("Status") or ""),
-                            _str(jtype.get("Name")) if isinstance(jtype, Mapping) else None)
-        if number not in found or found[number].status == "Cancelled":
+                            _str(jtype.get("Name")) if isinstance(jtype, Mapping) else None,
+                            number(raw_amount, amount_field) if raw_amount not in (None, "") else None)
+        if number not in found or found[number].status == cancelled:
             found[number] = journal
     return found
 
@@ -521,6 +621,48 @@ def _journal_base(settings: SalesforceSettings, number: str, membership: str, wh
         "LoyaltyProgramName": settings.program_name,
         "MembershipNumber": membership,
     }
+
+
+def accrual_journals(settings: SalesforceSettings, order: Order, number: str) -> list[dict[str, Any]]:
+    """The order's Accrual journals: one for the order, or (``journal_product_field``) one per line
+    with its product, numbered ``{number}`` then ``{number}-2``... Line amounts are the line's share
+    of the order total (largest remainder in minor units, summing exactly to the total)."""
+    journal = accrual_journal(settings, order, number)
+    if settings.journal_product_field is None:
+        return [journal]
+    shares = _shares(order)
+    out = []
+    for index, (line, share) in enumerate(zip(order.lines, shares, strict=True)):
+        item = dict(journal)
+        item["ExternalTransactionNumber"] = number if index == 0 else f"{number}-{index + 1}"
+        item["TransactionAmount"] = str(share)
+        item[settings.journal_product_field] = line.sku
+        if index:
+            item.pop("VoucherCode", None)  # the order's codes ride on its first journal only
+        out.append(item)
+    return out
+
+
+def accrual_numbers(settings: SalesforceSettings, order: Order, number: str) -> list[str]:
+    if settings.journal_product_field is None:
+        return [number]
+    return [number if i == 0 else f"{number}-{i + 1}" for i in range(len(order.lines))]
+
+
+def _shares(order: Order) -> list[Decimal]:
+    # Largest remainder in minor units; the core has no allocation helper an adapter can call yet.
+    scale = 10 ** exponent(order.currency)
+    goods = order.total.amount - (order.shipping.amount if order.shipping else Decimal(0))
+    total = int(max(goods, Decimal(0)) * scale)
+    weights = [int(line.subtotal.amount * scale) for line in order.lines]
+    base = sum(weights)
+    if base == 0:
+        return [Decimal(0) for _ in weights]
+    floors = [total * w // base for w in weights]
+    rest = sorted(range(len(weights)), key=lambda i: (total * weights[i]) % base, reverse=True)
+    for i in rest[: total - sum(floors)]:
+        floors[i] += 1
+    return [Decimal(f) / scale for f in floors]
 
 
 def accrual_journal(settings: SalesforceSettings, order: Order, number: str) -> dict[str, Any]:
@@ -541,7 +683,7 @@ def accrual_journal(settings: SalesforceSettings, order: Order, number: str) -> 
     if order.store_id:
         journal["TransactionLocation"] = order.store_id
     if order.voucher_codes:
-        journal["VoucherCode"] = order.voucher_codes[0]
+        journal["VoucherCode"] = settings.voucher_code_separator.join(order.voucher_codes)
     if settings.order_ref_field:
         journal[settings.order_ref_field] = order.ref
     return journal
@@ -716,12 +858,14 @@ def ledger_points(body: Any, journal_id: str, points_currency: str | None) -> De
 # -------------------------------------------------------------------------------------------
 
 
-def cart_request(basket: Basket, membership: str | None, execution: bool) -> dict[str, Any]:
-    """Cart input: products named by code (the SKU), amounts as JSON numbers."""
+def cart_request(
+    basket: Basket, membership: str | None, execution: bool, sku_field: str = "cartLineProductCode"
+) -> dict[str, Any]:
+    """Cart input: products named by the sku in ``sku_field``, amounts as JSON numbers."""
     lines = []
     for line in basket.lines:
         item: dict[str, Any] = {
-            "cartLineProductCode": line.sku,
+            sku_field: line.sku,
             "cartLineItemQuantity": line.quantity,
             "cartLineItemAmount": line.subtotal.amount,
         }
@@ -744,34 +888,77 @@ def cart_request(basket: Basket, membership: str | None, execution: bool) -> dic
     return {"cart": {"cartDetails": [details]}}
 
 
-def discounts_from_execution(body: Any, basket: Basket) -> tuple[list[Discount], list[UnmappedEffect]]:
-    """promotion-execution output -> cart-level and line-level discounts; other rewards kept raw."""
+def _cart_details(body: Any) -> list[Any]:
+    """``cartDetails`` of a promotion-execution answer: bare (Cart Details output) or wrapped in
+    ``{"cart": ...}`` (Cart output, connect_responses_cart.htm) — both are documented."""
+    if isinstance(body, Mapping) and isinstance(body.get("cart"), Mapping):
+        body = body["cart"]
     if not isinstance(body, Mapping) or not isinstance(body.get("cartDetails"), list):
         raise MalformedResponseError("promotion-execution answer without cartDetails", engine=ENGINE)
+    return body["cartDetails"]
+
+
+def _line_promotion_cut(line: Mapping[str, Any]) -> Decimal | None:
+    """The part of a line's discount that line promotions gave (not its share of cart promotions).
+
+    Cart Line Details (connect_responses_cart_line_details.htm, v65): ``cartLineItemAmountAfterDiscount``
+    is the price after *all* current promotions, so it already includes the line's share of
+    cart-level discounts, ``totalCartPromotionsDistributedDiscountAmount``; the line promotions
+    alone are ``totalCartLinePromotionsDiscountAmount``.
+    """
+    if line.get("totalCartLinePromotionsDiscountAmount") is not None:
+        return number(line["totalCartLinePromotionsDiscountAmount"], "totalCartLinePromotionsDiscountAmount")
+    before, after = line.get("cartLineItemAmountBeforeDiscount"), line.get("cartLineItemAmountAfterDiscount")
+    if before is not None and after is not None and line.get("totalCartPromotionsDistributedDiscountAmount") is not None:
+        return (number(before, "cartLineItemAmountBeforeDiscount") - number(after, "cartLineItemAmountAfterDiscount")
+                - number(line["totalCartPromotionsDistributedDiscountAmount"], "totalCartPromotionsDistributedDiscountAmount"))
+    applied = [p for p in line.get("appliedCartLinePromotionDetails") or [] if isinstance(p, Mapping)]
+    if applied and all(p.get("cartLineItemDiscountAmount") is not None for p in applied):
+        return sum((number(p["cartLineItemDiscountAmount"], "cartLineItemDiscountAmount") for p in applied), Decimal(0))
+    return None
+
+
+def discounts_from_execution(body: Any, basket: Basket) -> tuple[list[Discount], list[UnmappedEffect]]:
+    """promotion-execution output -> cart-level (order) and line-level discounts; other rewards raw.
+
+    Each cart-level promotion is one order discount (``cartLevelDiscountAmount``); each line gets
+    only what line promotions took off it, so a cart discount is never counted twice. A line whose
+    line-promotion part cannot be told apart is kept raw in ``unmapped``.
+    """
     currency = basket.currency
     discounts: list[Discount] = []
     unmapped: list[UnmappedEffect] = []
     line_ids = {line.id for line in basket.lines}
-    for cart in body["cartDetails"]:
+    for cart in _cart_details(body):
         if not isinstance(cart, Mapping):
             continue
+        cart_level = Decimal(0)
         for promo in cart.get("appliedCartPromotionDetails") or []:
+            if not isinstance(promo, Mapping):
+                continue
             amount = promo.get("cartLevelDiscountAmount")
             if amount is not None and number(amount, "cartLevelDiscountAmount") > 0:
+                cart_level += number(amount, "cartLevelDiscountAmount")
                 discounts.append(
                     Discount(target=DiscountTarget.ORDER, amount=Money.of(number(amount, "cartLevelDiscountAmount"), currency),
                              engine_id=_str(promo.get("promotionId")), label=_str(promo.get("displayName")))
                 )
-            rewards = promo.get("nonPricingRewards")
-            if rewards:
+            if promo.get("nonPricingRewards"):
                 unmapped.append(UnmappedEffect(type="nonPricingRewards", raw=_plain(dict(promo))))
         for line in cart.get("cartLineDetails") or []:
             if not isinstance(line, Mapping):
                 continue
-            before, after = line.get("cartLineItemAmountBeforeDiscount"), line.get("cartLineItemAmountAfterDiscount")
-            if before is None or after is None:
-                continue
-            cut = number(before, "cartLineItemAmountBeforeDiscount") - number(after, "cartLineItemAmountAfterDiscount")
+            cut = _line_promotion_cut(line)
+            if cut is None:
+                before, after = line.get("cartLineItemAmountBeforeDiscount"), line.get("cartLineItemAmountAfterDiscount")
+                whole = (number(before, "cartLineItemAmountBeforeDiscount") - number(after, "cartLineItemAmountAfterDiscount")) if before is not None and after is not None else Decimal(0)
+                if whole > 0 and cart_level == 0:
+                    cut = whole  # no cart promotion: the whole cut is the line's own
+                elif whole > 0:
+                    unmapped.append(UnmappedEffect(type="line_discount_not_separable", raw=_plain(dict(line))))
+                    continue
+                else:
+                    continue
             if cut <= 0:
                 continue
             line_id = line.get("cartLineItemId")
@@ -782,21 +969,24 @@ def discounts_from_execution(body: Any, basket: Basket) -> tuple[list[Discount],
             discounts.append(
                 Discount(target=DiscountTarget.LINE, line_id=line_id, amount=Money.of(cut, currency),
                          engine_id=_str(applied[0].get("promotionId")) if applied else None,
-                         label=_str(applied[0].get("displayName")) if applied else None)
+                         label=_str(applied[0].get("displayName")) if applied else None,
+                         code=_str(applied[0].get("couponCode")) if applied else None)
             )
     return discounts, unmapped
 
 
 def messages_from_eligible(body: Any) -> tuple[list[Message], list[UnmappedEffect]]:
-    """eligible-promotions: list only (top-level shape UNCONFIRMED); names as messages, all kept raw."""
+    """eligible-promotions: a list only (top-level shape UNCONFIRMED). Promotions named by
+    ``promotionName``/``displayName`` beside ``promotionId``/``id`` become messages; the whole answer
+    is always kept raw in ``unmapped`` (never dropped), so nothing the adapter cannot map is lost."""
     if not isinstance(body, Mapping | list):
         raise MalformedResponseError("eligible-promotions answer is not JSON object or array", engine=ENGINE)
     messages: list[Message] = []
 
     def walk(node: Any) -> None:
         if isinstance(node, Mapping):
-            name = node.get("promotionName") or node.get("displayName")
-            if isinstance(name, str) and "promotionId" in node:
+            name = node.get("promotionName") or node.get("displayName") or node.get("name")
+            if isinstance(name, str) and ("promotionId" in node or "id" in node):
                 messages.append(Message(text=name, kind="promotion"))
                 return
             for value in node.values():
@@ -807,7 +997,7 @@ def messages_from_eligible(body: Any) -> tuple[list[Message], list[UnmappedEffec
 
     walk(body)
     raw = dict(body) if isinstance(body, Mapping) else {"items": list(body)}
-    return messages, [UnmappedEffect(type="eligible_promotions", raw=_plain(raw))] if messages else []
+    return messages, [UnmappedEffect(type="eligible_promotions", raw=_plain(raw))]
 
 
 def earn(points: Decimal) -> list[Earn]:

@@ -41,7 +41,12 @@ from loyaltykit import (
 )
 from loyaltykit.auth import BasicAuth
 from loyaltykit.errors import (
+    EngineTimeoutError,
+    EngineUnavailableError,
     LoyaltyError,
+    MalformedResponseError,
+    OutcomeUnknownError,
+    RateLimitedError,
     NotSupportedError,
     VoucherNotOwnedError,
 )
@@ -80,7 +85,8 @@ class SessionMAdapter(EngineAdapter):
         register_secret(s.core_api_key.get_secret_value())  # it is a path segment of Core URLs
         # The tenant has one currency (transactions carry none); "redeem" mode burns, never reserves.
         self.capabilities = type(self).capabilities.model_copy(
-            update={"currencies": frozenset({s.currency}), "reserve_voucher": s.redeem_mode == "lock"}
+            update={"currencies": frozenset({s.currency}), "reserve_voucher": s.redeem_mode == "lock",
+                    "refund": s.refunds, "partial_refund": s.refunds}
         )
 
     def client_config(self) -> EngineClientConfig:
@@ -114,12 +120,12 @@ class SessionMAdapter(EngineAdapter):
         )
 
     def _pos(self, operation: str, payload: dict[str, Any], route: str, request_id: str, *,
-             write: bool = False, idempotency_key: str | None = None) -> EngineRequest:
+             write: bool = False, idempotency_key: str | None = None, store_id: str | None = None) -> EngineRequest:
         return EngineRequest(
             "POST",
             f"/api/2.0/{operation}",
             service="pos",
-            json=tf.pos_envelope(self.settings, request_id, payload),
+            json=tf.pos_envelope(self.settings, request_id, payload, store_id),
             write=write,
             idempotency_key=idempotency_key,
             route=route,
@@ -192,15 +198,12 @@ class SessionMAdapter(EngineAdapter):
         user_id = basket.customer_id
         transaction = tf.transaction_from_basket(basket, basket.id, s)
         lookup = yield self._pos(
-            "lookup", {"user_id": user_id, "transaction": transaction}, "evaluate", tf.derived_id(ctx.request_id, "lookup")
+            "lookup", {"user_id": user_id, "transaction": transaction}, "evaluate",
+            tf.derived_id(ctx.request_id, "lookup"), store_id=basket.store_id,
         )
         eligible = tf.eligible_discounts(self._pos_payload(lookup), basket, s)
-        wallet_response = yield self._connect(
-            "/offers/api/2.0/offers/get_user_offers",
-            {"user_id": user_id, "skip": 0, "take": 1000, "include_pending_extended_data": False, "culture": s.culture},
-            "wallet",
-        )
-        wallet = tf.wallet_offers(self._connect_payload(wallet_response), s, eligible=eligible.keys())
+        entries = yield from self._wallet_entries(user_id)
+        wallet = tf.wallet_offers({"user_offers": entries}, s, eligible=eligible.keys())
         balances = yield self._connect(
             "/incentives/api/1.0/user_points/all_balances", {"user_id": user_id, "culture": s.culture}, "lookup"
         )
@@ -219,6 +222,28 @@ class SessionMAdapter(EngineAdapter):
             codes=codes,
         )
 
+    def _wallet_entries(self, user_id: str) -> Sub:
+        """Every ISSUED user offer: get_user_offers pages by skip/take (take at most 1000)."""
+        s: SessionMSettings = self.settings
+        entries: list[Any] = []
+        for page in range(s.wallet_max_pages):
+            response = yield self._connect(
+                "/offers/api/2.0/offers/get_user_offers",
+                {"user_id": user_id, "skip": page * s.wallet_page_size, "take": s.wallet_page_size,
+                 "include_pending_extended_data": False, "culture": s.culture},
+                "wallet",
+            )
+            payload = self._connect_payload(response)
+            batch = [e for e in payload.get("user_offers") or () if isinstance(e, dict)]
+            entries.extend(batch)
+            total = payload.get("total_records")
+            done = len(batch) < s.wallet_page_size
+            if total is not None:
+                done = done or len(entries) >= int(tf.decimal(total, "total_records"))
+            if done:
+                break
+        return entries
+
     # -- redeem ----------------------------------------------------------------------------------
     def redeem_voucher(self, redemption, ctx):
         s: SessionMSettings = self.settings
@@ -233,25 +258,31 @@ class SessionMAdapter(EngineAdapter):
         payload = {"offer_lookup_code": redemption.code, "offer_lookup_type": s.offer_lookup_type,
                    "transaction": transaction}
 
+        store = redemption.basket.store_id if redemption.basket is not None else None
+
         def build(request_id: str) -> EngineRequest:
-            return self._pos(operation, payload, "redeem", request_id, write=True, idempotency_key=self._runner_key(key))
+            return self._pos(operation, payload, "redeem", request_id, write=True,
+                             idempotency_key=self._runner_key(key), store_id=store)
 
         response = yield from self._send_write(build, key, operation)
         discount = self._pos_payload(response)
         owner = discount.get("user_id")
         if redemption.customer_id and owner and str(owner) != redemption.customer_id:
             # Another member's offer: give it straight back (keyed, so safe to repeat), then refuse.
-            yield from self._release(redemption.code, key, "foreign", unlock=lock)
+            # Unlock/reinstate name the lock's user offer id, never the TTL code that found it.
+            yield from self._release(str(discount.get("reference_id") or redemption.code), key, "foreign", unlock=lock,
+                                     store_id=store)
             raise VoucherNotOwnedError("the offer belongs to another customer", engine=self.name)
         return tf.redemption_from_discount(discount, redemption.code, key, s, reserved=lock)
 
-    def _release(self, user_offer_id: str, key: str, purpose: str, *, unlock: bool) -> Sub:
+    def _release(self, user_offer_id: str, key: str, purpose: str, *, unlock: bool, store_id: str | None = None) -> Sub:
         operation = "unlock" if unlock else "reinstate"
         payload = {"user_offer_id": user_offer_id, "employee_id": self.settings.employee_id}
 
         def build(request_id: str) -> EngineRequest:
             route = "release" if unlock else "reverse"
-            return self._pos(operation, payload, route, request_id, write=True, idempotency_key=self._runner_key(key))
+            return self._pos(operation, payload, route, request_id, write=True, idempotency_key=self._runner_key(key),
+                             store_id=store_id)
 
         response = yield from self._send_write(build, key, f"{operation}:{purpose}:{user_offer_id}")
         self._pos_payload(response)
@@ -298,9 +329,10 @@ class SessionMAdapter(EngineAdapter):
             key = order.key
             transaction = tf.transaction_from_order(order, s)
 
-            def build(request_id: str, transaction: dict[str, Any] = transaction, key: str = key) -> EngineRequest:
+            def build(request_id: str, transaction: dict[str, Any] = transaction, key: str = key,
+                      store: str | None = order.store_id) -> EngineRequest:
                 return self._pos("send_transaction", transaction, "export", request_id, write=True,
-                                 idempotency_key=self._runner_key(key))
+                                 idempotency_key=self._runner_key(key), store_id=store)
 
             try:
                 response = yield from self._send_write(build, key, "send_transaction")
@@ -318,8 +350,7 @@ class SessionMAdapter(EngineAdapter):
     def reverse(self, reversal, ctx):
         s: SessionMSettings = self.settings
         if reversal.kind is not ReversalKind.CANCEL:
-            raise NotSupportedError("SessionM returns are UNCONFIRMED on the wire; refunds are not supported",
-                                    engine=self.name, operation="reverse")
+            return (yield from self._refund(reversal, ctx))
         order = reversal.order
         key = ctx.idempotency_key or reversal.key
         redemptions = tf.redemption_receipts(order)
@@ -335,12 +366,32 @@ class SessionMAdapter(EngineAdapter):
         if reversal.exported and not s.void_on_cancel:
             raise NotSupportedError("cancelling an exported order needs the void_on_cancel setting",
                                     engine=self.name, operation="reverse")
+        done: list[str] = []  # what this call applied, for an honest partial-failure report
+        try:
+            return (yield from self._cancel(reversal, key, redemptions, spends, done))
+        except (EngineUnavailableError, EngineTimeoutError, RateLimitedError, MalformedResponseError) as exc:
+            if not done or isinstance(exc, OutcomeUnknownError):
+                raise
+            # Some steps were applied: "engine unavailable" would promise nothing was. Every step is
+            # keyed (POS request_id, spend idempotency_id), so a retry with the same key replays the
+            # applied ones and finishes the rest exactly once.
+            raise OutcomeUnknownError(
+                f"the cancel was applied in part ({', '.join(done)}) before the engine failed; "
+                "retry with the same idempotency key to finish it",
+                engine=self.name, operation="reverse", idempotency_key=key, retryable=True,
+                engine_code=exc.engine_code, reconcile={"applied": list(done)},
+            ) from None
+
+    def _cancel(self, reversal, key: str, redemptions, spends, done: list[str]) -> Sub:
+        s: SessionMSettings = self.settings
+        order = reversal.order
         reinstated: list[str] = []
         for receipt in redemptions:
             assert receipt.code is not None
             unlock = s.redeem_mode == "lock" and not reversal.exported
-            yield from self._release(receipt.code, key, "cancel", unlock=unlock)
+            yield from self._release(tf.user_offer_of(receipt), key, "cancel", unlock=unlock, store_id=order.store_id)
             reinstated.append(receipt.code)
+            done.append(f"{'unlock' if unlock else 'reinstate'} of an offer")  # no code: codes stay out of errors
         returned = Decimal(0)
         receipts: list[Receipt] = []
         for receipt in spends:
@@ -364,6 +415,7 @@ class SessionMAdapter(EngineAdapter):
                 self._connect_payload(response)
                 ref = None
             returned += receipt.points
+            done.append(f"return {receipt.points} points")
             receipts.append(Receipt(operation="reverse", engine=self.name, idempotency_key=key,
                                     engine_ref=str(ref) if ref else None, points=receipt.points))
         if reversal.exported:
@@ -371,14 +423,48 @@ class SessionMAdapter(EngineAdapter):
 
             def build(request_id: str) -> EngineRequest:
                 return self._pos("send_transaction", voided, "reverse", request_id, write=True,
-                                 idempotency_key=self._runner_key(key))
+                                 idempotency_key=self._runner_key(key), store_id=order.store_id)
 
             response = yield from self._send_write(build, key, "void")
             self._pos_payload(response)
+            done.append("void transaction")
         return ReversalResult(
             order_ref=order.ref,
             kind=ReversalKind.CANCEL,
             points_returned=returned,
             vouchers_reinstated=tuple(reinstated),
             receipts=tuple(receipts),
+        )
+
+    def _refund(self, reversal, ctx) -> Sub:
+        """A refund as a return transaction on send_transaction (opt-in: its wire format is UNCONFIRMED).
+
+        Only the transaction goes out; the engine's rules decide the loyalty outcome of a return
+        ([D-POS-SEND], "Manage Return and Adjust Related Loyalty Outcome"). Spent points and
+        redeemed offers are not given back by a refund.
+        """
+        s: SessionMSettings = self.settings
+        if not s.refunds:
+            raise NotSupportedError("refunds need the refunds setting (SessionM's return format is UNCONFIRMED)",
+                                    engine=self.name, operation="reverse")
+        if not reversal.exported:
+            raise NotSupportedError("a refund returns an exported order; cancel one that was not exported",
+                                    engine=self.name, operation="reverse")
+        order = reversal.order
+        key = ctx.idempotency_key or reversal.key
+        from loyaltykit.money import quantize
+
+        total = quantize(order.total.amount * reversal.refunded_fraction(), order.currency)
+        transaction = tf.return_transaction(order, reversal, s, total)
+
+        def build(request_id: str) -> EngineRequest:
+            return self._pos("send_transaction", transaction, "reverse", request_id, write=True,
+                             idempotency_key=self._runner_key(key), store_id=order.store_id)
+
+        response = yield from self._send_write(build, key, f"return:{reversal.reference}")
+        payload = self._pos_payload(response)
+        ref = payload.get("transaction_id") or transaction["transaction_id"]
+        return ReversalResult(
+            order_ref=order.ref, kind=reversal.kind,
+            receipts=(Receipt(operation="reverse", engine=self.name, idempotency_key=key, engine_ref=str(ref)),),
         )

@@ -98,6 +98,8 @@ class UserOffer:
     valid_from: datetime | None = None
     expires_at: datetime | None = None
     consumed: int = 0  # lock/redeem takes one use; unlock/reinstate gives it back
+    ttl_code: str | None = None  # a short-lived redemption code shown to the customer (TTLCode)
+    lock_discount: dict[str, Any] | None = None  # the Discount the lock returned
 
 
 @dataclass
@@ -108,6 +110,11 @@ class Transaction:
     total: Decimal
     earned: Decimal = Decimal(0)
     voided: bool = False
+    store_id: str | None = None
+    channel: str | None = None
+    tax_total: Decimal | None = None
+    discounts: list[dict[str, Any]] = field(default_factory=list)
+    from_transaction_id: str | None = None
 
 
 class SessionMFake(FakeEngine):
@@ -137,6 +144,7 @@ class SessionMFake(FakeEngine):
         self.retailer_id = retailer_id
         self.client_id = client_id or retailer_id
         self.core_not_found_status = core_not_found_status
+        self.core_not_found_body = True  # False: a bare 404 without the error envelope
         self.quantum = Decimal(1).scaleb(-places)
         self._credentials = {
             CORE: (core_api_key, core_api_secret),
@@ -188,7 +196,8 @@ class SessionMFake(FakeEngine):
         if path == "/api/2.0/lookup":
             return "evaluate" if (body.get("request_payload") or {}).get("transaction") else "identify"
         if path == "/api/2.0/send_transaction":
-            return "reverse" if (body.get("request_payload") or {}).get("is_voided") else "export"
+            payload = body.get("request_payload") or {}
+            return "reverse" if payload.get("is_voided") or payload.get("from_transaction_id") else "export"
         details = body.get("spend_details") or [{}]
         return "reverse" if details[0].get("is_return") else "spend"
 
@@ -302,14 +311,16 @@ class SessionMFake(FakeEngine):
             return offer
 
     def issue(self, user_id: str, offer_id: str, *, user_offer_id: str | None = None,
-              valid_from: datetime | None = None, expires_at: datetime | None = None) -> UserOffer:
+              valid_from: datetime | None = None, expires_at: datetime | None = None,
+              ttl_code: str | None = None) -> UserOffer:
         with self.lock:
             if user_id not in self.users or offer_id not in self.offers:
                 raise KeyError("unknown user or offer")
             ident = user_offer_id or str(uuid.uuid4())
             if ident in self.user_offers:
                 raise ValueError("user_offer_id already issued")
-            user_offer = UserOffer(ident, offer_id, user_id, valid_from=valid_from, expires_at=expires_at)
+            user_offer = UserOffer(ident, offer_id, user_id, valid_from=valid_from, expires_at=expires_at,
+                                   ttl_code=ttl_code)
             self.user_offers[ident] = user_offer
             return user_offer
 
@@ -360,6 +371,8 @@ class SessionMFake(FakeEngine):
         if params.get("api_key") != self.core_api_key:
             return self._core_error("invalid_api_key")
         if user is None:
+            if self.core_not_found_status == 404 and not self.core_not_found_body:
+                return httpx.Response(404)  # "404 not found by id" with no envelope ([D-ERR] status table)
             return self._core_error("user_not_found", self.core_not_found_status)
         return respond({"status": "ok", "user": self._core_user(user, request.url.params)})
 
@@ -446,6 +459,10 @@ class SessionMFake(FakeEngine):
         assert user is not None
         offers = self._issued(user)
         skip, take = int(body.get("skip") or 0), int(body.get("take") or 1000)
+        # The documented request pages with skip/take=1000 (reference 4.2, [BRAZE]); a larger page is
+        # refused here (the real limit is UNCONFIRMED).
+        if take > 1000 or take < 1 or skip < 0:
+            return self._connect_error("validation: take")
         account = self._spend_account(user)
         return self._connect_ok({
             "user": {"opted_in": True, "activated": True},
@@ -480,6 +497,8 @@ class SessionMFake(FakeEngine):
             return self._connect_error("validation: spend_details required")
         out = []
         for item in details:
+            # spend_details[].idempotency_id de-duplicates a spend; the answer echoes it with an
+            # idempotency_summary (reference 2.4, [R-RWS-T SpendRequest.cs / SpendResponse.cs]).
             ident = str(item.get("idempotency_id") or "")
             if ident and ident in self.spends:
                 out.append({**self.spends[ident], "idempotency_summary": "duplicate: already applied"})
@@ -493,7 +512,14 @@ class SessionMFake(FakeEngine):
                 return self._connect_error("validation: point account or amount")
             returning = bool(item.get("is_return"))
             if not returning and account.balance < amount and not item.get("force_spend"):
-                return self._connect_error("insufficient_points")
+                # Per-item failure inside the payload: error_status, message, error_response
+                # (reference 2.2, [R-RWS-T SpendResponse.cs]); the codes are UNCONFIRMED.
+                out.append({"point_account_id": account.point_account_id, "amount_spent": Decimal(0),
+                            "remaining_balance": account.balance, "idempotency_id": ident, "error_status": 1,
+                            "message": "insufficient points",
+                            "error_response": {"code": "insufficient_points", "message": "insufficient points"},
+                            "retailer_id": self.retailer_id, "user_id": user.id})
+                continue
             account.balance += amount if returning else -amount
             detail = {
                 "account_name": account.account_name,
@@ -639,9 +665,15 @@ class SessionMFake(FakeEngine):
         }
 
     def _take(self, payload: dict[str, Any], *, lock: bool) -> tuple[int, dict[str, Any]]:
-        if payload.get("offer_lookup_type") not in ("UserOfferId", "TTLCode"):
+        # Lock / Immediate Redeem payload {offer_lookup_code, offer_lookup_type: TTLCode|UserOfferId,
+        # transaction} ([D-POS-LOCK], [D-POS-REDEEM]; reference 4.5).
+        lookup_type, code = payload.get("offer_lookup_type"), str(payload.get("offer_lookup_code") or "")
+        if lookup_type not in ("UserOfferId", "TTLCode") or not code:
             return self._pos_error("validation")
-        uo = self.user_offers.get(str(payload.get("offer_lookup_code")))
+        if lookup_type == "TTLCode":
+            uo = next((u for u in self.user_offers.values() if u.ttl_code and u.ttl_code == code), None)
+        else:
+            uo = self.user_offers.get(code)
         transaction = payload.get("transaction")
         if not isinstance(transaction, dict) or not transaction.get("transaction_id"):
             return self._pos_error("validation")
@@ -658,11 +690,14 @@ class SessionMFake(FakeEngine):
         amount, lines = computed
         if uo.status == "ISSUED":
             uo.consumed += 1
+        discount = self._discount(uo, amount, lines, "Locked" if lock else "Redeemed")
         if lock:
-            uo.status, uo.locked_to = "LOCKED", transaction_id
+            # Locked to the transaction; redeemed when the transaction is finalized with this
+            # Discount passed back in send_transaction.discounts ([D-POS-LOCK]).
+            uo.status, uo.locked_to, uo.lock_discount = "LOCKED", transaction_id, discount
         else:
             uo.status, uo.locked_to = "REDEEMED", None
-        return 200, {"status": "OK", "payload": self._discount(uo, amount, lines, "Locked" if lock else "Redeemed")}
+        return 200, {"status": "OK", "payload": discount}
 
     def _lock(self, payload: dict[str, Any], envelope: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         return self._take(payload, lock=True)
@@ -671,17 +706,23 @@ class SessionMFake(FakeEngine):
         return self._take(payload, lock=False)
 
     def _unlock(self, payload: dict[str, Any], envelope: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        # Unlock payload {user_offer_id, employee_id} ([D-POS-UNLOCK]; reference 4.5): both required.
+        if not payload.get("user_offer_id") or not payload.get("employee_id"):
+            return self._pos_error("validation")
         uo = self.user_offers.get(str(payload.get("user_offer_id")))
         if uo is None:
             return self._pos_error("offer_not_found")
         if uo.status == "REDEEMED":
             return self._pos_error("offer_already_redeemed")
         if uo.status == "LOCKED":
-            uo.status, uo.locked_to = "ISSUED", None
+            uo.status, uo.locked_to, uo.lock_discount = "ISSUED", None, None
             uo.consumed -= 1
         return 200, {"status": "OK"}
 
     def _reinstate(self, payload: dict[str, Any], envelope: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        # Reinstate payload {user_offer_id, employee_id} ([D-POS-REINSTATE]; reference 4.5).
+        if not payload.get("user_offer_id") or not payload.get("employee_id"):
+            return self._pos_error("validation")
         uo = self.user_offers.get(str(payload.get("user_offer_id")))
         if uo is None:
             return self._pos_error("offer_not_found")
@@ -689,6 +730,13 @@ class SessionMFake(FakeEngine):
             uo.status, uo.locked_to = "ISSUED", None
             uo.consumed -= 1
         return 200, {"status": "OK"}
+
+    @staticmethod
+    def _same_discount(sent: dict[str, Any], locked: dict[str, Any] | None) -> bool:
+        if locked is None:
+            return False
+        keys = ("reference_id", "reference_id_type", "pos_discount_id", "discounted_line_ids", "amount", "user_id")
+        return all(sent.get(k) == locked.get(k) for k in keys)
 
     def _send_transaction(self, payload: dict[str, Any], envelope: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         transaction_id = payload.get("transaction_id")
@@ -706,6 +754,7 @@ class SessionMFake(FakeEngine):
                 account.balance -= original.earned
                 account.lifetime -= original.earned
             return 200, {"status": "OK", "payload": {"transaction_id": transaction_id}}
+        # Attribution is via payments[].user_id + user_id_type "SessionM_ID" (reference 6.1, [R-RWS-T]).
         payments = payload.get("payments") or []
         user_id = None
         total = Decimal(0)
@@ -715,9 +764,18 @@ class SessionMFake(FakeEngine):
                 if payment.get("user_id_type") != "SessionM_ID" or str(payment["user_id"]) not in self.users:
                     return self._pos_error("user_not_found")
                 user_id = str(payment["user_id"])
-        record = Transaction(transaction_id, str(envelope["request_id"]), user_id, total)
+        discounts = [d for d in payload.get("discounts") or [] if isinstance(d, dict)]
+        tax = payload.get("tax_total")
+        record = Transaction(transaction_id, str(envelope["request_id"]), user_id, total,
+                             store_id=str(envelope.get("store_id")), channel=payload.get("channel"),
+                             tax_total=_dec(tax) if tax is not None else None, discounts=discounts,
+                             from_transaction_id=payload.get("from_transaction_id"))
         for uo in self.user_offers.values():
-            if uo.status == "LOCKED" and uo.locked_to == transaction_id and payload.get("is_closed", True):
+            if uo.status != "LOCKED" or uo.locked_to != transaction_id or not payload.get("is_closed", True):
+                continue
+            # "pass the returned Discount back in send_transaction.discounts" ([D-POS-LOCK]): the
+            # lock is finalised only when the same Discount object comes back.
+            if any(self._same_discount(d, uo.lock_discount) for d in discounts):
                 uo.status, uo.locked_to = "REDEEMED", None
         if user_id and self.earn_rate:
             earned = (total * self.earn_rate).quantize(Decimal(1), rounding=ROUND_DOWN)

@@ -13,34 +13,7 @@ from loyaltykit.money import is_currency
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: Engine error code (or Connect error text) -> kit error code. Core codes are documented; the
-#: Connect and POS ones are not (UNCONFIRMED), hence a setting.
-DEFAULT_ERROR_CODES: dict[str, str] = {
-    # Core, documented
-    "user_not_found": "customer_not_found",
-    "not_found": "customer_not_found",
-    "requires_registered_user": "customer_not_found",
-    "invalid_api_key": "auth_failed",
-    "invalid_auth_token": "auth_failed",
-    "access_denied": "auth_failed",
-    "https_only": "config_error",
-    "missing_data": "invalid_request",
-    "validation": "invalid_request",
-    "argument_error": "invalid_request",
-    "not_available": "engine_unavailable",
-    "internal_server_error": "engine_unavailable",
-    # POS / Connect, UNCONFIRMED
-    "pending_processing": "outcome_unknown",
-    "offer_not_found": "voucher_not_found",
-    "user_offer_not_found": "voucher_not_found",
-    "offer_expired": "voucher_expired",
-    "offer_not_active": "voucher_expired",
-    "offer_already_redeemed": "voucher_already_redeemed",
-    "offer_locked": "voucher_already_redeemed",
-    "offer_not_applicable": "voucher_conditions_not_met",
-    "insufficient_points": "insufficient_balance",
-    "insufficient_balance": "insufficient_balance",
-}
+from .transformers import DEFAULT_ERROR_CODES  # the table lives with the mapping (plain data)
 
 
 class SessionMSettings(BaseSettings):
@@ -67,13 +40,16 @@ class SessionMSettings(BaseSettings):
     # -- points ---------------------------------------------------------------------------------
     point_account_id: str | None = Field(default=None, description="Spend from this point account.")
     point_account_label: str | None = Field(
-        default="Spend", description="Else pick the account with this grouping_label (as client code does)."
+        default="Spend", description="Else pick the account with this grouping_label (as client code does; "
+        "the label is tenant configuration, UNCONFIRMED)."
     )
 
     # -- flow choices ---------------------------------------------------------------------------
     identify_email_via: Literal["core", "pos"] = "core"
     evaluate_applies: Literal["eligible", "codes"] = Field(
-        default="eligible", description="Quote every eligible wallet offer, or only those named by coupon codes."
+        default="codes",
+        description="Quote only the offers the basket names by code (what redeem will burn), or, opt-in, "
+        "every eligible wallet offer (the quote then promises discounts nothing burns unless each is redeemed).",
     )
     redeem_mode: Literal["lock", "redeem"] = "lock"
     points_return: Literal["none", "deposit", "spend_is_return"] = "none"
@@ -86,7 +62,7 @@ class SessionMSettings(BaseSettings):
     offer_type_fixed_check: str = "fixed_amount_check_discount"  # the one confirmed value
     offer_type_fixed_item: str = "fixed_amount_item_discount"
     offer_type_percent_item: str = "percent_item_discount"
-    offer_lookup_type: str = "UserOfferId"
+    offer_lookup_type: Literal["UserOfferId", "TTLCode"] = "UserOfferId"
     offer_amount_key: str = "amount"
     offer_expiry_key: str = "expiration_date"
     lookup_user_key: str = "user"
@@ -97,6 +73,22 @@ class SessionMSettings(BaseSettings):
     payment_type: str = "OTHER"
     user_id_type: str = "SessionM_ID"
     spend_reference_type: str = "AppSpend"
+    wallet_page_size: int = Field(default=1000, ge=1, le=1000, description="get_user_offers take (pages past it).")
+    wallet_max_pages: int = Field(default=50, ge=1, le=1000)
+    offer_id_key: str = Field(default="user_offer_id", description="Wallet entry key of the user offer id (UNCONFIRMED).")
+    offer_label_keys: tuple[str, ...] = Field(
+        default=("title", "name", "display_name"), description="Wallet entry keys tried for a label (UNCONFIRMED)."
+    )
+    line_tax_attribute: str | None = Field(
+        default="tax",
+        description="Line attribute holding the line's tax amount; sent as item tax_included and summed into "
+        "tax_total. Lines without it: tax is not sent (never a made-up 0).",
+    )
+    refunds: bool = Field(
+        default=False,
+        description="Send a refund as a return transaction on send_transaction (negative lines, "
+        "from_transaction_id = the order). The return wire format is UNCONFIRMED; off by default.",
+    )
     error_codes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ERROR_CODES))
 
     # -- HTTP -----------------------------------------------------------------------------------

@@ -3,7 +3,10 @@
 ``make_harness()`` (entry point ``loyaltykit.harness: sessionm``) returns a fresh harness over a
 fresh :class:`~loyaltykit_sessionm.fake.SessionMFake`. The harness's adapter enables two
 documented settings so the suite can exercise a full cancel: ``points_return="spend_is_return"``
-and ``void_on_cancel=True`` (both default off in production, see the README).
+and ``void_on_cancel=True`` (both default off in production, see the README), and the opt-in
+``evaluate_applies="eligible"``: SessionM has no automatic promotion, so the suite's promotion
+rules are offers issued to every member, quoted without a code only in that mode. The default
+(quote only the offers the basket names) is covered by the adapter's own flow tests.
 
 What SessionM has no concept of raises ``NotImplementedError``: open (owner-less) codes, vouchers
 with a usage limit other than one, cashback balances, and free-form promotion rules.
@@ -49,6 +52,7 @@ def harness_settings(**overrides: Any) -> dict[str, Any]:
         "currency": CURRENCY,
         "points_return": "spend_is_return",
         "void_on_cancel": True,
+        "evaluate_applies": "eligible",
     }
     settings.update(overrides)
     return settings

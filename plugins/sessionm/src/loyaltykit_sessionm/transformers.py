@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loyaltykit import (
     Balance,
@@ -41,11 +41,14 @@ from loyaltykit import (
 from loyaltykit import wire
 from loyaltykit.engine_errors import ErrorTable
 from loyaltykit.errors import (
+    ERROR_CODES,
     LoyaltyError,
     MalformedResponseError,
 )
 
-from .settings import SessionMSettings
+
+if TYPE_CHECKING:
+    from .settings import SessionMSettings
 
 ENGINE = "sessionm"
 CORE_OK = "ok"
@@ -86,6 +89,36 @@ def decimal(value: Any, what: str) -> Decimal:
 # ---------------------------------------------------------------------------------------------
 # Error classification
 # ---------------------------------------------------------------------------------------------
+
+
+#: Engine error code -> kit error code, matched exactly (case-insensitive), never as a substring.
+#: Core codes are documented (reference 2.1, [D-ERR]); the Connect and POS ones are not
+#: (UNCONFIRMED), hence a setting. Core ``not_available`` is a refusal ("not available"), not an
+#: outage: it is left to the generic engine error, as is any code not listed here.
+DEFAULT_ERROR_CODES: dict[str, str] = {
+    # Core, documented
+    "user_not_found": "customer_not_found",
+    "requires_registered_user": "customer_not_found",
+    "invalid_api_key": "auth_failed",
+    "invalid_auth_token": "auth_failed",
+    "access_denied": "auth_failed",
+    "https_only": "config_error",
+    "missing_data": "invalid_request",
+    "validation": "invalid_request",
+    "argument_error": "invalid_request",
+    "internal_server_error": "engine_unavailable",
+    # POS / Connect, UNCONFIRMED
+    "pending_processing": "outcome_unknown",
+    "offer_not_found": "voucher_not_found",
+    "user_offer_not_found": "voucher_not_found",
+    "offer_expired": "voucher_expired",
+    "offer_not_active": "voucher_invalid",
+    "offer_already_redeemed": "voucher_already_redeemed",
+    "offer_locked": "voucher_already_redeemed",
+    "offer_not_applicable": "voucher_conditions_not_met",
+    "insufficient_points": "insufficient_balance",
+    "insufficient_balance": "insufficient_balance",
+}
 
 
 def _error_code(errors: Any) -> tuple[str | None, str | None]:
@@ -140,7 +173,19 @@ def _body(status_code: int, content: bytes, family: str, codes: Mapping[str, str
 
 
 def core_result(status_code: int, content: bytes, codes: Mapping[str, str]) -> dict[str, Any]:
-    """The Core body when ``status`` is ``ok``; the kit error otherwise (HTTP 200 included)."""
+    """The Core body when ``status`` is ``ok``; the kit error otherwise (HTTP 200 included).
+
+    A bare HTTP 404 (no error envelope) is "not found by ID" per the Core status table ([D-ERR]).
+    """
+    if status_code == 404:
+        try:
+            code, message = _error_code(loads(content).get("errors")) if content.strip() else (None, None)
+        except (MalformedResponseError, AttributeError):
+            code, message = None, None
+        if code is None:
+            raise ERROR_CODES["customer_not_found"](
+                "SessionM Core has no such record (HTTP 404)", engine=ENGINE, engine_code="404", engine_message=message
+            )
     body = _body(status_code, content, "Core", codes)
     if status_code < 300 and body.get("status") == CORE_OK:
         return body
@@ -240,9 +285,12 @@ def customer_from_user(user: Mapping[str, Any], settings: SessionMSettings) -> C
 # ---------------------------------------------------------------------------------------------
 
 
-def pos_envelope(settings: SessionMSettings, request_id: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+def pos_envelope(
+    settings: SessionMSettings, request_id: str, payload: Mapping[str, Any], store_id: str | None = None
+) -> dict[str, Any]:
+    """The POS request envelope; ``store_id`` is the order's or basket's store, else the setting's."""
     return {
-        "store_id": settings.store_id,
+        "store_id": store_id or settings.store_id,
         "client_id": settings.pos_client_id,
         "request_id": request_id,
         "culture": settings.culture,
@@ -250,18 +298,43 @@ def pos_envelope(settings: SessionMSettings, request_id: str, payload: Mapping[s
     }
 
 
-def _items(lines: Iterable[Any]) -> list[dict[str, Any]]:
-    return [
-        {
+def _line_tax(line: Any, settings: SessionMSettings) -> Decimal | None:
+    if settings.line_tax_attribute is None:
+        return None
+    raw = line.attributes.get(settings.line_tax_attribute)
+    if raw is None:
+        return None
+    try:
+        return decimal(raw, settings.line_tax_attribute)
+    except MalformedResponseError:
+        raise ERROR_CODES["invalid_request"](
+            f"line {line.id}: attribute {settings.line_tax_attribute} is not a number", engine=ENGINE,
+            field=f"lines.{line.id}.attributes.{settings.line_tax_attribute}",
+        ) from None
+
+
+def _items(lines: Iterable[Any], settings: SessionMSettings, sign: int = 1) -> list[dict[str, Any]]:
+    items = []
+    for line in lines:
+        item: dict[str, Any] = {
             "line_id": line.id,
             "item_id": line.sku,
-            "quantity": line.quantity,
+            "quantity": line.quantity * sign,
             "unit_price": line.unit_price.amount,
-            "subtotal": line.subtotal.amount,
-            "tax_included": 0,
+            "subtotal": line.subtotal.amount * sign,
         }
-        for line in lines
-    ]
+        tax = _line_tax(line, settings)
+        if tax is not None:
+            item["tax_included"] = tax * sign
+        items.append(item)
+    return items
+
+
+def _tax_total(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """``tax_total`` when every line said its tax; nothing otherwise (the kit knows no tax to send)."""
+    if items and all("tax_included" in i for i in items):
+        return {"tax_total": sum((i["tax_included"] for i in items), Decimal(0))}
+    return {}
 
 
 def transaction_from_basket(basket: Basket, transaction_id: str, settings: SessionMSettings) -> dict[str, Any]:
@@ -273,11 +346,11 @@ def transaction_from_basket(basket: Basket, transaction_id: str, settings: Sessi
         "is_closed": False,
         "is_voided": False,
         "subtotal": basket.subtotal.amount,
-        "tax_total": 0,
+        **_tax_total(_items(basket.lines, settings)),
         "open_time": now,
         "modified_time": now,
-        "channel": settings.transaction_channel,
-        "items": _items(basket.lines),
+        "channel": basket.channel or settings.transaction_channel,
+        "items": _items(basket.lines, settings),
         "payments": [],
         "discounts": [],
     }
@@ -289,11 +362,47 @@ def redemption_receipts(order: Order) -> list[Receipt]:
     ]
 
 
+#: Marks a receipt's engine_ref that holds the lock's Discount object verbatim (JSON).
+DISCOUNT_REF_PREFIX = "sessionm-discount:"
+
+
+def discount_ref(discount: Mapping[str, Any]) -> str:
+    """The receipt reference of a lock: the Discount object as the POS returned it, so
+    ``send_transaction`` can pass the same object back ([D-POS-LOCK]: "pass the returned Discount
+    back in send_transaction.discounts"). The kit's Receipt has no field for engine data, so the
+    object rides in ``engine_ref`` as compact JSON."""
+    return DISCOUNT_REF_PREFIX + wire.dumps(dict(discount)).decode()
+
+
+def discount_of(receipt: Receipt) -> dict[str, Any] | None:
+    """The Discount object a redemption receipt carries, as received; None for older receipts."""
+    ref = receipt.engine_ref or ""
+    if not ref.startswith(DISCOUNT_REF_PREFIX):
+        return None
+    try:
+        value = wire.loads(ref[len(DISCOUNT_REF_PREFIX):])
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def user_offer_of(receipt: Receipt) -> str:
+    """The user_offer_id unlock and reinstate need: the lock's reference_id (never a TTL code)."""
+    discount = discount_of(receipt)
+    if discount is not None and discount.get("reference_id"):
+        return str(discount["reference_id"])
+    return str(receipt.engine_ref or receipt.code)
+
+
 def discount_from_receipt(receipt: Receipt, customer_id: str | None, settings: SessionMSettings) -> dict[str, Any]:
-    """The Discount a lock returned, as ``send_transaction.discounts[]`` carries it back."""
+    """The Discount a lock returned, as ``send_transaction.discounts[]`` carries it back: the stored
+    object intact; for a receipt without one, the fields the kit knows."""
+    stored = discount_of(receipt)
+    if stored is not None:
+        return stored
     discount: dict[str, Any] = {
         "reference_id": receipt.engine_ref or receipt.code,
-        "reference_id_type": settings.offer_lookup_type,
+        "reference_id_type": "UserOfferId",
         "amount": receipt.amount.amount if receipt.amount else 0,
         "discounted_line_ids": [],
     }
@@ -314,19 +423,56 @@ def transaction_from_order(order: Order, settings: SessionMSettings, *, voided: 
     if order.customer_id:
         payment["user_id"] = order.customer_id
         payment["user_id_type"] = settings.user_id_type
+    items = _items(order.lines, settings)
     return {
         "transaction_id": order.ref,
         "pos_employee_id": settings.employee_id,
         "is_closed": True,
         "is_voided": voided,
         "subtotal": order.subtotal.amount,
-        "tax_total": 0,
+        **_tax_total(items),
         "open_time": when,
         "modified_time": timestamp() if voided else when,
-        "channel": settings.transaction_channel,
-        "items": _items(order.lines),
+        "channel": order.channel or settings.transaction_channel,
+        "items": items,
         "payments": [payment],
         "discounts": [discount_from_receipt(r, order.customer_id, settings) for r in redemption_receipts(order)],
+        "custom_data": {},
+    }
+
+
+def return_transaction(order: Order, reversal: Any, settings: SessionMSettings, refund_total: Decimal) -> dict[str, Any]:
+    """A return on ``send_transaction``: the refunded lines with negative quantities and amounts,
+    ``from_transaction_id`` naming the order (client-code field; its meaning for returns and the
+    whole return format are UNCONFIRMED, which is why refunds are an opt-in setting)."""
+    when = timestamp()
+    wanted = {r.line_id: r.quantity for r in reversal.lines} if reversal.lines else None
+    lines = []
+    for line in order.lines:
+        if wanted is None:
+            lines.append(line)
+        elif line.id in wanted:
+            lines.append(line.model_copy(update={"quantity": wanted[line.id]}))
+    items = _items(lines, settings, sign=-1)
+    payment: dict[str, Any] = {"payment_id": f"{order.ref}-{reversal.reference}", "amount": -refund_total,
+                               "type": settings.payment_type, "payment_time": when}
+    if order.customer_id:
+        payment["user_id"] = order.customer_id
+        payment["user_id_type"] = settings.user_id_type
+    return {
+        "transaction_id": f"{order.ref}:return:{reversal.reference}",
+        "from_transaction_id": order.ref,
+        "pos_employee_id": settings.employee_id,
+        "is_closed": True,
+        "is_voided": False,
+        "subtotal": sum((i["subtotal"] for i in items), Decimal(0)),
+        **_tax_total(items),
+        "open_time": when,
+        "modified_time": when,
+        "channel": order.channel or settings.transaction_channel,
+        "items": items,
+        "payments": [payment],
+        "discounts": [],
         "custom_data": {},
     }
 
@@ -377,7 +523,8 @@ def wallet_offers(
     for entry in payload.get("user_offers") or ():
         if not isinstance(entry, Mapping):
             continue
-        ident = _offer_id(entry)
+        ident = entry.get(settings.offer_id_key) or _offer_id(entry)
+        ident = str(ident) if ident else None
         if ident is None:
             continue
         offer_type = entry.get("offer_type")
@@ -390,7 +537,7 @@ def wallet_offers(
                 percent = number
             elif kind is not OfferKind.OTHER:
                 amount = Money.of(number, settings.currency)
-        label = entry.get("title") or entry.get("name")
+        label = next((entry[k] for k in settings.offer_label_keys if entry.get(k)), None)
         offers.append(
             Offer(
                 id=ident,
@@ -399,7 +546,7 @@ def wallet_offers(
                 percent=percent,
                 amount=amount,
                 sku=str(entry["sku"]) if entry.get("sku") else None,
-                code=str(entry["user_offer_id"]) if entry.get("user_offer_id") else None,
+                code=ident,
                 expires_at=_datetime(entry.get(settings.offer_expiry_key)),
                 applicable=ident in eligible if eligible else True,
             )
@@ -484,7 +631,6 @@ def redemption_from_discount(
     if "amount" not in discount:
         raise MalformedResponseError("SessionM returned a discount without an amount", engine=ENGINE)
     amount = Money.of(decimal(discount["amount"], "amount"), settings.currency)
-    reference = discount.get("reference_id") or code
     label = discount.get("display_name")
     return RedemptionResult(
         code=code,
@@ -495,7 +641,7 @@ def redemption_from_discount(
             operation="redeem_voucher",
             engine=ENGINE,
             idempotency_key=key,
-            engine_ref=str(reference),
+            engine_ref=discount_ref(discount),
             code=code,
             amount=amount,
         ),
@@ -553,8 +699,12 @@ def spend_detail(payload: Mapping[str, Any], codes: Mapping[str, str]) -> Mappin
     detail = details[0]
     error_status = detail.get("error_status")
     if error_status not in (None, 0, "0"):
-        message = detail.get("message") or detail.get("error_response")
-        raise kit_error("Connect", str(message or error_status), str(message) if message else None, codes)
+        # error_response is an object ({code, message, ...} in client code): read its fields.
+        nested = detail.get("error_response")
+        nested_code, nested_message = _error_code(nested) if isinstance(nested, Mapping | list) else (None, None)
+        message = detail.get("message") or nested_message or (nested if isinstance(nested, str) else None)
+        code = nested_code or (message if isinstance(message, str) and " " not in message else None)
+        raise kit_error("Connect", code or f"error_status {error_status}", str(message) if message else None, codes)
     return detail
 
 
