@@ -132,6 +132,24 @@ def test_the_engine_text_stays_out_of_the_kit_message():
     assert isinstance(err, VoucherExpiredError) and "ann@example.com" not in err.message
 
 
+def test_code_scoped_phrases_refine_a_generic_code_only():
+    table = ErrorTable("e", codes={"GONE": "voucher_expired"},
+                       code_phrases={"INVALID_INPUT": {"specify a valid voucher code": "voucher_not_found"}})
+    assert table.kit_code(400, "INVALID_INPUT", "Specify a valid voucher code.") == "voucher_not_found"
+    assert table.kit_code(400, "OTHER", "Specify a valid voucher code.") is None
+    assert table.kit_code(400, "INVALID_INPUT", "Something else") is None
+
+
+def test_phrases_can_be_limited_to_codeless_answers():
+    loose = ErrorTable("e", phrases={"insufficient points": "insufficient_balance"})
+    strict = ErrorTable("e", phrases={"insufficient points": "insufficient_balance"}, phrases_only_without_code=True)
+    message = "transaction_not_found: insufficient points"
+    assert loose.kit_code(404, "NOT_FOUND", message) == "insufficient_balance"
+    assert strict.kit_code(404, "NOT_FOUND", message) is None
+    assert strict.kit_code(200, None, message) == "insufficient_balance"
+    assert strict.extended(codes={"X": "voucher_expired"}).phrases_only_without_code
+
+
 # -- reconcile --------------------------------------------------------------------------------------
 
 
@@ -187,6 +205,16 @@ def test_a_failed_look_up_leaves_the_outcome_unknown():
     with pytest.raises(OutcomeUnknownError) as info:
         drive(reconcile(_send, _look_up), [lost, EngineUnavailableError("down")])
     assert info.value is lost
+
+
+def test_an_unavailable_answer_is_looked_up_only_where_the_engine_may_have_committed():
+    down = EngineUnavailableError("503")
+    with pytest.raises(EngineUnavailableError):
+        drive(reconcile(_send, _look_up), [down])
+    result, sent = drive(reconcile(_send, _look_up, unavailable_may_have_applied=True), [down, ok(b'{"id": "s1"}')])
+    assert result == (None, "s1") and [r.route for r in sent] == ["spend", "lookup"]
+    with pytest.raises(CircuitOpenError):  # an open circuit sent nothing: no look-up
+        drive(reconcile(_send, _look_up, unavailable_may_have_applied=True), [CircuitOpenError("open")])
 
 
 def test_look_first_returns_the_recorded_effect_without_sending():

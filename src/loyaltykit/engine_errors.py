@@ -80,6 +80,9 @@ class ErrorTable:
     phrases: Mapping[str, str] = field(default_factory=dict)
     #: code -> {phrase: kit code}: phrases read only when the engine answered with that code
     code_phrases: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: read ``phrases`` only on an answer without an error code of its own (an engine whose codes
+    #: are authoritative: its texts then only refine codeless failures)
+    phrases_only_without_code: bool = False
     auth_statuses: frozenset[int] = frozenset({401, 403})
 
     def __post_init__(self) -> None:
@@ -95,6 +98,7 @@ class ErrorTable:
             codes={**self.codes, **(codes or {})},
             phrases={**self.phrases, **(phrases or {})},
             code_phrases=self.code_phrases,
+            phrases_only_without_code=self.phrases_only_without_code,
             auth_statuses=self.auth_statuses,
         )
 
@@ -121,6 +125,8 @@ class ErrorTable:
                 return scoped
         if status in self.auth_statuses:
             return AuthFailedError.code
+        if code and self.phrases_only_without_code:
+            return None
         return _first_match(self._phrase_patterns, message)
 
     def classify(

@@ -230,7 +230,8 @@ def _table(patterns: frozenset[tuple[str, str]]) -> ErrorTable:
     # holds errorCodes and message phrases alike, so both columns get it.
     codes, scoped = _documented_table()
     entries = dict(patterns)
-    return ErrorTable(ENGINE, codes={**codes, **entries}, phrases=entries, code_phrases=scoped)
+    return ErrorTable(ENGINE, codes={**codes, **entries}, phrases=entries, code_phrases=scoped,
+                      phrases_only_without_code=True)
 
 
 def error_table(patterns: Mapping[str, str]) -> ErrorTable:
@@ -608,7 +609,7 @@ def journals_by_number(body: Any, cancelled: str = "Cancelled", amount_field: st
         raw_amount = row.get(amount_field)
         journal = SfJournal(ident, number, str(row.get("Status") or ""),
                             _str(jtype.get("Name")) if isinstance(jtype, Mapping) else None,
-                            number(raw_amount, amount_field) if raw_amount not in (None, "") else None)
+                            wire.number(raw_amount, amount_field, engine=ENGINE) if raw_amount not in (None, "") else None)
         if number not in found or found[number].status == cancelled:
             found[number] = journal
     return found
