@@ -19,7 +19,6 @@ from loyaltykit import Money
 from loyaltykit.errors import LoyaltyError, MalformedResponseError, OutcomeUnknownError
 from loyaltykit.testing import EngineBalances, Fault, OfferSpec, RuleSpec, SeededCustomer, VoucherSpec
 
-from . import transformers as tf
 from . import wire
 from .adapter import MaxxingAdapter, Sub
 from .fake import FakeRule, FakeVoucher, MaxxingFake
@@ -193,4 +192,4 @@ def make_harness() -> MaxxingHarness:
     return MaxxingHarness()
 
 
-__all__ = ["MaxxingHarness", "make_harness", "harness_settings", "tf"]
+__all__ = ["MaxxingHarness", "make_harness", "harness_settings"]
