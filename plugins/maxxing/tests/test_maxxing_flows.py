@@ -362,3 +362,27 @@ def test_fake_serves_as_a_process():
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_same_key_from_many_tasks_applies_once():
+    harness = MaxxingHarness()
+    ann = harness.fake.add_customer(cashback=Decimal("20.00"))
+    spend = CashbackSpend(customer_id=ann.cust_id, order_ref="ORD-A", amount=eur("5.00"))
+
+    async def main():
+        async with AsyncLoyalty(LoyaltySettings(**KIT), adapter=harness.make_adapter(),
+                                transport=harness.async_transport(), load_entry_points=False) as shop:
+            async def call():
+                for _attempt in range(50):
+                    try:
+                        return await shop.spend_cashback(spend)
+                    except OutcomeUnknownError:
+                        await asyncio.sleep(0.01)
+                raise AssertionError("never completed")
+
+            return await asyncio.gather(*(call() for _ in range(12)))
+
+    results = asyncio.run(main())
+    assert all(r.amount == eur("5.00") for r in results)
+    assert harness.balances(ann.cust_id).cashback == eur("15.00")
+    assert sum(1 for t in harness.fake.transactions if t["type"] == "CASHBACK_BURN") == 1
