@@ -386,3 +386,17 @@ def test_same_key_from_many_tasks_applies_once():
     assert all(r.amount == eur("5.00") for r in results)
     assert harness.balances(ann.cust_id).cashback == eur("15.00")
     assert sum(1 for t in harness.fake.transactions if t["type"] == "CASHBACK_BURN") == 1
+
+
+def test_refunds_give_back_the_cashback_that_paid_in_proportion_and_cancel_the_rest(shop):
+    ann = member(shop, cashback="30.00")
+    cart = basket(ann.cust_id)
+    paid = shop.spend_cashback(CashbackSpend(customer_id=ann.cust_id, order_ref="ORD-R", amount=eur("10.00")))
+    order = Order.from_evaluation("ORD-R", cart, None, [paid.receipt])
+    shop.export_orders([order])
+    refund = Reversal(order=order, kind=ReversalKind.REFUND, reference="r1", lines=(RefundLine(line_id="l2", quantity=1),))
+    assert shop.reverse(refund).cashback_returned == eur("2.00")  # 10.00 of 50.00 came back
+    assert shop.h.balances(ann.cust_id).cashback == eur("22.00")
+    result = shop.reverse(Reversal(order=order, kind=ReversalKind.CANCEL))
+    assert result.cashback_returned == eur("8.00")  # the rest, never twice
+    assert shop.h.balances(ann.cust_id).cashback == eur("30.00")

@@ -394,8 +394,9 @@ class MaxxingFake(FakeEngine):
                 customer.points += reward["amount"]
             else:
                 customer.cashback += reward["amount"]
+        tenders = [dict(t) for t in body.get("tenders") or [] if t.get("type") == "CASHBACK"]
         record = self._record(body, "SALE", amount=Decimal(body["total"]), rewards=rewards,
-                              lines=copy.deepcopy(lines), refunded={}, clawed={})
+                              lines=copy.deepcopy(lines), refunded={}, clawed={}, tenders=tenders)
         return {"transaction": _public(record)}
 
     def _original(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -425,6 +426,24 @@ class MaxxingFake(FakeEngine):
             out.append({"type": kind, "amount": take})
         return out
 
+    def _return_tenders(self, customer: FakeCustomer | None, sale: dict[str, Any],
+                        fraction: Decimal) -> list[dict[str, Any]]:
+        """Give back the share ``fraction`` (cumulative) of the cashback that paid for a sale."""
+        total = Decimal(0)
+        for tender in sale["tenders"]:
+            burn = self._find(str(tender.get("transaction_key")))
+            if burn is None or burn["type"] != "CASHBACK_BURN" or burn["status"] == "CANCELLED":
+                continue
+            target = money(burn["amount"] * fraction)
+            give = target - burn.get("refunded_amount", Decimal(0))
+            if give <= 0:
+                continue
+            burn["refunded_amount"] = target
+            total += give
+        if total and customer is not None:
+            customer.cashback += total
+        return [{"type": "CASHBACK", "amount": total}] if total else []
+
     def _cancel(self, body: dict[str, Any]) -> dict[str, Any]:
         for key in ("transaction_key", "store", "channel"):
             _required(body, key)
@@ -436,8 +455,9 @@ class MaxxingFake(FakeEngine):
             voucher.burns = [b for b in voucher.burns if b["transaction_key"] != original["transaction_key"]]
             extra.update(code=original["code"], reinstated_codes=[original["code"]])
         elif original["type"] == "CASHBACK_BURN":
-            customer.cashback += original["amount"]
-            extra.update(amount=original["amount"], returned=[{"type": "CASHBACK", "amount": original["amount"]}])
+            back = original["amount"] - original.get("refunded_amount", Decimal(0))  # refunds gave some back
+            customer.cashback += back
+            extra.update(amount=back, returned=[{"type": "CASHBACK", "amount": back}] if back else [])
         elif original["type"] == "SALE":
             extra.update(clawed_back=self._claw(customer, original, Decimal(1)))
         else:
@@ -472,7 +492,8 @@ class MaxxingFake(FakeEngine):
         fraction = back / value if value else Decimal(1)
         customer = self.customers.get(str(original.get("cust_id")))
         record = self._record(body, "REFUND", order_number=original.get("order_number"),
-                              amount=Decimal(body["amount"]), clawed_back=self._claw(customer, original, fraction))
+                              amount=Decimal(body["amount"]), clawed_back=self._claw(customer, original, fraction),
+                              returned=self._return_tenders(customer, original, fraction))
         record["cust_id"] = original.get("cust_id")
         return {"transaction": _public(record)}
 
