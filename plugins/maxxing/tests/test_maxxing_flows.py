@@ -400,3 +400,15 @@ def test_refunds_give_back_the_cashback_that_paid_in_proportion_and_cancel_the_r
     result = shop.reverse(Reversal(order=order, kind=ReversalKind.CANCEL))
     assert result.cashback_returned == eur("8.00")  # the rest, never twice
     assert shop.h.balances(ann.cust_id).cashback == eur("30.00")
+
+
+def test_selected_by_entry_point_and_configured_from_the_environment(monkeypatch):
+    harness = MaxxingHarness()
+    ann = harness.fake.add_customer(card_key="925000000077")
+    for key, value in harness_settings().items():
+        monkeypatch.setenv(f"LOYALTYKIT_MAXXING_{key.upper()}", str(value))
+    monkeypatch.setenv("LOYALTYKIT_MAXXING_OPERATIONS", '{"balances": {"service": "backoffice", "path": "AccountServer/getBalances"}}')
+    with Loyalty(LoyaltySettings(engine="maxxing", **KIT), transport=harness.sync_transport()) as shop:
+        assert shop.identify(card="925000000077").id == ann.cust_id
+    hosts = {r.headers["host"] for r in harness.fake.requests}
+    assert hosts == {"kit-bo.cloud.maxxing.com"}  # the customer calls go to the backoffice URL
