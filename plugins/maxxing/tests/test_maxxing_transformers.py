@@ -92,6 +92,17 @@ def test_error_table_is_a_setting(s):
         MaxxingSettings(**harness_settings(error_codes={"X": "no_such_kit_code"}))
 
 
+def test_error_patterns_classify_unknown_codes_by_message():
+    s = MaxxingSettings(**harness_settings(error_patterns={"Solde insuffisant": "insufficient_balance"}))
+    from loyaltykit.errors import InsufficientBalanceError
+
+    with pytest.raises(InsufficientBalanceError):
+        tf.answer(response('{"errorCode": "E42", "errorMessage": "SOLDE INSUFFISANT sur le compte"}'),
+                  wire.TransactionAnswer, s)
+    with pytest.raises(ValueError):
+        MaxxingSettings(**harness_settings(error_patterns={"x": "nope"}))
+
+
 def test_malformed_answers_name_the_body_path(s):
     with pytest.raises(MalformedResponseError, match="body: not JSON"):
         tf.answer(response("{oops"), wire.TransactionAnswer, s)

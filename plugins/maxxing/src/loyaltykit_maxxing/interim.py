@@ -87,10 +87,15 @@ DEFAULT_ERROR_CODES: dict[str, str] = {
 
 
 def error_from_table(
-    table: dict[str, str], engine_code: str, message: str | None, *, engine: str, status: int
+    table: dict[str, str], engine_code: str, message: str | None, *, engine: str, status: int,
+    patterns: dict[str, str] | None = None,
 ) -> LoyaltyError:
-    """The kit error for an engine error code; unknown codes are ``EngineError`` with the code."""
+    """The kit error for an engine error code, else for the first message fragment in ``patterns``
+    (lower-case fragment -> kit code); otherwise ``EngineError`` carrying the engine's code."""
     kit_code = table.get(engine_code.strip().upper())
+    if kit_code is None and message and patterns:
+        lowered = message.lower()
+        kit_code = next((code for fragment, code in patterns.items() if fragment in lowered), None)
     cls = ERROR_CODES.get(kit_code, EngineError) if kit_code else EngineError
     text = f"engine refused the request: {engine_code} (HTTP {status})"
     return cls(text, engine=engine, engine_code=engine_code, engine_message=message)

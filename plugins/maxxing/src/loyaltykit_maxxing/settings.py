@@ -66,6 +66,8 @@ class MaxxingSettings(BaseSettings):
     # -- UNCONFIRMED: operations and behaviour -------------------------------------------------
     operations: dict[str, Operation] = Field(default_factory=lambda: dict(DEFAULT_OPERATIONS))
     error_codes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ERROR_CODES))
+    error_patterns: dict[str, str] = Field(default_factory=dict,
+                                           description="Message fragment -> kit error code, for unknown codes.")
     transaction_key_prefix: str = Field(default="lk-", max_length=16)
     identify_reads_balances: bool = Field(default=True, description="Read balances after identifying.")
     refund_mode: Literal["lines", "none"] = Field(default="lines", description="'none' disables refunds.")
@@ -103,6 +105,16 @@ class MaxxingSettings(BaseSettings):
         if bad:
             raise ValueError(f"unknown kit error codes {bad}")
         return merged
+
+    @field_validator("error_patterns")
+    @classmethod
+    def _patterns(cls, value: dict[str, str]) -> dict[str, str]:
+        from loyaltykit.errors import ERROR_CODES
+
+        bad = sorted(v for v in value.values() if v not in ERROR_CODES)
+        if bad:
+            raise ValueError(f"unknown kit error codes {bad}")
+        return {k.strip().lower(): v for k, v in value.items() if k.strip()}
 
     @field_validator("currency")
     @classmethod

@@ -60,7 +60,7 @@ def answer(response: httpx.Response, model: type[BaseModel], s: MaxxingSettings)
     if isinstance(body, dict) and body.get(wire.ERROR_CODE_KEY):
         error = parse_model(wire.ErrorAnswer, body, ENGINE)
         raise error_from_table(s.error_codes, error.error_code, error.error_message,
-                               engine=ENGINE, status=response.status_code)
+                               engine=ENGINE, status=response.status_code, patterns=s.error_patterns)
     if response.status_code >= 400:
         cls = InvalidRequestError if response.status_code in (400, 422) else EngineError
         raise cls(f"engine answered HTTP {response.status_code}", engine=ENGINE,
