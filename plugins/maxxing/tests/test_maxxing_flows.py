@@ -412,3 +412,12 @@ def test_selected_by_entry_point_and_configured_from_the_environment(monkeypatch
         assert shop.identify(card="925000000077").id == ann.cust_id
     hosts = {r.headers["host"] for r in harness.fake.requests}
     assert hosts == {"kit-bo.cloud.maxxing.com"}  # the customer calls go to the backoffice URL
+
+
+def test_cancel_of_an_order_the_engine_never_received_changes_nothing(shop):
+    ann = member(shop, cashback="20.00")
+    paid = shop.spend_cashback(CashbackSpend(customer_id=ann.cust_id, order_ref="ORD-N", amount=eur("5.00")))
+    order = Order.from_evaluation("ORD-N", basket(ann.cust_id), None, [paid.receipt])
+    error = shop.attempt("reverse", Reversal(order=order, kind=ReversalKind.CANCEL, exported=True))
+    assert getattr(error, "field", None) == "exported"
+    assert shop.h.balances(ann.cust_id).cashback == eur("15.00") and shop.fake.request_count("reverse") == 0

@@ -228,6 +228,11 @@ class MaxxingAdapter(EngineAdapter):
         originals = [r.engine_ref or tf.transaction_key(s, r.idempotency_key) for r in order.receipts
                      if r.engine == self.name and r.operation in ("redeem_voucher", "spend_cashback")]
         if reversal.exported:
+            # Check the sale is there before reversing anything, so a cancel never half-happens.
+            response = yield self._call("get_transaction", tf.get_transaction(s, export_key), "lookup")
+            if self._found(response) is None:
+                raise InvalidRequestError("exported: the engine has no sale for this order",
+                                          field="exported", engine=self.name)
             originals.append(export_key)
         for original in originals:
             key = tf.transaction_key(s, derive_key(kit_key, original))
