@@ -260,3 +260,27 @@ def test_cancel_after_close_gives_back_the_spend_and_measures_the_clawback(harne
     assert harness.balances(card).cashback == eur("20.00")
     again = shop.reverse(Reversal(order=placed, kind=ReversalKind.CANCEL))
     assert again.cashback_returned is None and harness.balances(card).cashback == eur("20.00")
+
+
+def test_evaluate_maps_the_preview(harness, shop):
+    from loyaltykit.testing import RuleSpec
+
+    harness.define_cashback_rule(Decimal("2.5"))
+    harness.define_rule(RuleSpec(kind="order_fixed", amount=eur("4.00")))
+    harness.fake.maximum_spend = Decimal("10.00")
+    card = member(harness)
+    quote = shop.evaluate(basket(card).model_copy(update={"coupon_codes": ("WELCOME",)}))
+    assert quote.discount_total == eur("4.00") and quote.total == eur("36.00")  # instant spend
+    assert quote.earn[0].money == eur("1.00")
+    assert quote.spendable[0].money == eur("10.00")  # the per-transaction maximum
+    limits = next(u for u in quote.unmapped if u.type == "spend_limits").raw
+    assert limits["maximum_spend_amount_per_transaction"] == Decimal("10.00")
+    assert limits["reduction_method"] == "FRONT_END_REDUCTION"
+    assert quote.codes[0].status.value == "rejected" and quote.codes[0].reason == "not_supported"
+    guest = shop.evaluate(Basket(id="G", currency="EUR", lines=lines()))
+    assert guest.earn == () and harness.request_count("evaluate") == 1
+
+
+def test_a_bad_error_pattern_is_a_config_error():
+    with pytest.raises(ConfigError, match="error_patterns"):
+        CrmcomAdapter({**harness_settings(), "error_patterns": [["oops", "no_such_code"]]})
