@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-from loyaltykit import (Basket, CashbackSpend, CustomerIdentifier, ExportStatus, Line, Loyalty, LoyaltySettings,
+from loyaltykit import (Basket, CashbackSpend, CustomerIdentifier, ExportStatus, IdentifierKind, Line, Loyalty, LoyaltySettings,
                         Money, Order, Product, Reversal, ReversalKind, SpendResult)
 from loyaltykit.errors import ConfigError, InvalidRequestError, OutcomeUnknownError
 from loyaltykit.testing import Fault, FaultKind
@@ -223,12 +223,13 @@ def test_secrets_stay_out_of_reprs_and_errors(harness):
 def test_email_identifies_only_where_the_tenant_registers_it(harness):
     seeded = harness.create_customer(identifiers={"email": "ann@example.com"})
     adapter = CrmcomAdapter({**harness_settings(), "access_token_kinds": ["card", "email"]})
-    assert "email" in adapter.capabilities.supported() or adapter.capabilities.identify_by
+    assert adapter.capabilities.identify_by == {IdentifierKind.CARD, IdentifierKind.EMAIL}
+    assert CrmcomAdapter(harness_settings()).capabilities.identify_by == {IdentifierKind.CARD}
     with Loyalty(LoyaltySettings(engine="crmcom"), adapter=adapter, transport=harness.sync_transport(),
                  load_entry_points=False) as shop:
         found = shop.identify(CustomerIdentifier.email("ann@example.com"))
         assert found is not None and found.id == "ann@example.com"
-        assert harness.balances(seeded.id).cashback == eur("0")
+        assert found.balances[0].money == harness.balances(seeded.id).cashback
 
 
 def test_default_product_is_reported_per_line(harness, shop):
@@ -284,3 +285,49 @@ def test_evaluate_maps_the_preview(harness, shop):
 def test_a_bad_error_pattern_is_a_config_error():
     with pytest.raises(ConfigError, match="error_patterns"):
         CrmcomAdapter({**harness_settings(), "error_patterns": [["oops", "no_such_code"]]})
+
+
+def test_a_cancelled_spend_is_not_replayed_as_paid(harness, shop):
+    card = member(harness)
+    paid = shop.spend_cashback(spend(card, "5.00"))
+    placed = order(card).model_copy(update={"receipts": (paid.receipt,)})
+    shop.reverse(Reversal(order=placed, kind=ReversalKind.CANCEL, exported=False))
+    with pytest.raises(InvalidRequestError) as refused:
+        shop.spend_cashback(spend(card, "5.00"))
+    assert refused.value.field == "spend.idempotency_key"
+    assert harness.balances(card).cashback == eur("20.00")
+
+
+def test_an_unknown_customer_is_rejected_with_the_kit_code(harness, shop):
+    report = shop.export_orders([order("7799999999999999")])
+    assert report.results[0].status is ExportStatus.REJECTED
+    assert report.results[0].error_code == "customer_not_found"
+
+
+def test_a_write_that_never_arrived_is_sent_once_more(harness, shop):
+    card = member(harness)
+    harness.inject("spend", Fault(FaultKind.TIMEOUT_BEFORE))
+    result = shop.spend_cashback(spend(card, "5.00"))
+    assert result.amount == eur("5.00") and not result.receipt.replayed
+    assert harness.request_count("spend") == 2 and len(harness.fake.spends) == 1
+    assert harness.balances(card).cashback == eur("15.00")
+
+
+def test_a_duplicate_reference_refusal_is_reconciled(harness, make_shop):
+    """Another till created the purchase between our look-up and our create: the engine's conflict
+    sends us to the look-up, which finds it; nothing is created twice."""
+    card = member(harness)
+    original = harness.fake.handle
+    raced = []
+
+    def race(request):
+        if request.url.path.endswith("purchases/create") and not harness.fake.purchases:
+            raced.append(original(request))  # the other till's create lands first
+        return original(request)
+
+    harness.fake.handle = race  # type: ignore[method-assign]
+    shop = make_shop()
+    report = shop.export_orders([order(card)])
+    assert raced and harness.request_count("export") == 2  # ours was refused as a duplicate
+    assert report.status_of("ORD-1") is ExportStatus.ACCEPTED
+    assert harness.orders_received() == ["ORD-1"]

@@ -208,6 +208,9 @@ class CrmcomAdapter(EngineAdapter):
         with IN_FLIGHT.hold(self._scope("spend", key), self.name):
             earlier = yield from self.backend.find_spend(reference)
             if earlier is not None:
+                if earlier.state == "CANCELLED":
+                    raise InvalidRequestError("the spend with this idempotency key was cancelled; use a new key",
+                                              engine=self.name, field="spend.idempotency_key")
                 return self._spend_result(spend, key, earlier, replayed=True)
             purchase = yield from self._settled_purchase(spend, amount)
             sent, found = yield from kit.reconciled(

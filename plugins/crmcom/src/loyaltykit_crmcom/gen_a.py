@@ -180,9 +180,7 @@ class GenABackend:
             "customer_events/purchases/list",
             tf.list_body(self.s.purchase_lookup_filter, reference, self.s.lookup_page_size), "lookup",
         )
-        found = [tf.purchase_from(item) for item in tf.list_items(data, "purchase")]
-        found = [p for p in found if p.reference in (None, reference)]
-        return found[0] if found else None
+        return _only_match([tf.purchase_from(item) for item in tf.list_items(data, "purchase")], reference)
 
     def create_purchase(self, customer_id: str, lines: tuple[Line, ...], reference: str) -> Sub:
         data = yield from self.call("customer_events/purchases/create",
@@ -203,9 +201,7 @@ class GenABackend:
             "customer_events/spend_requests/list",
             tf.list_body(self.s.spend_lookup_filter, reference, self.s.lookup_page_size), "lookup",
         )
-        found = [tf.spend_from(item) for item in tf.list_items(data, "spend request")]
-        found = [s for s in found if s.reference in (None, reference)]
-        return found[0] if found else None
+        return _only_match([tf.spend_from(item) for item in tf.list_items(data, "spend request")], reference)
 
     def create_spend(self, customer_id: str, purchase: Purchase, amount: Decimal, reference: str) -> Sub:
         data = yield from self.call("customer_events/spend_requests/create",
@@ -231,3 +227,14 @@ class GenABackend:
         if token is None:
             return None
         return EngineRequest("POST", "authentication/token/release", json={}, route="token")
+
+
+def _only_match(found: list[Any], reference: str) -> Any:
+    """The listed event carrying ``reference``. An answer without references is trusted only when the
+    filter left exactly one event (the filter's name is UNCONFIRMED: it may have been ignored)."""
+    exact = [item for item in found if item.reference == reference]
+    if exact:
+        return exact[0]
+    if len(found) == 1 and found[0].reference is None:
+        return found[0]
+    return None

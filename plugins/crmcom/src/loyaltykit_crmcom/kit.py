@@ -129,9 +129,9 @@ def export_result(order_ref: str, exc: LoyaltyError) -> OrderExportResult:
     if isinstance(exc, AuthFailedError | ConfigError | CircuitOpenError):
         raise exc
     status = ExportStatus.RETRY_LATER if isinstance(exc, UNAVAILABLE_ERRORS) else ExportStatus.REJECTED
-    return OrderExportResult(order_ref=order_ref, status=status, reason=exc.message,
-                             error_code=exc.engine_code if status is ExportStatus.REJECTED and exc.engine_code
-                             else exc.code)
+    # A classified refusal keeps the kit's code; an unclassified one the engine's own.
+    code = exc.engine_code if type(exc) is EngineError and exc.engine_code else exc.code
+    return OrderExportResult(order_ref=order_ref, status=status, reason=exc.message, error_code=code)
 
 
 # -- reconcile before resend -------------------------------------------------------------------------
