@@ -331,3 +331,10 @@ def test_a_duplicate_reference_refusal_is_reconciled(harness, make_shop):
     assert raced and harness.request_count("export") == 2  # ours was refused as a duplicate
     assert report.status_of("ORD-1") is ExportStatus.ACCEPTED
     assert harness.orders_received() == ["ORD-1"]
+
+
+def test_a_lost_product_sync_answer_is_retried(harness, shop):
+    harness.inject("products", Fault(FaultKind.TIMEOUT_AFTER))
+    report = shop.sync_products([Product(sku="COFFEE"), Product(sku="MUG")])
+    assert report.synced == ("COFFEE", "MUG") and harness.request_count("products") == 2
+    assert sorted(harness.products_received()) == ["COFFEE", "MUG"]

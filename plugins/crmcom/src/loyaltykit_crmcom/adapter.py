@@ -92,15 +92,17 @@ class CrmcomAdapter(EngineAdapter):
         return self.backend.client_config()
 
     def close(self) -> None:
-        """Release the session token (``authentication/token/release``), best effort."""
-        s: CrmcomSettings = self.settings
-        token = self.backend.auth.token
-        if not s.release_token_on_close or token is None:
+        """Release the session token (``authentication/token/release``), best effort. The facade has
+        closed its client by now, so this one call uses its own short-lived one."""
+        request = self.backend.release_request() if self.settings.release_token_on_close else None
+        if request is None:
             return
-        url = s.base_url.rstrip("/") + "/" + s.api_prefix.strip("/") + "/authentication/token/release"
+        base = self.backend.client_config().service(request.service).base_url
+        body = {**(request.json or {}), **self.backend.auth.body_fields()}
         try:
             with httpx.Client(transport=self._release_transport, timeout=2.0) as client:
-                client.post(url, content=wire.dumps({"token": token}), headers={"Content-Type": "application/json"})
+                client.post(base.rstrip("/") + "/" + request.path, content=wire.dumps(body),
+                            headers={"Content-Type": "application/json"})
         except httpx.HTTPError as exc:
             log.info("engine=crmcom token release failed: %s", type(exc).__name__)
         self.backend.auth.invalidate()

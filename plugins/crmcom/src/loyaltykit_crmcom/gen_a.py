@@ -123,8 +123,9 @@ class GenABackend:
         )
 
     # -- transport: one call, unwrapped, with one re-login after an authentication failure ------
-    def call(self, action: str, body: dict[str, Any], route: str, *, write: bool = False) -> Sub:
-        request = EngineRequest("POST", action, json=body, write=write, route=route)
+    def call(self, action: str, body: dict[str, Any], route: str, *, write: bool = False,
+             idempotency_key: str | None = None) -> Sub:
+        request = EngineRequest("POST", action, json=body, write=write, route=route, idempotency_key=idempotency_key)
         response = yield request
         try:
             return self._data(response, action)
@@ -219,7 +220,10 @@ class GenABackend:
 
     # -- products -----------------------------------------------------------------------------
     def sync_products(self, products: list[Product]) -> Sub:
-        yield from self.call("products/synchronise", tf.sync_body(self.s, products), "products", write=True)
+        # Create-or-update by code: sending a batch again changes nothing, so the runner may retry it.
+        key = tf.reference_for("products:", ",".join(p.sku for p in products))
+        yield from self.call("products/synchronise", tf.sync_body(self.s, products), "products", write=True,
+                             idempotency_key=key)
         return None
 
     def release_request(self) -> EngineRequest | None:
