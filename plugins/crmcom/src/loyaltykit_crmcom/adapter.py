@@ -193,7 +193,9 @@ class CrmcomAdapter(EngineAdapter):
             except LoyaltyError as exc:
                 results.append(kit.export_result(order.ref, exc))
                 continue
-            defaulted = [line.intended_product for line in purchase.lines if line.intended_product]
+            default = self.settings.default_product_code
+            defaulted = [line.intended_product or "(code not returned)" for line in purchase.lines
+                         if line.intended_product or line.product_code == default]
             reason = f"booked on the default product: {', '.join(defaulted)}" if defaulted else None
             results.append(OrderExportResult(
                 order_ref=order.ref, status=ExportStatus.ACCEPTED if created else ExportStatus.DUPLICATE,
