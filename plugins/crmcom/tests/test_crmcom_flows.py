@@ -338,3 +338,18 @@ def test_a_lost_product_sync_answer_is_retried(harness, shop):
     report = shop.sync_products([Product(sku="COFFEE"), Product(sku="MUG")])
     assert report.synced == ("COFFEE", "MUG") and harness.request_count("products") == 2
     assert sorted(harness.products_received()) == ["COFFEE", "MUG"]
+
+
+def test_no_card_number_or_token_reaches_a_log_line_or_an_error(harness, shop, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    card = member(harness)
+    shop.identify(card=card)
+    token = next(iter(harness.fake.tokens))
+    harness.inject("spend", Fault(FaultKind.ERROR_BODY))
+    with pytest.raises(Exception) as failed:
+        shop.spend_cashback(spend(card, "5.00"))
+    assert "engine=crmcom" in caplog.text  # the engine calls were logged
+    for text in (caplog.text, str(failed.value), repr(failed.value)):
+        assert card not in text and token not in text and "0123456789ABCDEF" not in text
