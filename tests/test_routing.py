@@ -23,6 +23,7 @@ from loyaltykit import (
     hookimpl,
 )
 from loyaltykit import plugins as plugins_module
+from loyaltykit.errors import InvalidRequestError
 from loyaltykit.adapter import validate_adapter_class
 from loyaltykit.hookspecs import OPERATION_HOOKS
 from loyaltykit.observe import observe_flow
@@ -298,6 +299,7 @@ class NarrowAdapter(ShopAdapter):
                             "lines": [{"id": "l", "sku": "s", "quantity": 1, "unit_price": {"amount": "1", "currency": "EUR"}}]}]),
         ("price_products", {"currency": "EUR", "products": [
             {"id": "l", "sku": "s", "quantity": 1, "unit_price": {"amount": "1", "currency": "EUR"}}]}),
+        ("sync_products", [{"sku": "s", "name": "Coffee"}]),
     ],
 )
 def test_undeclared_capability_raises_not_supported_without_engine_call(call, payload, make_sync, engine):
@@ -386,3 +388,20 @@ def test_capabilities_refuse_unknown_keys():
     assert Capabilities().supported() == []
     assert ShopAdapter.capabilities.supports("spend_cashback")
     assert not ShopAdapter.capabilities.supports("spend_points")
+
+
+@pytest.mark.parametrize(
+    ("products", "field"),
+    [
+        ([], "products"),
+        ([{"sku": "a"}, {"sku": "a"}], "products"),
+        ([{"sku": ""}], "products.0.sku"),
+        ([{"sku": "a", "colour": "red"}], "products.0.colour"),
+    ],
+)
+def test_sync_products_input_is_validated_before_any_engine_call(products, field, make_sync, engine):
+    loyalty = make_sync(NarrowAdapter())
+    with pytest.raises(InvalidRequestError) as info:
+        loyalty.sync_products(products)
+    assert info.value.field == field
+    assert engine.request_count() == 0

@@ -40,6 +40,7 @@ GROUPS = {
     "test_reverse": "Reverse (cancel, refund)",
     "test_resilience": "Resilience",
     "test_parity": "Parity and declaration",
+    "test_products": "Product sync",
 }
 
 

@@ -5,7 +5,7 @@ all of them, the scenario runs. When it lacks one, the scenario body does not ru
 suite asserts the *not supported* contract for the first missing capability:
 
 * for a capability the facade gates (identify, evaluate, price_products, redeem_voucher,
-  spend_cashback, spend_points, export_orders, cancel, refund, partial_refund), the operation
+  spend_cashback, spend_points, export_orders, cancel, refund, partial_refund, sync_products), the operation
   raises ``NotSupportedError`` and no request reaches the engine;
 * for a capability that qualifies an operation (wallet_offers, earn_preview, reserve_voucher),
   the operation still works and shows none of the undeclared feature (no wallet, no points to
@@ -28,6 +28,7 @@ from loyaltykit.models import (
     BalanceKind,
     CashbackSpend,
     Evaluation,
+    Product,
     ProductQuery,
     RedemptionStatus,
     RefundLine,
@@ -102,6 +103,8 @@ def _probe_args(target: ContractTarget, capability: Capability) -> tuple[str, tu
         return "reverse", (Reversal(order=order, kind=ReversalKind.CANCEL),)
     if capability is Capability.REFUND:
         return "reverse", (Reversal(order=order, kind=ReversalKind.REFUND),)
+    if capability is Capability.SYNC_PRODUCTS:
+        return "sync_products", ([Product(sku="SKU-PROBE")],)
     if capability is Capability.PARTIAL_REFUND:
         partial = Reversal(
             order=order, kind=ReversalKind.REFUND, lines=(RefundLine(line_id="l1", quantity=Decimal(1)),),

@@ -12,6 +12,7 @@ from .test_evaluate import *  # noqa: F403
 from .test_export import *  # noqa: F403
 from .test_identify import *  # noqa: F403
 from .test_parity import *  # noqa: F403
+from .test_products import *  # noqa: F403
 from .test_redeem import *  # noqa: F403
 from .test_resilience import *  # noqa: F403
 from .test_reverse import *  # noqa: F403

@@ -112,7 +112,9 @@ def customer_with_balance(lk: ContractTarget, kind: str, amount: str) -> SeededC
 
 def spend(lk: ContractTarget, customer_id: str, kind: str, amount: str, order_ref: str | None = None) -> CashbackSpend:
     if kind == "cashback":
-        return CashbackSpend(customer_id=customer_id, order_ref=order_ref or lk.ref(), amount=lk.money(amount))
+        # The basket it pays for: engines that settle a spend against an itemised purchase need it.
+        return CashbackSpend(customer_id=customer_id, order_ref=order_ref or lk.ref(), amount=lk.money(amount),
+                             basket=lk.basket(customer_id=customer_id))
     return CashbackSpend(
         customer_id=customer_id, order_ref=order_ref or lk.ref(), kind=BalanceKind.POINTS, points=Decimal(amount)
     )

@@ -8,6 +8,8 @@ reason while the rest of the batch is accepted.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from loyaltykit.capabilities import Capability
 from loyaltykit.errors import LoyaltyError
 from loyaltykit.models import ExportStatus
@@ -99,6 +101,25 @@ def test_export_lost_response_creates_no_duplicates(loyaltykit_target):
     assert_no_duplicates(lk, refs)
 
 
+@requires(Capability.EXPORT_ORDERS, Capability.EARN_PREVIEW)
+def test_export_lost_response_awards_cashback_once(loyaltykit_target):
+    """With 10 % cashback, an order whose export answer is lost, exported again, credits 10.00 once."""
+    lk = loyaltykit_target
+    define = getattr(lk.harness, "define_cashback_rule", None)
+    if not callable(define):
+        lk.not_applicable(f"the {lk.engine} harness cannot define a cashback earn rate")
+    lk.seed("define a cashback earn rate", define, Decimal(10))
+    customer = lk.customer()
+    order = lk.order(customer_id=customer.id)
+    before = lk.cashback(customer.id)
+    lk.inject("export", Fault(FaultKind.TIMEOUT_AFTER))
+    lk.attempt("export_orders", [order])
+    export_until_done(lk, [order])
+    lk.call("export_orders", [order])
+    assert_no_duplicates(lk, [order.ref])
+    assert lk.cashback(customer.id) - before == lk.money("10.00"), "the order's cashback was awarded more than once"
+
+
 @requires(Capability.EXPORT_ORDERS)
 def test_export_error_body_is_not_accepted(loyaltykit_target):
     """An HTTP 200 carrying the engine's error envelope never counts as an accepted order."""
@@ -119,5 +140,6 @@ __all__ = [
     "test_export_rejects_one_invalid_order_and_accepts_the_rest",
     "test_export_engine_down_loses_nothing",
     "test_export_lost_response_creates_no_duplicates",
+    "test_export_lost_response_awards_cashback_once",
     "test_export_error_body_is_not_accepted",
 ]

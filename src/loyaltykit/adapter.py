@@ -39,8 +39,10 @@ from .models import (
     Evaluation,
     ExportReport,
     Order,
+    Product,
     ProductPrice,
     ProductQuery,
+    ProductSyncReport,
     RedemptionResult,
     Reversal,
     ReversalResult,
@@ -126,6 +128,9 @@ class EngineAdapter:
     def reverse(self, reversal: Reversal, ctx: CallContext) -> Flow[ReversalResult]:
         return _unsupported(self, "reverse")
 
+    def sync_products(self, products: list[Product], ctx: CallContext) -> Flow[ProductSyncReport]:
+        return _unsupported(self, "sync_products")
+
     # -- hook implementations: written once, here ----------------------------------------------
     @hookimpl
     def loyaltykit_identify(self, identifier, ctx):
@@ -154,6 +159,10 @@ class EngineAdapter:
     @hookimpl
     def loyaltykit_reverse(self, reversal, ctx):
         return self.reverse(reversal, ctx)
+
+    @hookimpl
+    def loyaltykit_sync_products(self, products, ctx):
+        return self.sync_products(products, ctx)
 
     def __repr__(self) -> str:  # settings may hold secrets: never show them
         return f"<{type(self).__name__} engine={self.name!r} version={self.version!r}>"

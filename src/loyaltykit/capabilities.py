@@ -29,6 +29,7 @@ class Capability(StrEnum):
     CANCEL = "cancel"
     REFUND = "refund"
     PARTIAL_REFUND = "partial_refund"
+    SYNC_PRODUCTS = "sync_products"
 
 
 class Capabilities(BaseModel):
@@ -48,6 +49,7 @@ class Capabilities(BaseModel):
     cancel: bool = False
     refund: bool = False
     partial_refund: bool = False
+    sync_products: bool = False
     currencies: frozenset[str] | None = None  # None: whatever the engine accepts
 
     def supports(self, capability: Capability | str) -> bool:

@@ -57,7 +57,10 @@ from .models import (
     Order,
     OrderExportResult,
     ProductPrice,
+    MAX_SYNC_PRODUCTS,
+    Product,
     ProductQuery,
+    ProductSyncReport,
     RedemptionResult,
     Reversal,
     ReversalKind,
@@ -288,7 +291,7 @@ class _Facade:
         if spend.amount is not None:
             self._check_currency(spend.amount.currency, "spend_cashback")
         ctx = self._ctx("spend_cashback", self.settings.write_deadline, idempotency_key=spend.key,
-                        scrub_values=_ids(spend.customer_id))
+                        scrub_values=_ids(spend.customer_id, spend.basket.customer_id if spend.basket else None))
         return _Call(
             "spend_cashback",
             lambda: self.pm.hook.loyaltykit_spend_cashback(spend=spend, ctx=ctx),
@@ -366,6 +369,25 @@ class _Facade:
             ReversalResult,
         )
 
+    def _prepare_sync_products(self, products: Any) -> _Call:
+        if isinstance(products, Product | dict):
+            products = [products]
+        products = list(products)
+        if not 1 <= len(products) <= MAX_SYNC_PRODUCTS:
+            raise InvalidRequestError(f"products: 1 to {MAX_SYNC_PRODUCTS} per sync", field="products")
+        products = [coerce(Product, p, f"products.{i}") for i, p in enumerate(products)]
+        skus = [p.sku for p in products]
+        if len(set(skus)) != len(skus):
+            raise InvalidRequestError("products: duplicate sku in one sync", field="products")
+        self._require(Capability.SYNC_PRODUCTS, "sync_products")
+        ctx = self._ctx("sync_products", self.settings.write_deadline)
+        return _Call(
+            "sync_products",
+            lambda: self.pm.hook.loyaltykit_sync_products(products=products, ctx=ctx),
+            ctx,
+            ProductSyncReport,
+        )
+
     # -- shared finishing -----------------------------------------------------------------------
     def _adapter_bug(self, call: _Call, exc: Exception) -> LoyaltyError:
         return MalformedResponseError(
@@ -434,6 +456,9 @@ class Loyalty(_Facade):
 
     def reverse(self, reversal: Reversal | dict) -> ReversalResult:
         return self._execute(self._prepare_reverse(reversal))
+
+    def sync_products(self, products: Iterable[Product | dict] | Product) -> ProductSyncReport:
+        return self._execute(self._prepare_sync_products(products))
 
     def close(self) -> None:
         if self._runner is not None:
@@ -506,6 +531,9 @@ class AsyncLoyalty(_Facade):
 
     async def reverse(self, reversal: Reversal | dict) -> ReversalResult:
         return await self._execute(self._prepare_reverse(reversal))
+
+    async def sync_products(self, products: Iterable[Product | dict] | Product) -> ProductSyncReport:
+        return await self._execute(self._prepare_sync_products(products))
 
     async def aclose(self) -> None:
         if self._runner is not None:

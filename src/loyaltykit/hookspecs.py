@@ -184,3 +184,25 @@ def loyaltykit_reverse(reversal, ctx):
 
     .. versionadded:: 0.1
     """
+
+
+@hookspec(firstresult=True)
+def loyaltykit_sync_products(products, ctx):
+    """Create or update catalogue products on the engine, so its rules know every SKU sold.
+
+    First result wins; answered by exactly one engine adapter declaring ``sync_products``.
+
+    :param products: a validated, non-empty list of :class:`~loyaltykit.models.Product` with
+        unique SKUs. The adapter splits it into the engine's batch size.
+    :param ctx: the call context.
+    :return: a flow returning a :class:`~loyaltykit.models.ProductSyncReport`: the SKUs the
+        engine accepted and the number of engine calls.
+
+    Side effects: yes; create-or-update, so sending the same products again changes nothing.
+    Idempotency: by SKU on the engine; a repeat is safe.
+    Raises: ``EngineUnavailableError``, ``EngineTimeoutError``, ``RateLimitedError``,
+    ``AuthFailedError``, ``MalformedResponseError``, ``EngineError`` when the engine refuses a
+    batch; ``OutcomeUnknownError`` when a batch's answer was lost (sending it again is safe).
+
+    .. versionadded:: 0.2
+    """

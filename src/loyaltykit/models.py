@@ -340,6 +340,27 @@ class ProductPrice(KitModel):
     labels: tuple[str, ...] = ()
 
 
+MAX_SYNC_PRODUCTS = 10_000
+
+
+class Product(KitModel):
+    """A catalogue product pushed to the engine so its rules know it (product sync)."""
+
+    sku: Ident
+    name: Label | None = None
+    category: Ident | None = None
+    brand: Ident | None = None
+    attributes: dict[str, str] = Field(default_factory=dict)
+
+
+class ProductSyncReport(KitModel):
+    """What a product sync did: the SKUs the engine accepted, and in how many engine calls."""
+
+    engine: str
+    synced: tuple[str, ...]
+    batches: int = 0
+
+
 # ---------------------------------------------------------------------------------------------
 # Evaluation (a quote)
 # ---------------------------------------------------------------------------------------------
@@ -576,9 +597,14 @@ class CashbackSpend(KitModel):
     amount: Money | None = None
     points: Points | None = None
     idempotency_key: IdempotencyKey | None = None
+    #: the basket the spend pays for; engines that settle a spend against an itemised purchase
+    #: (CRM.COM's front-end reduction) need it, the others ignore it
+    basket: Basket | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> CashbackSpend:
+        if self.basket is not None and self.amount is not None and self.basket.currency != self.amount.currency:
+            raise ValueError(f"basket.currency: {self.basket.currency} differs from the amount's {self.amount.currency}")
         if self.kind is BalanceKind.CASHBACK:
             if self.amount is None or self.points is not None:
                 raise ValueError("amount: a cashback spend carries a money amount (and no points)")

@@ -45,6 +45,8 @@ OPERATIONS: tuple[Operation, ...] = (
               "Send placed orders so the engine records earnings and redemptions."),
     Operation("reverse", "reverse", "reversal", ("cancel", "refund"), True,
               "Cancel an order, or refund it in full or in part."),
+    Operation("sync_products", "sync_products", "products", ("sync_products",), True,
+              "Send the shop's product catalogue to the engine (codes, names, prices)."),
 )
 
 _BY_NAME = {op.name: op for op in OPERATIONS}

@@ -1,0 +1,323 @@
+"""The CRM.COM Rewards adapter: the POS front-end reduction model.
+
+identify (access token) -> evaluate (purchase preview) -> close the basket (purchase create: the
+engine awards cashback) -> spend (a spend request against that purchase; the POS deducts what was
+approved from the amount due) -> reverse (cancel the spend requests and the purchase).
+
+CRM.COM documents no idempotency. Every write carries a deterministic reference (the order ref for a
+purchase, a hash of the kit key for a spend) and, after a lost answer or a duplicate-reference
+refusal, is looked up by it before it is sent again (``kit.reconciled``), with one call per key in
+flight within the process. The wire format lives behind ``self.backend`` (Gen A today).
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from loyaltykit import (
+    Balance,
+    BalanceKind,
+    Capabilities,
+    CodeResult,
+    CodeStatus,
+    Discount,
+    DiscountTarget,
+    Earn,
+    EngineAdapter,
+    Evaluation,
+    ExportReport,
+    ExportStatus,
+    IdentifierKind,
+    OrderExportResult,
+    Receipt,
+    ReversalKind,
+    ReversalResult,
+    SpendResult,
+    UnmappedEffect,
+    wire,
+)
+from loyaltykit.errors import (
+    InsufficientBalanceError,
+    InvalidRequestError,
+    LoyaltyError,
+    NotSupportedError,
+)
+from loyaltykit.money import Money
+from loyaltykit.models import ProductSyncReport
+
+from . import __version__, kit
+from . import transformers as tf
+from .backend import Preview, Purchase, SpendRequest, Sub
+from .gen_a import GenABackend
+from .settings import CrmcomSettings
+
+log = logging.getLogger("loyaltykit.crmcom")
+
+#: One in-flight write per key, shared by every adapter instance of the process.
+IN_FLIGHT = kit.InFlight()
+
+
+class CrmcomAdapter(EngineAdapter):
+    """CRM.COM Rewards over the Gen A Web API (``/crmapi/rest/v2``)."""
+
+    name = "crmcom"
+    version = __version__
+    capabilities = Capabilities(
+        identify_by=frozenset({IdentifierKind.CARD}),
+        evaluate=True,
+        earn_preview=True,
+        spend=frozenset({BalanceKind.CASHBACK}),
+        export_orders=True,
+        cancel=True,
+        sync_products=True,
+    )
+    settings_model = CrmcomSettings
+    _reconcile_lost_writes = True
+
+    def __init__(self, settings: CrmcomSettings | dict[str, Any] | None = None, *,
+                 release_transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__(settings)
+        s: CrmcomSettings = self.settings
+        self.backend = GenABackend(s)
+        self._release_transport = release_transport
+        # Which media are access tokens is the tenant's choice; amounts carry no currency.
+        self.capabilities = type(self).capabilities.model_copy(
+            update={"identify_by": frozenset(s.access_token_kinds), "currencies": frozenset({s.currency})}
+        )
+
+    def client_config(self):
+        return self.backend.client_config()
+
+    def close(self) -> None:
+        """Release the session token (``authentication/token/release``), best effort. The facade has
+        closed its client by now, so this one call uses its own short-lived one."""
+        request = self.backend.release_request() if self.settings.release_token_on_close else None
+        if request is None:
+            return
+        base = self.backend.client_config().service(request.service).base_url
+        body = {**(request.json or {}), **self.backend.auth.body_fields()}
+        try:
+            with httpx.Client(transport=self._release_transport, timeout=2.0) as client:
+                client.post(base.rstrip("/") + "/" + request.path, content=wire.dumps(body),
+                            headers={"Content-Type": "application/json"})
+        except httpx.HTTPError as exc:
+            log.info("engine=crmcom token release failed: %s", type(exc).__name__)
+        self.backend.auth.invalidate()
+
+    # -- seams (the broken test adapters override these) ---------------------------------------
+    def _spend_reference(self, key: str) -> str:
+        return tf.reference_for(self.settings.spend_reference_prefix, key)
+
+    def _scope(self, kind: str, key: str) -> str:
+        return f"{self.settings.base_url}|{kind}|{key}"
+
+    # -- identify ------------------------------------------------------------------------------
+    def identify(self, identifier, ctx):
+        customer = yield from self.backend.find_customer(identifier)
+        return customer
+
+    # -- evaluate ------------------------------------------------------------------------------
+    def evaluate_basket(self, basket, ctx):
+        s: CrmcomSettings = self.settings
+        codes = tuple(
+            CodeResult(code=c, status=CodeStatus.REJECTED, reason="not_supported",
+                       message="CRM.COM's Web API has no POS voucher-code redemption")
+            for c in basket.coupon_codes
+        )
+        if basket.customer_id is None:
+            # A preview needs the customer's account (mandatory from R17): a guest has nothing to earn.
+            return Evaluation(engine=self.name, basket_id=basket.id, currency=basket.currency,
+                              subtotal=basket.subtotal, codes=codes)
+        preview = yield from self.backend.preview(basket.customer_id, basket.lines, basket.id)
+        money = lambda amount: Money.of(amount, s.currency)  # noqa: E731
+        earn = (Earn(kind=BalanceKind.CASHBACK, money=money(preview.award), label="cashback"),) \
+            if preview.award > 0 else ()
+        spendable = money(max(self._spendable(preview, basket.subtotal.amount - preview.instant_spend), Decimal(0)))
+        unmapped = [UnmappedEffect(type="spend_limits", raw={
+            "minimum_spend_amount_per_transaction": preview.minimum_spend,
+            "maximum_spend_amount_per_transaction": preview.maximum_spend,
+            "wallet_balance": preview.wallet_balance,
+            "reduction_method": preview.reduction_method,
+            "allow_spending": preview.allow_spending,
+        })]
+        if preview.automatic_spend > 0:
+            unmapped.append(UnmappedEffect(type="automatic_spend", raw={
+                "total_automatic_spend_amount": preview.automatic_spend}))
+        # Instant spend (an offer's award spent on the purchase at once) reduces what the shopper pays.
+        instant = min(preview.instant_spend, basket.subtotal.amount)
+        discounts = (Discount(target=DiscountTarget.ORDER, amount=money(instant), label="instant spend"),) \
+            if instant > 0 else ()
+        return Evaluation(
+            engine=self.name, basket_id=basket.id, currency=basket.currency, customer_id=basket.customer_id,
+            subtotal=basket.subtotal, earn=earn, discounts=discounts,
+            spendable=(Balance(kind=BalanceKind.CASHBACK, name="wallet", money=spendable),),
+            codes=codes, unmapped=tuple(unmapped),
+        )
+
+    @staticmethod
+    def _spendable(preview: Preview, due: Decimal) -> Decimal:
+        if not preview.allow_spending:
+            return Decimal(0)
+        limit = min(preview.additional_spend, due)
+        if preview.maximum_spend is not None:
+            limit = min(limit, preview.maximum_spend)
+        return limit
+
+    # -- close the basket: purchase create, found by reference first -----------------------------
+    def _purchase(self, customer_id: str, lines, reference: str) -> Sub:
+        """The purchase for ``reference``: found, or created once (reconciled after a lost answer)."""
+        with IN_FLIGHT.hold(self._scope("purchase", reference), self.name):
+            existing = yield from self.backend.find_purchase(reference)
+            if existing is not None:
+                return existing, False
+            created, found = yield from kit.reconciled(
+                lambda: self.backend.create_purchase(customer_id, lines, reference),
+                lambda: self.backend.find_purchase(reference),
+                enabled=self._reconcile_lost_writes,
+            )
+            return (created or found), True
+
+    def export_orders(self, orders, ctx):
+        results: list[OrderExportResult] = []
+        for order in orders:
+            if order.customer_id is None:
+                results.append(OrderExportResult(
+                    order_ref=order.ref, status=ExportStatus.REJECTED, error_code="invalid_request",
+                    reason="a CRM.COM purchase needs the customer's account (customer_id)"))
+                continue
+            try:
+                purchase, created = yield from self._purchase(order.customer_id, order.lines, order.ref)
+            except LoyaltyError as exc:
+                results.append(kit.export_result(order.ref, exc))
+                continue
+            default = self.settings.default_product_code
+            defaulted = [line.intended_product or "(code not returned)" for line in purchase.lines
+                         if line.intended_product or line.product_code == default]
+            reason = f"booked on the default product: {', '.join(defaulted)}" if defaulted else None
+            results.append(OrderExportResult(
+                order_ref=order.ref, status=ExportStatus.ACCEPTED if created else ExportStatus.DUPLICATE,
+                engine_ref=purchase.id, reason=reason))
+        return ExportReport(engine=self.name, results=tuple(results))
+
+    # -- spend: front-end reduction against the purchase -----------------------------------------
+    def spend_cashback(self, spend, ctx):
+        if spend.kind is not BalanceKind.CASHBACK or spend.amount is None:
+            raise NotSupportedError("CRM.COM spends wallet money only", engine=self.name, operation="spend_cashback")
+        key = ctx.idempotency_key or spend.key
+        amount = spend.amount.amount
+        reference = self._spend_reference(key)
+        with IN_FLIGHT.hold(self._scope("spend", key), self.name):
+            earlier = yield from self.backend.find_spend(reference)
+            if earlier is not None:
+                if earlier.state == "CANCELLED":
+                    raise InvalidRequestError("the spend with this idempotency key was cancelled; use a new key",
+                                              engine=self.name, field="spend.idempotency_key")
+                return self._spend_result(spend, key, earlier, replayed=True)
+            purchase = yield from self._settled_purchase(spend, amount)
+            sent, found = yield from kit.reconciled(
+                lambda: self.backend.create_spend(spend.customer_id, purchase, amount, reference),
+                lambda: self.backend.find_spend(reference),
+                enabled=self._reconcile_lost_writes,
+            )
+            return self._spend_result(spend, key, sent or found, replayed=False)
+
+    def _settled_purchase(self, spend, amount: Decimal) -> Sub:
+        """Check the spend against the preview's bounds and the amount due, then find or create the
+        purchase it settles. The amount due is the purchase's total (the basket's subtotal)."""
+        basket = spend.basket
+        if basket is None:
+            purchase = yield from self.backend.find_purchase(spend.order_ref)
+            if purchase is None:
+                raise InvalidRequestError(
+                    "a CRM.COM spend settles a purchase: pass the basket, or export the order first",
+                    engine=self.name, field="spend.basket")
+            self._check_due(amount, purchase.total)
+            return purchase
+        preview = yield from self.backend.preview(spend.customer_id, basket.lines, spend.order_ref)
+        self._check_bounds(amount, preview, basket.subtotal.amount)
+        purchase, _ = yield from self._purchase(spend.customer_id, basket.lines, spend.order_ref)
+        self._check_due(amount, purchase.total)
+        return purchase
+
+    def _check_bounds(self, amount: Decimal, preview: Preview, due: Decimal) -> None:
+        if not preview.allow_spending:
+            raise InsufficientBalanceError("the engine does not allow spending on this purchase", engine=self.name)
+        if preview.wallet_balance is not None and amount > preview.wallet_balance:
+            raise InsufficientBalanceError("the wallet balance does not cover the spend", engine=self.name)
+        if preview.minimum_spend is not None and amount < preview.minimum_spend:
+            raise InvalidRequestError(f"below the per-transaction minimum spend of {preview.minimum_spend}",
+                                      engine=self.name, field="spend.amount")
+        if preview.maximum_spend is not None and amount > preview.maximum_spend:
+            raise InvalidRequestError(f"above the per-transaction maximum spend of {preview.maximum_spend}",
+                                      engine=self.name, field="spend.amount")
+        self._check_due(amount, due)
+
+    def _check_due(self, amount: Decimal, due: Decimal) -> None:
+        if amount > due:
+            raise InvalidRequestError(f"more than the amount due ({due})", engine=self.name, field="spend.amount")
+
+    def _spend_result(self, spend, key: str, request: SpendRequest, *, replayed: bool) -> SpendResult:
+        taken = Money.of(request.amount, self.settings.currency)
+        return SpendResult(
+            kind=BalanceKind.CASHBACK, amount=taken,
+            receipt=Receipt(operation="spend_cashback", engine=self.name, idempotency_key=key,
+                            engine_ref=request.id, amount=taken, replayed=replayed),
+        )
+
+    # -- reverse: cancel the spend requests and the purchase, then measure the wallet -------------
+    def reverse(self, reversal, ctx):
+        s: CrmcomSettings = self.settings
+        if reversal.kind is not ReversalKind.CANCEL:
+            raise NotSupportedError("CRM.COM Gen A documents no POS return; only cancel is supported",
+                                    engine=self.name, operation="reverse")
+        order = reversal.order
+        key = ctx.idempotency_key or reversal.key
+        spends = [r for r in order.receipts
+                  if r.engine == self.name and r.operation == "spend_cashback" and r.engine_ref]
+        purchase: Purchase | None = yield from self.backend.find_purchase(order.ref)
+        if purchase is None and not spends:
+            return ReversalResult(order_ref=order.ref, kind=ReversalKind.CANCEL)
+        customer = order.customer_id
+        before = (yield from self.backend.balance(customer)) if customer else None
+        returned = Decimal(0)
+        receipts = []
+        with IN_FLIGHT.hold(self._scope("reverse", key), self.name):
+            for receipt in spends:
+                assert receipt.engine_ref is not None
+                if (yield from self.backend.cancel_spend(receipt.engine_ref)):
+                    returned += receipt.amount.amount if receipt.amount else Decimal(0)
+                    receipts.append(Receipt(operation="reverse", engine=self.name, idempotency_key=key,
+                                            engine_ref=receipt.engine_ref, amount=receipt.amount))
+            awarded = Decimal(0)
+            if purchase is not None and purchase.state != "CANCELLED":
+                if (yield from self.backend.cancel_purchase(purchase)):
+                    awarded = purchase.awarded if s.cancel_reverses_awards else Decimal(0)
+                    receipts.append(Receipt(operation="reverse", engine=self.name, idempotency_key=key,
+                                            engine_ref=purchase.id))
+        clawed = awarded
+        if customer is not None and before is not None:
+            after = yield from self.backend.balance(customer)
+            measured = returned - (after - before)  # what the cancel took back, as the wallet shows it
+            if measured != awarded:
+                log.warning("engine=crmcom cancel moved the wallet by %s; expected %s", after - before,
+                            returned - awarded)
+            clawed = max(measured, Decimal(0))
+        money = lambda amount: Money.of(amount, s.currency)  # noqa: E731
+        return ReversalResult(
+            order_ref=order.ref, kind=ReversalKind.CANCEL,
+            cashback_returned=money(returned) if returned else None,
+            cashback_clawed_back=money(clawed) if clawed else None,
+            receipts=tuple(receipts),
+        )
+
+    # -- product sync ----------------------------------------------------------------------------
+    def sync_products(self, products, ctx):
+        size = self.settings.product_sync_batch
+        batches = 0
+        for start in range(0, len(products), size):
+            yield from self.backend.sync_products(products[start:start + size])
+            batches += 1
+        return ProductSyncReport(engine=self.name, synced=tuple(p.sku for p in products), batches=batches)

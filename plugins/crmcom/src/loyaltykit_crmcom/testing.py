@@ -1,0 +1,179 @@
+"""The contract-suite harness for the CRM.COM adapter, and adapters broken on purpose.
+
+``make_harness()`` returns a fresh :class:`CrmcomHarness` around a new :class:`CrmcomFake`.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from loyaltykit.errors import EngineError
+from loyaltykit.money import Money
+from loyaltykit.testing import EngineBalances, Fault, OfferSpec, RuleSpec, SeededCustomer, VoucherSpec
+
+from .adapter import CrmcomAdapter
+from .backend import SpendRequest
+from .fake import CrmcomFake, FakeSettings, InstantOffer
+
+BASE_URL = "https://crm.fake.example"
+WEB_API_KEY = "0123456789ABCDEF0123456789ABCDEF"
+UNIT = "UNIT0000000000000000000000000001"
+
+
+def harness_settings(currency: str = "EUR", **overrides: Any) -> dict[str, Any]:
+    settings: dict[str, Any] = {
+        "base_url": BASE_URL,
+        "web_api_key": WEB_API_KEY,
+        "currency": currency,
+        "performed_by_unit_id": UNIT,
+        "external_system": "loyaltykit",
+    }
+    settings.update(overrides)
+    return settings
+
+
+class CrmcomHarness:
+    engine = "crmcom"
+
+    def __init__(self, currency: str = "EUR", fake_settings: FakeSettings | None = None,
+                 **setting_overrides: Any) -> None:
+        self.currency = currency
+        self.fake = CrmcomFake(web_api_keys=(WEB_API_KEY,), settings=fake_settings)
+        self.settings = harness_settings(currency, **setting_overrides)
+
+    # -- adapters -------------------------------------------------------------------------------
+    def make_adapter(self, adapter_class: type[CrmcomAdapter] | None = None) -> CrmcomAdapter:
+        return (adapter_class or CrmcomAdapter)(dict(self.settings), release_transport=self.fake.transport())
+
+    def sync_transport(self) -> httpx.BaseTransport:
+        return self.fake.transport()
+
+    def async_transport(self) -> httpx.AsyncBaseTransport:
+        return self.fake.transport()
+
+    def broken_adapters(self) -> dict[str, Callable[[], CrmcomAdapter]]:
+        return {
+            "burns_twice_on_retry": lambda: self.make_adapter(ResendsBlindly),
+            "drops_idempotency_key": lambda: self.make_adapter(RandomReference),
+            "swallows_error_body": lambda: self.make_adapter(SwallowsErrorBody),
+        }
+
+    # -- seeding --------------------------------------------------------------------------------
+    def create_customer(self, *, identifiers: dict[str, str], tier: str | None = None,
+                        points: Decimal = Decimal(0), cashback: Money | None = None) -> SeededCustomer:
+        if points:
+            raise NotImplementedError("a CRM.COM wallet holds money, not points")
+        if cashback is not None and cashback.currency != self.currency:
+            raise NotImplementedError("the wallet is held in the tenant's currency")
+        card = identifiers.get("card") or "77" + "".join(random.choice("0123456789") for _ in range(14))
+        self.fake.add_account(card, cashback.amount if cashback else Decimal(0))
+        for kind in ("email", "phone"):
+            # Registered as access tokens too, for tenants that do (the adapter's setting decides).
+            if kind in identifiers:
+                account = self.fake.account_of(card)
+                with self.fake.lock:
+                    token = self.fake.access_tokens[card]
+                    self.fake.access_tokens[identifiers[kind]] = type(token)(
+                        id=uuid.uuid4().hex.upper(), number=f"AT-{kind}", authentication_code=identifiers[kind],
+                        account_id=account.id)
+        return SeededCustomer(id=card, identifiers={**identifiers, "card": card})
+
+    def issue_voucher(self, spec: VoucherSpec) -> str:
+        raise NotImplementedError("the Gen A Web API has no POS voucher-code redemption")
+
+    def issue_offer(self, customer_id: str, spec: OfferSpec) -> str:
+        raise NotImplementedError("reward offers are configured in CRM.COM, not listed to the POS")
+
+    def define_earn_rule(self, points_per_unit: Decimal) -> None:
+        raise NotImplementedError("CRM.COM awards wallet money (cashback), not points")
+
+    def define_cashback_rule(self, percent: Decimal) -> None:
+        with self.fake.lock:
+            self.fake.cashback_percent = Decimal(percent)
+
+    def define_rule(self, spec: RuleSpec) -> None:
+        # An instant-spend offer: the preview reports it as one total, so only order-level rules.
+        if spec.kind not in ("order_percent", "order_fixed"):
+            raise NotImplementedError("the preview reports instant spend as an order total only")
+        offer = InstantOffer(percent=spec.percent, amount=spec.amount.amount if spec.amount else None,
+                             min_total=spec.min_subtotal.amount if spec.min_subtotal else None)
+        with self.fake.lock:
+            self.fake.instant_offers.append(offer)
+
+    # -- reading back ---------------------------------------------------------------------------
+    def balances(self, customer_id: str) -> EngineBalances:
+        with self.fake.lock:
+            account = self.fake.account_of(customer_id)
+            return EngineBalances(points=Decimal(0), cashback=Money.of(account.balance, self.currency))
+
+    def voucher_redemptions(self, code: str) -> int:
+        return 0
+
+    def orders_received(self) -> list[str]:
+        with self.fake.lock:
+            return [p.body["reference_number"] for p in self.fake.purchases]
+
+    def products_received(self) -> list[str]:
+        with self.fake.lock:
+            return list(self.fake.products)
+
+    def snapshot(self) -> Any:
+        return self.fake.snapshot()
+
+    def inject(self, route: str, fault: Fault) -> None:
+        self.fake.inject(route, fault)
+
+    def clear_faults(self) -> None:
+        self.fake.clear_faults()
+
+    def expire_token(self) -> None:
+        self.fake.expire_tokens()
+
+    def request_count(self, route: str | None = None) -> int:
+        return self.fake.request_count(route)
+
+    def close(self) -> None:
+        self.fake.clear_faults()
+
+
+def make_harness() -> CrmcomHarness:
+    return CrmcomHarness()
+
+
+# ---------------------------------------------------------------------------------------------
+# Broken on purpose: the contract suite's self-test must fail each of these.
+# ---------------------------------------------------------------------------------------------
+
+
+class ResendsBlindly(CrmcomAdapter):
+    """Re-sends a write after a lost answer without looking it up first."""
+
+    _reconcile_lost_writes = False
+
+
+class RandomReference(CrmcomAdapter):
+    """A fresh spend reference per call, so neither a repeat nor a look-up finds the earlier spend."""
+
+    def _spend_reference(self, key: str) -> str:
+        return f"LKS-{uuid.uuid4().hex[:28].upper()}"
+
+
+class SwallowsErrorBody(CrmcomAdapter):
+    """Takes a spend refused with the error envelope for an approved spend."""
+
+    def __init__(self, settings: Any = None, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        create = self.backend.create_spend
+
+        def lenient(customer_id: str, purchase: Any, amount: Decimal, reference: str) -> Any:
+            try:
+                return (yield from create(customer_id, purchase, amount, reference))
+            except EngineError:
+                return SpendRequest(id=reference, number=None, amount=amount, state="POSTED", reference=reference)
+
+        self.backend.create_spend = lenient  # type: ignore[method-assign]
