@@ -36,11 +36,13 @@ from .errors import (
     CurrencyMismatchError,
     EngineError,
     EngineTimeoutError,
+    InvalidDataError,
     InvalidRequestError,
     LoyaltyError,
     MalformedResponseError,
     NotSupportedError,
     OutcomeUnknownError,
+    invalid_data,
 )
 from .flows import CallContext, Flow, run_in_process
 from .http import AsyncRunner, SyncRunner
@@ -81,7 +83,7 @@ _PARSE_ERRORS = (
 
 
 def coerce(model: type[M], value: Any, name: str) -> M:
-    """Accept a model instance or a mapping; turn pydantic's error into one naming the field."""
+    """Accept a model instance or a mapping; turn a validation error into one naming the field."""
     if isinstance(value, model):
         return value
     if not isinstance(value, dict):
@@ -89,21 +91,15 @@ def coerce(model: type[M], value: Any, name: str) -> M:
     try:
         return model.model_validate(value)
     except pydantic.ValidationError as exc:
-        raise invalid_from_pydantic(exc, name) from None
+        error = invalid_data(exc, name)
+    except InvalidDataError as exc:
+        error = exc.under(name)
+    # the shop's own input: a plain InvalidRequestError (InvalidDataError is kept for engine answers)
+    raise InvalidRequestError(error.message, field=error.field) from None
 
 
 def invalid_from_pydantic(exc: pydantic.ValidationError, prefix: str) -> InvalidRequestError:
-    first = exc.errors(include_url=False, include_input=False)[0]
-    loc = ".".join(str(part) for part in (prefix, *first["loc"]) if part != "")
-    message = str(first["msg"]).removeprefix("Value error, ")
-    # Model-level validators put the field path at the start of their message ("lines.1.id: ..."),
-    # relative to the model that raised it, which may be nested (``redemption.basket``).
-    if ": " in message and first["type"] == "value_error":
-        head, _, tail = message.partition(": ")
-        if head.replace(".", "").replace("_", "").isalnum():
-            loc = f"{loc}.{head}"
-            message = tail
-    return InvalidRequestError(f"{loc}: {message}", field=loc)
+    return invalid_data(exc, prefix)
 
 
 def _ids(*values: str | None) -> tuple[str, ...]:
@@ -238,11 +234,18 @@ class _Facade:
                 return Evaluation.degraded_for(basket, self.engine, f"{exc.code}: {exc.message}")
             raise exc
 
+        def with_shipping(result: Evaluation) -> Evaluation:
+            # The figures (shipping_total, total) are the core's: the quote carries the basket's charge.
+            if result.shipping is None and basket.shipping is not None:
+                return result.model_copy(update={"shipping": basket.shipping})
+            return result
+
         return _Call(
             "evaluate_basket",
             lambda: self.pm.hook.loyaltykit_evaluate_basket(basket=basket, ctx=ctx),
             ctx,
             Evaluation,
+            on_result=with_shipping,
             on_error=fail_open,
         )
 
@@ -292,16 +295,30 @@ class _Facade:
             self._check_currency(spend.amount.currency, "spend_cashback")
         ctx = self._ctx("spend_cashback", self.settings.write_deadline, idempotency_key=spend.key,
                         scrub_values=_ids(spend.customer_id))
+        def with_value(result: SpendResult) -> SpendResult:
+            # The money a spend paid is the core's figure for every engine: the receipt carries it,
+            # so the order's balance_paid and amount_due, and a refund's breakdown, follow from it.
+            value = result.value or spend.value
+            if value is None:
+                return result
+            receipt = result.receipt
+            if receipt.amount is None:
+                receipt = receipt.model_copy(update={"amount": value})
+            return result.model_copy(update={"value": value, "receipt": receipt})
+
         return _Call(
             "spend_cashback",
             lambda: self.pm.hook.loyaltykit_spend_cashback(spend=spend, ctx=ctx),
             ctx,
             SpendResult,
+            on_result=with_value,
         )
 
     def _prepare_export(self, orders: Any) -> _Call:
         if isinstance(orders, Order | dict):
             orders = [orders]
+        if orders is None or isinstance(orders, str | bytes) or not hasattr(orders, "__iter__"):
+            raise InvalidRequestError("orders: an Order or an iterable of orders", field="orders")
         orders = list(orders)
         if not 1 <= len(orders) <= MAX_EXPORT_BATCH:
             raise InvalidRequestError(f"orders: 1 to {MAX_EXPORT_BATCH} per export", field="orders")
@@ -362,11 +379,17 @@ class _Facade:
             self._require(Capability.PARTIAL_REFUND, "reverse", " (partial refund)")
         ctx = self._ctx("reverse", self.settings.write_deadline, idempotency_key=reversal.key,
                         scrub_values=_ids(reversal.order.customer_id))
+        def with_refund(result: ReversalResult) -> ReversalResult:
+            if result.refund is not None:
+                return result
+            return result.model_copy(update={"refund": reversal.breakdown})
+
         return _Call(
             "reverse",
             lambda: self.pm.hook.loyaltykit_reverse(reversal=reversal, ctx=ctx),
             ctx,
             ReversalResult,
+            on_result=with_refund,
         )
 
     # -- shared finishing -----------------------------------------------------------------------

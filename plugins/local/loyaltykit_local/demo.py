@@ -56,7 +56,7 @@ def _customer_table(customer) -> Table:
     table = Table(show_header=True, header_style="bold")
     for column in ("member", "tier", "beans", "cashback"):
         table.add_column(column)
-    table.add_row(customer.id, customer.tier or "-", str(customer.points), str(customer.cashback(CURRENCY)))
+    table.add_row(customer.id, customer.tier or "-", str(customer.points), str(customer.cashback_in(CURRENCY)))
     return table
 
 
