@@ -250,6 +250,14 @@ class OutcomeUnknownError(LoyaltyError):
         self.reconcile = reconcile or {}
 
 
+class OrderInFlightError(LoyaltyError):
+    """The order is being exported right now (a worker holds it): it can be cancelled once that
+    export has finished. Call the same cancel again shortly; it is keyed, so it is applied once."""
+
+    code = "order_in_flight"
+    default_retryable = True
+
+
 #: Every stable code, for documentation and for tests that check the vocabulary is complete.
 ERROR_CODES: dict[str, type[LoyaltyError]] = {
     cls.code: cls
@@ -275,6 +283,7 @@ ERROR_CODES: dict[str, type[LoyaltyError]] = {
         EngineTimeoutError,
         RateLimitedError,
         OutcomeUnknownError,
+        OrderInFlightError,
     )
 }
 

@@ -41,6 +41,7 @@ from .errors import (
     LoyaltyError,
     MalformedResponseError,
     NotSupportedError,
+    OrderInFlightError,
     OutcomeUnknownError,
     invalid_data,
 )
@@ -166,6 +167,7 @@ class _Facade:
         except pluggy.PluginValidationError as exc:
             raise ConfigError(f"a plugin's hook implementation does not match its spec: {exc}") from exc
         self.adapter = check_routing(self.pm)
+        self._closed = False
         self.client_config = adapter.client_config()
         if self.client_config is not None:
             self.client_config.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_reset)
@@ -176,6 +178,32 @@ class _Facade:
     @property
     def capabilities(self):
         return self.adapter.capabilities
+
+    def _open(self, operation: str) -> None:
+        if self._closed:
+            raise ConfigError(f"this {type(self).__name__} is closed; build a new one to call {operation}",
+                              engine=self.engine, operation=operation)
+
+    def _prepare_cancel(self, order: Any, outbox: Any, reason: Any, reference: Any) -> tuple[Reversal, Any]:
+        order = coerce(Order, order, "order")
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+            raise InvalidRequestError("reason: 1..500 characters saying why the order is cancelled", field="reason")
+        exported = True
+        if outbox is not None:
+            # Take the order out of the queue first: once dropped, no worker can export it, so the
+            # engine never credits points or cashback for it. If it was not pending, ask why.
+            if outbox.drop(order.ref, reason=reason):
+                exported = False
+            elif outbox.in_flight(order.ref):
+                raise OrderInFlightError(
+                    "the order is being exported right now; cancel it again once that export finished",
+                    engine=self.engine, operation="reverse")
+            else:
+                entry = outbox.entry(order.ref)
+                exported = entry is not None and entry.state == "done"
+        reversal = coerce(Reversal, {"order": order, "kind": ReversalKind.CANCEL, "exported": exported,
+                                     "reason": reason, "reference": reference}, "reversal")
+        return reversal, outbox
 
     def _require(self, capability: Capability, operation: str, detail: str = "") -> None:
         if not self.capabilities.supports(capability):
@@ -424,6 +452,7 @@ class Loyalty(_Facade):
         self._runner = SyncRunner(self.client_config, transport) if self.client_config else None
 
     def _execute(self, call: _Call) -> Any:
+        self._open(call.operation)
         try:
             flow = call.make_flow()
             if self._runner is None:
@@ -431,6 +460,9 @@ class Loyalty(_Facade):
                     result = run_in_process(flow)
             else:
                 result = self._runner.run(flow, call.ctx)
+        except InvalidDataError as exc:
+            # the shop's input was validated before the call: a model built from the engine's answer failed
+            return self._failed(call, self._adapter_bug(call, exc))
         except LoyaltyError as exc:
             return self._failed(call, exc)
         except _PARSE_ERRORS as exc:
@@ -461,7 +493,27 @@ class Loyalty(_Facade):
     def reverse(self, reversal: Reversal | dict) -> ReversalResult:
         return self._execute(self._prepare_reverse(reversal))
 
+    def cancel_order(self, order: Order | dict, *, outbox: Any = None, reason: str = "payment declined",
+                     reference: str = "cancel") -> ReversalResult:
+        """Cancel a placed order whose payment failed (or that the shop voids), in one call.
+
+        The order is dropped from ``outbox`` first (marked ``dropped`` with ``reason``), so it is never
+        exported and the engine never credits points or cashback for it; then the order is cancelled on
+        the engine: redeemed vouchers are reinstated and spent cashback and points go back to the
+        customer. ``result.refund`` says how much: ``to_card`` is what the card was charged (nothing to
+        give back when the payment was declined), ``to_cashback`` and ``points`` what goes back to the
+        balances. The cancel is keyed (``order ref`` + ``cancel`` + ``reference``): calling it again
+        after an error is safe. An order a worker is exporting at this moment raises
+        :class:`~loyaltykit.errors.OrderInFlightError` (retryable): call again once the export finished.
+        """
+        self._open("reverse")
+        reversal, _ = self._prepare_cancel(order, outbox, reason, reference)
+        return self.reverse(reversal)
+
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         if self._runner is not None:
             self._runner.close()
         self.adapter.close()
@@ -478,9 +530,32 @@ class AsyncLoyalty(_Facade):
 
     def __init__(self, settings: LoyaltySettings | None = None, *, transport: httpx.AsyncBaseTransport | None = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
+        self._transport = transport
         self._runner = AsyncRunner(self.client_config, transport) if self.client_config else None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _check_loop(self) -> None:
+        # httpx.AsyncClient's connections belong to the event loop that opened them: using them on
+        # another loop fails deep inside the transport. Say what to do instead.
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop and self._loop.is_closed() and self._runner is not None:
+            # The first loop is gone (asyncio.run called again, a test per loop): follow the new
+            # one with a fresh HTTP client; the breaker and the cached token are kept.
+            self._runner = AsyncRunner(self.client_config, self._transport)
+            self._loop = loop
+        elif loop is not self._loop and self._runner is not None:
+            raise ConfigError(
+                "this AsyncLoyalty was first used on another event loop; create it inside the loop that "
+                "uses it (FastAPI: in the lifespan function, closed with `await loyalty.aclose()`), "
+                "one per event loop",
+                engine=self.engine,
+            )
 
     async def _execute(self, call: _Call) -> Any:
+        self._open(call.operation)
+        self._check_loop()
         try:
             flow = call.make_flow()
             if self._runner is None:
@@ -493,6 +568,9 @@ class AsyncLoyalty(_Facade):
                     result = await self._runner.run(flow, call.ctx)
         except TimeoutError:
             return self._failed(call, self._late(call))
+        except InvalidDataError as exc:
+            # the shop's input was validated before the call: a model built from the engine's answer failed
+            return self._failed(call, self._adapter_bug(call, exc))
         except LoyaltyError as exc:
             return self._failed(call, exc)
         except _PARSE_ERRORS as exc:
@@ -533,7 +611,17 @@ class AsyncLoyalty(_Facade):
     async def reverse(self, reversal: Reversal | dict) -> ReversalResult:
         return await self._execute(self._prepare_reverse(reversal))
 
+    async def cancel_order(self, order: Order | dict, *, outbox: Any = None, reason: str = "payment declined",
+                           reference: str = "cancel") -> ReversalResult:
+        """Cancel a placed order whose payment failed, in one call: see :meth:`Loyalty.cancel_order`."""
+        self._open("reverse")
+        reversal, _ = await asyncio.to_thread(self._prepare_cancel, order, outbox, reason, reference)
+        return await self.reverse(reversal)
+
     async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         if self._runner is not None:
             await self._runner.aclose()
         self.adapter.close()

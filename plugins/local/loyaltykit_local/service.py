@@ -19,7 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVar
 
 from loyaltykit import (
@@ -45,6 +45,7 @@ from loyaltykit import (
     Receipt,
     RedemptionResult,
     RedemptionStatus,
+    RefundLine,
     Reversal,
     ReversalKind,
     ReversalResult,
@@ -133,6 +134,14 @@ def _whole_points(value: Decimal, field: str) -> int:
     if value != value.to_integral_value():
         raise InvalidRequestError(f"{field}: the local engine counts whole points", field=field, engine=ENGINE)
     return int(value)
+
+
+def _span(total: int, before: Decimal, after: Decimal) -> int:
+    """Whole units of ``total`` between two cumulative shares, each rounded half up, so that the
+    spans of successive refunds add up to ``total`` exactly."""
+    def upto(share: Decimal) -> int:
+        return int((Decimal(total) * share).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return upto(after) - upto(before)
 
 
 def _fingerprint(*parts: Any) -> str:
@@ -745,53 +754,73 @@ class LocalEngine:
                                  points_earned=Decimal(points))
 
     # -- reverse ---------------------------------------------------------------------------------
+    def _refunded_before(self, conn: Connection, order_ref: str) -> tuple[RefundLine, ...]:
+        """The quantities earlier reversals of the order returned, from their recorded results:
+        this engine's own record, whatever references or ``already_refunded`` the shop sends."""
+        rows = conn.execute(select(writes.c.result).where(
+            writes.c.operation == "reverse", writes.c.order_ref == order_ref)).all()
+        total: Counter = Counter()
+        for row in rows:
+            refund = (row.result or {}).get("refund") or {}
+            for line in refund.get("lines") or ():
+                total[line["line_id"]] += Decimal(str(line["quantity"]))
+        return tuple(RefundLine(line_id=line_id, quantity=quantity) for line_id, quantity in total.items())
+
     def reverse(self, reversal: Reversal, key: str) -> ReversalResult:
         self.calls["reverse"] += 1
         order = reversal.order
-        full = reversal.kind is ReversalKind.CANCEL or reversal.is_full
-        fraction = Decimal(1) if full else reversal.refunded_fraction()
         lines = [(r.line_id, str(r.quantity)) for r in reversal.lines or ()]
         fingerprint = _fingerprint("reverse", order.ref, reversal.kind.value, reversal.reference, lines)
 
         def work(conn: Connection, now: datetime) -> ReversalResult:
+            try:
+                effective = Reversal(order=order, kind=reversal.kind, lines=reversal.lines,
+                                     already_refunded=self._refunded_before(conn, order.ref),
+                                     reference=reversal.reference, exported=reversal.exported,
+                                     reason=reversal.reason, idempotency_key=reversal.idempotency_key)
+            except InvalidRequestError as exc:
+                raise InvalidRequestError(f"reversal.{exc.message}", field=f"reversal.{exc.field}",
+                                          engine=ENGINE, operation="reverse") from None
+            breakdown = effective.breakdown
+            complete = breakdown.share_after == 1
             rows = conn.execute(select(ledger).where(ledger.c.order_ref == order.ref).order_by(ledger.c.id)).all()
             stored = conn.execute(select(orders).where(orders.c.ref == order.ref)).first()
             customer_id = (stored.customer_id if stored is not None else None) or order.customer_id
             if customer_id is None and rows:
                 customer_id = rows[0].customer_id
-            receipts: list[Receipt] = []
             moved: dict[tuple[str, str | None, str], int] = {}
             if customer_id is not None and conn.execute(select(customers.c.id).where(customers.c.id == customer_id)).first():
                 row = self._lock_customer(conn, customer_id)
                 self._record_expiry(conn, customer_id, now, row)
-                moved = self._reverse_ledger(conn, customer_id, order, rows, fraction, full, key, now, reversal)
+                moved = self._reverse_ledger(conn, customer_id, effective, rows, complete, key, now)
             reinstated: list[str] = []
-            if full:
+            if complete:
                 reinstated = self._reinstate_vouchers(conn, order.ref)
-            points_back = moved.get((POINTS, None, "return"), 0)
-            points_clawed = moved.get((POINTS, None, "claw"), 0)
             currency = order.currency
-            cash_back = moved.get((CASHBACK, currency, "return"), 0)
-            cash_clawed = moved.get((CASHBACK, currency, "claw"), 0)
-            receipts.append(Receipt(
-                operation="reverse", engine=ENGINE, idempotency_key=key,
-                engine_ref=f"REV-{_fingerprint(key)[:12].upper()}",
-                points=Decimal(points_back + points_clawed),
-                amount=Money(amount=_major(cash_back + cash_clawed, currency), currency=currency),
-            ))
+            # One receipt, no figure on it: returned and clawed-back amounts flow in opposite
+            # directions and are reported apart below, never summed.
+            receipt = Receipt(operation="reverse", engine=ENGINE, idempotency_key=key,
+                              engine_ref=f"REV-{_fingerprint(key)[:12].upper()}")
             return ReversalResult(
                 order_ref=order.ref, kind=reversal.kind,
-                points_returned=Decimal(points_back), points_clawed_back=Decimal(points_clawed),
-                cashback_returned=Money(amount=_major(cash_back, currency), currency=currency),
-                cashback_clawed_back=Money(amount=_major(cash_clawed, currency), currency=currency),
-                vouchers_reinstated=tuple(reinstated), receipts=tuple(receipts),
+                points_returned=Decimal(moved.get((POINTS, None, "return"), 0)),
+                points_clawed_back=Decimal(moved.get((POINTS, None, "claw"), 0)),
+                cashback_returned=Money(amount=_major(moved.get((CASHBACK, currency, "return"), 0), currency),
+                                        currency=currency),
+                cashback_clawed_back=Money(amount=_major(moved.get((CASHBACK, currency, "claw"), 0), currency),
+                                           currency=currency),
+                vouchers_reinstated=tuple(reinstated), refund=breakdown, receipts=(receipt,),
             )
 
         return self._keyed("reverse", key, fingerprint, order.ref, ReversalResult, work)
 
-    def _reverse_ledger(self, conn: Connection, customer_id: str, order: Order, rows, fraction: Decimal, full: bool,
-                        key: str, now: datetime, reversal: Reversal) -> dict[tuple[str, str | None, str], int]:
-        # Per balance: what the order burned and earned, and what earlier reversals already moved.
+    def _reverse_ledger(self, conn: Connection, customer_id: str, reversal: Reversal, rows, complete: bool,
+                        key: str, now: datetime) -> dict[tuple[str, str | None, str], int]:
+        """Give back what the order burned, as the core's breakdown says (``to_cashback``, ``points``),
+        and take back what it earned in proportion to the net paid returned (``share_before`` ->
+        ``share_after``). Never more than the order moved, whatever earlier reversals did."""
+        order = reversal.order
+        breakdown = reversal.breakdown
         burned: Counter = Counter()
         earned: Counter = Counter()
         returned: Counter = Counter()
@@ -808,20 +837,30 @@ class LocalEngine:
                 returned[account] += row.amount
             elif row.entry == "reverse" and row.amount < 0:
                 clawed[account] += -row.amount
+        spends = [r for r in order.receipts if r.operation == "spend_cashback"]
         moved: dict[tuple[str, str | None, str], int] = {}
         label = f"{reversal.kind.value} {order.ref} ({reversal.reference})"
         # Give back what was burned first, so a claw-back can be taken from it.
         for account, total in burned.items():
             left = total - returned[account]
-            share = left if full else min(left, rules.split_points(total, fraction))
+            balance, currency = account
+            if complete:
+                share = left
+            elif balance == POINTS and any(r.points is not None for r in spends):
+                share = int(breakdown.points)
+            elif balance == CASHBACK and currency == order.currency and any(r.points is None for r in spends):
+                share = breakdown.to_cashback.minor_units()
+            else:  # the order does not carry its spend receipts: follow the net paid returned
+                share = _span(total, breakdown.share_before, breakdown.share_after)
+            share = min(left, share)
             if share > 0:
-                expires = expiry_for(self.program.points, now) if account[0] == POINTS else None
-                self._append(conn, customer_id, account[0], account[1], "reverse", share, now, order_ref=order.ref,
+                expires = expiry_for(self.program.points, now) if balance == POINTS else None
+                self._append(conn, customer_id, balance, currency, "reverse", share, now, order_ref=order.ref,
                              write_key=key, label=label, expires_at=expires)
                 moved[(*account, "return")] = share
         for account, total in earned.items():
             left = total - clawed[account]
-            share = left if full else min(left, rules.split_points(total, fraction))
+            share = left if complete else min(left, _span(total, breakdown.share_before, breakdown.share_after))
             balance, currency = account
             available = (self._points_available(conn, customer_id, now) if balance == POINTS
                          else self._sum(conn, customer_id, CASHBACK, currency))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from loyaltykit import BalanceKind, CashbackSpend, ExportStatus, Order, RefundLine, Reversal, VoucherRedemption
+from loyaltykit import (BalanceKind, CashbackSpend, ExportStatus, InvalidRequestError, Order, RefundLine, Reversal,
+                        VoucherRedemption)
 from loyaltykit_local.testing import basket, eur, line
 
 PROGRAM = """
@@ -90,8 +91,32 @@ def test_successive_partial_refunds_then_the_rest(checkout):
                                       reference=reference))
     # everything came back across three refunds: the customer is where they started
     assert shop.points(ann) == 100 and shop.cashback(ann) == eur(20)
-    last = shop.loyalty.reverse(Reversal(order=order, kind="refund", reference="R4"))
-    assert last.points_returned == 0 and last.points_clawed_back == 0  # nothing left to move
+    # nothing is left to refund: the engine's own record of the three refunds says so
+    with pytest.raises(InvalidRequestError) as info:
+        shop.loyalty.reverse(Reversal(order=order, kind="refund", reference="R4"))
+    assert info.value.field == "reversal.lines"
+    assert shop.points(ann) == 100 and shop.cashback(ann) == eur(20)
+
+
+def test_a_line_is_never_refunded_twice_under_two_references(checkout):
+    shop, ann, order = checkout
+    _export(shop, order)
+    first = shop.loyalty.reverse(Reversal(order=order, kind="refund", lines=(RefundLine(line_id="1", quantity=1),),
+                                          reference="RMA-1"))
+    assert first.refund.goods == eur(57)  # 60.00 less its 3.00 share of the 5.00 voucher
+    points, cashback = shop.points(ann), shop.cashback(ann)
+    # the shop forgot the first refund; the engine did not
+    with pytest.raises(InvalidRequestError) as info:
+        shop.loyalty.reverse(Reversal(order=order, kind="refund", lines=(RefundLine(line_id="1", quantity=1),),
+                                      reference="RMA-2"))
+    assert info.value.field == "reversal.lines.0.quantity"
+    assert (shop.points(ann), shop.cashback(ann)) == (points, cashback)
+    # the rest of the order still comes back, and the two refunds add up to what was paid
+    rest = shop.loyalty.reverse(Reversal(order=order, kind="refund", reference="RMA-3"))
+    assert first.refund.total + rest.refund.total == order.total
+    assert first.refund.to_cashback + rest.refund.to_cashback == eur(10)
+    assert first.refund.points + rest.refund.points == 30
+    assert shop.points(ann) == 100 and shop.cashback(ann) == eur(20)
 
 
 def test_reversal_is_exactly_once_per_key(checkout):
