@@ -862,9 +862,8 @@ class Order(KitModel):
         for index, discount in enumerate(evaluation.discounts):
             if discount.code is not None and discount.code not in redeemed:
                 raise InvalidRequestError(
-                    f"evaluation.discounts.{index}: the discount {discount.label or discount.engine_id or ''!s} "
-                    "comes from a code that was not redeemed; redeem it first (its receipt goes with the order) "
-                    "or quote the basket without it",
+                    f"evaluation.discounts.{index}: this discount comes from a code that was not redeemed; "
+                    "redeem it first (its receipt goes with the order) or quote the basket without it",
                     field=f"evaluation.discounts.{index}.code", details={"code": discount.code},
                 )
         rejected = {c.code for c in evaluation.codes if c.status is CodeStatus.REJECTED}
