@@ -216,6 +216,19 @@ class LocalEngine:
             identifier = CustomerIdentifier(kind=IdentifierKind(kind), value=value)  # normalised as at lookup
             values[_IDENTIFIER_COLUMN[identifier.kind].name] = identifier.value
         now = self.now()
+        try:
+            self._enrol(customer_id, values, display_name, role, tier, segments, points, cashback, now)
+        except IntegrityError as exc:
+            # The driver's message quotes the duplicate value (an e-mail, a phone): name the field only.
+            text = str(exc.orig)
+            field = next((name for name in ("email", "phone", "card", "membership_number", "external_id")
+                          if name in text), "id")
+            raise InvalidRequestError(f"a member with this {field} already exists", field=field,
+                                      engine=ENGINE, operation="create_customer") from None
+        return customer_id
+
+    def _enrol(self, customer_id: str, values: dict[str, Any], display_name: str | None, role: str | None,
+               tier: str | None, segments: Iterable[str], points: int, cashback: Money | None, now: datetime) -> None:
         with self.store.write() as conn:
             conn.execute(insert(customers).values(
                 id=customer_id, display_name=display_name, role=role, tier=tier, segments=sorted(set(segments)),
@@ -227,7 +240,6 @@ class LocalEngine:
             if cashback is not None and not cashback.is_zero():
                 self._append(conn, customer_id, CASHBACK, cashback.currency, "earn", cashback.minor_units(), now,
                              label="opening balance")
-        return customer_id
 
     def credit(self, customer_id: str, *, points: int = 0, cashback: Money | None = None, label: str = "credit",
                expires_at: datetime | None = None) -> None:

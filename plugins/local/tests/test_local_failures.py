@@ -1,0 +1,56 @@
+"""A broken database is an engine outage in the kit's vocabulary: evaluate fails open, writes raise typed errors."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from loyaltykit import (CashbackSpend, EngineUnavailableError, InvalidRequestError, Order, Reversal,
+                        VoucherRedemption)
+from loyaltykit_local.testing import basket, eur, line
+from sqlalchemy import text
+
+
+@pytest.fixture
+def broken(make_shop):
+    """A shop whose ledger and customer tables vanished under it (a restored backup, a wrong URL)."""
+    shop = make_shop("[points]\nper_currency_unit = 1\n")
+    ann = shop.customer(cashback=eur(20))
+    with shop.store.write() as conn:
+        conn.execute(text("DROP TABLE lk_ledger"))
+        conn.execute(text("DROP TABLE lk_customers"))
+    return shop, ann
+
+
+def test_evaluate_fails_open_on_a_broken_database(broken):
+    shop, ann = broken
+    cart = basket(line("1", "A", "10"), customer_id=ann)
+    for quote in (shop.loyalty.evaluate(cart), asyncio.run(shop.async_facade().evaluate(cart))):
+        assert quote.degraded and "engine_unavailable" in quote.degraded_reason
+        assert quote.total == eur(10)
+
+
+def test_writes_raise_typed_errors_on_a_broken_database(broken):
+    shop, ann = broken
+    cart = basket(line("1", "A", "10"), customer_id=ann)
+    calls = [
+        lambda: shop.loyalty.spend_cashback(CashbackSpend(customer_id=ann, order_ref="O-1", amount=eur(5))),
+        lambda: shop.loyalty.redeem_voucher(VoucherRedemption(code="NONE", order_ref="O-1", customer_id=ann)),
+        lambda: shop.loyalty.identify(email="ann@example.com"),
+    ]
+    for call in calls:
+        with pytest.raises(EngineUnavailableError) as info:
+            call()
+        assert info.value.retryable and "lk_" not in info.value.message
+    order = Order.from_evaluation("O-1", cart, None)
+    with pytest.raises(EngineUnavailableError):
+        shop.loyalty.reverse(Reversal(order=order, kind="cancel", exported=False))
+
+
+def test_a_duplicate_member_is_a_kit_error_without_the_email(make_shop):
+    shop = make_shop()
+    shop.customer(identifiers={"email": "ann.secret@example.com"})
+    with pytest.raises(InvalidRequestError) as info:
+        shop.customer(identifiers={"email": "ann.secret@example.com"})
+    assert info.value.field == "email"
+    assert "ann.secret" not in str(info.value) and "ann.secret" not in repr(info.value)
