@@ -39,6 +39,7 @@ GROUPS = {
     "test_export": "Export orders",
     "test_reverse": "Reverse (cancel, refund)",
     "test_money": "Checkout money",
+    "test_lifecycle": "Facade life cycle",
     "test_resilience": "Resilience",
     "test_parity": "Parity and declaration",
 }

@@ -70,7 +70,7 @@ from .models import (
 )
 from .plugins import check_routing, discover, make_plugin_manager
 from .scrub import scrubbing
-from .settings import LoyaltySettings, config_path
+from .settings import LoyaltySettings
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -131,13 +131,7 @@ class _Facade:
         load_entry_points: bool = True,
     ) -> None:
         if settings is None:
-            path = config_path()
-            if path is not None and not path.is_file():
-                raise ConfigError(f"LOYALTYKIT_CONFIG names {path}, which does not exist")
-            try:
-                settings = LoyaltySettings()
-            except pydantic.ValidationError as exc:
-                raise ConfigError(f"invalid settings: {invalid_from_pydantic(exc, 'settings').message}") from None
+            settings = LoyaltySettings()  # a bad file or value is a ConfigError naming the file and field
         self.settings = settings
         discovered = (
             discover(settings.plugins_allow, settings.plugins_block) if load_entry_points else []
