@@ -19,6 +19,8 @@ Policies:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -444,6 +446,21 @@ class Loyalty(_Facade):
     def __init__(self, settings: LoyaltySettings | None = None, *, transport: httpx.BaseTransport | None = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         self._runner = SyncRunner(self.client_config, transport) if self.client_config else None
+        self._evaluations: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def _in_process_evaluation(self, flow: Flow[Any], call: _Call) -> Any:
+        # The evaluation budget holds for an in-process engine too: the quote runs in a worker thread
+        # and the shop stops waiting when the budget is spent (a quote writes nothing, so it may
+        # finish unseen). The call's context (its scrubbed identifiers) goes with it.
+        if self._evaluations is None:
+            self._evaluations = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="loyaltykit-evaluate")
+        context = contextvars.copy_context()
+        future = self._evaluations.submit(context.run, run_in_process, flow)
+        try:
+            return future.result(timeout=max(0.0, call.ctx.remaining()))
+        except concurrent.futures.TimeoutError:
+            raise EngineTimeoutError("the evaluation budget ran out", engine=self.engine,
+                                     operation=call.operation) from None
 
     def _execute(self, call: _Call) -> Any:
         self._open(call.operation)
@@ -451,7 +468,10 @@ class Loyalty(_Facade):
             flow = call.make_flow()
             if self._runner is None:
                 with scrubbing(call.ctx.scrub_values):
-                    result = run_in_process(flow)
+                    if call.operation == "evaluate_basket":
+                        result = self._in_process_evaluation(flow, call)
+                    else:
+                        result = run_in_process(flow)
             else:
                 result = self._runner.run(flow, call.ctx)
         except InvalidDataError as exc:
@@ -510,6 +530,8 @@ class Loyalty(_Facade):
         self._closed = True
         if self._runner is not None:
             self._runner.close()
+        if self._evaluations is not None:
+            self._evaluations.shutdown(wait=True)
         self.adapter.close()
 
     def __enter__(self) -> Loyalty:
@@ -556,7 +578,11 @@ class AsyncLoyalty(_Facade):
                 # In-process engines block: run them off the event loop (to_thread copies the
                 # context, so the call's identifiers are scrubbed in the worker thread too).
                 with scrubbing(call.ctx.scrub_values):
-                    result = await asyncio.to_thread(run_in_process, flow)
+                    if call.operation == "evaluate_basket":  # the budget holds in process too
+                        async with asyncio.timeout(max(0.0, call.ctx.remaining())):
+                            result = await asyncio.to_thread(run_in_process, flow)
+                    else:
+                        result = await asyncio.to_thread(run_in_process, flow)
             else:
                 async with asyncio.timeout(max(0.001, call.ctx.remaining()) + 0.05):
                     result = await self._runner.run(flow, call.ctx)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from loyaltykit import (CashbackSpend, EngineUnavailableError, InvalidRequestError, Order, Reversal,
+from loyaltykit import (AsyncLoyalty, CashbackSpend, EngineUnavailableError, InvalidRequestError, Order, Reversal,
                         VoucherRedemption)
+from loyaltykit import Loyalty, LoyaltySettings
+from loyaltykit_local.adapter import LocalAdapter
 from loyaltykit_local.testing import basket, eur, line
 from sqlalchemy import text
 
@@ -54,3 +56,20 @@ def test_a_duplicate_member_is_a_kit_error_without_the_email(make_shop):
         shop.customer(identifiers={"email": "ann.secret@example.com"})
     assert info.value.field == "email"
     assert "ann.secret" not in str(info.value) and "ann.secret" not in repr(info.value)
+
+
+def test_the_evaluation_budget_holds_in_process(make_shop):
+    """A quote that takes longer than evaluate_budget fails open, as it would over HTTP."""
+
+    shop = make_shop("[points]\nper_currency_unit = 1\n")
+    ann = shop.customer()
+    cart = basket(*(line(str(i), f"SKU-{i}", "1.00") for i in range(500)), customer_id=ann)
+    hurried = LoyaltySettings(evaluate_budget=0.000001)
+    with Loyalty(hurried, adapter=LocalAdapter(engine=shop.engine), load_entry_points=False) as facade:
+        quote = facade.evaluate(cart)
+        assert quote.degraded and quote.degraded_reason.startswith("timeout")
+        assert quote.total == cart.subtotal
+    async_facade = AsyncLoyalty(hurried, adapter=LocalAdapter(engine=shop.engine), load_entry_points=False)
+    quote = asyncio.run(async_facade.evaluate(cart))
+    assert quote.degraded and quote.degraded_reason.startswith("timeout")
+    assert not shop.loyalty.evaluate(cart).degraded  # the default budget is ample for the same basket
