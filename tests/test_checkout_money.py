@@ -353,3 +353,22 @@ def test_outbox_cannot_drop_or_supersede_an_order_in_flight(tmp_path):
     assert not outbox.drop(order.ref, reason="payment declined")
     assert not outbox.add(order, supersede=True)
     outbox.close()
+
+
+def test_a_quote_for_another_basket_is_refused():
+    basket = _basket(("1", "10.00", "1"))
+    quote = _quote(basket)
+    changed = basket.model_copy(update={"lines": (Line(id="1", sku="A", quantity=2, unit_price=eur("10.00")),)})
+    for other in (changed, basket.model_copy(update={"id": "b-2"})):
+        with pytest.raises(InvalidRequestError) as info:
+            Order.from_evaluation("o-1", other, quote)
+        assert info.value.field == "evaluation.basket_id"
+
+
+def test_allocations_follow_a_copy_that_changes_the_lines():
+    basket = _basket(("1", "10.00", "1"), ("2", "30.00", "1"))
+    order = Order.from_evaluation("o-1", basket, _quote(basket, Discount(target="order", amount=eur("4.00"))))
+    assert [a.order_discount for a in order.allocations] == [eur("1.00"), eur("3.00")]
+    copy = order.model_copy(update={"lines": (basket.lines[1],),
+                                    "discounts": (Discount(target="order", amount=eur("3.00")),)})
+    assert [a.line_id for a in copy.allocations] == ["2"] and copy.allocations[0].order_discount == eur("3.00")

@@ -134,6 +134,10 @@ class _Facade:
     ) -> None:
         if settings is None:
             settings = LoyaltySettings()  # a bad file or value is a ConfigError naming the file and field
+        elif isinstance(settings, dict):
+            settings = LoyaltySettings(**settings)
+        elif not isinstance(settings, LoyaltySettings):
+            raise ConfigError("settings: a LoyaltySettings, a mapping of settings, or None", field="settings")
         self.settings = settings
         discovered = (
             discover(settings.plugins_allow, settings.plugins_block) if load_entry_points else []

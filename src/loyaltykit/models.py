@@ -491,6 +491,10 @@ class Evaluation(KitModel):
         for index, discount in enumerate(self.discounts):
             if discount.amount.currency != self.currency:
                 raise ValueError(f"discounts.{index}.amount: currency differs from {self.currency}")
+        for name in ("subtotal", "shipping"):
+            value = getattr(self, name)
+            if value is not None and value.currency != self.currency:
+                raise ValueError(f"{name}: currency {value.currency} differs from {self.currency}")
         return self
 
     @property
@@ -740,6 +744,7 @@ class Order(KitModel):
     idempotency_key: IdempotencyKey | None = None
 
     _allocations: tuple[LineAllocation, ...] = PrivateAttr(default=())
+    _allocated_for: tuple[Any, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
     def _consistent(self) -> Order:
@@ -774,7 +779,7 @@ class Order(KitModel):
             object.__setattr__(self, "total", computed)
         elif computed != self.total:
             raise ValueError(f"total: {self.total} differs from subtotal - discounts + shipping ({computed})")
-        self._allocations = allocations
+        self._allocations, self._allocated_for = allocations, (self.lines, self.discounts, self.total, self.shipping)
         paid = self.balance_paid
         if paid > computed:
             raise ValueError(f"receipts: cashback and points pay {paid}, more than the order's total ({computed})")
@@ -790,8 +795,15 @@ class Order(KitModel):
     @property
     def allocations(self) -> tuple[LineAllocation, ...]:
         """Every line's share of the discounts and its net paid, in line order; nets sum to the goods total."""
-        if not self._allocations:  # a copy made without validation
-            self._allocations = _allocations(self.lines, self.discounts, Money.zero(self.currency), self.currency)
+        basis = (self.lines, self.discounts, self.total, self.shipping)
+        if len(self._allocated_for) != 4 or any(a is not b for a, b in zip(self._allocated_for, basis, strict=True)):
+            # a copy made without validation (model_copy(update=...)) changed what they rest on
+            extra = Money.zero(self.currency)
+            if self.total is not None and not self.discounts:
+                shipping = _shipping_total(self.shipping, self.free_shipping, self._shipping_discounts(), self.currency)
+                extra = (self.subtotal + shipping - self.total).max(Money.zero(self.currency))
+            self._allocations = _allocations(self.lines, self.discounts, extra, self.currency)
+            self._allocated_for = basis
         return self._allocations
 
     def allocation(self, line_id: str) -> LineAllocation:
@@ -858,6 +870,9 @@ class Order(KitModel):
         if evaluation.currency != basket.currency:
             raise InvalidRequestError(f"evaluation: currency {evaluation.currency} differs from the basket's",
                                       field="evaluation.currency")
+        if evaluation.basket_id != basket.id or evaluation.subtotal != basket.subtotal:
+            raise InvalidRequestError("evaluation: the quote is for another basket (or the basket changed since); "
+                                      "evaluate this basket again", field="evaluation.basket_id")
         redeemed = {r.code for r in receipts if r.operation == REDEEM and r.code}
         for index, discount in enumerate(evaluation.discounts):
             if discount.code is not None and discount.code not in redeemed:
