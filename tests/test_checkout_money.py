@@ -372,3 +372,24 @@ def test_allocations_follow_a_copy_that_changes_the_lines():
     copy = order.model_copy(update={"lines": (basket.lines[1],),
                                     "discounts": (Discount(target="order", amount=eur("3.00")),)})
     assert [a.line_id for a in copy.allocations] == ["2"] and copy.allocations[0].order_discount == eur("3.00")
+
+
+@settings(max_examples=100, deadline=None)
+@given(quantity=st.decimals(min_value=Decimal("0.001"), max_value=Decimal(50), places=3),
+       price=st.integers(1, 10**6), cut=st.fractions(0, 1))
+def test_weighed_goods_refunded_in_two_parts_sum_to_the_line(quantity, price, cut):
+    basket = Basket(id="b", currency="EUR", lines=[Line(id="w", sku="CHEESE", quantity=quantity,
+                                                        unit_price=Money.from_minor_units(price, "EUR"))])
+    order = Order.from_evaluation("o", basket, _quote_for(basket))
+    first = (Decimal(cut.numerator) / Decimal(cut.denominator) * quantity).quantize(Decimal("0.001"))
+    if not 0 < first < quantity:
+        return
+    one = Reversal(order=order, kind="refund", reference="r1", lines=[RefundLine(line_id="w", quantity=first)])
+    two = Reversal(order=order, kind="refund", reference="r2", already_refunded=one.lines,
+                   lines=[RefundLine(line_id="w", quantity=quantity - first)])
+    assert one.breakdown.goods + two.breakdown.goods == order.allocations[0].net == order.total
+    assert one.breakdown.goods.amount >= 0 and two.breakdown.goods.amount >= 0
+
+
+def _quote_for(basket: Basket) -> Evaluation:
+    return Evaluation(engine="t", basket_id=basket.id, currency=basket.currency, subtotal=basket.subtotal)
