@@ -206,6 +206,13 @@ class Balance(KitModel):
     name: str = "points"
     points: Points | None = None
     money: Money | None = None
+    value: Money | None = None  # what the balance pays when spent (points: at the engine's rate), if known
+
+    def value_of(self, points: Decimal) -> Money | None:
+        """The money ``points`` of this points balance pay, at the engine's rate (None when unknown)."""
+        if self.value is None or not self.points:
+            return None
+        return self.value * (to_decimal(points) / self.points)
 
     @model_validator(mode="after")
     def _shape(self) -> Balance:

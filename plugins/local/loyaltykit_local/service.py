@@ -636,6 +636,7 @@ class LocalEngine:
             assert spend.points is not None
             wanted = _whole_points(spend.points, "points")
             currency = None
+        value = self._spend_value(spend)
         fingerprint = _fingerprint("spend", spend.customer_id, spend.order_ref, spend.kind.value, wanted, currency)
 
         def work(conn: Connection, now: datetime) -> SpendResult:
@@ -656,12 +657,30 @@ class LocalEngine:
                 remaining = Balance(kind=BalanceKind.CASHBACK, name="cashback",
                                     money=Money(amount=_major(left, currency), currency=currency))
             return SpendResult(
-                kind=spend.kind, amount=spend.amount, points=spend.points, remaining=remaining,
+                kind=spend.kind, amount=spend.amount, points=spend.points, value=value, remaining=remaining,
                 receipt=Receipt(operation="spend_cashback", engine=ENGINE, idempotency_key=key,
-                                engine_ref=f"SPD-{entry}", amount=spend.amount, points=spend.points),
+                                engine_ref=f"SPD-{entry}", amount=value, points=spend.points),
             )
 
         return self._keyed("spend_cashback", key, fingerprint, spend.order_ref, SpendResult, work)
+
+    def _spend_value(self, spend: CashbackSpend) -> Money | None:
+        """The money the spend pays: its cashback amount, or its points at the program's rate. A points
+        value the shop states must match the program's rate when the program has one."""
+        if spend.kind is BalanceKind.CASHBACK:
+            return spend.amount
+        assert spend.points is not None
+        currency = (spend.points_value or spend.amount_due or Money.zero(self.program.currency)).currency
+        priced = rules.points_value(self.program, spend.points, currency)
+        if priced is None:
+            return spend.points_value
+        if spend.points_value is not None and spend.points_value != priced:
+            raise InvalidRequestError(f"points_value: the program values these points at {priced}",
+                                      field="points_value", engine=ENGINE, operation="spend_cashback")
+        if spend.amount_due is not None and priced > spend.amount_due:
+            raise InvalidRequestError(f"points: worth {priced}, more than the amount due ({spend.amount_due})",
+                                      field="points", engine=ENGINE, operation="spend_cashback")
+        return priced
 
     def _check_spend_policy(self, amount: Money) -> None:
         policy = self.program.cashback

@@ -73,3 +73,30 @@ def test_the_evaluation_budget_holds_in_process(make_shop):
     quote = asyncio.run(async_facade.evaluate(cart))
     assert quote.degraded and quote.degraded_reason.startswith("timeout")
     assert not shop.loyalty.evaluate(cart).degraded  # the default budget is ample for the same basket
+
+
+def test_points_have_a_money_value_when_the_program_prices_them(make_shop):
+    """With ``points.spend_value`` the quote says what the balance is worth, a points spend pays that
+    much (the till deducts it), and a different value stated by the shop is refused before anything moves."""
+    from decimal import Decimal
+
+    from loyaltykit import BalanceKind, Order
+
+    shop = make_shop('[points]\nper_currency_unit = 1\nspend_value = { EUR = "0.05" }\n')
+    ann = shop.customer(points=400)
+    cart = basket(line("1", "A", "30.00"), customer_id=ann)
+    quote = shop.loyalty.evaluate(cart)
+    points = next(b for b in quote.spendable if b.kind is BalanceKind.POINTS)
+    assert points.value == eur("20.00") and points.value_of(Decimal(100)) == eur("5.00")
+    with pytest.raises(InvalidRequestError) as info:
+        shop.loyalty.spend_cashback(CashbackSpend(customer_id=ann, order_ref="O-1", kind="points", points=100,
+                                                  points_value=eur("9.00"), amount_due=quote.total))
+    assert info.value.field == "points_value" and shop.points(ann) == 400
+    paid = shop.loyalty.spend_cashback(CashbackSpend(customer_id=ann, order_ref="O-1", kind="points", points=100,
+                                                     points_value=points.value_of(Decimal(100)),
+                                                     amount_due=quote.total))
+    assert paid.value == eur("5.00") and paid.receipt.amount == eur("5.00")
+    unpriced = shop.loyalty.spend_cashback(CashbackSpend(customer_id=ann, order_ref="O-2", kind="points", points=20))
+    assert unpriced.value == eur("1.00"), "without a stated value the program's rate prices the spend"
+    order = Order.from_evaluation("O-1", cart, quote, [paid.receipt])
+    assert order.amount_due == eur("25.00")
