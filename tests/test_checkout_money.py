@@ -393,3 +393,11 @@ def test_weighed_goods_refunded_in_two_parts_sum_to_the_line(quantity, price, cu
 
 def _quote_for(basket: Basket) -> Evaluation:
     return Evaluation(engine="t", basket_id=basket.id, currency=basket.currency, subtotal=basket.subtotal)
+
+
+def test_an_order_queued_by_an_earlier_version_still_loads():
+    payload = ('{"ref": "o-1", "currency": "EUR", "total": {"amount": "8.00", "currency": "EUR"},'
+               ' "discount_total": {"amount": "2.00", "currency": "EUR"},'
+               ' "lines": [{"id": "1", "sku": "A", "quantity": "1", "unit_price": {"amount": "10.00", "currency": "EUR"}}]}')
+    order = Order.model_validate_json(payload)
+    assert order.discount_total == eur("2.00") and order.total == eur("8.00")

@@ -753,6 +753,14 @@ class Order(KitModel):
     _allocations: tuple[LineAllocation, ...] = PrivateAttr(default=())
     _allocated_for: tuple[Any, ...] = PrivateAttr(default=())
 
+    @model_validator(mode="before")
+    @classmethod
+    def _earlier_payload(cls, data: Any) -> Any:
+        # Orders queued by an earlier version carry ``discount_total`` (now derived from ``total``).
+        if isinstance(data, dict) and "discount_total" in data and "discounts" not in data:
+            data = {k: v for k, v in data.items() if k != "discount_total"}
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> Order:
         _check_lines(self.lines, self.currency)
