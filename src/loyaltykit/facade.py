@@ -184,11 +184,10 @@ class _Facade:
             raise ConfigError(f"this {type(self).__name__} is closed; build a new one to call {operation}",
                               engine=self.engine, operation=operation)
 
-    def _prepare_cancel(self, order: Any, outbox: Any, reason: Any, reference: Any) -> tuple[Reversal, Any]:
+    def _prepare_cancel(self, order: Any, outbox: Any, reason: Any, reference: Any, exported: bool) -> Reversal:
         order = coerce(Order, order, "order")
         if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
             raise InvalidRequestError("reason: 1..500 characters saying why the order is cancelled", field="reason")
-        exported = True
         if outbox is not None:
             # Take the order out of the queue first: once dropped, no worker can export it, so the
             # engine never credits points or cashback for it. If it was not pending, ask why.
@@ -201,9 +200,8 @@ class _Facade:
             else:
                 entry = outbox.entry(order.ref)
                 exported = entry is not None and entry.state == "done"
-        reversal = coerce(Reversal, {"order": order, "kind": ReversalKind.CANCEL, "exported": exported,
-                                     "reason": reason, "reference": reference}, "reversal")
-        return reversal, outbox
+        return coerce(Reversal, {"order": order, "kind": ReversalKind.CANCEL, "exported": exported,
+                                 "reason": reason, "reference": reference}, "reversal")
 
     def _require(self, capability: Capability, operation: str, detail: str = "") -> None:
         if not self.capabilities.supports(capability):
@@ -512,7 +510,7 @@ class Loyalty(_Facade):
         return self._execute(self._prepare_reverse(reversal))
 
     def cancel_order(self, order: Order | dict, *, outbox: Any = None, reason: str = "payment declined",
-                     reference: str = "cancel") -> ReversalResult:
+                     reference: str = "cancel", exported: bool = False) -> ReversalResult:
         """Cancel a placed order whose payment failed (or that the shop voids), in one call.
 
         The order is dropped from ``outbox`` first (marked ``dropped`` with ``reason``), so it is never
@@ -523,10 +521,11 @@ class Loyalty(_Facade):
         balances. The cancel is keyed (``order ref`` + ``cancel`` + ``reference``): calling it again
         after an error is safe. An order a worker is exporting at this moment raises
         :class:`~loyaltykit.errors.OrderInFlightError` (retryable): call again once the export finished.
+        With an outbox, the outbox says whether the order was exported; without one, ``exported``
+        does (False by default: a declined payment is usually cancelled before any export).
         """
         self._open("reverse")
-        reversal, _ = self._prepare_cancel(order, outbox, reason, reference)
-        return self.reverse(reversal)
+        return self.reverse(self._prepare_cancel(order, outbox, reason, reference, exported))
 
     def close(self) -> None:
         if self._closed:
@@ -636,10 +635,10 @@ class AsyncLoyalty(_Facade):
         return await self._execute(self._prepare_reverse(reversal))
 
     async def cancel_order(self, order: Order | dict, *, outbox: Any = None, reason: str = "payment declined",
-                           reference: str = "cancel") -> ReversalResult:
+                           reference: str = "cancel", exported: bool = False) -> ReversalResult:
         """Cancel a placed order whose payment failed, in one call: see :meth:`Loyalty.cancel_order`."""
         self._open("reverse")
-        reversal, _ = await asyncio.to_thread(self._prepare_cancel, order, outbox, reason, reference)
+        reversal = await asyncio.to_thread(self._prepare_cancel, order, outbox, reason, reference, exported)
         return await self.reverse(reversal)
 
     async def aclose(self) -> None:

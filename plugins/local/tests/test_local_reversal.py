@@ -208,3 +208,22 @@ def test_refunds_in_any_steps_give_back_exactly_what_was_paid(make_shop, prices,
     assert sum((r.to_cashback for r in results), eur(0)) == order.balance_paid
     assert all(r.to_card.amount >= 0 and r.to_cashback.amount >= 0 for r in results)
     assert shop.points(ann) == 0 and shop.cashback(ann) == eur(100)
+
+
+def test_cancel_order_waits_for_an_export_in_flight_then_takes_back_what_it_earned(checkout, tmp_path):
+    from loyaltykit import OrderInFlightError
+    from loyaltykit.outbox import DONE, Outbox
+
+    shop, ann, order = checkout
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    outbox.add(order)
+    claimed = outbox.claim()  # a worker holds it and is exporting it right now
+    with pytest.raises(OrderInFlightError) as info:
+        shop.loyalty.cancel_order(order, outbox=outbox)
+    assert info.value.retryable and shop.points(ann) == 70 and shop.cashback(ann) == eur(10)
+    outbox.record(shop.loyalty.export_orders(claimed))
+    assert outbox.entry(order.ref).state == DONE
+    result = shop.loyalty.cancel_order(order, outbox=outbox)
+    assert result.points_clawed_back == 95 and result.vouchers_reinstated == ("ONCE",)
+    assert shop.points(ann) == 100 and shop.cashback(ann) == eur(20)
+    outbox.close()
