@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 from decimal import Decimal
 
-import pydantic
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,7 +28,7 @@ from loyaltykit.money import MAX_AMOUNT, exponent
 CURRENCIES = ["EUR", "JPY", "KWD", "USD"]
 
 idents = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=20
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc")).filter(str.isprintable), min_size=1, max_size=20
 ).filter(lambda s: s.strip() != "").map(str.strip)
 codes = st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZ0123456789-", min_size=1, max_size=12)
 
@@ -93,7 +92,7 @@ def test_any_valid_basket_has_a_subtotal_and_a_degraded_quote(basket):
     expected = sum((line.unit_price.amount * line.quantity for line in basket.lines), Decimal(0))
     assert abs(basket.subtotal.amount - expected) <= Decimal(len(basket.lines)) * Decimal(1).scaleb(-exponent(basket.currency))
     degraded = Evaluation.degraded_for(basket, "shop", "engine_unavailable: down")
-    assert degraded.degraded and degraded.total == basket.subtotal
+    assert degraded.degraded and degraded.total == basket.subtotal + (basket.shipping or Money.zero(basket.currency))
     assert Evaluation.model_validate_json(degraded.model_dump_json()) == degraded
 
 
@@ -111,8 +110,8 @@ def test_a_basket_is_either_refused_or_has_a_subtotal(currency, price, quantity,
     data = {"id": "b", "currency": currency, "lines": [{**line, "id": f"l{i}"} for i in range(count)]}
     try:
         basket = Basket.model_validate(data)
-    except pydantic.ValidationError as exc:
-        assert "lines" in str(exc)
+    except InvalidRequestError as exc:
+        assert exc.field.startswith("lines")
         return
     assert basket.subtotal.amount == price * quantity * count
     Evaluation.degraded_for(basket, "shop", "down")
@@ -248,9 +247,9 @@ def test_currency_not_accepted_by_the_engine_is_refused_before_sending(make_sync
 
 def test_models_are_frozen_and_refuse_unknown_fields():
     basket = Basket.model_validate(basket_dict())
-    with pytest.raises(pydantic.ValidationError):
+    with pytest.raises(InvalidRequestError):
         basket.id = "other"  # type: ignore[misc]
-    with pytest.raises(pydantic.ValidationError):
+    with pytest.raises(InvalidRequestError):
         VoucherRedemption(code="X", order_ref="o", surprise=True)  # type: ignore[call-arg]
 
 
@@ -259,16 +258,16 @@ def test_cashback_spend_shape_and_keys():
     assert spend.key == "o1:spend:cashback"
     assert VoucherRedemption(code="SAVE5", order_ref="o1").key == "o1:redeem:SAVE5"
     assert VoucherRedemption(code="SAVE5", order_ref="o1", idempotency_key="k-1").key == "k-1"
-    with pytest.raises(pydantic.ValidationError):
+    with pytest.raises(InvalidRequestError):
         CashbackSpend(customer_id="m1", order_ref="o1", kind="points", amount=Money.of("2.00", "EUR"))
 
 
 def test_reversal_refuses_lines_not_in_the_order_and_over_refunds():
     order = Order(ref="o1", currency="EUR", lines=(Line.model_validate(_line(quantity="2")),),
                   total=Money.of("2.00", "EUR"))
-    with pytest.raises(pydantic.ValidationError, match="lines.0.line_id"):
+    with pytest.raises(InvalidRequestError, match="lines.0.line_id"):
         Reversal(order=order, kind="refund", lines=({"line_id": "nope", "quantity": "1"},))
-    with pytest.raises(pydantic.ValidationError, match="lines.0.quantity"):
+    with pytest.raises(InvalidRequestError, match="lines.0.quantity"):
         Reversal(order=order, kind="refund", lines=({"line_id": "l1", "quantity": "3"},))
     partial = Reversal(order=order, kind="refund", lines=({"line_id": "l1", "quantity": "1"},), reference="r1")
     assert not partial.is_full and partial.refunded_fraction() == Decimal("0.5")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pydantic
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loyaltykit import CurrencyMismatchError, InvalidRequestError, Money
+from loyaltykit import CurrencyMismatchError, InvalidRequestError, LoyaltyError, Money
 from loyaltykit.money import MAX_AMOUNT, exponent, quantize, to_decimal, total
 
 CURRENCIES = ["EUR", "USD", "JPY", "KWD", "GBP", "BHD", "CLF"]
@@ -99,9 +98,9 @@ def test_multiplication_quantizes_and_refuses_float_and_money():
                                  "-inf", "sNaN", Decimal("NaN"), Decimal("Infinity"), Decimal("sNaN"), True,
                                  "abc", "", None, [1]])
 def test_floats_nan_inf_and_garbage_refused(bad):
-    with pytest.raises(pydantic.ValidationError) as info:
+    with pytest.raises(InvalidRequestError) as info:
         Money.of(bad, "EUR")
-    assert info.value.errors()[0]["loc"] == ("amount",)
+    assert info.value.field == "amount" and isinstance(info.value, LoyaltyError)
     if not isinstance(bad, str | None | list):
         with pytest.raises(ValueError):
             to_decimal(bad)
@@ -109,14 +108,14 @@ def test_floats_nan_inf_and_garbage_refused(bad):
 
 @pytest.mark.parametrize("currency", ["eur", "EURO", "XXX", "ABC", "", None, 978])
 def test_unknown_currency_refused(currency):
-    with pytest.raises(pydantic.ValidationError) as info:
+    with pytest.raises(InvalidRequestError) as info:
         Money.of("1.00", currency)
-    assert info.value.errors()[0]["loc"] == ("currency",)
+    assert info.value.field == "currency"
 
 
 def test_absurd_amount_refused():
     Money.of(MAX_AMOUNT, "EUR")
-    with pytest.raises(pydantic.ValidationError):
+    with pytest.raises(InvalidRequestError):
         Money.of(MAX_AMOUNT + 1, "EUR")
 
 
@@ -130,5 +129,5 @@ def test_minor_units_round_trip():
 
 def test_money_is_frozen():
     money = Money.of("1.00", "EUR")
-    with pytest.raises(pydantic.ValidationError):
+    with pytest.raises(InvalidRequestError):
         money.amount = Decimal(2)  # type: ignore[misc]

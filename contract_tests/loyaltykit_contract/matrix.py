@@ -38,6 +38,8 @@ GROUPS = {
     "test_spend": "Spend cashback or points",
     "test_export": "Export orders",
     "test_reverse": "Reverse (cancel, refund)",
+    "test_money": "Checkout money",
+    "test_lifecycle": "Facade life cycle",
     "test_resilience": "Resilience",
     "test_parity": "Parity and declaration",
     "test_products": "Product sync",

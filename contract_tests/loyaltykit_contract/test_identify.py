@@ -71,7 +71,7 @@ def test_identify_reports_balances(loyaltykit_target):
     if lk.supports(Capability.SPEND_POINTS):
         assert customer.points == Decimal(250)
     if cashback is not None:
-        assert customer.cashback(lk.currency) == cashback
+        assert customer.cashback_in(lk.currency) == cashback
 
 __all__ = [
     "test_identify_by_each_identifier_type",

@@ -83,6 +83,48 @@ class InvalidRequestError(LoyaltyError, ValueError):
     code = "invalid_request"
 
 
+class InvalidDataError(InvalidRequestError):
+    """A kit model was built from bad data (pydantic's error, in the kit's vocabulary).
+
+    ``field`` is the path inside the model (``lines.0.quantity``); :meth:`under` prefixes it with the
+    argument's name when the facade converts a mapping. Raised while reading an engine's answer, the
+    facade reports it as a :class:`MalformedResponseError` instead (the shop's input was fine).
+    """
+
+    def __init__(self, message: str = "", *, reason: str = "", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.reason = reason or self.message
+
+    def under(self, prefix: str) -> InvalidDataError:
+        field = f"{prefix}.{self.field}" if self.field else prefix
+        return InvalidDataError(f"{field}: {self.reason}", field=field, reason=self.reason, details=self.details)
+
+
+def invalid_data(exc: Exception, prefix: str = "") -> InvalidDataError:
+    """Turn a pydantic ``ValidationError`` into an :class:`InvalidDataError` naming the first bad field.
+
+    The input value is never echoed (it may be a customer's identifier or a code)."""
+    first = exc.errors(include_url=False, include_input=False)[0]  # type: ignore[attr-defined]
+    parts = [str(part) for part in (prefix, *first["loc"]) if part != ""]
+    inner = (first.get("ctx") or {}).get("error")
+    if isinstance(inner, InvalidDataError):
+        # a nested kit model refused its data: its own error already names the field inside it
+        if inner.field:
+            parts.append(inner.field)
+        message = inner.reason
+    else:
+        message = str(first["msg"]).removeprefix("Value error, ")
+        # Model-level validators put the field path at the start of their message ("lines.1.id: ..."),
+        # relative to the model that raised it, which may be nested (``redemption.basket``).
+        if ": " in message and first["type"] == "value_error":
+            head, _, tail = message.partition(": ")
+            if head.replace(".", "").replace("_", "").isalnum():
+                parts.append(head)
+                message = tail
+    loc = ".".join(parts)
+    return InvalidDataError(f"{loc}: {message}" if loc else message, field=loc or None, reason=message)
+
+
 class ConfigError(LoyaltyError):
     """Settings, plugin selection or a program file is wrong."""
 
@@ -208,6 +250,14 @@ class OutcomeUnknownError(LoyaltyError):
         self.reconcile = reconcile or {}
 
 
+class OrderInFlightError(LoyaltyError):
+    """The order is being exported right now (a worker holds it): it can be cancelled once that
+    export has finished. Call the same cancel again shortly; it is keyed, so it is applied once."""
+
+    code = "order_in_flight"
+    default_retryable = True
+
+
 #: Every stable code, for documentation and for tests that check the vocabulary is complete.
 ERROR_CODES: dict[str, type[LoyaltyError]] = {
     cls.code: cls
@@ -233,6 +283,7 @@ ERROR_CODES: dict[str, type[LoyaltyError]] = {
         EngineTimeoutError,
         RateLimitedError,
         OutcomeUnknownError,
+        OrderInFlightError,
     )
 }
 

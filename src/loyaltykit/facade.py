@@ -19,6 +19,8 @@ Policies:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -36,11 +38,14 @@ from .errors import (
     CurrencyMismatchError,
     EngineError,
     EngineTimeoutError,
+    InvalidDataError,
     InvalidRequestError,
     LoyaltyError,
     MalformedResponseError,
     NotSupportedError,
+    OrderInFlightError,
     OutcomeUnknownError,
+    invalid_data,
 )
 from .flows import PARSE_ERRORS, CallContext, Flow, run_in_process
 from .http import AsyncRunner, SyncRunner
@@ -71,7 +76,7 @@ from .models import (
 from .operations import OPERATIONS
 from .plugins import check_routing, discover, make_plugin_manager
 from .scrub import scrubbing
-from .settings import LoyaltySettings, config_path
+from .settings import LoyaltySettings
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -81,7 +86,7 @@ _PARSE_ERRORS = PARSE_ERRORS
 
 
 def coerce(model: type[M], value: Any, name: str) -> M:
-    """Accept a model instance or a mapping; turn pydantic's error into one naming the field."""
+    """Accept a model instance or a mapping; turn a validation error into one naming the field."""
     if isinstance(value, model):
         return value
     if not isinstance(value, dict):
@@ -89,21 +94,15 @@ def coerce(model: type[M], value: Any, name: str) -> M:
     try:
         return model.model_validate(value)
     except pydantic.ValidationError as exc:
-        raise invalid_from_pydantic(exc, name) from None
+        error = invalid_data(exc, name)
+    except InvalidDataError as exc:
+        error = exc.under(name)
+    # the shop's own input: a plain InvalidRequestError (InvalidDataError is kept for engine answers)
+    raise InvalidRequestError(error.message, field=error.field) from None
 
 
 def invalid_from_pydantic(exc: pydantic.ValidationError, prefix: str) -> InvalidRequestError:
-    first = exc.errors(include_url=False, include_input=False)[0]
-    loc = ".".join(str(part) for part in (prefix, *first["loc"]) if part != "")
-    message = str(first["msg"]).removeprefix("Value error, ")
-    # Model-level validators put the field path at the start of their message ("lines.1.id: ..."),
-    # relative to the model that raised it, which may be nested (``redemption.basket``).
-    if ": " in message and first["type"] == "value_error":
-        head, _, tail = message.partition(": ")
-        if head.replace(".", "").replace("_", "").isalnum():
-            loc = f"{loc}.{head}"
-            message = tail
-    return InvalidRequestError(f"{loc}: {message}", field=loc)
+    return invalid_data(exc, prefix)
 
 
 def _ids(*values: str | None) -> tuple[str, ...]:
@@ -134,13 +133,11 @@ class _Facade:
         load_entry_points: bool = True,
     ) -> None:
         if settings is None:
-            path = config_path()
-            if path is not None and not path.is_file():
-                raise ConfigError(f"LOYALTYKIT_CONFIG names {path}, which does not exist")
-            try:
-                settings = LoyaltySettings()
-            except pydantic.ValidationError as exc:
-                raise ConfigError(f"invalid settings: {invalid_from_pydantic(exc, 'settings').message}") from None
+            settings = LoyaltySettings()  # a bad file or value is a ConfigError naming the file and field
+        elif isinstance(settings, dict):
+            settings = LoyaltySettings(**settings)
+        elif not isinstance(settings, LoyaltySettings):
+            raise ConfigError("settings: a LoyaltySettings, a mapping of settings, or None", field="settings")
         self.settings = settings
         discovered = (
             discover(settings.plugins_allow, settings.plugins_block) if load_entry_points else []
@@ -170,6 +167,7 @@ class _Facade:
         except pluggy.PluginValidationError as exc:
             raise ConfigError(f"a plugin's hook implementation does not match its spec: {exc}") from exc
         self.adapter = check_routing(self.pm)
+        self._closed = False
         self.client_config = adapter.client_config()
         if self.client_config is not None:
             self.client_config.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_reset)
@@ -180,6 +178,30 @@ class _Facade:
     @property
     def capabilities(self):
         return self.adapter.capabilities
+
+    def _open(self, operation: str) -> None:
+        if self._closed:
+            raise ConfigError(f"this {type(self).__name__} is closed; build a new one to call {operation}",
+                              engine=self.engine, operation=operation)
+
+    def _prepare_cancel(self, order: Any, outbox: Any, reason: Any, reference: Any, exported: bool) -> Reversal:
+        order = coerce(Order, order, "order")
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+            raise InvalidRequestError("reason: 1..500 characters saying why the order is cancelled", field="reason")
+        if outbox is not None:
+            # Take the order out of the queue first: once dropped, no worker can export it, so the
+            # engine never credits points or cashback for it. If it was not pending, ask why.
+            if outbox.drop(order.ref, reason=reason):
+                exported = False
+            elif outbox.in_flight(order.ref):
+                raise OrderInFlightError(
+                    "the order is being exported right now; cancel it again once that export finished",
+                    engine=self.engine, operation="reverse")
+            else:
+                entry = outbox.entry(order.ref)
+                exported = entry is not None and entry.state == "done"
+        return coerce(Reversal, {"order": order, "kind": ReversalKind.CANCEL, "exported": exported,
+                                 "reason": reason, "reference": reference}, "reversal")
 
     def _require(self, capability: Capability, operation: str, detail: str = "") -> None:
         if not self.capabilities.supports(capability):
@@ -238,11 +260,18 @@ class _Facade:
                 return Evaluation.degraded_for(basket, self.engine, f"{exc.code}: {exc.message}")
             raise exc
 
+        def with_shipping(result: Evaluation) -> Evaluation:
+            # The figures (shipping_total, total) are the core's: the quote carries the basket's charge.
+            if result.shipping is None and basket.shipping is not None:
+                return result.model_copy(update={"shipping": basket.shipping})
+            return result
+
         return _Call(
             "evaluate_basket",
             lambda: self.pm.hook.loyaltykit_evaluate_basket(basket=basket, ctx=ctx),
             ctx,
             Evaluation,
+            on_result=with_shipping,
             on_error=fail_open,
         )
 
@@ -292,16 +321,30 @@ class _Facade:
             self._check_currency(spend.amount.currency, "spend_cashback")
         ctx = self._ctx("spend_cashback", self.settings.write_deadline, idempotency_key=spend.key,
                         scrub_values=_ids(spend.customer_id, spend.basket.customer_id if spend.basket else None))
+        def with_value(result: SpendResult) -> SpendResult:
+            # The money a spend paid is the core's figure for every engine: the receipt carries it,
+            # so the order's balance_paid and amount_due, and a refund's breakdown, follow from it.
+            value = result.value or spend.value
+            if value is None:
+                return result
+            receipt = result.receipt
+            if receipt.amount is None:
+                receipt = receipt.model_copy(update={"amount": value})
+            return result.model_copy(update={"value": value, "receipt": receipt})
+
         return _Call(
             "spend_cashback",
             lambda: self.pm.hook.loyaltykit_spend_cashback(spend=spend, ctx=ctx),
             ctx,
             SpendResult,
+            on_result=with_value,
         )
 
     def _prepare_export(self, orders: Any) -> _Call:
         if isinstance(orders, Order | dict):
             orders = [orders]
+        if orders is None or isinstance(orders, str | bytes) or not hasattr(orders, "__iter__"):
+            raise InvalidRequestError("orders: an Order or an iterable of orders", field="orders")
         orders = list(orders)
         if not 1 <= len(orders) <= MAX_EXPORT_BATCH:
             raise InvalidRequestError(f"orders: 1 to {MAX_EXPORT_BATCH} per export", field="orders")
@@ -362,11 +405,17 @@ class _Facade:
             self._require(Capability.PARTIAL_REFUND, "reverse", " (partial refund)")
         ctx = self._ctx("reverse", self.settings.write_deadline, idempotency_key=reversal.key,
                         scrub_values=_ids(reversal.order.customer_id))
+        def with_refund(result: ReversalResult) -> ReversalResult:
+            if result.refund is not None:
+                return result
+            return result.model_copy(update={"refund": reversal.breakdown})
+
         return _Call(
             "reverse",
             lambda: self.pm.hook.loyaltykit_reverse(reversal=reversal, ctx=ctx),
             ctx,
             ReversalResult,
+            on_result=with_refund,
         )
 
     def _prepare_sync_products(self, products: Any) -> _Call:
@@ -418,15 +467,37 @@ class Loyalty(_Facade):
     def __init__(self, settings: LoyaltySettings | None = None, *, transport: httpx.BaseTransport | None = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         self._runner = SyncRunner(self.client_config, transport) if self.client_config else None
+        self._evaluations: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def _in_process_evaluation(self, flow: Flow[Any], call: _Call) -> Any:
+        # The evaluation budget holds for an in-process engine too: the quote runs in a worker thread
+        # and the shop stops waiting when the budget is spent (a quote writes nothing, so it may
+        # finish unseen). The call's context (its scrubbed identifiers) goes with it.
+        if self._evaluations is None:
+            self._evaluations = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="loyaltykit-evaluate")
+        context = contextvars.copy_context()
+        future = self._evaluations.submit(context.run, run_in_process, flow)
+        try:
+            return future.result(timeout=max(0.0, call.ctx.remaining()))
+        except concurrent.futures.TimeoutError:
+            raise EngineTimeoutError("the evaluation budget ran out", engine=self.engine,
+                                     operation=call.operation) from None
 
     def _execute(self, call: _Call) -> Any:
+        self._open(call.operation)
         try:
             flow = call.make_flow()
             if self._runner is None:
                 with scrubbing(call.ctx.scrub_values):
-                    result = run_in_process(flow)
+                    if call.operation == "evaluate_basket":
+                        result = self._in_process_evaluation(flow, call)
+                    else:
+                        result = run_in_process(flow)
             else:
                 result = self._runner.run(flow, call.ctx)
+        except InvalidDataError as exc:
+            # the shop's input was validated before the call: a model built from the engine's answer failed
+            return self._failed(call, self._adapter_bug(call, exc))
         except LoyaltyError as exc:
             return self._failed(call, exc)
         except _PARSE_ERRORS as exc:
@@ -460,9 +531,32 @@ class Loyalty(_Facade):
     def sync_products(self, products: Iterable[Product | dict] | Product) -> ProductSyncReport:
         return self._execute(self._prepare_sync_products(products))
 
+    def cancel_order(self, order: Order | dict, *, outbox: Any = None, reason: str = "payment declined",
+                     reference: str = "cancel", exported: bool = False) -> ReversalResult:
+        """Cancel a placed order whose payment failed (or that the shop voids), in one call.
+
+        The order is dropped from ``outbox`` first (marked ``dropped`` with ``reason``), so it is never
+        exported and the engine never credits points or cashback for it; then the order is cancelled on
+        the engine: redeemed vouchers are reinstated and spent cashback and points go back to the
+        customer. ``result.refund`` says how much: ``to_card`` is what the card was charged (nothing to
+        give back when the payment was declined), ``to_cashback`` and ``points`` what goes back to the
+        balances. The cancel is keyed (``order ref`` + ``cancel`` + ``reference``): calling it again
+        after an error is safe. An order a worker is exporting at this moment raises
+        :class:`~loyaltykit.errors.OrderInFlightError` (retryable): call again once the export finished.
+        With an outbox, the outbox says whether the order was exported; without one, ``exported``
+        does (False by default: a declined payment is usually cancelled before any export).
+        """
+        self._open("reverse")
+        return self.reverse(self._prepare_cancel(order, outbox, reason, reference, exported))
+
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         if self._runner is not None:
             self._runner.close()
+        if self._evaluations is not None:
+            self._evaluations.shutdown(wait=True)
         self.adapter.close()
 
     def __enter__(self) -> Loyalty:
@@ -477,21 +571,51 @@ class AsyncLoyalty(_Facade):
 
     def __init__(self, settings: LoyaltySettings | None = None, *, transport: httpx.AsyncBaseTransport | None = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
+        self._transport = transport
         self._runner = AsyncRunner(self.client_config, transport) if self.client_config else None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _check_loop(self) -> None:
+        # httpx.AsyncClient's connections belong to the event loop that opened them: using them on
+        # another loop fails deep inside the transport. Say what to do instead.
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop and self._loop.is_closed() and self._runner is not None:
+            # The first loop is gone (asyncio.run called again, a test per loop): follow the new
+            # one with a fresh HTTP client; the breaker and the cached token are kept.
+            self._runner = AsyncRunner(self.client_config, self._transport)
+            self._loop = loop
+        elif loop is not self._loop and self._runner is not None:
+            raise ConfigError(
+                "this AsyncLoyalty was first used on another event loop; create it inside the loop that "
+                "uses it (FastAPI: in the lifespan function, closed with `await loyalty.aclose()`), "
+                "one per event loop",
+                engine=self.engine,
+            )
 
     async def _execute(self, call: _Call) -> Any:
+        self._open(call.operation)
+        self._check_loop()
         try:
             flow = call.make_flow()
             if self._runner is None:
                 # In-process engines block: run them off the event loop (to_thread copies the
                 # context, so the call's identifiers are scrubbed in the worker thread too).
                 with scrubbing(call.ctx.scrub_values):
-                    result = await asyncio.to_thread(run_in_process, flow)
+                    if call.operation == "evaluate_basket":  # the budget holds in process too
+                        async with asyncio.timeout(max(0.0, call.ctx.remaining())):
+                            result = await asyncio.to_thread(run_in_process, flow)
+                    else:
+                        result = await asyncio.to_thread(run_in_process, flow)
             else:
                 async with asyncio.timeout(max(0.001, call.ctx.remaining()) + 0.05):
                     result = await self._runner.run(flow, call.ctx)
         except TimeoutError:
             return self._failed(call, self._late(call))
+        except InvalidDataError as exc:
+            # the shop's input was validated before the call: a model built from the engine's answer failed
+            return self._failed(call, self._adapter_bug(call, exc))
         except LoyaltyError as exc:
             return self._failed(call, exc)
         except _PARSE_ERRORS as exc:
@@ -535,7 +659,17 @@ class AsyncLoyalty(_Facade):
     async def sync_products(self, products: Iterable[Product | dict] | Product) -> ProductSyncReport:
         return await self._execute(self._prepare_sync_products(products))
 
+    async def cancel_order(self, order: Order | dict, *, outbox: Any = None, reason: str = "payment declined",
+                           reference: str = "cancel", exported: bool = False) -> ReversalResult:
+        """Cancel a placed order whose payment failed, in one call: see :meth:`Loyalty.cancel_order`."""
+        self._open("reverse")
+        reversal = await asyncio.to_thread(self._prepare_cancel, order, outbox, reason, reference, exported)
+        return await self.reverse(reversal)
+
     async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         if self._runner is not None:
             await self._runner.aclose()
         self.adapter.close()

@@ -7,10 +7,25 @@ lines per basket/order  1 .. ``MAX_LINES`` (500)
 quantity                > 0 and <= ``MAX_QUANTITY`` (10 000); Decimal, so weighed goods work
 unit price              >= 0, finite, <= ``money.MAX_AMOUNT``
 coupon codes            <= ``MAX_CODES`` (20), unique, 1..64 printable characters
-ids, SKUs, references   1..128 printable characters, no control characters
+ids, SKUs, references   1..128 printable characters (no control, format or other non-printable
+                        Unicode: zero-width spaces, bidi overrides and line separators are refused)
 orders per export       1 .. ``MAX_EXPORT_BATCH`` (500)
 attributes per line     <= 32, keys and values <= 128 characters
+every Decimal           at most ``money.MAX_PLACES`` (8) decimal places and ``money.MAX_DIGITS`` (24)
+                        significant digits: ``1E-20000`` is refused, ``2.500000000000`` is ``2.5``
 =====================  ======================================================
+
+Money figures have one name and one meaning each, on the quote (:class:`Evaluation`) and on the
+placed order (:class:`Order`) alike:
+
+``subtotal``                 unit price x quantity, summed over the lines (before any discount)
+``discount_total``           discounts on the goods (line and order discounts; never shipping)
+``shipping``                 the shipping charge before shipping discounts (None: no shipping)
+``shipping_total``           shipping the shopper pays: waived by ``free_shipping``, less shipping discounts
+``total``                    ``subtotal - discount_total + shipping_total``: what the order costs
+``balance_paid`` (Order)     paid with cashback or points (the spend receipts' money value)
+``amount_due`` (Order)       ``total - balance_paid``: what the shop collects from the card
+``allocations`` (Order)      every line's share of the discounts and what it really cost (``net``)
 """
 
 from __future__ import annotations
@@ -23,17 +38,21 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+from fractions import Fraction
+
 from pydantic import (
     AfterValidator,
-    BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     StringConstraints,
     field_validator,
     model_validator,
 )
 
-from .money import MAX_AMOUNT, Money, is_currency, to_decimal, total
+from .errors import InvalidRequestError
+from .money import MAX_AMOUNT, KitBase, Money, allocate, is_currency, prorate, to_decimal, total
 
 MAX_LINES = 500
 MAX_QUANTITY = Decimal(10_000)
@@ -42,12 +61,11 @@ MAX_EXPORT_BATCH = 500
 MAX_ATTRIBUTES = 32
 MAX_POINTS = Decimal(10) ** 12
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
 def _printable(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters")
+    # str.isprintable() refuses control and format characters (zero-width, bidi overrides),
+    # separators other than the space, surrogates and unassigned code points.
+    if not value.isprintable():
+        raise ValueError("must contain printable characters only (no control or invisible characters)")
     return value
 
 
@@ -76,10 +94,13 @@ def _points(value: Any) -> Decimal:
     return result
 
 
-Points = Annotated[Decimal, Field(ge=0), AfterValidator(_points)]
+Points = Annotated[Decimal, BeforeValidator(to_decimal), Field(ge=0), AfterValidator(_points)]
+#: A bounded Decimal (see the limits above).
+Number = Annotated[Decimal, BeforeValidator(to_decimal)]
+Quantity = Annotated[Decimal, BeforeValidator(to_decimal), Field(gt=0, le=MAX_QUANTITY)]
 
 
-class KitModel(BaseModel):
+class KitModel(KitBase):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     @field_validator("*", mode="before")
@@ -185,6 +206,13 @@ class Balance(KitModel):
     name: str = "points"
     points: Points | None = None
     money: Money | None = None
+    value: Money | None = None  # what the balance pays when spent (points: at the engine's rate), if known
+
+    def value_of(self, points: Decimal) -> Money | None:
+        """The money ``points`` of this points balance pay, at the engine's rate (None when unknown)."""
+        if self.value is None or not self.points:
+            return None
+        return self.value * (to_decimal(points) / self.points)
 
     @model_validator(mode="after")
     def _shape(self) -> Balance:
@@ -217,9 +245,16 @@ class Customer(KitModel):
         found = self.balance(BalanceKind.POINTS)
         return found.points if found and found.points is not None else Decimal(0)
 
-    def cashback(self, currency: str) -> Money:
+    @property
+    def cashback(self) -> Money | None:
+        """The cashback wallet's balance (None when the engine reports no cashback wallet)."""
         found = self.balance(BalanceKind.CASHBACK)
-        return found.money if found and found.money is not None else Money.zero(currency)
+        return found.money if found else None
+
+    def cashback_in(self, currency: str) -> Money:
+        """The cashback balance in ``currency``, zero when there is none in it."""
+        found = self.cashback
+        return found if found is not None and found.currency == currency else Money.zero(currency)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,16 +265,11 @@ class Customer(KitModel):
 class Line(KitModel):
     id: Ident
     sku: Ident
-    quantity: Annotated[Decimal, Field(gt=0, le=MAX_QUANTITY)]
+    quantity: Quantity
     unit_price: Money
     category: Ident | None = None
     name: Label | None = None
     attributes: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("quantity", mode="before")
-    @classmethod
-    def _quantity(cls, value: Any) -> Decimal:
-        return to_decimal(value)
 
     @field_validator("unit_price")
     @classmethod
@@ -376,7 +406,7 @@ class Discount(KitModel):
     target: DiscountTarget
     amount: Money
     line_id: str | None = None
-    percent: Decimal | None = None  # metadata only; ``amount`` is authoritative
+    percent: Number | None = None  # metadata only; ``amount`` is authoritative
     engine_id: str | None = None
     label: str | None = None
     code: str | None = None  # the coupon code that produced it, if any
@@ -391,8 +421,10 @@ class Discount(KitModel):
 
 
 class FreeItem(KitModel):
+    """A gift the engine adds to the order (the shop ships it at no charge)."""
+
     sku: str
-    quantity: Decimal = Decimal(1)
+    quantity: Quantity = Decimal(1)
     label: str | None = None
     engine_id: str | None = None
 
@@ -419,7 +451,7 @@ class Offer(KitModel):
     id: str
     kind: OfferKind
     label: str | None = None
-    percent: Decimal | None = None
+    percent: Number | None = None
     amount: Money | None = None
     sku: str | None = None
     code: str | None = None
@@ -468,6 +500,7 @@ class Evaluation(KitModel):
     currency: Currency
     customer_id: str | None = None
     subtotal: Money
+    shipping: Money | None = None  # the basket's shipping charge; the facade fills it in from the basket
     discounts: tuple[Discount, ...] = ()
     free_items: tuple[FreeItem, ...] = ()
     earn: tuple[Earn, ...] = ()
@@ -486,6 +519,10 @@ class Evaluation(KitModel):
         for index, discount in enumerate(self.discounts):
             if discount.amount.currency != self.currency:
                 raise ValueError(f"discounts.{index}.amount: currency differs from {self.currency}")
+        for name in ("subtotal", "shipping"):
+            value = getattr(self, name)
+            if value is not None and value.currency != self.currency:
+                raise ValueError(f"{name}: currency {value.currency} differs from {self.currency}")
         return self
 
     @property
@@ -498,15 +535,16 @@ class Evaluation(KitModel):
         return total([d.amount for d in self.discounts if d.target is DiscountTarget.SHIPPING], self.currency)
 
     @property
-    def total(self) -> Money:
-        """Subtotal less goods discounts, never below zero (shipping excluded)."""
-        return (self.subtotal - self.discount_total).max(Money.zero(self.currency))
+    def shipping_total(self) -> Money:
+        """Shipping the shopper pays: waived by ``free_shipping``, less shipping discounts, never below zero."""
+        return _shipping_total(self.shipping, self.free_shipping, self.shipping_discount_total, self.currency)
 
-    def shipping_due(self, shipping: Money | None) -> Money:
-        """What the shopper pays for shipping: waived by ``free_shipping``, reduced by shipping discounts."""
-        if shipping is None or self.free_shipping:
-            return Money.zero(self.currency)
-        return (shipping - self.shipping_discount_total).max(Money.zero(self.currency))
+    @property
+    def total(self) -> Money:
+        """What the order would cost: goods after discounts (never below zero) plus ``shipping_total``.
+        Before any cashback or points pay part of it: that is the amount due to spend against."""
+        goods = (self.subtotal - self.discount_total).max(Money.zero(self.currency))
+        return goods + self.shipping_total
 
     @property
     def points_to_earn(self) -> Decimal:
@@ -521,6 +559,7 @@ class Evaluation(KitModel):
             currency=basket.currency,
             customer_id=basket.customer_id,
             subtotal=basket.subtotal,
+            shipping=basket.shipping,
             codes=tuple(
                 CodeResult(code=c, status=CodeStatus.REJECTED, reason="engine_unavailable")
                 for c in basket.coupon_codes
@@ -528,6 +567,12 @@ class Evaluation(KitModel):
             degraded=True,
             degraded_reason=reason,
         )
+
+
+def _shipping_total(shipping: Money | None, free: bool, discounts: Money, currency: str) -> Money:
+    if shipping is None or free:
+        return Money.zero(currency)
+    return (shipping - discounts).max(Money.zero(currency))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -589,13 +634,22 @@ class RedemptionResult(KitModel):
 
 
 class CashbackSpend(KitModel):
-    """Pay part or all of an order with cashback (``amount``) or points (``points``)."""
+    """Pay part or all of an order with cashback (``amount``) or points (``points``).
+
+    ``amount_due`` is what the order still costs when the spend is made (the quote's ``total``, less
+    earlier spends): a spend worth more than it is refused before any engine is called. A points
+    spend says what its points are worth in money (``points_value``): that is what the till deducts,
+    what the order's ``amount_due`` goes down by, and what a refund gives back. The ``value`` of a
+    spend is its ``amount`` (cashback) or ``points_value`` (points).
+    """
 
     customer_id: Ident
     order_ref: Ident
     kind: BalanceKind = BalanceKind.CASHBACK
     amount: Money | None = None
     points: Points | None = None
+    points_value: Money | None = None
+    amount_due: Money | None = None
     idempotency_key: IdempotencyKey | None = None
     #: the basket the spend pays for; engines that settle a spend against an itemised purchase
     #: (CRM.COM's front-end reduction) need it, the others ignore it
@@ -606,7 +660,7 @@ class CashbackSpend(KitModel):
         if self.basket is not None and self.amount is not None and self.basket.currency != self.amount.currency:
             raise ValueError(f"basket.currency: {self.basket.currency} differs from the amount's {self.amount.currency}")
         if self.kind is BalanceKind.CASHBACK:
-            if self.amount is None or self.points is not None:
+            if self.amount is None or self.points is not None or self.points_value is not None:
                 raise ValueError("amount: a cashback spend carries a money amount (and no points)")
             if self.amount.amount <= 0:
                 raise ValueError("amount: must be positive")
@@ -615,7 +669,25 @@ class CashbackSpend(KitModel):
                 raise ValueError("points: a points spend carries points (and no money amount)")
             if self.points <= 0:
                 raise ValueError("points: must be positive")
+            if self.points_value is not None and self.points_value.amount < 0:
+                raise ValueError("points_value: must not be negative")
+        if self.amount_due is not None:
+            if self.amount_due.amount < 0:
+                raise ValueError("amount_due: must not be negative")
+            value = self.value
+            if value is None:
+                raise ValueError("points_value: a points spend against an amount due says what its points are worth")
+            if value.currency != self.amount_due.currency:
+                raise ValueError(f"amount_due: currency {self.amount_due.currency} differs from {value.currency}")
+            if value > self.amount_due:
+                name = "amount" if self.kind is BalanceKind.CASHBACK else "points_value"
+                raise ValueError(f"{name}: {value} is more than the amount due ({self.amount_due})")
         return self
+
+    @property
+    def value(self) -> Money | None:
+        """The money this spend pays: the cashback amount, or the points' money value."""
+        return self.amount if self.kind is BalanceKind.CASHBACK else self.points_value
 
     @property
     def key(self) -> str:
@@ -626,20 +698,77 @@ class SpendResult(KitModel):
     kind: BalanceKind
     amount: Money | None = None
     points: Points | None = None
+    value: Money | None = None  # the money the spend paid (cashback amount or points' value); set by the core
     remaining: Balance | None = None
     receipt: Receipt
 
 
+class LineAllocation(KitModel):
+    """One line's share of the order's discounts, and what it really cost (for VAT, invoices, returns)."""
+
+    line_id: str
+    quantity: Quantity
+    subtotal: Money  # unit price x quantity
+    line_discount: Money  # discounts the engine gave this line
+    order_discount: Money  # its share of the order-level discounts (largest remainder, minor units)
+    net: Money  # subtotal - line_discount - order_discount: what the shopper paid for the line
+
+    @property
+    def discount_total(self) -> Money:
+        return self.line_discount + self.order_discount
+
+
+def _allocations(lines: tuple[Line, ...], discounts: tuple[Discount, ...], extra: Money, currency: str
+                 ) -> tuple[LineAllocation, ...]:
+    """Line discounts stay on their line (capped at its subtotal; any excess joins the order pool);
+    the pool (order discounts + ``extra``) is capped at what the lines still cost and allocated by
+    largest remainder in proportion to each line's value after its own discounts."""
+    zero = Money.zero(currency)
+    own = {line.id: zero for line in lines}
+    pool = extra
+    for discount in discounts:
+        if discount.target is DiscountTarget.LINE and discount.line_id in own:
+            own[discount.line_id] = own[discount.line_id] + discount.amount
+        elif discount.target is not DiscountTarget.SHIPPING:
+            pool = pool + discount.amount
+    after: list[Money] = []
+    for line in lines:
+        subtotal = line.subtotal
+        if own[line.id] > subtotal:
+            pool = pool + (own[line.id] - subtotal)
+            own[line.id] = subtotal
+        after.append(subtotal - own[line.id])
+    pool = pool.min(total(after, currency))
+    shares = allocate(pool, after)
+    return tuple(
+        LineAllocation(line_id=line.id, quantity=line.quantity, subtotal=line.subtotal, line_discount=own[line.id],
+                       order_discount=share, net=rest - share)
+        for line, rest, share in zip(lines, after, shares, strict=True)
+    )
+
+
+SPEND = "spend_cashback"
+REDEEM = "redeem_voucher"
+
+
 class Order(KitModel):
-    """A placed order, as exported to the engine so it records points earned and redemptions."""
+    """A placed order, as exported to the engine so it records points earned and redemptions.
+
+    Build it with :meth:`from_evaluation` from the basket and the quote the shopper accepted: the
+    order then carries the quote's discounts, free items and shipping, and ``total`` is computed.
+    An order built by hand may give ``total`` instead of ``discounts``: the difference from
+    ``subtotal + shipping`` is then one order-level discount, allocated to the lines like any other.
+    """
 
     ref: Ident
     currency: Currency
     lines: Annotated[tuple[Line, ...], Field(min_length=1, max_length=MAX_LINES)]
-    total: Money  # what the order cost after discounts (cashback spent is a payment within it)
+    total: Money | None = None  # computed when omitted: subtotal - discount_total + shipping_total
     customer_id: Ident | None = None
-    shipping: Money | None = None
-    discount_total: Money | None = None
+    shipping: Money | None = None  # the shipping charge before shipping discounts
+    discounts: Annotated[tuple[Discount, ...], Field(max_length=MAX_LINES + MAX_CODES + 50)] = ()
+    free_shipping: bool = False
+    free_items: Annotated[tuple[FreeItem, ...], Field(max_length=MAX_LINES)] = ()
     voucher_codes: Annotated[tuple[Code, ...], Field(max_length=MAX_CODES)] = ()
     receipts: tuple[Receipt, ...] = ()
     placed_at: Timestamp = Field(default_factory=utcnow)
@@ -647,10 +776,21 @@ class Order(KitModel):
     store_id: Ident | None = None
     idempotency_key: IdempotencyKey | None = None
 
+    _allocations: tuple[LineAllocation, ...] = PrivateAttr(default=())
+    _allocated_for: tuple[Any, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _earlier_payload(cls, data: Any) -> Any:
+        # Orders queued by an earlier version carry ``discount_total`` (now derived from ``total``).
+        if isinstance(data, dict) and "discount_total" in data and "discounts" not in data:
+            data = {k: v for k, v in data.items() if k != "discount_total"}
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> Order:
         _check_lines(self.lines, self.currency)
-        for name in ("total", "shipping", "discount_total"):
+        for name in ("total", "shipping"):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -658,11 +798,87 @@ class Order(KitModel):
                 raise ValueError(f"{name}: currency {value.currency} differs from {self.currency}")
             if value.amount < 0:
                 raise ValueError(f"{name}: must not be negative")
+        ids = {line.id for line in self.lines}
+        for index, discount in enumerate(self.discounts):
+            if discount.amount.currency != self.currency:
+                raise ValueError(f"discounts.{index}.amount: currency differs from {self.currency}")
+            if discount.line_id is not None and discount.line_id not in ids:
+                raise ValueError(f"discounts.{index}.line_id: not a line of the order")
+        zero = Money.zero(self.currency)
+        shipping_total = _shipping_total(self.shipping, self.free_shipping, self._shipping_discounts(), self.currency)
+        extra = zero
+        if self.total is not None and not self.discounts:
+            # A hand-built order with its total: the difference is one order-level discount.
+            extra = self.subtotal + shipping_total - self.total
+            if extra.amount < 0:
+                raise ValueError(f"total: more than the lines and shipping ({self.subtotal + shipping_total})")
+            if extra > self.subtotal:
+                raise ValueError("total: less than the shipping charge")
+        allocations = _allocations(self.lines, self.discounts, extra, self.currency)
+        computed = total([a.net for a in allocations], self.currency) + shipping_total
+        if self.total is None:
+            object.__setattr__(self, "total", computed)
+        elif computed != self.total:
+            raise ValueError(f"total: {self.total} differs from subtotal - discounts + shipping ({computed})")
+        self._allocations, self._allocated_for = allocations, (self.lines, self.discounts, self.total, self.shipping)
+        paid = self.balance_paid
+        if paid > computed:
+            raise ValueError(f"receipts: cashback and points pay {paid}, more than the order's total ({computed})")
         return self
+
+    def _shipping_discounts(self) -> Money:
+        return total([d.amount for d in self.discounts if d.target is DiscountTarget.SHIPPING], self.currency)
 
     @property
     def subtotal(self) -> Money:
         return total([line.subtotal for line in self.lines], self.currency)
+
+    @property
+    def allocations(self) -> tuple[LineAllocation, ...]:
+        """Every line's share of the discounts and its net paid, in line order; nets sum to the goods total."""
+        basis = (self.lines, self.discounts, self.total, self.shipping)
+        if len(self._allocated_for) != 4 or any(a is not b for a, b in zip(self._allocated_for, basis, strict=True)):
+            # a copy made without validation (model_copy(update=...)) changed what they rest on
+            extra = Money.zero(self.currency)
+            if self.total is not None and not self.discounts:
+                shipping = _shipping_total(self.shipping, self.free_shipping, self._shipping_discounts(), self.currency)
+                extra = (self.subtotal + shipping - self.total).max(Money.zero(self.currency))
+            self._allocations = _allocations(self.lines, self.discounts, extra, self.currency)
+            self._allocated_for = basis
+        return self._allocations
+
+    def allocation(self, line_id: str) -> LineAllocation:
+        for allocation in self.allocations:
+            if allocation.line_id == line_id:
+                return allocation
+        raise KeyError(line_id)
+
+    @property
+    def discount_total(self) -> Money:
+        """Discounts on the goods, as applied (never more than the lines cost)."""
+        return total([a.discount_total for a in self.allocations], self.currency)
+
+    @property
+    def shipping_total(self) -> Money:
+        assert self.total is not None
+        return self.total - total([a.net for a in self.allocations], self.currency)
+
+    @property
+    def balance_paid(self) -> Money:
+        """What cashback and points paid (the money value of the spend receipts in the order's currency)."""
+        return total([r.amount for r in self.receipts
+                      if r.operation == SPEND and r.amount is not None and r.amount.currency == self.currency],
+                     self.currency)
+
+    @property
+    def points_spent(self) -> Decimal:
+        return sum((r.points for r in self.receipts if r.operation == SPEND and r.points is not None), Decimal(0))
+
+    @property
+    def amount_due(self) -> Money:
+        """What the shop collects from the shopper's card: ``total - balance_paid``."""
+        assert self.total is not None
+        return self.total - self.balance_paid
 
     @property
     def key(self) -> str:
@@ -677,24 +893,47 @@ class Order(KitModel):
         receipts: Iterable[Receipt] = (),
         **extra: Any,
     ) -> Order:
-        """Build the order a shop places from its basket and the quote it accepted."""
-        zero = Money.zero(basket.currency)
-        discount = evaluation.discount_total if evaluation else zero
-        order_total = (basket.subtotal - discount).max(zero)
-        if evaluation is not None:
-            order_total = order_total + evaluation.shipping_due(basket.shipping)
-        elif basket.shipping is not None:
-            order_total = order_total + basket.shipping
+        """Build the order a shop places from its basket and the quote it accepted.
+
+        The order carries the quote's discounts, free items and free shipping, so ``total`` and the
+        line ``allocations`` are the quote's. A discount that came from a code (voucher, promo code,
+        wallet offer) needs the code's redemption receipt among ``receipts``: otherwise the discount
+        would be given while the code stays usable, so this refuses with an ``InvalidRequestError``
+        (field ``evaluation.discounts.N``; the code itself is in ``details``, not in the message).
+        Redeem the code first, or quote the basket again without it. Codes the quote rejected are
+        not carried to the order.
+        """
+        receipts = tuple(receipts)
+        if evaluation is None:
+            return cls(ref=ref, currency=basket.currency, lines=basket.lines, customer_id=basket.customer_id,
+                       shipping=basket.shipping, voucher_codes=basket.coupon_codes, receipts=receipts,
+                       channel=basket.channel, store_id=basket.store_id, **extra)
+        if evaluation.currency != basket.currency:
+            raise InvalidRequestError(f"evaluation: currency {evaluation.currency} differs from the basket's",
+                                      field="evaluation.currency")
+        if evaluation.basket_id != basket.id or evaluation.subtotal != basket.subtotal:
+            raise InvalidRequestError("evaluation: the quote is for another basket (or the basket changed since); "
+                                      "evaluate this basket again", field="evaluation.basket_id")
+        redeemed = {r.code for r in receipts if r.operation == REDEEM and r.code}
+        for index, discount in enumerate(evaluation.discounts):
+            if discount.code is not None and discount.code not in redeemed:
+                raise InvalidRequestError(
+                    f"evaluation.discounts.{index}: this discount comes from a code that was not redeemed; "
+                    "redeem it first (its receipt goes with the order) or quote the basket without it",
+                    field=f"evaluation.discounts.{index}.code", details={"code": discount.code},
+                )
+        rejected = {c.code for c in evaluation.codes if c.status is CodeStatus.REJECTED}
         return cls(
             ref=ref,
             currency=basket.currency,
             lines=basket.lines,
-            total=order_total,
             customer_id=basket.customer_id,
             shipping=basket.shipping,
-            discount_total=discount,
-            voucher_codes=basket.coupon_codes,
-            receipts=tuple(receipts),
+            discounts=evaluation.discounts,
+            free_shipping=evaluation.free_shipping,
+            free_items=evaluation.free_items,
+            voucher_codes=tuple(c for c in basket.coupon_codes if c not in rejected or c in redeemed),
+            receipts=receipts,
             channel=basket.channel,
             store_id=basket.store_id,
             **extra,
@@ -739,20 +978,77 @@ class ReversalKind(StrEnum):
 
 class RefundLine(KitModel):
     line_id: Ident
-    quantity: Annotated[Decimal, Field(gt=0, le=MAX_QUANTITY)]
+    quantity: Quantity
 
-    @field_validator("quantity", mode="before")
-    @classmethod
-    def _quantity(cls, value: Any) -> Decimal:
-        return to_decimal(value)
+
+class RefundedLine(KitModel):
+    """What one line gives back in a reversal: its quantity and the net paid for it."""
+
+    line_id: str
+    quantity: Quantity
+    amount: Money
+
+
+class RefundBreakdown(KitModel):
+    """Where the money of a reversal goes, computed once in the core for every engine.
+
+    ``goods`` is the net paid for the returned quantities (discounts allocated to the lines are
+    deducted; a line's last returned unit takes what its earlier refunds left, so refunds of a line
+    sum exactly to its net). ``shipping`` comes back with a cancel or with the refund that returns
+    the last unit. That sum goes back the way it was paid, pro rata: ``to_cashback`` (spent cashback,
+    to the wallet), ``points`` worth ``points_value`` (spent points) and the rest ``to_card``.
+    ``share_before`` / ``share_after`` are the fractions of the order's goods value refunded before
+    and after this reversal: engines claw back earned points and cashback between them.
+    Earned points or cashback taken back are reported apart (``ReversalResult.points_clawed_back``):
+    flows in opposite directions are never summed.
+    """
+
+    lines: tuple[RefundedLine, ...] = ()
+    goods: Money
+    shipping: Money
+    to_card: Money
+    to_cashback: Money
+    points: Points = Decimal(0)
+    points_value: Money
+    share_before: Number
+    share_after: Number
+
+    @property
+    def total(self) -> Money:
+        """``goods + shipping`` = ``to_card + to_cashback + points_value``."""
+        return self.goods + self.shipping
+
+
+def _cumulative_line(allocation: LineAllocation, quantity: Decimal) -> Money:
+    """Net paid for the first ``quantity`` units of a line (rounded half up; exact for the whole line)."""
+    if quantity >= allocation.quantity:
+        return allocation.net
+    return prorate(allocation.net, Fraction(0), Fraction(quantity) / Fraction(allocation.quantity))
+
+
+def _floor_share(amount: Money, fraction: Fraction) -> Money:
+    units = amount.minor_units() * fraction
+    return Money.from_minor_units(units.numerator // units.denominator, amount.currency)
+
+
+def _points_share(points: Decimal, fraction: Fraction) -> Decimal:
+    places = max(0, -int(points.as_tuple().exponent))  # type: ignore[arg-type]
+    scaled = Fraction(points) * fraction * 10**places
+    return Decimal(scaled.numerator // scaled.denominator).scaleb(-places)
 
 
 class Reversal(KitModel):
-    """Cancel an order, or refund it fully or partly. ``lines=None`` means every line, fully."""
+    """Cancel an order, or refund it fully or partly. ``lines=None`` means every line (what is left of it).
+
+    ``already_refunded`` lists the quantities earlier refunds (under other references) returned, so a
+    line is never refunded beyond what was bought and the breakdown continues where they stopped;
+    an engine that keeps its own record of refunds checks it too.
+    """
 
     order: Order
     kind: ReversalKind
     lines: tuple[RefundLine, ...] | None = None
+    already_refunded: tuple[RefundLine, ...] = ()
     reference: Ident = "full"  # the refund document id: two partial refunds need two references
     exported: bool = True  # whether the order was exported before; cancel-before-export voids writes only
     reason: Label | None = None
@@ -762,20 +1058,32 @@ class Reversal(KitModel):
     def _lines(self) -> Reversal:
         if self.kind is ReversalKind.CANCEL and self.lines is not None:
             raise ValueError("lines: a cancel reverses the whole order; use a refund for some lines")
+        bought = {line.id: line.quantity for line in self.order.lines}
+        before: dict[str, Decimal] = {}
+        for index, earlier in enumerate(self.already_refunded):
+            if earlier.line_id not in bought:
+                raise ValueError(f"already_refunded.{index}.line_id: not a line of order")
+            before[earlier.line_id] = before.get(earlier.line_id, Decimal(0)) + earlier.quantity
+            if before[earlier.line_id] > bought[earlier.line_id]:
+                raise ValueError(f"already_refunded.{index}.quantity: more than the order line's quantity")
         if self.lines is not None:
             if not self.lines:
                 raise ValueError("lines: empty; omit it to refund every line")
             seen: set[str] = set()
             for index, refund in enumerate(self.lines):
-                try:
-                    line = next(l for l in self.order.lines if l.id == refund.line_id)
-                except StopIteration:
-                    raise ValueError(f"lines.{index}.line_id: not a line of order") from None
-                if refund.quantity > line.quantity:
-                    raise ValueError(f"lines.{index}.quantity: more than the order line's quantity")
+                if refund.line_id not in bought:
+                    raise ValueError(f"lines.{index}.line_id: not a line of order")
                 if refund.line_id in seen:
                     raise ValueError(f"lines.{index}.line_id: duplicate")
                 seen.add(refund.line_id)
+                left = bought[refund.line_id] - before.get(refund.line_id, Decimal(0))
+                if refund.quantity > bought[refund.line_id]:
+                    raise ValueError(f"lines.{index}.quantity: more than the order line's quantity")
+                if refund.quantity > left:
+                    raise ValueError(f"lines.{index}.quantity: more than is left to refund ({left})")
+        elif self.kind is ReversalKind.REFUND and before and all(
+                before.get(line_id, Decimal(0)) >= quantity for line_id, quantity in bought.items()):
+            raise ValueError("lines: every line was refunded already")
         return self
 
     @property
@@ -784,25 +1092,109 @@ class Reversal(KitModel):
 
     @property
     def is_full(self) -> bool:
+        """Every line, all of it, in this one reversal."""
+        if self.kind is ReversalKind.CANCEL:
+            return True
+        if self.already_refunded:
+            return False
         if self.lines is None:
             return True
         wanted = {r.line_id: r.quantity for r in self.lines}
         return all(wanted.get(line.id) == line.quantity for line in self.order.lines)
 
+    def returned_quantities(self) -> dict[str, Decimal]:
+        """Per line, the quantity this reversal returns (what is left of it for ``lines=None``)."""
+        before = self._before()
+        if self.lines is None:
+            left = {line.id: line.quantity - before.get(line.id, Decimal(0)) for line in self.order.lines}
+            return {line_id: quantity for line_id, quantity in left.items() if quantity > 0}
+        return {r.line_id: r.quantity for r in self.lines}
+
+    def _before(self) -> dict[str, Decimal]:
+        before: dict[str, Decimal] = {}
+        for earlier in self.already_refunded:
+            before[earlier.line_id] = before.get(earlier.line_id, Decimal(0)) + earlier.quantity
+        return before
+
+    @property
+    def breakdown(self) -> RefundBreakdown:
+        """What this reversal gives back, and where to (see :class:`RefundBreakdown`)."""
+        order = self.order
+        currency = order.currency
+        zero = Money.zero(currency)
+        before_q = self._before()
+        now_q = self.returned_quantities()
+        goods_before, goods_after = zero, zero
+        refunded: list[RefundedLine] = []
+        complete = True
+        for allocation in order.allocations:
+            done = before_q.get(allocation.line_id, Decimal(0))
+            now = now_q.get(allocation.line_id, Decimal(0))
+            earlier = _cumulative_line(allocation, done)
+            later = _cumulative_line(allocation, done + now)
+            goods_before, goods_after = goods_before + earlier, goods_after + later
+            if now > 0:
+                refunded.append(RefundedLine(line_id=allocation.line_id, quantity=now, amount=later - earlier))
+            complete = complete and done + now >= allocation.quantity
+        shipping = order.shipping_total if complete else zero
+        goods = goods_after - goods_before
+        net_goods = total([a.net for a in order.allocations], currency)
+        assert order.total is not None
+        paid = order.total.minor_units()
+        value_before = goods_before.minor_units()
+        value_after = goods_after.minor_units() + shipping.minor_units()
+        fb = Fraction(value_before, paid) if paid else Fraction(0)
+        fa = Fraction(value_after, paid) if paid else Fraction(1 if complete else 0)
+        # Tenders, nested so that every share is monotone in the refunded fraction: the card's
+        # cumulative share is rounded down, the balances take the rest; within the balances,
+        # cashback's is rounded down and points take the rest. Successive refunds therefore sum
+        # exactly to what each tender paid, and no share of a refund is ever negative.
+        cashback = total([r.amount for r in order.receipts if r.operation == SPEND and r.points is None
+                          and r.amount is not None and r.amount.currency == currency], currency)
+        points_value = total([r.amount for r in order.receipts if r.operation == SPEND and r.points is not None
+                              and r.amount is not None and r.amount.currency == currency], currency)
+        card = order.total - cashback - points_value
+
+        def split(fraction: Fraction, value: int) -> tuple[Money, Money, Money]:
+            to_card = _floor_share(card, fraction)
+            balances = Money.from_minor_units(value, currency) - to_card
+            both = (cashback + points_value).minor_units()
+            inner = Fraction(balances.minor_units(), both) if both else Fraction(0)
+            to_cashback = _floor_share(cashback, inner)
+            return to_card, to_cashback, balances - to_cashback
+
+        card_b, cash_b, pts_b = split(fb, value_before)
+        card_a, cash_a, pts_a = split(fa, value_after)
+        spent_points = order.points_spent
+        if points_value.is_zero():  # points spent with no money value: they follow the refunded fraction
+            points = _points_share(spent_points, fa) - _points_share(spent_points, fb)
+        else:
+            pv = points_value.minor_units()
+            points = (_points_share(spent_points, Fraction(pts_a.minor_units(), pv))
+                      - _points_share(spent_points, Fraction(pts_b.minor_units(), pv)))
+        goods_units = net_goods.minor_units()
+        share_before = Fraction(goods_before.minor_units(), goods_units) if goods_units else Fraction(0)
+        share_after = Fraction(goods_after.minor_units(), goods_units) if goods_units else Fraction(int(complete))
+        return RefundBreakdown(
+            lines=tuple(refunded), goods=goods, shipping=shipping,
+            to_card=card_a - card_b, to_cashback=cash_a - cash_b, points=points, points_value=pts_a - pts_b,
+            share_before=_fraction_decimal(share_before), share_after=_fraction_decimal(share_after),
+        )
+
     def refunded_fraction(self) -> Decimal:
-        """Share of the order's line value that comes back (1 for a cancel or full refund)."""
+        """Share of the order's goods value (net paid) that this reversal gives back (1 for a cancel or
+        full refund). Engines that prorate between two points should use ``breakdown`` instead."""
         if self.is_full:
             return Decimal(1)
-        subtotal = self.order.subtotal.amount
-        if subtotal == 0:
-            return Decimal(1)
-        assert self.lines is not None
-        back = sum(
-            (self.order.lines[[l.id for l in self.order.lines].index(r.line_id)].unit_price.amount * r.quantity
-             for r in self.lines),
-            Decimal(0),
-        )
-        return back / subtotal
+        breakdown = self.breakdown
+        return breakdown.share_after - breakdown.share_before
+
+
+def _fraction_decimal(value: Fraction) -> Decimal:
+    # a fraction shown with the kit's precision; 0 and 1 stay exact
+    if value in (0, 1):
+        return Decimal(int(value))
+    return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(Decimal("1E-8"))
 
 
 class ReversalResult(KitModel):
@@ -810,7 +1202,8 @@ class ReversalResult(KitModel):
     kind: ReversalKind
     points_returned: Points = Decimal(0)  # burned points given back to the customer
     points_clawed_back: Points = Decimal(0)  # earned points taken back
-    cashback_returned: Money | None = None
-    cashback_clawed_back: Money | None = None
+    cashback_returned: Money | None = None  # spent cashback given back to the wallet
+    cashback_clawed_back: Money | None = None  # earned cashback taken back
     vouchers_reinstated: tuple[str, ...] = ()
+    refund: RefundBreakdown | None = None  # the core's money breakdown (the facade fills it in)
     receipts: tuple[Receipt, ...] = ()

@@ -8,12 +8,14 @@ refused outright, because a float has already lost the cent before we see it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from .errors import CurrencyMismatchError
+from .errors import CurrencyMismatchError, invalid_data
 
 ROUNDING = ROUND_HALF_UP
 
@@ -40,6 +42,11 @@ _CODES = frozenset(
 
 #: Largest absolute amount accepted anywhere in the kit (a basket total of a trillion is a bug).
 MAX_AMOUNT = Decimal("1000000000000")
+#: Most decimal places a Decimal input may carry (quantities, prices, amounts, points, percents).
+#: ``1E-20000`` is not something a shop means, and it would blow up every body and sum built on it.
+MAX_PLACES = 8
+#: Most significant digits a Decimal input may carry.
+MAX_DIGITS = 24
 
 
 def is_currency(code: str) -> bool:
@@ -68,10 +75,61 @@ def to_decimal(value: Any) -> Decimal:
         raise ValueError(f"not a decimal amount: {value!r}") from exc
     if not result.is_finite():
         raise ValueError("amount must be finite (no NaN or infinity)")
-    return result
+    return bounded(result)
 
 
-class Money(BaseModel):
+def bounded(value: Decimal) -> Decimal:
+    """Refuse a Decimal with more than ``MAX_PLACES`` places or ``MAX_DIGITS`` digits (trailing zeros
+    aside), and return it without trailing zeros beyond the point ("2.50" stays "2.50")."""
+    sign, digits, exp = value.as_tuple()
+    assert isinstance(exp, int)
+    if exp > 32:  # 1E+40: far beyond any limit; checked before normalising it
+        raise ValueError("number is too large")
+    normal = value.normalize()
+    _, ndigits, nexp = normal.as_tuple()
+    assert isinstance(nexp, int)
+    if -nexp > MAX_PLACES:
+        raise ValueError(f"at most {MAX_PLACES} decimal places")
+    if len(ndigits) > MAX_DIGITS:
+        raise ValueError(f"at most {MAX_DIGITS} significant digits")
+    if exp < -MAX_PLACES or len(digits) > MAX_DIGITS + MAX_PLACES:
+        # trailing zeros only ("1.000000000000"): keep the value, drop the padding
+        return normal if nexp <= 0 else normal.quantize(Decimal(1))
+    return value
+
+
+class KitBase(BaseModel):
+    """Base of every kit model: bad data raises the kit's ``InvalidDataError`` (an
+    ``InvalidRequestError`` naming the field), never pydantic's ``ValidationError``."""
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise invalid_data(exc) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:  # assigning to a frozen model
+            raise invalid_data(exc) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any):  # type: ignore[override]
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as exc:
+            raise invalid_data(exc) from None
+
+    @classmethod
+    def model_validate_json(cls, json_data: Any, *args: Any, **kwargs: Any):  # type: ignore[override]
+        try:
+            return super().model_validate_json(json_data, *args, **kwargs)
+        except ValidationError as exc:
+            raise invalid_data(exc) from None
+
+
+class Money(KitBase):
     """An amount in one currency. Frozen; quantized on construction."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
@@ -166,6 +224,51 @@ class Money(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency}"
+
+
+def allocate(amount: Money, weights: Sequence[Decimal | Money]) -> list[Money]:
+    """Split ``amount`` over ``weights`` by largest remainder, in minor units.
+
+    The parts sum exactly to ``amount``; each part is proportional to its weight, rounded down, and
+    the units left over go one each to the largest remainders (ties: the earlier weight). A part
+    never exceeds its weight when the amount does not exceed the weights' sum. Weights of zero get
+    nothing, unless every weight is zero (then the amount is spread evenly).
+    """
+    currency = amount.currency
+    values = [w.amount if isinstance(w, Money) else to_decimal(w) for w in weights]
+    if not values:
+        raise ValueError("allocate needs at least one weight")
+    if any(v < 0 for v in values):
+        raise ValueError("allocation weights are not negative")
+    units = amount.minor_units()
+    if sum(values) == 0:
+        values = [Decimal(1)] * len(values)
+    whole = sum((Fraction(v) for v in values), Fraction(0))
+    sign = -1 if units < 0 else 1
+    quotas = [Fraction(abs(units)) * Fraction(v) / whole for v in values]
+    parts = [q.numerator // q.denominator for q in quotas]
+    left = abs(units) - sum(parts)
+    order = sorted(range(len(quotas)), key=lambda i: (-(quotas[i] - parts[i]), i))
+    for i in order[:left]:
+        parts[i] += 1
+    return [Money.from_minor_units(sign * p, currency) for p in parts]
+
+
+def prorate(amount: Money, before: Fraction, after: Fraction) -> Money:
+    """The share of ``amount`` between two cumulative fractions, rounded so that successive shares
+    (0 → f1 → f2 → … → 1) sum exactly to ``amount``: each is round(amount·after) − round(amount·before)."""
+    if not 0 <= before <= after <= 1:
+        raise ValueError("prorate needs 0 <= before <= after <= 1")
+    return _share(amount, after) - _share(amount, before)
+
+
+def _share(amount: Money, fraction: Fraction) -> Money:
+    units = Fraction(amount.minor_units()) * fraction
+    whole = int(units)  # toward zero
+    rest = units - whole
+    if abs(rest) * 2 >= 1:  # ROUND_HALF_UP, away from zero
+        whole += 1 if units > 0 else -1
+    return Money.from_minor_units(whole, amount.currency)
 
 
 def total(amounts: list[Money], currency: str) -> Money:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 PENDING = "pending"
 DONE = "done"
 REJECTED = "rejected"
+DROPPED = "dropped"  # cancelled before export (payment declined): never sent
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -105,8 +106,13 @@ class Outbox:
             self._db.execute("COMMIT")
 
     # -- producing ------------------------------------------------------------------------------
-    def add(self, order: Order) -> bool:
-        """Queue an order. Returns False when an order with that ref is already queued or done."""
+    def add(self, order: Order, *, supersede: bool = False) -> bool:
+        """Queue an order. Returns False when an order with that ref is already queued or done.
+
+        ``supersede=True`` replaces the payload of an order with that ref that is still pending and
+        not leased by a worker (the shop changed the order before it was exported); it returns False
+        when the order is already exported, in flight, rejected or dropped.
+        """
         if not isinstance(order, Order):
             raise InvalidRequestError("outbox takes Order instances", field="order")
         now = self.clock()
@@ -116,7 +122,39 @@ class Outbox:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (order.ref, order.model_dump_json(), PENDING, now, now, now),
             )
+            if cursor.rowcount == 1 or not supersede:
+                return cursor.rowcount == 1
+            cursor = db.execute(
+                "UPDATE outbox SET payload = ?, updated_at = ? WHERE ref = ? AND state = ? AND lease_until <= ?",
+                (order.model_dump_json(), now, order.ref, PENDING, now),
+            )
             return cursor.rowcount == 1
+
+    def drop(self, ref: str, *, reason: str) -> bool:
+        """Take a pending order out of the queue before it is exported (marked ``dropped`` with the reason).
+
+        Atomic: of a drop and a worker's claim, one wins. Returns False when the order is already
+        exported, in flight (leased by a worker), rejected, dropped or unknown.
+        """
+        if not isinstance(ref, str) or not ref:
+            raise InvalidRequestError("ref: the order's reference", field="ref")
+        if not isinstance(reason, str) or not reason.strip():
+            raise InvalidRequestError("reason: say why the order is dropped", field="reason")
+        now = self.clock()
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE outbox SET state = ?, last_reason = ?, updated_at = ? WHERE ref = ? AND state = ?"
+                " AND lease_until <= ?",
+                (DROPPED, reason[:500], now, ref, PENDING, now),
+            )
+            return cursor.rowcount == 1
+
+    def in_flight(self, ref: str) -> bool:
+        """Whether a worker holds a live lease on the order (its export may be under way)."""
+        row = self._db.execute(
+            "SELECT 1 FROM outbox WHERE ref = ? AND state = ? AND lease_until > ?", (ref, PENDING, self.clock())
+        ).fetchone()
+        return row is not None
 
     # -- consuming ------------------------------------------------------------------------------
     def claim(self, limit: int = 100) -> list[Order]:
@@ -206,4 +244,4 @@ class Outbox:
 
     def counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
-        return {PENDING: 0, DONE: 0, REJECTED: 0, **dict(rows)}
+        return {PENDING: 0, DONE: 0, REJECTED: 0, **dict(rows)}  # DROPPED appears once an order is dropped

@@ -15,10 +15,11 @@ settings model (which reads its own ``LOYALTYKIT_<NAME>_*`` variables too)::
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -36,7 +37,30 @@ def config_path() -> Path | None:
 
 
 class LoyaltySettings(BaseSettings):
+    """The kit's settings. Bad values raise :class:`~loyaltykit.errors.ConfigError` naming the field and
+    where it came from (the TOML file, or the environment), never pydantic's ``ValidationError``; a TOML
+    file that does not parse names the file and the line."""
+
     model_config = SettingsConfigDict(env_prefix="LOYALTYKIT_", extra="forbid", env_nested_delimiter="__")
+
+    def __init__(self, **values: Any) -> None:
+        from .errors import ConfigError
+
+        path = config_path()
+        if path is not None and not path.is_file():
+            raise ConfigError(f"LOYALTYKIT_CONFIG names {path}, which does not exist", details={"file": str(path)})
+        try:
+            super().__init__(**values)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}", details={"file": str(path)}) from None
+        except ValidationError as exc:
+            # Name the field and its source, never echo the value (it may be a secret).
+            first = exc.errors(include_url=False, include_input=False)[0]
+            field = ".".join(str(part) for part in first["loc"]) or "settings"
+            env = f"LOYALTYKIT_{field.upper().replace('.', '__')}"
+            source = f"{path} or {env}" if path is not None else env if field not in values else "arguments"
+            raise ConfigError(f"invalid setting {field} (from {source}): {first['msg']}", field=field,
+                              details={"file": str(path) if path else None}) from None
 
     engine: str = Field(default="local", description="Entry-point name of the engine adapter to use.")
     plugins_allow: list[str] | None = Field(

@@ -7,14 +7,18 @@ for :class:`loyaltykit.AsyncLoyalty` — and never yields an HTTP request.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from loyaltykit import (
     BalanceKind,
     Capabilities,
     EngineAdapter,
+    EngineUnavailableError,
     IdentifierKind,
+    OutcomeUnknownError,
 )
 from loyaltykit import flows
 from pydantic import Field, SecretStr
@@ -27,6 +31,37 @@ if TYPE_CHECKING:  # the engine (SQLAlchemy) loads when an adapter is built, not
     from .service import LocalEngine
 
 DEFAULT_DATABASE_URL = "sqlite:///.loyaltykit/local.sqlite3"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def database_errors(operation: str, *, write: bool) -> Callable[[F], F]:
+    """A broken, locked or vanished database is an engine outage in the kit's vocabulary, never a raw
+    SQLAlchemy error: a read (evaluate then fails open) or a write whose transaction rolled back is
+    ``EngineUnavailableError``; a write that lost its connection mid-way (it may have committed) is
+    ``OutcomeUnknownError`` with its idempotency key. The driver's message is not passed on (it may
+    quote parameters)."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(self: LocalAdapter, payload: Any, ctx: Any) -> Any:
+            from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+            try:
+                return fn(self, payload, ctx)
+            except SQLAlchemyError as exc:
+                kind = type(getattr(exc, "orig", None) or exc).__name__
+                if write and isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                    raise OutcomeUnknownError(
+                        f"the database connection was lost during the write ({kind})", engine="local",
+                        operation=operation, idempotency_key=ctx.idempotency_key) from None
+                raise EngineUnavailableError(
+                    f"the engine's database failed ({kind}); nothing was written", engine="local",
+                    operation=operation) from None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 class LocalSettings(BaseSettings):
@@ -100,29 +135,36 @@ class LocalAdapter(EngineAdapter):
             self.engine.store.dispose()
 
     @flows.in_process
+    @database_errors("identify", write=False)
     def identify(self, identifier, ctx):
         return self.engine.identify(identifier)
 
     @flows.in_process
+    @database_errors("evaluate_basket", write=False)
     def evaluate_basket(self, basket, ctx):
         return self.engine.evaluate(basket)
 
     @flows.in_process
+    @database_errors("price_products", write=False)
     def price_products(self, query, ctx):
         return self.engine.price_products(query)
 
     @flows.in_process
+    @database_errors("redeem_voucher", write=True)
     def redeem_voucher(self, redemption, ctx):
         return self.engine.redeem(redemption, ctx.idempotency_key or redemption.key)
 
     @flows.in_process
+    @database_errors("spend_cashback", write=True)
     def spend_cashback(self, spend, ctx):
         return self.engine.spend(spend, ctx.idempotency_key or spend.key)
 
     @flows.in_process
+    @database_errors("export_orders", write=True)
     def export_orders(self, orders, ctx):
         return self.engine.export(list(orders))
 
     @flows.in_process
+    @database_errors("reverse", write=True)
     def reverse(self, reversal, ctx):
         return self.engine.reverse(reversal, ctx.idempotency_key or reversal.key)

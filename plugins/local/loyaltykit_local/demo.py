@@ -16,6 +16,7 @@ from loyaltykit import (
     Basket,
     BalanceKind,
     CashbackSpend,
+    CustomerIdentifier,
     Evaluation,
     Line,
     Loyalty,
@@ -27,6 +28,7 @@ from loyaltykit import (
     VoucherError,
     VoucherRedemption,
 )
+from loyaltykit.outbox import Outbox
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
@@ -56,7 +58,7 @@ def _customer_table(customer) -> Table:
     table = Table(show_header=True, header_style="bold")
     for column in ("member", "tier", "beans", "cashback"):
         table.add_column(column)
-    table.add_row(customer.id, customer.tier or "-", str(customer.points), str(customer.cashback(CURRENCY)))
+    table.add_row(customer.id, customer.tier or "-", str(customer.points), str(customer.cashback_in(CURRENCY)))
     return table
 
 
@@ -83,8 +85,8 @@ def _quote_tables(quote: Evaluation) -> list[Table]:
     summary.add_column("value", justify="right")
     summary.add_row("subtotal", str(quote.subtotal))
     summary.add_row("discounts", f"-{quote.discount_total}")
-    summary.add_row("total (before shipping)", str(quote.total))
-    summary.add_row("free shipping", "yes" if quote.free_shipping else "no")
+    summary.add_row("shipping" + (" (free)" if quote.free_shipping else ""), str(quote.shipping_total))
+    summary.add_row("total", str(quote.total))
     for earn in quote.earn:
         value = f"+{earn.points} beans" if earn.kind is BalanceKind.POINTS else f"+{earn.money}"
         summary.add_row(f"to earn: {earn.label}", value)
@@ -122,6 +124,24 @@ def seed(engine: LocalEngine) -> None:
     engine.issue_offer(ann, "BEANS-2", code="BEANS-2-ANN")
     engine.create_customer(id="CUST-BOB", identifiers={"email": "bob@example.com"}, display_name="Bob",
                            role="partner")
+
+
+def demo_settings(workdir: str | Path | None = None) -> LoyaltySettings:
+    """Settings for the embedded engine with the demo program and its members (Ann: ann@example.com,
+    12.00 EUR of cashback, the WELCOME10 voucher) in a fresh database, so that an example runs as
+    written on a fresh clone. ``workdir`` defaults to a new temporary directory."""
+    folder = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="loyaltykit-example-"))
+    database_url = f"sqlite:///{folder / 'demo.sqlite3'}"
+    program_file = demo_program_path()
+    store = Store(database_url)
+    try:
+        admin = LocalEngine(store, load_program(program_file))
+        if admin.identify(CustomerIdentifier.email("ann@example.com")) is None:
+            seed(admin)
+    finally:
+        store.dispose()
+    return LoyaltySettings(engine="local", engines={"local": {
+        "database_url": database_url, "program_file": str(program_file)}})
 
 
 def run(console: Console) -> None:
@@ -188,13 +208,24 @@ def _walk(console: Console, loyalty: Loyalty, admin: LocalEngine) -> None:
         console.print(table)
 
     _step(console, 4, "Pay part of the order with cashback")
-    spend = loyalty.spend_cashback(CashbackSpend(customer_id=customer.id, order_ref=ORDER_REF, amount=_eur("5.00")))
-    console.print(f"cashback spent: {spend.amount}; left: {spend.remaining.money if spend.remaining else '?'}")
-    console.print(f"to pay by card: {quote.total + (Money.zero(CURRENCY) if quote.free_shipping else basket.shipping) - spend.amount}")
+    spend = loyalty.spend_cashback(CashbackSpend(customer_id=customer.id, order_ref=ORDER_REF, amount=_eur("5.00"),
+                                                 amount_due=quote.total))
+    console.print(f"cashback spent: {spend.value}; left: {spend.remaining.money if spend.remaining else '?'}")
 
     _step(console, 5, "Place the order")
     order = Order.from_evaluation(ORDER_REF, basket, quote, [redemption.receipt, spend.receipt])
-    console.print(f"order {order.ref}: {len(order.lines)} lines, total {order.total}, discounts {order.discount_total}")
+    table = Table(title=f"order {order.ref}", header_style="bold")
+    for column, justify in (("line", "left"), ("sku", "left"), ("subtotal", "right"), ("discounts", "right"),
+                            ("net paid", "right")):
+        table.add_column(column, justify=justify)
+    for allocation in order.allocations:
+        table.add_row(allocation.line_id, order.lines[[l.id for l in order.lines].index(allocation.line_id)].sku,
+                      str(allocation.subtotal), f"-{allocation.discount_total}", str(allocation.net))
+    table.add_row("", "shipping", "", "", str(order.shipping_total))
+    table.add_row("", "total", str(order.subtotal), f"-{order.discount_total}", str(order.total))
+    table.add_row("", "paid with cashback", "", "", f"-{order.balance_paid}")
+    table.add_row("", "[bold]amount to pay by card[/bold]", "", "", f"[bold]{order.amount_due}[/bold]")
+    console.print(table)
 
     _step(console, 6, "Export the order (the engine credits what it earned)")
     report = loyalty.export_orders([order])
@@ -213,13 +244,33 @@ def _walk(console: Console, loyalty: Loyalty, admin: LocalEngine) -> None:
     table = Table(header_style="bold", show_header=False)
     table.add_column("what")
     table.add_column("amount", justify="right")
-    table.add_row("cashback returned", str(refund.cashback_returned))
+    assert refund.refund is not None
+    table.add_row("net paid for the returned goods", str(refund.refund.goods))
+    table.add_row("[bold]refunded to the card[/bold]", f"[bold]{refund.refund.to_card}[/bold]")
+    table.add_row("cashback returned to the wallet", str(refund.cashback_returned))
     table.add_row("beans returned", str(refund.points_returned))
     table.add_row("beans clawed back", str(refund.points_clawed_back))
     table.add_row("cashback clawed back", str(refund.cashback_clawed_back))
     console.print(table)
 
-    _step(console, 8, "Final balances and history")
+    _step(console, 8, "A second order whose card payment is declined")
+    second = basket.model_copy(update={"id": "cart-43", "coupon_codes": ()})
+    second_quote = loyalty.evaluate(second)
+    paid = loyalty.spend_cashback(CashbackSpend(customer_id=customer.id, order_ref="ORD-1002",
+                                                amount=_eur("2.00"), amount_due=second_quote.total))
+    declined = Order.from_evaluation("ORD-1002", second, second_quote, [paid.receipt])
+    with tempfile.TemporaryDirectory(prefix="loyaltykit-demo-outbox-") as folder:
+        outbox = Outbox(Path(folder) / "outbox.sqlite3")
+        outbox.add(declined)
+        cancelled = loyalty.cancel_order(declined, outbox=outbox, reason="payment declined")
+        state = outbox.entry(declined.ref).state
+        outbox.close()
+    assert cancelled.refund is not None
+    console.print(f"order {declined.ref}: {declined.amount_due} to pay by card → declined; "
+                  f"cancel_order gave back {cancelled.cashback_returned} of cashback, the outbox entry is {state} "
+                  f"(never exported)")
+
+    _step(console, 9, "Final balances and history")
     customer = loyalty.identify(email="ann@example.com")
     assert customer is not None
     console.print(_customer_table(customer))

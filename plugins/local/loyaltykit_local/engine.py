@@ -522,6 +522,12 @@ _OFFER_KIND = {
 }
 
 
+def points_value(program, points: Decimal, currency: str) -> Money | None:
+    """What ``points`` pay when spent, at the program's ``points.spend_value`` (None without one)."""
+    rate = amount_in(program.points.spend_value, currency, program.currency)
+    return _money(points * rate, currency) if rate is not None else None
+
+
 def to_evaluation(compiled: CompiledProgram, view: BasketView, customer: CustomerFacts | None,
                   result: Quote, wallet: Iterable[VoucherFacts], now: datetime) -> Evaluation:
     currency = view.currency
@@ -537,7 +543,8 @@ def to_evaluation(compiled: CompiledProgram, view: BasketView, customer: Custome
         if result.cashback_earned > 0:
             earn.append(Earn(kind=BalanceKind.CASHBACK, money=_money(result.cashback_earned, currency), label="cashback"))
         spendable = (
-            Balance(kind=BalanceKind.POINTS, name=compiled.program.points.name, points=Decimal(customer.points)),
+            Balance(kind=BalanceKind.POINTS, name=compiled.program.points.name, points=Decimal(customer.points),
+                    value=points_value(compiled.program, Decimal(customer.points), currency)),
             Balance(kind=BalanceKind.CASHBACK, name="cashback", money=_money(customer.cashback, currency)),
         )
         for voucher in wallet:

@@ -19,7 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVar
 
 from loyaltykit import (
@@ -45,6 +45,7 @@ from loyaltykit import (
     Receipt,
     RedemptionResult,
     RedemptionStatus,
+    RefundLine,
     Reversal,
     ReversalKind,
     ReversalResult,
@@ -135,6 +136,14 @@ def _whole_points(value: Decimal, field: str) -> int:
     return int(value)
 
 
+def _span(total: int, before: Decimal, after: Decimal) -> int:
+    """Whole units of ``total`` between two cumulative shares, each rounded half up, so that the
+    spans of successive refunds add up to ``total`` exactly."""
+    def upto(share: Decimal) -> int:
+        return int((Decimal(total) * share).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return upto(after) - upto(before)
+
+
 def _fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -207,6 +216,19 @@ class LocalEngine:
             identifier = CustomerIdentifier(kind=IdentifierKind(kind), value=value)  # normalised as at lookup
             values[_IDENTIFIER_COLUMN[identifier.kind].name] = identifier.value
         now = self.now()
+        try:
+            self._enrol(customer_id, values, display_name, role, tier, segments, points, cashback, now)
+        except IntegrityError as exc:
+            # The driver's message quotes the duplicate value (an e-mail, a phone): name the field only.
+            text = str(exc.orig)
+            field = next((name for name in ("email", "phone", "card", "membership_number", "external_id")
+                          if name in text), "id")
+            raise InvalidRequestError(f"a member with this {field} already exists", field=field,
+                                      engine=ENGINE, operation="create_customer") from None
+        return customer_id
+
+    def _enrol(self, customer_id: str, values: dict[str, Any], display_name: str | None, role: str | None,
+               tier: str | None, segments: Iterable[str], points: int, cashback: Money | None, now: datetime) -> None:
         with self.store.write() as conn:
             conn.execute(insert(customers).values(
                 id=customer_id, display_name=display_name, role=role, tier=tier, segments=sorted(set(segments)),
@@ -218,7 +240,6 @@ class LocalEngine:
             if cashback is not None and not cashback.is_zero():
                 self._append(conn, customer_id, CASHBACK, cashback.currency, "earn", cashback.minor_units(), now,
                              label="opening balance")
-        return customer_id
 
     def credit(self, customer_id: str, *, points: int = 0, cashback: Money | None = None, label: str = "credit",
                expires_at: datetime | None = None) -> None:
@@ -615,6 +636,7 @@ class LocalEngine:
             assert spend.points is not None
             wanted = _whole_points(spend.points, "points")
             currency = None
+        value = self._spend_value(spend)
         fingerprint = _fingerprint("spend", spend.customer_id, spend.order_ref, spend.kind.value, wanted, currency)
 
         def work(conn: Connection, now: datetime) -> SpendResult:
@@ -635,12 +657,30 @@ class LocalEngine:
                 remaining = Balance(kind=BalanceKind.CASHBACK, name="cashback",
                                     money=Money(amount=_major(left, currency), currency=currency))
             return SpendResult(
-                kind=spend.kind, amount=spend.amount, points=spend.points, remaining=remaining,
+                kind=spend.kind, amount=spend.amount, points=spend.points, value=value, remaining=remaining,
                 receipt=Receipt(operation="spend_cashback", engine=ENGINE, idempotency_key=key,
-                                engine_ref=f"SPD-{entry}", amount=spend.amount, points=spend.points),
+                                engine_ref=f"SPD-{entry}", amount=value, points=spend.points),
             )
 
         return self._keyed("spend_cashback", key, fingerprint, spend.order_ref, SpendResult, work)
+
+    def _spend_value(self, spend: CashbackSpend) -> Money | None:
+        """The money the spend pays: its cashback amount, or its points at the program's rate. A points
+        value the shop states must match the program's rate when the program has one."""
+        if spend.kind is BalanceKind.CASHBACK:
+            return spend.amount
+        assert spend.points is not None
+        currency = (spend.points_value or spend.amount_due or Money.zero(self.program.currency)).currency
+        priced = rules.points_value(self.program, spend.points, currency)
+        if priced is None:
+            return spend.points_value
+        if spend.points_value is not None and spend.points_value != priced:
+            raise InvalidRequestError(f"points_value: the program values these points at {priced}",
+                                      field="points_value", engine=ENGINE, operation="spend_cashback")
+        if spend.amount_due is not None and priced > spend.amount_due:
+            raise InvalidRequestError(f"points: worth {priced}, more than the amount due ({spend.amount_due})",
+                                      field="points", engine=ENGINE, operation="spend_cashback")
+        return priced
 
     def _check_spend_policy(self, amount: Money) -> None:
         policy = self.program.cashback
@@ -745,53 +785,73 @@ class LocalEngine:
                                  points_earned=Decimal(points))
 
     # -- reverse ---------------------------------------------------------------------------------
+    def _refunded_before(self, conn: Connection, order_ref: str) -> tuple[RefundLine, ...]:
+        """The quantities earlier reversals of the order returned, from their recorded results:
+        this engine's own record, whatever references or ``already_refunded`` the shop sends."""
+        rows = conn.execute(select(writes.c.result).where(
+            writes.c.operation == "reverse", writes.c.order_ref == order_ref)).all()
+        total: Counter = Counter()
+        for row in rows:
+            refund = (row.result or {}).get("refund") or {}
+            for line in refund.get("lines") or ():
+                total[line["line_id"]] += Decimal(str(line["quantity"]))
+        return tuple(RefundLine(line_id=line_id, quantity=quantity) for line_id, quantity in total.items())
+
     def reverse(self, reversal: Reversal, key: str) -> ReversalResult:
         self.calls["reverse"] += 1
         order = reversal.order
-        full = reversal.kind is ReversalKind.CANCEL or reversal.is_full
-        fraction = Decimal(1) if full else reversal.refunded_fraction()
         lines = [(r.line_id, str(r.quantity)) for r in reversal.lines or ()]
         fingerprint = _fingerprint("reverse", order.ref, reversal.kind.value, reversal.reference, lines)
 
         def work(conn: Connection, now: datetime) -> ReversalResult:
+            try:
+                effective = Reversal(order=order, kind=reversal.kind, lines=reversal.lines,
+                                     already_refunded=self._refunded_before(conn, order.ref),
+                                     reference=reversal.reference, exported=reversal.exported,
+                                     reason=reversal.reason, idempotency_key=reversal.idempotency_key)
+            except InvalidRequestError as exc:
+                raise InvalidRequestError(f"reversal.{exc.message}", field=f"reversal.{exc.field}",
+                                          engine=ENGINE, operation="reverse") from None
+            breakdown = effective.breakdown
+            complete = breakdown.share_after == 1
             rows = conn.execute(select(ledger).where(ledger.c.order_ref == order.ref).order_by(ledger.c.id)).all()
             stored = conn.execute(select(orders).where(orders.c.ref == order.ref)).first()
             customer_id = (stored.customer_id if stored is not None else None) or order.customer_id
             if customer_id is None and rows:
                 customer_id = rows[0].customer_id
-            receipts: list[Receipt] = []
             moved: dict[tuple[str, str | None, str], int] = {}
             if customer_id is not None and conn.execute(select(customers.c.id).where(customers.c.id == customer_id)).first():
                 row = self._lock_customer(conn, customer_id)
                 self._record_expiry(conn, customer_id, now, row)
-                moved = self._reverse_ledger(conn, customer_id, order, rows, fraction, full, key, now, reversal)
+                moved = self._reverse_ledger(conn, customer_id, effective, rows, complete, key, now)
             reinstated: list[str] = []
-            if full:
+            if complete:
                 reinstated = self._reinstate_vouchers(conn, order.ref)
-            points_back = moved.get((POINTS, None, "return"), 0)
-            points_clawed = moved.get((POINTS, None, "claw"), 0)
             currency = order.currency
-            cash_back = moved.get((CASHBACK, currency, "return"), 0)
-            cash_clawed = moved.get((CASHBACK, currency, "claw"), 0)
-            receipts.append(Receipt(
-                operation="reverse", engine=ENGINE, idempotency_key=key,
-                engine_ref=f"REV-{_fingerprint(key)[:12].upper()}",
-                points=Decimal(points_back + points_clawed),
-                amount=Money(amount=_major(cash_back + cash_clawed, currency), currency=currency),
-            ))
+            # One receipt, no figure on it: returned and clawed-back amounts flow in opposite
+            # directions and are reported apart below, never summed.
+            receipt = Receipt(operation="reverse", engine=ENGINE, idempotency_key=key,
+                              engine_ref=f"REV-{_fingerprint(key)[:12].upper()}")
             return ReversalResult(
                 order_ref=order.ref, kind=reversal.kind,
-                points_returned=Decimal(points_back), points_clawed_back=Decimal(points_clawed),
-                cashback_returned=Money(amount=_major(cash_back, currency), currency=currency),
-                cashback_clawed_back=Money(amount=_major(cash_clawed, currency), currency=currency),
-                vouchers_reinstated=tuple(reinstated), receipts=tuple(receipts),
+                points_returned=Decimal(moved.get((POINTS, None, "return"), 0)),
+                points_clawed_back=Decimal(moved.get((POINTS, None, "claw"), 0)),
+                cashback_returned=Money(amount=_major(moved.get((CASHBACK, currency, "return"), 0), currency),
+                                        currency=currency),
+                cashback_clawed_back=Money(amount=_major(moved.get((CASHBACK, currency, "claw"), 0), currency),
+                                           currency=currency),
+                vouchers_reinstated=tuple(reinstated), refund=breakdown, receipts=(receipt,),
             )
 
         return self._keyed("reverse", key, fingerprint, order.ref, ReversalResult, work)
 
-    def _reverse_ledger(self, conn: Connection, customer_id: str, order: Order, rows, fraction: Decimal, full: bool,
-                        key: str, now: datetime, reversal: Reversal) -> dict[tuple[str, str | None, str], int]:
-        # Per balance: what the order burned and earned, and what earlier reversals already moved.
+    def _reverse_ledger(self, conn: Connection, customer_id: str, reversal: Reversal, rows, complete: bool,
+                        key: str, now: datetime) -> dict[tuple[str, str | None, str], int]:
+        """Give back what the order burned, as the core's breakdown says (``to_cashback``, ``points``),
+        and take back what it earned in proportion to the net paid returned (``share_before`` ->
+        ``share_after``). Never more than the order moved, whatever earlier reversals did."""
+        order = reversal.order
+        breakdown = reversal.breakdown
         burned: Counter = Counter()
         earned: Counter = Counter()
         returned: Counter = Counter()
@@ -808,20 +868,30 @@ class LocalEngine:
                 returned[account] += row.amount
             elif row.entry == "reverse" and row.amount < 0:
                 clawed[account] += -row.amount
+        spends = [r for r in order.receipts if r.operation == "spend_cashback"]
         moved: dict[tuple[str, str | None, str], int] = {}
         label = f"{reversal.kind.value} {order.ref} ({reversal.reference})"
         # Give back what was burned first, so a claw-back can be taken from it.
         for account, total in burned.items():
             left = total - returned[account]
-            share = left if full else min(left, rules.split_points(total, fraction))
+            balance, currency = account
+            if complete:
+                share = left
+            elif balance == POINTS and any(r.points is not None for r in spends):
+                share = int(breakdown.points)
+            elif balance == CASHBACK and currency == order.currency and any(r.points is None for r in spends):
+                share = breakdown.to_cashback.minor_units()
+            else:  # the order does not carry its spend receipts: follow the net paid returned
+                share = _span(total, breakdown.share_before, breakdown.share_after)
+            share = min(left, share)
             if share > 0:
-                expires = expiry_for(self.program.points, now) if account[0] == POINTS else None
-                self._append(conn, customer_id, account[0], account[1], "reverse", share, now, order_ref=order.ref,
+                expires = expiry_for(self.program.points, now) if balance == POINTS else None
+                self._append(conn, customer_id, balance, currency, "reverse", share, now, order_ref=order.ref,
                              write_key=key, label=label, expires_at=expires)
                 moved[(*account, "return")] = share
         for account, total in earned.items():
             left = total - clawed[account]
-            share = left if full else min(left, rules.split_points(total, fraction))
+            share = left if complete else min(left, _span(total, breakdown.share_before, breakdown.share_after))
             balance, currency = account
             available = (self._points_available(conn, customer_id, now) if balance == POINTS
                          else self._sum(conn, customer_id, CASHBACK, currency))

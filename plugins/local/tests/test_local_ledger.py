@@ -162,6 +162,7 @@ def test_balance_is_the_sum_of_entries_and_never_negative(make_shop, operations)
     shop = make_shop(EXPIRING, name=f"prop-{uuid.uuid4().hex}")  # a fresh database per example
     ann = shop.customer()
     orders: list[Order] = []
+    refunded: set[str] = set()
     for index, (operation, value) in enumerate(operations):
         if operation == "credit":
             shop.engine.credit(ann, points=value)
@@ -177,8 +178,14 @@ def test_balance_is_the_sum_of_entries_and_never_negative(make_shop, operations)
             orders.append(order)
         elif operation == "refund" and orders:
             order = orders[value % len(orders)]
-            shop.loyalty.reverse(Reversal(order=order, kind="refund", lines=(RefundLine(line_id="1", quantity=1),),
-                                          reference=f"R-{index}"))
+            reversal = Reversal(order=order, kind="refund", lines=(RefundLine(line_id="1", quantity=1),),
+                                reference=f"R-{index}")
+            if order.ref in refunded:  # its one unit came back already: a second refund is refused
+                with pytest.raises(InvalidRequestError):
+                    shop.loyalty.reverse(reversal)
+            else:
+                shop.loyalty.reverse(reversal)
+                refunded.add(order.ref)
         else:
             shop.clock.advance(days=value)
         shop.engine.expire_points()

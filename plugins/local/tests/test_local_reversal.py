@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import pytest
-from loyaltykit import BalanceKind, CashbackSpend, ExportStatus, Order, RefundLine, Reversal, VoucherRedemption
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from loyaltykit import (BalanceKind, CashbackSpend, ExportStatus, InvalidRequestError, Order, RefundLine, Reversal,
+                        VoucherRedemption)
 from loyaltykit_local.testing import basket, eur, line
 
 PROGRAM = """
@@ -90,8 +94,32 @@ def test_successive_partial_refunds_then_the_rest(checkout):
                                       reference=reference))
     # everything came back across three refunds: the customer is where they started
     assert shop.points(ann) == 100 and shop.cashback(ann) == eur(20)
-    last = shop.loyalty.reverse(Reversal(order=order, kind="refund", reference="R4"))
-    assert last.points_returned == 0 and last.points_clawed_back == 0  # nothing left to move
+    # nothing is left to refund: the engine's own record of the three refunds says so
+    with pytest.raises(InvalidRequestError) as info:
+        shop.loyalty.reverse(Reversal(order=order, kind="refund", reference="R4"))
+    assert info.value.field == "reversal.lines"
+    assert shop.points(ann) == 100 and shop.cashback(ann) == eur(20)
+
+
+def test_a_line_is_never_refunded_twice_under_two_references(checkout):
+    shop, ann, order = checkout
+    _export(shop, order)
+    first = shop.loyalty.reverse(Reversal(order=order, kind="refund", lines=(RefundLine(line_id="1", quantity=1),),
+                                          reference="RMA-1"))
+    assert first.refund.goods == eur(57)  # 60.00 less its 3.00 share of the 5.00 voucher
+    points, cashback = shop.points(ann), shop.cashback(ann)
+    # the shop forgot the first refund; the engine did not
+    with pytest.raises(InvalidRequestError) as info:
+        shop.loyalty.reverse(Reversal(order=order, kind="refund", lines=(RefundLine(line_id="1", quantity=1),),
+                                      reference="RMA-2"))
+    assert info.value.field == "reversal.lines.0.quantity"
+    assert (shop.points(ann), shop.cashback(ann)) == (points, cashback)
+    # the rest of the order still comes back, and the two refunds add up to what was paid
+    rest = shop.loyalty.reverse(Reversal(order=order, kind="refund", reference="RMA-3"))
+    assert first.refund.total + rest.refund.total == order.total
+    assert first.refund.to_cashback + rest.refund.to_cashback == eur(10)
+    assert first.refund.points + rest.refund.points == 30
+    assert shop.points(ann) == 100 and shop.cashback(ann) == eur(20)
 
 
 def test_reversal_is_exactly_once_per_key(checkout):
@@ -126,3 +154,76 @@ def test_guest_order_and_unknown_order(make_shop):
     never = Order.from_evaluation("NEVER", cart, None)
     result = shop.loyalty.reverse(Reversal(order=never, kind="refund"))
     assert result.points_returned == 0 and result.vouchers_reinstated == ()
+
+
+ORDER_DISCOUNT = """
+[points]
+per_currency_unit = 1
+[cashback]
+earn_percent = 5
+[[rules]]
+id = "ten-off"
+label = "10 % off"
+[rules.then]
+action = "percent_off_order"
+percent = 10
+"""
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prices=st.lists(st.integers(1, 5000), min_size=1, max_size=4),
+       quantities=st.lists(st.integers(1, 3), min_size=4, max_size=4),
+       cashback=st.integers(0, 100), steps=st.lists(st.integers(0, 3), min_size=1, max_size=6))
+def test_refunds_in_any_steps_give_back_exactly_what_was_paid(make_shop, prices, quantities, cashback, steps):
+    """Whatever the basket and however the order comes back (one unit of a line per refund), the refunds add
+    up to the order's total, the card and the wallet get back exactly what they paid, and the customer ends
+    where they started: nothing earned is left, nothing spent is lost."""
+    shop = make_shop(ORDER_DISCOUNT, name=f"steps-{uuid.uuid4().hex}")
+    ann = shop.customer(cashback=eur(100))
+    cart = basket(*(line(str(i), f"SKU-{i}", f"{p / 100:.2f}", q) for i, (p, q) in enumerate(zip(prices, quantities))),
+                  customer_id=ann, id=f"cart-{uuid.uuid4().hex[:8]}")
+    quote = shop.loyalty.evaluate(cart)
+    paid = min(eur(cashback), quote.total)
+    receipts = []
+    if paid.amount > 0:
+        receipts.append(shop.loyalty.spend_cashback(CashbackSpend(customer_id=ann, order_ref="O-1", amount=paid,
+                                                                  amount_due=quote.total)).receipt)
+    order = Order.from_evaluation("O-1", cart, quote, receipts)
+    assert sum((a.net for a in order.allocations), eur(0)) == order.total
+    _export(shop, order)
+    left = {l.id: int(l.quantity) for l in order.lines}
+    results = []
+    for index, step in enumerate([*steps, *range(len(order.lines))] * 4):
+        line_id = str(step % len(order.lines))
+        if not left[line_id]:
+            continue
+        results.append(shop.loyalty.reverse(Reversal(order=order, kind="refund", reference=f"R-{index}",
+                                                     lines=(RefundLine(line_id=line_id, quantity=1),))).refund)
+        left[line_id] -= 1
+    rest = [line_id for line_id, n in left.items() if n]
+    if rest:
+        results.append(shop.loyalty.reverse(Reversal(order=order, kind="refund", reference="R-rest")).refund)
+    assert sum((r.total for r in results), eur(0)) == order.total
+    assert sum((r.to_card for r in results), eur(0)) == order.amount_due
+    assert sum((r.to_cashback for r in results), eur(0)) == order.balance_paid
+    assert all(r.to_card.amount >= 0 and r.to_cashback.amount >= 0 for r in results)
+    assert shop.points(ann) == 0 and shop.cashback(ann) == eur(100)
+
+
+def test_cancel_order_waits_for_an_export_in_flight_then_takes_back_what_it_earned(checkout, tmp_path):
+    from loyaltykit import OrderInFlightError
+    from loyaltykit.outbox import DONE, Outbox
+
+    shop, ann, order = checkout
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    outbox.add(order)
+    claimed = outbox.claim()  # a worker holds it and is exporting it right now
+    with pytest.raises(OrderInFlightError) as info:
+        shop.loyalty.cancel_order(order, outbox=outbox)
+    assert info.value.retryable and shop.points(ann) == 70 and shop.cashback(ann) == eur(10)
+    outbox.record(shop.loyalty.export_orders(claimed))
+    assert outbox.entry(order.ref).state == DONE
+    result = shop.loyalty.cancel_order(order, outbox=outbox)
+    assert result.points_clawed_back == 95 and result.vouchers_reinstated == ("ONCE",)
+    assert shop.points(ann) == 100 and shop.cashback(ann) == eur(20)
+    outbox.close()
