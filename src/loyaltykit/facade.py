@@ -66,8 +66,8 @@ from .models import (
     VoucherRedemption,
 )
 from .operations import OPERATIONS
-from .reconcile import FileKeyLocks
 from .plugins import check_routing, discover, make_plugin_manager
+from .reconcile import FileKeyLocks
 from .scrub import scrubbing
 from .settings import LoyaltySettings, config_path
 
