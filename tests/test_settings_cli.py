@@ -244,3 +244,10 @@ def test_fake_serves_an_installed_engine_as_a_process():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_adapters_names_an_invalid_kit_setting_without_its_value(installed, monkeypatch):
+    monkeypatch.setenv("LOYALTYKIT_ENGINE", "shop")
+    monkeypatch.setenv("LOYALTYKIT_EVALUATE_BUDGET", "-7.25")
+    result = CliRunner().invoke(cli_module.app, ["adapters"])
+    assert result.exit_code == 1 and "evaluate_budget" in result.stderr and "-7.25" not in result.stderr

@@ -76,12 +76,15 @@ def _row(item: Discovered) -> dict[str, Any]:
 
 def _configured(found: list[Discovered]) -> dict[str, Any]:
     """The configured engine: do its settings validate, and what does that instance support?"""
+    from pydantic import ValidationError
+
     from .settings import LoyaltySettings  # pydantic-settings: only when checking the configuration
 
     try:
         settings = LoyaltySettings()
-    except Exception as exc:  # pydantic's ValidationError names the field, never the value here
-        return {"engine": None, "settings_valid": False, "problem": f"invalid kit settings: {type(exc).__name__}"}
+    except ValidationError as exc:  # name the fields, never echo the values (a value may be a secret)
+        fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors(include_input=False)})
+        return {"engine": None, "settings_valid": False, "problem": f"invalid kit settings: {', '.join(fields)}"}
     adapters = {item.name: item for item in found if item.is_adapter}
     engine = settings.engine
     if engine not in adapters:

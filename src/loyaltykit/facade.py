@@ -75,6 +75,7 @@ from .models import (
 )
 from .operations import OPERATIONS
 from .plugins import check_routing, discover, make_plugin_manager
+from .reconcile import FileKeyLocks
 from .scrub import scrubbing
 from .settings import LoyaltySettings
 
@@ -171,6 +172,8 @@ class _Facade:
         self.client_config = adapter.client_config()
         if self.client_config is not None:
             self.client_config.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_reset)
+            if settings.key_lock_dir is not None:
+                self.client_config.key_locks = FileKeyLocks(settings.key_lock_dir)
         elif not adapter.in_process:
             raise ConfigError(f"adapter {adapter.name} has no HTTP configuration", engine=adapter.name)
 

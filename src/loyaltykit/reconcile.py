@@ -13,9 +13,10 @@ one call per key is in flight at a time and the second one finds the first one's
 **Across processes** the process lock does not hold. An engine that de-duplicates by key (an
 idempotency header, a derived request id) stays exactly-once on its own. For one that does not
 (look-up then post), give every process the same :class:`KeyLocks` implementation backed by a
-shared store — a PostgreSQL advisory lock, the sidecar — through
-``EngineClientConfig.key_locks``; with the default, two *processes* sending the same key at the
-same instant can both find nothing and both post.
+shared store through ``EngineClientConfig.key_locks``: :class:`FileKeyLocks` for the processes of
+one host (the ``key_lock_dir`` kit setting: gunicorn or uvicorn workers), a database lock (a
+PostgreSQL advisory lock per key, the sidecar) across hosts. With the default, two *processes*
+sending the same key at the same instant can both find nothing and both post.
 
 :func:`export_result_from_error` is the one rule for an order whose export raised.
 """
@@ -23,11 +24,19 @@ same instant can both find nothing and both post.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 from .errors import (
     UNAVAILABLE_ERRORS,
@@ -49,6 +58,7 @@ F = TypeVar("F")
 
 __all__ = [
     "PROCESS_KEY_LOCKS",
+    "FileKeyLocks",
     "KeyLocks",
     "ends_batch",
     "export_result_from_error",
@@ -183,6 +193,77 @@ class KeyLocks:
 
 #: The default: one lock table for every runner of this process.
 PROCESS_KEY_LOCKS = KeyLocks()
+
+
+class FileKeyLocks(KeyLocks):
+    """Key locks shared by every process of one host: an exclusive ``flock`` on a lock file.
+
+    Keys are spread over ``stripes`` files in ``directory`` (a hash picks the file), so the
+    directory stays small however many keys pass; two keys on one stripe merely wait for each
+    other. For processes on several hosts use a shared database's locks instead (a PostgreSQL
+    advisory lock per key). POSIX only. Select it with the ``key_lock_dir`` kit setting.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], stripes: int = 256) -> None:
+        super().__init__()
+        if fcntl is None:  # pragma: no cover - Windows
+            raise ConfigError("file key locks need POSIX flock; leave key_lock_dir unset on this platform")
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.stripes = stripes
+
+    def _file(self, key: str) -> Path:
+        stripe = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % self.stripes
+        return self.directory / f"key-{stripe:04d}.lock"
+
+    def _paths(self, keys: Iterable[str]) -> list[Path]:
+        return sorted({self._file(key) for key in keys})
+
+    @staticmethod
+    def _try(handle: IO[bytes]) -> bool:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    @contextmanager
+    def hold(self, keys: Iterable[str], timeout: float) -> Iterator[None]:
+        deadline = time.monotonic() + timeout
+        handles: list[IO[bytes]] = []
+        try:
+            for path in self._paths(keys):
+                handle = path.open("a+b")
+                handles.append(handle)
+                pause = 0.001
+                while not self._try(handle):
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError(path.name)
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.02)
+            yield
+        finally:
+            for opened in reversed(handles):
+                opened.close()  # closing releases the flock
+
+    @asynccontextmanager
+    async def hold_async(self, keys: Iterable[str], timeout: float) -> AsyncIterator[None]:
+        deadline = time.monotonic() + timeout
+        handles: list[IO[bytes]] = []
+        try:
+            for path in self._paths(keys):
+                handle = path.open("a+b")
+                handles.append(handle)
+                pause = 0.001
+                while not self._try(handle):
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError(path.name)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 0.02)
+            yield
+        finally:
+            for opened in reversed(handles):
+                opened.close()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -72,6 +72,11 @@ class LoyaltySettings(BaseSettings):
     write_deadline: float = Field(default=15.0, gt=0, le=300, description="Deadline of redeem, spend, export and reverse, seconds.")
     breaker_threshold: int = Field(default=5, ge=1, description="Consecutive failures that open the circuit.")
     breaker_reset: float = Field(default=30.0, gt=0, description="Seconds the circuit stays open before one trial call.")
+    key_lock_dir: Path | None = Field(
+        default=None,
+        description="A directory shared by this host's processes: one in-flight call per idempotency key "
+        "across them (file locks). None: per process only.",
+    )
     # Raw sections may hold secrets (the adapter's settings model makes them SecretStr): keep out of repr.
     engines: dict[str, dict[str, Any]] = Field(
         default_factory=dict, repr=False, description="Per-adapter settings sections."
