@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -48,6 +48,10 @@ class LoyaltySettings(BaseSettings):
     write_deadline: float = Field(default=15.0, gt=0, le=300, description="Deadline of redeem, spend, export and reverse, seconds.")
     breaker_threshold: int = Field(default=5, ge=1, description="Consecutive failures that open the circuit.")
     breaker_reset: float = Field(default=30.0, gt=0, description="Seconds the circuit stays open before one trial call.")
+    outbox_url: SecretStr = Field(
+        default=SecretStr("sqlite:///.loyaltykit/outbox.sqlite3"),
+        description="Where the export outbox lives: sqlite:///<path> or postgresql://... (kept out of reprs).",
+    )
     # Raw sections may hold secrets (the adapter's settings model makes them SecretStr): keep out of repr.
     engines: dict[str, dict[str, Any]] = Field(
         default_factory=dict, repr=False, description="Per-adapter settings sections."
