@@ -160,3 +160,19 @@ def test_a_hundred_concurrent_redemptions_of_one_single_use_voucher_from_several
     assert sum(r.get("won", 0) for r in seen) == 1
     assert sum(r.get("already_redeemed", 0) for r in seen) == 99, seen
     assert setup.engine.voucher_uses("ONLY-ONE") == 1
+
+
+def test_twenty_four_workers_booting_together_on_a_new_database_all_start(tmp_path, database_url):
+    # Pre-forked as a web server does; each creates the schema if missing (create_schema = true).
+    if database_url.startswith("sqlite"):
+        database_url = f"sqlite:///{tmp_path / 'brand-new.sqlite3'}"
+    script = Path(__file__).with_name("boot_workers.py")
+    done = subprocess.run([sys.executable, str(script), database_url, "24"], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome == {"started": 24, "errors": []}
+    store = Store(database_url, create=False)
+    try:
+        store.check_schema()  # migrated exactly to this release's version
+    finally:
+        store.dispose()
