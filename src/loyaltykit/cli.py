@@ -1,4 +1,5 @@
-"""The ``loyaltykit`` command: ``adapters`` lists installed engine adapters, ``demo`` runs a checkout.
+"""The ``loyaltykit`` command: ``adapters`` lists installed engine adapters, ``demo`` runs a checkout,
+``outbox`` operates the export outbox.
 
 The demo itself belongs to a plugin: the core looks up the ``loyaltykit.demo`` entry-point group
 (the embedded engine publishes ``local`` there) and calls it with a rich console. The core never
@@ -75,6 +76,12 @@ def demo(
     except LoyaltyError as exc:
         console.print(f"[red]demo failed:[/red] {exc}")
         raise typer.Exit(1) from None
+
+
+# -- outbox operations (status, list, retry, drop, drain, migrate) ------------------------------
+from .outbox.cli import outbox_app  # noqa: E402
+
+app.add_typer(outbox_app, name="outbox")
 
 
 def main() -> None:
