@@ -468,3 +468,38 @@ def test_an_outbox_file_from_the_previous_release_is_upgraded_in_place(tmp_path)
     db.close()
     with Outbox(path) as outbox:
         assert [o.ref for o in outbox.claim()] == ["V-1"]
+
+
+@pytest.mark.postgres
+def test_transactional_outbox_an_order_is_queued_if_and_only_if_the_shops_transaction_commits():
+    from sqlalchemy import create_engine, text
+
+    from loyaltykit.outbox.postgres import engine_url, enqueue, insert_sql
+
+    with fresh_database() as url:
+        with Outbox(url) as outbox:  # creates the table (what `loyaltykit outbox migrate` does)
+            shop = create_engine(engine_url(url))
+            try:
+                with shop.connect() as conn:
+                    with conn.begin() as tx:
+                        conn.execute(text("CREATE TABLE shop_orders (ref TEXT PRIMARY KEY)"))
+                        tx.commit()
+                    with conn.begin() as tx:  # SQLAlchemy: the order row and the outbox row, one transaction
+                        conn.execute(text("INSERT INTO shop_orders VALUES ('TX-1')"))
+                        assert enqueue(conn, make_order("TX-1", customer_id="ann"))
+                        tx.rollback()
+                    with conn.begin():
+                        conn.execute(text("INSERT INTO shop_orders VALUES ('TX-2')"))
+                        assert enqueue(conn, make_order("TX-2", customer_id="ann"))
+                # any DB-API cursor (Django's connection.cursor() inside transaction.atomic())
+                raw = shop.raw_connection()
+                try:
+                    cursor = raw.cursor()
+                    cursor.execute(*insert_sql(make_order("TX-3")))
+                    raw.commit()
+                finally:
+                    raw.close()
+            finally:
+                shop.dispose()
+            assert outbox.entry("TX-1") is None, "rolled back with the shop's order"
+            assert [o.ref for o in outbox.claim()] == ["TX-2", "TX-3"]
