@@ -8,7 +8,7 @@ with its database on the same backend (then the engine's own writes dominate). B
 
 PostgreSQL comes from ``LOYALTYKIT_TEST_POSTGRES_URL`` or the ``PG*`` variables, e.g.::
 
-    pg_virtualenv python benchmarks/outbox_throughput.py [--orders 2000] [--batch 50] [--latency 0.02]
+    pg_virtualenv -t python benchmarks/outbox_throughput.py [--orders 2000] [--batch 50] [--latency 0.02]
 """
 
 from __future__ import annotations

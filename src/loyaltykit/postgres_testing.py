@@ -4,7 +4,7 @@ The server comes from ``LOYALTYKIT_TEST_POSTGRES_URL`` (a SQLAlchemy URL), else 
 variables (``PGHOST``, ``PGPORT``, ``PGUSER``, ``PGPASSWORD``, ``PGDATABASE``) — what
 ``pg_virtualenv`` exports around a command::
 
-    pg_virtualenv python -m pytest
+    pg_virtualenv -t python -m pytest
 
 Without a server the PostgreSQL tests skip with that reason; where ``CI=true`` they fail instead,
 so they can never pass silently.
