@@ -503,3 +503,48 @@ def test_transactional_outbox_an_order_is_queued_if_and_only_if_the_shops_transa
                 shop.dispose()
             assert outbox.entry("TX-1") is None, "rolled back with the shop's order"
             assert [o.ref for o in outbox.claim()] == ["TX-2", "TX-3"]
+
+
+async def test_a_slow_store_does_not_block_the_event_loop(outbox_url, fake):
+    import asyncio
+    import time as _time
+
+    from loyaltykit.outbox import open_store
+
+    class SlowStore:
+        """The real store, with each call taking 0.2 s longer (a distant or busy database)."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            attr = getattr(self.inner, name)
+            if not callable(attr):
+                return attr
+
+            def slow(*args, **kwargs):
+                _time.sleep(0.2)
+                return attr(*args, **kwargs)
+            return slow
+
+    outbox = Outbox(store=SlowStore(open_store(outbox_url)))  # type: ignore[arg-type]
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    running = asyncio.create_task(ticker())
+    try:
+        assert await outbox.aadd(make_order("Y-1"))
+        settings = LoyaltySettings(write_deadline=2)
+        async with AsyncLoyalty(settings, adapter=OrdersAdapter(), transport=fake.transport(),
+                                load_entry_points=False) as facade:
+            report = await outbox.aflush(facade)
+    finally:
+        running.cancel()
+        outbox.close()
+    assert report.status_of("Y-1") is ExportStatus.ACCEPTED
+    assert ticks >= 20, f"the loop kept running during 0.6 s of database calls ({ticks} ticks)"
