@@ -548,3 +548,34 @@ async def test_a_slow_store_does_not_block_the_event_loop(outbox_url, fake):
         outbox.close()
     assert report.status_of("Y-1") is ExportStatus.ACCEPTED
     assert ticks >= 20, f"the loop kept running during 0.6 s of database calls ({ticks} ticks)"
+
+
+def test_a_drop_racing_a_claim_never_both_succeed(make_outbox):
+    import threading
+
+    dropper, worker = make_outbox(), make_outbox()
+    for i in range(15):
+        ref = f"Z-{i}"
+        dropper.add(make_order(ref))
+        start = threading.Barrier(2)
+        outcome: dict = {}
+
+        def drop():
+            start.wait()
+            outcome["dropped"] = dropper.drop(ref, reason="race")
+
+        def claim():
+            start.wait()
+            outcome["claimed"] = [o.ref for o in worker.claim()]
+
+        threads = [threading.Thread(target=drop), threading.Thread(target=claim)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        claimed = ref in outcome["claimed"]
+        assert outcome["dropped"] != claimed, f"{ref}: exactly one of drop and claim wins ({outcome})"
+        assert worker.entry(ref).state == (DROPPED if outcome["dropped"] else PENDING)
+        if claimed:
+            worker.release([make_order(ref)])
+            assert dropper.drop(ref, reason="after release") is True
