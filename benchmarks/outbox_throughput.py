@@ -8,7 +8,7 @@ with its database on the same backend (then the engine's own writes dominate). B
 
 PostgreSQL comes from ``LOYALTYKIT_TEST_POSTGRES_URL`` or the ``PG*`` variables, e.g.::
 
-    pg_virtualenv -t python benchmarks/outbox_throughput.py [--orders 2000] [--batch 50] [--latency 0.02]
+    pg_virtualenv -t python benchmarks/outbox_throughput.py [--orders 2000] [--batch 50] [--latency 0.1]
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=50)
-    parser.add_argument("--latency", type=float, default=0.02, help="seconds each export call waits (network)")
+    parser.add_argument("--latency", type=float, default=0.1,
+                        help="seconds each export call waits: a remote engine recording a batch")
     parser.add_argument("--engine", choices=("remote", "local"), default="remote",
                         help="remote: an engine elsewhere (its latency only); local: the embedded engine on the same backend")
     parser.add_argument("--customers", type=int, default=200, help="members the orders belong to (0: guests)")
