@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 
 import httpx
@@ -9,6 +10,7 @@ import pytest
 
 from loyaltykit import (
     AsyncLoyalty,
+    CurrencyMismatchError,
     Capabilities,
     EngineAdapter,
     EngineClientConfig,
@@ -24,7 +26,8 @@ from loyaltykit import (
     RetryPolicy,
     Service,
 )
-from loyaltykit.outbox import DONE, PENDING, REJECTED, Outbox
+from loyaltykit.outbox import DEAD, DONE, DROPPED, PENDING, REJECTED, Outbox
+from loyaltykit.postgres_testing import fresh_database
 from loyaltykit.testing import Fault, FaultKind, FakeEngine, json_response
 
 
@@ -58,6 +61,9 @@ class OrdersAdapter(EngineAdapter):
         )
 
     def export_orders(self, orders, ctx):
+        if any(order.currency != "EUR" for order in orders):
+            # as some engines do: one bad order refuses the whole batch
+            raise CurrencyMismatchError("the engine books EUR only", field="orders.currency", engine=self.name)
         results = []
         for order in orders:
             response = yield EngineRequest(
@@ -76,9 +82,9 @@ class OrdersAdapter(EngineAdapter):
         return ExportReport(engine=self.name, results=tuple(results))
 
 
-def make_order(ref: str, amount: str = "10.00") -> Order:
-    line = Line(id="1", sku="SKU-1", quantity=1, unit_price=Money.of(amount, "EUR"))
-    return Order(ref=ref, currency="EUR", lines=(line,), total=Money.of(amount, "EUR"))
+def make_order(ref: str, amount: str = "10.00", currency: str = "EUR", customer_id: str | None = None) -> Order:
+    line = Line(id="1", sku="SKU-1", quantity=1, unit_price=Money.of(amount, currency))
+    return Order(ref=ref, currency=currency, lines=(line,), total=Money.of(amount, currency), customer_id=customer_id)
 
 
 class Clock:
@@ -87,6 +93,30 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def outbox_url(request, tmp_path) -> Iterator[str]:
+    """The same tests on both stores: a SQLite file, and a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'outbox.sqlite3'}"
+    else:
+        with fresh_database() as url:
+            yield url
+
+
+@pytest.fixture
+def make_outbox(outbox_url):
+    made: list[Outbox] = []
+
+    def make(**options) -> Outbox:
+        outbox = Outbox(outbox_url, **options)
+        made.append(outbox)
+        return outbox
+
+    yield make
+    for outbox in made:
+        outbox.close()
 
 
 @pytest.fixture
@@ -101,8 +131,8 @@ def loyalty(fake: OrdersFake):
         yield facade
 
 
-def test_accepted_orders_leave_the_outbox_and_are_recorded_once(tmp_path, fake, loyalty):
-    outbox = Outbox(tmp_path / "outbox.sqlite3")
+def test_accepted_orders_leave_the_outbox_and_are_recorded_once(make_outbox, fake, loyalty):
+    outbox = make_outbox()
     assert outbox.add(make_order("A-1"))
     assert outbox.add(make_order("A-2"))
     assert not outbox.add(make_order("A-1")), "the same order ref is queued once"
@@ -110,14 +140,14 @@ def test_accepted_orders_leave_the_outbox_and_are_recorded_once(tmp_path, fake, 
     report = outbox.flush(loyalty)
 
     assert report is not None and [r.status for r in report.results] == [ExportStatus.ACCEPTED] * 2
-    assert outbox.counts() == {PENDING: 0, DONE: 2, REJECTED: 0}
+    assert outbox.counts() == {PENDING: 0, DONE: 2, REJECTED: 0, DEAD: 0, DROPPED: 0}
     assert sorted(fake.recorded.values()) == ["A-1", "A-2"]
     assert outbox.flush(loyalty) is None
 
 
-def test_engine_down_keeps_orders_pending_with_backoff_then_exports(tmp_path, fake, loyalty):
+def test_engine_down_keeps_orders_pending_with_backoff_then_exports(make_outbox, fake, loyalty):
     clock = Clock()
-    outbox = Outbox(tmp_path / "outbox.sqlite3", clock=clock)
+    outbox = make_outbox(clock=clock)
     outbox.add(make_order("B-1"))
     fake.inject("export", Fault(FaultKind.STATUS, status=503, times=10))
 
@@ -136,8 +166,8 @@ def test_engine_down_keeps_orders_pending_with_backoff_then_exports(tmp_path, fa
     assert list(fake.recorded.values()) == ["B-1"]
 
 
-def test_rejected_order_is_kept_with_its_reason_and_others_go_through(tmp_path, fake, loyalty):
-    outbox = Outbox(tmp_path / "outbox.sqlite3")
+def test_rejected_order_is_kept_with_its_reason_and_others_go_through(make_outbox, fake, loyalty):
+    outbox = make_outbox()
     outbox.add(make_order("C-1"))
     outbox.add(make_order("C-2", amount="0.00"))
 
@@ -148,10 +178,9 @@ def test_rejected_order_is_kept_with_its_reason_and_others_go_through(tmp_path, 
     assert outbox.entry("C-1").state == DONE
 
 
-def test_a_crashed_worker_lease_expires_and_the_engine_still_sees_the_order_once(tmp_path, fake, loyalty):
+def test_a_crashed_worker_lease_expires_and_the_engine_still_sees_the_order_once(make_outbox, fake, loyalty):
     clock = Clock()
-    path = tmp_path / "outbox.sqlite3"
-    crashed = Outbox(path, clock=clock, lease_seconds=60)
+    crashed = make_outbox(clock=clock, lease_seconds=60)
     crashed.add(make_order("D-1"))
     claimed = crashed.claim()
     assert [o.ref for o in claimed] == ["D-1"]
@@ -159,7 +188,7 @@ def test_a_crashed_worker_lease_expires_and_the_engine_still_sees_the_order_once
     loyalty.export_orders(claimed)
     crashed.close()
 
-    survivor = Outbox(path, clock=clock, lease_seconds=60)
+    survivor = make_outbox(clock=clock, lease_seconds=60)
     assert survivor.claim() == [], "still leased by the crashed worker"
     clock.now += 61
     report = survivor.flush(loyalty)
@@ -169,8 +198,8 @@ def test_a_crashed_worker_lease_expires_and_the_engine_still_sees_the_order_once
     assert list(fake.recorded.values()) == ["D-1"], "the engine recorded the order once"
 
 
-async def test_async_flush_exports_through_the_async_facade(tmp_path, fake):
-    outbox = Outbox(tmp_path / "outbox.sqlite3")
+async def test_async_flush_exports_through_the_async_facade(make_outbox, fake):
+    outbox = make_outbox()
     outbox.add(make_order("E-1"))
     settings = LoyaltySettings(write_deadline=2)
     async with AsyncLoyalty(settings, adapter=OrdersAdapter(), transport=fake.transport(), load_entry_points=False) as facade:
@@ -179,29 +208,28 @@ async def test_async_flush_exports_through_the_async_facade(tmp_path, fake):
     assert outbox.entry("E-1").state == DONE
 
 
-def test_outbox_refuses_what_is_not_an_order(tmp_path):
-    outbox = Outbox(tmp_path / "outbox.sqlite3")
+def test_outbox_refuses_what_is_not_an_order(make_outbox):
+    outbox = make_outbox()
     with pytest.raises(ValueError) as info:
         outbox.add({"ref": "X"})  # type: ignore[arg-type]
     assert getattr(info.value, "field", None) == "order"
     assert outbox.counts()[PENDING] == 0
 
 
-def test_money_in_the_stored_order_survives_as_decimal(tmp_path):
-    outbox = Outbox(tmp_path / "outbox.sqlite3")
+def test_money_in_the_stored_order_survives_as_decimal(make_outbox):
+    outbox = make_outbox()
     outbox.add(make_order("F-1", amount="19.99"))
     (order,) = outbox.claim()
     assert order.total.amount == Decimal("19.99") and order.total.currency == "EUR"
 
 
-def test_a_late_worker_does_not_overwrite_the_current_owners_outcome(tmp_path, fake, loyalty):
+def test_a_late_worker_does_not_overwrite_the_current_owners_outcome(make_outbox, fake, loyalty):
     clock = Clock()
-    path = tmp_path / "outbox.sqlite3"
-    late = Outbox(path, clock=clock, lease_seconds=60)
+    late = make_outbox(clock=clock, lease_seconds=60)
     late.add(make_order("G-1"))
     claimed = late.claim()
     clock.now += 61  # the late worker's lease ran out
-    owner = Outbox(path, clock=clock, lease_seconds=60)
+    owner = make_outbox(clock=clock, lease_seconds=60)
     assert owner.flush(loyalty).status_of("G-1") is ExportStatus.ACCEPTED
 
     retry = ExportReport(engine="orders", results=(
@@ -211,3 +239,343 @@ def test_a_late_worker_does_not_overwrite_the_current_owners_outcome(tmp_path, f
     entry = owner.entry("G-1")
     assert entry.state == DONE and entry.last_status == "accepted", "the late verdict was dropped"
     assert [o.ref for o in claimed] == ["G-1"]
+
+
+def test_one_wrong_currency_order_does_not_block_the_others(make_outbox, fake, loyalty):
+    outbox = make_outbox()
+    for i in range(20):
+        outbox.add(make_order(f"H-{i}"))
+    outbox.add(make_order("H-USD", currency="USD"))
+
+    report = outbox.flush(loyalty)
+
+    assert report is not None and len(report.by_status(ExportStatus.ACCEPTED)) == 20
+    assert sorted(fake.recorded.values()) == sorted(f"H-{i}" for i in range(20))
+    bad = outbox.entry("H-USD")
+    assert bad.state == PENDING and bad.attempts == 1 and "EUR only" in bad.last_reason
+    assert outbox.counts()[DONE] == 20
+    assert outbox.flush(loyalty) is None, "the bad order backs off on its own"
+
+
+def test_an_order_failing_every_time_goes_dead_with_its_last_error_and_can_be_retried(make_outbox, fake, loyalty):
+    clock = Clock()
+    outbox = make_outbox(clock=clock, max_attempts=3, backoff_base=2.0)
+    outbox.add(make_order("J-USD", currency="USD"))
+    outbox.add(make_order("J-1"))
+    for _ in range(3):
+        outbox.flush(loyalty)
+        clock.now += 100
+    dead = outbox.entry("J-USD")
+    assert dead.state == DEAD and dead.attempts == 3 and dead.last_status == "retry_later"
+    assert "CurrencyMismatchError" in dead.last_reason and "EUR only" in dead.last_reason
+    assert outbox.entry("J-1").state == DONE
+    assert outbox.flush(loyalty) is None, "a dead order is not claimed again"
+    assert [e.ref for e in outbox.entries(DEAD)] == ["J-USD"]
+
+    assert outbox.retry(["J-USD"]) == 1
+    retried = outbox.entry("J-USD")
+    assert retried.state == PENDING and retried.attempts == 0
+
+
+def test_an_outage_backs_off_the_whole_batch_without_splitting_it(make_outbox, fake, loyalty):
+    outbox = make_outbox()
+    for i in range(5):
+        outbox.add(make_order(f"K-{i}"))
+    fake.inject("export", Fault(FaultKind.STATUS, status=503, times=100))
+    calls_before = len(fake.requests)
+
+    report = outbox.flush(loyalty)
+
+    assert report is not None and len(report.by_status(ExportStatus.RETRY_LATER)) == 5
+    assert all(outbox.entry(f"K-{i}").attempts == 1 for i in range(5))
+    assert len(fake.requests) - calls_before <= 2, "one export attempt (with its own retry), not one per order"
+
+
+def test_orders_of_one_customer_are_exported_in_the_order_they_were_placed(make_outbox, fake, loyalty):
+    clock = Clock()
+    outbox = make_outbox(clock=clock)
+    outbox.add(make_order("L-1", customer_id="ann"))
+    outbox.add(make_order("L-2", customer_id="ann"))
+    outbox.add(make_order("L-3", customer_id="bob"))
+
+    assert [o.ref for o in outbox.claim()] == ["L-1", "L-3"], "ann's second order waits for her first"
+    clock.now += 200  # both leases ran out
+    fake.inject("export", Fault(FaultKind.STATUS, status=503, times=2))
+    outbox.flush(loyalty)  # L-1 and L-3 fail and back off
+    clock.now += 1
+    assert outbox.claim() == [], "L-2 still waits behind L-1"
+    clock.now += 200
+    fake.clear_faults()
+    outbox.flush(loyalty)
+    assert outbox.entry("L-1").state == DONE and outbox.entry("L-2").state == PENDING
+    outbox.flush(loyalty)
+    assert outbox.entry("L-2").state == DONE
+    assert [ref for ref in fake.recorded.values() if ref.startswith("L-")] == ["L-1", "L-3", "L-2"]
+
+
+def test_drop_cancels_a_pending_order_with_its_reason_but_not_one_in_flight_or_exported(make_outbox, fake, loyalty):
+    outbox = make_outbox()
+    outbox.add(make_order("M-1"))
+    outbox.add(make_order("M-2"))
+    outbox.add(make_order("M-3"))
+
+    assert outbox.drop("M-1", reason="customer cancelled") is True
+    assert outbox.entry("M-1").state == DROPPED and outbox.entry("M-1").last_reason == "customer cancelled"
+    assert outbox.drop("M-1", reason="again") is False
+    assert outbox.drop("NOPE", reason="unknown") is False
+    claimed = outbox.claim()
+    assert [o.ref for o in claimed] == ["M-2", "M-3"]
+    assert outbox.drop("M-2", reason="too late") is False, "in flight"
+    outbox.release(claimed)
+    outbox.flush(loyalty)
+    assert outbox.drop("M-3", reason="too late") is False, "exported"
+    assert sorted(fake.recorded.values()) == ["M-2", "M-3"]
+    with pytest.raises(ValueError) as info:
+        outbox.drop("M-3", reason=" ")
+    assert info.value.field == "reason"
+
+
+def test_supersede_replaces_a_pending_orders_payload_only_before_export(make_outbox, fake, loyalty):
+    outbox = make_outbox()
+    assert outbox.add(make_order("N-1", amount="10.00"))
+    assert outbox.add(make_order("N-1", amount="12.00")) is False, "without supersede the first payload stays"
+    assert outbox.add(make_order("N-1", amount="12.00"), supersede=True) is True
+    assert outbox.add(make_order("N-9", amount="1.00"), supersede=True) is True, "a new ref is simply queued"
+    (first, _) = outbox.claim()
+    assert first.ref == "N-1" and first.total.amount == Decimal("12.00")
+    assert outbox.add(make_order("N-1", amount="13.00"), supersede=True) is False, "in flight"
+    outbox.release([first])
+    outbox.flush(loyalty)
+    assert outbox.add(make_order("N-1", amount="14.00"), supersede=True) is False, "exported"
+    assert outbox.entry("N-1").state == DONE
+
+
+def test_the_lease_is_never_shorter_than_two_write_deadlines(make_outbox, fake):
+    clock = Clock()
+    worker = make_outbox(clock=clock, lease_seconds=1)
+    other = make_outbox(clock=clock, lease_seconds=1)
+    worker.add(make_order("P-1"))
+    stolen: list = []
+
+    class SlowAdapter(OrdersAdapter):
+        def export_orders(self, orders, ctx):
+            clock.now += 20  # the export takes longer than lease_seconds, within the write deadline
+            stolen.extend(other.claim())
+            return (yield from super().export_orders(orders, ctx))
+
+    settings = LoyaltySettings(write_deadline=15)
+    with Loyalty(settings, adapter=SlowAdapter(), transport=fake.transport(), load_entry_points=False) as facade:
+        report = worker.flush(facade)
+    assert stolen == [], "nobody else could claim the order while it was being exported"
+    assert report.status_of("P-1") is ExportStatus.ACCEPTED and worker.entry("P-1").state == DONE
+
+
+def test_the_lease_is_renewed_while_a_slow_export_runs(make_outbox, fake):
+    import time as _time
+
+    # A batch refused whole is exported one order at a time: each call within the write deadline,
+    # all of them together longer than the lease (2 x 1 s). The renewal keeps the lease meanwhile.
+    worker = make_outbox(lease_seconds=0.5)
+    other = make_outbox(lease_seconds=0.5)
+    worker.add(make_order("Q-USD", currency="USD"))
+    for i in range(8):
+        worker.add(make_order(f"Q-{i}"))
+    stolen: list = []
+
+    class SlowAdapter(OrdersAdapter):
+        def export_orders(self, orders, ctx):
+            if len(orders) == 1:
+                _time.sleep(0.3)
+                stolen.extend(other.claim())
+            return (yield from super().export_orders(orders, ctx))
+
+    settings = LoyaltySettings(write_deadline=1.0)
+    started = _time.monotonic()
+    with Loyalty(settings, adapter=SlowAdapter(), transport=fake.transport(), load_entry_points=False) as facade:
+        report = worker.flush(facade)
+    assert _time.monotonic() - started > 2.0, "the export outlived the lease it started with"
+    assert stolen == [], "the renewed lease kept every order"
+    assert len(report.by_status(ExportStatus.ACCEPTED)) == 8 and len(fake.recorded) == 8
+
+
+def test_drain_exports_everything_due_and_summarises(make_outbox, fake, loyalty):
+    outbox = make_outbox()
+    for i in range(7):
+        outbox.add(make_order(f"R-{i}", amount="0.00" if i == 3 else "5.00"))
+    seen: list[int] = []
+
+    summary = outbox.drain(loyalty, batch=3, progress=seen.append)
+
+    assert summary.exported == 6 and summary.rejected == 1 and summary.batches == 3 and seen == [3, 3, 1]
+    assert outbox.status()["due"] == 0 and outbox.counts()[DONE] == 6
+
+
+def test_run_forever_stops_on_sigterm_after_finishing_its_batch(make_outbox, fake, loyalty):
+    import os
+    import signal
+    import threading
+
+    outbox = make_outbox()
+    for i in range(4):
+        outbox.add(make_order(f"S-{i}"))
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        summary = outbox.run_forever(loyalty, interval=0.05)
+    finally:
+        timer.cancel()
+    assert signal.getsignal(signal.SIGTERM) is previous, "the previous handler is restored"
+    assert summary.exported == 4 and outbox.counts()[DONE] == 4 and outbox.status()["leased"] == 0
+
+
+async def test_async_methods_run_off_the_event_loop(make_outbox, fake):
+    outbox = make_outbox()
+    assert await outbox.aadd(make_order("T-1"))
+    assert await outbox.aadd(make_order("T-2"))
+    assert await outbox.adrop("T-2", reason="cancelled")
+    settings = LoyaltySettings(write_deadline=2)
+    async with AsyncLoyalty(settings, adapter=OrdersAdapter(), transport=fake.transport(), load_entry_points=False) as facade:
+        summary = await outbox.adrain(facade)
+    assert summary.exported == 1 and (await outbox.acounts())[DROPPED] == 1
+
+
+def test_the_outbox_url_setting_chooses_the_store(monkeypatch, tmp_path):
+    monkeypatch.setenv("LOYALTYKIT_OUTBOX_URL", f"sqlite:///{tmp_path / 'from-settings.sqlite3'}")
+    with Outbox.from_settings() as outbox:
+        outbox.add(make_order("U-1"))
+    assert (tmp_path / "from-settings.sqlite3").is_file()
+    assert "U-1" not in repr(LoyaltySettings()), "the URL (it may hold a password) stays out of reprs"
+    with pytest.raises(Exception) as info:
+        Outbox("sqlite://")
+    assert "in-memory" in str(info.value)
+
+
+def test_an_outbox_file_from_the_previous_release_is_upgraded_in_place(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE outbox (ref TEXT PRIMARY KEY, payload TEXT NOT NULL, state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL, lease_owner TEXT,
+            lease_until REAL NOT NULL DEFAULT 0, last_status TEXT, last_reason TEXT,
+            created_at REAL NOT NULL, updated_at REAL NOT NULL);
+    """)
+    db.execute("INSERT INTO outbox (ref, payload, state, next_attempt, created_at, updated_at) VALUES (?, ?, ?, 0, 0, 0)",
+               ("V-1", make_order("V-1").model_dump_json(), "pending"))
+    db.commit()
+    db.close()
+    with Outbox(path) as outbox:
+        assert [o.ref for o in outbox.claim()] == ["V-1"]
+
+
+@pytest.mark.postgres
+def test_transactional_outbox_an_order_is_queued_if_and_only_if_the_shops_transaction_commits():
+    from sqlalchemy import create_engine, text
+
+    from loyaltykit.outbox.postgres import engine_url, enqueue, insert_sql
+
+    with fresh_database() as url:
+        with Outbox(url) as outbox:  # creates the table (what `loyaltykit outbox migrate` does)
+            shop = create_engine(engine_url(url))
+            try:
+                with shop.connect() as conn:
+                    with conn.begin() as tx:
+                        conn.execute(text("CREATE TABLE shop_orders (ref TEXT PRIMARY KEY)"))
+                        tx.commit()
+                    with conn.begin() as tx:  # SQLAlchemy: the order row and the outbox row, one transaction
+                        conn.execute(text("INSERT INTO shop_orders VALUES ('TX-1')"))
+                        assert enqueue(conn, make_order("TX-1", customer_id="ann"))
+                        tx.rollback()
+                    with conn.begin():
+                        conn.execute(text("INSERT INTO shop_orders VALUES ('TX-2')"))
+                        assert enqueue(conn, make_order("TX-2", customer_id="ann"))
+                # any DB-API cursor (Django's connection.cursor() inside transaction.atomic())
+                raw = shop.raw_connection()
+                try:
+                    cursor = raw.cursor()
+                    cursor.execute(*insert_sql(make_order("TX-3")))
+                    raw.commit()
+                finally:
+                    raw.close()
+            finally:
+                shop.dispose()
+            assert outbox.entry("TX-1") is None, "rolled back with the shop's order"
+            assert [o.ref for o in outbox.claim()] == ["TX-2", "TX-3"]
+
+
+async def test_a_slow_store_does_not_block_the_event_loop(outbox_url, fake):
+    import asyncio
+    import time as _time
+
+    from loyaltykit.outbox import open_store
+
+    class SlowStore:
+        """The real store, with each call taking 0.2 s longer (a distant or busy database)."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            attr = getattr(self.inner, name)
+            if not callable(attr):
+                return attr
+
+            def slow(*args, **kwargs):
+                _time.sleep(0.2)
+                return attr(*args, **kwargs)
+            return slow
+
+    outbox = Outbox(store=SlowStore(open_store(outbox_url)))  # type: ignore[arg-type]
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    running = asyncio.create_task(ticker())
+    try:
+        assert await outbox.aadd(make_order("Y-1"))
+        settings = LoyaltySettings(write_deadline=2)
+        async with AsyncLoyalty(settings, adapter=OrdersAdapter(), transport=fake.transport(),
+                                load_entry_points=False) as facade:
+            report = await outbox.aflush(facade)
+    finally:
+        running.cancel()
+        outbox.close()
+    assert report.status_of("Y-1") is ExportStatus.ACCEPTED
+    assert ticks >= 20, f"the loop kept running during 0.6 s of database calls ({ticks} ticks)"
+
+
+def test_a_drop_racing_a_claim_never_both_succeed(make_outbox):
+    import threading
+
+    dropper, worker = make_outbox(), make_outbox()
+    for i in range(15):
+        ref = f"Z-{i}"
+        dropper.add(make_order(ref))
+        start = threading.Barrier(2)
+        outcome: dict = {}
+
+        def drop():
+            start.wait()
+            outcome["dropped"] = dropper.drop(ref, reason="race")
+
+        def claim():
+            start.wait()
+            outcome["claimed"] = [o.ref for o in worker.claim()]
+
+        threads = [threading.Thread(target=drop), threading.Thread(target=claim)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        claimed = ref in outcome["claimed"]
+        assert outcome["dropped"] != claimed, f"{ref}: exactly one of drop and claim wins ({outcome})"
+        assert worker.entry(ref).state == (DROPPED if outcome["dropped"] else PENDING)
+        if claimed:
+            worker.release([make_order(ref)])
+            assert dropper.drop(ref, reason="after release") is True

@@ -185,6 +185,12 @@ def fake(
             threading.Event().wait()
 
 
+# -- outbox operations (status, list, retry, drop, drain, migrate) ------------------------------
+from .outbox.cli import outbox_app  # noqa: E402
+
+app.add_typer(outbox_app, name="outbox")
+
+
 def main() -> None:
     app()
 

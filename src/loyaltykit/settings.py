@@ -19,7 +19,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -76,6 +76,10 @@ class LoyaltySettings(BaseSettings):
         default=None,
         description="A directory shared by this host's processes: one in-flight call per idempotency key "
         "across them (file locks). None: per process only.",
+    )
+    outbox_url: SecretStr = Field(
+        default=SecretStr("sqlite:///.loyaltykit/outbox.sqlite3"),
+        description="Where the export outbox lives: sqlite:///<path> or postgresql://... (kept out of reprs).",
     )
     # Raw sections may hold secrets (the adapter's settings model makes them SecretStr): keep out of repr.
     engines: dict[str, dict[str, Any]] = Field(

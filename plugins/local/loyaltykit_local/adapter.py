@@ -82,7 +82,10 @@ class LocalSettings(BaseSettings):
         description="SQLite durability. NORMAL in WAL mode survives a process crash; FULL also a power cut.",
     )
     pool_size: int = Field(default=10, ge=1, le=200, description="Database connections kept open.")
-    create_schema: bool = Field(default=True, description="Create the tables at start when missing.")
+    create_schema: bool = Field(
+        default=False,
+        description="Create or upgrade the schema at start. Off: run `loyaltykit-local migrate` once per release.",
+    )
 
 
 class LocalAdapter(EngineAdapter):
@@ -125,6 +128,12 @@ class LocalAdapter(EngineAdapter):
                 synchronous=config.sqlite_synchronous,
                 pool_size=config.pool_size,
             )
+            if not config.create_schema:
+                try:
+                    store.check_schema()
+                except BaseException:
+                    store.dispose()
+                    raise
             engine = LocalEngine(store, program)
         elif program is not None:
             engine.set_program(program)

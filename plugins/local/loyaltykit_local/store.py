@@ -6,6 +6,11 @@ transactions so two writers never both read a balance and then both spend it. On
 same code takes row locks with ``SELECT ... FOR UPDATE`` (SQLite ignores that clause; its write
 lock already serialises writers).
 
+The schema is created and upgraded by :meth:`Store.migrate` — what ``loyaltykit-local migrate``
+runs — never as a side effect of importing or starting the adapter (unless its ``create_schema``
+setting says so). Migrating is serialised across processes (SQLite's write lock; a PostgreSQL
+advisory lock), so any number of workers booting together on a new database all start.
+
 Amounts are stored as integers: points are whole points, cashback is in the currency's minor
 units. Ledger rows are only ever inserted; balances are sums over them.
 """
@@ -20,6 +25,9 @@ from pathlib import Path
 
 from sqlalchemy import (
     JSON,
+    inspect,
+    select,
+    text,
     BigInteger,
     Column,
     DateTime,
@@ -33,6 +41,9 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from loyaltykit import ConfigError
 from sqlalchemy.pool import StaticPool
 
 metadata = MetaData()
@@ -144,7 +155,20 @@ grants = Table(
     UniqueConstraint("customer_id", "rule_id", "order_ref", name="lk_grants_once"),
 )
 
+schema_versions = Table(
+    # One row: the schema version this database has been migrated to.
+    "lk_schema",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("migrated_at", DateTime, nullable=False),
+)
+
 TABLES = (customers, ledger, vouchers, redemptions, writes, orders, grants)
+
+#: The schema version this release writes. Raise it with each migration step added to ``_STEPS``.
+SCHEMA_VERSION = 1
+MIGRATE_COMMAND = "loyaltykit-local migrate"
 
 
 def to_db(moment: datetime | None) -> datetime | None:
@@ -210,13 +234,66 @@ class Store:
     """A SQL engine plus the two kinds of transaction the loyalty engine uses."""
 
     def __init__(self, url: str, *, create: bool = True, **engine_options) -> None:
+        """``create``: migrate the schema now (tests, the demo, a one-process app); else it is only checked
+        when :meth:`check_schema` is called."""
         self.url = make_url(url)
         self.engine = make_sql_engine(url, **engine_options)
         self.dialect = self.engine.dialect.name
         # An in-memory SQLite database is one connection: serialise its users.
         self._serial = threading.RLock() if _is_memory(self.url) else None
         if create:
-            metadata.create_all(self.engine)
+            self.migrate()
+
+    def schema_version(self) -> int | None:
+        """The version this database is migrated to; None when it has no loyaltykit schema."""
+        with self._serialised(), self.engine.connect() as connection:
+            return self._version_in(connection)
+
+    @staticmethod
+    def _version_in(connection: Connection) -> int | None:
+        if not inspect(connection).has_table(schema_versions.name):
+            return None
+        return connection.execute(select(schema_versions.c.version).where(schema_versions.c.id == 1)).scalar()
+
+    def check_schema(self) -> None:
+        """Refuse to start on a database that is not migrated to this release's schema."""
+        try:
+            version = self.schema_version()
+        except (OperationalError, ProgrammingError) as exc:
+            raise ConfigError(f"the embedded engine's database cannot be read: {type(exc.orig).__name__}") from exc
+        if version is None:
+            raise ConfigError(f"the embedded engine's database has no schema yet: run `{MIGRATE_COMMAND}` "
+                              "(or set create_schema = true)")
+        if version < SCHEMA_VERSION:
+            raise ConfigError(f"the embedded engine's database is at schema version {version}, this release "
+                              f"needs {SCHEMA_VERSION}: run `{MIGRATE_COMMAND}`")
+        if version > SCHEMA_VERSION:
+            raise ConfigError(f"the embedded engine's database is at schema version {version}, newer than this "
+                              f"release ({SCHEMA_VERSION}): upgrade loyaltykit-local")
+
+    def migrate(self) -> int:
+        """Create or upgrade the schema to :data:`SCHEMA_VERSION`; returns the version it started from (0: none).
+
+        One migrator at a time: on SQLite the write lock is taken first (``BEGIN IMMEDIATE``), on
+        PostgreSQL a transaction-scoped advisory lock; the others wait, then find nothing to do.
+        """
+        with self._serialised(), self.engine.connect() as connection:
+            connection.execution_options(loyaltykit_begin="IMMEDIATE")
+            with connection.begin():
+                if self.dialect == "postgresql":
+                    connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('loyaltykit_local_schema'))"))
+                before = self._version_in(connection) or 0
+                if before > SCHEMA_VERSION:
+                    raise ConfigError(f"the database is at schema version {before}, newer than this release")
+                if before < SCHEMA_VERSION:
+                    metadata.create_all(connection)  # version 1: the tables as defined above
+                    now = datetime.now(UTC).replace(tzinfo=None)
+                    if before == 0:
+                        connection.execute(schema_versions.insert().values(id=1, version=SCHEMA_VERSION, migrated_at=now))
+                    else:
+                        connection.execute(schema_versions.update().where(schema_versions.c.id == 1)
+                                           .values(version=SCHEMA_VERSION, migrated_at=now))
+                return before
 
     @contextmanager
     def _serialised(self) -> Iterator[None]:
@@ -248,7 +325,7 @@ class Store:
         """Drop and recreate every table (tests and the demo)."""
         with self._serialised():
             metadata.drop_all(self.engine)
-            metadata.create_all(self.engine)
+        self.migrate()
 
     def dispose(self) -> None:
         self.engine.dispose()

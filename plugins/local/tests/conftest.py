@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from loyaltykit.postgres_testing import fresh_database
 from loyaltykit import AsyncLoyalty, Loyalty, LoyaltySettings, Money
 from loyaltykit_local.adapter import LocalAdapter
 from loyaltykit_local.program import Program, parse_program
@@ -40,14 +42,25 @@ def clock() -> Clock:
     return Clock(datetime(2025, 5, 15, 12, 0, tzinfo=UTC))
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path: Path) -> Iterator[str]:
+    """The engine's tests run on both stores: a SQLite file, and a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'engine'}.sqlite3"
+    else:
+        with fresh_database() as url:
+            yield url
+
+
 @pytest.fixture
-def make_shop(tmp_path: Path, clock: Clock):
+def make_shop(tmp_path: Path, clock: Clock, database_url: str):
     made: list[Shop] = []
 
     def make(program: str | Program = "", *, name: str = "engine") -> Shop:
         if isinstance(program, str):
             program = parse_program(program, "test.toml")
-        store = Store(f"sqlite:///{tmp_path / name}.sqlite3", busy_timeout_ms=60_000)
+        url = database_url if name == "engine" else f"sqlite:///{tmp_path / name}.sqlite3"
+        store = Store(url, busy_timeout_ms=60_000)
         engine = LocalEngine(store, program, clock=clock)
         loyalty = Loyalty(LoyaltySettings(), adapter=LocalAdapter(engine=engine), load_entry_points=False)
         shop = Shop(loyalty, engine, clock, store)

@@ -26,7 +26,8 @@ def test_entry_points_and_capabilities(tmp_path):
     assert entry_points(group="loyaltykit")["local"].load() is LocalAdapter
     assert entry_points(group="loyaltykit.demo")["local"].load() is run_demo
     assert entry_points(group="loyaltykit.harness")["local"].load() is make_harness
-    settings = LoyaltySettings(engine="local", engines={"local": {"database_url": f"sqlite:///{tmp_path / 'x.sqlite3'}"}})
+    settings = LoyaltySettings(engine="local", engines={"local": {"database_url": f"sqlite:///{tmp_path / 'x.sqlite3'}",
+                                                                  "create_schema": True}})
     with Loyalty(settings) as loyalty:
         assert loyalty.engine == "local" and loyalty.adapter.in_process
         caps = loyalty.capabilities

@@ -84,6 +84,7 @@ def test_per_currency_amounts_and_accepted_currencies():
 def test_adapter_settings_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("LOYALTYKIT_LOCAL_DATABASE_URL", f"sqlite:///{tmp_path / 'env.sqlite3'}")
     monkeypatch.setenv("LOYALTYKIT_LOCAL_PROGRAM_FILE", str(demo_program_path()))
+    monkeypatch.setenv("LOYALTYKIT_LOCAL_CREATE_SCHEMA", "true")
     adapter = LocalAdapter()
     try:
         assert adapter.engine.program.name == "Bean Club"

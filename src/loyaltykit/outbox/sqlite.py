@@ -1,0 +1,183 @@
+"""The default outbox store: one SQLite file (WAL) from the standard library.
+
+Several processes on one host may share the file. ``BEGIN IMMEDIATE`` takes the write lock at the
+start of every writing transaction, so two workers can never claim the same rows; the busy timeout
+makes the others wait for it instead of failing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import ConfigError
+from .store import DEAD, DONE, DROPPED, PENDING, REJECTED, Claimed, OutboxEntry, OutboxStore, Settlement
+
+_TABLE = """
+CREATE TABLE IF NOT EXISTS outbox (
+    ref           TEXT PRIMARY KEY,
+    payload       TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_attempt  REAL NOT NULL,
+    lease_owner   TEXT,
+    lease_until   REAL NOT NULL DEFAULT 0,
+    last_status   TEXT,
+    last_reason   TEXT,
+    created_at    REAL NOT NULL,
+    updated_at    REAL NOT NULL
+)
+"""
+# The claim reads due pending rows by (state, next_attempt); the ordering check looks up the
+# oldest pending row of a group. (The rowid is the insertion order.)
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt)",
+    "CREATE INDEX IF NOT EXISTS outbox_group ON outbox (group_key, state)",
+)
+_COLUMNS = "ref, state, attempts, last_status, last_reason, next_attempt, created_at, lease_until"
+
+
+class SQLiteOutboxStore(OutboxStore):
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, create_schema: bool = True) -> None:
+        self.path = Path(path)
+        self.display = f"sqlite:///{self.path}"
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=busy_timeout, check_same_thread=False, isolation_level=None)
+            self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            if create_schema:
+                self.migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigError(f"outbox store {self.path} cannot be opened: {exc}") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def migrate(self) -> None:
+        with self._write() as db:
+            db.execute(_TABLE)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+            if "group_key" not in columns:  # files written before delivery in order per customer
+                db.execute("ALTER TABLE outbox ADD COLUMN group_key TEXT")
+                db.execute("UPDATE outbox SET group_key = ref WHERE group_key IS NULL")
+            for statement in _INDEXES:
+                db.execute(statement)
+
+    def insert(self, ref: str, group: str, payload: str, now: float, *, supersede: bool) -> bool:
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO outbox (ref, group_key, payload, state, next_attempt, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (ref, group, payload, PENDING, now, now, now),
+            )
+            if cursor.rowcount == 1:
+                return True
+            if not supersede:
+                return False
+            cursor = db.execute(
+                "UPDATE outbox SET payload = ?, group_key = ?, next_attempt = ?, updated_at = ?"
+                " WHERE ref = ? AND state = ? AND (lease_owner IS NULL OR lease_until <= ?)",
+                (payload, group, now, now, ref, PENDING, now),
+            )
+            return cursor.rowcount == 1
+
+    def claim(self, limit: int, now: float, until: float, token: str) -> list[Claimed]:
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT o.ref, o.payload, o.attempts FROM outbox AS o"
+                " WHERE o.state = ? AND o.next_attempt <= ? AND o.lease_until <= ?"
+                " AND NOT EXISTS (SELECT 1 FROM outbox AS p"
+                "   WHERE p.group_key = o.group_key AND p.state = ? AND p.rowid < o.rowid)"
+                " ORDER BY o.rowid LIMIT ?",
+                (PENDING, now, now, PENDING, limit),
+            ).fetchall()
+            db.executemany(
+                "UPDATE outbox SET lease_owner = ?, lease_until = ?, updated_at = ? WHERE ref = ?",
+                [(token, until, now, ref) for ref, _, _ in rows],
+            )
+        return [Claimed(ref, payload, attempts) for ref, payload, attempts in rows]
+
+    def renew(self, token: str, until: float) -> int:
+        with self._write() as db:
+            return db.execute("UPDATE outbox SET lease_until = ? WHERE lease_owner = ? AND state = ?",
+                              (until, token, PENDING)).rowcount
+
+    def release(self, token: str, refs: Sequence[str]) -> None:
+        with self._write() as db:
+            db.executemany(
+                "UPDATE outbox SET lease_owner = NULL, lease_until = 0 WHERE ref = ? AND lease_owner = ?",
+                [(ref, token) for ref in refs],
+            )
+
+    def settle(self, token: str, settlements: Sequence[Settlement], now: float) -> set[str]:
+        written: set[str] = set()
+        with self._write() as db:
+            for s in settlements:
+                if db.execute(
+                    "UPDATE outbox SET state = ?, attempts = ?, next_attempt = ?, lease_owner = NULL, lease_until = 0,"
+                    " last_status = ?, last_reason = ?, updated_at = ? WHERE ref = ? AND lease_owner = ?",
+                    (s.state, s.attempts, s.next_attempt, s.last_status, s.last_reason, now, s.ref, token),
+                ).rowcount:
+                    written.add(s.ref)
+        return written
+
+    def drop(self, ref: str, reason: str, now: float) -> bool:
+        with self._write() as db:
+            return db.execute(
+                "UPDATE outbox SET state = ?, last_reason = ?, lease_owner = NULL, lease_until = 0, updated_at = ?"
+                " WHERE ref = ? AND state = ? AND (lease_owner IS NULL OR lease_until <= ?)",
+                (DROPPED, reason, now, ref, PENDING, now),
+            ).rowcount == 1
+
+    def retry(self, refs: Sequence[str] | None, states: Sequence[str], now: float) -> int:
+        marks = ", ".join("?" for _ in states)
+        sql = (f"UPDATE outbox SET state = ?, attempts = 0, next_attempt = ?, lease_owner = NULL, lease_until = 0,"
+               f" updated_at = ? WHERE state IN ({marks})")
+        with self._write() as db:
+            if refs is None:
+                return db.execute(sql, (PENDING, now, now, *states)).rowcount
+            return sum(db.execute(sql + " AND ref = ?", (PENDING, now, now, *states, ref)).rowcount for ref in refs)
+
+    def entries(self, state: str | None, limit: int, now: float, ref: str | None = None) -> list[OutboxEntry]:
+        where, params = [], []
+        if state is not None:
+            where.append("state = ?")
+            params.append(state)
+        if ref is not None:
+            where.append("ref = ?")
+            params.append(ref)
+        sql = f"SELECT {_COLUMNS} FROM outbox" + (" WHERE " + " AND ".join(where) if where else "")
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY rowid LIMIT ?", (*params, limit)).fetchall()
+        return [_entry(row, now) for row in rows]
+
+    def counts(self, now: float) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
+            due, leased = self._db.execute(
+                "SELECT COALESCE(SUM(next_attempt <= ? AND lease_until <= ?), 0), COALESCE(SUM(lease_until > ?), 0)"
+                " FROM outbox WHERE state = ?", (now, now, now, PENDING)).fetchone()
+        return {PENDING: 0, DONE: 0, REJECTED: 0, DEAD: 0, DROPPED: 0, **dict(rows), "due": due, "leased": leased}
+
+
+def _entry(row, now: float) -> OutboxEntry:
+    ref, state, attempts, last_status, last_reason, next_attempt, created_at, lease_until = row
+    return OutboxEntry(ref, state, attempts, last_status, last_reason, next_attempt, created_at,
+                       leased=state == PENDING and lease_until > now)
