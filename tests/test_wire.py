@@ -28,3 +28,9 @@ def test_floats_and_non_finite_amounts_are_refused():
 @given(st.decimals(allow_nan=False, allow_infinity=False, places=4, min_value=-10**12, max_value=10**12))
 def test_round_trip_is_exact(value):
     assert wire.loads(wire.dumps({"v": value}))["v"] == value
+
+
+def test_many_decimals_each_land_in_their_own_place():
+    # Markers _1 and _10.._19 share a prefix: each number must still go to its own slot.
+    body = {"lines": [{"n": index, "amount": Decimal(index) / 100} for index in range(120)]}
+    assert wire.loads(wire.dumps(body)) == body

@@ -23,13 +23,14 @@ import time
 import uuid
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
+if TYPE_CHECKING:  # the in-process engine must not load the HTTP stack for a type alias
+    import httpx
 
 T = TypeVar("T")
 
-Flow = Generator["EngineRequest", httpx.Response, T]
+Flow = Generator["EngineRequest", "httpx.Response", T]
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from tenacity import (
 from . import wire
 from .auth import Auth
 from .breaker import CircuitBreaker
+from .deadlines import deadline_transport, exchange_deadline
 from .errors import (
     AuthFailedError,
     CircuitOpenError,
@@ -334,6 +335,7 @@ class SyncRunner:
     def __init__(self, config: EngineClientConfig, transport: httpx.BaseTransport | None = None) -> None:
         self.config = config
         limits = httpx.Limits(max_connections=config.max_connections, max_keepalive_connections=config.max_connections)
+        transport = transport or deadline_transport(limits)  # each socket wait ends at the call's deadline
         self.client = httpx.Client(transport=transport, limits=limits, follow_redirects=False)
 
     def close(self) -> None:
@@ -389,8 +391,9 @@ class SyncRunner:
         started = time.monotonic()
         sent_before, exchange.sent = exchange.sent, True
         try:
-            response = self.client.send(built)
-            response.read()
+            with exchange_deadline(exchange.ctx.deadline):
+                response = self.client.send(built)
+                response.read()
         except httpx.HTTPError as exc:
             if _is_not_sent(exc):
                 exchange.sent = sent_before

@@ -9,6 +9,7 @@ through a float on its way out. :func:`dumps` writes a Decimal's own digits inst
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from decimal import Decimal
 from typing import Any
@@ -34,9 +35,12 @@ def dumps(value: Any) -> bytes:
         return item
 
     text = json.dumps(substitute(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    for index in range(len(numbers) - 1, -1, -1):  # longest index first: _1 must not eat _10
-        text = text.replace(f'"{marker}{index}"', numbers[index])
-    return text.encode()
+    if not numbers:
+        return text.encode()
+    # One pass over the body: the pieces between markers alternate with marker indexes.
+    pieces = re.split(f'"{marker}(\\d+)"', text)
+    pieces[1::2] = [numbers[int(index)] for index in pieces[1::2]]
+    return "".join(pieces).encode()
 
 
 def loads(content: bytes | str) -> Any:
