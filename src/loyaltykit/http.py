@@ -57,7 +57,7 @@ log = get_logger("loyaltykit.http")
 # their records too. Logger filters do not apply to child loggers, so name every one httpcore uses.
 for _name in ("httpx", "httpcore", "httpcore.connection", "httpcore.http11", "httpcore.http2",
               "httpcore.proxy", "httpcore.socks"):
-    get_logger(_name)
+    get_logger(_name, kit_calls_only=True)  # the shop's own httpx calls are not ours to scrub or slow
 
 T = TypeVar("T")
 
