@@ -15,17 +15,28 @@ from decimal import Decimal
 from typing import Any
 
 
+# A marker no body can contain by chance (random per process), and the pattern that finds it,
+# compiled once: a fresh pattern per body would cost more than the encoding.
+_MARKER = f"__decimal_{secrets.token_hex(8)}_"
+_MARKED = re.compile(f'"{_MARKER}(\\d+)"')
+_PLAIN = (str, int, bool, type(None))
+
+
 def dumps(value: Any) -> bytes:
     """Compact JSON, UTF-8. A Decimal is written as a JSON number with exactly its digits."""
     numbers: list[str] = []
-    marker = f"__decimal_{secrets.token_hex(8)}_"
 
     def substitute(item: Any) -> Any:
+        kind = type(item)
+        if kind in _PLAIN:
+            return item
+        if kind is dict:
+            return {key: substitute(val) for key, val in item.items()}
         if isinstance(item, Decimal):
             if not item.is_finite():
                 raise ValueError("NaN and infinity have no JSON form")
             numbers.append(format(item, "f"))
-            return f"{marker}{len(numbers) - 1}"
+            return f"{_MARKER}{len(numbers) - 1}"
         if isinstance(item, dict):
             return {key: substitute(val) for key, val in item.items()}
         if isinstance(item, list | tuple):
@@ -38,7 +49,7 @@ def dumps(value: Any) -> bytes:
     if not numbers:
         return text.encode()
     # One pass over the body: the pieces between markers alternate with marker indexes.
-    pieces = re.split(f'"{marker}(\\d+)"', text)
+    pieces = _MARKED.split(text)
     pieces[1::2] = [numbers[int(index)] for index in pieces[1::2]]
     return "".join(pieces).encode()
 
