@@ -112,9 +112,10 @@ def run(engine: str, operation: str, lines: int, calls: int, repetitions: int, w
     with scenario.server as server:
         settings = server.settings_for(scenario.harness.settings)
         adapter = adapter_class(engine)(settings)
-        replay = server.replay_requests(scenario.steady)
-        print(f"{engine} {operation}, {lines} lines: {len(replay)} request(s) per call, "
-              f"{sum(len(r[3]) for r in replay):,} request bytes; {calls} calls per sample, "
+        # The hand-written client encodes each JSON body itself, as one would (json.dumps).
+        replay = [(method, url, headers, json.loads(content) if content else None)
+                  for method, url, headers, content in server.replay_requests(scenario.steady)]
+        print(f"{engine} {operation}, {lines} lines: {len(replay)} request(s) per call; {calls} calls per sample, "
               f"{repetitions} samples each, interleaved")
         if "sync" in modes:
             ok &= _sync(scenario, adapter, replay, calls, repetitions, target, f"{row} sync")
@@ -142,7 +143,8 @@ def _sync(scenario: Scenario, adapter: Any, replay: list, calls: int, repetition
 
         def raw() -> None:
             for _ in range(calls):
-                for method, url, headers, content in replay:
+                for method, url, headers, payload in replay:
+                    content = json.dumps(payload, separators=(",", ":")).encode() if payload is not None else None
                     json.loads(client.request(method, url, headers=headers, content=content).content)
 
         samples = interleave({"kit": kit, "raw": raw}, repetitions)
@@ -162,7 +164,8 @@ def _async(scenario: Scenario, adapter: Any, replay: list, calls: int, repetitio
 
         async def raw() -> None:
             for _ in range(calls):
-                for method, url, headers, content in replay:
+                for method, url, headers, payload in replay:
+                    content = json.dumps(payload, separators=(",", ":")).encode() if payload is not None else None
                     json.loads((await client.request(method, url, headers=headers, content=content)).content)
 
         # interleave() is synchronous: run each coroutine to completion in a worker-free way.

@@ -19,33 +19,31 @@ from typing import Any
 # compiled once: a fresh pattern per body would cost more than the encoding.
 _MARKER = f"__decimal_{secrets.token_hex(8)}_"
 _MARKED = re.compile(f'"{_MARKER}(\\d+)"')
-_PLAIN = (str, int, bool, type(None))
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_FLOAT = re.compile(r"\.|\d[eE]")  # outside strings, only a float writes a point or an exponent
+# Inside a document every number of compact JSON follows ":", "," or "[": where no such number
+# has a point or an exponent there is no float, and the exact check above need not run.
+_MAYBE_FLOAT = re.compile(r"[:,\[]-?\d+[.eE]")
 
 
 def dumps(value: Any) -> bytes:
     """Compact JSON, UTF-8. A Decimal is written as a JSON number with exactly its digits."""
     numbers: list[str] = []
 
-    def substitute(item: Any) -> Any:
-        kind = type(item)
-        if kind in _PLAIN:
-            return item
-        if kind is dict:
-            return {key: substitute(val) for key, val in item.items()}
+    def marker(item: Any) -> str:  # called by the C encoder for what it cannot encode itself
         if isinstance(item, Decimal):
             if not item.is_finite():
                 raise ValueError("NaN and infinity have no JSON form")
             numbers.append(format(item, "f"))
             return f"{_MARKER}{len(numbers) - 1}"
-        if isinstance(item, dict):
-            return {key: substitute(val) for key, val in item.items()}
-        if isinstance(item, list | tuple):
-            return [substitute(val) for val in item]
-        if isinstance(item, float):
-            raise TypeError("floats are not sent to engines; use Decimal")
-        return item
+        raise TypeError(f"{type(item).__name__} is not JSON serializable")
 
-    text = json.dumps(substitute(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if isinstance(value, float):
+        raise TypeError("floats are not sent to engines; use Decimal")
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=marker)
+    # Decimals are still quoted markers here, so any point or exponent left outside a string is a float's.
+    if _MAYBE_FLOAT.search(text) and _FLOAT.search(_STRING.sub("", text)):
+        raise TypeError("floats are not sent to engines; use Decimal")
     if not numbers:
         return text.encode()
     # One pass over the body: the pieces between markers alternate with marker indexes.
