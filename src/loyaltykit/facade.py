@@ -21,9 +21,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 import pluggy
 import pydantic
 
@@ -43,7 +42,6 @@ from .errors import (
     OutcomeUnknownError,
 )
 from .flows import CallContext, Flow, run_in_process
-from .http import AsyncRunner, SyncRunner
 from .models import (
     MAX_EXPORT_BATCH,
     Basket,
@@ -68,6 +66,9 @@ from .models import (
 from .plugins import check_routing, discover, make_plugin_manager
 from .scrub import scrubbing
 from .settings import LoyaltySettings, config_path
+
+if TYPE_CHECKING:
+    import httpx
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -398,6 +399,8 @@ class Loyalty(_Facade):
 
     def __init__(self, settings: LoyaltySettings | None = None, *, transport: httpx.BaseTransport | None = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
+        if self.client_config:  # the HTTP stack is imported only by engines that speak HTTP
+            from .http import SyncRunner
         self._runner = SyncRunner(self.client_config, transport) if self.client_config else None
 
     def _execute(self, call: _Call) -> Any:
@@ -455,6 +458,8 @@ class AsyncLoyalty(_Facade):
 
     def __init__(self, settings: LoyaltySettings | None = None, *, transport: httpx.AsyncBaseTransport | None = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
+        if self.client_config:  # the HTTP stack is imported only by engines that speak HTTP
+            from .http import AsyncRunner
         self._runner = AsyncRunner(self.client_config, transport) if self.client_config else None
 
     async def _execute(self, call: _Call) -> Any:
