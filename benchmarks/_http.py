@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from _common import CannedServer, Exchange, Recorder, describe, interleave, local_path, median_wall, verdict
-from loyaltykit import AsyncLoyalty, BalanceKind, Basket, CashbackSpend, Line, Loyalty, LoyaltySettings, Money
+from loyaltykit import AsyncLoyalty, BalanceKind, Basket, CashbackSpend, Line, Loyalty, LoyaltySettings, Money, Order
 from loyaltykit.testing import RuleSpec
 
 ENGINES = ("sessionm", "salesforce")
@@ -83,7 +83,16 @@ class Scenario:
                   and not seen.add((e.method, local_path(e.url)))]
         self.server = CannedServer(recorder.exchanges[:first] + steady, workdir)
 
+    def order(self) -> Order:
+        self.spent += 1
+        return Order(ref=f"ORD-{self.spent:07d}", currency=self.harness.currency, customer_id=self.customer_id,
+                     lines=self.basket.lines, total=self.basket.subtotal)
+
     def call(self, loyalty: Loyalty) -> Any:
+        if self.operation == "export":
+            report = loyalty.export_orders([self.order()])
+            assert report.results[0].status.value == "accepted", report.results[0]
+            return report
         if self.operation == "evaluate":
             result = loyalty.evaluate(self.basket)
             assert not result.degraded, result.degraded_reason
