@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -299,6 +300,8 @@ class _Exchange:
             breaker.record_success()
         elif exc is None or not isinstance(exc, LoyaltyError):
             breaker.record_failure()
+        if not log.isEnabledFor(logging.INFO):  # skip scrubbing and formatting nobody will read
+            return
         elapsed_ms = (time.monotonic() - started) * 1000
         outcome = str(response.status_code) if response is not None else type(exc).__name__
         path = self.request.path.split("?", 1)[0]
