@@ -467,9 +467,11 @@ class AsyncRunner:
         started = time.monotonic()
         sent_before, exchange.sent = exchange.sent, True
         try:
-            # The per-request timeout bounds each phase; wait_for bounds the whole exchange.
-            response = await asyncio.wait_for(self.client.send(built), timeout=max(0.001, exchange.ctx.remaining()))
-            await response.aread()
+            # The per-request timeout bounds each phase; the deadline bounds the whole exchange
+            # (asyncio.timeout, unlike wait_for, runs the send in this task: no task per request).
+            async with asyncio.timeout(max(0.001, exchange.ctx.remaining())):
+                response = await self.client.send(built)
+                await response.aread()
         except TimeoutError as exc:
             exchange.record(started, None, exc, attempt)
             raise httpx.ReadTimeout("deadline reached while waiting for the engine") from exc
