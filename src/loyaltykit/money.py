@@ -115,7 +115,7 @@ class Money(BaseModel):
     @classmethod
     def _exact(cls, amount: Decimal, currency: str) -> Money:
         """The result of arithmetic on valid Money: rounded by :func:`quantize` like any Money,
-        without building a pydantic validator run for a currency already known valid."""
+        without a pydantic validation run: the currency is already known valid."""
         if abs(amount) > MAX_AMOUNT:
             return cls(amount=amount, currency=currency)  # refused as the constructor refuses it
         money = object.__new__(cls)
