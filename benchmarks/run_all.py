@@ -46,7 +46,7 @@ def main() -> int:
         if args.only and not any(part in script for part in args.only):
             continue
         command = [sys.executable, str(HERE / script), *(quick if args.quick else full)]
-        print(f"$ {' '.join(command[1:])}", flush=True)
+        print(f"$ python benchmarks/{script} {' '.join(command[2:])}", flush=True)
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True)
         print(done.stdout, end="")
