@@ -22,6 +22,8 @@ from loyaltykit import AsyncLoyalty, BalanceKind, Basket, CashbackSpend, Line, L
 from loyaltykit.testing import RuleSpec
 
 ENGINES = ("sessionm", "salesforce")
+# Generous deadlines: a stall of the loaded machine must not turn a measured call into a fail-open.
+BENCH_SETTINGS = LoyaltySettings(evaluate_budget=30, read_deadline=30, write_deadline=60)
 
 
 def harness(engine: str) -> Any:
@@ -70,7 +72,7 @@ class Scenario:
         self.customer_id = customer.id
         self.basket = basket(h.currency, lines, customer.id)
         recorder = Recorder(h.sync_transport())
-        with Loyalty(LoyaltySettings(), adapter=h.make_adapter(), transport=recorder,
+        with Loyalty(BENCH_SETTINGS, adapter=h.make_adapter(), transport=recorder,
                      load_entry_points=False) as loyalty:
             self.call(loyalty)  # authentication and other one-off requests
             first = len(recorder.exchanges)
@@ -145,7 +147,7 @@ def _compare(samples: dict[str, Any], calls: int, target: float, row: str) -> bo
 
 def _sync(scenario: Scenario, adapter: Any, replay: list, calls: int, repetitions: int, target: float, row: str) -> bool:
     client = httpx.Client()
-    with Loyalty(LoyaltySettings(), adapter=adapter, load_entry_points=False) as loyalty:
+    with Loyalty(BENCH_SETTINGS, adapter=adapter, load_entry_points=False) as loyalty:
         def kit() -> None:
             for _ in range(calls):
                 scenario.call(loyalty)
@@ -164,7 +166,7 @@ def _sync(scenario: Scenario, adapter: Any, replay: list, calls: int, repetition
 def _async(scenario: Scenario, adapter: Any, replay: list, calls: int, repetitions: int, target: float, row: str) -> bool:
     async def main() -> bool:
         client = httpx.AsyncClient()
-        loyalty = AsyncLoyalty(LoyaltySettings(), adapter=adapter, load_entry_points=False)
+        loyalty = AsyncLoyalty(BENCH_SETTINGS, adapter=adapter, load_entry_points=False)
         loop = asyncio.get_running_loop()
 
         async def kit() -> None:

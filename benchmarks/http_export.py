@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx  # noqa: E402
 
 from _common import describe, interleave, load_note, median_wall, verdict  # noqa: E402
-from _http import Scenario, adapter_class  # noqa: E402
-from loyaltykit import Loyalty, LoyaltySettings  # noqa: E402
+from _http import BENCH_SETTINGS, Scenario, adapter_class  # noqa: E402
+from loyaltykit import Loyalty  # noqa: E402
 from loyaltykit.outbox import PENDING, Outbox  # noqa: E402
 
 ENGINE = "sessionm"
@@ -55,7 +55,7 @@ def main() -> int:
                     "INSERT INTO outbox (ref, payload, state, next_attempt, created_at, updated_at) VALUES (?,?,?,?,?,?)",
                     ((f"Q-{n:08d}", template.replace(f'"{queued.ref}"', f'"Q-{n:08d}"', 1),
                       PENDING, now, now + n * 1e-6, now) for n in range(total)))
-            loyalty = Loyalty(LoyaltySettings(), adapter=adapter_class(ENGINE)(settings), load_entry_points=False)
+            loyalty = Loyalty(BENCH_SETTINGS, adapter=adapter_class(ENGINE)(settings), load_entry_points=False)
             client = httpx.Client()
             target = server.replay_requests(scenario.steady)[0][1]
             payload = json.loads(content)

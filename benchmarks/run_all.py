@@ -51,9 +51,9 @@ def main() -> int:
         done = subprocess.run(command, capture_output=True, text=True)
         print(done.stdout, end="")
         found = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-        if done.returncode not in (0, 1) or not found:
+        if "Traceback" in done.stderr or not found:
             print(done.stderr[-3000:], file=sys.stderr)
-            rows.append([script, "-", "-", "-", "-", "ERROR"])
+            rows.append([f"{script} {' '.join(command[2:])}", "-", "-", "-", "-", "ERROR (see its output)"])
         for line in found:
             rows.append([part.strip() for part in line[len("RESULT "):].split("|")])
         print(f"  ({time.perf_counter() - started:.0f} s)\n", flush=True)
