@@ -15,6 +15,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -138,7 +139,7 @@ class CannedServer:
 
     def __init__(self, exchanges: list[Exchange], workdir: Path) -> None:
         self.hosts = {httpx.URL(e.url).host for e in exchanges}
-        self.answers_file = workdir / "answers.json"
+        self.answers_file = Path(tempfile.mkdtemp(dir=workdir)) / "answers.json"  # one per server
         self.exchanges = exchanges
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
