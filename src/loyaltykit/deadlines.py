@@ -94,6 +94,8 @@ class DeadlineBackend(httpcore.NetworkBackend):
 def deadline_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
     """httpx's own transport (same defaults as ``httpx.Client`` builds), its sockets deadline-bound."""
     transport = httpx.HTTPTransport(limits=limits)
-    pool = transport._pool  # httpx exposes no public hook for the network backend
-    pool._network_backend = DeadlineBackend(pool._network_backend)
+    pool = getattr(transport, "_pool", None)  # httpx exposes no public hook for the network backend
+    backend = getattr(pool, "_network_backend", None)
+    if backend is not None:  # an httpx that moved it keeps per-read timeouts (the deadline tests say so)
+        pool._network_backend = DeadlineBackend(backend)
     return transport
