@@ -16,40 +16,34 @@ from typing import Any
 
 
 # A marker no body can contain by chance (random per process), and the pattern that finds it,
-# compiled once: a fresh pattern per body would cost more than the encoding.
+# compiled once. A Decimal travels through the encoder as the string marker + its digits.
 _MARKER = f"__decimal_{secrets.token_hex(8)}_"
-_MARKED = re.compile(f'"{_MARKER}(\\d+)"')
+_MARKED = re.compile(f'"{_MARKER}(-?[0-9.]+)"')
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _FLOAT = re.compile(r"\.|\d[eE]")  # outside strings, only a float writes a point or an exponent
-# Inside a document every number of compact JSON follows ":", "," or "[": where no such number
-# has a point or an exponent there is no float, and the exact check above need not run.
-_MAYBE_FLOAT = re.compile(r"[:,\[]-?\d+[.eE]")
+# A number of compact JSON follows a key's '":', a ',' or a '[': where no such number has a point
+# or an exponent there is no float, and the exact check above need not run.
+_MAYBE_FLOAT = re.compile(r'(?:":|[,\[])-?\d+[.eE]')
+
+
+def _marker(item: Any) -> str:  # called by the C encoder for what it cannot encode itself
+    if isinstance(item, Decimal):
+        if not item.is_finite():
+            raise ValueError("NaN and infinity have no JSON form")
+        return _MARKER + format(item, "f")
+    raise TypeError(f"{type(item).__name__} is not JSON serializable")
 
 
 def dumps(value: Any) -> bytes:
     """Compact JSON, UTF-8. A Decimal is written as a JSON number with exactly its digits."""
-    numbers: list[str] = []
-
-    def marker(item: Any) -> str:  # called by the C encoder for what it cannot encode itself
-        if isinstance(item, Decimal):
-            if not item.is_finite():
-                raise ValueError("NaN and infinity have no JSON form")
-            numbers.append(format(item, "f"))
-            return f"{_MARKER}{len(numbers) - 1}"
-        raise TypeError(f"{type(item).__name__} is not JSON serializable")
-
     if isinstance(value, float):
         raise TypeError("floats are not sent to engines; use Decimal")
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=marker)
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_marker)
     # Decimals are still quoted markers here, so any point or exponent left outside a string is a float's.
     if _MAYBE_FLOAT.search(text) and _FLOAT.search(_STRING.sub("", text)):
         raise TypeError("floats are not sent to engines; use Decimal")
-    if not numbers:
-        return text.encode()
-    # One pass over the body: the pieces between markers alternate with marker indexes.
-    pieces = _MARKED.split(text)
-    pieces[1::2] = [numbers[int(index)] for index in pieces[1::2]]
-    return "".join(pieces).encode()
+    # One pass: split keeps each marker's digits (the captured group) and drops its quotes and prefix.
+    return "".join(_MARKED.split(text)).encode()
 
 
 def loads(content: bytes | str) -> Any:
