@@ -22,8 +22,9 @@ _MARKED = re.compile(f'"{_MARKER}(-?[0-9.]+)"')
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _FLOAT = re.compile(r"\.|\d[eE]")  # outside strings, only a float writes a point or an exponent
 # A number of compact JSON follows a key's '":', a ',' or a '[': where no such number has a point
-# or an exponent there is no float, and the exact check above need not run.
-_MAYBE_FLOAT = re.compile(r'(?:":|[,\[])-?\d+[.eE]')
+# or an exponent there is no float, and the exact check above need not run. (Two patterns, each
+# with a literal start that the regex engine scans for quickly; one alternation is twice as slow.)
+_MAYBE_FLOAT = (re.compile(r'":-?\d+[.eE]'), re.compile(r"[,\[]-?\d+[.eE]"))
 
 
 def _marker(item: Any) -> str:  # called by the C encoder for what it cannot encode itself
@@ -40,7 +41,8 @@ def dumps(value: Any) -> bytes:
         raise TypeError("floats are not sent to engines; use Decimal")
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_marker)
     # Decimals are still quoted markers here, so any point or exponent left outside a string is a float's.
-    if _MAYBE_FLOAT.search(text) and _FLOAT.search(_STRING.sub("", text)):
+    maybe = any(pattern.search(text) for pattern in _MAYBE_FLOAT)
+    if maybe and _FLOAT.search(_STRING.sub("", text)):
         raise TypeError("floats are not sent to engines; use Decimal")
     # One pass: split keeps each marker's digits (the captured group) and drops its quotes and prefix.
     return "".join(_MARKED.split(text)).encode()
