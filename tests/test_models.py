@@ -293,3 +293,17 @@ def test_shipping_discounts_reduce_shipping_not_the_goods():
     assert Order.from_evaluation("o", basket, quote).total == eur("20.00")  # 18 goods + 2 shipping
     waived = quote.model_copy(update={"free_shipping": True})
     assert Order.from_evaluation("o", basket, waived).total == eur("18.00")
+
+
+def test_subtotals_follow_the_lines_of_a_copy():
+    """Subtotals are computed once per set of lines; a copy with other lines gets its own."""
+    basket = Basket.model_validate(basket_dict())
+    first = basket.subtotal
+    assert basket.subtotal is first
+    line = basket.lines[0]
+    more = line.model_copy(update={"quantity": line.quantity + 1})
+    assert more.subtotal == line.subtotal + line.unit_price
+    copied = basket.model_copy(update={"lines": (more, *basket.lines[1:])})
+    assert copied.subtotal == first + line.unit_price
+    assert basket.subtotal == first and basket == Basket.model_validate(basket_dict())
+    assert "_subtotal_of" not in basket.model_dump()

@@ -131,3 +131,27 @@ def test_money_is_frozen():
     money = Money.of("1.00", "EUR")
     with pytest.raises(InvalidRequestError):
         money.amount = Decimal(2)  # type: ignore[misc]
+
+
+@given(
+    st.decimals(allow_nan=False, allow_infinity=False, places=3, min_value=-10**9, max_value=10**9),
+    st.decimals(allow_nan=False, allow_infinity=False, places=3, min_value=-10**3, max_value=10**3),
+    st.sampled_from(["EUR", "JPY", "KWD"]),
+)
+def test_arithmetic_results_are_the_money_the_constructor_builds(a, b, currency):
+    """Arithmetic skips re-validating a known currency; its results must be indistinguishable."""
+    x, y = Money.of(a, currency), Money.of(b, currency)
+    for result, amount in ((x + y, x.amount + y.amount), (x - y, x.amount - y.amount),
+                           (x * b, x.amount * b), (-x, -x.amount)):
+        built = Money.of(amount, currency)
+        assert result == built and hash(result) == hash(built)
+        assert result.amount.as_tuple() == built.amount.as_tuple()  # same digits, same exponent
+        assert result.model_dump() == built.model_dump() and result.model_dump_json() == built.model_dump_json()
+        assert result.model_fields_set == built.model_fields_set
+
+
+def test_arithmetic_beyond_the_limit_is_refused_like_construction():
+    with pytest.raises(pydantic.ValidationError):
+        Money.of(MAX_AMOUNT, "EUR") + Money.of("0.01", "EUR")
+    with pytest.raises(pydantic.ValidationError):
+        Money.of(MAX_AMOUNT, "EUR") * 2

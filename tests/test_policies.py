@@ -377,3 +377,62 @@ async def test_an_arithmetic_error_while_parsing_is_a_malformed_answer(engine_ht
         make_sync(_NaNComparingAdapter(), transport=None).identify(email="ann@example.com")
     with pytest.raises(MalformedResponseError):
         await make_async(_NaNComparingAdapter(), transport=None).identify(email="ann@example.com")
+
+
+# -- an engine that trickles bytes -------------------------------------------------------------------
+
+
+@pytest.fixture
+def trickling():
+    """Answers every request with a response that arrives one byte every 50 ms for ~4 s: each read
+    returns well inside any per-read timeout, so only a deadline for the whole exchange stops it."""
+    stop = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    body = b'{"members": []}'.ljust(80)
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    def trickle(conn):
+        with conn:
+            try:
+                conn.recv(65536)
+                for byte in answer:
+                    if stop.is_set():
+                        return
+                    conn.sendall(bytes([byte]))
+                    time.sleep(0.05)
+            except OSError:
+                return  # the client hung up: its deadline worked
+
+    def accept():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=trickle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield "http://127.0.0.1:%d" % listener.getsockname()[1]
+    stop.set()
+    listener.close()
+
+
+def test_sync_evaluate_ends_at_its_budget_when_the_engine_trickles(trickling, make_sync):
+    loyalty = make_sync(ShopAdapter({"base_url": trickling, "max_attempts": 1}), transport=None, evaluate_budget=BUDGET)
+    started = time.monotonic()
+    evaluation = loyalty.evaluate(basket_dict())
+    elapsed = time.monotonic() - started
+    assert evaluation.degraded and evaluation.degraded_reason.startswith("timeout")
+    assert elapsed < BUDGET + 0.5, f"returned after {elapsed:.2f}s for a {BUDGET}s budget (the engine trickles ~4 s)"
+
+
+def test_sync_write_ends_at_its_deadline_when_the_engine_trickles(trickling, make_sync):
+    loyalty = make_sync(ShopAdapter({"base_url": trickling, "max_attempts": 1}), transport=None, write_deadline=BUDGET)
+    started = time.monotonic()
+    with pytest.raises(OutcomeUnknownError):
+        loyalty.redeem_voucher({"code": "SAVE5", "order_ref": "o1"})
+    elapsed = time.monotonic() - started
+    assert elapsed < BUDGET + 0.5, f"returned after {elapsed:.2f}s for a {BUDGET}s deadline (the engine trickles ~4 s)"

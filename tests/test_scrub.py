@@ -268,3 +268,23 @@ def test_basic_auth_header_is_registered():
     assert MASK in scrub_text(header)
     assert header.split()[1] not in scrub_text(f"sent {header.split()[1]}")
     assert auth.password.get_secret_value() not in repr(auth)
+
+
+def test_the_shops_own_httpx_records_pass_untouched_and_kit_calls_are_scrubbed():
+    import logging
+
+    import loyaltykit.http  # noqa: F401  attaches the filters to httpx's loggers
+
+    email = "shopper@shop.example"
+    logger = logging.getLogger("httpx")
+
+    def filtered():
+        record = logger.makeRecord("httpx", logging.INFO, __file__, 1, "HTTP Request: GET %s", (f"/m?e={email}",), None)
+        assert logger.filter(record)
+        return record
+
+    own = filtered()  # the shop's call: not rendered, not scrubbed, not rewritten
+    assert own.args == (f"/m?e={email}",) and email in own.getMessage()
+    with scrubbing([]):  # inside a kit call
+        ours = filtered()
+    assert email not in ours.getMessage() and MASK in ours.getMessage()

@@ -28,3 +28,20 @@ def test_floats_and_non_finite_amounts_are_refused():
 @given(st.decimals(allow_nan=False, allow_infinity=False, places=4, min_value=-10**12, max_value=10**12))
 def test_round_trip_is_exact(value):
     assert wire.loads(wire.dumps({"v": value}))["v"] == value
+
+
+def test_many_decimals_each_land_in_their_own_place():
+    # Markers _1 and _10.._19 share a prefix: each number must still go to its own slot.
+    body = {"lines": [{"n": index, "amount": Decimal(index) / 100} for index in range(120)]}
+    assert wire.loads(wire.dumps(body)) == body
+
+
+@pytest.mark.parametrize("body", [{"a": 1.0}, {"a": [1e20]}, {"a": {"b": -0.5}}, 2.5, [1, 2.0], {"a": [{"b": [3.25]}]}])
+def test_a_float_anywhere_is_refused(body):
+    with pytest.raises(TypeError):
+        wire.dumps(body)
+
+
+def test_strings_that_look_like_floats_are_text_not_floats():
+    body = {"note": "a:1.5, [2e5", "quoted": 'say "3.5"', "amount": Decimal("1.50")}
+    assert wire.dumps(body) == b'{"note":"a:1.5, [2e5","quoted":"say \\"3.5\\"","amount":1.50}'

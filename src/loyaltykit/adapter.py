@@ -30,7 +30,6 @@ from .capabilities import Capabilities, Capability
 from .errors import ConfigError, NotSupportedError
 from .flows import CallContext, Flow
 from .hookspecs import hookimpl
-from .http import EngineClientConfig
 from .models import (
     Basket,
     CashbackSpend,
@@ -53,6 +52,8 @@ from .operations import OPERATIONS
 
 if TYPE_CHECKING:  # only an annotation here; importing pydantic_settings costs ~90 ms
     from pydantic_settings import BaseSettings
+
+    from .http import EngineClientConfig  # the HTTP stack loads only for engines that speak HTTP
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 

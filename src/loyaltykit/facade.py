@@ -23,9 +23,8 @@ import concurrent.futures
 import contextvars
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 import pluggy
 import pydantic
 
@@ -48,7 +47,6 @@ from .errors import (
     invalid_data,
 )
 from .flows import PARSE_ERRORS, CallContext, Flow, run_in_process
-from .http import AsyncRunner, SyncRunner
 from .models import (
     MAX_EXPORT_BATCH,
     Basket,
@@ -78,6 +76,9 @@ from .plugins import check_routing, discover, make_plugin_manager
 from .reconcile import FileKeyLocks
 from .scrub import scrubbing
 from .settings import LoyaltySettings
+
+if TYPE_CHECKING:
+    import httpx
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -469,6 +470,8 @@ class Loyalty(_Facade):
 
     def __init__(self, settings: LoyaltySettings | None = None, *, transport: httpx.BaseTransport | None = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
+        if self.client_config:  # the HTTP stack is imported only by engines that speak HTTP
+            from .http import SyncRunner
         self._runner = SyncRunner(self.client_config, transport) if self.client_config else None
         self._evaluations: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -575,6 +578,8 @@ class AsyncLoyalty(_Facade):
     def __init__(self, settings: LoyaltySettings | None = None, *, transport: httpx.AsyncBaseTransport | None = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         self._transport = transport
+        if self.client_config:  # the HTTP stack is imported only by engines that speak HTTP
+            from .http import AsyncRunner
         self._runner = AsyncRunner(self.client_config, transport) if self.client_config else None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -587,6 +592,8 @@ class AsyncLoyalty(_Facade):
         elif loop is not self._loop and self._loop.is_closed() and self._runner is not None:
             # The first loop is gone (asyncio.run called again, a test per loop): follow the new
             # one with a fresh HTTP client; the breaker and the cached token are kept.
+            from .http import AsyncRunner
+
             self._runner = AsyncRunner(self.client_config, self._transport)
             self._loop = loop
         elif loop is not self._loop and self._runner is not None:

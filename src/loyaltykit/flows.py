@@ -23,10 +23,12 @@ import time
 import uuid
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 import pydantic
+
+if TYPE_CHECKING:  # the in-process engine must not load the HTTP stack for a type alias
+    import httpx
 
 T = TypeVar("T")
 
@@ -36,7 +38,7 @@ PARSE_ERRORS: tuple[type[Exception], ...] = (
     KeyError, IndexError, TypeError, ValueError, AttributeError, ArithmeticError, pydantic.ValidationError
 )
 
-Flow = Generator["EngineRequest", httpx.Response, T]
+Flow = Generator["EngineRequest", "httpx.Response", T]
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import time
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from tenacity import (
 from . import wire
 from .auth import Auth
 from .breaker import CircuitBreaker
+from .deadlines import deadline_transport, exchange_deadline
 from .errors import (
     AuthFailedError,
     CircuitOpenError,
@@ -58,7 +60,7 @@ log = get_logger("loyaltykit.http")
 # their records too. Logger filters do not apply to child loggers, so name every one httpcore uses.
 for _name in ("httpx", "httpcore", "httpcore.connection", "httpcore.http11", "httpcore.http2",
               "httpcore.proxy", "httpcore.socks"):
-    get_logger(_name)
+    get_logger(_name, kit_calls_only=True)  # the shop's own httpx calls are not ours to scrub or slow
 
 T = TypeVar("T")
 
@@ -324,6 +326,8 @@ class _Exchange:
             breaker.record_success()
         elif exc is None or not isinstance(exc, LoyaltyError):
             breaker.record_failure()
+        if not log.isEnabledFor(logging.INFO):  # skip scrubbing and formatting nobody will read
+            return
         elapsed_ms = (time.monotonic() - started) * 1000
         outcome = str(response.status_code) if response is not None else type(exc).__name__
         path = self.request.path.split("?", 1)[0]
@@ -395,6 +399,7 @@ class SyncRunner:
     def __init__(self, config: EngineClientConfig, transport: httpx.BaseTransport | None = None) -> None:
         self.config = config
         limits = httpx.Limits(max_connections=config.max_connections, max_keepalive_connections=config.max_connections)
+        transport = transport or deadline_transport(limits)  # each socket wait ends at the call's deadline
         self.client = httpx.Client(transport=transport, limits=limits, follow_redirects=False)
 
     def close(self) -> None:
@@ -465,8 +470,9 @@ class SyncRunner:
         started = time.monotonic()
         sent_before, exchange.sent = exchange.sent, True
         try:
-            response = self.client.send(built)
-            response.read()
+            with exchange_deadline(exchange.ctx.deadline):
+                response = self.client.send(built)
+                response.read()
         except httpx.HTTPError as exc:
             if _is_not_sent(exc):
                 exchange.sent = sent_before
@@ -552,9 +558,11 @@ class AsyncRunner:
         started = time.monotonic()
         sent_before, exchange.sent = exchange.sent, True
         try:
-            # The per-request timeout bounds each phase; wait_for bounds the whole exchange.
-            response = await asyncio.wait_for(self.client.send(built), timeout=max(0.001, exchange.ctx.remaining()))
-            await response.aread()
+            # The per-request timeout bounds each phase; the deadline bounds the whole exchange
+            # (asyncio.timeout, unlike wait_for, runs the send in this task: no task per request).
+            async with asyncio.timeout(max(0.001, exchange.ctx.remaining())):
+                response = await self.client.send(built)
+                await response.aread()
         except TimeoutError as exc:
             exchange.record(started, None, exc, attempt)
             raise httpx.ReadTimeout("deadline reached while waiting for the engine") from exc

@@ -290,7 +290,25 @@ class Line(KitModel):
 
     @property
     def subtotal(self) -> Money:
-        return self.unit_price * self.quantity
+        cached = self.__dict__.get("_subtotal_of")
+        if cached is None or cached[0] is not self.unit_price or cached[1] is not self.quantity:
+            cached = (self.unit_price, self.quantity, self.unit_price * self.quantity)
+            self.__dict__["_subtotal_of"] = cached
+        return cached[2]
+
+
+def _lines_subtotal(model: Basket | Order) -> Money:
+    """Sum of the line subtotals, computed once per tuple of lines rather than on every read.
+
+    Kept beside the fields, keyed on the very objects it was computed from, so that a copy with
+    other lines (``model_copy(update=...)``) recomputes instead of reading a stale sum; pydantic
+    compares, hashes and dumps fields only.
+    """
+    cached = model.__dict__.get("_subtotal_of")
+    if cached is None or cached[0] is not model.lines:
+        cached = (model.lines, total([line.subtotal for line in model.lines], model.currency))
+        model.__dict__["_subtotal_of"] = cached
+    return cached[1]
 
 
 def _check_lines(lines: Iterable[Line], currency: str) -> None:
@@ -338,7 +356,7 @@ class Basket(KitModel):
 
     @property
     def subtotal(self) -> Money:
-        return total([line.subtotal for line in self.lines], self.currency)
+        return _lines_subtotal(self)
 
     def line(self, line_id: str) -> Line:
         for line in self.lines:
@@ -831,7 +849,7 @@ class Order(KitModel):
 
     @property
     def subtotal(self) -> Money:
-        return total([line.subtotal for line in self.lines], self.currency)
+        return _lines_subtotal(self)
 
     @property
     def allocations(self) -> tuple[LineAllocation, ...]:

@@ -9,6 +9,7 @@ refused outright, because a float has already lost the cent before we see it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import functools
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
@@ -60,9 +61,14 @@ def exponent(currency: str) -> int:
     return _EXPONENTS.get(currency, 2)
 
 
+@functools.cache
+def _quantum(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-exponent(currency))
+
+
 def quantize(amount: Decimal, currency: str) -> Decimal:
     """The one place where amounts are rounded: to the currency's exponent, ROUND_HALF_UP."""
-    return amount.quantize(Decimal(1).scaleb(-exponent(currency)), rounding=ROUNDING)
+    return amount.quantize(_quantum(currency), rounding=ROUNDING)
 
 
 def to_decimal(value: Any) -> Decimal:
@@ -164,6 +170,19 @@ class Money(KitBase):
     def zero(cls, currency: str) -> Money:
         return cls(amount=Decimal(0), currency=currency)
 
+    @classmethod
+    def _exact(cls, amount: Decimal, currency: str) -> Money:
+        """The result of arithmetic on valid Money: rounded by :func:`quantize` like any Money,
+        without a pydantic validation run: the currency is already known valid."""
+        if abs(amount) > MAX_AMOUNT:
+            return cls(amount=amount, currency=currency)  # refused as the constructor refuses it
+        money = object.__new__(cls)
+        object.__setattr__(money, "__dict__", {"amount": quantize(amount, currency), "currency": currency})
+        object.__setattr__(money, "__pydantic_fields_set__", {"amount", "currency"})
+        object.__setattr__(money, "__pydantic_extra__", None)
+        object.__setattr__(money, "__pydantic_private__", None)
+        return money
+
     # -- arithmetic ---------------------------------------------------------------------------
     def _same(self, other: Any, op: str) -> Money:
         if not isinstance(other, Money):
@@ -177,21 +196,21 @@ class Money(KitBase):
 
     def __add__(self, other: Any) -> Money:
         other = self._same(other, "add")
-        return Money(amount=self.amount + other.amount, currency=self.currency)
+        return Money._exact(self.amount + other.amount, self.currency)
 
     def __sub__(self, other: Any) -> Money:
         other = self._same(other, "subtract")
-        return Money(amount=self.amount - other.amount, currency=self.currency)
+        return Money._exact(self.amount - other.amount, self.currency)
 
     def __mul__(self, factor: Any) -> Money:
         if isinstance(factor, Money):
             raise TypeError("cannot multiply Money by Money")
-        return Money(amount=self.amount * to_decimal(factor), currency=self.currency)
+        return Money._exact(self.amount * to_decimal(factor), self.currency)
 
     __rmul__ = __mul__
 
     def __neg__(self) -> Money:
-        return Money(amount=-self.amount, currency=self.currency)
+        return Money._exact(-self.amount, self.currency)
 
     def __lt__(self, other: Any) -> bool:
         return self.amount < self._same(other, "compare").amount

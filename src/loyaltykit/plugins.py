@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
-import pluggy
-
-from . import hookspecs
 from .errors import ConfigError
 
 if TYPE_CHECKING:
+    import pluggy
+
     from .adapter import EngineAdapter
 
 GROUP = "loyaltykit"
@@ -89,6 +88,10 @@ def discover(allow: list[str] | None = None, block: list[str] | tuple[str, ...] 
 
 
 def make_plugin_manager() -> pluggy.PluginManager:
+    import pluggy  # here, not at the top: listing plugins (discover) needs no plugin manager
+
+    from . import hookspecs
+
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     return pm
@@ -112,6 +115,10 @@ def check_routing(pm: pluggy.PluginManager) -> EngineAdapter:
 
     Returns that adapter. Raises ``ConfigError`` naming the hook and the claimants otherwise.
     """
+    import pluggy
+
+    from . import hookspecs
+
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:

@@ -44,6 +44,7 @@ _PATTERNS = [
 # Identifiers of the call in progress (set by the runner), masked in every record logged meanwhile,
 # including httpx's own request lines.
 _call_values: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("loyaltykit_scrub", default=())
+_in_kit_call: contextvars.ContextVar[bool] = contextvars.ContextVar("loyaltykit_in_call", default=False)
 
 
 @contextmanager
@@ -54,22 +55,27 @@ def scrubbing(values: Iterable[str]) -> Iterator[None]:
         if value and len(value) >= _MIN_KNOWN:
             expanded.update({value, quote(value, safe=""), quote_plus(value)})
     token = _call_values.set(tuple(expanded))
+    in_call = _in_kit_call.set(True)
     try:
         yield
     finally:
+        _in_kit_call.reset(in_call)
         _call_values.reset(token)
 
 _lock = threading.Lock()
 _known: set[str] = set()
+_known_longest_first: tuple[str, ...] = ()  # _known, sorted once per registration, not per record
 _MIN_KNOWN = 4  # shorter values would mask ordinary words and digits
 
 
 def register_secret(*values: str | None) -> None:
     """Register values that must never appear in logs, reprs or error messages."""
+    global _known_longest_first
     with _lock:
         for value in values:
             if value and len(value) >= _MIN_KNOWN:
                 _known.add(value)
+        _known_longest_first = tuple(sorted(_known, key=len, reverse=True))
 
 
 def registered_count() -> int:
@@ -80,9 +86,12 @@ def scrub_text(text: str | None, extra: Iterable[str] = ()) -> str:
     """Return ``text`` with registered secrets, ``extra`` values and PII patterns masked."""
     if not text:
         return text or ""
-    candidates = [*extra, *_call_values.get()]
-    with _lock:
-        known = sorted(_known.union(v for v in candidates if v and len(v) >= _MIN_KNOWN), key=len, reverse=True)
+    candidates = [v for v in (*extra, *_call_values.get()) if v and len(v) >= _MIN_KNOWN]
+    if candidates:
+        with _lock:
+            known = sorted(_known.union(candidates), key=len, reverse=True)
+    else:
+        known = _known_longest_first
     for value in known:
         if value in text:
             text = text.replace(value, MASK)
@@ -107,10 +116,21 @@ class ScrubbingFilter(logging.Filter):
         return True
 
 
-def get_logger(name: str) -> logging.Logger:
-    """A kit logger with the scrubbing filter attached (filters are not inherited by child loggers,
-    so every logger the kit writes to gets its own)."""
+class KitCallsFilter(ScrubbingFilter):
+    """For a library's logger (httpx, httpcore): scrubs the records logged while a kit call is in
+    progress; the shop's own traffic on that logger passes untouched, at the cost of one lookup."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not _in_kit_call.get():
+            return True
+        return super().filter(record)
+
+
+def get_logger(name: str, *, kit_calls_only: bool = False) -> logging.Logger:
+    """A logger with the scrubbing filter attached (filters are not inherited by child loggers,
+    so every logger the kit writes to gets its own). ``kit_calls_only`` is for loggers the kit
+    shares with the shop: only records logged during a kit call are scrubbed."""
     logger = logging.getLogger(name)
     if not any(isinstance(f, ScrubbingFilter) for f in logger.filters):
-        logger.addFilter(ScrubbingFilter())
+        logger.addFilter(KitCallsFilter() if kit_calls_only else ScrubbingFilter())
     return logger

@@ -1,0 +1,65 @@
+"""Start-up of ``Loyalty()`` on the embedded engine, against a bare interpreter start.
+
+Each run is a fresh subprocess that builds the facade from settings (engine ``local``, a fresh
+SQLite file, schema created) and closes it; runs are interleaved with bare starts. Target: at
+most +300 ms over the bare start.
+
+    python benchmarks/local_startup.py [--runs 11]
+
+To find what is slow: ``python -X importtime -c "from loyaltykit import Loyalty; Loyalty().close()"``
+with ``LOYALTYKIT_LOCAL_DATABASE_URL`` set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import load_note, verdict  # noqa: E402
+
+TARGET_MS = 300.0
+BARE = "pass"
+KIT = "from loyaltykit import Loyalty; Loyalty().close()"
+
+
+def run_once(code: str, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    elapsed = (time.perf_counter() - started) * 1000
+    if completed.returncode != 0:
+        raise SystemExit(f"`python -c {code!r}` failed:\n{completed.stderr[-2000:]}")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=11)
+    args = parser.parse_args()
+    print(load_note())
+    bare_times, kit_times = [], []
+    with tempfile.TemporaryDirectory() as name:
+        for run in range(args.runs + 1):
+            env = {**os.environ, "LOYALTYKIT_ENGINE": "local",
+                   "LOYALTYKIT_LOCAL_DATABASE_URL": f"sqlite:///{Path(name) / f'start-{run}.sqlite3'}"}
+            bare, kit = run_once(BARE, env), run_once(KIT, env)
+            if run:  # the first pair warms the OS file cache
+                bare_times.append(bare)
+                kit_times.append(kit)
+    bare, kit = statistics.median(bare_times), statistics.median(kit_times)
+    print(f"bare start:            {bare:7.1f} ms")
+    print(f"Loyalty() on 'local':  {kit:7.1f} ms   (+{kit - bare:.1f} ms; fresh database file each run)")
+    passed = verdict("Loyalty() on the embedded engine", f"{kit:.0f} ms", f"{bare:.0f} ms (bare start)", None,
+                     f"<= +{TARGET_MS:.0f} ms (measured +{kit - bare:.0f} ms)", kit - bare <= TARGET_MS)
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""The embedded engine runs in process: building its facade must not load the HTTP stack."""
+
+import os
+import subprocess
+import sys
+
+
+def test_loyalty_on_the_embedded_engine_does_not_import_httpx(tmp_path):
+    code = (
+        "import sys; from loyaltykit import Loyalty; Loyalty().close(); "
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('httpx', 'httpcore', 'tenacity')); "
+        "print(loaded); sys.exit(1 if loaded else 0)"
+    )
+    env = {**os.environ, "LOYALTYKIT_ENGINE": "local",
+           "LOYALTYKIT_LOCAL_DATABASE_URL": f"sqlite:///{tmp_path / 'start.sqlite3'}"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
