@@ -101,7 +101,7 @@ def serve(
         from .sidecar.settings import SidecarSettings, hash_key
         from .sidecar.settings import new_key as make_key
     except ImportError:
-        console.print("[red]The sidecar is an optional extra:[/red] python -m pip install 'loyaltykit[sidecar]'")
+        typer.echo("The sidecar is an optional extra: python -m pip install 'loyaltykit[sidecar]'", err=True)
         raise typer.Exit(1) from None
     if new_key:
         key = make_key()

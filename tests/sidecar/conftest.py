@@ -94,14 +94,14 @@ class Service:
 
 
 def sidecar_settings(tmp_path: Path, **overrides) -> SidecarSettings:
-    return SidecarSettings(
-        database_url=f"sqlite:///{tmp_path}/sidecar.sqlite3",
-        outbox_path=tmp_path / "outbox.sqlite3",
-        clients=[{"name": "pos", "keys": [hash_key(KEY), hash_key(NEXT_KEY)]},
-                 {"name": "sfcc", "keys": [hash_key(SFCC_KEY)]}],
-        flush_interval=0,
-        **overrides,
-    )
+    values = {
+        "database_url": f"sqlite:///{tmp_path}/sidecar.sqlite3",
+        "outbox_path": tmp_path / "outbox.sqlite3",
+        "clients": [{"name": "pos", "keys": [hash_key(KEY), hash_key(NEXT_KEY)]},
+                    {"name": "sfcc", "keys": [hash_key(SFCC_KEY)]}],
+        "flush_interval": 0,
+    }
+    return SidecarSettings(**{**values, **overrides})
 
 
 @pytest.fixture
