@@ -57,6 +57,12 @@ percent = 10
 usage_limit = "unlimited"
 label = "10 % welcome"
 
+[[vouchers]]
+code = "EXPIRED-2019"
+kind = "fixed"
+amount = 5
+valid_until = 2019-12-31T23:59:59Z
+
 [[rules]]
 id = "coffee-5"
 label = "5 % off coffee"
