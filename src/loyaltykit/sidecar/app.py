@@ -332,8 +332,9 @@ def create_app(
     @app.get("/v1/capabilities", response_model=EngineCapabilities, tags=["v1"],
              summary="What the configured engine supports.", responses=_problems(401, 500))
     def capabilities() -> Response:
-        caps = loyalty.capabilities
-        return _json(EngineCapabilities(engine=loyalty.engine, **caps.model_dump()))
+        data = EngineCapabilities(engine=loyalty.engine, **loyalty.capabilities.model_dump()).model_dump(mode="json")
+        # Sets have no order; sorted, the answer is the same on every worker.
+        return _json({k: sorted(v) if isinstance(v, list) else v for k, v in data.items()})
 
     @app.post("/v1/customers/identify", response_model=Customer, tags=["v1"],
               summary="Find the loyalty member by e-mail, phone, card, membership number or external id.",
