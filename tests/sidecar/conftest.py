@@ -110,31 +110,41 @@ def sidecar_settings(tmp_path: Path, **overrides) -> SidecarSettings:
     return SidecarSettings(**{**values, **overrides})
 
 
+def build_service(tmp_path: Path, program: str = PROGRAM, *, loyalty: Loyalty | None = None, name: str = "engine",
+                  **overrides) -> Service:
+    store_db = Store(f"sqlite:///{tmp_path}/{name}.sqlite3")
+    engine = LocalEngine(store_db, parse_program(program, "test.toml"))
+    loyalty = loyalty or Loyalty(LoyaltySettings(), adapter=LocalAdapter(engine=engine), load_entry_points=False,
+                                 plugins=[EngineMetrics()])
+    settings = sidecar_settings(tmp_path, **overrides)
+    outbox = Outbox(settings.outbox_path)
+    store = IdempotencyStore(settings.database_url, retention_seconds=settings.retention_seconds)
+    app = create_app(settings, loyalty=loyalty, outbox=outbox, store=store)
+    client = TestClient(app, base_url="http://sidecar", raise_server_exceptions=False)
+    service = Service(app, client, engine, loyalty, outbox, store, settings)
+    service._db = store_db  # type: ignore[attr-defined]
+    return service
+
+
+def close_service(service: Service) -> None:
+    service.client.close()
+    service.store.close()
+    service.outbox.close()
+    service._db.dispose()  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 def make_service(tmp_path: Path):
     made: list[Service] = []
 
     def make(program: str = PROGRAM, *, loyalty: Loyalty | None = None, **overrides) -> Service:
-        store_db = Store(f"sqlite:///{tmp_path}/engine-{len(made)}.sqlite3")
-        engine = LocalEngine(store_db, parse_program(program, "test.toml"))
-        loyalty = loyalty or Loyalty(LoyaltySettings(), adapter=LocalAdapter(engine=engine), load_entry_points=False,
-                                     plugins=[EngineMetrics()])
-        settings = sidecar_settings(tmp_path, **overrides)
-        outbox = Outbox(settings.outbox_path)
-        store = IdempotencyStore(settings.database_url, retention_seconds=settings.retention_seconds)
-        app = create_app(settings, loyalty=loyalty, outbox=outbox, store=store)
-        client = TestClient(app, base_url="http://sidecar", raise_server_exceptions=False)
-        service = Service(app, client, engine, loyalty, outbox, store, settings)
+        service = build_service(tmp_path, program, loyalty=loyalty, name=f"engine-{len(made)}", **overrides)
         made.append(service)
-        service._db = store_db  # type: ignore[attr-defined]
         return service
 
     yield make
     for service in made:
-        service.client.close()
-        service.store.close()
-        service.outbox.close()
-        service._db.dispose()  # type: ignore[attr-defined]
+        close_service(service)
 
 
 @pytest.fixture

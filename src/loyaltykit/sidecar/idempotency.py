@@ -85,7 +85,11 @@ class IdempotencyStore:
         self.engine = sa.create_engine(url, pool_pre_ping=True, **kwargs)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine, checkfirst=True)
+        try:
+            metadata.create_all(self.engine, checkfirst=True)
+        except sa.exc.DatabaseError:
+            # Several workers starting at once: another one created the table between check and create.
+            metadata.create_all(self.engine, checkfirst=True)
 
     def close(self) -> None:
         self.engine.dispose()
