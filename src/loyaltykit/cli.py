@@ -124,8 +124,13 @@ def serve(
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Every worker writes its metrics there, so any worker's /metrics answers for all.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="loyaltykit-metrics-")
-    uvicorn.run("loyaltykit.sidecar.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, access_log=False, proxy_headers=False)
+    if workers == 1:
+        uvicorn.run("loyaltykit.sidecar.app:create_app", factory=True, host=host, port=port,
+                    log_level=log_level, access_log=False, proxy_headers=False)
+    else:
+        from .sidecar.workers import serve as serve_workers
+
+        serve_workers(host, port, workers, log_level)
 
 
 def main() -> None:
