@@ -220,6 +220,22 @@ def test_outcome_unknown_is_504_with_the_key_and_the_retry_reconciles_without_a_
     assert service.post("/v1/vouchers/redeem", body, key="k-lost").headers["idempotent-replayed"] == "true"
 
 
+def test_a_garbled_answer_to_a_write_is_reconciled_not_replayed(make_service):
+    fake = support.ShopEngine()
+    fake.add_voucher("SAVE5", "5.00")
+    service = shop_service(make_service, fake, breaker_threshold=1000)
+    fake.inject("redeem", Fault(FaultKind.MALFORMED, times=20))
+    body = {"code": "SAVE5", "order_ref": "O-8"}
+    garbled = service.post("/v1/vouchers/redeem", body, key="k-garbled")
+    assert garbled.status_code == 502 and garbled.json()["code"] == "malformed_response"
+    assert garbled.json()["idempotency_key"] == "k-garbled"
+    assert service.store.state("pos", "k-garbled") == UNKNOWN
+    fake.clear_faults()
+    settled = service.post("/v1/vouchers/redeem", body, key="k-garbled")
+    assert settled.status_code == 200 and "idempotent-replayed" not in settled.headers
+    assert len([e for e in fake.snapshot()["ledger"] if "SAVE5" in json.dumps(e)]) == 1
+
+
 def test_traceparent_reaches_the_engine_and_comes_back(make_service):
     fake = support.ShopEngine()
     service = shop_service(make_service, fake)
@@ -357,3 +373,14 @@ def _no_network(monkeypatch):
         raise AssertionError("no real HTTP in golden tests")
 
     monkeypatch.setattr(httpx.HTTPTransport, "handle_request", refuse)
+
+
+def test_optional_signing_accepts_unsigned_requests_but_not_bad_signatures(make_service):
+    service = make_service(hmac="optional")
+    assert service.get("/v1/capabilities").status_code == 200
+    now = int(time.time())
+    good = {"X-Loyaltykit-Timestamp": str(now),
+            "X-Loyaltykit-Signature": sign(KEY, now, "GET", "/v1/capabilities", b"")}
+    assert service.get("/v1/capabilities", headers=good).status_code == 200
+    bad = {**good, "X-Loyaltykit-Signature": "v1=" + "0" * 64}
+    assert service.get("/v1/capabilities", headers=bad).json()["code"] == "signature_invalid"

@@ -26,7 +26,13 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..capabilities import Capability
-from ..errors import CurrencyMismatchError, LoyaltyError, NotSupportedError, OutcomeUnknownError
+from ..errors import (
+    CurrencyMismatchError,
+    LoyaltyError,
+    MalformedResponseError,
+    NotSupportedError,
+    OutcomeUnknownError,
+)
 from ..facade import Loyalty
 from ..models import (
     Basket,
@@ -284,12 +290,18 @@ def create_app(
             body["idempotency_key"] = key
             body["retryable"] = True
             return _problem_response(status, body, headers)
+        except MalformedResponseError as exc:
+            # The engine answered, but not in a way we understood: it may have applied the write.
+            store.mark_unknown(client, key)
+            status, body, headers = from_error(exc, _rid(request), request.url.path)
+            body["idempotency_key"] = key
+            return _problem_response(status, body, headers)
         except LoyaltyError as exc:
             status, body, headers = from_error(exc, _rid(request), request.url.path)
-            if exc.retryable:
+            if exc.retryable or status >= 500:
                 store.release(client, key)  # nothing was applied: the same key may be sent again
             else:
-                store.finish(client, key, status, dumps(body).decode())
+                store.finish(client, key, status, dumps(body).decode())  # a definitive answer: replayed
             return _problem_response(status, body, headers)
         except BaseException:
             store.mark_unknown(client, key)
@@ -531,7 +543,9 @@ class Edge:
             auth = self.sidecar.auth
             try:
                 principal = auth.authenticate(headers.get("authorization"))
-                target = path + (("?" + scope["query_string"].decode("latin-1")) if scope.get("query_string") else "")
+                raw_path = scope.get("raw_path") or path.encode()
+                raw = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else str(raw_path)
+                target = raw + (("?" + scope["query_string"].decode("latin-1")) if scope.get("query_string") else "")
                 auth.verify_signature(principal, scope["method"], target, body,
                                       headers.get(TIMESTAMP_HEADER), headers.get(SIGNATURE_HEADER))
             except AuthError as exc:
