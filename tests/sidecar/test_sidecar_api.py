@@ -384,3 +384,19 @@ def test_optional_signing_accepts_unsigned_requests_but_not_bad_signatures(make_
     assert service.get("/v1/capabilities", headers=good).status_code == 200
     bad = {**good, "X-Loyaltykit-Signature": "v1=" + "0" * 64}
     assert service.get("/v1/capabilities", headers=bad).json()["code"] == "signature_invalid"
+
+
+def test_readyz_pings_the_engine_when_asked_and_caches_the_answer(make_service):
+    fake = support.ShopEngine()
+    loyalty = Loyalty(support.fast_settings(read_deadline=1.0, breaker_threshold=1000), adapter=support.ShopAdapter(),
+                      load_entry_points=False, transport=fake.transport())
+    service = make_service(loyalty=loyalty, ping_engine=True, ping_cache_seconds=60)
+    fake.inject("identify", Fault(FaultKind.STATUS, status=503, times=20))
+    down = service.client.get("/readyz")
+    assert down.status_code == 503 and down.json()["checks"]["engine"] == "engine_unavailable"
+    fake.clear_faults()
+    assert service.client.get("/readyz").status_code == 503  # cached
+    service.app.sidecar._ping = None  # cache expired
+    up = service.client.get("/readyz")
+    assert up.status_code == 200 and up.json()["checks"] == {"idempotency_store": "ok", "outbox": "ok", "engine": "ok"}
+    assert fake.request_count("identify") >= 2

@@ -74,6 +74,13 @@ log = logging.getLogger("loyaltykit.sidecar")
 warnings.filterwarnings("ignore", message=r"The 'alias' attribute with value", module=r"pydantic\..*")
 
 PUBLIC_PATHS = frozenset({"/livez", "/readyz"})
+_PROBES = {
+    "external_id": "loyaltykit-readiness-probe",
+    "membership": "loyaltykit-readiness-probe",
+    "email": "readiness-probe@loyaltykit.invalid",
+    "card": "PROBE0000READY",
+    "phone": "+10000000000",
+}
 _REQUEST_ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 IdempotencyKeyHeader = Annotated[
@@ -179,11 +186,16 @@ class Sidecar:
         now = time.monotonic()
         if self._ping is not None and now - self._ping[0] < self.settings.ping_cache_seconds:
             return self._ping[1]
+        kinds = self.loyalty.capabilities.identify_by
+        kind = next((k for k in _PROBES if k in kinds), None)
+        if kind is None:
+            return "not checked"  # nothing read-only to ask this engine
         try:
-            self.loyalty.identify(external_id="loyaltykit-readiness-probe")
+            # A read-only round trip: the probe identifier belongs to nobody.
+            self.loyalty.identify({"kind": kind, "value": _PROBES[kind]})
             result = "ok"
         except LoyaltyError as exc:
-            result = "ok" if exc.code in ("customer_not_found", "not_supported") else exc.code
+            result = "ok" if exc.code == "customer_not_found" else exc.code
         self._ping = (now, result)
         return result
 
