@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings
 
 from .conftest import bearer, build_service, close_service
 
-EXAMPLES = int(os.environ.get("LOYALTYKIT_API_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("LOYALTYKIT_API_EXAMPLES", "5"))
 
 # One app for the module: schemathesis parametrizes at collection time, from the served document.
 _TMP = tempfile.TemporaryDirectory(prefix="loyaltykit-sidecar-api-")
