@@ -214,11 +214,17 @@ def create_app(
     ``document_only`` builds just the routes, with no engine or store, to render the OpenAPI document.
     """
     settings = settings or SidecarSettings()
+    owned: list[Callable[[], None]] = []  # what this app made, it closes at shutdown
     if not document_only:
         if loyalty is None:
             loyalty = Loyalty(plugins=[EngineMetrics()], transport=TraceTransport())
-        outbox = outbox or Outbox(settings.outbox_path)
-        store = store or IdempotencyStore(settings.database_url, retention_seconds=settings.retention_seconds)
+            owned.append(loyalty.close)
+        if outbox is None:
+            outbox = Outbox(settings.outbox_path)
+            owned.append(outbox.close)
+        if store is None:
+            store = IdempotencyStore(settings.database_url, retention_seconds=settings.retention_seconds)
+            owned.append(store.close)
         sidecar = Sidecar(settings, loyalty, outbox, store)
         configure_access_log()
 
@@ -229,6 +235,8 @@ def create_app(
         yield
         if not document_only:
             sidecar.stop()
+        for close in owned:
+            close()
 
     app = FastAPI(
         title="loyaltykit sidecar",
