@@ -211,3 +211,19 @@ def test_a_late_worker_does_not_overwrite_the_current_owners_outcome(tmp_path, f
     entry = owner.entry("G-1")
     assert entry.state == DONE and entry.last_status == "accepted", "the late verdict was dropped"
     assert [o.ref for o in claimed] == ["G-1"]
+
+
+def test_oldest_pending_age_follows_the_oldest_waiting_order(tmp_path):
+    from loyaltykit import Line, Money, Order
+    from loyaltykit.outbox import Outbox
+
+    now = [1000.0]
+    outbox = Outbox(tmp_path / "o.sqlite3", clock=lambda: now[0])
+    assert outbox.oldest_pending_age() is None
+    line = Line(id="1", sku="S", quantity=1, unit_price=Money.of("1.00", "EUR"))
+    outbox.add(Order(ref="A", currency="EUR", lines=[line], total=Money.of("1.00", "EUR")))
+    now[0] += 30
+    outbox.add(Order(ref="B", currency="EUR", lines=[line], total=Money.of("1.00", "EUR")))
+    now[0] += 5
+    assert outbox.oldest_pending_age() == 35
+    outbox.close()

@@ -207,3 +207,8 @@ class Outbox:
     def counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
         return {PENDING: 0, DONE: 0, REJECTED: 0, **dict(rows)}
+
+    def oldest_pending_age(self) -> float | None:
+        """Seconds since the oldest order still waiting for export was queued (None: none waits)."""
+        oldest = self._db.execute("SELECT MIN(created_at) FROM outbox WHERE state = ?", (PENDING,)).fetchone()[0]
+        return None if oldest is None else max(0.0, self.clock() - oldest)

@@ -323,6 +323,14 @@ def test_metrics_count_requests_replays_and_outbox_depth(service):
     assert 'loyaltykit_engine_call_seconds_count{operation="redeem_voucher",outcome="ok"}' in text
     assert 'loyaltykit_sidecar_idempotency_total{result="replayed"}' in text
     assert 'loyaltykit_outbox_orders{state="pending"} 0.0' in text
+    assert "loyaltykit_outbox_oldest_pending_seconds 0.0" in text
+    order = {"ref": "O-m", "currency": "EUR", "lines": basket()["lines"], "total": {"amount": "20.00", "currency": "EUR"}}
+    service.post("/v1/orders", order, key="place-m")
+    time.sleep(0.01)
+    text = service.get("/metrics").text
+    assert 'loyaltykit_outbox_orders{state="pending"} 1.0' in text
+    age = next(l for l in text.splitlines() if l.startswith("loyaltykit_outbox_oldest_pending_seconds "))
+    assert float(age.split()[1]) > 0
     assert 'loyaltykit_circuit_breaker_state{engine="local",state="closed"} 1.0' in text
 
 

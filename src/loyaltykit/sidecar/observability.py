@@ -119,6 +119,10 @@ class StateCollector:
         for state, count in self.outbox.counts().items():
             depth.add_metric([state], count)
         yield depth
+        age = GaugeMetricFamily("loyaltykit_outbox_oldest_pending_seconds",
+                                "Age of the oldest order waiting for export (0 when none waits).")
+        age.add_metric([], self.outbox.oldest_pending_age() or 0.0)
+        yield age
         breaker = GaugeMetricFamily(
             "loyaltykit_circuit_breaker_state", "1 for the engine's current circuit state.", labels=["engine", "state"]
         )
