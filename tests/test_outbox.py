@@ -579,3 +579,17 @@ def test_a_drop_racing_a_claim_never_both_succeed(make_outbox):
         if claimed:
             worker.release([make_order(ref)])
             assert dropper.drop(ref, reason="after release") is True
+def test_oldest_pending_age_follows_the_oldest_waiting_order(tmp_path):
+    from loyaltykit import Line, Money, Order
+    from loyaltykit.outbox import Outbox
+
+    now = [1000.0]
+    outbox = Outbox(tmp_path / "o.sqlite3", clock=lambda: now[0])
+    assert outbox.oldest_pending_age() is None
+    line = Line(id="1", sku="S", quantity=1, unit_price=Money.of("1.00", "EUR"))
+    outbox.add(Order(ref="A", currency="EUR", lines=[line], total=Money.of("1.00", "EUR")))
+    now[0] += 30
+    outbox.add(Order(ref="B", currency="EUR", lines=[line], total=Money.of("1.00", "EUR")))
+    now[0] += 5
+    assert outbox.oldest_pending_age() == 35
+    outbox.close()

@@ -191,6 +191,61 @@ from .outbox.cli import outbox_app  # noqa: E402
 app.add_typer(outbox_app, name="outbox")
 
 
+# -- serve: the HTTP sidecar (optional extra `loyaltykit[sidecar]`) -----------------------------------
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8080, help="Port to listen on."),
+    workers: int = typer.Option(1, min=1, max=64, help="Worker processes (they share the stores)."),
+    new_key: str = typer.Option(None, "--new-key", metavar="CLIENT",
+                                help="Print a fresh API key for CLIENT and its hashed settings line, then exit."),
+    dev_key: bool = typer.Option(False, "--dev-key",
+                                 help="No clients configured? Make one (client `dev`) for this run and print its key."),
+    log_level: str = typer.Option("warning", help="Server log level (access logs are JSON on stderr)."),
+) -> None:
+    """Serve every facade operation over HTTP (/v1), for SFCC cartridges, POS systems and other platforms."""
+    import json
+    import os
+    import tempfile
+
+    try:
+        import uvicorn
+
+        from .sidecar.settings import SidecarSettings, hash_key
+        from .sidecar.settings import new_key as make_key
+    except ImportError:
+        typer.echo("The sidecar is an optional extra: python -m pip install 'loyaltykit[sidecar]'", err=True)
+        raise typer.Exit(1) from None
+    if new_key:
+        key = make_key()
+        typer.echo(f"API key for {new_key} (shown once; store it in the client): {key}")
+        typer.echo(f'settings: LOYALTYKIT_SIDECAR_CLIENTS=\'[{{"name": "{new_key}", "keys": ["{hash_key(key)}"]}}]\'')
+        return
+    try:
+        settings = SidecarSettings()
+    except Exception as exc:  # pydantic's message names the setting
+        console.print(f"[red]invalid sidecar settings:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if not settings.clients:
+        if not dev_key:
+            console.print("[red]No API clients configured.[/red] Set LOYALTYKIT_SIDECAR_CLIENTS (see "
+                          "`loyaltykit serve --new-key NAME`), or pass --dev-key for a throw-away key.")
+            raise typer.Exit(2)
+        key = make_key()
+        os.environ["LOYALTYKIT_SIDECAR_CLIENTS"] = json.dumps([{"name": "dev", "keys": [hash_key(key)]}])
+        typer.echo(f"dev API key for this run (client `dev`): {key}", err=True)
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Every worker writes its metrics there, so any worker's /metrics answers for all.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="loyaltykit-metrics-")
+    if workers == 1:
+        uvicorn.run("loyaltykit.sidecar.app:create_app", factory=True, host=host, port=port,
+                    log_level=log_level, access_log=False, proxy_headers=False)
+    else:
+        from .sidecar.workers import serve as serve_workers
+
+        serve_workers(host, port, workers, log_level)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,90 @@
+"""Kit errors as RFC 9457 ``application/problem+json`` responses."""
+
+from __future__ import annotations
+
+import json
+import math
+from http import HTTPStatus
+
+from ..errors import (
+    AuthFailedError,
+    ConfigError,
+    CustomerNotFoundError,
+    EngineError,
+    EngineTimeoutError,
+    EngineUnavailableError,
+    InsufficientBalanceError,
+    InvalidRequestError,
+    LoyaltyError,
+    NotSupportedError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    VoucherError,
+    VoucherNotFoundError,
+)
+
+PROBLEM_JSON = "application/problem+json"
+
+# Most specific class first.
+_STATUS: tuple[tuple[type[LoyaltyError], int], ...] = (
+    (InvalidRequestError, 400),  # also currency_mismatch
+    (CustomerNotFoundError, 404),
+    (VoucherNotFoundError, 404),
+    (VoucherError, 422),  # expired, already redeemed, not owned, usage limit, conditions not met
+    (InsufficientBalanceError, 422),
+    (NotSupportedError, 501),
+    (RateLimitedError, 429),
+    (EngineUnavailableError, 503),  # also an open circuit
+    (EngineTimeoutError, 504),
+    (OutcomeUnknownError, 504),
+    (AuthFailedError, 502),  # the engine refused *our* credentials: a gateway problem, not the caller's
+    (EngineError, 502),  # also malformed_response
+    (ConfigError, 500),
+)
+
+
+def status_of(error: LoyaltyError) -> int:
+    for cls, status in _STATUS:
+        if isinstance(error, cls):
+            return status
+    return 502
+
+
+def problem(status: int, code: str, detail: str, request_id: str, *, retryable: bool = False,
+            instance: str | None = None, **extra) -> dict:
+    body = {
+        "type": f"urn:loyaltykit:error:{code}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "retryable": retryable,
+        "request_id": request_id,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return body
+
+
+def from_error(error: LoyaltyError, request_id: str, instance: str | None = None) -> tuple[int, dict, dict[str, str]]:
+    """(status, problem body, extra headers) for a kit error. Messages are already scrubbed."""
+    status = status_of(error)
+    headers: dict[str, str] = {}
+    retry_after = None
+    if isinstance(error, RateLimitedError):
+        retry_after = max(1, math.ceil(error.retry_after or 1))
+    elif isinstance(error, EngineUnavailableError):
+        retry_after = 5
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    body = problem(
+        status, error.code, error.message, request_id, retryable=error.retryable, instance=instance,
+        field=error.field, engine=error.engine, operation=error.operation, engine_code=error.engine_code,
+        idempotency_key=getattr(error, "idempotency_key", None), retry_after=retry_after,
+    )
+    return status, body, headers
+
+
+def dumps(body: dict) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
