@@ -184,9 +184,33 @@ function order(spec = {}) {
     return OrderMgr.__add(o);
 }
 
+function copyAdjustments(from, to) {
+    from.toArray().forEach((pa) => {
+        to.push(Object.assign(adjustmentOf(pa.promotionID, null), { custom: { ...pa.custom }, priceValue: pa.priceValue, lineItemText: pa.lineItemText }));
+    });
+}
+
+/** The order SFCC creates from a basket: same line items (UUIDs), adjustments, coupons, custom attributes, payments. */
+function orderFromBasket(b, orderNo) {
+    const o = order({ orderNo, currency: b.currencyCode, shipping: b.defaultShipment.standardShippingLineItem.priceValue });
+    o.customer = b.customer;
+    Object.assign(o.custom, b.custom);
+    o.couponLineItems.__items.push(...b.couponLineItems.toArray());
+    copyAdjustments(b.priceAdjustments, o.priceAdjustments.__items);
+    copyAdjustments(b.defaultShipment.standardShippingLineItem.shippingPriceAdjustments, o.defaultShipment.standardShippingLineItem.shippingPriceAdjustments.__items);
+    b.productLineItems.toArray().forEach((pli) => {
+        const copy = lineItem(o, { uuid: pli.UUID, sku: pli.productID, product: pli.product, quantity: pli.quantityValue, price: pli.priceValue, category: pli.categoryID });
+        copy.custom = { ...pli.custom };
+        copyAdjustments(pli.priceAdjustments, copy.priceAdjustments.__items);
+        o.productLineItems.__items.push(copy);
+    });
+    b.getPaymentInstruments().toArray().forEach((pi) => o.createPaymentInstrument(pi.paymentMethod, pi.paymentTransaction.amount));
+    return o;
+}
+
 /** A native SFCC promotion on a line (not the cartridge's). */
 function nativeLineDiscount(pli, id, amount) {
     pli.createPriceAdjustment(id).setPriceValue(-amount);
 }
 
-module.exports = { basket, order, product, nativeLineDiscount, collection };
+module.exports = { basket, order, orderFromBasket, product, nativeLineDiscount, collection };

@@ -54,6 +54,43 @@ function amountNumber(sidecarMoney) {
     return sidecarMoney ? Number(sidecarMoney.amount) : 0;
 }
 
+/** Minor units of the cartridge's own (loyalty) adjustments in a collection; negative for discounts. */
+function loyaltyMinor(adjustmentsCollection, currency) {
+    var sum = 0;
+    adjustmentsCollection.toArray().forEach(function (pa) {
+        if (pa.custom && pa.custom.loyaltykitEffectId) {
+            sum += toMinor(pa.priceValue, currency);
+        }
+    });
+    return sum;
+}
+
+/**
+ * The shipping cost after SFCC's shipping promotions and before the loyalty ones, and the loyalty
+ * discount of the whole container (order, paid lines and shipping; free items are left out, as
+ * their lines are), both in minor units.
+ */
+function shippingAndLoyalty(container) {
+    var currency = container.currencyCode;
+    var discount = -loyaltyMinor(container.priceAdjustments, currency);
+    container.productLineItems.toArray().forEach(function (pli) {
+        if (!isFreeItemLine(pli)) {
+            discount -= loyaltyMinor(pli.priceAdjustments, currency);
+        }
+    });
+    var shippingDiscount = 0;
+    container.shipments.toArray().forEach(function (shipment) {
+        shipment.shippingLineItems.toArray().forEach(function (sli) {
+            shippingDiscount -= loyaltyMinor(sli.shippingPriceAdjustments, currency);
+        });
+    });
+    var shipping = container.adjustedShippingTotalPrice;
+    return {
+        shipping: shipping && shipping.available !== false ? toMinor(shipping.value, currency) + shippingDiscount : null,
+        discount: discount + shippingDiscount
+    };
+}
+
 function isFreeItemLine(pli) {
     return !!(pli.custom && pli.custom.loyaltykitFreeItem);
 }
@@ -69,13 +106,15 @@ function categoryOf(pli) {
 
 /**
  * One sidecar Line per product line item (free items the cartridge added are not sent: the engine
- * grants them again). The unit price is the line's price after SFCC's own promotions divided by the
- * quantity, so the engine's discounts stack on top of SFCC's; an uneven split rounds to the minor unit.
+ * grants them again). The unit price is the line's price after SFCC's own promotions and before the
+ * loyalty ones, divided by the quantity, so the engine's discounts stack on top of SFCC's; an uneven
+ * split rounds to the minor unit.
  */
 function lineOf(pli, currency) {
     var quantity = pli.quantityValue;
     var price = pli.adjustedPrice && pli.adjustedPrice.available !== false ? pli.adjustedPrice.value : pli.price.value;
-    var unitMinor = Math.round(toMinor(price, currency) / quantity);
+    var lineMinor = toMinor(price, currency) - loyaltyMinor(pli.priceAdjustments, currency);
+    var unitMinor = Math.round(lineMinor / quantity);
     var line = {
         id: pli.UUID,
         sku: pli.productID,
@@ -130,9 +169,9 @@ function basketBody(basket, context) {
     if (customerId) {
         body.customer_id = customerId;
     }
-    var shipping = moneyOf(basket.adjustedShippingTotalPrice);
-    if (shipping) {
-        body.shipping = shipping;
+    var amounts = shippingAndLoyalty(basket);
+    if (amounts.shipping !== null) {
+        body.shipping = { amount: minorToString(amounts.shipping, currency), currency: currency };
     }
     if (context && context.channel) {
         body.channel = context.channel;
@@ -173,9 +212,12 @@ function orderBody(order, context) {
     if (customerId) {
         body.customer_id = customerId;
     }
-    var shipping = moneyOf(order.adjustedShippingTotalPrice);
-    if (shipping) {
-        body.shipping = shipping;
+    var amounts = shippingAndLoyalty(order);
+    if (amounts.shipping !== null) {
+        body.shipping = { amount: minorToString(amounts.shipping, currency), currency: currency };
+    }
+    if (amounts.discount !== 0) {
+        body.discount_total = { amount: minorToString(amounts.discount, currency), currency: currency };
     }
     if (context && context.channel) {
         body.channel = context.channel;
