@@ -170,4 +170,4 @@ def test_cartridge_checkout_end_to_end_against_a_real_sidecar(live_sidecar):
     summary = re.search(r"E2E-SUMMARY (\{.*\})", done.stdout)
     assert summary, report
     _, cashback = engine.balances(live_sidecar["customer_id"], "EUR")
-    assert f"{cashback.amount:.2f}" in summary.group(1)
+    assert f"{cashback.amount:.2f}" in summary.group(1), summary.group(1)

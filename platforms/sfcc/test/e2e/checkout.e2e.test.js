@@ -132,6 +132,7 @@ test('calculate -> redeem -> spend -> place order -> job export -> refund', { sk
     const reversals = require('*/cartridge/scripts/hooks/orderReversal');
     assert.equal(reversals.refunded(order, { reference: 'RMA-7', lines: [{ line_id: 'e2e-basket-1-coffee', quantity: 1 }] }).status, 'DONE');
     summary.cashbackAfterRefund = cashbackBalance();
+    assert.ok(Number(summary.cashbackAfterRefund) > 15, 'the refund gives back part of the cashback paid');
     summary.exported = 'E2E-1001';
     process.stdout.write('E2E-SUMMARY ' + JSON.stringify(summary) + '\n');
 });

@@ -85,3 +85,23 @@ test('write bodies match their fixtures', () => {
     assert.deepEqual(mapping.priceQueryBody([{ sku: 'COFFEE-1KG', price: 14.9, category: 'coffee' }, { sku: 'MUG', price: 9 }], 'EUR', 'cust-1', 'web'),
         fixture('prices.request.json'));
 });
+
+test('order body after loyalty: lines and shipping before the loyalty discounts, which are the discount total', () => {
+    setup({ 'POST /v1/evaluate': { json: fixture('evaluate.response.json') } });
+    objects.product('GIFT-SPOON', 2.5);
+    const basket = objects.basket({
+        uuid: 'basket-1', customerId: 'cust-1', shipping: 4.9, codes: ['WELCOME10', 'NOPE'],
+        lines: [{ uuid: 'pli-coffee', sku: 'COFFEE-1KG', price: 14.9, quantity: 2, category: 'coffee' }, { uuid: 'pli-mug', sku: 'MUG', price: 9, quantity: 1, category: 'kitchen' }]
+    });
+    objects.nativeLineDiscount(basket.productLineItems.toArray()[1], 'sfcc-mug-promo', 1);
+    require('*/cartridge/scripts/loyaltykit/basketLoyalty').apply(basket);
+    const order = objects.orderFromBasket(basket, '00001001');
+    const body = mapping.orderBody(order, { channel: 'web', storeId: 'RefArch' });
+    const expected = fixture('order.request.json');
+    assert.deepEqual(body.lines, expected.lines);
+    assert.deepEqual(body.shipping, { amount: '4.90', currency: 'EUR' });
+    assert.deepEqual(body.discount_total, { amount: '10.02', currency: 'EUR' }); // 1.49 + 3.63 + 4.90
+    assert.deepEqual(body.total, { amount: '32.68', currency: 'EUR' });
+    // what the basket sends for evaluate is unchanged by the loyalty adjustments on it
+    assert.deepEqual(mapping.basketBody(basket, { channel: 'web', storeId: 'RefArch' }), fixture('evaluate.request.json'));
+});

@@ -33,6 +33,5 @@ module.exports = {
     channel: function () { return pref('loyaltykitChannel', 'web'); },
     storeId: function () { return pref('loyaltykitStoreId', Site.getCurrent().getID()); },
     outboxMaxAttempts: function () { return number('loyaltykitOutboxMaxAttempts', 8); },
-    outboxBackoffMinutes: function () { return number('loyaltykitOutboxBackoffMinutes', 5); },
-    priceCacheSeconds: function () { return number('loyaltykitPriceCacheSeconds', 300); }
+    outboxBackoffMinutes: function () { return number('loyaltykitOutboxBackoffMinutes', 5); }
 };
