@@ -105,7 +105,8 @@ EMAIL = "ann@example.com"
 
 @pytest.fixture
 def live_sidecar(tmp_path: Path):
-    """A sidecar on 127.0.0.1 (uvicorn, real sockets) on the embedded engine, flushing its outbox."""
+    """A sidecar on 127.0.0.1 (uvicorn, real sockets) on the embedded engine, flushing its outbox and
+    requiring signed requests (the cartridge signs them)."""
     if os.environ.get("CI") != "true":
         pytest.importorskip("uvicorn", reason="the sidecar extra is not installed (pip install loyaltykit[sidecar])")
     import uvicorn
@@ -123,7 +124,7 @@ def live_sidecar(tmp_path: Path):
     customer_id = engine.create_customer(identifiers={"email": EMAIL}, cashback=Money.of("25.00", "EUR"))
     loyalty = Loyalty(LoyaltySettings(), adapter=LocalAdapter(engine=engine), load_entry_points=False)
     settings = SidecarSettings(database_url=f"sqlite:///{tmp_path}/sidecar.sqlite3", outbox_path=tmp_path / "outbox.sqlite3",
-                               clients=[{"name": CLIENT, "keys": [hash_key(KEY)]}], flush_interval=0.1)
+                               clients=[{"name": CLIENT, "keys": [hash_key(KEY)]}], flush_interval=0.1, hmac="required")
     outbox = Outbox(settings.outbox_path)
     store = IdempotencyStore(settings.database_url, retention_seconds=settings.retention_seconds)
     app = create_app(settings, loyalty=loyalty, outbox=outbox, store=store)

@@ -124,7 +124,12 @@ function basket(spec = {}) {
         couponLineItems: collection(coupons),
         shipments: collection([shipment]),
         defaultShipment: shipment,
-        customer: { registered: !!spec.customerId, profile: spec.customerId ? { custom: { loyaltykitCustomerId: spec.customerId } } : null },
+        customer: {
+            registered: !!(spec.customerId || spec.email),
+            profile: spec.customerId || spec.email
+                ? { email: spec.email || null, customerNo: spec.customerNo || null, custom: { loyaltykitCustomerId: spec.customerId || null } }
+                : null
+        },
         __steps: [],
         totalsUpdated: 0,
         get adjustedShippingTotalPrice() {

@@ -101,3 +101,24 @@ test('an unreadable 2xx answer to a write is an unknown outcome, not a success',
     assert.equal(answer.ok, false);
     assert.deepEqual([answer.problem.code, answer.problem.outcomeUnknown, answer.problem.idempotencyKey], ['outcome_unknown', true, 'lk:spend:9']);
 });
+
+test('signed requests: the sidecar\'s v1 HMAC over timestamp, method, path and body hash, keyed by the API key\'s hash', () => {
+    const crypto = require('crypto');
+    const env = setup({ 'POST /v1/cashback/spend': { json: fixture('spend.response.json') }, 'GET /v1/orders/A%2FB': { json: fixture('order.response.json') } },
+        { loyaltykitSignRequests: true });
+    service.spend(fixture('spend.request.json'), 'lk:spend:00001001');
+    service.orderStatus('A/B');
+    const sha = (t) => crypto.createHash('sha256').update(t).digest('hex');
+    const expected = (call, path, body) => 'v1=' + crypto.createHmac('sha256', sha(CREDENTIAL.password))
+        .update(`${call.headers['X-Loyaltykit-Timestamp']}.${call.route.split(' ')[0]}.${path}.${sha(body)}`).digest('hex');
+    const [spend, status] = env.calls;
+    assert.ok(Math.abs(Number(spend.headers['X-Loyaltykit-Timestamp']) - Date.now() / 1000) < 5);
+    assert.equal(spend.headers['X-Loyaltykit-Signature'], expected(spend, '/v1/cashback/spend', JSON.stringify(fixture('spend.request.json'))));
+    assert.equal(status.headers['X-Loyaltykit-Signature'], expected(status, '/v1/orders/A/B', ''));
+});
+
+test('unsigned by default', () => {
+    const env = setup({ 'POST /v1/evaluate': { json: fixture('evaluate.response.json') } });
+    service.evaluate({});
+    assert.equal(env.calls[0].headers['X-Loyaltykit-Signature'], undefined);
+});

@@ -15,6 +15,7 @@ var MessageDigest = require('dw/crypto/MessageDigest');
 var adjustments = require('*/cartridge/scripts/loyaltykit/adjustments');
 var config = require('*/cartridge/scripts/loyaltykit/config');
 var mapping = require('*/cartridge/scripts/loyaltykit/mapping');
+var member = require('*/cartridge/scripts/loyaltykit/member');
 var service = require('*/cartridge/scripts/loyaltykit/service');
 
 var log = Logger.getLogger('loyaltykit', 'calculate');
@@ -80,6 +81,7 @@ function apply(basket) {
         return { applied: false, degraded: false, reason: 'disabled' };
     }
     adjustments.removeAll(basket);
+    member.ensure(basket.customer);
     var body = mapping.basketBody(basket, { channel: config.channel(), storeId: config.storeId() });
     if (!body.lines.length) {
         adjustments.removeFreeLines(basket);

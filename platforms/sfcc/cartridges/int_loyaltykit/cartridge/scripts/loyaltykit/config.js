@@ -31,6 +31,10 @@ module.exports = {
     readTimeoutMs: function () { return number('loyaltykitReadTimeoutMs', 2000); },
     writeTimeoutMs: function () { return number('loyaltykitWriteTimeoutMs', 10000); },
     channel: function () { return pref('loyaltykitChannel', 'web'); },
+    /** How a registered shopper is found in the engine: 'email' or 'external_id' (the customer number). */
+    identifyBy: function () { return String(pref('loyaltykitIdentifyBy', 'email')); },
+    /** Sign each request (X-Loyaltykit-Timestamp / X-Loyaltykit-Signature) for a sidecar with hmac on. */
+    signRequests: function () { return pref('loyaltykitSignRequests', false) === true; },
     storeId: function () { return pref('loyaltykitStoreId', Site.getCurrent().getID()); },
     outboxMaxAttempts: function () { return number('loyaltykitOutboxMaxAttempts', 8); },
     outboxBackoffMinutes: function () { return number('loyaltykitOutboxBackoffMinutes', 5); }

@@ -8,11 +8,33 @@
  * Every call returns {ok: true, status, body, replayed} or {ok: false, problem} (see problem.js);
  * nothing here throws on a remote failure.
  */
+var Bytes = require('dw/util/Bytes');
+var Encoding = require('dw/crypto/Encoding');
 var LocalServiceRegistry = require('dw/svc/LocalServiceRegistry');
+var Mac = require('dw/crypto/Mac');
+var MessageDigest = require('dw/crypto/MessageDigest');
 var UUIDUtils = require('dw/util/UUIDUtils');
 var config = require('*/cartridge/scripts/loyaltykit/config');
 var problems = require('*/cartridge/scripts/loyaltykit/problem');
 var redact = require('*/cartridge/scripts/loyaltykit/redact');
+
+function sha256Hex(text) {
+    return Encoding.toHex(new MessageDigest(MessageDigest.DIGEST_SHA_256).digestBytes(new Bytes(text, 'UTF-8')));
+}
+
+/**
+ * The sidecar's request signature: HMAC-SHA256, keyed with the SHA-256 hex of the API key (the
+ * credential's password), over "<unix seconds>.<METHOD>.<path>.<SHA-256 hex of the body>". The path
+ * is the sidecar's own (the credential URL is the sidecar's root), percent-decoded as the server sees it.
+ */
+function sign(svc, method, path, bodyText) {
+    var timestamp = String(Math.floor(Date.now() / 1000));
+    var message = timestamp + '.' + method.toUpperCase() + '.' + decodeURIComponent(path) + '.' + sha256Hex(bodyText || '');
+    var signingKey = sha256Hex(String(svc.getConfiguration().getCredential().getPassword() || ''));
+    var signature = Encoding.toHex(new Mac(Mac.HMAC_SHA_256).digest(message, signingKey));
+    svc.addHeader('X-Loyaltykit-Timestamp', timestamp);
+    svc.addHeader('X-Loyaltykit-Signature', 'v1=' + signature);
+}
 
 var callbacks = {
     /** @param {dw.svc.HTTPService} svc  @param {{method, path, body, idempotencyKey, timeoutMs}} req */
@@ -28,11 +50,14 @@ var callbacks = {
         if (req.timeoutMs) {
             svc.getClient().setTimeout(req.timeoutMs);
         }
-        if (req.body === undefined || req.body === null) {
-            return null;
+        var text = req.body === undefined || req.body === null ? null : JSON.stringify(req.body);
+        if (text !== null) {
+            svc.addHeader('Content-Type', 'application/json');
         }
-        svc.addHeader('Content-Type', 'application/json');
-        return JSON.stringify(req.body);
+        if (config.signRequests()) {
+            sign(svc, req.method, req.path, text);
+        }
+        return text;
     },
 
     /** Only 2xx answers reach here; the framework reports others as errors with the body as message. */
