@@ -110,6 +110,22 @@ test('sidecar down: stale loyalty adjustments and free items are removed, the ba
     assert.equal(basket.custom.loyaltykitCashbackSpendable, null);
     assert.equal(JSON.parse(basket.custom.loyaltykitMessages)[0].kind, 'warning');
     assert.ok(env.logger.some((l) => l.level === 'warn' && l.text.includes('timeout')));
+    // back up: the gift we removed (not the shopper) comes back
+    down = false;
+    basketLoyalty.apply(basket);
+    assert.deepEqual(basket.productLineItems.toArray().map((p) => p.productID), ['COFFEE-1KG', 'MUG', 'GIFT-SPOON']);
+});
+
+test('a gift the shopper removed is not added again', () => {
+    setup(QUOTE);
+    const basket = sampleBasket();
+    basketLoyalty.apply(basket);
+    basket.removeProductLineItem(basket.productLineItems.toArray().find((p) => p.productID === 'GIFT-SPOON'));
+    basketLoyalty.apply(basket);
+    assert.deepEqual(basket.productLineItems.toArray().map((p) => p.productID), ['COFFEE-1KG', 'MUG']);
+    assert.deepEqual(JSON.parse(basket.custom.loyaltykitRejectedFreeItems), ['lk-f-5e0a11']);
+    basketLoyalty.apply(basket);
+    assert.equal(basket.productLineItems.size(), 2);
 });
 
 test('a degraded quote (the sidecar failed open) is handled like an outage', () => {

@@ -24,6 +24,12 @@ test('state machine: delivered, retried with exponential backoff (or Retry-After
     assert.equal(outbox.next({ status: 'RETRY', attempts: 2 }, fail(), NOW, SETTINGS).status, 'DEAD');
     const refused = outbox.next({ status: 'QUEUED', attempts: 0 }, fail({ status: 400, code: 'invalid_request', retryable: false }), NOW, SETTINGS);
     assert.deepEqual([refused.status, refused.lastError], ['DEAD', 'invalid_request (HTTP 400)']);
+    for (const status of [401, 403, 500]) {
+        assert.equal(outbox.next({ status: 'QUEUED', attempts: 0 }, fail({ status, code: 'x', retryable: false }), NOW, SETTINGS).status, 'RETRY');
+    }
+    for (const status of [404, 422]) {
+        assert.equal(outbox.next({ status: 'QUEUED', attempts: 0 }, fail({ status, code: 'x', retryable: false }), NOW, SETTINGS).status, 'DEAD');
+    }
     for (const final of ['DONE', 'DEAD', 'CANCELLED']) {
         assert.deepEqual(outbox.next({ status: final, attempts: 2 }, { ok: true }, NOW, SETTINGS), { status: final, attempts: 2 });
     }

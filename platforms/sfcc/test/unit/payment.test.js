@@ -163,3 +163,16 @@ test('reconcile job: a failed order with an unknown spend is settled by replayin
     assert.equal(job.execute({}).code, 'OK');
     assert.equal(env.calls.filter((c) => c.route === 'POST /v1/reversals').length, 1);
 });
+
+test('PlaceOrder: a redemption whose outcome is unknown is settled with the same key before going on', () => {
+    const env = setup({
+        'POST /v1/vouchers/redeem': (req, n) => (n === 1 ? { status: 504, text: fixtureText('problem.outcome_unknown.json') } : { headers: { 'Idempotent-Replayed': 'true' }, json: fixture('redeem.response.json') })
+    });
+    const { order } = placedOrder(10);
+    const helpers = checkoutHelpersWith({ handlePayments: () => ({ error: false }) });
+    assert.deepEqual(helpers.handlePayments(order, '00001001'), { error: false });
+    const redeems = env.calls.filter((c) => c.route === 'POST /v1/vouchers/redeem');
+    assert.deepEqual(redeems.map((c) => c.headers['Idempotency-Key']), ['lk:redeem:00001001:0', 'lk:redeem:00001001:0']);
+    assert.deepEqual(redeems[0].body, redeems[1].body);
+    assert.equal(JSON.parse(order.custom.loyaltykitReceipts)[0].operation, 'redeem_voucher');
+});

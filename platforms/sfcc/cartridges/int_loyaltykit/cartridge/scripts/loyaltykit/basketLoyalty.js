@@ -66,6 +66,7 @@ function failOpen(basket, reason) {
     basket.custom.loyaltykitDegraded = true;
     basket.custom.loyaltykitMessages = JSON.stringify([{ text: DEGRADED_MESSAGE, kind: 'warning' }]);
     basket.custom.loyaltykitCodeResults = null;
+    basket.custom.loyaltykitFreeItemIds = null; // removed by us, not by the shopper: not a rejected gift
     basket.custom.loyaltykitCashbackSpendable = null;
     basket.custom.loyaltykitFingerprint = null;
     log.warn('loyalty evaluation unavailable ({0}); basket left without loyalty adjustments', reason);

@@ -27,7 +27,12 @@ function redeemCodes(order) {
     Transaction.wrap(function () { order.custom.loyaltykitCustomerId = customerId; });
     var codes = acceptedCodes(order);
     for (var i = 0; i < codes.length; i += 1) {
-        var answer = service.redeem(mapping.redeemBody(codes[i], order.orderNo, customerId, null), keys.redeem(order.orderNo, i));
+        var body = mapping.redeemBody(codes[i], order.orderNo, customerId, null);
+        var answer = service.redeem(body, keys.redeem(order.orderNo, i));
+        if (!answer.ok && answer.problem.outcomeUnknown) {
+            // Same key, same body: the sidecar settles what the first attempt did instead of redeeming twice.
+            answer = service.redeem(body, keys.redeem(order.orderNo, i));
+        }
         if (!answer.ok) {
             return { error: true, code: answer.problem.code, outcomeUnknown: answer.problem.outcomeUnknown };
         }

@@ -34,7 +34,10 @@ function next(entry, outcome, now, settings) {
     }
     var problem = outcome.problem;
     var lastError = problem.code + (problem.status ? ' (HTTP ' + problem.status + ')' : '');
-    if (!problem.retryable || attempts >= settings.maxAttempts) {
+    // A refusal of the request itself is final; an auth or server failure is retried (an operator
+    // fixes the credential or the sidecar, the entry goes out then).
+    var retryable = problem.retryable || problem.status === 401 || problem.status === 403 || problem.status >= 500;
+    if (!retryable || attempts >= settings.maxAttempts) {
         return { status: 'DEAD', attempts: attempts, lastError: lastError, nextAttemptAt: null };
     }
     var minutes = Math.min(settings.backoffMinutes * Math.pow(2, attempts - 1), MAX_BACKOFF_MINUTES);
