@@ -40,7 +40,7 @@ def node() -> str:
 
 def run_node(test_file: Path, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [node(), "--require", "./test/setup.js", "--test", "--test-reporter=tap", str(test_file.relative_to(SFCC))],
+        [node(), "--require", "./test/setup.js", "--test", "--test-reporter=tap", str(test_file)],
         cwd=SFCC, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
     )
 
@@ -62,12 +62,9 @@ def test_cartridge_unit_tests(test_file: Path):
 
 def test_a_failing_cartridge_test_fails_the_run(tmp_path: Path):
     """The runner reports a failing Node test as a failure (not as a pass with output)."""
-    failing = SFCC / "test" / "unit" / "zz_deliberately_failing.check.js"
+    failing = tmp_path / "deliberately_failing.test.js"
     failing.write_text("require('node:test')('fails', () => { require('node:assert').equal(1, 2); });\n")
-    try:
-        done = run_node(failing)
-    finally:
-        failing.unlink()
+    done = run_node(failing)
     assert done.returncode != 0
     assert re.search(r"^# fail 1$", done.stdout, re.M)
 

@@ -179,3 +179,15 @@ test('dw.order.calculate: loyalty after SFCC promotions and shipping, before tax
     assert.equal(seen.length, 1);
     assert.ok(loyaltyAdjustments(basket).length > 0);
 });
+
+test('a member id the engine does not know is forgotten and the basket quoted as a guest\'s', () => {
+    const notFound = { status: 404, text: JSON.stringify({ type: 'urn:loyaltykit:error:customer_not_found', title: 'Not Found', status: 404, detail: 'no such customer', code: 'customer_not_found', retryable: false, request_id: 'r' }) };
+    const env = setup({ 'POST /v1/evaluate': (req) => (JSON.parse(req.body).customer_id ? notFound : { json: fixture('evaluate.response.json') }) });
+    global.session = { privacy: { loyaltykitNotMember: true } };
+    const basket = sampleBasket();
+    const outcome = basketLoyalty.apply(basket);
+    assert.deepEqual([outcome.applied, outcome.degraded], [true, false]);
+    assert.equal(basket.customer.profile.custom.loyaltykitCustomerId, null);
+    assert.deepEqual(env.calls.map((c) => c.body.customer_id), ['cust-1', undefined]);
+    delete global.session;
+});

@@ -12,6 +12,7 @@ var Bytes = require('dw/util/Bytes');
 var Encoding = require('dw/crypto/Encoding');
 var Logger = require('dw/system/Logger');
 var MessageDigest = require('dw/crypto/MessageDigest');
+var Transaction = require('dw/system/Transaction');
 var adjustments = require('*/cartridge/scripts/loyaltykit/adjustments');
 var config = require('*/cartridge/scripts/loyaltykit/config');
 var mapping = require('*/cartridge/scripts/loyaltykit/mapping');
@@ -52,6 +53,11 @@ function quoteFor(body) {
     return { ok: true, view: view, fingerprint: fp, cached: false };
 }
 
+function forgetMember(customer) {
+    Transaction.wrap(function () { customer.profile.custom.loyaltykitCustomerId = null; });
+    log.warn('the member id on a profile is unknown to the engine; it was removed');
+}
+
 function clearState(basket) {
     basket.custom.loyaltykitDegraded = false;
     basket.custom.loyaltykitMessages = null;
@@ -90,6 +96,13 @@ function apply(basket) {
         return { applied: false, degraded: false, reason: 'empty' };
     }
     var quote = quoteFor(body);
+    if (!quote.ok && quote.problem.code === 'customer_not_found' && body.customer_id) {
+        // The member id on the profile is unknown to the engine (member removed, another engine):
+        // forget it and quote the basket as a guest's rather than leaving it degraded.
+        forgetMember(basket.customer);
+        delete body.customer_id;
+        quote = quoteFor(body);
+    }
     if (!quote.ok || quote.view.degraded) {
         var reason = quote.ok ? (quote.view.degradedReason || 'degraded') : quote.problem.code;
         var outcome = failOpen(basket, reason);
