@@ -59,7 +59,7 @@ function loyaltyMinor(adjustmentsCollection, currency) {
     var sum = 0;
     adjustmentsCollection.toArray().forEach(function (pa) {
         if (pa.custom && pa.custom.loyaltykitEffectId) {
-            sum += toMinor(pa.priceValue, currency);
+            sum += toMinor(pa.price.value, currency);
         }
     });
     return sum;
