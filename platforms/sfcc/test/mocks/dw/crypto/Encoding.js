@@ -1,0 +1,2 @@
+'use strict';
+module.exports = { toHex: (bytes) => bytes.buffer.toString('hex') };

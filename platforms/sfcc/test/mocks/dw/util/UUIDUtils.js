@@ -1,0 +1,3 @@
+'use strict';
+const crypto = require('crypto');
+module.exports = { createUUID: () => crypto.randomUUID().replace(/-/g, '') };
