@@ -284,7 +284,7 @@ def test_evaluate_maps_the_preview(harness, shop):
 
 def test_a_bad_error_pattern_is_a_config_error():
     with pytest.raises(ConfigError, match="error_patterns"):
-        CrmcomAdapter({**harness_settings(), "error_patterns": [["oops", "no_such_code"]]})
+        CrmcomAdapter({**harness_settings(), "error_patterns": {"oops": "no_such_code"}})
 
 
 def test_a_cancelled_spend_is_not_replayed_as_paid(harness, shop):
