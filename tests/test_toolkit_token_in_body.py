@@ -98,9 +98,9 @@ def ctx() -> CallContext:
 
 
 def test_a_fixed_token_or_a_login_not_both():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="either a token or a login"):
         TokenInBody()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="either a token or a login"):
         TokenInBody(SecretStr("t"), login=EngineRequest("POST", "/login"), read_token=read_token)
     fixed = TokenInBody(SecretStr("fixed-secret"))
     assert fixed.body_fields() == {"token": "fixed-secret"} and not fixed.refreshable and not fixed.needs_token()

@@ -179,11 +179,13 @@ class TokenInBody(Auth):
             return self.clock() - self._issued >= self.lifetime - self.refresh_margin
 
     def token_request(self) -> EngineRequest:
-        assert self.login is not None
+        if self.login is None:
+            raise NotImplementedError("a fixed token is never refreshed")
         return replace(self.login, authenticate=False, route=self.login.route or "token")
 
     def accept_token(self, response: httpx.Response) -> None:
-        assert self.read_token is not None
+        if self.read_token is None:
+            raise NotImplementedError("a fixed token is never refreshed")
         try:
             token = self.read_token(response)
         except AuthFailedError:
