@@ -122,7 +122,36 @@ class ApiKeyHeader(Auth):
 
 
 @dataclass
-class TokenInBody(Auth):
+class _CachedToken(Auth):
+    """A token fetched by the runner and kept until invalidated: its generation, its issue time
+    and how many fetches there were. Shared by the refreshable strategies."""
+
+    _token: str | None = field(default=None, init=False, repr=False)
+    _issued: float = field(default=0.0, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _generation: int = field(default=0, init=False, repr=False)
+    token_fetches: int = field(default=0, init=False)
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def _keep(self, token: str, issued: float = 0.0) -> None:
+        register_secret(token)
+        with self._lock:
+            self._token = token
+            self._issued = issued
+            self._generation += 1
+            self.token_fetches += 1
+
+    def invalidate(self, generation: int | None = None) -> None:
+        with self._lock:
+            if generation is None or generation == self._generation:
+                self._token = None
+
+
+@dataclass
+class TokenInBody(_CachedToken):
     """The engine expects a token as a field of every JSON body (e.g. ``{"token": ...}``).
 
     Either a fixed ``token``, or a session token obtained by a ``login`` request (CRM.COM's
@@ -141,11 +170,6 @@ class TokenInBody(Auth):
     refresh_margin: float = 0.0
     refusal: Callable[[httpx.Response], bool] | None = field(default=None, repr=False)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
-    _session: str | None = field(default=None, init=False, repr=False)
-    _issued: float = field(default=0.0, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-    _generation: int = field(default=0, init=False, repr=False)
-    token_fetches: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         if (self.token is None) == (self.login is None):
@@ -160,19 +184,15 @@ class TokenInBody(Auth):
         return self.login is not None
 
     @property
-    def generation(self) -> int:
-        return self._generation
-
-    @property
     def session_token(self) -> str | None:
         """The current session token (``None`` before the first login or after an invalidation)."""
-        return self._session
+        return self._token
 
     def needs_token(self) -> bool:
         if self.login is None:
             return False
         with self._lock:
-            if self._session is None:
+            if self._token is None:
                 return True
             if self.lifetime is None:
                 return False
@@ -194,17 +214,7 @@ class TokenInBody(Auth):
             raise AuthFailedError(f"the login's answer could not be read ({type(exc).__name__})") from None
         if not isinstance(token, str) or not token:
             raise AuthFailedError("the login returned no token")
-        register_secret(token)
-        with self._lock:
-            self._session = token
-            self._issued = self.clock()
-            self._generation += 1
-            self.token_fetches += 1
-
-    def invalidate(self, generation: int | None = None) -> None:
-        with self._lock:
-            if generation is None or generation == self._generation:
-                self._session = None
+        self._keep(token, self.clock())
 
     def refused(self, response: httpx.Response) -> bool:
         if super().refused(response):
@@ -214,12 +224,12 @@ class TokenInBody(Auth):
     def body_fields(self) -> dict[str, Any]:
         if self.token is not None:
             return {self.field_name: self.token.get_secret_value()}
-        session = self._session
+        session = self._token
         return {self.field_name: session} if session else {}
 
 
 @dataclass
-class OAuth2ClientCredentials(Auth):
+class OAuth2ClientCredentials(_CachedToken):
     """OAuth 2.0 client credentials, token cached until a 401 says otherwise.
 
     ``credentials_in`` is ``"body"`` (client_id/secret as form fields) or ``"basic"`` (HTTP Basic
@@ -233,18 +243,10 @@ class OAuth2ClientCredentials(Auth):
     credentials_in: str = "body"
     base_url_field: str | None = None
     refreshable = True
-    _token: str | None = field(default=None, init=False, repr=False)
     _base_url: str | None = field(default=None, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-    _generation: int = field(default=0, init=False, repr=False)
-    token_fetches: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         register_secret(self.client_secret.get_secret_value())
-
-    @property
-    def generation(self) -> int:
-        return self._generation
 
     def needs_token(self) -> bool:
         return self._token is None
@@ -274,18 +276,9 @@ class OAuth2ClientCredentials(Auth):
             ) from None
         if not isinstance(token, str) or not token:
             raise AuthFailedError("token endpoint returned an empty access_token")
-        register_secret(token)
-        with self._lock:
-            self._token = token
-            self._generation += 1
-            self.token_fetches += 1
-            if self.base_url_field and isinstance(payload.get(self.base_url_field), str):
-                self._base_url = payload[self.base_url_field]
-
-    def invalidate(self, generation: int | None = None) -> None:
-        with self._lock:
-            if generation is None or generation == self._generation:
-                self._token = None
+        if self.base_url_field and isinstance(payload.get(self.base_url_field), str):
+            self._base_url = payload[self.base_url_field]
+        self._keep(token)
 
     def apply(self, request: httpx.Request) -> httpx.Request:
         if self._token:
