@@ -18,15 +18,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
+import time
 import weakref
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from .errors import AuthFailedError
-from .flows import EngineRequest
+from .errors import AuthFailedError, LoyaltyError
+from .flows import PARSE_ERRORS, EngineRequest
 from .scrub import register_secret
 
 
@@ -68,6 +70,11 @@ class Auth:
 
     def invalidate(self, generation: int | None = None) -> None:
         """Forget the token of ``generation`` (the current one when ``None``)."""
+
+    def refused(self, response: httpx.Response) -> bool:
+        """Whether ``response`` refuses the request's credentials: a 401 (a refreshable strategy
+        then gets one new token and the request is sent once more)."""
+        return response.status_code == 401
 
     def apply(self, request: httpx.Request) -> httpx.Request:
         return request
@@ -115,21 +122,114 @@ class ApiKeyHeader(Auth):
 
 
 @dataclass
-class TokenInBody(Auth):
-    """The engine expects a token as a field of every JSON body (e.g. ``{"token": ...}``)."""
+class _CachedToken(Auth):
+    """A token fetched by the runner and kept until invalidated: its generation, its issue time
+    and how many fetches there were. Shared by the refreshable strategies."""
 
-    token: SecretStr
-    field_name: str = "token"
+    _token: str | None = field(default=None, init=False, repr=False)
+    _issued: float = field(default=0.0, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _generation: int = field(default=0, init=False, repr=False)
+    token_fetches: int = field(default=0, init=False)
 
-    def __post_init__(self) -> None:
-        register_secret(self.token.get_secret_value())
+    @property
+    def generation(self) -> int:
+        return self._generation
 
-    def body_fields(self) -> dict[str, Any]:
-        return {self.field_name: self.token.get_secret_value()}
+    def _keep(self, token: str, issued: float = 0.0) -> None:
+        register_secret(token)
+        with self._lock:
+            self._token = token
+            self._issued = issued
+            self._generation += 1
+            self.token_fetches += 1
+
+    def invalidate(self, generation: int | None = None) -> None:
+        with self._lock:
+            if generation is None or generation == self._generation:
+                self._token = None
 
 
 @dataclass
-class OAuth2ClientCredentials(Auth):
+class TokenInBody(_CachedToken):
+    """The engine expects a token as a field of every JSON body (e.g. ``{"token": ...}``).
+
+    Either a fixed ``token``, or a session token obtained by a ``login`` request (CRM.COM's
+    ``authentication/token``): ``read_token`` takes it from the login's answer (raising
+    :class:`AuthFailedError` when there is none), ``lifetime`` is its absolute expiry in seconds
+    from issue (``None``: until refused) and ``refresh_margin`` renews it that much earlier.
+    ``refusal`` tells a refused token from any other answer, for engines that refuse it with
+    HTTP 200 and an error body; the runner then logs in again once, as after a 401.
+    """
+
+    token: SecretStr | None = None
+    field_name: str = "token"
+    login: EngineRequest | None = field(default=None, repr=False)
+    read_token: Callable[[httpx.Response], str] | None = field(default=None, repr=False)
+    lifetime: float | None = None
+    refresh_margin: float = 0.0
+    refusal: Callable[[httpx.Response], bool] | None = field(default=None, repr=False)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+
+    def __post_init__(self) -> None:
+        if (self.token is None) == (self.login is None):
+            raise ValueError("TokenInBody takes either a token or a login request")
+        if self.login is not None and self.read_token is None:
+            raise ValueError("TokenInBody with a login request needs read_token")
+        if self.token is not None:
+            register_secret(self.token.get_secret_value())
+
+    @property
+    def refreshable(self) -> bool:  # type: ignore[override]
+        return self.login is not None
+
+    @property
+    def session_token(self) -> str | None:
+        """The current session token (``None`` before the first login or after an invalidation)."""
+        return self._token
+
+    def needs_token(self) -> bool:
+        if self.login is None:
+            return False
+        with self._lock:
+            if self._token is None:
+                return True
+            if self.lifetime is None:
+                return False
+            return self.clock() - self._issued >= self.lifetime - self.refresh_margin
+
+    def token_request(self) -> EngineRequest:
+        if self.login is None:
+            raise NotImplementedError("a fixed token is never refreshed")
+        return replace(self.login, authenticate=False, route=self.login.route or "token")
+
+    def accept_token(self, response: httpx.Response) -> None:
+        if self.read_token is None:
+            raise NotImplementedError("a fixed token is never refreshed")
+        try:
+            token = self.read_token(response)
+        except AuthFailedError:
+            raise
+        except (LoyaltyError, *PARSE_ERRORS) as exc:
+            raise AuthFailedError(f"the login's answer could not be read ({type(exc).__name__})") from None
+        if not isinstance(token, str) or not token:
+            raise AuthFailedError("the login returned no token")
+        self._keep(token, self.clock())
+
+    def refused(self, response: httpx.Response) -> bool:
+        if super().refused(response):
+            return True
+        return self.refusal is not None and self.refusal(response)
+
+    def body_fields(self) -> dict[str, Any]:
+        if self.token is not None:
+            return {self.field_name: self.token.get_secret_value()}
+        session = self._token
+        return {self.field_name: session} if session else {}
+
+
+@dataclass
+class OAuth2ClientCredentials(_CachedToken):
     """OAuth 2.0 client credentials, token cached until a 401 says otherwise.
 
     ``credentials_in`` is ``"body"`` (client_id/secret as form fields) or ``"basic"`` (HTTP Basic
@@ -143,18 +243,10 @@ class OAuth2ClientCredentials(Auth):
     credentials_in: str = "body"
     base_url_field: str | None = None
     refreshable = True
-    _token: str | None = field(default=None, init=False, repr=False)
     _base_url: str | None = field(default=None, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-    _generation: int = field(default=0, init=False, repr=False)
-    token_fetches: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         register_secret(self.client_secret.get_secret_value())
-
-    @property
-    def generation(self) -> int:
-        return self._generation
 
     def needs_token(self) -> bool:
         return self._token is None
@@ -184,18 +276,9 @@ class OAuth2ClientCredentials(Auth):
             ) from None
         if not isinstance(token, str) or not token:
             raise AuthFailedError("token endpoint returned an empty access_token")
-        register_secret(token)
-        with self._lock:
-            self._token = token
-            self._generation += 1
-            self.token_fetches += 1
-            if self.base_url_field and isinstance(payload.get(self.base_url_field), str):
-                self._base_url = payload[self.base_url_field]
-
-    def invalidate(self, generation: int | None = None) -> None:
-        with self._lock:
-            if generation is None or generation == self._generation:
-                self._token = None
+        if self.base_url_field and isinstance(payload.get(self.base_url_field), str):
+            self._base_url = payload[self.base_url_field]
+        self._keep(token)
 
     def apply(self, request: httpx.Request) -> httpx.Request:
         if self._token:

@@ -203,8 +203,10 @@ class _Exchange:
             yield _REFRESH
             response = yield _SEND
             assert response is not None
-            if response.status_code == 401:
-                raise self._err(AuthFailedError, "engine refused the refreshed token (HTTP 401)")
+            if self.service.auth.refused(response):
+                raise self._err(
+                    AuthFailedError, f"engine refused the refreshed token (HTTP {response.status_code})"
+                )
         return response
 
     def needs_token(self) -> bool:
@@ -223,8 +225,9 @@ class _Exchange:
         self.service.auth.accept_token(response)
 
     def should_refresh(self, response: httpx.Response) -> bool:
-        """A 401 on an authenticated call: refresh once; the second 401 is final."""
-        if response.status_code != 401 or not self.request.authenticate:
+        """A refused token (401, or the strategy's refusal body) on an authenticated call: refresh
+        once; the second refusal is final."""
+        if not self.request.authenticate or not self.service.auth.refused(response):
             return False
         if not self.service.auth.refreshable or self.refreshed:
             return False

@@ -6,7 +6,8 @@ through a float on its way out. :func:`dumps` writes a Decimal's own digits inst
 :func:`dumps`.
 
 Reading an answer: :func:`json_body` parses a response (or raw bytes) and :func:`at`,
-:func:`number`, :func:`text`, :func:`mapping` and :func:`items` read values from it. Every reader
+:func:`number`, :func:`text`, :func:`mapping` and :func:`items` read values from it, and
+:func:`model` validates a part of it as a pydantic model (for adapters that type their bodies). Every reader
 takes the *path* of the value in the body (``"payload.points[0].amount"``) and raises
 :class:`~loyaltykit.errors.MalformedResponseError` naming that path, never a ``KeyError`` or a
 ``decimal.InvalidOperation``. The path names fields only; values never reach the message, since
@@ -20,7 +21,9 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+import pydantic
 
 from .errors import MalformedResponseError
 
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     import httpx
 
 _MISSING: Any = object()
+M = TypeVar("M", bound=pydantic.BaseModel)
 
 
 # A marker no body can contain by chance (random per process), and the pattern that finds it,
@@ -201,3 +205,19 @@ def items(value: Any, path: str, *, engine: str | None = None, optional: bool = 
     if not isinstance(value, list):
         raise _malformed(path, "expected a list", engine)
     return value
+
+
+def model(value: Any, cls: type[M], path: str, *, engine: str | None = None) -> M:
+    """``value`` (found at ``path``) validated as the pydantic model ``cls``.
+
+    A mismatch is a :class:`MalformedResponseError` naming the path of the first bad field
+    (``body.transaction.amount``) and what is wrong with it; the value itself is never quoted.
+    """
+    try:
+        return cls.model_validate(value)
+    except pydantic.ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False, include_context=False)[0]
+        where = path
+        for step in first["loc"]:
+            where = _join(where, step)
+        raise _malformed(where, first["msg"], engine) from None

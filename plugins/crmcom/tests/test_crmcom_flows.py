@@ -284,7 +284,7 @@ def test_evaluate_maps_the_preview(harness, shop):
 
 def test_a_bad_error_pattern_is_a_config_error():
     with pytest.raises(ConfigError, match="error_patterns"):
-        CrmcomAdapter({**harness_settings(), "error_patterns": [["oops", "no_such_code"]]})
+        CrmcomAdapter({**harness_settings(), "error_patterns": {"oops": "no_such_code"}})
 
 
 def test_a_cancelled_spend_is_not_replayed_as_paid(harness, shop):
@@ -353,3 +353,30 @@ def test_no_card_number_or_token_reaches_a_log_line_or_an_error(harness, shop, c
     assert "engine=crmcom" in caplog.text  # the engine calls were logged
     for text in (caplog.text, str(failed.value), repr(failed.value)):
         assert card not in text and token not in text and "0123456789ABCDEF" not in text
+
+
+def test_a_spend_and_an_export_of_one_order_at_once_create_one_purchase(harness):
+    """They hold different keys, so both may create the order's purchase: the engine refuses the
+    second reference, and the reconcile finds the first one's purchase instead."""
+    harness.define_cashback_rule(Decimal(10))
+    card = member(harness)
+    shop = Loyalty(LoyaltySettings(engine="crmcom"), adapter=harness.make_adapter(),
+                   transport=harness.sync_transport(), load_entry_points=False)
+    barrier = threading.Barrier(2)
+
+    def export():
+        barrier.wait()
+        return shop.export_orders([order(card)])
+
+    def pay():
+        barrier.wait()
+        return shop.spend_cashback(spend(card, "5.00"))
+
+    with ThreadPoolExecutor(2) as pool:
+        exported, paid = pool.submit(export), pool.submit(pay)
+        report, result = exported.result(), paid.result()
+    shop.close()
+    assert report.status_of("ORD-1") in (ExportStatus.ACCEPTED, ExportStatus.DUPLICATE)
+    assert result.amount == eur("5.00")
+    assert harness.orders_received() == ["ORD-1"] and len(harness.fake.spends) == 1
+    assert harness.balances(card).cashback == eur("19.00")  # +4.00 awarded once, -5.00 spent

@@ -7,12 +7,11 @@ from decimal import Decimal
 import pytest
 from loyaltykit import Line, Money, wire
 from loyaltykit.errors import AuthFailedError, CustomerNotFoundError, EngineError, InsufficientBalanceError, \
-    MalformedResponseError
+    InvalidRequestError, MalformedResponseError, OutcomeUnknownError, VoucherExpiredError
 from loyaltykit_crmcom import transformers as tf
-from loyaltykit_crmcom.kit import DuplicateReferenceError, ErrorTable
-from loyaltykit_crmcom.settings import DEFAULT_ERROR_PATTERNS, CrmcomSettings
+from loyaltykit_crmcom.settings import CrmcomSettings
 
-TABLE = ErrorTable(DEFAULT_ERROR_PATTERNS, "crmcom")
+TABLE = tf.error_table()
 SETTINGS = CrmcomSettings(base_url="https://crm.example", web_api_key="K" * 32, performed_by_unit_id="U1")
 
 # §2.5, the MOCK body of customer_events/purchases/create (the default product substituted).
@@ -43,14 +42,45 @@ def test_success_envelope_gives_data():
     ("Invalid token", AuthFailedError),
     ("Access token not found", CustomerNotFoundError),
     ("Spend amount exceeds the wallet balance", InsufficientBalanceError),
-    ("Reference number already exists", DuplicateReferenceError),
+    ("Reference number already exists", OutcomeUnknownError),  # looked up, never re-sent blind
+    ("The customer event is not POSTED", EngineError),
+    ("Spending is not allowed", InsufficientBalanceError),
+    ("spend_amount is mandatory", InvalidRequestError),
     ("Something nobody documented", EngineError),
 ])
 def test_any_code_but_ok_is_a_classified_failure(message, error):
     body = {"status": {"code": "ERROR", "message": message, "description": None}, "data": None}
     with pytest.raises(error) as caught:
         tf.unwrap(body, TABLE, "OK")
-    assert caught.value.engine_code == "ERROR"
+    assert type(caught.value) is error and caught.value.engine_code == "ERROR"
+    assert message not in str(caught.value)  # the engine's text is kept apart, in engine_message
+    assert caught.value.engine_message == message
+
+
+def test_the_error_patterns_setting_extends_the_documented_phrases():
+    table = tf.error_table({"E_EXPIRED": "voucher_expired", "Gutschein abgelaufen": "voucher_expired"})
+    for code, message in (("E_EXPIRED", "whatever"), ("ERROR", "Der Gutschein abgelaufen")):
+        with pytest.raises(VoucherExpiredError):
+            tf.unwrap({"status": {"code": code, "message": message}, "data": None}, table, "OK")
+    with pytest.raises(InsufficientBalanceError):  # the documented phrases stay
+        tf.unwrap({"status": {"code": "ERROR", "message": "Insufficient funds"}, "data": None}, table, "OK")
+
+
+def test_a_token_refusal_is_recognised_in_a_200_body_and_nothing_else_is():
+    import httpx
+
+    def answer(message, status=200):
+        return httpx.Response(status, content=wire.dumps(
+            {"status": {"code": "ERROR", "message": message, "description": None}, "data": None}))
+
+    assert tf.token_refused(answer("Invalid token"), TABLE, "OK")
+    assert tf.token_refused(httpx.Response(401, content=b""), TABLE, "OK")
+    assert not tf.token_refused(answer("Spend amount exceeds the wallet balance"), TABLE, "OK")
+    assert not tf.token_refused(httpx.Response(200, content=b"<html>"), TABLE, "OK")
+    ok = httpx.Response(200, content=wire.dumps({"status": {"code": "OK"}, "data": {"token": "t" * 40}}))
+    assert not tf.token_refused(ok, TABLE, "OK") and tf.token_from(ok, TABLE, "OK") == "t" * 40
+    with pytest.raises(AuthFailedError):
+        tf.token_from(answer("Invalid Web API key"), TABLE, "OK")
 
 
 def test_an_envelope_without_a_code_is_malformed():
@@ -70,7 +100,7 @@ def test_mock_purchase_body_maps_totals_and_default_product():
 def test_a_bad_amount_names_its_path():
     data = tf.unwrap(mock_purchase(), TABLE, "OK")
     data["products_set"][0]["total_amount"] = "sixty"
-    with pytest.raises(MalformedResponseError, match=r"data\.products_set\.0\.total_amount"):
+    with pytest.raises(MalformedResponseError, match=r"data\.products_set\[0\]\.total_amount"):
         tf.purchase_from(data)
 
 

@@ -421,3 +421,28 @@ def test_cancel_of_an_order_the_engine_never_received_changes_nothing(shop):
     error = shop.attempt("reverse", Reversal(order=order, kind=ReversalKind.CANCEL, exported=True))
     assert getattr(error, "field", None) == "exported"
     assert shop.h.balances(ann.cust_id).cashback == eur("15.00") and shop.fake.request_count("reverse") == 0
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_an_unreadable_answer_to_an_applied_write_is_reconciled_not_resent(kind):
+    harness = MaxxingHarness()
+    ann = harness.fake.add_customer(cashback=Decimal("20.00"))
+    original = harness.fake.handle
+    garbled = []
+
+    def garble(request: httpx.Request) -> httpx.Response:
+        response = original(request)  # the engine applies the burn
+        if request.url.path.endswith("/burnCashback") and not garbled:
+            garbled.append(request)
+            return httpx.Response(200, content=b'{"transaction": {"amount": "lots"}}')
+        return response
+
+    harness.fake.handle = garble  # type: ignore[method-assign]
+    shop = Shop(kind, harness)
+    try:
+        paid = shop.spend_cashback(CashbackSpend(customer_id=ann.cust_id, order_ref="ORD-G", amount=eur("5.00")))
+    finally:
+        shop.close()
+    assert garbled and paid.amount == eur("5.00") and not paid.receipt.replayed
+    assert harness.balances(ann.cust_id).cashback == eur("15.00")
+    assert harness.fake.request_count("spend") == 1  # found by the look-up, not sent again

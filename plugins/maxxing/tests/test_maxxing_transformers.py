@@ -17,7 +17,7 @@ from loyaltykit.errors import (
 from loyaltykit.models import CodeStatus, DiscountTarget, ExportStatus, Reversal, ReversalKind, RefundLine
 from loyaltykit_maxxing import transformers as tf
 from loyaltykit_maxxing import wire
-from loyaltykit_maxxing.interim import export_result_from_error
+from loyaltykit.reconcile import ends_batch, export_result_from_error
 from loyaltykit_maxxing.settings import MaxxingSettings
 from loyaltykit_maxxing.testing import harness_settings
 
@@ -85,9 +85,15 @@ def test_unknown_error_code_is_an_engine_error_with_the_code(s):
 
 
 def test_error_table_is_a_setting(s):
+    from loyaltykit.errors import VoucherExpiredError
+
     custom = MaxxingSettings(**harness_settings(error_codes={"something_new": "voucher_expired"}))
-    assert custom.error_codes["SOMETHING_NEW"] == "voucher_expired"
-    assert custom.error_codes["VOUCHER_ALREADY_BURNT"] == "voucher_already_redeemed"  # defaults stay
+    table = tf.error_table(custom)
+    assert table.kit_code(200, "SOMETHING_NEW", None) == "voucher_expired"
+    assert table.kit_code(200, "VOUCHER_ALREADY_BURNT", None) == "voucher_already_redeemed"  # defaults stay
+    assert tf.error_table(s).kit_code(200, "SOMETHING_NEW", None) is None
+    with pytest.raises(VoucherExpiredError):
+        tf.answer(response('{"errorCode": "Something_New"}'), wire.TransactionAnswer, custom)
     with pytest.raises(ValueError):
         MaxxingSettings(**harness_settings(error_codes={"X": "no_such_kit_code"}))
 
@@ -104,12 +110,12 @@ def test_error_patterns_classify_unknown_codes_by_message():
 
 
 def test_malformed_answers_name_the_body_path(s):
-    with pytest.raises(MalformedResponseError, match="body: not JSON"):
+    with pytest.raises(MalformedResponseError, match="body: .*not JSON"):
         tf.answer(response("{oops"), wire.TransactionAnswer, s)
     bad = '{"transaction": {"transaction_key": "k", "type": "SALE", "status": "CONFIRMED", "amount": "lots"}}'
     with pytest.raises(MalformedResponseError, match=r"body\.transaction\.amount"):
         tf.answer(response(bad), wire.TransactionAnswer, s)
-    with pytest.raises(MalformedResponseError, match="JSON object"):
+    with pytest.raises(MalformedResponseError, match="body: expected an object"):
         tf.answer(response("[1, 2]"), wire.TransactionAnswer, s)
 
 
@@ -214,8 +220,7 @@ def test_export_result_from_error_keeps_transient_failures_queued():
     assert export_result_from_error("O1", EngineUnavailableError("down")).status is ExportStatus.RETRY_LATER
     assert export_result_from_error("O1", OutcomeUnknownError("lost")).status is ExportStatus.RETRY_LATER
     assert export_result_from_error("O1", CustomerNotFoundError("who")).status is ExportStatus.REJECTED
-    with pytest.raises(AuthFailedError):
-        export_result_from_error("O1", AuthFailedError("no"))
+    assert ends_batch(AuthFailedError("no")) and not ends_batch(CustomerNotFoundError("who"))
 
 
 def test_operations_are_settings_and_unknown_ones_are_refused():
@@ -230,3 +235,17 @@ def test_operations_are_settings_and_unknown_ones_are_refused():
 def test_settings_repr_hides_the_password():
     settings = MaxxingSettings(**harness_settings())
     assert "kit-api-password" not in repr(settings) and "kit-api-password" not in str(settings.model_dump())
+
+
+def test_http_401_without_envelope_is_an_auth_failure(s):
+    from loyaltykit.errors import AuthFailedError
+
+    with pytest.raises(AuthFailedError):
+        tf.answer(response("{}", 401), wire.TransactionAnswer, s)
+
+
+def test_error_patterns_match_whole_words_only():
+    s = MaxxingSettings(**harness_settings(error_patterns={"solde": "insufficient_balance"}))
+    with pytest.raises(EngineError) as info:
+        tf.answer(response('{"errorCode": "E42", "errorMessage": "soldes en cours"}'), wire.TransactionAnswer, s)
+    assert type(info.value) is EngineError and info.value.engine_code == "E42"

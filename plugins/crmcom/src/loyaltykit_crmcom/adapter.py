@@ -5,9 +5,10 @@ engine awards cashback) -> spend (a spend request against that purchase; the POS
 approved from the amount due) -> reverse (cancel the spend requests and the purchase).
 
 CRM.COM documents no idempotency. Every write carries a deterministic reference (the order ref for a
-purchase, a hash of the kit key for a spend) and, after a lost answer or a duplicate-reference
-refusal, is looked up by it before it is sent again (``kit.reconciled``), with one call per key in
-flight within the process. The wire format lives behind ``self.backend`` (Gen A today).
+purchase, a hash of the kit key for a spend), is looked up by it before it is sent, and after a lost
+answer or a duplicate-reference refusal is looked up again before it is sent again (the core's
+``loyaltykit.reconcile.reconcile``); the runner holds one call per idempotency key in flight. The wire
+format lives behind ``self.backend`` (Gen A today).
 """
 
 from __future__ import annotations
@@ -47,17 +48,15 @@ from loyaltykit.errors import (
 )
 from loyaltykit.money import Money
 from loyaltykit.models import ProductSyncReport
+from loyaltykit.reconcile import ends_batch, export_result_from_error, reconcile
 
-from . import __version__, kit
+from . import __version__
 from . import transformers as tf
 from .backend import Preview, Purchase, SpendRequest, Sub
 from .gen_a import GenABackend
 from .settings import CrmcomSettings
 
 log = logging.getLogger("loyaltykit.crmcom")
-
-#: One in-flight write per key, shared by every adapter instance of the process.
-IN_FLIGHT = kit.InFlight()
 
 
 class CrmcomAdapter(EngineAdapter):
@@ -98,7 +97,7 @@ class CrmcomAdapter(EngineAdapter):
         if request is None:
             return
         base = self.backend.client_config().service(request.service).base_url
-        body = {**(request.json or {}), **self.backend.auth.body_fields()}
+        body = {**(request.json or {}), **self.backend.auth.body_fields()}  # the session token
         try:
             with httpx.Client(transport=self._release_transport, timeout=2.0) as client:
                 client.post(base.rstrip("/") + "/" + request.path, content=wire.dumps(body),
@@ -110,9 +109,6 @@ class CrmcomAdapter(EngineAdapter):
     # -- seams (the broken test adapters override these) ---------------------------------------
     def _spend_reference(self, key: str) -> str:
         return tf.reference_for(self.settings.spend_reference_prefix, key)
-
-    def _scope(self, kind: str, key: str) -> str:
-        return f"{self.settings.base_url}|{kind}|{key}"
 
     # -- identify ------------------------------------------------------------------------------
     def identify(self, identifier, ctx):
@@ -169,16 +165,15 @@ class CrmcomAdapter(EngineAdapter):
     # -- close the basket: purchase create, found by reference first -----------------------------
     def _purchase(self, customer_id: str, lines, reference: str) -> Sub:
         """The purchase for ``reference``: found, or created once (reconciled after a lost answer)."""
-        with IN_FLIGHT.hold(self._scope("purchase", reference), self.name):
-            existing = yield from self.backend.find_purchase(reference)
-            if existing is not None:
-                return existing, False
-            created, found = yield from kit.reconciled(
-                lambda: self.backend.create_purchase(customer_id, lines, reference),
-                lambda: self.backend.find_purchase(reference),
-                enabled=self._reconcile_lost_writes,
-            )
-            return (created or found), True
+        existing = yield from self.backend.find_purchase(reference)
+        if existing is not None:
+            return existing, False
+        created, found = yield from reconcile(
+            lambda: self.backend.create_purchase(customer_id, lines, reference),
+            lambda: self.backend.find_purchase(reference),
+            look_after_loss=self._reconcile_lost_writes,
+        )
+        return (created or found), True
 
     def export_orders(self, orders, ctx):
         results: list[OrderExportResult] = []
@@ -191,7 +186,9 @@ class CrmcomAdapter(EngineAdapter):
             try:
                 purchase, created = yield from self._purchase(order.customer_id, order.lines, order.ref)
             except LoyaltyError as exc:
-                results.append(kit.export_result(order.ref, exc))
+                if ends_batch(exc):
+                    raise
+                results.append(export_result_from_error(order.ref, exc))
                 continue
             default = self.settings.default_product_code
             defaulted = [line.intended_product or "(code not returned)" for line in purchase.lines
@@ -209,20 +206,19 @@ class CrmcomAdapter(EngineAdapter):
         key = ctx.idempotency_key or spend.key
         amount = spend.amount.amount
         reference = self._spend_reference(key)
-        with IN_FLIGHT.hold(self._scope("spend", key), self.name):
-            earlier = yield from self.backend.find_spend(reference)
-            if earlier is not None:
-                if earlier.state == "CANCELLED":
-                    raise InvalidRequestError("the spend with this idempotency key was cancelled; use a new key",
-                                              engine=self.name, field="spend.idempotency_key")
-                return self._spend_result(spend, key, earlier, replayed=True)
-            purchase = yield from self._settled_purchase(spend, amount)
-            sent, found = yield from kit.reconciled(
-                lambda: self.backend.create_spend(spend.customer_id, purchase, amount, reference),
-                lambda: self.backend.find_spend(reference),
-                enabled=self._reconcile_lost_writes,
-            )
-            return self._spend_result(spend, key, sent or found, replayed=False)
+        earlier = yield from self.backend.find_spend(reference)
+        if earlier is not None:
+            if earlier.state == "CANCELLED":
+                raise InvalidRequestError("the spend with this idempotency key was cancelled; use a new key",
+                                          engine=self.name, field="spend.idempotency_key")
+            return self._spend_result(spend, key, earlier, replayed=True)
+        purchase = yield from self._settled_purchase(spend, amount)
+        sent, found = yield from reconcile(
+            lambda: self.backend.create_spend(spend.customer_id, purchase, amount, reference),
+            lambda: self.backend.find_spend(reference),
+            look_after_loss=self._reconcile_lost_writes,
+        )
+        return self._spend_result(spend, key, sent or found, replayed=False)
 
     def _settled_purchase(self, spend, amount: Decimal) -> Sub:
         """Check the spend against the preview's bounds and the amount due, then find or create the
@@ -284,19 +280,19 @@ class CrmcomAdapter(EngineAdapter):
         before = (yield from self.backend.balance(customer)) if customer else None
         returned = Decimal(0)
         receipts = []
-        with IN_FLIGHT.hold(self._scope("reverse", key), self.name):
-            for receipt in spends:
-                assert receipt.engine_ref is not None
-                if (yield from self.backend.cancel_spend(receipt.engine_ref)):
-                    returned += receipt.amount.amount if receipt.amount else Decimal(0)
-                    receipts.append(Receipt(operation="reverse", engine=self.name, idempotency_key=key,
-                                            engine_ref=receipt.engine_ref, amount=receipt.amount))
-            awarded = Decimal(0)
-            if purchase is not None and purchase.state != "CANCELLED":
-                if (yield from self.backend.cancel_purchase(purchase)):
-                    awarded = purchase.awarded if s.cancel_reverses_awards else Decimal(0)
-                    receipts.append(Receipt(operation="reverse", engine=self.name, idempotency_key=key,
-                                            engine_ref=purchase.id))
+        for receipt in spends:
+            assert receipt.engine_ref is not None
+            reference = self._spend_reference(receipt.idempotency_key)
+            if (yield from self.backend.cancel_spend(receipt.engine_ref, reference)):
+                returned += receipt.amount.amount if receipt.amount else Decimal(0)
+                receipts.append(Receipt(operation="reverse", engine=self.name, idempotency_key=key,
+                                        engine_ref=receipt.engine_ref, amount=receipt.amount))
+        awarded = Decimal(0)
+        if purchase is not None and purchase.state != "CANCELLED":
+            if (yield from self.backend.cancel_purchase(purchase, order.ref)):
+                awarded = purchase.awarded if s.cancel_reverses_awards else Decimal(0)
+                receipts.append(Receipt(operation="reverse", engine=self.name, idempotency_key=key,
+                                        engine_ref=purchase.id))
         clawed = awarded
         if customer is not None and before is not None:
             after = yield from self.backend.balance(customer)

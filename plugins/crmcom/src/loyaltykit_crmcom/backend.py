@@ -94,10 +94,10 @@ class Backend(Protocol):
     def create_spend(self, customer_id: str, purchase: Purchase, amount: Decimal, reference: str) -> Sub:
         """-> SpendRequest"""
 
-    def cancel_spend(self, spend_id: str) -> Sub:
+    def cancel_spend(self, spend_id: str, reference: str) -> Sub:
         """-> bool: cancelled now (False: it was cancelled already)"""
 
-    def cancel_purchase(self, purchase: Purchase) -> Sub:
+    def cancel_purchase(self, purchase: Purchase, reference: str) -> Sub:
         """-> bool: cancelled now (False: it was cancelled already)"""
 
     def sync_products(self, products: list[Product]) -> Sub:

@@ -7,15 +7,12 @@ Every request is a JSON POST carrying the session token in its body; every answe
 from __future__ import annotations
 
 import base64
-import threading
-import time
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import httpx
-from loyaltykit.auth import Auth
-from loyaltykit.errors import AuthFailedError, LoyaltyError, MalformedResponseError
+from loyaltykit.auth import TokenInBody
+from loyaltykit.errors import UNAVAILABLE_ERRORS, LoyaltyError
 from loyaltykit.flows import EngineRequest
 from loyaltykit.http import EngineClientConfig, Service
 from loyaltykit.models import CustomerIdentifier, Line, Product
@@ -23,85 +20,43 @@ from loyaltykit.scrub import register_secret
 
 from . import transformers as tf
 from .backend import Purchase, Sub
-from .kit import AlreadyCancelledError, ErrorTable, json_body
 from .settings import CrmcomSettings
 
 ENGINE = "crmcom"
 
 
-@dataclass
-class WebApiToken(Auth):
-    """The session token of §2.2: fetched with the Web API key (Basic user name, empty password)
-    or a user login, sent as ``token`` in every body, refreshed before its absolute expiry and
-    once after an authentication failure."""
+def _basic(key: str, colon: bool) -> str:
+    return base64.b64encode((key + (":" if colon else "")).encode()).decode()
 
-    settings: CrmcomSettings
-    clock: Any = time.monotonic
-    refreshable = True
-    _token: str | None = field(default=None, init=False, repr=False)
-    _issued: float = field(default=0.0, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-    token_fetches: int = field(default=0, init=False)
 
-    def __post_init__(self) -> None:
-        s = self.settings
-        for secret in (s.web_api_key, s.password):
-            if secret is not None:
-                register_secret(secret.get_secret_value(), self._basic(secret.get_secret_value(), True),
-                                self._basic(secret.get_secret_value(), False))
-
-    @staticmethod
-    def _basic(key: str, colon: bool) -> str:
-        return base64.b64encode((key + (":" if colon else "")).encode()).decode()
-
-    @property
-    def token(self) -> str | None:
-        return self._token
-
-    def needs_token(self) -> bool:
-        with self._lock:
-            if self._token is None:
-                return True
-            age = self.clock() - self._issued
-            return age >= self.settings.token_lifetime_seconds - self.settings.token_refresh_margin_seconds
-
-    def token_request(self) -> EngineRequest:
-        s = self.settings
-        body: dict[str, Any] = {}
-        if s.unit:
-            body["unit"] = s.unit
-        if s.auth_method == "web_api_key":
-            assert s.web_api_key is not None
-            header = "Basic " + self._basic(s.web_api_key.get_secret_value(), s.basic_with_colon)
-            return EngineRequest("POST", "authentication/web_api_key/token", json=body,
-                                 headers={"Authorization": header}, authenticate=False, route="token")
+def session_auth(settings: CrmcomSettings, table: Any) -> TokenInBody:
+    """The session token of §2.2 with the core's token-in-body strategy: fetched with the Web API
+    key (Basic user name, empty password) or a user login, sent as ``token`` in every body,
+    renewed before its absolute expiry and once after a refusal (the error envelope at HTTP 200)."""
+    s = settings
+    for secret in (s.web_api_key, s.password):
+        if secret is not None:
+            value = secret.get_secret_value()
+            register_secret(value, _basic(value, True), _basic(value, False))
+    body: dict[str, Any] = {}
+    if s.unit:
+        body["unit"] = s.unit
+    if s.auth_method == "web_api_key":
+        assert s.web_api_key is not None
+        header = "Basic " + _basic(s.web_api_key.get_secret_value(), s.basic_with_colon)
+        login = EngineRequest("POST", "authentication/web_api_key/token", json=body,
+                              headers={"Authorization": header}, authenticate=False, route="token")
+    else:
         assert s.password is not None
         body.update(username=s.username, password=s.password.get_secret_value(), organisation=s.organisation)
-        return EngineRequest("POST", "authentication/token", json=body, authenticate=False, route="token")
-
-    def accept_token(self, response: httpx.Response) -> None:
-        table = ErrorTable(self.settings.error_patterns, ENGINE)
-        try:
-            data = tf.unwrap(json_body(response, ENGINE), table, self.settings.ok_code, operation="token")
-        except LoyaltyError as exc:
-            raise AuthFailedError(f"the token call failed: {exc.message}", engine=ENGINE,
-                                  engine_code=exc.engine_code) from None
-        token = data.get("token") if isinstance(data, dict) else None
-        if not isinstance(token, str) or not token:
-            raise AuthFailedError("the token call returned no data.token", engine=ENGINE)
-        register_secret(token)
-        with self._lock:
-            self._token = token
-            self._issued = self.clock()
-            self.token_fetches += 1
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._token = None
-
-    def body_fields(self) -> dict[str, Any]:
-        token = self._token
-        return {"token": token} if token else {}
+        login = EngineRequest("POST", "authentication/token", json=body, authenticate=False, route="token")
+    return TokenInBody(
+        login=login,
+        read_token=lambda response: tf.token_from(response, table, s.ok_code),
+        lifetime=s.token_lifetime_seconds,
+        refresh_margin=s.token_refresh_margin_seconds,
+        refusal=lambda response: tf.token_refused(response, table, s.ok_code),
+    )
 
 
 class GenABackend:
@@ -109,8 +64,8 @@ class GenABackend:
 
     def __init__(self, settings: CrmcomSettings) -> None:
         self.s = settings
-        self.auth = WebApiToken(settings)
-        self.table = ErrorTable(settings.error_patterns, ENGINE)
+        self.table = tf.error_table(settings.error_patterns)
+        self.auth = session_auth(settings, self.table)
 
     def client_config(self) -> EngineClientConfig:
         s = self.s
@@ -122,30 +77,12 @@ class GenABackend:
             read_timeout=s.read_timeout,
         )
 
-    # -- transport: one call, unwrapped, with one re-login after an authentication failure ------
+    # -- transport: one call, unwrapped (a refused token is renewed once by the runner) ----------
     def call(self, action: str, body: dict[str, Any], route: str, *, write: bool = False,
              idempotency_key: str | None = None) -> Sub:
         request = EngineRequest("POST", action, json=body, write=write, route=route, idempotency_key=idempotency_key)
-        response = yield request
-        try:
-            return self._data(response, action)
-        except AuthFailedError:
-            # The token was refused (expired early, released elsewhere): log in again, once. Nothing
-            # was applied, so repeating a write is safe.
-            self.auth.invalidate()
-            response = yield request
-            return self._data(response, action)
-
-    def _data(self, response: httpx.Response, action: str) -> Any:
-        if response.status_code == 401:
-            raise AuthFailedError("the engine refused the session token (HTTP 401)", engine=ENGINE)
-        body = json_body(response, ENGINE)
-        if not isinstance(body, dict) or "status" not in body:
-            if response.status_code == 403:
-                raise AuthFailedError("the engine refused the credentials (HTTP 403)", engine=ENGINE)
-            raise MalformedResponseError(f"{action}: HTTP {response.status_code} without the status envelope",
-                                         engine=ENGINE)
-        return tf.unwrap(body, self.table, self.s.ok_code, operation=action)
+        response: httpx.Response = yield request
+        return tf.answer(response, self.table, self.s.ok_code, operation=action)
 
     # -- customers ----------------------------------------------------------------------------
     def find_customer(self, identifier: CustomerIdentifier) -> Sub:
@@ -188,12 +125,23 @@ class GenABackend:
                                     tf.purchase_body(self.s, customer_id, lines, reference), "export", write=True)
         return tf.purchase_from(data)
 
-    def cancel_purchase(self, purchase: Purchase) -> Sub:
+    def cancel_purchase(self, purchase: Purchase, reference: str) -> Sub:
+        return (yield from self._cancel(
+            "customer_events/purchases/cancel", tf.cancel_body(self.s.purchase_cancel_field, purchase.id),
+            lambda: self.find_purchase(reference)))
+
+    def _cancel(self, action: str, body: dict[str, Any], find: Any) -> Sub:
+        """Cancel an event: True when cancelled now. A refusal is checked against the engine's
+        record (the refusal texts are UNCONFIRMED): an event already CANCELLED is False."""
         try:
-            yield from self.call("customer_events/purchases/cancel",
-                                 tf.cancel_body(self.s.purchase_cancel_field, purchase.id), "reverse", write=True)
-        except AlreadyCancelledError:
-            return False
+            yield from self.call(action, body, "reverse", write=True)
+        except LoyaltyError as exc:
+            if isinstance(exc, UNAVAILABLE_ERRORS):
+                raise
+            event = yield from find()
+            if event is not None and event.state == "CANCELLED":
+                return False
+            raise
         return True
 
     # -- spends -------------------------------------------------------------------------------
@@ -210,13 +158,10 @@ class GenABackend:
                                     write=True)
         return tf.spend_from(data)
 
-    def cancel_spend(self, spend_id: str) -> Sub:
-        try:
-            yield from self.call("customer_events/spend_requests/cancel",
-                                 tf.cancel_body("customer_event_identifier", spend_id), "reverse", write=True)
-        except AlreadyCancelledError:
-            return False
-        return True
+    def cancel_spend(self, spend_id: str, reference: str) -> Sub:
+        return (yield from self._cancel(
+            "customer_events/spend_requests/cancel", tf.cancel_body("customer_event_identifier", spend_id),
+            lambda: self.find_spend(reference)))
 
     # -- products -----------------------------------------------------------------------------
     def sync_products(self, products: list[Product]) -> Sub:
@@ -227,8 +172,7 @@ class GenABackend:
         return None
 
     def release_request(self) -> EngineRequest | None:
-        token = self.auth.token
-        if token is None:
+        if self.auth.session_token is None:
             return None
         return EngineRequest("POST", "authentication/token/release", json={}, route="token")
 

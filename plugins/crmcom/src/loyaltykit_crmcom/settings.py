@@ -9,24 +9,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+from loyaltykit.errors import ERROR_CODES
 from loyaltykit.models import IdentifierKind
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-#: Engine answer (status code or message, case-insensitive regex) -> kit error code. First match
-#: wins. CRM.COM documents no error codes or texts (the error envelope is UNCONFIRMED), so this
-#: table is a setting. ``duplicate_reference`` and ``already_cancelled`` are the adapter's own
-#: verdicts: the first sends a write to reconciliation, the second makes a repeated cancel a no-op.
-DEFAULT_ERROR_PATTERNS: tuple[tuple[str, str], ...] = (
-    (r"invalid token|token.*(expired|invalid)|not authenticated|authentication", "auth_failed"),
-    (r"reference.*(already|exists|duplicate|used)|duplicate", "duplicate_reference"),
-    (r"already cancelled|not posted|is cancelled", "already_cancelled"),
-    (r"(access token|accounts? receivable|rewards participant|customer).*(not found|does not exist|invalid)",
-     "customer_not_found"),
-    (r"insufficient|not enough|exceeds.*(balance|wallet)", "insufficient_balance"),
-    (r"spend.*not allowed|spending is not allowed", "insufficient_balance"),
-    (r"mandatory|required|must be|invalid", "invalid_request"),
-)
 
 
 class CrmcomSettings(BaseSettings):
@@ -66,8 +52,11 @@ class CrmcomSettings(BaseSettings):
 
     # -- envelope (UNCONFIRMED) ---------------------------------------------------------------
     ok_code: str = Field(default="OK", description="status.code of a success; anything else is a failure.")
-    error_patterns: tuple[tuple[str, str], ...] = Field(
-        default=DEFAULT_ERROR_PATTERNS, description="(regex, kit error code) pairs, first match wins."
+    error_patterns: dict[str, str] = Field(
+        default_factory=dict,
+        description="status.code (exact) or message phrase (whole words) -> kit error code; extends the "
+        "documented phrases (transformers.DOCUMENTED_PHRASES). The error envelope's codes and texts are "
+        "UNCONFIRMED.",
     )
 
     # -- customers ----------------------------------------------------------------------------
@@ -123,6 +112,14 @@ class CrmcomSettings(BaseSettings):
     product_type_code: str | None = Field(
         default=None, description="type_identifier.code for synced products (a non-traceable physical good type)."
     )
+
+    @field_validator("error_patterns")
+    @classmethod
+    def _kit_codes(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = sorted(v for v in value.values() if v not in ERROR_CODES)
+        if bad:
+            raise ValueError(f"unknown kit error codes {bad}")
+        return {k: v for k, v in value.items() if k.strip()}
 
     @model_validator(mode="after")
     def _credentials(self) -> CrmcomSettings:

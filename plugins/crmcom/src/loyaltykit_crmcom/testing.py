@@ -16,6 +16,7 @@ from loyaltykit.errors import EngineError
 from loyaltykit.money import Money
 from loyaltykit.testing import EngineBalances, Fault, OfferSpec, RuleSpec, SeededCustomer, VoucherSpec
 
+from . import transformers as tf
 from .adapter import CrmcomAdapter
 from .backend import SpendRequest
 from .fake import CrmcomFake, FakeSettings, InstantOffer
@@ -151,9 +152,16 @@ def make_harness() -> CrmcomHarness:
 
 
 class ResendsBlindly(CrmcomAdapter):
-    """Re-sends a write after a lost answer without looking it up first."""
+    """Re-sends a write after a lost answer without looking it up first, and takes the engine's
+    duplicate-reference refusal of that re-send for a failure (the write was applied)."""
 
     _reconcile_lost_writes = False
+
+    def __init__(self, settings: Any = None, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        duplicates = {phrase: "engine_error" for phrase, kit in tf.DOCUMENTED_PHRASES.items()
+                      if kit == "outcome_unknown"}
+        self.backend.table = self.backend.table.extended(phrases=duplicates)
 
 
 class RandomReference(CrmcomAdapter):

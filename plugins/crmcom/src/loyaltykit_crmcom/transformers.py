@@ -6,37 +6,117 @@ Section numbers (§) are those of the public wire reference for CRM.COM (``crmco
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from loyaltykit.errors import MalformedResponseError
+import httpx
+from loyaltykit import wire
+from loyaltykit.engine_errors import ErrorTable
+from loyaltykit.errors import AuthFailedError, LoyaltyError, MalformedResponseError
 from loyaltykit.models import Balance, BalanceKind, Customer, Line, Product
 from loyaltykit.money import Money, quantize
 
 from .backend import Preview, Purchase, PurchaseLine, SpendRequest
-from .kit import ErrorTable, field, number
 from .settings import CrmcomSettings
 
 ENGINE = "crmcom"
 
 
+# -- errors (§2.1) -------------------------------------------------------------------------------
+
+#: Message phrases (whole words, first match wins) -> kit error code. The error envelope is
+#: UNCONFIRMED (§2.1): CRM.COM documents no error codes or texts, only that ``status.code`` is not
+#: "OK". These are the texts the fake answers with; the ``error_patterns`` setting adds codes and
+#: phrases. A reused reference means the engine already holds a write with our reference: its
+#: outcome is found by looking it up, so it is ``outcome_unknown``, which the reconcile looks up.
+DOCUMENTED_PHRASES: dict[str, str] = {
+    "invalid token": "auth_failed",
+    "token has expired": "auth_failed",
+    "token expired": "auth_failed",
+    "token is invalid": "auth_failed",
+    "not authenticated": "auth_failed",
+    "already exists": "outcome_unknown",
+    "duplicate": "outcome_unknown",
+    "access token not found": "customer_not_found",
+    "accounts receivable not found": "customer_not_found",
+    "rewards participant not found": "customer_not_found",
+    "customer not found": "customer_not_found",
+    "insufficient": "insufficient_balance",
+    "not enough": "insufficient_balance",
+    "exceeds the wallet balance": "insufficient_balance",
+    "spending is not allowed": "insufficient_balance",
+    "mandatory": "invalid_request",
+    "required": "invalid_request",
+    "must be": "invalid_request",
+    "invalid": "invalid_request",
+}
+
+
+def error_table(extra: Mapping[str, str] | None = None) -> ErrorTable:
+    """The core classifier with the documented phrases; the ``error_patterns`` setting's entries
+    count as ``status.code`` values (exact) and as message phrases (whole words) alike."""
+    return ErrorTable(ENGINE, phrases=DOCUMENTED_PHRASES).extended(codes=extra, phrases=extra)
+
+
 # -- envelope (§2.1) -----------------------------------------------------------------------------
 
 
-def unwrap(body: Any, table: ErrorTable, ok_code: str, *, operation: str | None = None) -> Any:
+def unwrap(body: Any, table: ErrorTable, ok_code: str, *, operation: str | None = None, status: int = 200) -> Any:
     """``data`` of a ``{"status": {"code", "message", "description"}, "data"}`` envelope; any
     code other than ``ok_code`` is classified through the error table."""
-    status = field(body, "status", ENGINE)
-    if not isinstance(status, dict):
-        raise MalformedResponseError("status is not an object", engine=ENGINE)
-    code = status.get("code")
-    if not isinstance(code, str):
-        raise MalformedResponseError("status.code is missing", engine=ENGINE)
+    envelope = wire.mapping(body, "body", engine=ENGINE)
+    state = wire.mapping(wire.at(envelope, "status", engine=ENGINE), "status", engine=ENGINE)
+    code = wire.text(state.get("code"), "status.code", engine=ENGINE)
     if code != ok_code:
-        message = " ".join(str(status.get(k)) for k in ("message", "description") if status.get(k))
-        raise table.error(code, message, operation=operation)
-    return body.get("data")
+        message = " ".join(str(state.get(k)) for k in ("message", "description") if state.get(k))
+        raise table.classify(status, code, message or None, operation=operation)
+    return envelope.get("data")
+
+
+def answer(response: httpx.Response, table: ErrorTable, ok_code: str, *, operation: str | None = None) -> Any:
+    """``data`` of an answer; a body without the status envelope is malformed (a 401/403 without
+    one is an authentication failure)."""
+    if response.status_code in table.auth_statuses and not _has_envelope(response):
+        raise table.classify(response.status_code, None, None, operation=operation)
+    body = wire.json_body(response, engine=ENGINE)
+    if not isinstance(body, dict) or "status" not in body:
+        raise MalformedResponseError(f"body: HTTP {response.status_code} without the status envelope",
+                                     engine=ENGINE, field="body.status")
+    return unwrap(body, table, ok_code, operation=operation, status=response.status_code)
+
+
+def _has_envelope(response: httpx.Response) -> bool:
+    try:
+        body = wire.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(body, dict) and isinstance(body.get("status"), dict)
+
+
+def token_refused(response: httpx.Response, table: ErrorTable, ok_code: str) -> bool:
+    """Whether an answer refuses the session token (§2.2): the error envelope classified as an
+    authentication failure (an unknown or expired token answers HTTP 200 with it)."""
+    try:
+        answer(response, table, ok_code)
+    except AuthFailedError:
+        return True
+    except LoyaltyError:
+        return False
+    return False
+
+
+def token_from(response: httpx.Response, table: ErrorTable, ok_code: str) -> str:
+    """``data.token`` of a login (§2.2); any refusal is an authentication failure."""
+    try:
+        data = answer(response, table, ok_code, operation="token")
+        return wire.text(wire.mapping(data, "data", engine=ENGINE).get("token"), "data.token", engine=ENGINE)
+    except AuthFailedError:
+        raise
+    except LoyaltyError as exc:
+        raise AuthFailedError(f"the token call failed: {exc.message}", engine=ENGINE,
+                              engine_code=exc.engine_code) from None
 
 
 def performed_on(when: datetime | None = None) -> str:
@@ -59,11 +139,8 @@ def account(customer_id: str) -> dict[str, Any]:
 
 def customer_from(token: Any, balance: Decimal | None, currency: str) -> Customer | None:
     """A Customer from ``access_tokens/show`` data; ``None`` unless the token is EFFECTIVE."""
-    if not isinstance(token, dict):
-        raise MalformedResponseError("access token data is not an object", engine=ENGINE)
-    code = token.get("authentication_code")
-    if not isinstance(code, str) or not code:
-        raise MalformedResponseError("data.authentication_code is missing", engine=ENGINE)
+    token = wire.mapping(token, "data", engine=ENGINE)
+    code = wire.text(token.get("authentication_code"), "data.authentication_code", engine=ENGINE)
     state = token.get("life_cycle_state")
     if state != "EFFECTIVE":
         return None
@@ -75,9 +152,7 @@ def customer_from(token: Any, balance: Decimal | None, currency: str) -> Custome
 
 def balance_from(data: Any) -> Decimal:
     """``wallets/get_balance`` data: ``id``, ``balance`` (§2.7)."""
-    value = number(field(data, "balance", ENGINE), "data.balance", ENGINE)
-    assert value is not None
-    return value
+    return wire.number(wire.mapping(data, "data", engine=ENGINE).get("balance"), "data.balance", engine=ENGINE)
 
 
 # -- purchases (§2.4, §2.5) ----------------------------------------------------------------------
@@ -123,11 +198,11 @@ def purchase_body(s: CrmcomSettings, customer_id: str, lines: tuple[Line, ...], 
 
 def preview_from(data: Any) -> Preview:
     """``purchase_customer_event_preview_complete`` (§2.4)."""
-    def amount(name: str, optional: bool = False) -> Decimal | None:
-        return number(data.get(name), f"data.{name}", ENGINE, optional=optional) if isinstance(data, dict) else None
+    data = wire.mapping(data, "data", engine=ENGINE)
 
-    if not isinstance(data, dict):
-        raise MalformedResponseError("preview data is not an object", engine=ENGINE)
+    def amount(name: str, optional: bool = False) -> Decimal | None:
+        return wire.number(data.get(name), f"data.{name}", engine=ENGINE, optional=optional)
+
     zero = Decimal(0)
     return Preview(
         award=amount("total_award_amount", True) or zero,
@@ -147,34 +222,32 @@ def preview_from(data: Any) -> Preview:
 def purchase_from(data: Any) -> Purchase:
     """A purchase customer event (MOCK body of §2.5): id, number, totals, ``products_set``; a line
     booked on the default product carries ``intended_product_value`` (R14)."""
-    if not isinstance(data, dict):
-        raise MalformedResponseError("purchase data is not an object", engine=ENGINE)
-    ident = field(data, "id", ENGINE)
+    data = wire.mapping(data, "data", engine=ENGINE)
+    ident = wire.text(data.get("id"), "data.id", engine=ENGINE)
     lines = []
-    for index, item in enumerate(data.get("products_set") or ()):
-        path = f"data.products_set.{index}"
-        product = item.get("product") if isinstance(item, dict) else None
-        if not isinstance(item, dict):
-            raise MalformedResponseError(f"{path} is not an object", engine=ENGINE)
+    for index, found in enumerate(wire.items(data.get("products_set"), "data.products_set", engine=ENGINE,
+                                             optional=True)):
+        path = f"data.products_set[{index}]"
+        item = wire.mapping(found, path, engine=ENGINE)
+        product = item.get("product")
         intended = item.get("intended_product_value") or item.get("intended_product")
         if isinstance(intended, dict):  # the later revision's ``intended_product`` object
             intended = intended.get("code") or intended.get("value")
-        total = number(item.get("total_amount"), f"{path}.total_amount", ENGINE)
-        assert total is not None
+        total = wire.number(item.get("total_amount"), f"{path}.total_amount", engine=ENGINE)
         lines.append(PurchaseLine(
             product_code=product.get("code") if isinstance(product, dict) else None,
             intended_product=str(intended) if intended else None,
             total=total,
         ))
     return Purchase(
-        id=str(ident),
+        id=ident,
         number=data.get("number"),
         reference=data.get("reference_number") or data.get("external_system_reference_number"),
         state=data.get("life_cycle_state"),
-        awarded=number(data.get("total_awarded_amount"), "data.total_awarded_amount", ENGINE, optional=True)
-        or Decimal(0),
-        spent=number(data.get("total_spend_amount"), "data.total_spend_amount", ENGINE, optional=True)
-        or Decimal(0),
+        awarded=wire.number(data.get("total_awarded_amount"), "data.total_awarded_amount", engine=ENGINE,
+                            optional=True) or Decimal(0),
+        spent=wire.number(data.get("total_spend_amount"), "data.total_spend_amount", engine=ENGINE,
+                          optional=True) or Decimal(0),
         lines=tuple(lines),
     )
 
@@ -189,7 +262,7 @@ def list_items(data: Any, what: str) -> list[Any]:
             return sets[0]
     if data is None:
         return []
-    raise MalformedResponseError(f"{what} list data is not an array", engine=ENGINE)
+    raise MalformedResponseError(f"data: {what} list data is not an array", engine=ENGINE, field="data")
 
 
 def list_body(filter_name: str, value: str, page_size: int) -> dict[str, Any]:
@@ -219,12 +292,10 @@ def spend_body(s: CrmcomSettings, customer_id: str, purchase: Purchase, amount: 
 
 def spend_from(data: Any) -> SpendRequest:
     """The spend request object: id, number, life_cycle_state, spend_amount (§2.6)."""
-    if not isinstance(data, dict):
-        raise MalformedResponseError("spend request data is not an object", engine=ENGINE)
-    amount = number(field(data, "spend_amount", ENGINE), "data.spend_amount", ENGINE)
-    assert amount is not None
+    data = wire.mapping(data, "data", engine=ENGINE)
+    amount = wire.number(data.get("spend_amount"), "data.spend_amount", engine=ENGINE)
     return SpendRequest(
-        id=str(field(data, "id", ENGINE)),
+        id=wire.text(data.get("id"), "data.id", engine=ENGINE),
         number=data.get("number"),
         amount=amount,
         state=data.get("life_cycle_state"),

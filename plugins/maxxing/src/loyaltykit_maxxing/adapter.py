@@ -8,9 +8,10 @@ e-mail. Every other operation is named in the settings (``operations``) with its
 
 Idempotency (assumed, see the README): MAXXING is not known to de-duplicate anything, so no write
 is marked retry-safe for the runner. Each write carries a deterministic transaction key (prefix +
-the kit's idempotency key, itself the order number and the operation) and goes through
-:func:`interim.keyed_write`: looked up by that key first, sent only if absent, looked up again
-after a lost answer.
+the kit's idempotency key, itself the order number and the operation): it is looked up by that key
+first (found: a replay), and otherwise sent through the core's
+:func:`~loyaltykit.reconcile.reconcile`, which looks it up again after a lost or unreadable answer
+before sending it once more. The runner holds one call per idempotency key in flight.
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ from loyaltykit.errors import (
     NotSupportedError,
 )
 from loyaltykit.models import ReversalKind, derive_key
+from loyaltykit.reconcile import ends_batch, export_result_from_error, reconcile
 
 from . import __version__, wire
 from . import transformers as tf
-from .interim import export_result_from_error, keyed_write
 from .settings import MaxxingSettings
 
 Sub = Generator[EngineRequest, httpx.Response, Any]
@@ -74,8 +75,6 @@ class MaxxingAdapter(EngineAdapter):
         self.capabilities = type(self).capabilities.model_copy(
             update={"currencies": frozenset({s.currency}), "refund": refunds, "partial_refund": refunds}
         )
-        # One in-flight call per transaction key, per tenant.
-        self._scope = f"{self.name}:{s.compute_url}:{s.store_chain}"
 
     def client_config(self) -> EngineClientConfig:
         s: MaxxingSettings = self.settings
@@ -114,21 +113,25 @@ class MaxxingAdapter(EngineAdapter):
 
     def _write_once(self, operation: str, body: dict[str, Any], route: str, key: str,
                     check: Callable[[wire.TransactionRecord], None] | None = None) -> Sub:
-        """One keyed write through the reconcile-before-resend helper; returns (record, replayed)."""
+        """One keyed write, looked up first and reconciled after a lost answer; returns
+        ``(record, replayed)`` (replayed: the first look-up found it)."""
         s: MaxxingSettings = self.settings
 
-        def looked_up(response: httpx.Response) -> wire.TransactionRecord | None:
+        def look_up() -> Sub:
+            response = yield self._call("get_transaction", tf.get_transaction(s, key), "lookup")
             record = self._found(response)
             if record is not None and check is not None:
                 check(record)
             return record
 
-        return (yield from keyed_write(
-            scope=self._scope, key=key,
-            write=self._call(operation, body, route, write=True),
-            lookup=self._call("get_transaction", tf.get_transaction(s, key), "lookup"),
-            parse_write=self._transaction, parse_lookup=looked_up,
-        ))
+        def send() -> Sub:
+            return self._transaction((yield self._call(operation, body, route, write=True)))
+
+        earlier = yield from look_up()
+        if earlier is not None:
+            return earlier, True
+        sent, found = yield from reconcile(send, look_up)
+        return (sent if sent is not None else found), False
 
     # -- identify --------------------------------------------------------------------------------
     def identify(self, identifier, ctx):
@@ -202,6 +205,8 @@ class MaxxingAdapter(EngineAdapter):
             try:
                 record, replayed = yield from self._write_once("confirm", tf.confirm_request(s, order, key), "export", key)
             except LoyaltyError as exc:
+                if ends_batch(exc):
+                    raise
                 results.append(export_result_from_error(order.ref, exc))
             else:
                 results.append(tf.export_result(order, record, replayed))

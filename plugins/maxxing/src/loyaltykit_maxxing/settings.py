@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+from loyaltykit.errors import ERROR_CODES
 from loyaltykit.money import is_currency
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from .interim import DEFAULT_ERROR_CODES
 
 
 class Operation(BaseModel):
@@ -65,9 +64,14 @@ class MaxxingSettings(BaseSettings):
 
     # -- UNCONFIRMED: operations and behaviour -------------------------------------------------
     operations: dict[str, Operation] = Field(default_factory=lambda: dict(DEFAULT_OPERATIONS))
-    error_codes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ERROR_CODES))
-    error_patterns: dict[str, str] = Field(default_factory=dict,
-                                           description="Message fragment -> kit error code, for unknown codes.")
+    error_codes: dict[str, str] = Field(
+        default_factory=dict,
+        description="Engine error code -> kit error code; extends or overrides the documented table "
+        "(transformers.DOCUMENTED_ERROR_CODES).",
+    )
+    error_patterns: dict[str, str] = Field(
+        default_factory=dict, description="Message phrase (whole words) -> kit error code, for unknown codes."
+    )
     transaction_key_prefix: str = Field(default="lk-", max_length=16)
     identify_reads_balances: bool = Field(default=True, description="Read balances after identifying.")
     refund_mode: Literal["lines", "none"] = Field(default="lines", description="'none' disables refunds.")
@@ -95,26 +99,13 @@ class MaxxingSettings(BaseSettings):
             raise ValueError(f"unknown operations {unknown}; known: {sorted(DEFAULT_OPERATIONS)}")
         return {**DEFAULT_OPERATIONS, **value}
 
-    @field_validator("error_codes")
+    @field_validator("error_codes", "error_patterns")
     @classmethod
-    def _codes(cls, value: dict[str, str]) -> dict[str, str]:
-        from loyaltykit.errors import ERROR_CODES
-
-        merged = {**DEFAULT_ERROR_CODES, **{k.strip().upper(): v for k, v in value.items()}}
-        bad = sorted(v for v in merged.values() if v not in ERROR_CODES)
-        if bad:
-            raise ValueError(f"unknown kit error codes {bad}")
-        return merged
-
-    @field_validator("error_patterns")
-    @classmethod
-    def _patterns(cls, value: dict[str, str]) -> dict[str, str]:
-        from loyaltykit.errors import ERROR_CODES
-
+    def _kit_codes(cls, value: dict[str, str]) -> dict[str, str]:
         bad = sorted(v for v in value.values() if v not in ERROR_CODES)
         if bad:
             raise ValueError(f"unknown kit error codes {bad}")
-        return {k.strip().lower(): v for k, v in value.items() if k.strip()}
+        return {k.strip(): v for k, v in value.items() if k.strip()}
 
     @field_validator("currency")
     @classmethod

@@ -6,12 +6,15 @@ No I/O, no state. The flows in ``adapter.py`` call these; what the engine's bodi
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from typing import Any
 
 import httpx
 from loyaltykit import Money
-from loyaltykit.errors import EngineError, InvalidRequestError, MalformedResponseError
+from loyaltykit import wire as kitwire
+from loyaltykit.engine_errors import ErrorTable
+from loyaltykit.errors import EngineError, InvalidRequestError
 from loyaltykit.models import (
     Balance,
     BalanceKind,
@@ -44,10 +47,48 @@ from loyaltykit.models import (
 from pydantic import BaseModel
 
 from . import wire
-from .interim import error_from_table, json_body, parse_model
 from .settings import MaxxingSettings
 
 ENGINE = "maxxing"
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+#: Engine error code -> kit error code. UNCONFIRMED for MAXXING: no error code is public; these
+#: are the codes the fake answers with (see the README). The ``error_codes`` setting extends or
+#: overrides them, the ``error_patterns`` setting adds message phrases for codes the table lacks.
+DOCUMENTED_ERROR_CODES: dict[str, str] = {
+    "CUSTOMER_NOT_FOUND": "customer_not_found",
+    "CARD_NOT_FOUND": "customer_not_found",
+    "VOUCHER_NOT_FOUND": "voucher_not_found",
+    "VOUCHER_EXPIRED": "voucher_expired",
+    "VOUCHER_NOT_YET_VALID": "voucher_expired",
+    "VOUCHER_ALREADY_BURNT": "voucher_already_redeemed",
+    "VOUCHER_NOT_OWNED": "voucher_not_owned",
+    "VOUCHER_USAGE_LIMIT_REACHED": "usage_limit_reached",
+    "VOUCHER_CONDITIONS_NOT_MET": "voucher_conditions_not_met",
+    "INSUFFICIENT_BALANCE": "insufficient_balance",
+    "AMOUNT_EXCEEDS_DUE": "invalid_request",
+    "CURRENCY_MISMATCH": "currency_mismatch",
+    "INVALID_REQUEST": "invalid_request",
+    "MISSING_FIELD": "invalid_request",
+    "TRANSACTION_NOT_FOUND": "engine_error",
+    "ACCESS_DENIED": "auth_failed",
+    "SERVICE_UNAVAILABLE": "engine_unavailable",
+}
+
+
+@functools.lru_cache(maxsize=16)
+def _table(codes: frozenset[tuple[str, str]], phrases: tuple[tuple[str, str], ...]) -> ErrorTable:
+    return ErrorTable(ENGINE, codes=DOCUMENTED_ERROR_CODES).extended(codes=dict(codes), phrases=dict(phrases))
+
+
+def error_table(s: MaxxingSettings) -> ErrorTable:
+    """The core classifier: the documented codes, extended by the ``error_codes`` and
+    ``error_patterns`` settings."""
+    return _table(frozenset(s.error_codes.items()), tuple(s.error_patterns.items()))
+
 
 # ---------------------------------------------------------------------------------------------
 # Answers
@@ -56,18 +97,17 @@ ENGINE = "maxxing"
 
 def answer(response: httpx.Response, model: type[BaseModel], s: MaxxingSettings) -> Any:
     """Classify an answer (error envelope on any status, then HTTP status) and type it."""
-    body = json_body(response, ENGINE)
+    body = kitwire.json_body(response, engine=ENGINE)
+    table = error_table(s)
     if isinstance(body, dict) and body.get(wire.ERROR_CODE_KEY):
-        error = parse_model(wire.ErrorAnswer, body, ENGINE)
-        raise error_from_table(s.error_codes, error.error_code, error.error_message,
-                               engine=ENGINE, status=response.status_code, patterns=s.error_patterns)
+        error = kitwire.model(body, wire.ErrorAnswer, "body", engine=ENGINE)
+        raise table.classify(response.status_code, error.error_code, error.error_message)
     if response.status_code >= 400:
-        cls = InvalidRequestError if response.status_code in (400, 422) else EngineError
-        raise cls(f"engine answered HTTP {response.status_code}", engine=ENGINE,
-                  engine_code=str(response.status_code))
-    if not isinstance(body, dict):
-        raise MalformedResponseError(f"body: expected a JSON object, got {type(body).__name__}", engine=ENGINE)
-    return parse_model(model, body, ENGINE)
+        if response.status_code in (400, 422):
+            raise InvalidRequestError(f"engine answered HTTP {response.status_code}", engine=ENGINE,
+                                      engine_code=str(response.status_code))
+        raise table.classify(response.status_code, None, None)
+    return kitwire.model(kitwire.mapping(body, "body", engine=ENGINE), model, "body", engine=ENGINE)
 
 
 def transaction_key(s: MaxxingSettings, kit_key: str) -> str:
@@ -173,7 +213,7 @@ def evaluation(basket: Basket, result: wire.ComputeAnswer, s: MaxxingSettings) -
         accepted = item.status.upper() == "ACCEPTED"
         reason = None
         if not accepted:
-            reason = s.error_codes.get((item.reason_code or "").upper(), "voucher_invalid")
+            reason = error_table(s).kit_code(200, item.reason_code, None) or "voucher_invalid"
         codes.append(CodeResult(code=item.code, status=CodeStatus.ACCEPTED if accepted else CodeStatus.REJECTED,
                                 reason=reason, message=item.message))
         seen.add(item.code)
