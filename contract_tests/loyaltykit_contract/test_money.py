@@ -13,6 +13,7 @@ import pytest
 from loyaltykit.capabilities import Capability
 from loyaltykit.errors import InvalidRequestError
 from loyaltykit.models import (
+    Basket,
     BalanceKind,
     CashbackSpend,
     Evaluation,
@@ -43,11 +44,14 @@ KINDS = pytest.mark.parametrize(
 START = {"cashback": "20.00", "points": "200"}
 
 
-def worth(lk, customer_id: str, kind: str, value: str, order_ref: str, due) -> CashbackSpend:
+def worth(lk, customer_id: str, kind: str, value: str, order: Order) -> CashbackSpend:
+    """A spend paying ``order`` (its amount due, and its basket for engines that settle a spend
+    against an itemised purchase)."""
+    basket = Basket(id=order.ref, currency=order.currency, customer_id=order.customer_id, lines=order.lines)
+    common = {"customer_id": customer_id, "order_ref": order.ref, "amount_due": order.amount_due, "basket": basket}
     if kind == "cashback":
-        return CashbackSpend(customer_id=customer_id, order_ref=order_ref, amount=lk.money(value), amount_due=due)
-    return CashbackSpend(customer_id=customer_id, order_ref=order_ref, kind=BalanceKind.POINTS,
-                         points=Decimal(value) * 10, points_value=lk.money(value), amount_due=due)
+        return CashbackSpend(amount=lk.money(value), **common)
+    return CashbackSpend(kind=BalanceKind.POINTS, points=Decimal(value) * 10, points_value=lk.money(value), **common)
 
 
 def spendable_kind(lk) -> str | None:
@@ -65,14 +69,14 @@ def test_spend_is_capped_at_the_amount_due(loyaltykit_target, kind):
     customer = customer_with_balance(lk, kind, START[kind])
     order = lk.order(("SKU-A", "10.00", 1), customer_id=customer.id)
     calls = lk.request_count()
-    too_much = worth(lk, customer.id, kind, "10.00", order.ref, order.amount_due).model_dump()
+    too_much = worth(lk, customer.id, kind, "10.00", order).model_dump()
     too_much["amount" if kind == "cashback" else "points_value"] = {"amount": "15.00", "currency": lk.currency}
     with pytest.raises(InvalidRequestError) as info:
         lk.call("spend_cashback", too_much)
     assert info.value.field == ("spend.amount" if kind == "cashback" else "spend.points_value"), info.value
     assert lk.request_count() == calls, "a refused spend reached the engine"
     assert balance(lk, customer.id, kind) == Decimal(START[kind])
-    paid = lk.call("spend_cashback", worth(lk, customer.id, kind, "10.00", order.ref, order.amount_due))
+    paid = lk.call("spend_cashback", worth(lk, customer.id, kind, "10.00", order))
     assert isinstance(paid, SpendResult), paid
     assert paid.value == lk.money("10.00") and paid.receipt.amount == lk.money("10.00"), paid
     placed = order.model_copy(update={"receipts": (paid.receipt,)})
@@ -118,7 +122,7 @@ def test_partial_refund_says_where_the_money_goes(loyaltykit_target):
         lk.not_applicable(f"{lk.harness.engine} spends neither cashback nor points")
     customer = customer_with_balance(lk, kind, START[kind])
     order = lk.order(("SKU-A", "60.00", 1), ("SKU-B", "40.00", 1), customer_id=customer.id)
-    paid = lk.call("spend_cashback", worth(lk, customer.id, kind, "10.00", order.ref, order.amount_due))
+    paid = lk.call("spend_cashback", worth(lk, customer.id, kind, "10.00", order))
     order = Order.model_validate({**order.model_dump(), "receipts": [paid.receipt.model_dump()]})
     assert order.amount_due == lk.money("90.00")
     assert lk.call("export_orders", [order]).status_of(order.ref) is ExportStatus.ACCEPTED
@@ -152,7 +156,7 @@ def test_cancel_before_export_exports_nothing(loyaltykit_target):
     customer = customer_with_balance(lk, kind, START[kind]) if kind else lk.customer()
     order = lk.order(customer_id=customer.id)
     if kind is not None:
-        paid = lk.call("spend_cashback", worth(lk, customer.id, kind, "5.00", order.ref, order.amount_due))
+        paid = lk.call("spend_cashback", worth(lk, customer.id, kind, "5.00", order))
         order = Order.model_validate({**order.model_dump(), "receipts": [paid.receipt.model_dump()]})
         assert balance(lk, customer.id, kind) < Decimal(START[kind])
     with tempfile.TemporaryDirectory() as folder:

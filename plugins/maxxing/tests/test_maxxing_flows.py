@@ -102,7 +102,7 @@ def basket(customer_id: str | None, *codes: str, channel: str | None = None, sto
 def test_identify_by_card_sends_the_documented_call(shop):
     ann = member(shop, cashback="12.50", card="925000000001")
     customer = shop.identify(card="925000000001")
-    assert customer.id == ann.cust_id and customer.cashback(EUR) == eur("12.50")
+    assert customer.id == ann.cust_id and customer.cashback_in(EUR) == eur("12.50")
     first = next(r for r in shop.fake.requests if r.route == "identify")
     assert first.path == "/MPCM/Web/api/rest/5.6/CustomerInformationServer/getCustomerByCardKey"
     assert first.body == {"storeChain": "0", "card_key": "925000000001"}
@@ -358,7 +358,7 @@ def test_fake_serves_as_a_process():
         assert "fake MAXXING on" in process.stdout.readline()
         adapter = MaxxingAdapter(harness_settings(compute_url=f"http://127.0.0.1:{port}", backoffice_url=None))
         with Loyalty(LoyaltySettings(**KIT), adapter=adapter, load_entry_points=False) as shop:
-            assert shop.identify(card="925000000001").cashback(EUR) == eur("20.00")
+            assert shop.identify(card="925000000001").cashback_in(EUR) == eur("20.00")
     finally:
         process.terminate()
         process.wait(10)

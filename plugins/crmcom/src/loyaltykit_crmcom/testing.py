@@ -117,7 +117,10 @@ class CrmcomHarness:
 
     def orders_received(self) -> list[str]:
         with self.fake.lock:
-            return [p.body["reference_number"] for p in self.fake.purchases]
+            # A purchase created to settle a spend and then cancelled (payment declined) holds no
+            # effect any more: it is not an order the engine recorded.
+            return [p.body["reference_number"] for p in self.fake.purchases
+                    if p.body["life_cycle_state"] != "CANCELLED"]
 
     def products_received(self) -> list[str]:
         with self.fake.lock:
