@@ -65,6 +65,7 @@ from .program import (
     Program,
     Rule,
     ShowMessage,
+    IssueOffer,
     SpecialPrice,
     VoucherDef,
     amount_in,
@@ -204,6 +205,7 @@ class Quote:
     points_earned: int = 0
     bonus: list[tuple[str, int]] = field(default_factory=list)  # (label, points)
     cashback_earned: Decimal = ZERO
+    issued: list[tuple[str, str]] = field(default_factory=list)  # (rule id, offer template id), on export
 
     @property
     def total_points(self) -> int:
@@ -359,6 +361,8 @@ def apply_action(action, rule: Rule, state: _Basket, quote: Quote) -> None:
         quote.bonus.append((label, action.points))
     elif isinstance(action, ShowMessage):
         quote.messages.append(Message(text=action.text, kind="promotion"))
+    elif isinstance(action, IssueOffer):
+        quote.issued.append((rule.id, action.offer))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -264,6 +264,14 @@ class BonusPoints(ProgramModel):
     points: Annotated[int, Field(gt=0)]
 
 
+class IssueOffer(ProgramModel):
+    """Put an offer (one of the program's ``offers`` templates) into the member's wallet when the
+    order is exported; usable in any channel. Nothing is issued by a quote."""
+
+    action: Literal["issue_offer"]
+    offer: Name
+
+
 class ShowMessage(ProgramModel):
     action: Literal["message"]
     text: Annotated[str, Field(min_length=1, max_length=500)]
@@ -271,12 +279,12 @@ class ShowMessage(ProgramModel):
 
 Action = Annotated[
     PercentOffOrder | FixedOffOrder | PercentOffLine | FixedOffLine | SpecialPrice | FreeGift
-    | FreeShipping | BonusPoints | ShowMessage,
+    | FreeShipping | BonusPoints | ShowMessage | IssueOffer,
     Field(discriminator="action"),
 ]
 ACTION_NAMES = frozenset(
     "percent_off_order fixed_off_order percent_off_line fixed_off_line special_price free_gift "
-    "free_shipping bonus_points message".split()
+    "free_shipping bonus_points message issue_offer".split()
 )
 
 
@@ -350,6 +358,11 @@ class Program(ProgramModel):
                 if value in seen:
                     raise ValueError(f"{field}[{index}].{key}: duplicate {value!r}")
                 seen.add(value)
+        offer_ids = {offer.id for offer in self.offers}
+        for index, rule in enumerate(self.rules):
+            for position, action in enumerate(rule.then):
+                if isinstance(action, IssueOffer) and action.offer not in offer_ids:
+                    raise ValueError(f"rules[{index}].then[{position}].offer: no offer template {action.offer!r}")
         if not self.currencies:
             object.__setattr__(self, "currencies", [self.currency])
         elif self.currency not in self.currencies:

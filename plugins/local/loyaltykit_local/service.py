@@ -741,6 +741,9 @@ class LocalEngine:
                                            now, order_ref=order.ref, write_key=key, label=f"cashback on order {order.ref}"))
             if entries:
                 conn.execute(_INSERT_LEDGER, entries)  # one executemany for the order's earn rows
+            from .members import after_export
+
+            after_export(self, conn, customer_id, facts.tier if facts else None, result.issued, order.ref, now)
         return OrderExportResult(order_ref=order.ref, status=ExportStatus.ACCEPTED, engine_ref=f"ORD-{order_id}",
                                  points_earned=Decimal(points))
 

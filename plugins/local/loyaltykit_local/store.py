@@ -144,7 +144,37 @@ grants = Table(
     UniqueConstraint("customer_id", "rule_id", "order_ref", name="lk_grants_once"),
 )
 
-TABLES = (customers, ledger, vouchers, redemptions, writes, orders, grants)
+member_profiles = Table(
+    # What enrolment adds to a customer: profile fields and consents (one row per enrolled member).
+    "lk_member_profiles",
+    metadata,
+    Column("customer_id", String(128), primary_key=True),
+    Column("first_name", String(128)),
+    Column("last_name", String(128)),
+    Column("language", String(16)),
+    Column("birth_date", DateTime),
+    Column("consents", JSON, nullable=False, default=list),
+    Column("profile", JSON, nullable=False, default=dict),
+    Column("enrolled_at", DateTime, nullable=False),
+)
+
+member_events = Table(
+    # A member's history beside the ledger: tier changes and vouchers issued (append-only).
+    "lk_member_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("customer_id", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),  # tier_change | voucher
+    Column("tier", String(64)),
+    Column("code", String(64)),
+    Column("rule_id", String(128)),
+    Column("order_ref", String(128)),
+    Column("label", String(256)),
+    Column("created_at", DateTime, nullable=False),
+    Index("lk_member_events_customer", "customer_id", "created_at"),
+)
+
+TABLES = (customers, ledger, vouchers, redemptions, writes, orders, grants, member_profiles, member_events)
 
 
 def to_db(moment: datetime | None) -> datetime | None:
