@@ -15,9 +15,13 @@ transactions, beside the checkout operations:
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, false, insert, or_, select, true, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from loyaltykit import (
     BalanceKind,
@@ -41,13 +45,10 @@ from loyaltykit.members import (
     decode_cursor,
     encode_cursor,
 )
-from sqlalchemy import and_, false, insert, or_, select, true, update
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from .engine import ENGINE
 from .program import OfferTemplate, VoucherDef, amount_in
-from .store import customers, from_db, ledger, member_events, member_profiles, to_db, vouchers
+from .store import customers, ledger, member_events, member_profiles, to_db, vouchers
 
 if TYPE_CHECKING:
     from .service import LocalEngine
@@ -246,12 +247,10 @@ def statement(engine: LocalEngine, query: StatementQuery) -> Statement:
     for r in ledger_rows:
         if r.balance == "cashback" and query.currency is not None and r.currency != query.currency:
             continue
-        at = from_db(r.created_at)
-        assert at is not None
+        at = _at(r.created_at)
         rows.append(((at, _LEDGER, r.id), _ledger_entry(r, at, rule_ids)))
     for r in event_rows:
-        at = from_db(r.created_at)
-        assert at is not None
+        at = _at(r.created_at)
         rows.append(((at, _EVENTS, r.id), _event_entry(r, at)))
     rows.sort(key=lambda item: item[0], reverse=True)
     page = rows[: query.page_size]
@@ -270,6 +269,10 @@ def statement(engine: LocalEngine, query: StatementQuery) -> Statement:
         at, src, row_id = page[-1][0]
         next_cursor = encode_cursor({"at": at.isoformat(), "src": src, "id": row_id, "customer": query.customer_id})
     return Statement(customer_id=query.customer_id, entries=tuple(entries), next_cursor=next_cursor)
+
+
+def _at(stored: datetime) -> datetime:
+    return stored.replace(tzinfo=UTC)  # stored as naive UTC (see store.to_db)
 
 
 def _ledger_entry(r: Any, at: datetime, rule_ids: dict[str, str]) -> StatementEntry:

@@ -11,11 +11,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import func, select
+
 from loyaltykit import CustomerNotFoundError, InvalidRequestError, Order
 from loyaltykit.members import Enrolment, StatementEntryKind
 from loyaltykit_local.store import customers, member_profiles
 from loyaltykit_local.testing import eur, line
-from sqlalchemy import func, select
 
 PROGRAM = """
 currency = "EUR"
@@ -98,8 +99,9 @@ CHILD = textwrap.dedent("""
 def test_the_same_enrolment_from_several_processes_creates_one_member(make_shop, tmp_path):
     shop = make_shop(PROGRAM, name="race")
     url = str(shop.store.url)
-    children = [subprocess.Popen([sys.executable, "-c", CHILD, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True) for _ in range(4)]
+    command = [sys.executable, "-c", CHILD, url]
+    children = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603
+                for _ in range(4)]
     outputs = [child.communicate(timeout=120) for child in children]
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs if out.strip()]
     assert len(results) == 4, [err[-500:] for _, err in outputs]
