@@ -20,7 +20,7 @@ from loyaltykit.models import BalanceKind, Customer, ExportStatus, IdentifierKin
 from loyaltykit.testing import OfferSpec
 
 from .requirements import requires
-from .support import sample_identifier, spend
+from .support import redemption, sample_identifier, spend
 
 
 def _enrolment(**extra) -> Enrolment:
@@ -168,12 +168,13 @@ def test_wallet_lists_an_issued_offer(loyaltykit_target):
     """An offer put in the member's wallet is listed outside any basket, with its code."""
     lk = loyaltykit_target
     customer = lk.customer(capability=Capability.WALLET)
-    code = lk.seed("issue a wallet offer", lk.harness.issue_offer, customer.id,
-                   OfferSpec(kind="percent_off_check", percent=Decimal(10), label="10% off"),
-                   capability=Capability.WALLET)
+    offer_id = lk.seed("issue a wallet offer", lk.harness.issue_offer, customer.id,
+                       OfferSpec(kind="percent_off_check", percent=Decimal(10), label="10% off"),
+                       capability=Capability.WALLET)
     wallet = lk.call("wallet", WalletQuery(customer_id=customer.id))
     assert isinstance(wallet, Wallet), f"expected a Wallet, got {wallet!r}"
-    assert [o.code for o in wallet.offers] == [code], wallet.offers
+    assert [o.id for o in wallet.offers] == [str(offer_id)], wallet.offers
+    assert wallet.offers[0].code, "a wallet offer needs the code a shop redeems it with"
     assert wallet.offers[0].percent == Decimal(10)
     other = lk.customer()
     assert lk.call("wallet", WalletQuery(customer_id=other.id)).offers == (), "another member sees the offer"
@@ -184,14 +185,14 @@ def test_wallet_drops_a_redeemed_offer(loyaltykit_target):
     """Once the offer is redeemed it leaves the wallet."""
     lk = loyaltykit_target
     customer = lk.customer(capability=Capability.WALLET)
-    code = lk.seed("issue a wallet offer", lk.harness.issue_offer, customer.id,
-                   OfferSpec(kind="fixed_off_check", amount=lk.money("5.00"), label="5 off"),
-                   capability=Capability.WALLET)
-    from .support import redemption
-
+    offer_id = lk.seed("issue a wallet offer", lk.harness.issue_offer, customer.id,
+                       OfferSpec(kind="fixed_off_check", amount=lk.money("5.00"), label="5 off"),
+                       capability=Capability.WALLET)
+    listed = lk.call("wallet", WalletQuery(customer_id=customer.id)).offers
+    code = next(o.code for o in listed if o.id == str(offer_id))
     lk.call("redeem_voucher", redemption(lk, code, customer.id))
     wallet = lk.call("wallet", WalletQuery(customer_id=customer.id))
-    assert code not in [o.code for o in wallet.offers], "a redeemed offer is still in the wallet"
+    assert str(offer_id) not in [o.id for o in wallet.offers], "a redeemed offer is still in the wallet"
 
 
 @requires(Capability.WALLET)

@@ -41,6 +41,7 @@ from loyaltykit import (
     VoucherRedemption,
 )
 from loyaltykit.auth import OAuth2ClientCredentials
+from loyaltykit.members import Wallet, WalletQuery
 from loyaltykit.errors import (
     ERROR_CODES,
     CurrencyMismatchError,
@@ -82,6 +83,7 @@ class SalesforceAdapter(EngineAdapter):
         export_orders=True,
         cancel=True,
         refund=True,
+        wallet=True,
     )
     settings_model = SalesforceSettings
     settings: SalesforceSettings
@@ -166,6 +168,13 @@ class SalesforceAdapter(EngineAdapter):
             if len(batch) < 200 or page >= 50:
                 return vouchers
             page += 1
+
+    def member_wallet(self, query: WalletQuery, ctx: CallContext) -> Flow[Wallet]:
+        """Member Vouchers (reference § 4a): the member's usable vouchers, every page."""
+        vouchers = yield from self._vouchers(query.customer_id, ctx)
+        currency = query.currency or self.settings.cashback_iso_currency
+        return Wallet(customer_id=query.customer_id,
+                      offers=tuple(tf.wallet_offer(v, currency) for v in vouchers if v.problem() is None))
 
     def _write(self, path: str, body: Any, route: str, params: Any = None) -> EngineRequest:
         # No idempotency_key: Salesforce has no de-duplication, so the runner must never re-post.

@@ -474,6 +474,15 @@ def offer_from_voucher(voucher: SfVoucher, currency: str) -> Offer:
     )
 
 
+def wallet_offer(voucher: SfVoucher, currency: str | None) -> Offer:
+    """A usable member voucher as a wallet offer. Without a currency (no basket, none asked for, no
+    cashback_iso_currency) a fixed voucher's face value cannot be stated as money: it is left out."""
+    if voucher.type == "FixedValue" and currency is None:
+        return Offer(id=voucher.voucher_id, kind=OfferKind.FIXED_OFF_CHECK, label=voucher.definition,
+                     code=voucher.code, expires_at=voucher.expires, applicable=True)
+    return offer_from_voucher(voucher, currency or "EUR")  # the currency is not used by other kinds
+
+
 def voucher_discount(voucher: SfVoucher, basket: Basket, room: Money) -> Discount | None:
     """The order discount a usable member voucher gives this basket (capped by ``room``)."""
     if voucher.type == "FixedValue":
