@@ -41,7 +41,14 @@ from loyaltykit import (
     VoucherRedemption,
 )
 from loyaltykit.auth import OAuth2ClientCredentials
-from loyaltykit.members import Wallet, WalletQuery
+from loyaltykit.members import (
+    Statement,
+    StatementQuery,
+    Wallet,
+    WalletQuery,
+    decode_cursor,
+    encode_cursor,
+)
 from loyaltykit.errors import (
     ERROR_CODES,
     CurrencyMismatchError,
@@ -84,6 +91,7 @@ class SalesforceAdapter(EngineAdapter):
         cancel=True,
         refund=True,
         wallet=True,
+        statement=True,
     )
     settings_model = SalesforceSettings
     settings: SalesforceSettings
@@ -168,6 +176,36 @@ class SalesforceAdapter(EngineAdapter):
             if len(batch) < 200 or page >= 50:
                 return vouchers
             page += 1
+
+    def member_statement(self, query: StatementQuery, ctx: CallContext) -> Flow[Statement]:
+        """Transaction Ledger Summary (reference § 5d), 200 journals per engine page; the kit's
+        cursor is (engine page, offset in it)."""
+        page, offset = 1, 0
+        if query.cursor is not None:
+            try:
+                position = decode_cursor(query.cursor)
+                page, offset = int(position["page"]), int(position["offset"])
+                if position.get("member") != query.customer_id or page < 1 or offset < 0:
+                    raise ValueError("another member's cursor")
+            except (ValueError, KeyError, TypeError):
+                raise InvalidRequestError("query.cursor: not a cursor of this statement", field="query.cursor",
+                                          engine=self.name) from None
+        response = yield EngineRequest(
+            "GET", tf.ledger_path(self.settings, query.customer_id),
+            params=tf.ledger_params(self.settings, page, query.since, query.until), route="lookup",
+        )
+        entries, journals = tf.statement_entries(
+            self._checked(response, ctx, not_found=CustomerNotFoundError), self.settings)
+        if query.currency is not None:
+            entries = [e for e in entries if e.money is None or e.money.currency == query.currency]
+        chosen = entries[offset: offset + query.page_size]
+        following = None
+        if offset + query.page_size < len(entries):
+            following = {"page": page, "offset": offset + query.page_size}
+        elif journals >= tf.LEDGER_PAGE:
+            following = {"page": page + 1, "offset": 0}
+        cursor = encode_cursor({**following, "member": query.customer_id}) if following else None
+        return Statement(customer_id=query.customer_id, entries=tuple(chosen), next_cursor=cursor)
 
     def member_wallet(self, query: WalletQuery, ctx: CallContext) -> Flow[Wallet]:
         """Member Vouchers (reference § 4a): the member's usable vouchers, every page."""

@@ -789,13 +789,29 @@ class SalesforceFake(FakeEngine):
     def _ledger(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
         if not self._program_ok(params) or params["member"] not in self.members:
             return sf_error(404, "NOT_FOUND", "Member not found.")
-        jtype = request.url.params.get("journalTypeName")
+        # Reference § 5d: journalTypeName filter, pageNumber (200 per page), and
+        # additionalTransactionJournalAttributes naming journal fields returned as
+        # additionalAttributes [{fieldName, value}] (connect-resources-transaction-ledger).
+        query = request.url.params
+        jtype = query.get("journalTypeName")
+        try:
+            page = int(query.get("pageNumber", "1"))
+        except ValueError:
+            return sf_error(400, "INVALID_INPUT", "pageNumber must be a number.")
+        if page < 1:
+            return sf_error(400, "INVALID_INPUT", "pageNumber must be a number.")
+        wanted = [f for f in (query.get("additionalTransactionJournalAttributes") or "").split(",") if f]
         rows = [j for j in self.journals if j.member == params["member"] and (jtype is None or j.type == jtype)]
-        rows = list(reversed(rows))[:200]
+        rows = list(reversed(rows))[(page - 1) * 200: page * 200]
+
+        def attributes(j: FakeJournal) -> list[dict[str, Any]]:
+            return [{"fieldName": f, "value": j.order_ref} for f in wanted
+                    if f == self.order_ref_field and j.order_ref is not None]
+
         return sf_json({
             "message": None, "status": True, "transactionJournalCount": len(rows), "externalTransactionNumber": None,
             "transactionJournals": [{
-                "activityDate": j.activity, "additionalAttributes": [], "journalTypeName": j.type,
+                "activityDate": j.activity, "additionalAttributes": attributes(j), "journalTypeName": j.type,
                 "journalSubTypeName": j.subtype,
                 "pointsChange": [{"changeInPoints": str(delta), "loyaltyMemberCurrency": name}
                                  for name, delta in j.changes.items()],

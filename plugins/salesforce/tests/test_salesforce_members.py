@@ -1,0 +1,90 @@
+"""Statement and wallet on Salesforce: the Transaction Ledger Summary (reference § 5d) as statement
+entries, paged across the engine's 200-journal pages; the Member Vouchers list as the wallet."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import httpx
+import pytest
+from loyaltykit import BalanceKind, InvalidRequestError, MalformedResponseError, Money
+from loyaltykit.members import StatementEntryKind, StatementQuery
+from loyaltykit_salesforce import transformers as tf
+from loyaltykit_salesforce.settings import SalesforceSettings
+
+# The documented example (connect_responses_transaction_ledgers_output), plus a qualifying currency
+# and the SDK mock's key for the attribute list and a numeric changeInPoints.
+LEDGER = """{"message":null,"status":true,"transactionJournalCount":2,"externalTransactionNumber":"X",
+ "transactionJournals":[
+  {"activityDate":"2023-01-01T08:00:00.000Z","additionalAttributes":[{"fieldName":"Destination","value":"Jaipur"}],
+   "journalTypeName":"Accrual","journalSubTypeName":"Member Enrollment",
+   "pointsChange":[{"changeInPoints":"-100.0","loyaltyMemberCurrency":"Reward Points"},
+                   {"changeInPoints":"-100.0","loyaltyMemberCurrency":"Tier Qualifying Points"}],
+   "transactionJournalId":"0lV1","transactionJournalNumber":"00000035"},
+  {"activityDate":"2023-02-01T08:00:00.000Z",
+   "additionalTransactionJournalAttributes":[{"fieldName":"Order_Reference__c","value":"ORD-9"}],
+   "journalTypeName":"Redemption","journalSubTypeName":"Redeem Points",
+   "pointsChange":[{"changeInPoints":-40,"loyaltyMemberCurrency":"Reward Points"},
+                   {"changeInPoints":-2.5,"loyaltyMemberCurrency":"Cashback"}],
+   "transactionJournalId":"0lV2","transactionJournalNumber":"00000036"}]}"""
+
+
+def settings(**overrides) -> SalesforceSettings:
+    base = {"my_domain_url": "https://acme.my.salesforce.com", "client_id": "id", "client_secret": "s3cret-value",
+            "program_name": "NTO Insider", "order_ref_field": "Order_Reference__c", "cashback_currency": "Cashback",
+            "cashback_iso_currency": "EUR"}
+    return SalesforceSettings(**{**base, **overrides})
+
+
+def body(text: str):
+    return tf.parse_json(httpx.Response(200, content=text.encode(), headers={"Content-Type": "application/json"}))
+
+
+def test_ledger_page_to_statement_entries():
+    entries, journals = tf.statement_entries(body(LEDGER), settings())
+    assert journals == 2
+    assert [(e.id, e.kind, e.balance) for e in entries] == [
+        ("0lV2:Reward Points", StatementEntryKind.SPEND, BalanceKind.POINTS),
+        ("0lV2:Cashback", StatementEntryKind.SPEND, BalanceKind.CASHBACK),
+        ("0lV1:Reward Points", StatementEntryKind.REVERSE, BalanceKind.POINTS),  # a negative accrual
+    ]
+    assert entries[0].points == Decimal(-40) and entries[0].order_ref == "ORD-9" and entries[0].label == "Redeem Points"
+    assert entries[1].money == Money.of("-2.50", "EUR")
+    assert entries[2].order_ref is None  # Destination is not the order field
+
+
+def test_named_points_currency_and_broken_answers():
+    entries, _ = tf.statement_entries(body(LEDGER), settings(points_currency="Tier Qualifying Points"))
+    assert [e.id for e in entries if e.balance is BalanceKind.POINTS] == ["0lV1:Tier Qualifying Points"]
+    with pytest.raises(MalformedResponseError):
+        tf.statement_entries({"status": True}, settings())
+    with pytest.raises(MalformedResponseError):
+        tf.statement_entries({"transactionJournals": [{"transactionJournalId": "0lV3"}]}, settings())
+
+
+def test_ledger_query_names_the_page_period_and_order_field():
+    from datetime import UTC, datetime
+
+    params = tf.ledger_params(settings(), 3, datetime(2025, 1, 1, tzinfo=UTC), None)
+    assert params["pageNumber"] == 3 and params["periodStartDate"].startswith("2025-01-01")
+    assert params["additionalTransactionJournalAttributes"] == "Order_Reference__c"
+    assert "pageNumber" not in tf.ledger_params(settings(order_ref_field=None), 1, None, None)
+
+
+def test_statement_pages_across_engine_pages(shop, harness):
+    member = harness.create_customer(identifiers={"membership": "M-PAGES"}, points=Decimal(500)).id
+    for index in range(203):  # more than one engine page of 200 journals
+        harness.fake._record({"ExternalTransactionNumber": f"j{index}", "ActivityDate": "2025-01-01T00:00:00Z"},
+                             harness.fake.members[member], "Redemption", "Processed", {"Points": Decimal(-1)})
+    seen, cursor, calls = [], None, 0
+    while True:
+        page = shop.statement(StatementQuery(customer_id=member, page_size=150, cursor=cursor))
+        seen.extend(e.id for e in page.entries)
+        calls += 1
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert len(seen) >= 203 and len(seen) == len(set(seen)), (len(seen), len(set(seen)))
+    assert calls == 3  # 150 + 50 of engine page 1, then the rest of page 2
+    with pytest.raises(InvalidRequestError):
+        shop.statement(StatementQuery(customer_id="M-OTHER", cursor=cursor or page.next_cursor or "eyJ4IjoxfQ"))
