@@ -431,6 +431,8 @@ def _apply_voucher(definition: VoucherDef, state: _Basket, quote: Quote) -> None
 
 
 def _line_points(compiled: CompiledProgram, line: Line, paid: Decimal) -> Decimal:
+    if line.unit_price.amount == 0 and line.sku in compiled.catalog_price:
+        return ZERO  # bought with points (sent at 0.00): earns nothing
     product = compiled.sku_earn.get(line.sku)
     if product is not None:
         if product.points is not None:

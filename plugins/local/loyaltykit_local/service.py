@@ -528,7 +528,13 @@ class LocalEngine:
             found = self._voucher_facts(conn, basket.coupon_codes, basket.id)
             wallet = self._wallet(conn, basket.customer_id) if basket.customer_id else []
         result = rules.quote(compiled, view, facts, found, now)
-        return rules.to_evaluation(compiled, view, facts, result, wallet, now)
+        evaluation = rules.to_evaluation(compiled, view, facts, result, wallet, now)
+        from .catalog import effect, points_priced_lines
+
+        priced = points_priced_lines(compiled, view)
+        if priced:
+            evaluation = evaluation.model_copy(update={"unmapped": (*evaluation.unmapped, effect(priced))})
+        return evaluation
 
     def price_products(self, query: ProductQuery) -> list[ProductPrice]:
         self.calls["evaluate"] += 1
@@ -700,6 +706,12 @@ class LocalEngine:
             self._record_expiry(conn, customer_id, now, row)
             facts = self._facts(conn, customer_id, order.currency, now, row=row, balances=False)
         view = BasketView.of_order(order)
+        from .catalog import unpaid_reason
+
+        unpaid = unpaid_reason(self.compiled, conn, view, customer_id)
+        if unpaid is not None:
+            return OrderExportResult(order_ref=order.ref, status=ExportStatus.REJECTED,
+                                     error_code="insufficient_balance", reason=unpaid)
         found = self._voucher_facts(conn, order.voucher_codes, order.ref)
         # Codes the shop applied without redeeming them first are redeemed now, if still usable.
         for code, voucher in list(found.items()):

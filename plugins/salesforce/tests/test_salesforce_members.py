@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+
 from loyaltykit import BalanceKind, InvalidRequestError, MalformedResponseError, Money
 from loyaltykit.members import StatementEntryKind, StatementQuery
 from loyaltykit_salesforce import transformers as tf
