@@ -39,6 +39,7 @@ from loyaltykit import (
     ReversalResult,
     Service,
 )
+from loyaltykit.members import Wallet
 from loyaltykit.auth import BasicAuth
 from loyaltykit.errors import (
     EngineTimeoutError,
@@ -76,6 +77,7 @@ class SessionMAdapter(EngineAdapter):
         spend=frozenset({BalanceKind.POINTS}),
         export_orders=True,
         cancel=True,
+        wallet=True,
     )
     settings_model = SessionMSettings
 
@@ -221,6 +223,12 @@ class SessionMAdapter(EngineAdapter):
             wallet=wallet,
             codes=codes,
         )
+
+    def member_wallet(self, query, ctx):
+        """The user's ISSUED offers (get_user_offers, reference § 4.2), outside a basket."""
+        entries = yield from self._wallet_entries(query.customer_id)
+        return Wallet(customer_id=query.customer_id,
+                      offers=tf.wallet_offers({"user_offers": entries}, self.settings))
 
     def _wallet_entries(self, user_id: str) -> Sub:
         """Every ISSUED user offer: get_user_offers pages by skip/take (take at most 1000)."""
