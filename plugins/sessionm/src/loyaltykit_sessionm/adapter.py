@@ -26,6 +26,7 @@ from loyaltykit import (
     Capabilities,
     CodeResult,
     CodeStatus,
+    CustomerIdentifier,
     EngineAdapter,
     EngineClientConfig,
     EngineRequest,
@@ -39,11 +40,12 @@ from loyaltykit import (
     ReversalResult,
     Service,
 )
-from loyaltykit.members import Wallet
+from loyaltykit.members import EnrolmentResult, Wallet
 from loyaltykit.auth import BasicAuth
 from loyaltykit.errors import (
     EngineTimeoutError,
     EngineUnavailableError,
+    InvalidRequestError,
     LoyaltyError,
     MalformedResponseError,
     OutcomeUnknownError,
@@ -78,6 +80,7 @@ class SessionMAdapter(EngineAdapter):
         export_orders=True,
         cancel=True,
         wallet=True,
+        enrol_member=True,
     )
     settings_model = SessionMSettings
 
@@ -180,6 +183,30 @@ class SessionMAdapter(EngineAdapter):
                 return None
             raise
         return tf.customer_from_user(user, s)
+
+    # -- members ---------------------------------------------------------------------------------
+    def enrol_member(self, enrolment, ctx):
+        """Core create customer (reference § 3.1), once per external id: the external-id look-up
+        first; after a refusal, the look-up again (a concurrent enrolment may have won)."""
+        s: SessionMSettings = self.settings
+        by_external_id = CustomerIdentifier(kind=IdentifierKind.EXTERNAL_ID, value=enrolment.external_id)
+        known = yield from self.identify(by_external_id, ctx)
+        if known is not None:
+            return EnrolmentResult(customer=known, created=False)
+        key = quote(s.core_api_key.get_secret_value(), safe="")
+        response = yield EngineRequest("POST", f"/priv/v1/apps/{key}/users", service="core",
+                                       json=tf.user_from_enrolment(enrolment, s), write=True, route="enrol")
+        try:
+            user = self._core_result(response).get("user")
+        except LoyaltyError as exc:
+            known = yield from self.identify(by_external_id, ctx)
+            if known is not None:
+                return EnrolmentResult(customer=known, created=False)
+            if exc.engine_code in s.enrol_email_taken_codes:
+                raise InvalidRequestError("enrolment.email: another member holds this email",
+                                          field="enrolment.email", engine=self.name) from None
+            raise
+        return EnrolmentResult(customer=tf.customer_from_user(user, s), created=True)
 
     # -- evaluate --------------------------------------------------------------------------------
     def evaluate_basket(self, basket, ctx):

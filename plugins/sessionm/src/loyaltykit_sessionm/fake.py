@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -163,6 +164,7 @@ class SessionMFake(FakeEngine):
         self._current = threading.local()
 
         core = r"/priv/v1/apps/(?P<api_key>[^/]+)"
+        self.route("POST", core + r"/users", "enrol", self._core_create)
         self.route("GET", core + r"/users/search", "identify", self._core_search)
         self.route("GET", core + r"/external/users/(?P<external_id>[^/]+)", "identify", self._core_external)
         self.route("GET", core + r"/users/(?P<user_id>[^/]+)", "identify", self._core_by_id)
@@ -383,6 +385,36 @@ class SessionMFake(FakeEngine):
 
     def _core_by_id(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
         return self._core_reply(request, params, self.users.get(params["user_id"]))
+
+    # Create customer (../shared/reference/sessionm.md § 3.1, [D-CREATE]): attributes under "user";
+    # one e-mail address per profile. The codes for a taken e-mail or external id are UNCONFIRMED:
+    # the fake answers "email_taken" / "external_id_taken" (the adapter's enrol_email_taken_codes).
+    _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+    def _core_create(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
+        if params.get("api_key") != self.core_api_key:
+            return self._core_error("invalid_api_key")
+        try:
+            data = json.loads(request.content)
+            fields = data["user"]
+        except (ValueError, KeyError, TypeError):
+            return self._core_error("missing_data", 400)
+        if not isinstance(fields, dict):
+            return self._core_error("missing_data", 400)
+        email = fields.get("email")
+        if email is not None and (not isinstance(email, str) or not self._EMAIL.match(email)):
+            return self._core_error("invalid_email", 422)
+        with self.lock:
+            ext = fields.get("external_id")
+            if ext is not None and any(u.external_id == ext for u in self.users.values()):
+                return self._core_error("external_id_taken", 422)
+            if email is not None and any(u.email == email.lower() for u in self.users.values()):
+                return self._core_error("email_taken", 422)
+            phones = fields.get("phone_numbers") or []
+            user = self.add_user(external_id=ext, email=email, first_name=fields.get("first_name"),
+                                 last_name=fields.get("last_name"),
+                                 phone=phones[0].get("phone_number") if phones and isinstance(phones[0], dict) else None)
+        return respond({"status": "ok", "user": self._core_user(user, request.url.params)})
 
     def _core_search(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
         email = (request.url.params.get("email") or "").lower()

@@ -213,6 +213,28 @@ def pos_payload(status_code: int, content: bytes, codes: Mapping[str, str]) -> d
     return _payload("POS", POS_OK, status_code, content, codes)
 
 
+def user_from_enrolment(enrolment: Any, settings: SessionMSettings) -> dict[str, Any]:
+    """Core create-customer body (reference § 3.1): standard attributes under ``user``, custom
+    profile fields under ``user.user_profile``; ``opted_in`` as the string the client apps send."""
+    user: dict[str, Any] = {"external_id": enrolment.external_id,
+                            "external_id_type": settings.enrol_external_id_type}
+    for key, value in (("email", enrolment.email), ("first_name", enrolment.first_name),
+                       ("last_name", enrolment.last_name)):
+        if value is not None:
+            user[key] = value
+    if enrolment.birth_date is not None:
+        user["dob"] = enrolment.birth_date.date().isoformat()
+    if enrolment.phone is not None:
+        user["phone_numbers"] = [{"phone_number": enrolment.phone.lstrip("+"), "phone_type": "mobile",
+                                  "preference_flags": ["primary"]}]
+    consent = next((c for c in enrolment.consents if c.purpose == settings.enrol_opt_in_consent), None)
+    if consent is not None:
+        user["opted_in"] = "true" if consent.granted else "false"
+    if enrolment.profile:
+        user["user_profile"] = dict(enrolment.profile)
+    return {"user": user}
+
+
 def is_not_found(exc: LoyaltyError) -> bool:
     return exc.code == "customer_not_found"
 
