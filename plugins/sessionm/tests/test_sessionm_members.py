@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+
 from loyaltykit import InvalidRequestError, Loyalty, LoyaltySettings
 from loyaltykit.members import Enrolment
+from loyaltykit_sessionm import transformers as tf
 from loyaltykit_sessionm.fake import SessionMFake
 from loyaltykit_sessionm.settings import SessionMSettings
 from loyaltykit_sessionm.testing import SessionMHarness
@@ -21,7 +23,7 @@ def test_create_customer_body():
     enrolment = Enrolment(external_id="shop-1", email="Ann@Example.com", first_name="Ann", last_name="Lee",
                           phone="+49 151 2345678", birth_date=datetime(1990, 1, 31, tzinfo=UTC),
                           consents=({"purpose": "marketing_email", "granted": True},), profile={"partner": "root"})
-    from loyaltykit_sessionm import transformers as tf
+
 
     assert tf.user_from_enrolment(enrolment, settings) == {"user": {
         "external_id": "shop-1", "external_id_type": "merchant_identifier", "email": "ann@example.com",
@@ -39,7 +41,7 @@ def core():
 
 
 def test_fake_refuses_what_create_customer_refuses(core):
-    fake, client = core
+    _, client = core
     assert client.post(f"{BASE}/users", json={"user": {"email": "foo@bar.com"}}).json()["status"] == "ok"  # [D-AUTH]
     # one e-mail address per profile [D-CREATE]; the error code is the fake's (UNCONFIRMED)
     taken = client.post(f"{BASE}/users", json={"user": {"email": "FOO@bar.com"}}).json()
