@@ -135,7 +135,7 @@ class MemberUpdate(KitModel):
     @model_validator(mode="after")
     def _check(self) -> MemberUpdate:
         if self.tier is None and self.segments is None and self.role is None:
-            raise ValueError("update: give at least one of tier, segments, role")
+            raise ValueError("tier: give at least one of tier, segments, role")
         if self.segments is not None and len(set(self.segments)) != len(self.segments):
             raise ValueError("segments: duplicate segment")
         return self
