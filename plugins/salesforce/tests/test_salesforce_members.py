@@ -89,3 +89,53 @@ def test_statement_pages_across_engine_pages(shop, harness):
     assert calls == 3  # 150 + 50 of engine page 1, then the rest of page 2
     with pytest.raises(InvalidRequestError):
         shop.statement(StatementQuery(customer_id="M-OTHER", cursor=cursor or page.next_cursor or "eyJ4IjoxfQ"))
+
+
+# -- enrolment (reference § 2c) ---------------------------------------------------------------------
+
+
+def test_enrollment_body_carries_the_required_fields():
+    from datetime import UTC, datetime
+
+    from loyaltykit.members import Enrolment
+
+    enrolment = Enrolment(external_id="shop-1", email="Ann@Example.com", first_name="Ann", last_name="Lee",
+                          consents=({"purpose": "marketing_email", "granted": True},), profile={"Tier__c": "x"})
+    body = tf.enrollment_body(enrolment, settings(), datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC))
+    assert body["membershipNumber"] == "shop-1" and body["enrollmentDate"] == "2025-01-02T03:04:05Z"
+    assert body["associatedContactDetails"] == {"lastName": "Lee", "allowDuplicateRecords": False,
+                                                "firstName": "Ann", "email": "ann@example.com"}
+    assert body["memberStatus"] == "Active" and body["canReceivePromotions"] is True
+    assert body["additionalMemberFieldValues"] == {"attributes": {"Tier__c": "x"}}
+    assert tf.enrollment_path(settings()).endswith("/loyalty-programs/NTO%20Insider/individual-member-enrollments")
+
+
+def test_fake_refuses_an_enrolment_without_its_required_fields(harness):
+    from loyaltykit_salesforce.testing import BASE_URL
+
+    client = httpx.Client(transport=harness.sync_transport(), base_url=BASE_URL)
+    token = client.post("/services/oauth2/token", data={"grant_type": "client_credentials", "client_id": "fake-consumer-key",
+                                                        "client_secret": "fake-consumer-secret"}).json()["access_token"]
+    path = "/services/data/v65.0/loyalty-programs/NTO%20Insider/individual-member-enrollments"
+    good = {"enrollmentDate": "2025-01-01T00:00:00Z", "membershipNumber": "N1", "memberStatus": "Active",
+            "associatedContactDetails": {"lastName": "Lee", "email": "a@b.co"}, "additionalMemberFieldValues": {}}
+    headers = {"Authorization": f"Bearer {token}"}
+    for missing in ("enrollmentDate", "membershipNumber", "memberStatus"):
+        partial = {k: v for k, v in good.items() if k != missing}
+        assert client.post(path, json=partial, headers=headers).status_code == 400, missing
+    no_last_name = {**good, "associatedContactDetails": {"email": "a@b.co"}}
+    assert client.post(path, json=no_last_name, headers=headers).status_code == 400
+    created = client.post(path, json=good, headers=headers)
+    assert created.status_code == 201 and created.json()["membershipNumber"] == "N1"
+    assert client.post(path, json=good, headers=headers).status_code == 400  # the number is taken
+    client.close()
+
+
+def test_enrolment_without_a_last_name_is_refused_before_any_call(shop, harness):
+    from loyaltykit.members import Enrolment
+
+    before = harness.request_count()
+    with pytest.raises(InvalidRequestError) as info:
+        shop.enrol_member(Enrolment(external_id="shop-9", email="x@example.com"))
+    assert info.value.field == "enrolment.last_name"
+    assert harness.request_count() == before

@@ -42,6 +42,8 @@ from loyaltykit import (
 )
 from loyaltykit.auth import OAuth2ClientCredentials
 from loyaltykit.members import (
+    Enrolment,
+    EnrolmentResult,
     Statement,
     StatementQuery,
     Wallet,
@@ -92,6 +94,7 @@ class SalesforceAdapter(EngineAdapter):
         refund=True,
         wallet=True,
         statement=True,
+        enrol_member=True,
     )
     settings_model = SalesforceSettings
     settings: SalesforceSettings
@@ -176,6 +179,32 @@ class SalesforceAdapter(EngineAdapter):
             if len(batch) < 200 or page >= 50:
                 return vouchers
             page += 1
+
+    def enrol_member(self, enrolment: Enrolment, ctx: CallContext) -> Flow[EnrolmentResult]:
+        """Individual Member Enrollment (reference § 2c), once per membership number (the
+        enrolment's, else its external id): the profile look-up first, and again after a refusal (a
+        concurrent enrolment may have won). Salesforce has no idempotency key for it."""
+        s = self.settings
+        if enrolment.last_name is None:  # required by the enrolment resource (SDK model)
+            raise InvalidRequestError("enrolment.last_name: Salesforce enrolment needs a last name",
+                                      field="enrolment.last_name", engine=self.name)
+        membership = enrolment.membership or enrolment.external_id
+        known = yield from self._profile(membership, ctx, missing_ok=True)
+        if known is not None:
+            return EnrolmentResult(customer=known, created=False)
+        response = yield self._write(tf.enrollment_path(s), tf.enrollment_body(enrolment, s, tf._now()), "enrol")
+        try:
+            self._checked(response, ctx)
+        except LoyaltyError as exc:
+            known = yield from self._profile(membership, ctx, missing_ok=True)
+            if known is not None:
+                return EnrolmentResult(customer=known, created=False)
+            if exc.engine_code in s.enrol_duplicate_email_codes:
+                raise InvalidRequestError("enrolment.email: another contact holds this email",
+                                          field="enrolment.email", engine=self.name) from None
+            raise
+        created = yield from self._profile(membership, ctx, missing_ok=False)
+        return EnrolmentResult(customer=created, created=True)
 
     def member_statement(self, query: StatementQuery, ctx: CallContext) -> Flow[Statement]:
         """Transaction Ledger Summary (reference § 5d), 200 journals per engine page; the kit's

@@ -64,6 +64,35 @@ def data_path(settings: SalesforceSettings, rest: str) -> str:
     return f"/services/data/v{settings.api_version}/{rest}"
 
 
+def enrollment_path(s: SalesforceSettings) -> str:
+    return data_path(s, f"loyalty-programs/{seg(s.program_name)}/individual-member-enrollments")
+
+
+def enrollment_body(enrolment: Any, s: SalesforceSettings, now: datetime) -> dict[str, Any]:
+    """Individual Member Enrollment request (reference § 2c). The membership number is the
+    enrolment's, else its external id: one member per external id. Booleans as real booleans
+    (the SDK's way; the API accepts both)."""
+    contact: dict[str, Any] = {"lastName": enrolment.last_name, "allowDuplicateRecords": False}
+    if enrolment.first_name is not None:
+        contact["firstName"] = enrolment.first_name
+    if enrolment.email is not None:
+        contact["email"] = enrolment.email
+    if enrolment.phone is not None:
+        contact["additionalContactFieldValues"] = {"attributes": {"Phone": enrolment.phone}}
+    consent = next((c for c in enrolment.consents if c.purpose == s.enrol_promotions_consent), None)
+    return {
+        "enrollmentDate": _iso(enrolment.enrolled_at or now),
+        "membershipNumber": enrolment.membership or enrolment.external_id,
+        "associatedContactDetails": contact,
+        "memberStatus": "Active",
+        "createTransactionJournals": True,
+        "enrollmentChannel": s.enrollment_channel,
+        "canReceivePromotions": bool(consent and consent.granted),
+        "canReceivePartnerPromotions": False,
+        "additionalMemberFieldValues": {"attributes": dict(enrolment.profile)},
+    }
+
+
 def profile_path(s: SalesforceSettings) -> str:
     return data_path(s, f"loyalty-programs/{seg(s.program_name)}/members")
 
