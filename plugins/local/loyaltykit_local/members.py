@@ -194,6 +194,34 @@ def after_export(engine: LocalEngine, conn: Connection, customer_id: str, tier_b
         _event(conn, customer_id, "tier_change", now, tier=tier_after, order_ref=order_ref, label="tier reached")
 
 
+def _base_tier(engine: LocalEngine) -> str | None:
+    tiers = engine.program.tiers_by_threshold()
+    return tiers[0].name if tiers and tiers[0].threshold == 0 else None
+
+
+def review_tiers(engine: LocalEngine) -> int:
+    """Record the tier changes time made (points leaving the qualifying period): each member's tier
+    now against the last one recorded. Returns how many changed."""
+    if not engine.program.tiers:
+        return 0
+    changed = 0
+    with engine.store.read() as conn:
+        ids = list(conn.execute(select(customers.c.id)).scalars())
+    for customer_id in ids:
+        with engine.store.write() as conn:
+            row = engine._lock_customer(conn, customer_id)
+            last = conn.execute(select(member_events.c.tier).where(
+                member_events.c.customer_id == customer_id, member_events.c.kind == "tier_change")
+                .order_by(member_events.c.id.desc()).limit(1)).scalar_one_or_none()
+            previous = last if last is not None else (row.tier or _base_tier(engine))
+            now_tier = engine._tier(conn, row)
+            if now_tier != previous:
+                _event(conn, customer_id, "tier_change", engine.now(), tier=now_tier,
+                       label="qualifying period: tier reviewed")
+                changed += 1
+    return changed
+
+
 # ---------------------------------------------------------------------------------------------
 # Statement
 # ---------------------------------------------------------------------------------------------

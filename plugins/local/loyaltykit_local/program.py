@@ -81,6 +81,9 @@ class PointsPolicy(ProgramModel):
     per_currency_unit: NonNegative = Decimal(0)  # base earn rate on the net amount paid per line
     expire_after_days: Annotated[int, Field(ge=1)] | None = None
     expire_on: Instant | None = None  # a fixed date on which every point earned before it expires
+    # Tiers count the points earned in the last N days (None: ever); a member whose points age out
+    # moves down, recorded by the nightly expire_points() and by the next write.
+    qualifying_days: Annotated[int, Field(ge=1)] | None = None
     value: NonNegative | None = None  # what one point is worth in the program's currency (reporting: the liability)
 
 

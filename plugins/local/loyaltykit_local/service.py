@@ -317,6 +317,9 @@ class LocalEngine:
             with self.store.write() as conn:
                 row = self._lock_customer(conn, customer_id)
                 expired += self._record_expiry(conn, customer_id, now, row)
+        from .members import review_tiers
+
+        review_tiers(self)  # tiers lost when points leave the qualifying period
         return expired
 
     # ==========================================================================================
@@ -388,7 +391,11 @@ class LocalEngine:
 
     def _qualifying_points(self, conn: Connection, customer_id: str) -> int:
         # Net points earned (earn entries less claw-backs); spending and expiry do not lower a tier.
-        return int(conn.execute(_QUALIFYING, {"customer_id": customer_id}).scalar_one())
+        days = self.program.points.qualifying_days
+        if days is None:
+            return int(conn.execute(_QUALIFYING, {"customer_id": customer_id}).scalar_one())
+        since = to_db(self.now() - timedelta(days=days))  # the qualifying period: a rolling window
+        return int(conn.execute(_QUALIFYING.where(ledger.c.created_at >= since), {"customer_id": customer_id}).scalar_one())
 
     def _tier(self, conn: Connection, row) -> str | None:
         tiers = self.program.tiers_by_threshold()

@@ -200,3 +200,23 @@ async def test_async_facade_reads_the_statement_and_wallet(make_shop):
     wallet = await facade.wallet({"customer_id": member})
     assert statement.entries[0].points == Decimal(7) and wallet.offers == ()
     await facade.aclose()
+
+
+def test_a_tier_is_lost_when_its_points_leave_the_qualifying_period(make_shop):
+    shop = make_shop(PROGRAM.replace("per_currency_unit = 1", "per_currency_unit = 1\nqualifying_days = 30"))
+    member = _enrol(shop).customer.id
+    shop.loyalty.export_orders([_order("o-1", member, "60.00")])  # 60 qualifying points: silver
+    assert shop.loyalty.identify(external_id="shop-42").tier == "silver"
+    shop.clock.advance(days=20)
+    assert shop.engine.expire_points() == 0
+    assert [e.tier for e in shop.loyalty.statement({"customer_id": member}).entries
+            if e.kind is StatementEntryKind.TIER_CHANGE] == ["silver"]  # still inside the period
+    shop.clock.advance(days=11)
+    shop.engine.expire_points()  # the nightly job reviews tiers
+    assert shop.loyalty.identify(external_id="shop-42").tier == "bronze"
+    changes = [(e.tier, e.label) for e in shop.loyalty.statement({"customer_id": member}).entries
+               if e.kind is StatementEntryKind.TIER_CHANGE]
+    assert changes == [("bronze", "qualifying period: tier reviewed"), ("silver", "tier reached")]
+    shop.engine.expire_points()  # nothing new to record
+    assert len([e for e in shop.loyalty.statement({"customer_id": member}).entries
+                if e.kind is StatementEntryKind.TIER_CHANGE]) == 2
