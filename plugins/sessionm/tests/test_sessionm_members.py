@@ -4,11 +4,12 @@ and the adapter's once-per-external-id enrolment over the fake."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import httpx
 import pytest
 
-from loyaltykit import InvalidRequestError, Loyalty, LoyaltySettings
+from loyaltykit import InvalidRequestError, Loyalty, LoyaltySettings, MalformedResponseError
 from loyaltykit.members import Enrolment
 from loyaltykit_sessionm import transformers as tf
 from loyaltykit_sessionm.fake import SessionMFake
@@ -63,3 +64,22 @@ def test_enrolment_over_the_fake_is_once_per_external_id_and_names_a_taken_email
             loyalty.enrol_member(Enrolment(external_id="shop-8", email="ann@example.com"))
         assert info.value.field == "enrolment.email"
         assert len(harness.fake.users) == 1
+
+
+def test_point_audit_rows_to_statement_entries():
+    settings = SessionMSettings(**SessionMHarness().settings)
+    payload = {"audit_logs": [
+        {"id": "a1", "modification": "-30", "amount_expired": 0, "transaction_id": "ORD-1",
+         "modification_type": "spend", "time_of_occurrence": "2025-03-01T10:00:00Z"},
+        {"id": "a2", "modification": 0, "amount_expired": "12", "create_date": "2025-02-01T00:00:00Z",
+         "point_source_name": "Expiry"},
+        {"id": "a3", "modification": 50, "time_of_occurrence": "2025-01-01T00:00:00+01:00"},
+    ]}
+    entries = tf.statement_entries(payload, settings)
+    assert [(e.id, e.kind.value, e.points, e.order_ref) for e in entries] == [
+        ("a1", "spend", Decimal(-30), "ORD-1"), ("a2", "expire", Decimal(-12), None), ("a3", "earn", Decimal(50), None)]
+    assert entries[1].label == "Expiry" and entries[2].at.utcoffset() is not None
+    with pytest.raises(MalformedResponseError):
+        tf.statement_entries({"rows": []}, settings)
+    with pytest.raises(MalformedResponseError):
+        tf.statement_entries({"audit_logs": [{"id": "x"}]}, settings)

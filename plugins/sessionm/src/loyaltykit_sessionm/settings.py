@@ -70,6 +70,8 @@ class SessionMSettings(BaseSettings):
     enrol_email_taken_codes: list[str] = Field(default_factory=lambda: ["email_taken"])
     enrol_external_id_type: str = "merchant_identifier"
     enrol_opt_in_consent: str = "marketing_email"  # the consent purpose sent as opted_in
+    # Statement (fetch_point_audit_logs): the payload key holding the rows is not documented.
+    audit_logs_key: str = "audit_logs"
     lookup_user_key: str = "user"
     lookup_offers_key: str = "offers"
     lookup_discount_key: str = "discount_amount"

@@ -39,6 +39,7 @@ from loyaltykit import (
     SpendResult,
 )
 from loyaltykit import wire
+from loyaltykit.members import StatementEntry, StatementEntryKind
 from loyaltykit.engine_errors import ErrorTable
 from loyaltykit.errors import (
     ERROR_CODES,
@@ -519,6 +520,40 @@ def is_percent(offer_type: Any, settings: SessionMSettings) -> bool:
 
 def is_per_item(offer_type: Any, settings: SessionMSettings) -> bool:
     return str(offer_type) in (settings.offer_type_fixed_item, settings.offer_type_percent_item)
+
+
+def statement_entries(payload: Mapping[str, Any], settings: SessionMSettings) -> list[StatementEntry]:
+    """Point audit rows (fetch_point_audit_logs, reference § 5.4) as statement entries: the signed
+    ``modification`` in points; an expiry (``amount_expired``) as expire; the spend's
+    ``transaction_id`` as the order reference."""
+    rows = payload.get(settings.audit_logs_key)
+    if not isinstance(rows, list):
+        raise MalformedResponseError(f"SessionM audit answer has no {settings.audit_logs_key} list", engine=ENGINE)
+    entries = []
+    for row in rows:
+        if not isinstance(row, Mapping):
+            raise MalformedResponseError("SessionM audit row is not an object", engine=ENGINE)
+        at = _datetime(row.get("time_of_occurrence")) or _datetime(row.get("create_date"))
+        ident = row.get("id")
+        if at is None or not ident:
+            raise MalformedResponseError("SessionM audit row without id or time", engine=ENGINE)
+        expired = decimal(row.get("amount_expired") or 0, "amount_expired")
+        change = decimal(row.get("modification") or 0, "modification")
+        if expired:
+            kind, change = StatementEntryKind.EXPIRE, -abs(expired)
+        elif change > 0:
+            kind = StatementEntryKind.EARN
+        elif change < 0:
+            kind = StatementEntryKind.SPEND
+        else:
+            kind = StatementEntryKind.ADJUST
+        label = row.get("point_source_name") or row.get("modification_type") or row.get("account_name")
+        entries.append(StatementEntry(
+            id=str(ident), at=at, kind=kind, balance=BalanceKind.POINTS, points=change,
+            order_ref=str(row["transaction_id"]) if row.get("transaction_id") else None,
+            label=str(label) if label else None,
+        ))
+    return entries
 
 
 def _datetime(value: Any) -> datetime | None:
