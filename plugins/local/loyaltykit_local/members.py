@@ -48,7 +48,7 @@ from loyaltykit.members import (
 
 from .engine import ENGINE
 from .program import OfferTemplate, VoucherDef, amount_in
-from .store import customers, ledger, member_events, member_profiles, to_db, vouchers
+from .store import customers, ledger, member_events, member_profiles, rule_costs, to_db, vouchers
 
 if TYPE_CHECKING:
     from .service import LocalEngine
@@ -181,6 +181,18 @@ def issue_offer_in(engine: LocalEngine, conn: Connection, customer_id: str, temp
     _event(conn, customer_id, "voucher", now, code=code, rule_id=rule_id, order_ref=order_ref,
            label=voucher.label)
     return code
+
+
+def record_rule_costs(conn: Connection, order_ref: str, currency: str, discounts: list[Any], now: datetime) -> None:
+    """The discounts each rule gave on an exported order (codes' discounts are not rules: left out)."""
+    totals: dict[str, int] = {}
+    for discount in discounts:
+        if discount.engine_id and not discount.code:
+            totals[discount.engine_id] = totals.get(discount.engine_id, 0) + discount.amount.minor_units()
+    if totals:
+        conn.execute(insert(rule_costs), [
+            {"order_ref": order_ref, "rule_id": rule_id, "currency": currency, "discount_minor": minor,
+             "created_at": to_db(now)} for rule_id, minor in totals.items()])
 
 
 def after_export(engine: LocalEngine, conn: Connection, customer_id: str, tier_before: str | None,

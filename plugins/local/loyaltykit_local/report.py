@@ -25,7 +25,7 @@ from sqlalchemy import select
 from loyaltykit import ConfigError, Money
 from loyaltykit.money import exponent
 
-from .store import customers, from_db, grants, ledger, member_events, orders, to_db
+from .store import customers, from_db, ledger, member_events, orders, rule_costs
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -69,7 +69,8 @@ class RuleCost:
     applied: int = 0  # orders it applied to
     bonus_points: int = 0
     offers_issued: int = 0
-    cost: Money | None = None  # bonus points at the point value
+    discount_minor: int = 0  # discounts given, in the program currency's minor units
+    cost: Money | None = None  # discounts given plus bonus points at the point value (discounts only without one)
 
 
 @dataclass
@@ -126,6 +127,7 @@ class ProgramReport:
             "redemption_rate": str(self.redemption_rate) if self.redemption_rate is not None else None,
             "members": self.members, "members_by_tier": self.members_by_tier,
             "top_rules": [{"rule_id": r.rule_id, "label": r.label, "applied": r.applied,
+                           "discounts": str(_major(r.discount_minor, self.currency)),
                            "bonus_points": r.bonus_points, "offers_issued": r.offers_issued,
                            "cost": money(r.cost)} for r in self.top_rules],
         }
@@ -190,10 +192,12 @@ def build_report(engine: LocalEngine, *, period: str = "month", since: datetime 
                     target.cashback_redeemed -= value
                 else:
                     target.cashback_reversed += value
-        for row in conn.execute(select(orders.c.placed_at)):
+        for row in conn.execute(select(orders.c.placed_at, orders.c.rules)):
             target = bucket(from_db(row.placed_at))  # type: ignore[arg-type]
             if target is not None:
                 target.orders += 1
+                for rule_id in row.rules or ():  # the rules applied to the order (guests' too)
+                    rules.setdefault(rule_id, RuleCost(rule_id, rule_id)).applied += 1
         members = 0
         by_tier: Counter[str] = Counter()
         for row in conn.execute(select(customers)):
@@ -205,22 +209,22 @@ def build_report(engine: LocalEngine, *, period: str = "month", since: datetime 
         # Points whose date passed and that no write recorded yet are not outstanding any more.
         points_outstanding -= sum(engine._pending_expiry(conn, cid, now)
                                   for cid in conn.execute(select(customers.c.id)).scalars())
-        window = []
-        if since is not None:
-            window.append(grants.c.created_at >= to_db(since))
-        if until is not None:
-            window.append(grants.c.created_at < to_db(until))
-        for rule_id in conn.execute(select(grants.c.rule_id).where(*window)).scalars():
-            rules.setdefault(rule_id, RuleCost(rule_id, rule_id)).applied += 1
         for row in conn.execute(select(member_events.c.rule_id, member_events.c.created_at)
                                 .where(member_events.c.kind == "voucher", member_events.c.rule_id.is_not(None))):
             moment = from_db(row.created_at)
             if moment is not None and bucket(moment) is not None:
                 rules.setdefault(row.rule_id, RuleCost(row.rule_id, row.rule_id)).offers_issued += 1
+        for row in conn.execute(select(rule_costs.c.rule_id, rule_costs.c.discount_minor, rule_costs.c.created_at)
+                                .where(rule_costs.c.currency == currency)):
+            moment = from_db(row.created_at)
+            if moment is not None and bucket(moment) is not None:
+                rules.setdefault(row.rule_id, RuleCost(row.rule_id, row.rule_id)).discount_minor += row.discount_minor
     for cost in rules.values():
+        amount = _major(cost.discount_minor, currency)
         if point_value is not None:
-            cost.cost = Money(amount=point_value * cost.bonus_points, currency=currency)
-    ranked = sorted((r for r in rules.values() if r.applied or r.bonus_points or r.offers_issued),
+            amount += point_value * cost.bonus_points
+        cost.cost = Money(amount=amount, currency=currency)
+    ranked = sorted((r for r in rules.values() if r.applied or r.bonus_points or r.offers_issued or r.discount_minor),
                     key=lambda r: (-(r.cost.amount if r.cost else 0), -r.bonus_points, -r.offers_issued, -r.applied,
                                    r.rule_id))
     periods = [figures[label] for label in sorted(figures)]
@@ -282,11 +286,11 @@ def print_report(report: ProgramReport, console: Console) -> None:
         tiers.add_row(tier, str(count))
     console.print(tiers)
     top = Table(title="top rules and campaigns by cost", header_style="bold")
-    for index, column in enumerate(("rule", "label", "orders", "bonus points", "offers issued", "cost")):
+    for index, column in enumerate(("rule", "label", "orders", "discounts", "bonus points", "offers issued", "cost")):
         top.add_column(column, justify="left" if index < 2 else "right")
     for rule in report.top_rules:
-        top.add_row(rule.rule_id, rule.label, str(rule.applied), str(rule.bonus_points), str(rule.offers_issued),
-                    str(rule.cost or "-"))
+        top.add_row(rule.rule_id, rule.label, str(rule.applied), str(_major(rule.discount_minor, report.currency)),
+                    str(rule.bonus_points), str(rule.offers_issued), str(rule.cost or "-"))
     console.print(top)
 
 
@@ -357,12 +361,8 @@ def _charts(report: ProgramReport) -> dict[str, str]:
     if report.top_rules:
         figure, axes = plt.subplots(figsize=(6, 0.5 + 0.4 * len(report.top_rules)))
         names = [r.rule_id for r in reversed(report.top_rules)]
-        if report.point_value is not None:
-            axes.barh(names, [float(r.cost.amount) if r.cost else 0.0 for r in reversed(report.top_rules)])
-            axes.set_xlabel(report.currency)
-        else:
-            axes.barh(names, [r.bonus_points for r in reversed(report.top_rules)])
-            axes.set_xlabel("bonus points")
+        axes.barh(names, [float(r.cost.amount) if r.cost else 0.0 for r in reversed(report.top_rules)])
+        axes.set_xlabel(report.currency if report.point_value is not None else f"{report.currency} (discounts only)")
         axes.set_title("Top rules and campaigns by cost")
         charts["rules"] = _svg(plt, figure)
     return charts
@@ -404,7 +404,8 @@ def render_html(report: ProgramReport) -> str:
     ))
     tiers = "".join(f"<tr>{_cell(tier, False)}{_cell(count)}</tr>" for tier, count in report.members_by_tier.items())
     rules = "".join(
-        "<tr>" + _cell(r.rule_id, False) + _cell(r.label, False) + _cell(r.applied) + _cell(r.bonus_points)
+        "<tr>" + _cell(r.rule_id, False) + _cell(r.label, False) + _cell(r.applied)
+        + _cell(_major(r.discount_minor, report.currency)) + _cell(r.bonus_points)
         + _cell(r.offers_issued) + _cell(r.cost or "-") + "</tr>" for r in report.top_rules)
     window = " to ".join(f"{m:%Y-%m-%d}" for m in (report.since, report.until) if m) or "all time"
     figures = "".join(f"<figure>{charts[name]}</figure>" for name in ("points", "cashback") if name in charts)
@@ -422,7 +423,7 @@ amounts in {e(report.currency)}</p>
 <table><thead><tr><th>tier</th><th class="n">members</th></tr></thead><tbody>{tiers}</tbody></table>
 <figure>{charts['tiers']}</figure>
 <h2>Top rules and campaigns by cost</h2>
-<table><thead><tr><th>rule</th><th>label</th><th class="n">orders</th><th class="n">bonus points</th>
+<table><thead><tr><th>rule</th><th>label</th><th class="n">orders</th><th class="n">discounts</th><th class="n">bonus points</th>
 <th class="n">offers issued</th><th class="n">cost</th></tr></thead><tbody>{rules}</tbody></table>
 {f"<figure>{charts['rules']}</figure>" if 'rules' in charts else '<p class="muted">no rule has cost anything yet</p>'}
 </body></html>

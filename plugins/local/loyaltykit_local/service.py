@@ -741,6 +741,9 @@ class LocalEngine:
             "cashback_earned_minor": _minor(cashback, order.currency), "rules": result.applied_rules,
             "placed_at": to_db(order.placed_at), "created_at": to_db(now),
         }).inserted_primary_key[0]
+        from .members import record_rule_costs
+
+        record_rule_costs(conn, order.ref, order.currency, result.discounts, now)
         if customer_id is not None:
             if result.applied_rules:
                 conn.execute(_INSERT_GRANT, [

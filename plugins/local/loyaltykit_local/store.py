@@ -174,7 +174,21 @@ member_events = Table(
     Index("lk_member_events_customer", "customer_id", "created_at"),
 )
 
-TABLES = (customers, ledger, vouchers, redemptions, writes, orders, grants, member_profiles, member_events)
+rule_costs = Table(
+    # What each rule gave away on each exported order (discounts, in minor units): the report's cost.
+    "lk_rule_costs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("order_ref", String(128), nullable=False),
+    Column("rule_id", String(128), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("discount_minor", BigInteger, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index("lk_rule_costs_rule", "rule_id"),
+)
+
+TABLES = (customers, ledger, vouchers, redemptions, writes, orders, grants, member_profiles, member_events,
+          rule_costs)
 
 
 def to_db(moment: datetime | None) -> datetime | None:

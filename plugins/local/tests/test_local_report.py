@@ -50,6 +50,12 @@ when = { basket_amount = { min = 50 } }
 then = { action = "bonus_points", points = 25 }
 
 [[rules]]
+id = "espresso-off"
+label = "10% off espresso"
+when = { skus = { any = ["ESPRESSO"] } }
+then = { action = "percent_off_line", percent = 10, skus = ["ESPRESSO"] }
+
+[[rules]]
 id = "first-thanks"
 label = "Thanks for your first order"
 when = { first_order = true }
@@ -75,6 +81,9 @@ def club(make_shop, clock):
     shop.loyalty.spend_cashback({"customer_id": ann, "order_ref": "o-3", "kind": "points", "points": 5})
     clock.now = datetime(2025, 6, 5, 12, tzinfo=UTC)
     shop.loyalty.export_orders([_order("o-4", ann, "30.00", clock.now)])  # 30, 3.00 cashback -> ann 110: gold
+    espresso = Order(ref="o-5", currency="EUR", lines=(line("l1", "ESPRESSO", "40.00"),), total=eur("36.00"),
+                     customer_id=None, placed_at=clock.now)  # a guest: no points, 4.00 off espresso
+    shop.loyalty.export_orders([espresso])
     clock.now = datetime(2025, 6, 25, 12, tzinfo=UTC)  # the May points (ann 80 left, bob 20) expired: 40 days
     shop.engine.expire_points()
     return shop
@@ -86,7 +95,7 @@ def test_figures_per_month_outstanding_and_liability(club):
     assert (may.period, may.points_issued, may.points_redeemed, may.points_expired) == ("2025-05", 105, 5, 0)
     assert (may.cashback_issued, may.cashback_redeemed, may.orders, may.new_members) == (
         Decimal("8.00"), Decimal("1.50"), 2, 2)
-    assert (june.period, june.points_issued, june.points_expired, june.orders) == ("2025-06", 30, 100, 1)
+    assert (june.period, june.points_issued, june.points_expired, june.orders) == ("2025-06", 30, 100, 2)
     assert report.totals.points_issued == 135 and report.redemption_rate == Decimal("0.0370")
     assert report.points_outstanding == 135 - 5 - 100
     assert report.cashback_outstanding == eur("9.50")
@@ -94,8 +103,10 @@ def test_figures_per_month_outstanding_and_liability(club):
     assert report.members == 2 and report.members_by_tier == {"gold": 1, "green": 1}
     top = {r.rule_id: r for r in report.top_rules}
     assert (top["double-up"].applied, top["double-up"].bonus_points, top["double-up"].cost) == (1, 25, eur("0.25"))
+    assert (top["espresso-off"].applied, top["espresso-off"].discount_minor, top["espresso-off"].cost) == (
+        1, 400, eur("4.00"))
     assert top["first-thanks"].offers_issued == 2
-    assert report.top_rules[0].rule_id == "double-up"  # the costliest first
+    assert [r.rule_id for r in report.top_rules[:2]] == ["espresso-off", "double-up"]  # the costliest first
 
 
 def test_window_and_periods(club):
@@ -114,7 +125,8 @@ def test_terminal_tables(club):
     buffer = io.StringIO()
     print_report(build_report(club.engine), Console(file=buffer, width=160, color_system=None))
     text = buffer.getvalue()
-    for expected in ("2025-05", "2025-06", "9.80 EUR", "3.7 %", "gold", "double-up", "Bonus on big baskets"):
+    for expected in ("2025-05", "2025-06", "9.80 EUR", "3.7 %", "gold", "double-up", "Bonus on big baskets",
+                     "espresso-off", "4.00 EUR"):
         assert expected in text, expected
 
 
@@ -150,7 +162,7 @@ def test_html_page_is_self_contained_with_charts_and_figures(club):
     assert parser.external == [], parser.external  # nothing fetched: opens offline, mails as one file
     assert parser.tags.count("svg") == 4  # points, cashback, tiers, top rules
     assert page.count('id="patch_') > 10  # bars were drawn (matplotlib draws each bar as a patch)
-    for figure in ("2025-05", "105", "2025-06", "8.00", "double-up", "0.25 EUR", "gold"):
+    for figure in ("2025-05", "105", "2025-06", "8.00", "double-up", "0.25 EUR", "gold", "espresso-off", "4.00 EUR"):
         assert figure in parser.cells, figure
     assert "9.80 EUR" in page and "Report Club" in page
     assert render_html(build_report(club.engine)) == page  # stable output: diffable from run to run
