@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
@@ -70,7 +70,7 @@ class Enrolment(KitModel):
     display_name: Label | None = Field(default=None, repr=False)
     first_name: Annotated[str, Field(max_length=128)] | None = Field(default=None, repr=False)
     last_name: Annotated[str, Field(max_length=128)] | None = Field(default=None, repr=False)
-    birth_date: datetime | None = Field(default=None, repr=False)
+    birth_date: date | None = Field(default=None, repr=False)
     language: Annotated[str, Field(min_length=2, max_length=16)] | None = None
     tier: Ident | None = None  # an initial tier, where the engine allows one
     segments: Annotated[tuple[Ident, ...], Field(max_length=MAX_SEGMENTS)] = ()

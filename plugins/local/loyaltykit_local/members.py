@@ -114,7 +114,8 @@ def _enrol_in(engine: LocalEngine, conn: Connection, enrolment: Enrolment) -> En
     ))
     conn.execute(insert(member_profiles).values(
         customer_id=customer_id, first_name=enrolment.first_name, last_name=enrolment.last_name,
-        language=enrolment.language, birth_date=to_db(enrolment.birth_date),
+        language=enrolment.language, birth_date=to_db(datetime(enrolment.birth_date.year, enrolment.birth_date.month, enrolment.birth_date.day,
+                                     tzinfo=UTC) if enrolment.birth_date else None),
         consents=[c.model_dump(mode="json") for c in enrolment.consents], profile=dict(enrolment.profile),
         enrolled_at=to_db(enrolment.enrolled_at or now),
     ))

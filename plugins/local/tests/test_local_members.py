@@ -57,7 +57,7 @@ def _enrol(shop, external_id: str = "shop-42", **extra):
 
 def test_enrolment_keeps_profile_and_consents_and_hides_identifiers(make_shop):
     shop = make_shop(PROGRAM)
-    result = _enrol(shop, first_name="Ada", last_name="Lovelace", language="en",
+    result = _enrol(shop, first_name="Ada", last_name="Lovelace", language="en", birth_date="1815-12-10",
                     consents=({"purpose": "marketing_email", "granted": True},
                               {"purpose": "sms", "granted": False}),
                     profile={"favourite": "espresso"})
@@ -67,6 +67,7 @@ def test_enrolment_keeps_profile_and_consents_and_hides_identifiers(make_shop):
         row = conn.execute(select(member_profiles).where(member_profiles.c.customer_id == result.customer.id)).one()
         name = conn.execute(select(customers.c.display_name).where(customers.c.id == result.customer.id)).scalar_one()
     assert name == "Ada Lovelace" and row.language == "en" and row.profile == {"favourite": "espresso"}
+    assert row.birth_date.date().isoformat() == "1815-12-10"
     assert [(c["purpose"], c["granted"]) for c in row.consents] == [("marketing_email", True), ("sms", False)]
     enrolment = Enrolment(external_id="shop-42", email="shop-42@example.com", first_name="Ada")
     assert "example.com" not in repr(enrolment) and "shop-42" not in repr(enrolment) and "Ada" not in repr(enrolment)

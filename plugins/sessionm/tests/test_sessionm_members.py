@@ -3,7 +3,7 @@ and the adapter's once-per-external-id enrolment over the fake."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import date
 from decimal import Decimal
 
 import httpx
@@ -22,7 +22,7 @@ BASE = "https://api-kit.stg-sessionm.com/priv/v1/apps/core-key"
 def test_create_customer_body():
     settings = SessionMSettings(**SessionMHarness().settings)
     enrolment = Enrolment(external_id="shop-1", email="Ann@Example.com", first_name="Ann", last_name="Lee",
-                          phone="+49 151 2345678", birth_date=datetime(1990, 1, 31, tzinfo=UTC),
+                          phone="+49 151 2345678", birth_date=date(1990, 1, 31),
                           consents=({"purpose": "marketing_email", "granted": True},), profile={"partner": "root"})
 
 

@@ -224,7 +224,7 @@ def user_from_enrolment(enrolment: Any, settings: SessionMSettings) -> dict[str,
         if value is not None:
             user[key] = value
     if enrolment.birth_date is not None:
-        user["dob"] = enrolment.birth_date.date().isoformat()
+        user["dob"] = enrolment.birth_date.isoformat()
     if enrolment.phone is not None:
         user["phone_numbers"] = [{"phone_number": enrolment.phone.lstrip("+"), "phone_type": "mobile",
                                   "preference_flags": ["primary"]}]
