@@ -201,6 +201,8 @@ def after_export(engine: LocalEngine, conn: Connection, customer_id: str, tier_b
     """What an exported order does to the member beyond the ledger: offers earned, a tier reached."""
     for rule_id, template_id in issued:
         issue_offer_in(engine, conn, customer_id, template_id, now, rule_id=rule_id, order_ref=order_ref)
+    if not engine.program.tiers:
+        return  # the tier is the assigned one: an order cannot change it
     row = engine._require_customer(conn, customer_id)
     tier_after = engine._tier(conn, row)
     if tier_after != tier_before:
