@@ -300,6 +300,10 @@ class NarrowAdapter(ShopAdapter):
         ("price_products", {"currency": "EUR", "products": [
             {"id": "l", "sku": "s", "quantity": 1, "unit_price": {"amount": "1", "currency": "EUR"}}]}),
         ("sync_products", [{"sku": "s", "name": "Coffee"}]),
+        ("enrol_member", {"external_id": "shop-1", "email": "ann@example.com"}),
+        ("update_member", {"customer_id": "m1", "tier": "gold"}),
+        ("statement", {"customer_id": "m1"}),
+        ("wallet", {"customer_id": "m1"}),
     ],
 )
 def test_undeclared_capability_raises_not_supported_without_engine_call(call, payload, make_sync, engine):
@@ -405,3 +409,38 @@ def test_sync_products_input_is_validated_before_any_engine_call(products, field
         loyalty.sync_products(products)
     assert info.value.field == field
     assert engine.request_count() == 0
+
+
+@pytest.mark.parametrize(
+    ("call", "payload", "field"),
+    [
+        ("enrol_member", {"email": "ann@example.com"}, "enrolment.external_id"),
+        ("enrol_member", {"external_id": "x", "email": "not-an-email"}, "enrolment.email"),
+        ("enrol_member", {"external_id": "x", "consents": [{"purpose": "sms", "granted": True},
+                                                          {"purpose": "sms", "granted": False}]}, "enrolment.consents"),
+        ("update_member", {"customer_id": "m1"}, "update.tier"),
+        ("update_member", {"customer_id": "m1", "segments": ["a", "a"]}, "update.segments"),
+        ("statement", {"customer_id": "m1", "page_size": 0}, "query.page_size"),
+        ("statement", {"customer_id": "m1", "since": "2025-02-01T00:00:00Z", "until": "2025-01-01T00:00:00Z"},
+         "query.since"),
+        ("wallet", {"customer_id": ""}, "query.customer_id"),
+    ],
+)
+def test_member_operations_validate_before_the_capability_and_any_engine_call(call, payload, field, make_sync, engine):
+    loyalty = make_sync(NarrowAdapter())
+    with pytest.raises(InvalidRequestError) as info:
+        getattr(loyalty, call)(payload)
+    assert info.value.field == field
+    assert engine.request_count() == 0
+
+
+def test_enrolment_identifiers_stay_out_of_reprs():
+    from loyaltykit.members import Enrolment
+
+    enrolment = Enrolment(external_id="shop-42", email="Ann@Example.com", phone="+49 151 2345678", card="77001234",
+                          first_name="Ann", last_name="Lee", display_name="Ann Lee")
+    assert enrolment.email == "ann@example.com" and enrolment.key == "enrol:shop-42"
+    shown = repr(enrolment)
+    for secret in ("shop-42", "example.com", "4915", "77001234", "Ann", "Lee"):
+        assert secret not in shown
+    assert [i.kind.value for i in enrolment.identifiers()] == ["external_id", "email", "phone", "card"]

@@ -43,6 +43,7 @@ GROUPS = {
     "test_resilience": "Resilience",
     "test_parity": "Parity and declaration",
     "test_products": "Product sync",
+    "test_members": "Members (enrol, update, statement, wallet)",
 }
 
 

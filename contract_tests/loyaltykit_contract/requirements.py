@@ -5,7 +5,8 @@ all of them, the scenario runs. When it lacks one, the scenario body does not ru
 suite asserts the *not supported* contract for the first missing capability:
 
 * for a capability the facade gates (identify, evaluate, price_products, redeem_voucher,
-  spend_cashback, spend_points, export_orders, cancel, refund, partial_refund, sync_products), the operation
+  spend_cashback, spend_points, export_orders, cancel, refund, partial_refund, sync_products,
+  enrol_member, update_member, statement, wallet), the operation
   raises ``NotSupportedError`` and no request reaches the engine;
 * for a capability that qualifies an operation (wallet_offers, earn_preview, reserve_voucher),
   the operation still works and shows none of the undeclared feature (no wallet, no points to
@@ -24,6 +25,7 @@ import pytest
 
 from loyaltykit.capabilities import Capability
 from loyaltykit.errors import LoyaltyError, NotSupportedError
+from loyaltykit.members import Enrolment, MemberUpdate, StatementQuery, WalletQuery
 from loyaltykit.models import (
     BalanceKind,
     CashbackSpend,
@@ -105,6 +107,14 @@ def _probe_args(target: ContractTarget, capability: Capability) -> tuple[str, tu
         return "reverse", (Reversal(order=order, kind=ReversalKind.REFUND),)
     if capability is Capability.SYNC_PRODUCTS:
         return "sync_products", ([Product(sku="SKU-PROBE")],)
+    if capability is Capability.ENROL_MEMBER:
+        return "enrol_member", (Enrolment(external_id="probe-1", email="probe@example.com"),)
+    if capability is Capability.UPDATE_MEMBER:
+        return "update_member", (MemberUpdate(customer_id="cust-probe", segments=("probe",)),)
+    if capability is Capability.STATEMENT:
+        return "statement", (StatementQuery(customer_id="cust-probe"),)
+    if capability is Capability.WALLET:
+        return "wallet", (WalletQuery(customer_id="cust-probe"),)
     if capability is Capability.PARTIAL_REFUND:
         partial = Reversal(
             order=order, kind=ReversalKind.REFUND, lines=(RefundLine(line_id="l1", quantity=Decimal(1)),),

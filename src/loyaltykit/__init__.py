@@ -91,6 +91,16 @@ _EXPORTS: dict[str, str] = {
     "SpendResult": "models",
     "UnmappedEffect": "models",
     "VoucherRedemption": "models",
+    "Consent": "members",
+    "Enrolment": "members",
+    "EnrolmentResult": "members",
+    "MemberUpdate": "members",
+    "Statement": "members",
+    "StatementEntry": "members",
+    "StatementEntryKind": "members",
+    "StatementQuery": "members",
+    "Wallet": "members",
+    "WalletQuery": "members",
     "Money": "money",
     "LoyaltySettings": "settings",
 }
@@ -192,6 +202,18 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports ("X as X": 
         SpendResult as SpendResult,
         UnmappedEffect as UnmappedEffect,
         VoucherRedemption as VoucherRedemption,
+    )
+    from .members import (
+        Consent as Consent,
+        Enrolment as Enrolment,
+        EnrolmentResult as EnrolmentResult,
+        MemberUpdate as MemberUpdate,
+        Statement as Statement,
+        StatementEntry as StatementEntry,
+        StatementEntryKind as StatementEntryKind,
+        StatementQuery as StatementQuery,
+        Wallet as Wallet,
+        WalletQuery as WalletQuery,
     )
     from .money import Money as Money
     from .settings import LoyaltySettings as LoyaltySettings

@@ -30,6 +30,7 @@ from .capabilities import Capabilities, Capability
 from .errors import ConfigError, NotSupportedError
 from .flows import CallContext, Flow
 from .hookspecs import hookimpl
+from .members import Enrolment, EnrolmentResult, MemberUpdate, Statement, StatementQuery, Wallet, WalletQuery
 from .models import (
     Basket,
     CashbackSpend,
@@ -132,6 +133,18 @@ class EngineAdapter:
     def sync_products(self, products: list[Product], ctx: CallContext) -> Flow[ProductSyncReport]:
         return _unsupported(self, "sync_products")
 
+    def enrol_member(self, enrolment: Enrolment, ctx: CallContext) -> Flow[EnrolmentResult]:
+        return _unsupported(self, "enrol_member")
+
+    def update_member(self, update: MemberUpdate, ctx: CallContext) -> Flow[Customer]:
+        return _unsupported(self, "update_member")
+
+    def member_statement(self, query: StatementQuery, ctx: CallContext) -> Flow[Statement]:
+        return _unsupported(self, "member_statement")
+
+    def member_wallet(self, query: WalletQuery, ctx: CallContext) -> Flow[Wallet]:
+        return _unsupported(self, "member_wallet")
+
     # -- hook implementations: written once, here ----------------------------------------------
     @hookimpl
     def loyaltykit_identify(self, identifier, ctx):
@@ -164,6 +177,22 @@ class EngineAdapter:
     @hookimpl
     def loyaltykit_sync_products(self, products, ctx):
         return self.sync_products(products, ctx)
+
+    @hookimpl
+    def loyaltykit_enrol_member(self, enrolment, ctx):
+        return self.enrol_member(enrolment, ctx)
+
+    @hookimpl
+    def loyaltykit_update_member(self, update, ctx):
+        return self.update_member(update, ctx)
+
+    @hookimpl
+    def loyaltykit_member_statement(self, query, ctx):
+        return self.member_statement(query, ctx)
+
+    @hookimpl
+    def loyaltykit_member_wallet(self, query, ctx):
+        return self.member_wallet(query, ctx)
 
     def __repr__(self) -> str:  # settings may hold secrets: never show them
         return f"<{type(self).__name__} engine={self.name!r} version={self.version!r}>"

@@ -30,6 +30,10 @@ class Capability(StrEnum):
     REFUND = "refund"
     PARTIAL_REFUND = "partial_refund"
     SYNC_PRODUCTS = "sync_products"
+    ENROL_MEMBER = "enrol_member"
+    UPDATE_MEMBER = "update_member"
+    STATEMENT = "statement"
+    WALLET = "wallet"
 
 
 class Capabilities(BaseModel):
@@ -50,6 +54,10 @@ class Capabilities(BaseModel):
     refund: bool = False
     partial_refund: bool = False
     sync_products: bool = False
+    enrol_member: bool = False
+    update_member: bool = False
+    statement: bool = False
+    wallet: bool = False
     currencies: frozenset[str] | None = None  # None: whatever the engine accepts
 
     def supports(self, capability: Capability | str) -> bool:

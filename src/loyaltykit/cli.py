@@ -5,6 +5,9 @@
   Exit 1 when they do not validate, 2 when a plugin fails to load (a "doctor").
 * ``demo`` runs a checkout on an installed demo (the ``loyaltykit.demo`` entry-point group; the
   embedded engine publishes ``local``).
+* ``report`` prints the configured engine's program report (points and cashback issued, redeemed,
+  expired, outstanding; members by tier; top rules) and writes it as an HTML page with ``--html``
+  (the ``loyaltykit.report`` entry-point group; the embedded engine publishes ``local``).
 * ``fake ENGINE`` serves an installed engine's fake (the ``loyaltykit.fakes`` group) over HTTP on
   127.0.0.1, so a shop can be pointed at it.
 
@@ -17,7 +20,10 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -33,6 +39,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 DEMO_GROUP = "loyaltykit.demo"
+REPORT_GROUP = "loyaltykit.report"
 FAKES_GROUP = "loyaltykit.fakes"  # the same name as loyaltykit.testing.FAKES_GROUP (not imported: it pulls httpx)
 
 
@@ -150,6 +157,57 @@ def demo(
         run(console)
     except LoyaltyError as exc:
         raise _fail(f"demo failed: {exc}") from None
+
+
+def _moment(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"--{name}: not an ISO date or date-time ({value!r})") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@app.command()
+def report(
+    period: str = typer.Option("month", help="Group figures per day, week or month."),
+    since: str | None = typer.Option(None, help="From this ISO date or date-time (UTC unless given)."),
+    until: str | None = typer.Option(None, help="Up to (excluding) this ISO date or date-time."),
+    point_value: str | None = typer.Option(None, "--point-value",
+                                           help="What one point is worth, in the program's currency "
+                                                "(default: the program's own setting)."),
+    html: Path | None = typer.Option(None, "--html", help="Also write a self-contained HTML page with charts."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Report on the configured engine's program: issued, redeemed, expired, outstanding, tiers, top rules."""
+    from .settings import LoyaltySettings  # pydantic-settings: only when a command needs the configuration
+
+    if period not in ("day", "week", "month"):
+        raise _fail(f"--period: one of day, week, month (not {period!r})")
+    value = None
+    if point_value is not None:
+        try:
+            value = Decimal(point_value)
+        except InvalidOperation:
+            raise _fail(f"--point-value: not a decimal number ({point_value!r})") from None
+        if not value.is_finite() or value < 0:
+            raise _fail("--point-value: must be a finite number >= 0")
+    try:
+        settings = LoyaltySettings()
+    except Exception as exc:  # pydantic's ValidationError: name the type, never the values
+        raise _fail(f"invalid kit settings: {type(exc).__name__}") from None
+    reports = {ep.name: ep for ep in entry_points(group=REPORT_GROUP)}
+    if settings.engine not in reports:
+        available = ", ".join(sorted(reports)) or "none"
+        raise _fail(f"the configured engine {settings.engine!r} has no program report (engines with one: "
+                    f"{available}). Reports read the embedded engine's store: set engine = \"local\".")
+    try:
+        reports[settings.engine].load()(
+            settings.engine_section(settings.engine), console, period=period, since=_moment(since, "since"),
+            until=_moment(until, "until"), point_value=value, html_path=html, as_json=as_json)
+    except LoyaltyError as exc:
+        raise _fail(exc.message) from None
 
 
 @app.command()

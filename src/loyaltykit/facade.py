@@ -71,6 +71,7 @@ from .models import (
     SpendResult,
     VoucherRedemption,
 )
+from .members import Enrolment, EnrolmentResult, MemberUpdate, Statement, StatementQuery, Wallet, WalletQuery
 from .operations import OPERATIONS
 from .plugins import check_routing, discover, make_plugin_manager
 from .reconcile import FileKeyLocks
@@ -441,6 +442,60 @@ class _Facade:
             ProductSyncReport,
         )
 
+    def _prepare_enrol_member(self, enrolment: Any) -> _Call:
+        enrolment = coerce(Enrolment, enrolment, "enrolment")
+        self._require(Capability.ENROL_MEMBER, "enrol_member")
+        ctx = self._ctx("enrol_member", self.settings.write_deadline, idempotency_key=enrolment.key,
+                        scrub_values=_ids(*(i.value for i in enrolment.identifiers())))
+        return _Call(
+            "enrol_member",
+            lambda: self.pm.hook.loyaltykit_enrol_member(enrolment=enrolment, ctx=ctx),
+            ctx,
+            EnrolmentResult,
+        )
+
+    def _prepare_update_member(self, update: Any) -> _Call:
+        update = coerce(MemberUpdate, update, "update")
+        self._require(Capability.UPDATE_MEMBER, "update_member")
+        ctx = self._ctx("update_member", self.settings.write_deadline, scrub_values=_ids(update.customer_id))
+        return _Call(
+            "update_member",
+            lambda: self.pm.hook.loyaltykit_update_member(update=update, ctx=ctx),
+            ctx,
+            Customer,
+        )
+
+    def _prepare_statement(self, query: Any) -> _Call:
+        query = coerce(StatementQuery, query, "query")
+        self._require(Capability.STATEMENT, "member_statement")
+        ctx = self._ctx("member_statement", self.settings.read_deadline, scrub_values=_ids(query.customer_id))
+
+        def check(result: Statement) -> Statement:
+            if len(result.entries) > query.page_size:
+                raise MalformedResponseError("adapter returned more entries than the page size", engine=self.engine)
+            return result
+
+        return _Call(
+            "member_statement",
+            lambda: self.pm.hook.loyaltykit_member_statement(query=query, ctx=ctx),
+            ctx,
+            Statement,
+            on_result=check,
+        )
+
+    def _prepare_wallet(self, query: Any) -> _Call:
+        if isinstance(query, str):
+            query = {"customer_id": query}
+        query = coerce(WalletQuery, query, "query")
+        self._require(Capability.WALLET, "member_wallet")
+        ctx = self._ctx("member_wallet", self.settings.read_deadline, scrub_values=_ids(query.customer_id))
+        return _Call(
+            "member_wallet",
+            lambda: self.pm.hook.loyaltykit_member_wallet(query=query, ctx=ctx),
+            ctx,
+            Wallet,
+        )
+
     # -- shared finishing -----------------------------------------------------------------------
     def _adapter_bug(self, call: _Call, exc: Exception) -> LoyaltyError:
         return MalformedResponseError(
@@ -554,6 +609,17 @@ class Loyalty(_Facade):
         """
         self._open("reverse")
         return self.reverse(self._prepare_cancel(order, outbox, reason, reference, exported))
+    def enrol_member(self, enrolment: Enrolment | dict) -> EnrolmentResult:
+        return self._execute(self._prepare_enrol_member(enrolment))
+
+    def update_member(self, update: MemberUpdate | dict) -> Customer:
+        return self._execute(self._prepare_update_member(update))
+
+    def statement(self, query: StatementQuery | dict) -> Statement:
+        return self._execute(self._prepare_statement(query))
+
+    def wallet(self, query: WalletQuery | dict | str) -> Wallet:
+        return self._execute(self._prepare_wallet(query))
 
     def close(self) -> None:
         if self._closed:
@@ -675,6 +741,17 @@ class AsyncLoyalty(_Facade):
         self._open("reverse")
         reversal = await asyncio.to_thread(self._prepare_cancel, order, outbox, reason, reference, exported)
         return await self.reverse(reversal)
+    async def enrol_member(self, enrolment: Enrolment | dict) -> EnrolmentResult:
+        return await self._execute(self._prepare_enrol_member(enrolment))
+
+    async def update_member(self, update: MemberUpdate | dict) -> Customer:
+        return await self._execute(self._prepare_update_member(update))
+
+    async def statement(self, query: StatementQuery | dict) -> Statement:
+        return await self._execute(self._prepare_statement(query))
+
+    async def wallet(self, query: WalletQuery | dict | str) -> Wallet:
+        return await self._execute(self._prepare_wallet(query))
 
     async def aclose(self) -> None:
         if self._closed:

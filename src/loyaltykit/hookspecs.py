@@ -206,3 +206,88 @@ def loyaltykit_sync_products(products, ctx):
 
     .. versionadded:: 0.2
     """
+
+
+@hookspec(firstresult=True)
+def loyaltykit_enrol_member(enrolment, ctx):
+    """Enrol a member: identifiers, profile fields and consents; once per external id.
+
+    First result wins; answered by exactly one engine adapter declaring ``enrol_member``.
+
+    :param enrolment: a validated :class:`~loyaltykit.members.Enrolment`; its identifiers are
+        normalised (e-mail lower-cased, phone without separators). ``enrolment.key``
+        (``"enrol:{external_id}"``) is the idempotency key.
+    :param ctx: the call context; ``ctx.idempotency_key`` equals ``enrolment.key``.
+    :return: a flow returning an :class:`~loyaltykit.members.EnrolmentResult`: the member as
+        :func:`loyaltykit_identify` would return it, and ``created`` — ``False`` when a member
+        with this external id already existed (the earlier member is returned, nothing changes).
+
+    Side effects: yes, one member per external id however often it is sent, even concurrently.
+    Raises: ``InvalidRequestError`` (naming the field) when another member already holds one of
+    the identifiers, or the engine refuses a profile field or tier; ``OutcomeUnknownError`` when the
+    answer was lost (sending the same enrolment again is safe).
+
+    .. versionadded:: 0.3
+    """
+
+
+@hookspec(firstresult=True)
+def loyaltykit_update_member(update, ctx):
+    """Change a member's tier, segments or role, where the engine allows it.
+
+    First result wins; answered by exactly one engine adapter declaring ``update_member``.
+
+    :param update: a validated :class:`~loyaltykit.members.MemberUpdate`; only the fields given
+        change (``segments`` replaces the member's set of segments).
+    :param ctx: the call context.
+    :return: a flow returning the updated :class:`~loyaltykit.models.Customer`.
+
+    Side effects: yes; setting the same values again changes nothing (idempotent by value). A
+    tier change is recorded where the engine keeps tier history (it appears in the statement).
+    Raises: ``CustomerNotFoundError``; ``InvalidRequestError`` (``field="tier"``) for a tier the
+    program does not have; ``NotSupportedError`` for a field the engine cannot change;
+    ``OutcomeUnknownError``.
+
+    .. versionadded:: 0.3
+    """
+
+
+@hookspec(firstresult=True)
+def loyaltykit_member_statement(query, ctx):
+    """A page of a member's statement: points and cashback earned, spent, expired and reversed.
+
+    First result wins; answered by exactly one engine adapter declaring ``statement``.
+
+    :param query: a validated :class:`~loyaltykit.members.StatementQuery`: the member, the page
+        size, the cursor of the previous page (``None`` for the first), an optional time window.
+    :param ctx: the call context.
+    :return: a flow returning a :class:`~loyaltykit.members.Statement`: at most ``page_size``
+        :class:`~loyaltykit.members.StatementEntry`, newest first, each with its date, signed
+        amount, order reference and the rule or campaign that caused it where the engine says;
+        ``next_cursor`` is ``None`` on the last page. Pages do not overlap or skip entries.
+
+    Side effects: none. Idempotency: a read.
+    Raises: ``CustomerNotFoundError``; ``InvalidRequestError`` (``field="query.cursor"``) for a
+    cursor that did not come from this statement; the errors of :func:`loyaltykit_identify`.
+
+    .. versionadded:: 0.3
+    """
+
+
+@hookspec(firstresult=True)
+def loyaltykit_member_wallet(query, ctx):
+    """The member's usable offers and vouchers, outside a basket ("my offers").
+
+    First result wins; answered by exactly one engine adapter declaring ``wallet``.
+
+    :param query: a validated :class:`~loyaltykit.members.WalletQuery`.
+    :param ctx: the call context.
+    :return: a flow returning a :class:`~loyaltykit.members.Wallet`: each owned offer or voucher
+        that is still valid and has uses left, as an :class:`~loyaltykit.models.Offer` with its
+        code (what the shop sends to redeem it in any channel) and expiry.
+
+    Side effects: none — listing the wallet never claims or activates an offer.
+    Raises: ``CustomerNotFoundError``; the errors of :func:`loyaltykit_identify`.
+
+    .. versionadded:: 0.3
+    """

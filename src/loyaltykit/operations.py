@@ -1,4 +1,4 @@
-"""The operations of a checkout, once: everything that lists them derives from :data:`OPERATIONS`.
+"""The operations of a checkout and of a member's account, once: everything that lists them derives from :data:`OPERATIONS`.
 
 The hook specifications (:mod:`loyaltykit.hookspecs`), the adapter's operation methods and the
 capabilities that claim them (:mod:`loyaltykit.adapter`), the facades' write/read policy
@@ -47,6 +47,14 @@ OPERATIONS: tuple[Operation, ...] = (
               "Cancel an order, or refund it in full or in part."),
     Operation("sync_products", "sync_products", "products", ("sync_products",), True,
               "Send the shop's product catalogue to the engine (codes, names, prices)."),
+    Operation("enrol_member", "enrol_member", "enrolment", ("enrol_member",), True,
+              "Enrol a member (identifiers, profile, consents), once per external id."),
+    Operation("update_member", "update_member", "update", ("update_member",), True,
+              "Change a member's tier, segments or role."),
+    Operation("member_statement", "statement", "query", ("statement",), False,
+              "A page of a member's statement: points and cashback earned, spent, expired, reversed."),
+    Operation("member_wallet", "wallet", "query", ("wallet",), False,
+              "The member's offers and vouchers outside a basket."),
 )
 
 _BY_NAME = {op.name: op for op in OPERATIONS}

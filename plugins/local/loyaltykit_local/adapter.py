@@ -107,6 +107,10 @@ class LocalAdapter(EngineAdapter):
         cancel=True,
         refund=True,
         partial_refund=True,
+        enrol_member=True,
+        update_member=True,
+        statement=True,
+        wallet=True,
     )
 
     def __init__(self, settings: LocalSettings | dict[str, Any] | None = None, *, engine: LocalEngine | None = None,
@@ -177,3 +181,27 @@ class LocalAdapter(EngineAdapter):
     @database_errors("reverse", write=True)
     def reverse(self, reversal, ctx):
         return self.engine.reverse(reversal, ctx.idempotency_key or reversal.key)
+
+    @flows.in_process
+    def enrol_member(self, enrolment, ctx):
+        from . import members
+
+        return members.enrol(self.engine, enrolment)
+
+    @flows.in_process
+    def update_member(self, update, ctx):
+        from . import members
+
+        return members.update_member(self.engine, update)
+
+    @flows.in_process
+    def member_statement(self, query, ctx):
+        from . import members
+
+        return members.statement(self.engine, query)
+
+    @flows.in_process
+    def member_wallet(self, query, ctx):
+        from . import members
+
+        return members.wallet(self.engine, query)

@@ -2,8 +2,8 @@
 
 The demo seeds a program and two members into a fresh database in a temporary directory (so every
 run starts from the same state and prints the same thing), then drives the public facade
-:class:`loyaltykit.Loyalty` exactly as a shop would. Only seeding and the final statement use the
-engine's admin API, which a shop's back office would use too.
+:class:`loyaltykit.Loyalty` exactly as a shop would, down to the member's statement and wallet. Only
+seeding uses the engine's admin API, which a shop's back office would use too.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from loyaltykit import (
     VoucherRedemption,
 )
 from loyaltykit.outbox import Outbox
+from loyaltykit.members import Statement, StatementQuery, WalletQuery
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
@@ -113,6 +114,23 @@ def _quote_tables(quote: Evaluation) -> list[Table]:
             offers.add_row("wallet offer", offer.label or offer.id, value, "yes" if offer.applicable else "no")
         tables.append(offers)
     return tables
+
+
+def _statement_table(statement: Statement) -> Table:
+    table = Table(title=f"statement of {statement.customer_id} (newest first)", header_style="bold")
+    for column, justify in (("date", "left"), ("entry", "left"), ("amount", "right"), ("order", "left"),
+                            ("rule", "left"), ("label", "left")):
+        table.add_column(column, justify=justify)
+    for entry in statement.entries:
+        if entry.points is not None:
+            amount = f"{entry.points:+} points"
+        elif entry.money is not None:
+            amount = f"{entry.money.amount:+} {entry.money.currency}"
+        else:
+            amount = entry.tier or ""
+        table.add_row(f"{entry.at:%Y-%m-%d}", entry.kind.value, amount, entry.order_ref or "", entry.rule_id or "",
+                      entry.label or "")
+    return table
 
 
 def seed(engine: LocalEngine) -> None:
@@ -270,18 +288,20 @@ def _walk(console: Console, loyalty: Loyalty, admin: LocalEngine) -> None:
                   f"cancel_order gave back {cancelled.cashback_returned} of cashback, the outbox entry is {state} "
                   f"(never exported)")
 
-    _step(console, 9, "Final balances and history")
+    _step(console, 9, "Final balances and the member's statement (\"my account\")")
     customer = loyalty.identify(email="ann@example.com")
     assert customer is not None
     console.print(_customer_table(customer))
-    history = Table(title=f"statement of {customer.id}", header_style="bold")
-    for column, justify in (("date", "left"), ("balance", "left"), ("entry", "left"), ("amount", "right"),
-                            ("order", "left"), ("label", "left")):
-        history.add_column(column, justify=justify)
-    for entry in admin.history(customer.id):
-        amount = (f"{entry.amount:+d}" if entry.currency is None
-                  else f"{Money.from_minor_units(entry.amount, entry.currency).amount:+} {entry.currency}")
-        history.add_row(f"{entry.at:%Y-%m-%d}", entry.balance, entry.entry, amount, entry.order_ref or "",
-                        entry.label or "")
-    console.print(history)
+    console.print(_statement_table(loyalty.statement(StatementQuery(customer_id=customer.id, page_size=20))))
+
+    _step(console, 10, "The member's wallet (\"my offers\", usable in any channel)")
+    wallet = loyalty.wallet(WalletQuery(customer_id=customer.id))
+    offers = Table(title=f"wallet of {customer.id}", header_style="bold")
+    for column in ("offer", "code", "value", "valid until"):
+        offers.add_column(column)
+    for offer in wallet.offers:
+        value = f"{offer.percent} %" if offer.percent is not None else str(offer.amount or offer.sku or "-")
+        offers.add_row(offer.label or offer.id, offer.code or "-", value,
+                       f"{offer.expires_at:%Y-%m-%d}" if offer.expires_at else "-")
+    console.print(offers if wallet.offers else "the wallet is empty")
     console.print("\n[green]Done.[/green] Every step above went through loyaltykit.Loyalty, as a shop's code would.")

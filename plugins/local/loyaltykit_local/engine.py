@@ -65,6 +65,7 @@ from .program import (
     Program,
     Rule,
     ShowMessage,
+    IssueOffer,
     SpecialPrice,
     VoucherDef,
     amount_in,
@@ -204,6 +205,7 @@ class Quote:
     points_earned: int = 0
     bonus: list[tuple[str, int]] = field(default_factory=list)  # (label, points)
     cashback_earned: Decimal = ZERO
+    issued: list[tuple[str, str]] = field(default_factory=list)  # (rule id, offer template id), on export
 
     @property
     def total_points(self) -> int:
@@ -359,6 +361,8 @@ def apply_action(action, rule: Rule, state: _Basket, quote: Quote) -> None:
         quote.bonus.append((label, action.points))
     elif isinstance(action, ShowMessage):
         quote.messages.append(Message(text=action.text, kind="promotion"))
+    elif isinstance(action, IssueOffer):
+        quote.issued.append((rule.id, action.offer))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -427,6 +431,8 @@ def _apply_voucher(definition: VoucherDef, state: _Basket, quote: Quote) -> None
 
 
 def _line_points(compiled: CompiledProgram, line: Line, paid: Decimal) -> Decimal:
+    if line.unit_price.amount == 0 and line.sku in compiled.catalog_price:
+        return ZERO  # bought with points (sent at 0.00): earns nothing
     product = compiled.sku_earn.get(line.sku)
     if product is not None:
         if product.points is not None:

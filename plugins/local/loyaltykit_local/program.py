@@ -82,6 +82,9 @@ class PointsPolicy(ProgramModel):
     expire_after_days: Annotated[int, Field(ge=1)] | None = None
     expire_on: Instant | None = None  # a fixed date on which every point earned before it expires
     spend_value: Amounts | None = None  # what one point pays when spent, per currency (e.g. { EUR = 0.01 })
+    # Tiers count the points earned in the last N days (None: ever); a member whose points age out
+    # moves down, recorded by the nightly expire_points() and by the next write.
+    qualifying_days: Annotated[int, Field(ge=1)] | None = None
 
 
 class Tier(ProgramModel):
@@ -265,6 +268,14 @@ class BonusPoints(ProgramModel):
     points: Annotated[int, Field(gt=0)]
 
 
+class IssueOffer(ProgramModel):
+    """Put an offer (one of the program's ``offers`` templates) into the member's wallet when the
+    order is exported; usable in any channel. Nothing is issued by a quote."""
+
+    action: Literal["issue_offer"]
+    offer: Name
+
+
 class ShowMessage(ProgramModel):
     action: Literal["message"]
     text: Annotated[str, Field(min_length=1, max_length=500)]
@@ -272,12 +283,12 @@ class ShowMessage(ProgramModel):
 
 Action = Annotated[
     PercentOffOrder | FixedOffOrder | PercentOffLine | FixedOffLine | SpecialPrice | FreeGift
-    | FreeShipping | BonusPoints | ShowMessage,
+    | FreeShipping | BonusPoints | ShowMessage | IssueOffer,
     Field(discriminator="action"),
 ]
 ACTION_NAMES = frozenset(
     "percent_off_order fixed_off_order percent_off_line fixed_off_line special_price free_gift "
-    "free_shipping bonus_points message".split()
+    "free_shipping bonus_points message issue_offer".split()
 )
 
 
@@ -351,6 +362,11 @@ class Program(ProgramModel):
                 if value in seen:
                     raise ValueError(f"{field}[{index}].{key}: duplicate {value!r}")
                 seen.add(value)
+        offer_ids = {offer.id for offer in self.offers}
+        for index, rule in enumerate(self.rules):
+            for position, action in enumerate(rule.then):
+                if isinstance(action, IssueOffer) and action.offer not in offer_ids:
+                    raise ValueError(f"rules[{index}].then[{position}].offer: no offer template {action.offer!r}")
         if not self.currencies:
             object.__setattr__(self, "currencies", [self.currency])
         elif self.currency not in self.currencies:

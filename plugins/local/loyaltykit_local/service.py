@@ -338,6 +338,9 @@ class LocalEngine:
             with self.store.write() as conn:
                 row = self._lock_customer(conn, customer_id)
                 expired += self._record_expiry(conn, customer_id, now, row)
+        from .members import review_tiers
+
+        review_tiers(self)  # tiers lost when points leave the qualifying period
         return expired
 
     # ==========================================================================================
@@ -409,7 +412,11 @@ class LocalEngine:
 
     def _qualifying_points(self, conn: Connection, customer_id: str) -> int:
         # Net points earned (earn entries less claw-backs); spending and expiry do not lower a tier.
-        return int(conn.execute(_QUALIFYING, {"customer_id": customer_id}).scalar_one())
+        days = self.program.points.qualifying_days
+        if days is None:
+            return int(conn.execute(_QUALIFYING, {"customer_id": customer_id}).scalar_one())
+        since = to_db(self.now() - timedelta(days=days))  # the qualifying period: a rolling window
+        return int(conn.execute(_QUALIFYING.where(ledger.c.created_at >= since), {"customer_id": customer_id}).scalar_one())
 
     def _tier(self, conn: Connection, row) -> str | None:
         tiers = self.program.tiers_by_threshold()
@@ -549,7 +556,13 @@ class LocalEngine:
             found = self._voucher_facts(conn, basket.coupon_codes, basket.id)
             wallet = self._wallet(conn, basket.customer_id) if basket.customer_id else []
         result = rules.quote(compiled, view, facts, found, now)
-        return rules.to_evaluation(compiled, view, facts, result, wallet, now)
+        evaluation = rules.to_evaluation(compiled, view, facts, result, wallet, now)
+        from .catalog import effect, points_priced_lines
+
+        priced = points_priced_lines(compiled, view)
+        if priced:
+            evaluation = evaluation.model_copy(update={"unmapped": (*evaluation.unmapped, effect(priced))})
+        return evaluation
 
     def price_products(self, query: ProductQuery) -> list[ProductPrice]:
         self.calls["evaluate"] += 1
@@ -740,6 +753,12 @@ class LocalEngine:
             self._record_expiry(conn, customer_id, now, row)
             facts = self._facts(conn, customer_id, order.currency, now, row=row, balances=False)
         view = BasketView.of_order(order)
+        from .catalog import unpaid_reason
+
+        unpaid = unpaid_reason(self.compiled, conn, view, customer_id)
+        if unpaid is not None:
+            return OrderExportResult(order_ref=order.ref, status=ExportStatus.REJECTED,
+                                     error_code="insufficient_balance", reason=unpaid)
         found = self._voucher_facts(conn, order.voucher_codes, order.ref)
         # Codes the shop applied without redeeming them first are redeemed now, if still usable.
         for code, voucher in list(found.items()):
@@ -762,6 +781,9 @@ class LocalEngine:
             "cashback_earned_minor": _minor(cashback, order.currency), "rules": result.applied_rules,
             "placed_at": to_db(order.placed_at), "created_at": to_db(now),
         }).inserted_primary_key[0]
+        from .members import record_rule_costs
+
+        record_rule_costs(conn, order.ref, order.currency, result.discounts, now)
         if customer_id is not None:
             if result.applied_rules:
                 conn.execute(_INSERT_GRANT, [
@@ -781,6 +803,9 @@ class LocalEngine:
                                            now, order_ref=order.ref, write_key=key, label=f"cashback on order {order.ref}"))
             if entries:
                 conn.execute(_INSERT_LEDGER, entries)  # one executemany for the order's earn rows
+            from .members import after_export
+
+            after_export(self, conn, customer_id, facts.tier if facts else None, result.issued, order.ref, now)
         return OrderExportResult(order_ref=order.ref, status=ExportStatus.ACCEPTED, engine_ref=f"ORD-{order_id}",
                                  points_earned=Decimal(points))
 

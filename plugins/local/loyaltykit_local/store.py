@@ -164,7 +164,52 @@ schema_versions = Table(
     Column("migrated_at", DateTime, nullable=False),
 )
 
-TABLES = (customers, ledger, vouchers, redemptions, writes, orders, grants)
+
+member_profiles = Table(
+    # What enrolment adds to a customer: profile fields and consents (one row per enrolled member).
+    "lk_member_profiles",
+    metadata,
+    Column("customer_id", String(128), primary_key=True),
+    Column("first_name", String(128)),
+    Column("last_name", String(128)),
+    Column("language", String(16)),
+    Column("birth_date", DateTime),
+    Column("consents", JSON, nullable=False, default=list),
+    Column("profile", JSON, nullable=False, default=dict),
+    Column("enrolled_at", DateTime, nullable=False),
+)
+
+member_events = Table(
+    # A member's history beside the ledger: tier changes and vouchers issued (append-only).
+    "lk_member_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("customer_id", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),  # tier_change | voucher
+    Column("tier", String(64)),
+    Column("code", String(64)),
+    Column("rule_id", String(128)),
+    Column("order_ref", String(128)),
+    Column("label", String(256)),
+    Column("created_at", DateTime, nullable=False),
+    Index("lk_member_events_customer", "customer_id", "created_at"),
+)
+
+rule_costs = Table(
+    # What each rule gave away on each exported order (discounts, in minor units): the report's cost.
+    "lk_rule_costs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("order_ref", String(128), nullable=False),
+    Column("rule_id", String(128), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("discount_minor", BigInteger, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index("lk_rule_costs_rule", "rule_id"),
+)
+
+TABLES = (customers, ledger, vouchers, redemptions, writes, orders, grants, member_profiles, member_events,
+          rule_costs)
 
 #: The schema version this release writes. Raise it with each migration step added to ``_STEPS``.
 SCHEMA_VERSION = 1

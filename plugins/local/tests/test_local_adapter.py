@@ -119,4 +119,7 @@ def test_demo_runs_twice_with_the_same_output(tmp_path, monkeypatch):
                  "Final balances"):
         assert step in first
     assert "voucher_not_found" in first and "accepted" in first and "duplicate" in first
+    # the member's statement (through the facade) and wallet
+    assert "statement of CUST-ANN" in first and "+620 points" in first and "roasted-bonus" in first
+    assert "wallet of CUST-ANN" in first and "BEANS-2-ANN" in first
     assert list(tmp_path.iterdir()) == []

@@ -41,6 +41,16 @@ from loyaltykit import (
     VoucherRedemption,
 )
 from loyaltykit.auth import OAuth2ClientCredentials
+from loyaltykit.members import (
+    Enrolment,
+    EnrolmentResult,
+    Statement,
+    StatementQuery,
+    Wallet,
+    WalletQuery,
+    decode_cursor,
+    encode_cursor,
+)
 from loyaltykit.errors import (
     ERROR_CODES,
     CurrencyMismatchError,
@@ -82,6 +92,9 @@ class SalesforceAdapter(EngineAdapter):
         export_orders=True,
         cancel=True,
         refund=True,
+        wallet=True,
+        statement=True,
+        enrol_member=True,
     )
     settings_model = SalesforceSettings
     settings: SalesforceSettings
@@ -166,6 +179,69 @@ class SalesforceAdapter(EngineAdapter):
             if len(batch) < 200 or page >= 50:
                 return vouchers
             page += 1
+
+    def enrol_member(self, enrolment: Enrolment, ctx: CallContext) -> Flow[EnrolmentResult]:
+        """Individual Member Enrollment (reference § 2c), once per membership number (the
+        enrolment's, else its external id): the profile look-up first, and again after a refusal (a
+        concurrent enrolment may have won). Salesforce has no idempotency key for it."""
+        s = self.settings
+        if enrolment.last_name is None:  # required by the enrolment resource (SDK model)
+            raise InvalidRequestError("enrolment.last_name: Salesforce enrolment needs a last name",
+                                      field="enrolment.last_name", engine=self.name)
+        membership = enrolment.membership or enrolment.external_id
+        known = yield from self._profile(membership, ctx, missing_ok=True)
+        if known is not None:
+            return EnrolmentResult(customer=known, created=False)
+        response = yield self._write(tf.enrollment_path(s), tf.enrollment_body(enrolment, s, tf._now()), "enrol")
+        try:
+            self._checked(response, ctx)
+        except LoyaltyError as exc:
+            known = yield from self._profile(membership, ctx, missing_ok=True)
+            if known is not None:
+                return EnrolmentResult(customer=known, created=False)
+            if exc.engine_code in s.enrol_duplicate_email_codes:
+                raise InvalidRequestError("enrolment.email: another contact holds this email",
+                                          field="enrolment.email", engine=self.name) from None
+            raise
+        created = yield from self._profile(membership, ctx, missing_ok=False)
+        return EnrolmentResult(customer=created, created=True)
+
+    def member_statement(self, query: StatementQuery, ctx: CallContext) -> Flow[Statement]:
+        """Transaction Ledger Summary (reference § 5d), 200 journals per engine page; the kit's
+        cursor is (engine page, offset in it)."""
+        page, offset = 1, 0
+        if query.cursor is not None:
+            try:
+                position = decode_cursor(query.cursor)
+                page, offset = int(position["page"]), int(position["offset"])
+                if position.get("member") != query.customer_id or page < 1 or offset < 0:
+                    raise ValueError("another member's cursor")
+            except (ValueError, KeyError, TypeError):
+                raise InvalidRequestError("query.cursor: not a cursor of this statement", field="query.cursor",
+                                          engine=self.name) from None
+        response = yield EngineRequest(
+            "GET", tf.ledger_path(self.settings, query.customer_id),
+            params=tf.ledger_params(self.settings, page, query.since, query.until), route="lookup",
+        )
+        entries, journals = tf.statement_entries(
+            self._checked(response, ctx, not_found=CustomerNotFoundError), self.settings)
+        if query.currency is not None:
+            entries = [e for e in entries if e.money is None or e.money.currency == query.currency]
+        chosen = entries[offset: offset + query.page_size]
+        following = None
+        if offset + query.page_size < len(entries):
+            following = {"page": page, "offset": offset + query.page_size}
+        elif journals >= tf.LEDGER_PAGE:
+            following = {"page": page + 1, "offset": 0}
+        cursor = encode_cursor({**following, "member": query.customer_id}) if following else None
+        return Statement(customer_id=query.customer_id, entries=tuple(chosen), next_cursor=cursor)
+
+    def member_wallet(self, query: WalletQuery, ctx: CallContext) -> Flow[Wallet]:
+        """Member Vouchers (reference § 4a): the member's usable vouchers, every page."""
+        vouchers = yield from self._vouchers(query.customer_id, ctx)
+        currency = query.currency or self.settings.cashback_iso_currency
+        return Wallet(customer_id=query.customer_id,
+                      offers=tuple(tf.wallet_offer(v, currency) for v in vouchers if v.problem() is None))
 
     def _write(self, path: str, body: Any, route: str, params: Any = None) -> EngineRequest:
         # No idempotency_key: Salesforce has no de-duplication, so the runner must never re-post.

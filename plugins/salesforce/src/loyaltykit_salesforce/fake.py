@@ -190,6 +190,7 @@ class SalesforceFake(FakeEngine):
 
         self.route("POST", r"/services/oauth2/token", "token", self._token)
         self.route("GET", _V + rf"/loyalty-programs/{_P}/members", "identify", self._profile)
+        self.route("POST", _V + rf"/loyalty-programs/{_P}/individual-member-enrollments", "enrol", self._enrol)
         self.route("GET", _V + r"/query", "lookup", self._query)
         base = _V + rf"/loyalty/programs/{_P}/members/{_M}"
         self.route("GET", base + r"/vouchers", "wallet", self._voucher_list)
@@ -785,17 +786,69 @@ class SalesforceFake(FakeEngine):
         return sf_json([{"actionName": action, "errors": [{"statusCode": code, "message": message, "fields": []}],
                          "isSuccess": False, "outputValues": None}], status)
 
+    # -- enrolment ------------------------------------------------------------------------------
+    # Individual Member Enrollment (../shared/reference/salesforce_loyalty.md § 2c): the SDK model
+    # requires enrollmentDate, membershipNumber, associatedContactDetails.lastName, memberStatus and
+    # additionalMemberFieldValues; the answer carries contactId, loyaltyProgramMemberId,
+    # membershipNumber and the enrolment journal (201: status UNCONFIRMED). A taken membership
+    # number and a duplicate contact (allowDuplicateRecords false) are refused with the fake's codes
+    # DUPLICATE_VALUE / DUPLICATES_DETECTED (UNCONFIRMED; the adapter's enrol_duplicate_email_codes).
+    def _enrol(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
+        if not self._program_ok(params):
+            return sf_error(404, "NOT_FOUND", "The loyalty program doesn't exist.")
+        body = self._body(request)
+        contact = body.get("associatedContactDetails") if isinstance(body, dict) else None
+        required = ("enrollmentDate", "membershipNumber", "memberStatus", "additionalMemberFieldValues")
+        if not isinstance(contact, dict) or not contact.get("lastName") or any(not body.get(k) and body.get(k) != {}
+                                                                                 for k in required):
+            return sf_error(400, "INVALID_INPUT", "Required fields are missing: enrollment details.")
+        number = str(body["membershipNumber"])
+        email = str(contact.get("email") or "").lower() or None
+        with self.lock:
+            if number in self.members:
+                return sf_error(400, "DUPLICATE_VALUE", "A member with this membership number already exists.")
+            allow = str(contact.get("allowDuplicateRecords", "false")).lower() == "true"
+            if email and not allow and any(m.email == email for m in self.members.values()):
+                return sf_error(400, "DUPLICATES_DETECTED", "Use one of these records?")
+            member = self.add_member(membership_number=number, email=email)
+            member.first_name = contact.get("firstName") or member.first_name
+            member.last_name = contact["lastName"]
+        return sf_json({
+            "contactId": member.contact_id, "loyaltyProgramMemberId": member.id, "loyaltyProgramName": self.program,
+            "membershipNumber": number,
+            "transactionJournals": [{"activityDate": body["enrollmentDate"], "journalSubType": "Member Enrollment",
+                                     "journalType": "Accrual", "loyaltyProgram": self.program,
+                                     "loyaltyProgramMember": number, "referredMember": None, "status": "Pending",
+                                     "transactionJournalId": self._id("0lV")}],
+        }, 201)
+
     # -- ledger summary -------------------------------------------------------------------------
     def _ledger(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
         if not self._program_ok(params) or params["member"] not in self.members:
             return sf_error(404, "NOT_FOUND", "Member not found.")
-        jtype = request.url.params.get("journalTypeName")
+        # Reference § 5d: journalTypeName filter, pageNumber (200 per page), and
+        # additionalTransactionJournalAttributes naming journal fields returned as
+        # additionalAttributes [{fieldName, value}] (connect-resources-transaction-ledger).
+        query = request.url.params
+        jtype = query.get("journalTypeName")
+        try:
+            page = int(query.get("pageNumber", "1"))
+        except ValueError:
+            return sf_error(400, "INVALID_INPUT", "pageNumber must be a number.")
+        if page < 1:
+            return sf_error(400, "INVALID_INPUT", "pageNumber must be a number.")
+        wanted = [f for f in (query.get("additionalTransactionJournalAttributes") or "").split(",") if f]
         rows = [j for j in self.journals if j.member == params["member"] and (jtype is None or j.type == jtype)]
-        rows = list(reversed(rows))[:200]
+        rows = list(reversed(rows))[(page - 1) * 200: page * 200]
+
+        def attributes(j: FakeJournal) -> list[dict[str, Any]]:
+            return [{"fieldName": f, "value": j.order_ref} for f in wanted
+                    if f == self.order_ref_field and j.order_ref is not None]
+
         return sf_json({
             "message": None, "status": True, "transactionJournalCount": len(rows), "externalTransactionNumber": None,
             "transactionJournals": [{
-                "activityDate": j.activity, "additionalAttributes": [], "journalTypeName": j.type,
+                "activityDate": j.activity, "additionalAttributes": attributes(j), "journalTypeName": j.type,
                 "journalSubTypeName": j.subtype,
                 "pointsChange": [{"changeInPoints": str(delta), "loyaltyMemberCurrency": name}
                                  for name, delta in j.changes.items()],

@@ -65,6 +65,16 @@ class SalesforceSettings(BaseSettings):
     accrual_journal_type: str = Field(default="Accrual")
     accrual_journal_subtype: str | None = Field(default="Purchase", description="JournalSubTypeName of exports.")
     redemption_journal_type: str = Field(default="Redemption")
+    enrollment_channel: str = Field(
+        default="Online", description="enrollmentChannel of enrolments (the org's picklist value; UNCONFIRMED list)."
+    )
+    enrol_promotions_consent: str = Field(
+        default="marketing_email", description="Consent purpose sent as canReceivePromotions on enrolment."
+    )
+    enrol_duplicate_email_codes: list[str] = Field(
+        default_factory=lambda: ["DUPLICATES_DETECTED"],
+        description="errorCodes of an enrolment refused because the e-mail's contact exists (UNCONFIRMED).",
+    )
     order_ref_field: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$",

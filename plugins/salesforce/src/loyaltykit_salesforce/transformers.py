@@ -36,6 +36,7 @@ from loyaltykit import (
     UnmappedEffect,
 )
 from loyaltykit import wire
+from loyaltykit.members import StatementEntry, StatementEntryKind
 from loyaltykit.engine_errors import ErrorTable
 from loyaltykit.money import exponent
 from loyaltykit.errors import (
@@ -61,6 +62,35 @@ def seg(value: str) -> str:
 
 def data_path(settings: SalesforceSettings, rest: str) -> str:
     return f"/services/data/v{settings.api_version}/{rest}"
+
+
+def enrollment_path(s: SalesforceSettings) -> str:
+    return data_path(s, f"loyalty-programs/{seg(s.program_name)}/individual-member-enrollments")
+
+
+def enrollment_body(enrolment: Any, s: SalesforceSettings, now: datetime) -> dict[str, Any]:
+    """Individual Member Enrollment request (reference § 2c). The membership number is the
+    enrolment's, else its external id: one member per external id. Booleans as real booleans
+    (the SDK's way; the API accepts both)."""
+    contact: dict[str, Any] = {"lastName": enrolment.last_name, "allowDuplicateRecords": False}
+    if enrolment.first_name is not None:
+        contact["firstName"] = enrolment.first_name
+    if enrolment.email is not None:
+        contact["email"] = enrolment.email
+    if enrolment.phone is not None:
+        contact["additionalContactFieldValues"] = {"attributes": {"Phone": enrolment.phone}}
+    consent = next((c for c in enrolment.consents if c.purpose == s.enrol_promotions_consent), None)
+    return {
+        "enrollmentDate": _iso(enrolment.enrolled_at or now),
+        "membershipNumber": enrolment.membership or enrolment.external_id,
+        "associatedContactDetails": contact,
+        "memberStatus": "Active",
+        "createTransactionJournals": True,
+        "enrollmentChannel": s.enrollment_channel,
+        "canReceivePromotions": bool(consent and consent.granted),
+        "canReceivePartnerPromotions": False,
+        "additionalMemberFieldValues": {"attributes": dict(enrolment.profile)},
+    }
 
 
 def profile_path(s: SalesforceSettings) -> str:
@@ -474,6 +504,15 @@ def offer_from_voucher(voucher: SfVoucher, currency: str) -> Offer:
     )
 
 
+def wallet_offer(voucher: SfVoucher, currency: str | None) -> Offer:
+    """A usable member voucher as a wallet offer. Without a currency (no basket, none asked for, no
+    cashback_iso_currency) a fixed voucher's face value cannot be stated as money: it is left out."""
+    if voucher.type == "FixedValue" and currency is None:
+        return Offer(id=voucher.voucher_id, kind=OfferKind.FIXED_OFF_CHECK, label=voucher.definition,
+                     code=voucher.code, expires_at=voucher.expires, applicable=True)
+    return offer_from_voucher(voucher, currency or "EUR")  # the currency is not used by other kinds
+
+
 def voucher_discount(voucher: SfVoucher, basket: Basket, room: Money) -> Discount | None:
     """The order discount a usable member voucher gives this basket (capped by ``room``)."""
     if voucher.type == "FixedValue":
@@ -852,6 +891,73 @@ def ledger_points(body: Any, journal_id: str, points_currency: str | None) -> De
                     total += number(change.get("changeInPoints", 0), "changeInPoints")
             return total
     return None
+
+
+LEDGER_PAGE = 200  # journals per Transaction Ledger Summary page (reference § 5d)
+
+
+def ledger_params(s: SalesforceSettings, page: int, since: datetime | None, until: datetime | None) -> dict[str, Any]:
+    """Query of a statement page: page number, period, and the order-reference field when configured."""
+    params: dict[str, Any] = {}
+    if page > 1:
+        params["pageNumber"] = page
+    if since is not None:
+        params["periodStartDate"] = _iso(since)
+    if until is not None:
+        params["periodEndDate"] = _iso(until)
+    if s.order_ref_field:
+        params["additionalTransactionJournalAttributes"] = s.order_ref_field
+    return params
+
+
+def statement_entries(body: Any, s: SalesforceSettings) -> tuple[list[StatementEntry], int]:
+    """Statement entries of one ledger page (one per journal and currency counted), and how many
+    journals the page held. Qualifying (tier) currencies are left out unless named as points."""
+    if not isinstance(body, Mapping) or not isinstance(body.get("transactionJournals"), list):
+        raise MalformedResponseError("ledger answer without transactionJournals", engine=ENGINE)
+    entries: list[StatementEntry] = []
+    journals = body["transactionJournals"]
+    for journal in journals:
+        if not isinstance(journal, Mapping):
+            raise MalformedResponseError("ledger journal is not an object", engine=ENGINE)
+        journal_id = _str(journal.get("transactionJournalId"))
+        at = _moment(journal, "activityDate", "activityDate", end_of_day=False)
+        if journal_id is None or at is None:
+            raise MalformedResponseError("ledger journal without id or activityDate", engine=ENGINE)
+        jtype = _str(journal.get("journalTypeName"))
+        # The doc names the list additionalAttributes, the SDK mock additionalTransactionJournalAttributes.
+        attributes = journal.get("additionalAttributes") or journal.get("additionalTransactionJournalAttributes") or []
+        order_ref = None
+        if s.order_ref_field:
+            order_ref = next((_str(a.get("value")) for a in attributes
+                              if isinstance(a, Mapping) and a.get("fieldName") == s.order_ref_field), None)
+        for change in journal.get("pointsChange") or []:
+            if not isinstance(change, Mapping):
+                continue
+            name = change.get("loyaltyMemberCurrency")
+            delta = number(change.get("changeInPoints", 0), "changeInPoints")
+            points = money = None
+            if s.cashback_currency is not None and name == s.cashback_currency:
+                if s.cashback_iso_currency is None:
+                    continue
+                money = Money.of(delta, s.cashback_iso_currency)
+                balance = BalanceKind.CASHBACK
+            elif _counts(name, None, s.points_currency):
+                points, balance = delta, BalanceKind.POINTS
+            else:
+                continue
+            if jtype == s.accrual_journal_type:
+                kind = StatementEntryKind.EARN if delta >= 0 else StatementEntryKind.REVERSE
+            elif jtype == s.redemption_journal_type:
+                kind = StatementEntryKind.SPEND if delta <= 0 else StatementEntryKind.REVERSE
+            else:
+                kind = StatementEntryKind.ADJUST
+            entries.append(StatementEntry(
+                id=f"{journal_id}:{name}", at=at, kind=kind, balance=balance, points=points, money=money,
+                order_ref=order_ref, label=_str(journal.get("journalSubTypeName")) or jtype,
+            ))
+    entries.sort(key=lambda e: e.at, reverse=True)
+    return entries, len(journals)
 
 
 # -------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from loyaltykit import (
     Capabilities,
     CodeResult,
     CodeStatus,
+    CustomerIdentifier,
     EngineAdapter,
     EngineClientConfig,
     EngineRequest,
@@ -39,10 +40,12 @@ from loyaltykit import (
     ReversalResult,
     Service,
 )
+from loyaltykit.members import EnrolmentResult, Statement, Wallet, decode_cursor, encode_cursor
 from loyaltykit.auth import BasicAuth
 from loyaltykit.errors import (
     EngineTimeoutError,
     EngineUnavailableError,
+    InvalidRequestError,
     LoyaltyError,
     MalformedResponseError,
     OutcomeUnknownError,
@@ -76,6 +79,9 @@ class SessionMAdapter(EngineAdapter):
         spend=frozenset({BalanceKind.POINTS}),
         export_orders=True,
         cancel=True,
+        wallet=True,
+        enrol_member=True,
+        statement=True,
     )
     settings_model = SessionMSettings
 
@@ -179,6 +185,59 @@ class SessionMAdapter(EngineAdapter):
             raise
         return tf.customer_from_user(user, s)
 
+    # -- members ---------------------------------------------------------------------------------
+    def enrol_member(self, enrolment, ctx):
+        """Core create customer (reference § 3.1), once per external id: the external-id look-up
+        first; after a refusal, the look-up again (a concurrent enrolment may have won)."""
+        s: SessionMSettings = self.settings
+        by_external_id = CustomerIdentifier(kind=IdentifierKind.EXTERNAL_ID, value=enrolment.external_id)
+        known = yield from self.identify(by_external_id, ctx)
+        if known is not None:
+            return EnrolmentResult(customer=known, created=False)
+        key = quote(s.core_api_key.get_secret_value(), safe="")
+        response = yield EngineRequest("POST", f"/priv/v1/apps/{key}/users", service="core",
+                                       json=tf.user_from_enrolment(enrolment, s), write=True, route="enrol")
+        try:
+            user = self._core_result(response).get("user")
+        except LoyaltyError as exc:
+            known = yield from self.identify(by_external_id, ctx)
+            if known is not None:
+                return EnrolmentResult(customer=known, created=False)
+            if exc.engine_code in s.enrol_email_taken_codes:
+                raise InvalidRequestError("enrolment.email: another member holds this email",
+                                          field="enrolment.email", engine=self.name) from None
+            raise
+        return EnrolmentResult(customer=tf.customer_from_user(user, s), created=True)
+
+    def member_statement(self, query, ctx):
+        """Point audit logs (reference § 5.4), paged by skip/take; the cursor is the skip."""
+        skip = 0
+        if query.cursor is not None:
+            try:
+                position = decode_cursor(query.cursor)
+                skip = int(position["skip"])
+                if position.get("user") != query.customer_id or skip < 0:
+                    raise ValueError("another member's cursor")
+            except (ValueError, KeyError, TypeError):
+                raise InvalidRequestError("query.cursor: not a cursor of this statement", field="query.cursor",
+                                          engine=self.name) from None
+        response = yield self._connect(
+            "/incentives/api/2.0/user_points/fetch_point_audit_logs",
+            {"user_id": query.customer_id, "exclude_specified_modification_types": True, "skip": skip,
+             "take": query.page_size}, "lookup",
+        )
+        entries = tf.statement_entries(self._connect_payload(response), self.settings)
+        if query.since is not None:
+            entries = [e for e in entries if e.at >= query.since]
+        if query.until is not None:
+            entries = [e for e in entries if e.at < query.until]
+        entries.sort(key=lambda e: e.at, reverse=True)
+        following = None
+        if len(entries) >= query.page_size:
+            following = encode_cursor({"skip": skip + query.page_size, "user": query.customer_id})
+        return Statement(customer_id=query.customer_id, entries=tuple(entries[: query.page_size]),
+                         next_cursor=following)
+
     # -- evaluate --------------------------------------------------------------------------------
     def evaluate_basket(self, basket, ctx):
         s: SessionMSettings = self.settings
@@ -221,6 +280,12 @@ class SessionMAdapter(EngineAdapter):
             wallet=wallet,
             codes=codes,
         )
+
+    def member_wallet(self, query, ctx):
+        """The user's ISSUED offers (get_user_offers, reference § 4.2), outside a basket."""
+        entries = yield from self._wallet_entries(query.customer_id)
+        return Wallet(customer_id=query.customer_id,
+                      offers=tf.wallet_offers({"user_offers": entries}, self.settings))
 
     def _wallet_entries(self, user_id: str) -> Sub:
         """Every ISSUED user offer: get_user_offers pages by skip/take (take at most 1000)."""

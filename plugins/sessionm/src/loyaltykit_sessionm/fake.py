@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -163,6 +164,7 @@ class SessionMFake(FakeEngine):
         self._current = threading.local()
 
         core = r"/priv/v1/apps/(?P<api_key>[^/]+)"
+        self.route("POST", core + r"/users", "enrol", self._core_create)
         self.route("GET", core + r"/users/search", "identify", self._core_search)
         self.route("GET", core + r"/external/users/(?P<external_id>[^/]+)", "identify", self._core_external)
         self.route("GET", core + r"/users/(?P<user_id>[^/]+)", "identify", self._core_by_id)
@@ -171,6 +173,7 @@ class SessionMFake(FakeEngine):
         self.route("POST", r"/incentives/api/1\.0/user_points/spend_multiple", "spend", self._spend_multiple)
         self.route("POST", r"/incentives/api/1\.0/user_points/spend_multiple", "reverse", self._spend_multiple)
         self.route("POST", r"/incentives/api/2\.0/user_points/deposit", "reverse", self._deposit)
+        self.route("POST", r"/incentives/api/2\.0/user_points/fetch_point_audit_logs", "lookup", self._audit_logs)
         self.route("POST", r"/api/2\.0/lookup", "identify", self._pos(self._lookup))
         self.route("POST", r"/api/2\.0/lookup", "evaluate", self._pos(self._lookup))
         self.route("POST", r"/api/2\.0/lock", "redeem", self._pos(self._lock))
@@ -384,6 +387,36 @@ class SessionMFake(FakeEngine):
     def _core_by_id(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
         return self._core_reply(request, params, self.users.get(params["user_id"]))
 
+    # Create customer (../shared/reference/sessionm.md § 3.1, [D-CREATE]): attributes under "user";
+    # one e-mail address per profile. The codes for a taken e-mail or external id are UNCONFIRMED:
+    # the fake answers "email_taken" / "external_id_taken" (the adapter's enrol_email_taken_codes).
+    _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+    def _core_create(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
+        if params.get("api_key") != self.core_api_key:
+            return self._core_error("invalid_api_key")
+        try:
+            data = json.loads(request.content)
+            fields = data["user"]
+        except (ValueError, KeyError, TypeError):
+            return self._core_error("missing_data", 400)
+        if not isinstance(fields, dict):
+            return self._core_error("missing_data", 400)
+        email = fields.get("email")
+        if email is not None and (not isinstance(email, str) or not self._EMAIL.match(email)):
+            return self._core_error("invalid_email", 422)
+        with self.lock:
+            ext = fields.get("external_id")
+            if ext is not None and any(u.external_id == ext for u in self.users.values()):
+                return self._core_error("external_id_taken", 422)
+            if email is not None and any(u.email == email.lower() for u in self.users.values()):
+                return self._core_error("email_taken", 422)
+            phones = fields.get("phone_numbers") or []
+            user = self.add_user(external_id=ext, email=email, first_name=fields.get("first_name"),
+                                 last_name=fields.get("last_name"),
+                                 phone=phones[0].get("phone_number") if phones and isinstance(phones[0], dict) else None)
+        return respond({"status": "ok", "user": self._core_user(user, request.url.params)})
+
     def _core_search(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
         email = (request.url.params.get("email") or "").lower()
         if not email:
@@ -541,8 +574,9 @@ class SessionMFake(FakeEngine):
             }
             if ident:
                 self.spends[ident] = detail
-            self.audits.append({"user_id": user.id, "modification": amount if returning else -amount,
-                                "idempotency_id": ident, "transaction_id": item.get("transaction_id")})
+            self._audit(user, amount if returning else -amount, idempotency_id=ident,
+                        transaction_id=item.get("transaction_id"), modification_type="spend",
+                        account_name=account.account_name)
             out.append(detail)
         return self._connect_ok({
             "details": out,
@@ -553,6 +587,28 @@ class SessionMFake(FakeEngine):
             "audits": [],
             "time_of_occurrence": datetime.now(UTC).isoformat(),
         })
+
+    def _audit(self, user: User, modification: Decimal, **fields: Any) -> None:
+        # Audit row fields as listed in reference § 5.4 (from client code).
+        self.audits.append({"id": str(uuid.uuid4()), "retailer_id": self.retailer_id, "user_id": user.id,
+                            "modification": modification, "amount_expired": 0,
+                            "time_of_occurrence": datetime.now(UTC).isoformat(), **fields})
+
+    # fetch_point_audit_logs (reference § 5.4): {retailer_id, user_id, skip, take}; the payload key
+    # of the rows is UNCONFIRMED (the fake and the adapter's default say "audit_logs"), and so is the order (newest first here).
+    def _audit_logs(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
+        body, user, refused = self._connect_user(request)
+        if refused is not None:
+            return refused
+        assert user is not None
+        try:
+            skip, take = int(body.get("skip", 0)), int(body.get("take", 50))
+        except (TypeError, ValueError):
+            return self._connect_error("validation: skip and take")
+        if skip < 0 or not 1 <= take <= 1000:
+            return self._connect_error("validation: skip and take")
+        rows = [a for a in reversed(self.audits) if a["user_id"] == user.id]
+        return self._connect_ok({"audit_logs": rows[skip: skip + take], "total_records": len(rows)})
 
     def _deposit(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
         body, user, refused = self._connect_user(request)
@@ -569,7 +625,8 @@ class SessionMFake(FakeEngine):
                 return self._connect_error("validation: point account or amount")
             account.balance += amount
             account.lifetime += amount
-            self.audits.append({"user_id": user.id, "modification": amount, "point_source_id": item["point_source_id"]})
+            self._audit(user, amount, point_source_id=item["point_source_id"], modification_type="deposit",
+                        account_name=account.account_name)
             out.append({"point_account_id": account.point_account_id, "amount": amount,
                         "available_balance": account.balance})
         return self._connect_ok({"details": out, "user_id": user.id})
@@ -783,6 +840,9 @@ class SessionMFake(FakeEngine):
             account.balance += earned
             account.lifetime += earned
             record.earned = earned
+            if earned:
+                self._audit(self.users[user_id], earned, transaction_id=transaction_id,
+                            modification_type="transaction", account_name=account.account_name)
         self.transactions.append(record)
         return 200, {"status": "OK", "payload": {"transaction_id": transaction_id,
                                                  "open_time": payload.get("open_time")}}

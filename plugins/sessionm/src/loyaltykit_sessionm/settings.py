@@ -65,6 +65,13 @@ class SessionMSettings(BaseSettings):
     offer_lookup_type: Literal["UserOfferId", "TTLCode"] = "UserOfferId"
     offer_amount_key: str = "amount"
     offer_expiry_key: str = "expiration_date"
+    # Enrolment (Core create customer): the code of "this e-mail belongs to another profile" and the
+    # external_id_type sent are not documented.
+    enrol_email_taken_codes: list[str] = Field(default_factory=lambda: ["email_taken"])
+    enrol_external_id_type: str = "merchant_identifier"
+    enrol_opt_in_consent: str = "marketing_email"  # the consent purpose sent as opted_in
+    # Statement (fetch_point_audit_logs): the payload key holding the rows is not documented.
+    audit_logs_key: str = "audit_logs"
     lookup_user_key: str = "user"
     lookup_offers_key: str = "offers"
     lookup_discount_key: str = "discount_amount"

@@ -39,6 +39,7 @@ from loyaltykit import (
     SpendResult,
 )
 from loyaltykit import wire
+from loyaltykit.members import StatementEntry, StatementEntryKind
 from loyaltykit.engine_errors import ErrorTable
 from loyaltykit.errors import (
     ERROR_CODES,
@@ -211,6 +212,28 @@ def connect_payload(status_code: int, content: bytes, codes: Mapping[str, str]) 
 def pos_payload(status_code: int, content: bytes, codes: Mapping[str, str]) -> dict[str, Any]:
     """The POS ``payload`` (``{}`` when there is none) when ``status`` is ``OK``; else the kit error."""
     return _payload("POS", POS_OK, status_code, content, codes)
+
+
+def user_from_enrolment(enrolment: Any, settings: SessionMSettings) -> dict[str, Any]:
+    """Core create-customer body (reference § 3.1): standard attributes under ``user``, custom
+    profile fields under ``user.user_profile``; ``opted_in`` as the string the client apps send."""
+    user: dict[str, Any] = {"external_id": enrolment.external_id,
+                            "external_id_type": settings.enrol_external_id_type}
+    for key, value in (("email", enrolment.email), ("first_name", enrolment.first_name),
+                       ("last_name", enrolment.last_name)):
+        if value is not None:
+            user[key] = value
+    if enrolment.birth_date is not None:
+        user["dob"] = enrolment.birth_date.isoformat()
+    if enrolment.phone is not None:
+        user["phone_numbers"] = [{"phone_number": enrolment.phone.lstrip("+"), "phone_type": "mobile",
+                                  "preference_flags": ["primary"]}]
+    consent = next((c for c in enrolment.consents if c.purpose == settings.enrol_opt_in_consent), None)
+    if consent is not None:
+        user["opted_in"] = "true" if consent.granted else "false"
+    if enrolment.profile:
+        user["user_profile"] = dict(enrolment.profile)
+    return {"user": user}
 
 
 def is_not_found(exc: LoyaltyError) -> bool:
@@ -497,6 +520,40 @@ def is_percent(offer_type: Any, settings: SessionMSettings) -> bool:
 
 def is_per_item(offer_type: Any, settings: SessionMSettings) -> bool:
     return str(offer_type) in (settings.offer_type_fixed_item, settings.offer_type_percent_item)
+
+
+def statement_entries(payload: Mapping[str, Any], settings: SessionMSettings) -> list[StatementEntry]:
+    """Point audit rows (fetch_point_audit_logs, reference § 5.4) as statement entries: the signed
+    ``modification`` in points; an expiry (``amount_expired``) as expire; the spend's
+    ``transaction_id`` as the order reference."""
+    rows = payload.get(settings.audit_logs_key)
+    if not isinstance(rows, list):
+        raise MalformedResponseError(f"SessionM audit answer has no {settings.audit_logs_key} list", engine=ENGINE)
+    entries = []
+    for row in rows:
+        if not isinstance(row, Mapping):
+            raise MalformedResponseError("SessionM audit row is not an object", engine=ENGINE)
+        at = _datetime(row.get("time_of_occurrence")) or _datetime(row.get("create_date"))
+        ident = row.get("id")
+        if at is None or not ident:
+            raise MalformedResponseError("SessionM audit row without id or time", engine=ENGINE)
+        expired = decimal(row.get("amount_expired") or 0, "amount_expired")
+        change = decimal(row.get("modification") or 0, "modification")
+        if expired:
+            kind, change = StatementEntryKind.EXPIRE, -abs(expired)
+        elif change > 0:
+            kind = StatementEntryKind.EARN
+        elif change < 0:
+            kind = StatementEntryKind.SPEND
+        else:
+            kind = StatementEntryKind.ADJUST
+        label = row.get("point_source_name") or row.get("modification_type") or row.get("account_name")
+        entries.append(StatementEntry(
+            id=str(ident), at=at, kind=kind, balance=BalanceKind.POINTS, points=change,
+            order_ref=str(row["transaction_id"]) if row.get("transaction_id") else None,
+            label=str(label) if label else None,
+        ))
+    return entries
 
 
 def _datetime(value: Any) -> datetime | None:
