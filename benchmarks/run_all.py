@@ -35,7 +35,7 @@ RUNS: list[tuple[str, list[str], list[str]]] = [
     ("export_rss.py", [], ["--large", "20000", "--small", "2000"]),
     ("sidecar_evaluate.py", [], ["--runs", "100", "--clients", "4"]),
     # needs PostgreSQL (run the runner under pg_virtualenv); otherwise its row says SKIP
-    ("outbox_throughput.py", [], ["--orders", "500"]),
+    ("outbox_throughput.py", [], ["--orders", "1000"]),
 ]
 
 

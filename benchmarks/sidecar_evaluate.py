@@ -25,13 +25,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+
 from loyaltykit import Loyalty, LoyaltySettings
 from loyaltykit.sidecar import hash_key, new_key
 from loyaltykit_local.adapter import LocalAdapter
 from loyaltykit_local.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import verdict  # noqa: E402
+from _common import verdict
 
 OVERHEAD_TARGET_MS = 10.0
 
