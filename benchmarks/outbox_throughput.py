@@ -6,6 +6,9 @@ together, and times until every order is exported (``done``). Each export call w
 default: what the outbox itself sustains); ``--engine local`` exports through the embedded engine
 with its database on the same backend (then the engine's own writes dominate). Baseline, measured in the same run: one worker on the default SQLite outbox.
 
+The ``RESULT`` row: 4 PostgreSQL workers against one SQLite worker (target: at least 2x, since the
+export waits on the engine and workers add up). Without a PostgreSQL server the row says SKIP.
+
 PostgreSQL comes from ``LOYALTYKIT_TEST_POSTGRES_URL`` or the ``PG*`` variables, e.g.::
 
     pg_virtualenv -t python benchmarks/outbox_throughput.py [--orders 2000] [--batch 50] [--latency 0.1]
@@ -23,6 +26,11 @@ from pathlib import Path
 
 from loyaltykit import ExportReport, ExportStatus, Line, Loyalty, LoyaltySettings, Money, Order, OrderExportResult
 from loyaltykit.outbox import DONE, Outbox
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import verdict
+
+SCALE_TARGET = 2.0
 
 PROGRAM = {"points": {"per_currency_unit": 1}}
 
@@ -86,7 +94,7 @@ def run(outbox_url: str, engine_url: str, workers: int, args) -> float:
     return args.orders / elapsed
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=50)
@@ -99,22 +107,28 @@ def main() -> None:
 
     from loyaltykit.postgres_testing import URL_VARIABLE, fresh_database
 
+    row = "outbox export, 4 PostgreSQL workers vs 1 SQLite worker"
     if not (os.environ.get(URL_VARIABLE) or os.environ.get("PGHOST") or os.environ.get("PGDATABASE")):
-        sys.exit(f"no PostgreSQL server: set {URL_VARIABLE} or PG*, or run under pg_virtualenv")
+        print(f"RESULT {row} | kit - | baseline - | ratio - | target >= {SCALE_TARGET:.2f}x | "
+              f"SKIP (no PostgreSQL server: set {URL_VARIABLE} or PG*, or run under pg_virtualenv)")
+        return 0
 
     print(f"{args.engine} engine, {args.orders} orders, batches of {args.batch}, {args.latency * 1000:.0f} ms per export call, "
           f"{args.customers} customers, {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
         baseline = run(f"sqlite:///{Path(tmp) / 'outbox.sqlite3'}", f"sqlite:///{Path(tmp) / 'engine.sqlite3'}", 1, args)
     print(f"  SQLite,      1 worker : {baseline:8.0f} orders/s  (baseline)")
-    single = None
+    single = rate = 0.0
     for workers in (1, 2, 4):
         with fresh_database("lk_bench") as url:
             rate = run(url, url, workers, args)
         single = single or rate
         print(f"  PostgreSQL,  {workers} worker{'s' if workers > 1 else ' '}: {rate:8.0f} orders/s  "
               f"({rate / baseline:4.2f}x SQLite, {rate / single:4.2f}x one PostgreSQL worker)")
+    passed = verdict(row, f"{rate:,.0f}/s", f"{baseline:,.0f}/s", rate / baseline, f">= {SCALE_TARGET:.2f}x",
+                     rate / baseline >= SCALE_TARGET)
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

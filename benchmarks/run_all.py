@@ -33,6 +33,9 @@ RUNS: list[tuple[str, list[str], list[str]]] = [
     ("import_time.py", [], ["--runs", "7"]),
     ("local_startup.py", [], ["--runs", "5"]),
     ("export_rss.py", [], ["--large", "20000", "--small", "2000"]),
+    ("sidecar_evaluate.py", [], ["--runs", "100", "--clients", "4"]),
+    # needs PostgreSQL (run the runner under pg_virtualenv); otherwise its row says SKIP
+    ("outbox_throughput.py", [], ["--orders", "1000"]),
 ]
 
 
@@ -63,7 +66,7 @@ def main() -> int:
         print("| " + " | ".join(row) + " |")
     print(f"\nload average {one:.2f} / {five:.2f} (1 / 5 min) on {os.cpu_count()} cores"
           f"{'; quick sizes' if args.quick else ''}")
-    return 0 if all(row[-1] == "PASS" for row in rows) else 1
+    return 0 if all(row[-1] == "PASS" or row[-1].startswith("SKIP") for row in rows) else 1
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ In one run, on one embedded-engine database and one demo-sized basket (5 lines, 
   * baseline: ``Loyalty.evaluate`` called in process (what a Python shop pays);
   * the sidecar: ``POST /v1/evaluate`` to ``loyaltykit serve`` on 127.0.0.1 (uvicorn), one request
     at a time (latency: median and p95) and from ``--clients`` concurrent clients (throughput).
-The difference is what a non-Python platform pays for HTTP, JSON, auth and the ASGI stack.
+The difference is what a non-Python platform pays for HTTP, JSON, auth and the ASGI stack; the
+``RESULT`` row compares the medians (target: at most 10 ms more than the in-process call).
 
     python benchmarks/sidecar_evaluate.py [--runs 400] [--clients 8] [--workers 1]
 """
@@ -24,9 +25,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+
 from loyaltykit import Loyalty, LoyaltySettings
 from loyaltykit.sidecar import hash_key, new_key
 from loyaltykit_local.adapter import LocalAdapter
+from loyaltykit_local.store import Store
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import verdict
+
+OVERHEAD_TARGET_MS = 10.0
 
 PROGRAM = """
 name = "Bench Club"
@@ -72,7 +80,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=400)
     parser.add_argument("--clients", type=int, default=8)
@@ -82,6 +90,10 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="loyaltykit-bench-"))
     (tmp / "program.toml").write_text(PROGRAM)
     engine_url = f"sqlite:///{tmp}/engine.sqlite3"
+
+    store = Store(engine_url, create=False)  # what `loyaltykit-local migrate` does
+    store.migrate()
+    store.dispose()
 
     # Baseline: the facade in process, same engine database and program.
     loyalty = Loyalty(LoyaltySettings(), adapter=LocalAdapter({"database_url": engine_url,
@@ -155,8 +167,14 @@ def main() -> None:
     report("sidecar over HTTP, 1 client", sequential)
     print(f"{'in-process throughput':<34} {1 / statistics.mean(in_process):7.0f} /s (one thread)")
     print(f"{'sidecar throughput':<34} {done[0] / elapsed:7.0f} /s ({args.clients} concurrent clients)")
-    print(f"{'HTTP overhead (median)':<34} {(statistics.median(sequential) - statistics.median(in_process)) * 1000:7.2f} ms")
+    sidecar_ms, facade_ms = statistics.median(sequential) * 1000, statistics.median(in_process) * 1000
+    overhead = sidecar_ms - facade_ms
+    print(f"{'HTTP overhead (median)':<34} {overhead:7.2f} ms")
+    passed = verdict(f"sidecar evaluate over HTTP, {args.workers} worker(s)", f"{sidecar_ms:.2f} ms",
+                     f"{facade_ms:.2f} ms (in-process facade)", sidecar_ms / facade_ms,
+                     f"<= +{OVERHEAD_TARGET_MS:.0f} ms (measured +{overhead:.2f} ms)", overhead <= OVERHEAD_TARGET_MS)
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

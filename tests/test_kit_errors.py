@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from typer.testing import CliRunner
 
 from loyaltykit import AsyncLoyalty, ConfigError, InvalidRequestError, Loyalty, LoyaltySettings
 
@@ -35,9 +36,25 @@ def test_a_bad_argument_is_a_config_error_too(tmp_path, monkeypatch):
     assert info.value.field == "write_deadline"
 
 
+def _settings(tmp_path) -> LoyaltySettings:
+    return LoyaltySettings(engine="local", engines={"local": {
+        "database_url": f"sqlite:///{tmp_path / 'engine.sqlite3'}"}})
+
+
 def _local(tmp_path, facade=Loyalty):
-    return facade(LoyaltySettings(engine="local", engines={"local": {
-        "database_url": f"sqlite:///{tmp_path / 'engine.sqlite3'}"}}))
+    """A facade on a migrated embedded engine, set up as a shop does: `loyaltykit-local migrate` first."""
+    from loyaltykit_local.cli import app
+
+    url = f"sqlite:///{tmp_path / 'engine.sqlite3'}"
+    result = CliRunner().invoke(app, ["migrate", "--url", url])
+    assert result.exit_code == 0, result.output
+    return facade(_settings(tmp_path))
+
+
+def test_a_first_run_without_migrating_names_the_migrate_command(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        Loyalty(_settings(tmp_path))
+    assert "no schema yet" in str(info.value) and "loyaltykit-local migrate" in str(info.value)
 
 
 def test_a_closed_facade_raises_a_config_error(tmp_path):

@@ -83,15 +83,12 @@ def _row(item: Discovered) -> dict[str, Any]:
 
 def _configured(found: list[Discovered]) -> dict[str, Any]:
     """The configured engine: do its settings validate, and what does that instance support?"""
-    from pydantic import ValidationError
-
     from .settings import LoyaltySettings  # pydantic-settings: only when checking the configuration
 
     try:
         settings = LoyaltySettings()
-    except ValidationError as exc:  # name the fields, never echo the values (a value may be a secret)
-        fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors(include_input=False)})
-        return {"engine": None, "settings_valid": False, "problem": f"invalid kit settings: {', '.join(fields)}"}
+    except ConfigError as exc:  # names the field and its source, never the value (it may be a secret)
+        return {"engine": None, "settings_valid": False, "problem": f"invalid kit settings: {exc.message}"}
     adapters = {item.name: item for item in found if item.is_adapter}
     engine = settings.engine
     if engine not in adapters:

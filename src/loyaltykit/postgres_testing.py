@@ -7,17 +7,18 @@ variables (``PGHOST``, ``PGPORT``, ``PGUSER``, ``PGPASSWORD``, ``PGDATABASE``) â
     pg_virtualenv -t python -m pytest
 
 Without a server the PostgreSQL tests skip with that reason; where ``CI=true`` they fail instead,
-so they can never pass silently.
+so they can never pass silently. The skip is the standard library's ``unittest.SkipTest``, which
+pytest and unittest both report as a skip, so this module needs no test runner at import or run time.
 """
 
 from __future__ import annotations
 
 import os
+import unittest
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-import pytest
+from typing import NoReturn
 
 URL_VARIABLE = "LOYALTYKIT_TEST_POSTGRES_URL"
 _LIBPQ = ("PGHOST", "PGPORT", "PGDATABASE", "PGSERVICE")
@@ -27,10 +28,14 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
-def _unavailable(reason: str):
+class PostgresUnavailableError(RuntimeError):
+    """No PostgreSQL server where ``CI=true``: the tests that need one fail instead of skipping."""
+
+
+def _unavailable(reason: str) -> NoReturn:
     if in_ci():
-        pytest.fail(f"PostgreSQL tests must run in CI: {reason}", pytrace=False)
-    pytest.skip(reason)
+        raise PostgresUnavailableError(f"PostgreSQL tests must run in CI: {reason}")
+    raise unittest.SkipTest(reason)
 
 
 def server_url() -> str:
@@ -41,7 +46,6 @@ def server_url() -> str:
     if any(os.environ.get(name) for name in _LIBPQ):
         return "postgresql+psycopg://"  # psycopg fills everything in from the PG* variables
     _unavailable(f"no PostgreSQL server configured (set {URL_VARIABLE} or PGHOST..., or run under pg_virtualenv)")
-    raise AssertionError("unreachable")
 
 
 @contextmanager
@@ -52,7 +56,6 @@ def fresh_database(prefix: str = "lk_test") -> Iterator[str]:
         from sqlalchemy.engine import make_url
     except ImportError:
         _unavailable("SQLAlchemy and psycopg are not installed (pip install 'loyaltykit[postgres]')")
-        raise
     admin_url = make_url(server_url())
     if admin_url.drivername in ("postgresql", "postgres"):
         admin_url = admin_url.set(drivername="postgresql+psycopg")
