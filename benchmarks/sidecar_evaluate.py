@@ -84,7 +84,7 @@ def main() -> None:
     engine_url = f"sqlite:///{tmp}/engine.sqlite3"
 
     # Baseline: the facade in process, same engine database and program.
-    loyalty = Loyalty(LoyaltySettings(), adapter=LocalAdapter({"database_url": engine_url,
+    loyalty = Loyalty(LoyaltySettings(), adapter=LocalAdapter({"database_url": engine_url, "create_schema": True,
                                                                "program_file": str(tmp / "program.toml")}),
                       load_entry_points=False)
     for _ in range(20):
@@ -102,8 +102,7 @@ def main() -> None:
     env.update({
         "LOYALTYKIT_LOCAL_DATABASE_URL": engine_url,
         "LOYALTYKIT_LOCAL_PROGRAM_FILE": str(tmp / "program.toml"),
-        "LOYALTYKIT_SIDECAR_DATABASE_URL": f"sqlite:///{tmp}/sidecar.sqlite3",
-        "LOYALTYKIT_SIDECAR_OUTBOX_PATH": str(tmp / "outbox.sqlite3"),
+        "LOYALTYKIT_OUTBOX_URL": f"sqlite:///{tmp}/outbox.sqlite3",
         "LOYALTYKIT_SIDECAR_CLIENTS": f'[{{"name": "bench", "keys": ["{hash_key(key)}"]}}]',
     })
     server = subprocess.Popen(
