@@ -33,6 +33,7 @@ RUNS: list[tuple[str, list[str], list[str]]] = [
     ("import_time.py", [], ["--runs", "7"]),
     ("local_startup.py", [], ["--runs", "5"]),
     ("export_rss.py", [], ["--large", "20000", "--small", "2000"]),
+    ("sidecar_evaluate.py", [], ["--runs", "100", "--clients", "4"]),
 ]
 
 
