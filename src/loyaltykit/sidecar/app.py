@@ -533,7 +533,8 @@ def _rid(request: Request) -> str:
 
 
 def _scrub(request: Request) -> tuple[str, ...]:
-    return request.scope.get("state", {}).get("scrub", ())
+    """The request's codes and customer identifiers (parsed only when a problem is answered)."""
+    return sensitive_values(request.scope.get("state", {}).get("body", b""))
 
 
 def _field_and_message(errors: Any) -> tuple[str, str]:
@@ -619,7 +620,7 @@ class Edge:
                                     [(b"www-authenticate", b'Bearer realm="loyaltykit", Basic realm="loyaltykit"')])
                 return
             state["principal"] = principal
-            state["scrub"] = sensitive_values(body)
+            state["body"] = body  # read again only to mask its codes in a problem's detail
 
             delivered = False
 
