@@ -14,8 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from ..capabilities import Capabilities
-from ..money import Money
 from ..models import MAX_SYNC_PRODUCTS, Discount, Evaluation, FreeItem, Product, ProductPrice
+from ..money import Money
 
 
 class QuotedDiscount(Discount):
