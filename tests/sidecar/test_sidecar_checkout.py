@@ -67,12 +67,13 @@ def test_cancel_while_a_worker_exports_the_order_is_409_and_the_retry_cancels_it
     assert service.outbox.entry("O-7").state == "dropped"
 
 
-def test_refund_of_an_exported_order_is_not_dropped(service):
+def test_cancel_of_an_exported_order_goes_to_the_engine_as_sent(service):
     order = _order("O-8", codes=())
     assert service.post("/v1/orders", order, key="p-8").status_code == 202
     service.outbox.flush(service.loyalty)
-    refund = service.post("/v1/reversals", {"order": order, "kind": "cancel"}, key="c-8")
-    assert refund.status_code == 200, refund.text
+    cancelled = service.post("/v1/reversals", {"order": order, "kind": "cancel"}, key="c-8")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["receipts"][0]["operation"] == "reverse"
     assert service.outbox.entry("O-8").state == "done"  # exported before: the engine reverses it
 
 
