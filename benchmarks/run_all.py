@@ -61,7 +61,7 @@ def main() -> int:
             rows.append([part.strip() for part in line[len("RESULT "):].split("|")])
         print(f"  ({time.perf_counter() - started:.0f} s)\n", flush=True)
     one, five, _ = os.getloadavg()
-    print(f"\n| what | kit | baseline | ratio | target | verdict |\n|---|---|---|---|---|---|")
+    print("\n| what | kit | baseline | ratio | target | verdict |\n|---|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
     print(f"\nload average {one:.2f} / {five:.2f} (1 / 5 min) on {os.cpu_count()} cores"

@@ -18,6 +18,7 @@ if os.environ.get("CI") != "true":
 
 import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
+
 from loyaltykit import Loyalty, LoyaltySettings  # noqa: E402
 from loyaltykit.outbox import Outbox  # noqa: E402
 from loyaltykit.sidecar import SidecarSettings, create_app, hash_key  # noqa: E402
@@ -101,8 +102,6 @@ class Service:
 
 def sidecar_settings(tmp_path: Path, **overrides) -> SidecarSettings:
     values = {
-        "database_url": f"sqlite:///{tmp_path}/sidecar.sqlite3",
-        "outbox_path": tmp_path / "outbox.sqlite3",
         "clients": [{"name": "pos", "keys": [hash_key(KEY), hash_key(NEXT_KEY)]},
                     {"name": "sfcc", "keys": [hash_key(SFCC_KEY)]}],
         "flush_interval": 0,
@@ -114,11 +113,13 @@ def build_service(tmp_path: Path, program: str = PROGRAM, *, loyalty: Loyalty | 
                   **overrides) -> Service:
     store_db = Store(f"sqlite:///{tmp_path}/{name}.sqlite3")
     engine = LocalEngine(store_db, parse_program(program, "test.toml"))
-    loyalty = loyalty or Loyalty(LoyaltySettings(), adapter=LocalAdapter(engine=engine), load_entry_points=False,
+    # The outbox and the idempotency records share the kit's outbox_url, as in production.
+    kit = LoyaltySettings(outbox_url=f"sqlite:///{tmp_path}/{name}-outbox.sqlite3")
+    loyalty = loyalty or Loyalty(kit, adapter=LocalAdapter(engine=engine), load_entry_points=False,
                                  plugins=[EngineMetrics()])
     settings = sidecar_settings(tmp_path, **overrides)
-    outbox = Outbox(settings.outbox_path)
-    store = IdempotencyStore(settings.database_url, retention_seconds=settings.retention_seconds)
+    outbox = Outbox.from_settings(kit)
+    store = IdempotencyStore.from_settings(kit, retention_seconds=settings.retention_seconds)
     app = create_app(settings, loyalty=loyalty, outbox=outbox, store=store)
     client = TestClient(app, base_url="http://sidecar", raise_server_exceptions=False)
     service = Service(app, client, engine, loyalty, outbox, store, settings)

@@ -13,10 +13,12 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import pytest
+
 from loyaltykit.sidecar.idempotency import DONE, UNKNOWN, Decision, IdempotencyStore, fingerprint
 
 
@@ -171,10 +173,52 @@ def test_one_key_from_many_threads_has_one_winner(make_store):
 
 
 def test_retention_setting_is_at_least_24_hours():
-    from loyaltykit.sidecar import SidecarSettings
     from pydantic import ValidationError
+
+    from loyaltykit.sidecar import SidecarSettings
 
     assert SidecarSettings().retention_seconds == 24 * 3600
     assert SidecarSettings(idempotency_retention_hours=48).retention_seconds == 48 * 3600
     with pytest.raises(ValidationError):
         SidecarSettings(idempotency_retention_hours=23)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_outbox_and_the_keys_share_the_kits_outbox_url(request, tmp_path, backend):
+    from loyaltykit import LoyaltySettings, Order
+    from loyaltykit.outbox import Outbox
+    from loyaltykit.sidecar.idempotency import records, sqlalchemy_url
+
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path}/shared.sqlite3"
+    else:  # as the kit's setting spells it, without a driver: the store picks psycopg, like the outbox
+        url = request.getfixturevalue("postgres_url").replace("postgresql+psycopg://", "postgresql://")
+    settings = LoyaltySettings(outbox_url=url)
+    ref = f"SHARED-{uuid.uuid4().hex[:8]}"  # a server reused across runs keeps earlier rows
+    outbox = Outbox.from_settings(settings)
+    store = IdempotencyStore.from_settings(settings)
+    try:
+        outbox.add(Order.model_validate({"ref": ref, "currency": "EUR", "placed_at": "2026-01-01T10:00:00Z",
+                                         "lines": [{"id": "1", "sku": "A", "quantity": "1",
+                                                    "unit_price": {"amount": "1.00", "currency": "EUR"}}]}))
+        assert store.begin("pos", "shared-k", "op", fingerprint("op", {}), 30).decision is Decision.EXECUTE
+        assert outbox.entry(ref).state == "pending"
+        assert store.engine.url.render_as_string(hide_password=False) == sqlalchemy_url(url)
+        if backend == "sqlite":  # one file holds both tables
+            assert store.engine.url.database == f"{tmp_path}/shared.sqlite3"
+    finally:
+        with store.engine.begin() as conn:
+            conn.execute(records.delete())
+        outbox.drop(ref, reason="test cleanup")
+        store.close()
+        outbox.close()
+
+
+def test_an_outbox_url_reads_as_a_sqlalchemy_url():
+    from loyaltykit.sidecar.idempotency import sqlalchemy_url
+
+    assert sqlalchemy_url("postgresql://u:p@db:5432/shop") == "postgresql+psycopg://u:p@db:5432/shop"
+    assert sqlalchemy_url("postgres://db/shop") == "postgresql+psycopg://db/shop"
+    assert sqlalchemy_url("postgresql+psycopg://db/shop") == "postgresql+psycopg://db/shop"
+    assert sqlalchemy_url("sqlite:///.loyaltykit/outbox.sqlite3") == "sqlite:///.loyaltykit/outbox.sqlite3"
+    assert sqlalchemy_url(".loyaltykit/outbox.sqlite3") == "sqlite:///.loyaltykit/outbox.sqlite3"

@@ -227,8 +227,9 @@ def test_a_garbled_answer_to_a_write_is_reconciled_not_replayed(make_service):
     fake.inject("redeem", Fault(FaultKind.MALFORMED, times=20))
     body = {"code": "SAVE5", "order_ref": "O-8"}
     garbled = service.post("/v1/vouchers/redeem", body, key="k-garbled")
-    assert garbled.status_code == 502 and garbled.json()["code"] == "malformed_response"
-    assert garbled.json()["idempotency_key"] == "k-garbled"
+    # An answer to a write that cannot be read leaves its outcome unknown: 504 with the key, like a timeout.
+    assert garbled.status_code == 504 and garbled.json()["code"] == "outcome_unknown"
+    assert garbled.json()["idempotency_key"] == "k-garbled" and garbled.json()["retryable"] is True
     assert service.store.state("pos", "k-garbled") == UNKNOWN
     fake.clear_faults()
     settled = service.post("/v1/vouchers/redeem", body, key="k-garbled")

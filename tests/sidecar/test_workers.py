@@ -1,6 +1,6 @@
 """Exactly once over real HTTP: `loyaltykit serve` with several uvicorn worker processes on
-127.0.0.1, the embedded engine and the idempotency store on one SQLite (WAL) database each, and 50
-requests released at once."""
+127.0.0.1, the embedded engine on one SQLite (WAL) database, the outbox and the idempotency records on
+another (the kit's ``outbox_url``), and 50 requests released at once."""
 
 from __future__ import annotations
 
@@ -51,12 +51,14 @@ def server(tmp_path_factory):
     env.update({
         "LOYALTYKIT_LOCAL_DATABASE_URL": f"sqlite:///{tmp}/engine.sqlite3",
         "LOYALTYKIT_LOCAL_PROGRAM_FILE": str(tmp / "program.toml"),
-        "LOYALTYKIT_SIDECAR_DATABASE_URL": f"sqlite:///{tmp}/sidecar.sqlite3",
-        "LOYALTYKIT_SIDECAR_OUTBOX_PATH": str(tmp / "outbox.sqlite3"),
+        "LOYALTYKIT_OUTBOX_URL": f"sqlite:///{tmp}/outbox.sqlite3",  # the outbox and the idempotency records
         "LOYALTYKIT_SIDECAR_CLIENTS": f'[{{"name": "pos", "keys": ["{hash_key(KEY)}"]}}]',
         "LOYALTYKIT_SIDECAR_FLUSH_INTERVAL": "0",
     })
     log = open(tmp / "server.log", "wb")
+    # As documented: the embedded engine's schema is migrated once, before the workers start.
+    subprocess.run([sys.executable, "-c", "from loyaltykit_local.cli import main; main()", "migrate"],
+                   cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT, check=True, timeout=60)
     process = subprocess.Popen(
         [sys.executable, "-c", "from loyaltykit.cli import main; main()", "serve", "--host", "127.0.0.1",
          "--port", str(port), "--workers", str(WORKERS)],

@@ -28,9 +28,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..capabilities import Capability
 from ..errors import (
     CurrencyMismatchError,
+    InvalidRequestError,
     LoyaltyError,
     MalformedResponseError,
     NotSupportedError,
+    OrderInFlightError,
     OutcomeUnknownError,
 )
 from ..facade import Loyalty
@@ -42,13 +44,16 @@ from ..models import (
     IdempotencyKey,
     Order,
     ProductQuery,
+    ProductSyncReport,
     RedemptionResult,
     Reversal,
+    ReversalKind,
     ReversalResult,
     SpendResult,
     VoucherRedemption,
 )
 from ..outbox import Outbox
+from ..scrub import scrub_text
 from .auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, Authenticator, AuthError
 from .idempotency import Decision, IdempotencyStore, fingerprint
 from .observability import (
@@ -63,8 +68,8 @@ from .observability import (
     render_metrics,
     traceparent_var,
 )
-from .problems import PROBLEM_JSON, dumps, from_error, problem
-from .schemas import EngineCapabilities, Health, OrderStatus, Problem, ProductPrices, Quote
+from .problems import PROBLEM_JSON, dumps, from_error, problem, sensitive_values
+from .schemas import EngineCapabilities, Health, OrderStatus, Problem, ProductPrices, ProductSync, Quote
 from .settings import SidecarSettings
 
 log = logging.getLogger("loyaltykit.sidecar")
@@ -105,16 +110,18 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         400: "Invalid request: the problem's `field` names the culprit; nothing was sent to the engine.",
         401: "Missing, unknown or revoked API key, or a bad request signature.",
         404: "Not found (customer, voucher, order, route).",
-        409: "The first request with this Idempotency-Key is still running: retry after Retry-After.",
+        409: "The first request with this Idempotency-Key is still running, or (a cancel) the order is being"
+             " exported right now: retry after Retry-After.",
         413: "Request body too large.",
         422: "Refused: the same Idempotency-Key with another request, or a business refusal"
              " (voucher expired / already redeemed / not owned, usage limit, insufficient balance).",
         429: "The engine is rate limiting: retry after Retry-After.",
         500: "Configuration or internal error.",
         501: "The configured engine does not support this operation.",
-        502: "The engine refused our credentials or answered something that could not be understood.",
+        502: "The engine refused our credentials, or answered a read with something that could not be understood.",
         503: "The engine is unavailable (or its circuit is open): nothing was applied; retry after Retry-After.",
-        504: "Engine timeout. For a write the outcome is unknown: retry with the same Idempotency-Key to reconcile.",
+        504: "Engine timeout. For a write the outcome is unknown (a timeout after sending, or an answer that could"
+             " not be understood): retry with the same Idempotency-Key to reconcile.",
     }
     retry_after = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
     return {
@@ -209,7 +216,8 @@ def create_app(
     document_only: bool = False,
 ) -> Any:
     """Build the app. Without arguments: settings from the environment, the facade from the kit's
-    settings (``LOYALTYKIT_*``, loyaltykit.toml), stores from the sidecar's settings.
+    settings (``LOYALTYKIT_*``, loyaltykit.toml), the outbox and the idempotency records both at the
+    kit's ``outbox_url``.
 
     ``document_only`` builds just the routes, with no engine or store, to render the OpenAPI document.
     """
@@ -220,10 +228,10 @@ def create_app(
             loyalty = Loyalty(plugins=[EngineMetrics()], transport=TraceTransport())
             owned.append(loyalty.close)
         if outbox is None:
-            outbox = Outbox(settings.outbox_path)
+            outbox = Outbox.from_settings(loyalty.settings)
             owned.append(outbox.close)
         if store is None:
-            store = IdempotencyStore(settings.database_url, retention_seconds=settings.retention_seconds)
+            store = IdempotencyStore.from_settings(loyalty.settings, retention_seconds=settings.retention_seconds)
             owned.append(store.close)
         sidecar = Sidecar(settings, loyalty, outbox, store)
         configure_access_log()
@@ -252,13 +260,13 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         field, message = _field_and_message(exc.errors())
-        body = problem(400, "invalid_request", f"{field}: {message}", _rid(request), instance=request.url.path,
-                       field=field)
+        body = problem(400, "invalid_request", scrub_text(f"{field}: {message}", _scrub(request)), _rid(request),
+                       instance=request.url.path, field=field)
         return _problem_response(400, body)
 
     @app.exception_handler(LoyaltyError)
     async def _kit_error(request: Request, exc: LoyaltyError) -> Response:
-        status, body, headers = from_error(exc, _rid(request), request.url.path)
+        status, body, headers = from_error(exc, _rid(request), request.url.path, _scrub(request))
         return _problem_response(status, body, headers)
 
     @app.exception_handler(StarletteHTTPException)
@@ -304,20 +312,20 @@ def create_app(
             IDEMPOTENCY.labels("reconciled").inc()
         try:
             status, result, headers = call()
-        except OutcomeUnknownError as exc:
+        except (OutcomeUnknownError, MalformedResponseError) as exc:
+            # Sent, but what the engine did is unknown (a timeout, or an answer we could not read: the
+            # facade reports that as OutcomeUnknownError; an adapter that still raises malformed_response
+            # for a write is treated the same). The same key and body reconcile on the retry.
             store.mark_unknown(client, key)
-            status, body, headers = from_error(exc, _rid(request), request.url.path)
+            if isinstance(exc, MalformedResponseError):
+                exc = OutcomeUnknownError(f"the engine's answer could not be understood: {exc.message}",
+                                          engine=exc.engine, operation=exc.operation, idempotency_key=key)
+            status, body, headers = from_error(exc, _rid(request), request.url.path, _scrub(request))
             body["idempotency_key"] = key
             body["retryable"] = True
             return _problem_response(status, body, headers)
-        except MalformedResponseError as exc:
-            # The engine answered, but not in a way we understood: it may have applied the write.
-            store.mark_unknown(client, key)
-            status, body, headers = from_error(exc, _rid(request), request.url.path)
-            body["idempotency_key"] = key
-            return _problem_response(status, body, headers)
         except LoyaltyError as exc:
-            status, body, headers = from_error(exc, _rid(request), request.url.path)
+            status, body, headers = from_error(exc, _rid(request), request.url.path, _scrub(request))
             if exc.retryable or status >= 500:
                 store.release(client, key)  # nothing was applied: the same key may be sent again
             else:
@@ -442,10 +450,38 @@ def create_app(
 
     @app.post("/v1/reversals", response_model=ReversalResult, tags=["v1"],
               summary="Cancel an order, or refund it fully or partly (exactly once per key).",
+              description="A cancel of an order placed here first drops it from the outbox, so it is never"
+                          " exported (the engine never credits it), then cancels it; `exported` is then what the"
+                          " outbox knows. An order being exported at that moment is 409 `order_in_flight`:"
+                          " retry the same request once the export finished.",
               responses=_write_doc(200, ReversalResult, "Reversed."))
     def reverse(request: Request, idempotency_key: IdempotencyKeyHeader,
                 reversal: Reversal) -> Response:
-        return keyed(request, "reverse", idempotency_key, reversal, lambda: (200, loyalty.reverse(reversal), {}))
+        return keyed(request, "reverse", idempotency_key, reversal, lambda: (200, _reverse(reversal), {}))
+
+    def _reverse(reversal: Reversal) -> ReversalResult:
+        if reversal.kind is not ReversalKind.CANCEL or outbox.entry(reversal.order.ref) is None:
+            return loyalty.reverse(reversal)  # a refund, or an order this sidecar never queued
+        # Loyalty.cancel_order's order of things, keeping every field of the request (its own key,
+        # earlier refunds): out of the queue first, so no worker exports it after the cancel.
+        ref = reversal.order.ref
+        if outbox.drop(ref, reason=reversal.reason or "cancelled"):
+            exported = False
+        elif outbox.in_flight(ref):
+            raise OrderInFlightError("the order is being exported right now; send the cancel again once that"
+                                     " export finished", engine=loyalty.engine, operation="reverse")
+        else:
+            entry = outbox.entry(ref)
+            exported = entry is not None and entry.state == "done"
+        return loyalty.reverse(reversal.model_copy(update={"exported": exported}))
+
+    @app.post("/v1/products/sync", response_model=ProductSyncReport, tags=["v1"],
+              summary="Send catalogue products to the engine so its rules know them (exactly once per key).",
+              responses=_write_doc(200, ProductSyncReport, "Synced."))
+    def sync_products(request: Request, idempotency_key: IdempotencyKeyHeader,
+                      sync: ProductSync) -> Response:
+        return keyed(request, "sync_products", idempotency_key, sync,
+                     lambda: (200, loyalty.sync_products(sync.products), {}))
 
     _add_security(app)
     if document_only:
@@ -496,6 +532,11 @@ def _rid(request: Request) -> str:
     return request.scope.get("state", {}).get("request_id") or "-"
 
 
+def _scrub(request: Request) -> tuple[str, ...]:
+    """The request's codes and customer identifiers (parsed only when a problem is answered)."""
+    return sensitive_values(request.scope.get("state", {}).get("body", b""))
+
+
 def _field_and_message(errors: Any) -> tuple[str, str]:
     """The first validation error as ("lines.0.quantity", message), like the facade's own errors:
     a model-level message that starts with a field path ("lines.1.id: duplicate") names that field."""
@@ -508,6 +549,12 @@ def _field_and_message(errors: Any) -> tuple[str, str]:
     message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
     if first.get("type") == "json_invalid":
         return "body", "not valid JSON"
+    error = (first.get("ctx") or {}).get("error")
+    if isinstance(error, InvalidRequestError):
+        # The kit's models raise InvalidDataError naming the field inside the model; the location
+        # says where that model sits in the body.
+        field = ".".join([*parts, *([error.field] if error.field else [])])
+        return field or "body", getattr(error, "reason", None) or error.message
     if ": " in message and first.get("type") == "value_error":
         head, _, tail = message.partition(": ")
         if head.replace(".", "").replace("_", "").isalnum():
@@ -573,6 +620,7 @@ class Edge:
                                     [(b"www-authenticate", b'Bearer realm="loyaltykit", Basic realm="loyaltykit"')])
                 return
             state["principal"] = principal
+            state["body"] = body  # read again only to mask its codes in a problem's detail
 
             delivered = False
 

@@ -1,5 +1,8 @@
 """Stored answers to keyed writes (SQLAlchemy Core: SQLite WAL on one host, PostgreSQL for many).
 
+They live beside the outbox, at the kit's ``outbox_url`` (:meth:`IdempotencyStore.from_settings`), so
+one store holds both and a deployment has one database to run and back up.
+
 One row per (client, Idempotency-Key). The first request inserts it ``running`` with a lease; the
 primary key makes that insert the single winner across threads, worker processes and hosts. Then:
 
@@ -20,10 +23,13 @@ import json
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+
+if TYPE_CHECKING:
+    from ..settings import LoyaltySettings
 
 metadata = sa.MetaData()
 
@@ -70,10 +76,30 @@ class Begin:
     retry_after: float = 0.0
 
 
+def sqlalchemy_url(url: str) -> str:
+    """An ``outbox_url`` as SQLAlchemy reads it: a plain path is a SQLite file; PostgreSQL goes
+    through psycopg (3), the driver the outbox's PostgreSQL store uses."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.partition("://")[2]
+    if "://" not in url and not url.startswith("sqlite:"):
+        return f"sqlite:///{url}"
+    return url
+
+
 class IdempotencyStore:
+    @classmethod
+    def from_settings(cls, settings: LoyaltySettings | None = None, **options: Any) -> IdempotencyStore:
+        """The store at the kit's ``outbox_url``: the same database as the outbox."""
+        if settings is None:
+            from ..settings import LoyaltySettings
+
+            settings = LoyaltySettings()
+        return cls(settings.outbox_url.get_secret_value(), **options)
+
     def __init__(self, url: str, *, retention_seconds: float = 86400.0, clock=time.time) -> None:
         self.retention_seconds = retention_seconds
         self.clock = clock
+        url = sqlalchemy_url(url)
         kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
             path = sa.engine.make_url(url).database

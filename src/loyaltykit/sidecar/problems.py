@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from http import HTTPStatus
 
 from ..errors import (
@@ -17,11 +18,13 @@ from ..errors import (
     InvalidRequestError,
     LoyaltyError,
     NotSupportedError,
+    OrderInFlightError,
     OutcomeUnknownError,
     RateLimitedError,
     VoucherError,
     VoucherNotFoundError,
 )
+from ..scrub import scrub_text
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -33,6 +36,7 @@ _STATUS: tuple[tuple[type[LoyaltyError], int], ...] = (
     (VoucherError, 422),  # expired, already redeemed, not owned, usage limit, conditions not met
     (InsufficientBalanceError, 422),
     (NotSupportedError, 501),
+    (OrderInFlightError, 409),  # a cancel while a worker exports the order: retry shortly
     (RateLimitedError, 429),
     (EngineUnavailableError, 503),  # also an open circuit
     (EngineTimeoutError, 504),
@@ -67,8 +71,38 @@ def problem(status: int, code: str, detail: str, request_id: str, *, retryable: 
     return body
 
 
-def from_error(error: LoyaltyError, request_id: str, instance: str | None = None) -> tuple[int, dict, dict[str, str]]:
-    """(status, problem body, extra headers) for a kit error. Messages are already scrubbed."""
+# Request fields whose values are customer data (codes, identifiers): masked in a problem's detail.
+SENSITIVE_FIELDS = frozenset({"code", "codes", "coupon_codes", "voucher_codes", "value", "customer_id", "email",
+                              "phone", "card", "membership", "external_id"})
+
+
+def sensitive_values(body: bytes) -> tuple[str, ...]:
+    """The customer data a request body carries (voucher and promo codes, identifiers): an engine's
+    message may quote them ("voucher SUMMER-ANN-7 expired"), and a problem's detail must not."""
+    try:
+        data = json.loads(body) if body else None
+    except ValueError:
+        return ()
+    found: list[str] = []
+
+    def walk(node, sensitive: bool) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, key in SENSITIVE_FIELDS)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, sensitive)
+        elif sensitive and isinstance(node, str):
+            found.append(node)
+
+    walk(data, False)
+    return tuple(found)
+
+
+def from_error(error: LoyaltyError, request_id: str, instance: str | None = None,
+               scrub: Iterable[str] = ()) -> tuple[int, dict, dict[str, str]]:
+    """(status, problem body, extra headers) for a kit error. The kit scrubs its messages of what it
+    knows; ``scrub`` adds the customer data of the request (an in-process engine may quote a code)."""
     status = status_of(error)
     headers: dict[str, str] = {}
     retry_after = None
@@ -76,10 +110,12 @@ def from_error(error: LoyaltyError, request_id: str, instance: str | None = None
         retry_after = max(1, math.ceil(error.retry_after or 1))
     elif isinstance(error, EngineUnavailableError):
         retry_after = 5
+    elif isinstance(error, OrderInFlightError):
+        retry_after = 1
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
     body = problem(
-        status, error.code, error.message, request_id, retryable=error.retryable, instance=instance,
+        status, error.code, scrub_text(error.message, scrub), request_id, retryable=error.retryable, instance=instance,
         field=error.field, engine=error.engine, operation=error.operation, engine_code=error.engine_code,
         idempotency_key=getattr(error, "idempotency_key", None), retry_after=retry_after,
     )

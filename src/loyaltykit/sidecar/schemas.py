@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from ..capabilities import Capabilities
-from ..models import Discount, Evaluation, FreeItem, ProductPrice
+from ..models import MAX_SYNC_PRODUCTS, Discount, Evaluation, FreeItem, Product, ProductPrice
+from ..money import Money
 
 
 class QuotedDiscount(Discount):
@@ -30,6 +31,23 @@ class Quote(Evaluation):
 
     discounts: tuple[QuotedDiscount, ...] = ()
     free_items: tuple[QuotedFreeItem, ...] = ()
+
+    # The core's money arithmetic, on the wire: a platform that is not Python never sums a quote itself.
+    @computed_field(description="Discounts on the goods (order and line), shipping discounts apart.")
+    @property
+    def discount_total(self) -> Money:
+        return Evaluation.discount_total.fget(self)
+
+    @computed_field(description="Shipping the shopper pays: waived by free_shipping, less shipping discounts.")
+    @property
+    def shipping_total(self) -> Money:
+        return Evaluation.shipping_total.fget(self)
+
+    @computed_field(description="What the order costs: goods after discounts plus shipping_total. The amount"
+                                " due before any cashback or points pay part of it (a spend's amount_due).")
+    @property
+    def total(self) -> Money:
+        return Evaluation.total.fget(self)
 
     @classmethod
     def from_evaluation(cls, evaluation: Evaluation) -> Quote:
@@ -52,6 +70,14 @@ def _with_ids(prefix: str, effects: list[dict[str, Any]], identity: tuple[str, .
     return effects
 
 
+class ProductSync(BaseModel):
+    """The body of a product sync: the products to send (the facade checks the batch size and SKUs)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    products: list[Product] = Field(min_length=1, max_length=MAX_SYNC_PRODUCTS, description="Products to send, each SKU once.")
+
+
 class ProductPrices(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -64,7 +90,9 @@ class OrderStatus(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     order_ref: str
-    state: Literal["pending", "done", "rejected"]
+    state: Literal["pending", "done", "rejected", "dead", "dropped"] = Field(
+        description="pending: waiting for (or in) export; done: the engine recorded it; rejected: refused for"
+                    " good; dead: failed too often (an operator retries it); dropped: cancelled before export.")
     queued: bool = Field(description="True when this request queued the order; false when it was already queued.")
     attempts: int
     last_status: str | None = None

@@ -1,6 +1,9 @@
 """Settings of the HTTP sidecar: ``[sidecar]`` is not part of the kit's settings; the sidecar reads
 ``LOYALTYKIT_SIDECAR_*`` variables (or a TOML file named by ``LOYALTYKIT_SIDECAR_CONFIG``).
 
+Where the stores live is the kit's own ``outbox_url`` (``LOYALTYKIT_OUTBOX_URL``): the outbox and
+the idempotency records share it (a SQLite file for one host, PostgreSQL for many).
+
 API keys are stored as SHA-256 hashes (``sha256:<hex>``): the sidecar never holds a key in clear.
 Keys are long random strings (``loyaltykit serve --new-key NAME`` makes one), so a fast hash is the
 right tool, as for any bearer token; a slow password hash would only add latency to every request.
@@ -68,12 +71,6 @@ def sidecar_config_path() -> Path | None:
 class SidecarSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOYALTYKIT_SIDECAR_", extra="forbid", env_nested_delimiter="__")
 
-    database_url: str = Field(
-        default="sqlite:///.loyaltykit/sidecar.sqlite3",
-        repr=False,
-        description="SQLAlchemy URL of the idempotency store (SQLite WAL for one host, PostgreSQL for many).",
-    )
-    outbox_path: Path = Field(default=Path(".loyaltykit/outbox.sqlite3"), description="The export outbox.")
     clients: list[ClientKeys] = Field(default_factory=list, description="Callers and their hashed API keys.")
     idempotency_retention_hours: float = Field(
         default=24.0, ge=24.0, le=24.0 * 90, description="How long a stored answer is replayed (at least 24 h)."

@@ -15,6 +15,8 @@ import socket
 import time
 
 APP = "loyaltykit.sidecar.app:create_app"
+EARLY_DEATH = 10.0  # seconds: a worker that exits sooner is failing to start
+MAX_EARLY_DEATHS = 3
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -55,13 +57,22 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
         return process
 
     processes = [start() for _ in range(workers)]
+    started = [time.monotonic()] * workers
     guard.close()  # each worker listens on its own socket now
+    early_deaths = 0
     try:
         while not stopping:
             time.sleep(0.2)
             for index, process in enumerate(processes):
                 if not process.is_alive() and not stopping:
+                    # A worker that dies at start (an unmigrated database, a bad setting) would die again:
+                    # give up after a few in a row instead of restarting it forever.
+                    early_deaths = early_deaths + 1 if time.monotonic() - started[index] < EARLY_DEATH else 0
+                    if early_deaths >= MAX_EARLY_DEATHS:
+                        raise SystemExit(f"the sidecar's workers exit at start ({early_deaths} in a row): see the"
+                                         " error above")
                     processes[index] = start()
+                    started[index] = time.monotonic()
     finally:
         for process in processes:
             if process.is_alive():
