@@ -75,7 +75,7 @@ from .members import Enrolment, EnrolmentResult, MemberUpdate, Statement, Statem
 from .operations import OPERATIONS
 from .plugins import check_routing, discover, make_plugin_manager
 from .reconcile import FileKeyLocks
-from .scrub import scrubbing
+from .scrub import scrub_text, scrubbing
 from .settings import LoyaltySettings
 
 if TYPE_CHECKING:
@@ -256,7 +256,8 @@ class _Facade:
         basket = coerce(Basket, basket, "basket")
         self._require(Capability.EVALUATE, "evaluate_basket")
         self._check_currency(basket.currency, "evaluate_basket")
-        ctx = self._ctx("evaluate_basket", self.settings.evaluate_budget, scrub_values=_ids(basket.customer_id))
+        ctx = self._ctx("evaluate_basket", self.settings.evaluate_budget,
+                        scrub_values=_ids(basket.customer_id, *basket.coupon_codes))
 
         def fail_open(exc: LoyaltyError) -> Evaluation:
             # An unclassified engine refusal of a *quote* must not stop the sale either; typed
@@ -307,7 +308,7 @@ class _Facade:
         if redemption.basket is not None:
             self._check_currency(redemption.basket.currency, "redeem_voucher")
         ctx = self._ctx("redeem_voucher", self.settings.write_deadline, idempotency_key=redemption.key,
-                        scrub_values=_ids(redemption.customer_id,
+                        scrub_values=_ids(redemption.customer_id, redemption.code,
                                           redemption.basket.customer_id if redemption.basket else None))
         return _Call(
             "redeem_voucher",
@@ -515,6 +516,9 @@ class _Facade:
 
     def _failed(self, call: _Call, exc: LoyaltyError) -> Any:
         exc.with_context(engine=self.engine, operation=call.operation)
+        if call.ctx.scrub_values:  # the call's customer ids and codes never reach an error message
+            exc.message = scrub_text(exc.message, call.ctx.scrub_values)
+            exc.args = (exc.message,)
         if call.on_error is not None:
             return call.on_error(exc)
         raise exc
