@@ -208,9 +208,13 @@ def test_login_method_and_bare_basic_key(harness):
             assert shop.identify(card=card).id == card
 
 
-def test_unbuilt_release_modes_are_config_errors():
+def test_spend_mode_settings_are_checked():
+    for mode in ("spend_request", "create_spend", "inside_create"):
+        assert CrmcomAdapter({**harness_settings(), "spend_mode": mode}).settings.spend_mode == mode
     with pytest.raises(ConfigError, match="spend_mode"):
-        CrmcomAdapter({**harness_settings(), "spend_mode": "create_spend"})
+        CrmcomAdapter({**harness_settings(), "spend_mode": "auto_spend"})
+    with pytest.raises(ConfigError, match="inside_create_spend_path"):
+        CrmcomAdapter({**harness_settings(), "inside_create_spend_path": "spend_request..amount"})
     with pytest.raises(ConfigError, match="web_api_key"):
         CrmcomAdapter({"base_url": "https://x"})
 
