@@ -281,9 +281,10 @@ class CrmcomAdapter(EngineAdapter):
         return self._spend_result(spend, key, purchase.id, amount, replayed=replayed)
 
     @staticmethod
-    def _due(spend, fallback: Decimal) -> Decimal:
-        """What the order still costs: the core's ``amount_due`` when the shop gives it."""
-        return spend.amount_due.amount if spend.amount_due is not None else fallback
+    def _due(spend, payable: Decimal) -> Decimal:
+        """What the spend may pay: what the purchase it settles still costs, and never more than the
+        order's ``amount_due`` when the shop gives it (the core's figure: discounts, earlier spends)."""
+        return payable if spend.amount_due is None else min(spend.amount_due.amount, payable)
 
     def _settled_purchase(self, spend, amount: Decimal) -> Sub:
         """Check the spend against the preview's bounds and the amount due, then find or create the
