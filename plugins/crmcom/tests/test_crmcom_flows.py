@@ -51,12 +51,14 @@ def test_pos_walk_through(harness, shop):
     assert customer.id == card and customer.balances[0].money == eur("20.00")
     quote = shop.evaluate(basket(customer.id))
     assert quote.earn[0].money == eur("2.00") and quote.spendable[0].money == eur("20.00")
-    closed = shop.export_orders([order(customer.id)])
+    placed = Order.from_evaluation("ORD-1", basket(customer.id), quote)
+    closed = shop.export_orders([placed])
     assert closed.status_of("ORD-1") is ExportStatus.ACCEPTED
     assert harness.balances(card).cashback == eur("22.00")  # 5 % of 40.00 awarded
-    paid = shop.spend_cashback(spend(customer.id, "12.50", with_basket=False))
-    due = order(customer.id).total - paid.amount
-    assert due == eur("27.50")
+    paid = shop.spend_cashback(CashbackSpend(customer_id=customer.id, order_ref="ORD-1", amount=eur("12.50"),
+                                             amount_due=placed.amount_due))
+    placed = Order.from_evaluation("ORD-1", basket(customer.id), quote, receipts=[paid.receipt])
+    assert placed.amount_due == eur("27.50")
     assert harness.balances(card).cashback == eur("9.50")
 
 

@@ -1,8 +1,10 @@
 """The CRM.COM Rewards adapter: the POS front-end reduction model.
 
 identify (access token) -> evaluate (purchase preview) -> close the basket (purchase create: the
-engine awards cashback) -> spend (a spend request against that purchase; the POS deducts what was
-approved from the amount due) -> reverse (cancel the spend requests and the purchase).
+engine awards cashback) -> spend (a spend request against that purchase, or by release the spend
+travels with the purchase: ``purchases/create_spend`` R9-R16, inside ``purchases/create`` R17+; the
+POS deducts what was approved from the amount due) -> reverse (cancel the spend requests and the
+purchase). Refunds are not supported: Gen A documents no return or per-line cancel.
 
 CRM.COM documents no idempotency. Every write carries a deterministic reference (the order ref for a
 purchase, a hash of the kit key for a spend), is looked up by it before it is sent, and after a lost
