@@ -8,12 +8,24 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-from loyaltykit import (Basket, CashbackSpend, ExportStatus, Line, Loyalty, LoyaltySettings, Money, Order, Reversal,
-                        ReversalKind, SpendResult)
-from loyaltykit.errors import EngineError, InvalidRequestError, OutcomeUnknownError
-from loyaltykit.testing import Fault, FaultKind
 from loyaltykit_crmcom.fake import FakeSettings
 from loyaltykit_crmcom.testing import CrmcomHarness
+
+from loyaltykit import (
+    Basket,
+    CashbackSpend,
+    ExportStatus,
+    Line,
+    Loyalty,
+    LoyaltySettings,
+    Money,
+    Order,
+    Reversal,
+    ReversalKind,
+    SpendResult,
+)
+from loyaltykit.errors import EngineError, InvalidRequestError, OutcomeUnknownError
+from loyaltykit.testing import Fault, FaultKind
 
 ACTION = {"create_spend": "customer_events/purchases/create_spend",
           "inside_create": "customer_events/purchases/create"}
@@ -159,10 +171,10 @@ def test_a_spend_on_a_closed_purchase(harness, shop):
 def test_same_spend_from_many_threads_spends_once(harness):
     card = member(harness)
     request = spend(card, "5.00")
-    with Loyalty(LoyaltySettings(engine="crmcom"), adapter=harness.make_adapter(),
-                 transport=harness.sync_transport(), load_entry_points=False) as shop:
-        with ThreadPoolExecutor(8) as pool:
-            outcomes = list(pool.map(lambda _: shop.spend_cashback(request), range(16)))
+    with (Loyalty(LoyaltySettings(engine="crmcom"), adapter=harness.make_adapter(),
+                  transport=harness.sync_transport(), load_entry_points=False) as shop,
+          ThreadPoolExecutor(8) as pool):
+        outcomes = list(pool.map(lambda _: shop.spend_cashback(request), range(16)))
     assert all(isinstance(o, SpendResult) and o.amount == eur("5.00") for o in outcomes)
     assert len({o.receipt.engine_ref for o in outcomes}) == 1
     assert len(harness.fake.purchases) == 1 and harness.balances(card).cashback == eur("15.00")
@@ -173,8 +185,8 @@ def test_an_engine_that_ignores_the_inline_spend_is_an_error_not_a_payment():
     without the spend. The adapter reads total_spend_amount and says nothing was deducted."""
     harness = CrmcomHarness(spend_mode="inside_create", fake_settings=FakeSettings(release=16))
     card = member(harness)
-    with Loyalty(LoyaltySettings(engine="crmcom"), adapter=harness.make_adapter(),
-                 transport=harness.sync_transport(), load_entry_points=False) as shop:
-        with pytest.raises(EngineError, match="without the spend"):
-            shop.spend_cashback(spend(card, "5.00"))
+    with (Loyalty(LoyaltySettings(engine="crmcom"), adapter=harness.make_adapter(),
+                  transport=harness.sync_transport(), load_entry_points=False) as shop,
+          pytest.raises(EngineError, match="without the spend")):
+        shop.spend_cashback(spend(card, "5.00"))
     assert harness.balances(card).cashback == eur("20.00")
