@@ -157,3 +157,47 @@ def test_list_pages_hold_at_most_50(api):
 
 def test_bad_date_is_refused(api):
     assert refused(api.post("customer_events/purchases/create", purchase(performed_on="29/11/2026")), "date")
+
+
+def test_create_spend_creates_both_or_neither(api):
+    # §2.6 [ATL:519072, ATL:490508]: purchases/create_spend (R9-R16) creates the purchase and its
+    # spend request together; if either fails, neither is created.
+    assert refused(api.post("customer_events/purchases/create_spend", purchase(spend_amount=Decimal("25"))),
+                   "wallet balance")
+    assert api.fake.purchases == [] and api.fake.account_of(CARD).balance == Decimal("20.00")
+    ok = api.post("customer_events/purchases/create_spend", purchase(spend_amount=Decimal("5")))
+    assert ok["status"]["code"] == "OK" and ok["data"]["total_spend_amount"] == Decimal("5")
+    assert api.fake.account_of(CARD).balance == Decimal("15.00")
+    # mandatory purchase fields still apply (§2.5)
+    assert refused(api.post("customer_events/purchases/create_spend",
+                            purchase(reference_number=None, spend_amount=Decimal("1"))), "reference_number")
+
+
+def test_create_spend_exists_from_r9_only():
+    from loyaltykit_crmcom.fake import FakeSettings
+
+    api = Wire()
+    api.fake.settings = FakeSettings(release=8)
+    assert refused(api.post("customer_events/purchases/create_spend", purchase(spend_amount=Decimal("5"))),
+                   "not available")
+
+
+def test_the_spend_inside_purchase_create_exists_from_r17():
+    # §2.6 [ATL:490411]: from R17 purchases/create spends; before it the parameter is unknown.
+    from loyaltykit_crmcom.fake import FakeSettings
+
+    for release, spent, balance in ((16, Decimal(0), Decimal("20.00")), (17, Decimal("5"), Decimal("15.00"))):
+        api = Wire()
+        api.fake.settings = FakeSettings(release=release)
+        answer = api.post("customer_events/purchases/create", purchase(spend_request={"amount": Decimal("5")}))
+        assert answer["data"]["total_spend_amount"] == spent
+        assert api.fake.account_of(CARD).balance == balance
+        assert api.fake.requests[-1].route == ("spend" if release >= 17 else "export")
+
+
+def test_cancel_gives_back_a_spend_made_with_the_purchase(api):
+    # §2.6: what purchases/cancel reverses is UNCONFIRMED; the fake's setting (default: yes).
+    created = api.post("customer_events/purchases/create_spend", purchase(spend_amount=Decimal("5")))["data"]
+    answer = api.post("customer_events/purchases/cancel", {"customer_event_identifier": {"id": created["id"]}})
+    assert answer["data"]["life_cycle_state"] == "CANCELLED"
+    assert api.fake.account_of(CARD).balance == Decimal("20.00")

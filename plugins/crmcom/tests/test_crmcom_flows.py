@@ -51,12 +51,14 @@ def test_pos_walk_through(harness, shop):
     assert customer.id == card and customer.balances[0].money == eur("20.00")
     quote = shop.evaluate(basket(customer.id))
     assert quote.earn[0].money == eur("2.00") and quote.spendable[0].money == eur("20.00")
-    closed = shop.export_orders([order(customer.id)])
+    placed = Order.from_evaluation("ORD-1", basket(customer.id), quote)
+    closed = shop.export_orders([placed])
     assert closed.status_of("ORD-1") is ExportStatus.ACCEPTED
     assert harness.balances(card).cashback == eur("22.00")  # 5 % of 40.00 awarded
-    paid = shop.spend_cashback(spend(customer.id, "12.50", with_basket=False))
-    due = order(customer.id).total - paid.amount
-    assert due == eur("27.50")
+    paid = shop.spend_cashback(CashbackSpend(customer_id=customer.id, order_ref="ORD-1", amount=eur("12.50"),
+                                             amount_due=placed.amount_due))
+    placed = Order.from_evaluation("ORD-1", basket(customer.id), quote, receipts=[paid.receipt])
+    assert placed.amount_due == eur("27.50")
     assert harness.balances(card).cashback == eur("9.50")
 
 
@@ -208,9 +210,13 @@ def test_login_method_and_bare_basic_key(harness):
             assert shop.identify(card=card).id == card
 
 
-def test_unbuilt_release_modes_are_config_errors():
+def test_spend_mode_settings_are_checked():
+    for mode in ("spend_request", "create_spend", "inside_create"):
+        assert CrmcomAdapter({**harness_settings(), "spend_mode": mode}).settings.spend_mode == mode
     with pytest.raises(ConfigError, match="spend_mode"):
-        CrmcomAdapter({**harness_settings(), "spend_mode": "create_spend"})
+        CrmcomAdapter({**harness_settings(), "spend_mode": "auto_spend"})
+    with pytest.raises(ConfigError, match="inside_create_spend_path"):
+        CrmcomAdapter({**harness_settings(), "inside_create_spend_path": "spend_request..amount"})
     with pytest.raises(ConfigError, match="web_api_key"):
         CrmcomAdapter({"base_url": "https://x"})
 
@@ -380,3 +386,31 @@ def test_a_spend_and_an_export_of_one_order_at_once_create_one_purchase(harness)
     assert result.amount == eur("5.00")
     assert harness.orders_received() == ["ORD-1"] and len(harness.fake.spends) == 1
     assert harness.balances(card).cashback == eur("19.00")  # +4.00 awarded once, -5.00 spent
+
+
+def test_export_sends_each_line_at_what_it_cost_after_the_order_discounts(harness, shop):
+    """The purchase carries the core's allocation (net paid per line), not list prices, so CRM.COM
+    awards on what the shopper paid."""
+    harness.define_cashback_rule(Decimal(10))
+    card = member(harness, "0.00")
+    discounted = Order(ref="ORD-D", currency="EUR", lines=lines(), total=eur("30.00"), customer_id=card)
+    assert [a.net for a in discounted.allocations] == [eur("22.50"), eur("7.50")]
+    shop.export_orders([discounted])
+    sent = [line["total_amount"] for line in harness.fake.purchases[0].body["products_set"]]
+    assert sent == [Decimal("22.50"), Decimal("7.50")]
+    assert harness.balances(card).cashback == eur("3.00")  # 10 % of 30.00, not of 40.00
+
+
+def test_the_amount_due_and_the_purchase_both_bound_a_spend(harness, shop):
+    card = member(harness, "50.00")
+    shop.export_orders([order(card)])
+    before = len(harness.fake.requests)
+    with pytest.raises(InvalidRequestError, match="amount due") as refused:  # the core's bound
+        shop.spend_cashback(CashbackSpend(customer_id=card, order_ref="ORD-1", amount=eur("15.00"),
+                                          amount_due=eur("12.00")))
+    assert refused.value.field == "amount" and len(harness.fake.requests) == before
+    # 45.00 due (shipping included) but the purchase the spend settles costs 40.00: the smaller wins.
+    with pytest.raises(InvalidRequestError, match="amount due") as above:
+        shop.spend_cashback(CashbackSpend(customer_id=card, order_ref="ORD-1", amount=eur("42.00"),
+                                          amount_due=eur("45.00")))
+    assert above.value.field == "spend.amount" and harness.fake.spends == []

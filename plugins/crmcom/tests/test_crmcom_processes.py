@@ -10,6 +10,8 @@ import sys
 import textwrap
 from decimal import Decimal
 
+import pytest
+
 from loyaltykit import Money
 from loyaltykit.testing import serve
 from loyaltykit_crmcom.testing import CrmcomHarness, harness_settings
@@ -39,17 +41,21 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def test_same_spend_from_several_processes_spends_once():
-    harness = CrmcomHarness()
+@pytest.mark.parametrize("spend_mode", ["spend_request", "create_spend", "inside_create"])
+def test_same_spend_from_several_processes_spends_once(spend_mode):
+    harness = CrmcomHarness(spend_mode=spend_mode)
     card = harness.create_customer(identifiers={"card": "7700000000009999"},
                                    cashback=Money.of("20.00", "EUR")).id
     with serve(harness.fake.handle) as served:
-        settings = json.dumps(harness_settings(base_url=served.url, release_token_on_close=False))
+        settings = json.dumps(harness_settings(base_url=served.url, release_token_on_close=False,
+                                               spend_mode=spend_mode))
         children = [subprocess.Popen([sys.executable, "-c", CHILD, settings, card], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True) for _ in range(3)]
         outputs = [child.communicate(timeout=120) for child in children]
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
     assert all(r.get("amount") == "5.00" for r in results), (results, [err[-500:] for _, err in outputs])
     assert len({r["ref"] for r in results}) == 1
-    assert len(harness.fake.spends) == 1 and len(harness.fake.purchases) == 1
+    assert len(harness.fake.purchases) == 1
+    assert len(harness.fake.spends) == (1 if spend_mode == "spend_request" else 0)  # else inside the purchase
+    assert harness.fake.purchases[0].spent == Decimal("5.00")
     assert harness.balances(card).cashback.amount == Decimal("15.00")

@@ -157,3 +157,48 @@ def test_access_token_to_customer():
     customer = tf.customer_from(token, Decimal("12.50"), "EUR")
     assert customer.id == "7712345678" and customer.balances[0].money == Money.of("12.50", "EUR")
     assert tf.customer_from({**token, "life_cycle_state": "NOT_EFFECTIVE"}, None, "EUR") is None
+
+
+def test_lines_carry_what_they_cost_after_the_order_discounts():
+    # §2.5: the Gen A line has net, VAT and total only (no discount field): discounts lower the amounts.
+    line = Line(id="1", sku="COFFEE", quantity=2, unit_price=Money.of("12.10", "EUR"), attributes={"vat_rate": "21"})
+    other = Line(id="2", sku="MUG", quantity=1, unit_price=Money.of("10.00", "EUR"))
+    body = tf.purchase_body(SETTINGS, "7712345678", (line, other), "ORD-1", paid={"1": Decimal("18.15")})
+    first, second = body["products_set"]
+    assert first["total_amount"] == Decimal("18.15") and first["vat_amount"] == Decimal("3.15")
+    assert first["net_amount"] == Decimal("15.00")
+    assert second["total_amount"] == Decimal("10.00")  # no allocation given: unit price x quantity
+
+
+@pytest.mark.parametrize(("mode", "path", "expected"), [
+    ("create_spend", "spend_amount", {"spend_amount": Decimal("5.00")}),
+    ("inside_create", "spend_request.amount", {"spend_request": {"amount": Decimal("5.00")}}),
+    ("inside_create", "spend_amount", {"spend_amount": Decimal("5.00")}),
+])
+def test_a_purchase_that_carries_its_spend(mode, path, expected):
+    # §2.6: create_spend (R9-R16) creates the purchase and its spend; from R17 purchases/create
+    # carries the spend. Both bodies are the purchase's (§2.5) plus the amount at the configured path.
+    settings = SETTINGS.model_copy(update={"spend_mode": mode, "create_spend_amount_path": path
+                                           if mode == "create_spend" else "spend_amount",
+                                           "inside_create_spend_path": path})
+    line = Line(id="1", sku="COFFEE", quantity=1, unit_price=Money.of("30.00", "EUR"))
+    body = tf.purchase_spend_body(settings, "7712345678", (line,), "ORD-1", Decimal("5.00"), "LKS-ABC")
+    plain = tf.purchase_body(settings, "7712345678", (line,), "ORD-1", when=None)
+    assert body["reference_number"] == "ORD-1" and body["external_system_reference_number"] == "LKS-ABC"
+    assert body["products_set"] == plain["products_set"]
+    assert {k: body[k] for k in expected} == expected
+    assert set(body) - set(plain) == set(expected)
+
+
+def test_set_path_refuses_a_path_through_a_value():
+    with pytest.raises(ValueError, match="spend_amount"):
+        tf.set_path({"spend_amount": 1}, "spend_amount.value", 2)
+
+
+def test_purchase_answer_with_its_spend():
+    # §2.6: from R17 the purchase answer's total_spend_amount (confirmed by MOCK) says what was spent.
+    data = mock_purchase()["data"]
+    data.update(total_spend_amount=5, external_system_reference_number="LKS-ABC", reference_number="ORD-1")
+    purchase = tf.purchase_from(data)
+    assert purchase.spent == Decimal("5") and purchase.reference == "ORD-1"
+    assert purchase.external_reference == "LKS-ABC"

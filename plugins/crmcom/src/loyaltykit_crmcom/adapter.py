@@ -1,8 +1,10 @@
 """The CRM.COM Rewards adapter: the POS front-end reduction model.
 
 identify (access token) -> evaluate (purchase preview) -> close the basket (purchase create: the
-engine awards cashback) -> spend (a spend request against that purchase; the POS deducts what was
-approved from the amount due) -> reverse (cancel the spend requests and the purchase).
+engine awards cashback) -> spend (a spend request against that purchase, or by release the spend
+travels with the purchase: ``purchases/create_spend`` R9-R16, inside ``purchases/create`` R17+; the
+POS deducts what was approved from the amount due) -> reverse (cancel the spend requests and the
+purchase). Refunds are not supported: Gen A documents no return or per-line cancel.
 
 CRM.COM documents no idempotency. Every write carries a deterministic reference (the order ref for a
 purchase, a hash of the kit key for a spend), is looked up by it before it is sent, and after a lost
@@ -41,6 +43,7 @@ from loyaltykit import (
     wire,
 )
 from loyaltykit.errors import (
+    EngineError,
     InsufficientBalanceError,
     InvalidRequestError,
     LoyaltyError,
@@ -52,7 +55,7 @@ from loyaltykit.reconcile import ends_batch, export_result_from_error, reconcile
 
 from . import __version__
 from . import transformers as tf
-from .backend import Preview, Purchase, SpendRequest, Sub
+from .backend import Preview, Purchase, Sub
 from .gen_a import GenABackend
 from .settings import CrmcomSettings
 
@@ -163,13 +166,13 @@ class CrmcomAdapter(EngineAdapter):
         return limit
 
     # -- close the basket: purchase create, found by reference first -----------------------------
-    def _purchase(self, customer_id: str, lines, reference: str) -> Sub:
+    def _purchase(self, customer_id: str, lines, reference: str, paid=None) -> Sub:
         """The purchase for ``reference``: found, or created once (reconciled after a lost answer)."""
         existing = yield from self.backend.find_purchase(reference)
         if existing is not None:
             return existing, False
         created, found = yield from reconcile(
-            lambda: self.backend.create_purchase(customer_id, lines, reference),
+            lambda: self.backend.create_purchase(customer_id, lines, reference, paid),
             lambda: self.backend.find_purchase(reference),
             look_after_loss=self._reconcile_lost_writes,
         )
@@ -184,7 +187,9 @@ class CrmcomAdapter(EngineAdapter):
                     reason="a CRM.COM purchase needs the customer's account (customer_id)"))
                 continue
             try:
-                purchase, created = yield from self._purchase(order.customer_id, order.lines, order.ref)
+                # Each line at what it really cost: the core's allocation of the order's discounts.
+                paid = {a.line_id: a.net.amount for a in order.allocations}
+                purchase, created = yield from self._purchase(order.customer_id, order.lines, order.ref, paid)
             except LoyaltyError as exc:
                 if ends_batch(exc):
                     raise
@@ -206,23 +211,86 @@ class CrmcomAdapter(EngineAdapter):
         key = ctx.idempotency_key or spend.key
         amount = spend.amount.amount
         reference = self._spend_reference(key)
+        if self.settings.spend_mode != "spend_request":
+            result = yield from self._spend_with_purchase(spend, key, amount, reference)
+            if result is not None:
+                return result
+            # create_spend (R9-R16) and the order's purchase closed already: a spend request settles it.
         earlier = yield from self.backend.find_spend(reference)
         if earlier is not None:
             if earlier.state == "CANCELLED":
-                raise InvalidRequestError("the spend with this idempotency key was cancelled; use a new key",
-                                          engine=self.name, field="spend.idempotency_key")
-            return self._spend_result(spend, key, earlier, replayed=True)
+                raise self._cancelled_key()
+            return self._spend_result(spend, key, earlier.id, earlier.amount, replayed=True)
         purchase = yield from self._settled_purchase(spend, amount)
         sent, found = yield from reconcile(
             lambda: self.backend.create_spend(spend.customer_id, purchase, amount, reference),
             lambda: self.backend.find_spend(reference),
             look_after_loss=self._reconcile_lost_writes,
         )
-        return self._spend_result(spend, key, sent or found, replayed=False)
+        request = sent or found
+        return self._spend_result(spend, key, request.id, request.amount, replayed=False)
+
+    def _cancelled_key(self) -> InvalidRequestError:
+        return InvalidRequestError("the spend with this idempotency key was cancelled; use a new key",
+                                   engine=self.name, field="spend.idempotency_key")
+
+    def _spend_with_purchase(self, spend, key: str, amount: Decimal, reference: str) -> Sub:
+        """The spend travels with the order's purchase (``create_spend`` R9-R16, atomic; or inside
+        ``purchases/create`` from R17). The purchase's external reference is the spend's, so a look-up
+        by the order ref tells a replay from an order closed without this spend. None: settle the
+        closed purchase with a spend request instead (create_spend only)."""
+        inline = self.settings.spend_mode == "inside_create"
+        existing = yield from self.backend.find_purchase(spend.order_ref)
+        if existing is not None:
+            if existing.external_reference == reference:
+                return self._inline_result(spend, key, existing, amount, replayed=True)
+            if inline:
+                raise self._closed_purchase()
+            return None
+        basket = spend.basket
+        if basket is None:
+            raise InvalidRequestError("a CRM.COM spend creates the order's purchase with it: pass the basket",
+                                      engine=self.name, field="spend.basket")
+        preview = yield from self.backend.preview(spend.customer_id, basket.lines, spend.order_ref)
+        self._check_bounds(amount, preview, self._due(spend, basket.subtotal.amount - preview.instant_spend))
+        sent, found = yield from reconcile(
+            lambda: self.backend.create_purchase_with_spend(spend.customer_id, basket.lines, spend.order_ref,
+                                                            amount, reference),
+            lambda: self.backend.find_purchase(spend.order_ref),
+            look_after_loss=self._reconcile_lost_writes,
+        )
+        purchase: Purchase = sent or found
+        if purchase.external_reference != reference:  # an export of the order won the race
+            if inline:
+                raise self._closed_purchase()
+            return None
+        return self._inline_result(spend, key, purchase, amount, replayed=False)
+
+    def _closed_purchase(self) -> InvalidRequestError:
+        return InvalidRequestError(
+            "the order's purchase is closed already; from R17 a spend travels inside the purchase, so spend "
+            "before exporting the order", engine=self.name, field="spend.order_ref")
+
+    def _inline_result(self, spend, key: str, purchase: Purchase, amount: Decimal, *, replayed: bool) -> SpendResult:
+        if purchase.state == "CANCELLED":
+            raise self._cancelled_key()
+        if purchase.spent < amount:
+            # The engine took the purchase but not the spend: the release or the spend parameter
+            # (UNCONFIRMED, a setting) is not what the tenant runs. Nothing was spent.
+            raise EngineError(
+                f"the purchase was created without the spend (spend_mode {self.settings.spend_mode}: check the "
+                "release and the spend path setting); nothing was deducted", engine=self.name)
+        return self._spend_result(spend, key, purchase.id, amount, replayed=replayed)
+
+    @staticmethod
+    def _due(spend, payable: Decimal) -> Decimal:
+        """What the spend may pay: what the purchase it settles still costs, and never more than the
+        order's ``amount_due`` when the shop gives it (the core's figure: discounts, earlier spends)."""
+        return payable if spend.amount_due is None else min(spend.amount_due.amount, payable)
 
     def _settled_purchase(self, spend, amount: Decimal) -> Sub:
         """Check the spend against the preview's bounds and the amount due, then find or create the
-        purchase it settles. The amount due is the purchase's total (the basket's subtotal)."""
+        purchase it settles."""
         basket = spend.basket
         if basket is None:
             purchase = yield from self.backend.find_purchase(spend.order_ref)
@@ -230,12 +298,12 @@ class CrmcomAdapter(EngineAdapter):
                 raise InvalidRequestError(
                     "a CRM.COM spend settles a purchase: pass the basket, or export the order first",
                     engine=self.name, field="spend.basket")
-            self._check_due(amount, purchase.total)
+            self._check_due(amount, self._due(spend, purchase.total - purchase.spent))
             return purchase
         preview = yield from self.backend.preview(spend.customer_id, basket.lines, spend.order_ref)
-        self._check_bounds(amount, preview, basket.subtotal.amount)
+        self._check_bounds(amount, preview, self._due(spend, basket.subtotal.amount - preview.instant_spend))
         purchase, _ = yield from self._purchase(spend.customer_id, basket.lines, spend.order_ref)
-        self._check_due(amount, purchase.total)
+        self._check_due(amount, purchase.total - purchase.spent)
         return purchase
 
     def _check_bounds(self, amount: Decimal, preview: Preview, due: Decimal) -> None:
@@ -255,12 +323,12 @@ class CrmcomAdapter(EngineAdapter):
         if amount > due:
             raise InvalidRequestError(f"more than the amount due ({due})", engine=self.name, field="spend.amount")
 
-    def _spend_result(self, spend, key: str, request: SpendRequest, *, replayed: bool) -> SpendResult:
-        taken = Money.of(request.amount, self.settings.currency)
+    def _spend_result(self, spend, key: str, engine_ref: str, amount: Decimal, *, replayed: bool) -> SpendResult:
+        taken = Money.of(amount, self.settings.currency)
         return SpendResult(
             kind=BalanceKind.CASHBACK, amount=taken,
             receipt=Receipt(operation="spend_cashback", engine=self.name, idempotency_key=key,
-                            engine_ref=request.id, amount=taken, replayed=replayed),
+                            engine_ref=engine_ref, amount=taken, replayed=replayed),
         )
 
     # -- reverse: cancel the spend requests and the purchase, then measure the wallet -------------
@@ -280,7 +348,10 @@ class CrmcomAdapter(EngineAdapter):
         before = (yield from self.backend.balance(customer)) if customer else None
         returned = Decimal(0)
         receipts = []
-        for receipt in spends:
+        # A spend made with the purchase (create_spend, inside_create) has the purchase as its ref:
+        # only cancelling the purchase can give it back.
+        inline = [r for r in spends if purchase is not None and r.engine_ref == purchase.id]
+        for receipt in (r for r in spends if r not in inline):
             assert receipt.engine_ref is not None
             reference = self._spend_reference(receipt.idempotency_key)
             if (yield from self.backend.cancel_spend(receipt.engine_ref, reference)):
@@ -291,6 +362,8 @@ class CrmcomAdapter(EngineAdapter):
         if purchase is not None and purchase.state != "CANCELLED":
             if (yield from self.backend.cancel_purchase(purchase, order.ref)):
                 awarded = purchase.awarded if s.cancel_reverses_awards else Decimal(0)
+                if s.cancel_reverses_spends:
+                    returned += sum((r.amount.amount for r in inline if r.amount), Decimal(0))
                 receipts.append(Receipt(operation="reverse", engine=self.name, idempotency_key=key,
                                         engine_ref=purchase.id))
         clawed = awarded

@@ -7,7 +7,7 @@ protocol with its own transformers, and no caller of the flows changes.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -53,6 +53,7 @@ class Purchase:
     awarded: Decimal
     spent: Decimal
     lines: tuple[PurchaseLine, ...] = ()
+    external_reference: str | None = None  # the spend's reference when the spend travelled with it
 
     @property
     def total(self) -> Decimal:
@@ -85,8 +86,13 @@ class Backend(Protocol):
     def find_purchase(self, reference: str) -> Sub:
         """-> Purchase | None"""
 
-    def create_purchase(self, customer_id: str, lines: tuple[Line, ...], reference: str) -> Sub:
-        """-> Purchase"""
+    def create_purchase(self, customer_id: str, lines: tuple[Line, ...], reference: str,
+                        paid: Mapping[str, Decimal] | None = None) -> Sub:
+        """-> Purchase; ``paid``: what each line (by id) cost after the order's discounts"""
+
+    def create_purchase_with_spend(self, customer_id: str, lines: tuple[Line, ...], reference: str,
+                                   amount: Decimal, spend_reference: str) -> Sub:
+        """-> Purchase carrying the spend (the release's atomic or inline spend)"""
 
     def find_spend(self, reference: str) -> Sub:
         """-> SpendRequest | None"""

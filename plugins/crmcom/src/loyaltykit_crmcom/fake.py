@@ -14,6 +14,7 @@ faults of :class:`loyaltykit.testing.FakeEngine`.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import itertools
 import re
 import secrets
@@ -30,6 +31,15 @@ from loyaltykit.testing import FakeEngine
 PREFIX = "/crmapi/rest/v2/"  # ref §2.1 [ATL:490411]: http(s)://{host}/crmapi/rest/$version/{module}/{action}
 DATE = "%Y-%m-%dT%H:%M:%S"  # ref §2.1 [ATL:491668]; the request format is UNCONFIRMED, assumed the same
 CENT = Decimal("0.01")
+
+
+def _get_path(body: dict[str, Any], path: str) -> Any:
+    node: Any = body
+    for name in path.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(name)
+    return node
 
 
 def guid() -> str:
@@ -78,6 +88,7 @@ class Purchase:
     account_id: str
     award: Decimal
     spent: Decimal = Decimal(0)
+    inline_spent: Decimal = Decimal(0)  # the spend made with the purchase (create_spend, R17+ create)
 
     @property
     def id(self) -> str:
@@ -116,6 +127,9 @@ class FakeSettings:
     spend_lookup_filter: str = "external_system_reference_number"  # UNCONFIRMED
     purchase_cancel_field: str = "customer_event_identifier"  # UNCONFIRMED (ref §2.6)
     cancel_reverses_awards: bool = True  # UNCONFIRMED (ref §2.6)
+    cancel_reverses_spends: bool = True  # UNCONFIRMED (ref §2.6): gives back a spend made with the purchase
+    create_spend_amount_path: str = "spend_amount"  # UNCONFIRMED body of purchases/create_spend (ref §2.6)
+    inside_create_spend_path: str = "spend_request.amount"  # UNCONFIRMED R17+ parameter (ref §2.6, §3)
     error_status: int = 200  # UNCONFIRMED: business errors answer HTTP 200 (ref §2.1 suggestion)
     default_product_code: str = "DEFAULT_PRODUCT"  # ref §1 [MOCK]
 
@@ -151,6 +165,7 @@ class CrmcomFake(FakeEngine):
             "wallets/get_balance": ("wallet", self._get_balance),
             "customer_events/purchases/preview": ("evaluate", self._preview),
             "customer_events/purchases/create": ("export", self._purchase_create),
+            "customer_events/purchases/create_spend": ("spend", self._purchase_create_spend),
             "customer_events/purchases/list": ("lookup", self._purchase_list),
             "customer_events/purchases/cancel": ("reverse", self._purchase_cancel),
             "customer_events/spend_requests/create": ("spend", self._spend_create),
@@ -162,6 +177,18 @@ class CrmcomFake(FakeEngine):
             self.route("POST", re.escape(PREFIX + action), name, self._wrap(handler))
 
     # -- plumbing --------------------------------------------------------------------------------
+    def _dispatch(self, route: Any, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
+        # From R17 a purchase create that carries a spend is the spend (ref §2.6): faults injected on
+        # the "spend" route reach it.
+        if route.name == "export" and self.settings.release >= 17:
+            try:
+                body = wire.loads(request.content) if request.content else None
+            except ValueError:
+                body = None
+            if isinstance(body, dict) and self._inline_spend(body) is not None:
+                route = dataclasses.replace(route, name="spend")
+        return super()._dispatch(route, request, params)
+
     def _wrap(self, handler: Any) -> Any:
         def run(request: httpx.Request, params: dict[str, str]) -> httpx.Response:
             try:
@@ -421,14 +448,41 @@ class CrmcomFake(FakeEngine):
 
     def _purchase_create(self, request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
         # ref §2.5 [ATL:491359]: creates a POSTED purchase; reward offers award transactions.
+        # ref §2.6 [ATL:490411]: from R17 "spending an awarded amount will be available from the
+        # existing POST customer_events/purchases/create"; the parameter is UNCONFIRMED (a setting).
+        # Before R17 the parameter does not exist, so the fake ignores it as an unknown field.
+        spend = self._inline_spend(body) if self.settings.release >= 17 else None
+        return self._create(body, spend, "The purchase was created successfully")
+
+    def _purchase_create_spend(self, request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        # ref §2.6 [ATL:519072, ATL:490508]: R9 to R16 (deprecated in R17, so still answered) creates
+        # the purchase and its spend request together; if either fails, neither is created. Its body
+        # is UNCONFIRMED: the purchase's parameters plus the spend amount at a configurable path,
+        # optional as spend_requests/create's spend_amount is (default: the purchase total).
+        if self.settings.release < 9:
+            raise Refused("The method customer_events/purchases/create_spend is not available")
+        amount = _get_path(body, self.settings.create_spend_amount_path)
+        return self._create(body, "TOTAL" if amount is None else amount, "The purchase was created successfully")
+
+    def _inline_spend(self, body: dict[str, Any]) -> Any:
+        return _get_path(body, self.settings.inside_create_spend_path)
+
+    def _create(self, body: dict[str, Any], spend: Any, message: str) -> httpx.Response:
         account, lines = self._check_purchase(body, create=True)
         reference = str(body["reference_number"])
         if any(p.body["reference_number"] == reference for p in self.purchases):
             # UNCONFIRMED whether a repeated reference is refused (ref §5): the fake refuses it,
             # as the reference recommends, so the adapter's reconciliation path is exercised.
             raise Refused("Reference number already exists", "a purchase with this reference_number exists")
+        total = sum((line["total_amount"] for line in lines), Decimal(0))
+        instant = self._instant(lines)
+        amount = Decimal(0)
+        if spend is not None:
+            # Every check before any change: the purchase and its spend are created together or not at all.
+            amount = total - instant if spend == "TOTAL" else self._amount(spend, "spend amount")
+            self._check_spend(account, amount, total - instant)
         award = self._award(lines)
-        account.balance += award
+        account.balance += award - amount
         awards = []
         if award > 0:
             # MOCK body of ref §2.5: award_reward_transactions_set
@@ -445,8 +499,26 @@ class CrmcomFake(FakeEngine):
             "total_awarded_amount": award, "total_spend_amount": Decimal(0),
             "products_set": lines, "award_reward_transactions_set": awards,
         }
-        self.purchases.append(Purchase(body=data, account_id=account.id, award=award, spent=self._instant(lines)))
-        return envelope(self._purchase_view(self.purchases[-1]), "The purchase was created successfully")
+        self.purchases.append(Purchase(body=data, account_id=account.id, award=award, spent=instant + amount,
+                                       inline_spent=amount))
+        return envelope(self._purchase_view(self.purchases[-1]), message)
+
+    def _check_spend(self, account: Account, amount: Decimal, payable: Decimal) -> None:
+        # Spend rules (ref §2.4 [ATL:x/XIQO]: allow_spending, the per-transaction minimum and
+        # maximum; ref §2.6: a spend settles its purchase, so never more than it costs). The
+        # refusal texts are UNCONFIRMED (ref §2.1).
+        if amount <= 0:
+            raise Refused("spend_amount must be greater than zero")
+        if not self.allow_spending:
+            raise Refused("Spending is not allowed")
+        if self.minimum_spend is not None and amount < self.minimum_spend:
+            raise Refused("Spend amount is less than the minimum spend amount per transaction")
+        if self.maximum_spend is not None and amount > self.maximum_spend:
+            raise Refused("Spend amount is greater than the maximum spend amount per transaction")
+        if amount > payable:
+            raise Refused("Spend amount is greater than the purchase amount")
+        if amount > account.balance:
+            raise Refused("Spend amount exceeds the wallet balance")
 
     def _purchase_view(self, purchase: Purchase) -> dict[str, Any]:
         return {**purchase.body, "total_spend_amount": purchase.spent}
@@ -482,6 +554,10 @@ class CrmcomFake(FakeEngine):
         purchase.body["life_cycle_state"] = "CANCELLED"
         if self.settings.cancel_reverses_awards:  # UNCONFIRMED what cancel reverses (ref §2.6)
             self.accounts[purchase.account_id].balance -= purchase.award
+        if self.settings.cancel_reverses_spends and purchase.inline_spent:  # UNCONFIRMED too
+            self.accounts[purchase.account_id].balance += purchase.inline_spent
+            purchase.spent -= purchase.inline_spent
+            purchase.inline_spent = Decimal(0)
         return envelope(self._purchase_view(purchase))
 
     # -- spends (ref §2.6) ------------------------------------------------------------------------
@@ -501,18 +577,7 @@ class CrmcomFake(FakeEngine):
         if reference and any(s.body.get("external_system_reference_number") == reference for s in self.spends):
             raise Refused("Reference number already exists", "a spend request with this reference exists")
         amount = self._amount(body.get("spend_amount", purchase.total), "spend_amount")
-        if amount <= 0:
-            raise Refused("spend_amount must be greater than zero")
-        if not self.allow_spending:
-            raise Refused("Spending is not allowed")
-        if self.minimum_spend is not None and amount < self.minimum_spend:
-            raise Refused("Spend amount is less than the minimum spend amount per transaction")
-        if self.maximum_spend is not None and amount > self.maximum_spend:
-            raise Refused("Spend amount is greater than the maximum spend amount per transaction")
-        if amount > purchase.total - purchase.spent:
-            raise Refused("Spend amount is greater than the purchase amount")
-        if amount > account.balance:
-            raise Refused("Spend amount exceeds the wallet balance")
+        self._check_spend(account, amount, purchase.total - purchase.spent)
         account.balance -= amount
         purchase.spent += amount
         # [ATL:951532, ATL:971433]: the spend request object

@@ -7,6 +7,7 @@ Every request is a JSON POST carrying the session token in its body; every answe
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -120,9 +121,20 @@ class GenABackend:
         )
         return _only_match([tf.purchase_from(item) for item in tf.list_items(data, "purchase")], reference)
 
-    def create_purchase(self, customer_id: str, lines: tuple[Line, ...], reference: str) -> Sub:
+    def create_purchase(self, customer_id: str, lines: tuple[Line, ...], reference: str,
+                        paid: Mapping[str, Decimal] | None = None) -> Sub:
         data = yield from self.call("customer_events/purchases/create",
-                                    tf.purchase_body(self.s, customer_id, lines, reference), "export", write=True)
+                                    tf.purchase_body(self.s, customer_id, lines, reference, paid=paid), "export",
+                                    write=True)
+        return tf.purchase_from(data)
+
+    def create_purchase_with_spend(self, customer_id: str, lines: tuple[Line, ...], reference: str,
+                                   amount: Decimal, spend_reference: str) -> Sub:
+        # R9-R16: purchases/create_spend creates both or neither; R17+: purchases/create carries it (§2.6).
+        action = "customer_events/purchases/create_spend" if self.s.spend_mode == "create_spend" \
+            else "customer_events/purchases/create"
+        data = yield from self.call(action, tf.purchase_spend_body(self.s, customer_id, lines, reference, amount,
+                                                                   spend_reference), "spend", write=True)
         return tf.purchase_from(data)
 
     def cancel_purchase(self, purchase: Purchase, reference: str) -> Sub:

@@ -78,8 +78,25 @@ class CrmcomSettings(BaseSettings):
     )
     spend_mode: Literal["spend_request", "create_spend", "inside_create"] = Field(
         default="spend_request",
-        description="spend_request: spend_requests/create after the purchase (R5-R16). create_spend (R9-R16) and "
-        "inside_create (R17+, parameter UNCONFIRMED) are reserved by release and not built.",
+        description="How a spend reaches CRM.COM, by release. spend_request: spend_requests/create against the "
+        "purchase (R5-R16; deprecated in R17). create_spend: the atomic purchases/create_spend, which creates "
+        "the purchase and its spend together or neither (R9-R16). inside_create: the spend travels inside "
+        "purchases/create (R17+; the parameter is UNCONFIRMED, see inside_create_spend_path).",
+    )
+    create_spend_amount_path: str = Field(
+        default="spend_amount",
+        description="Dotted path of the spend amount in a purchases/create_spend body (UNCONFIRMED: the method "
+        "is documented, its body is not; the default is spend_requests/create's documented spend_amount).",
+    )
+    inside_create_spend_path: str = Field(
+        default="spend_request.amount",
+        description="Dotted path of the spend amount in an R17+ purchases/create body (UNCONFIRMED; the default "
+        "follows the documented spend_request object of the REST purchase of R16.12+ and of the v2 platform).",
+    )
+    cancel_reverses_spends: bool = Field(
+        default=True,
+        description="Whether purchases/cancel gives back a spend made inside the purchase (create_spend, "
+        "inside_create) (UNCONFIRMED). The adapter measures the wallet before and after and reports it.",
     )
     spend_reference_prefix: str = Field(default="LKS-", max_length=16)
     lookup_page_size: int = Field(default=50, ge=1, le=50, description="number_of_results (max 50).")
@@ -113,6 +130,13 @@ class CrmcomSettings(BaseSettings):
         default=None, description="type_identifier.code for synced products (a non-traceable physical good type)."
     )
 
+    @field_validator("create_spend_amount_path", "inside_create_spend_path")
+    @classmethod
+    def _dotted_path(cls, value: str) -> str:
+        if not value or any(not part.strip() for part in value.split(".")):
+            raise ValueError("a dotted path of body keys, e.g. spend_request.amount")
+        return value
+
     @field_validator("error_patterns")
     @classmethod
     def _kit_codes(cls, value: dict[str, str]) -> dict[str, str]:
@@ -127,8 +151,6 @@ class CrmcomSettings(BaseSettings):
             raise ValueError("web_api_key: required when auth_method is web_api_key")
         if self.auth_method == "login" and not (self.username and self.password and self.organisation):
             raise ValueError("username, password and organisation: required when auth_method is login")
-        if self.spend_mode != "spend_request":
-            raise ValueError(f"spend_mode: {self.spend_mode} is not built (its parameters are UNCONFIRMED)")
         if self.token_refresh_margin_seconds >= self.token_lifetime_seconds:
             raise ValueError("token_refresh_margin_seconds: must be shorter than token_lifetime_seconds")
         return self

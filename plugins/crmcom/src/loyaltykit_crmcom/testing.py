@@ -18,7 +18,7 @@ from loyaltykit.testing import EngineBalances, Fault, OfferSpec, RuleSpec, Seede
 
 from . import transformers as tf
 from .adapter import CrmcomAdapter
-from .backend import SpendRequest
+from .backend import Purchase, SpendRequest
 from .fake import CrmcomFake, FakeSettings, InstantOffer
 
 BASE_URL = "https://crm.fake.example"
@@ -42,10 +42,13 @@ class CrmcomHarness:
     engine = "crmcom"
 
     def __init__(self, currency: str = "EUR", fake_settings: FakeSettings | None = None,
-                 **setting_overrides: Any) -> None:
+                 spend_mode: str = "spend_request", **setting_overrides: Any) -> None:
         self.currency = currency
+        if fake_settings is None:
+            # The spend inside purchases/create exists from R17; the other modes run against R16.
+            fake_settings = FakeSettings(release=17 if spend_mode == "inside_create" else 16)
         self.fake = CrmcomFake(web_api_keys=(WEB_API_KEY,), settings=fake_settings)
-        self.settings = harness_settings(currency, **setting_overrides)
+        self.settings = harness_settings(currency, spend_mode=spend_mode, **setting_overrides)
 
     # -- adapters -------------------------------------------------------------------------------
     def make_adapter(self, adapter_class: type[CrmcomAdapter] | None = None) -> CrmcomAdapter:
@@ -149,6 +152,16 @@ def make_harness() -> CrmcomHarness:
     return CrmcomHarness()
 
 
+def make_create_spend_harness() -> CrmcomHarness:
+    """The R9-R16 atomic ``purchases/create_spend`` spend mode."""
+    return CrmcomHarness(spend_mode="create_spend")
+
+
+def make_inside_create_harness() -> CrmcomHarness:
+    """The R17+ spend inside ``purchases/create``."""
+    return CrmcomHarness(spend_mode="inside_create")
+
+
 # ---------------------------------------------------------------------------------------------
 # Broken on purpose: the contract suite's self-test must fail each of these.
 # ---------------------------------------------------------------------------------------------
@@ -188,3 +201,14 @@ class SwallowsErrorBody(CrmcomAdapter):
                 return SpendRequest(id=reference, number=None, amount=amount, state="POSTED", reference=reference)
 
         self.backend.create_spend = lenient  # type: ignore[method-assign]
+        create_with_spend = self.backend.create_purchase_with_spend
+
+        def lenient_purchase(customer_id: str, lines: Any, reference: str, amount: Decimal, spend_reference: str
+                             ) -> Any:
+            try:
+                return (yield from create_with_spend(customer_id, lines, reference, amount, spend_reference))
+            except EngineError:
+                return Purchase(id=reference, number=None, reference=reference, state="POSTED", awarded=Decimal(0),
+                                spent=amount, external_reference=spend_reference)
+
+        self.backend.create_purchase_with_spend = lenient_purchase  # type: ignore[method-assign]

@@ -158,10 +158,12 @@ def balance_from(data: Any) -> Decimal:
 # -- purchases (§2.4, §2.5) ----------------------------------------------------------------------
 
 
-def line_amounts(line: Line, currency: str) -> dict[str, Decimal]:
-    """net, VAT and total of a line. The kit's unit price is gross; a ``vat_rate`` attribute
-    (percent) splits the VAT out, else the VAT is 0."""
-    total = quantize(line.unit_price.amount * line.quantity, currency)
+def line_amounts(line: Line, currency: str, paid: Decimal | None = None) -> dict[str, Decimal]:
+    """net, VAT and total of a line. ``total_amount`` is what the line really cost: ``paid`` (the
+    core's allocation net of the order's discounts) when given, else unit price x quantity. Gen A's
+    line has no discount field (§2.5: net, VAT, total only), so discounts travel as lower amounts.
+    The kit's prices are gross; a ``vat_rate`` attribute (percent) splits the VAT out, else VAT 0."""
+    total = quantize(paid if paid is not None else line.unit_price.amount * line.quantity, currency)
     rate = line.attributes.get("vat_rate")
     vat = Decimal(0)
     if rate:
@@ -169,23 +171,28 @@ def line_amounts(line: Line, currency: str) -> dict[str, Decimal]:
     return {"net_amount": total - vat, "vat_amount": vat, "total_amount": total}
 
 
-def purchase_lines(lines: tuple[Line, ...], currency: str) -> list[dict[str, Any]]:
-    """The product lines: product_identifier.code, quantity, net/vat/total (§2.5)."""
+def purchase_lines(lines: tuple[Line, ...], currency: str,
+                   paid: Mapping[str, Decimal] | None = None) -> list[dict[str, Any]]:
+    """The product lines: product_identifier.code, quantity, net/vat/total (§2.5); ``paid`` maps a
+    line id to what it cost after discounts."""
     return [
-        {"product_identifier": {"code": line.sku}, "quantity": line.quantity, **line_amounts(line, currency)}
+        {"product_identifier": {"code": line.sku}, "quantity": line.quantity,
+         **line_amounts(line, currency, (paid or {}).get(line.id))}
         for line in lines
     ]
 
 
 def purchase_body(s: CrmcomSettings, customer_id: str, lines: tuple[Line, ...], reference: str,
-                  when: datetime | None = None) -> dict[str, Any]:
-    """``customer_events/purchases/create`` (and ``preview``) request (§2.5)."""
+                  when: datetime | None = None, *, paid: Mapping[str, Decimal] | None = None,
+                  external_reference: str | None = None) -> dict[str, Any]:
+    """``customer_events/purchases/create`` (and ``preview``) request (§2.5). The external reference
+    is the order ref, or the spend's reference when the spend travels with the purchase."""
     body: dict[str, Any] = {
         "accounts_receivable_identifier": account(customer_id),
         "performed_on": performed_on(when),
         "reference_number": reference,
-        "external_system_reference_number": reference,
-        s.products_key: purchase_lines(lines, s.currency),
+        "external_system_reference_number": external_reference or reference,
+        s.products_key: purchase_lines(lines, s.currency, paid),
     }
     if s.external_system:
         body["external_system"] = s.external_system
@@ -194,6 +201,29 @@ def purchase_body(s: CrmcomSettings, customer_id: str, lines: tuple[Line, ...], 
     if s.performed_by_tap_code:
         body["performed_by_tap_identifier"] = {"code": s.performed_by_tap_code}
     return body
+
+
+def set_path(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """Put ``value`` at a dotted path (``spend_request.amount``) of ``body``."""
+    *parents, last = path.split(".")
+    node = body
+    for name in parents:
+        node = node.setdefault(name, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"{path}: {name} is not an object in the body")
+    node[last] = value
+    return body
+
+
+def purchase_spend_body(s: CrmcomSettings, customer_id: str, lines: tuple[Line, ...], reference: str,
+                        amount: Decimal, spend_reference: str, when: datetime | None = None) -> dict[str, Any]:
+    """A purchase that carries its spend (§2.6): ``purchases/create_spend`` (R9-R16, atomic) or, from
+    R17, ``purchases/create`` itself. Both bodies are the purchase's plus the spend amount at the
+    path the mode's setting names (UNCONFIRMED); the spend's reference is the purchase's external
+    reference, so a look-up by the order ref tells whose spend the purchase carries."""
+    body = purchase_body(s, customer_id, lines, reference, when, external_reference=spend_reference)
+    path = s.create_spend_amount_path if s.spend_mode == "create_spend" else s.inside_create_spend_path
+    return set_path(body, path, amount)
 
 
 def preview_from(data: Any) -> Preview:
@@ -243,6 +273,7 @@ def purchase_from(data: Any) -> Purchase:
         id=ident,
         number=data.get("number"),
         reference=data.get("reference_number") or data.get("external_system_reference_number"),
+        external_reference=data.get("external_system_reference_number"),
         state=data.get("life_cycle_state"),
         awarded=wire.number(data.get("total_awarded_amount"), "data.total_awarded_amount", engine=ENGINE,
                             optional=True) or Decimal(0),
