@@ -11,6 +11,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -116,14 +117,24 @@ def live_sidecar(tmp_path: Path):
     from loyaltykit_local.service import LocalEngine
     from loyaltykit_local.store import Store
 
-    db = Store(f"sqlite:///{tmp_path}/engine.sqlite3")
+    # As in production: the embedded engine's schema is migrated first (`loyaltykit-local migrate`),
+    # then served by a process that only checks it.
+    engine_url = f"sqlite:///{tmp_path}/engine.sqlite3"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTYKIT_")}
+    subprocess.run([sys.executable, "-c", "from loyaltykit_local.cli import main; main()", "migrate"], cwd=tmp_path,
+                   env={**env, "LOYALTYKIT_LOCAL_DATABASE_URL": engine_url}, capture_output=True, check=True,
+                   timeout=60)
+    db = Store(engine_url, create=False)
+    db.check_schema()
     engine = LocalEngine(db, parse_program(PROGRAM, "sfcc-e2e.toml"))
     customer_id = engine.create_customer(identifiers={"email": EMAIL}, cashback=Money.of("25.00", "EUR"))
-    loyalty = Loyalty(LoyaltySettings(), adapter=LocalAdapter(engine=engine), load_entry_points=False)
-    settings = SidecarSettings(database_url=f"sqlite:///{tmp_path}/sidecar.sqlite3", outbox_path=tmp_path / "outbox.sqlite3",
-                               clients=[{"name": CLIENT, "keys": [hash_key(KEY)]}], flush_interval=0.1, hmac="required")
-    outbox = Outbox(settings.outbox_path)
-    store = IdempotencyStore(settings.database_url, retention_seconds=settings.retention_seconds)
+    # The outbox and the idempotency records share the kit's outbox_url.
+    kit = LoyaltySettings(outbox_url=f"sqlite:///{tmp_path}/outbox.sqlite3")
+    loyalty = Loyalty(kit, adapter=LocalAdapter(engine=engine), load_entry_points=False)
+    settings = SidecarSettings(clients=[{"name": CLIENT, "keys": [hash_key(KEY)]}], flush_interval=0.1,
+                               hmac="required")
+    outbox = Outbox.from_settings(kit)
+    store = IdempotencyStore.from_settings(kit, retention_seconds=settings.retention_seconds)
     app = create_app(settings, loyalty=loyalty, outbox=outbox, store=store)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jsonschema_rs
 import pytest
+from loyaltykit import Money
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = ROOT / "docs" / "openapi" / "sidecar.json"
@@ -64,25 +65,33 @@ def test_the_write_paths_the_cartridge_calls_exist_and_take_an_idempotency_key()
 
 
 # -- the sidecar itself accepts the cartridge's request bodies ----------------------------------------
-ACCEPTED = {
-    # fixture: (path, Idempotency-Key or None, statuses that mean "the body was understood"); a
-    # reversal of an order the engine has not received yet may be refused, but not as a bad request
-    "evaluate.request.json": ("/v1/evaluate", None, {200}),
-    "prices.request.json": ("/v1/products/prices", None, {200}),
-    "redeem.request.json": ("/v1/vouchers/redeem", "fx-redeem", {200}),
-    "spend.request.json": ("/v1/cashback/spend", "fx-spend", {200}),
-    "order.request.json": ("/v1/orders", "fx-order", {202}),
-    "refund.request.json": ("/v1/reversals", "fx-refund", {200, 404, 422}),
-    "compensation.request.json": ("/v1/reversals", "fx-compensation", {200, 404, 422}),
-}
+# Sent in the order a checkout sends them, so each is judged against what really happened before it:
+# (fixture, path, Idempotency-Key or None, expected status). The checkout pays order 00001001 and
+# refunds part of it once exported; the compensation cancels an order whose payment failed after the
+# cashback was spent (the same order number, in another shop's history: a fresh engine).
+CHECKOUT = [
+    ("evaluate.request.json", "/v1/evaluate", None, 200),
+    ("prices.request.json", "/v1/products/prices", None, 200),
+    ("redeem.request.json", "/v1/vouchers/redeem", "fx-redeem", 200),
+    ("spend.request.json", "/v1/cashback/spend", "fx-spend", 200),
+    ("order.request.json", "/v1/orders", "fx-order", 202),
+    # (the outbox exports the order here)
+    ("refund.request.json", "/v1/reversals", "fx-refund", 200),
+]
+FAILED_ORDER = [
+    ("redeem.request.json", "/v1/vouchers/redeem", "fx-redeem", 200),
+    ("spend.request.json", "/v1/cashback/spend", "fx-spend", 200),
+    ("compensation.request.json", "/v1/reversals", "fx-compensation", 200),
+]
 
 
 def test_every_request_fixture_is_sent_to_the_sidecar_here():
-    assert {name for name in INDEX if ".request." in name} == set(ACCEPTED)
+    sent = {name for name, *_ in CHECKOUT + FAILED_ORDER}
+    assert {name for name in INDEX if ".request." in name} == sent
 
 
-@pytest.fixture(scope="module")
-def sidecar_client(tmp_path_factory):
+@pytest.fixture
+def make_sidecar(tmp_path):
     """The sidecar app on the embedded engine, in process: its own models judge the bodies."""
     import os
 
@@ -98,8 +107,6 @@ def sidecar_client(tmp_path_factory):
     from loyaltykit_local.service import LocalEngine
     from loyaltykit_local.store import Store
 
-    tmp = tmp_path_factory.mktemp("sidecar")
-    db = Store(f"sqlite:///{tmp}/engine.sqlite3")
     program = """
 name = "fixtures"
 currency = "EUR"
@@ -115,29 +122,78 @@ kind = "percent"
 percent = 10
 label = "10 % welcome"
 """
-    engine = LocalEngine(db, parse_program(program, "fx.toml"))
-    engine.create_customer(id="cust-1", cashback=Money.of("25.00", "EUR"))  # the member of the fixtures
-    settings = SidecarSettings(database_url=f"sqlite:///{tmp}/sidecar.sqlite3", outbox_path=tmp / "outbox.sqlite3",
-                               clients=[{"name": "sfcc", "keys": [hash_key("lk_fixture-key-0001")]}], flush_interval=0)
-    outbox = Outbox(settings.outbox_path)
-    store = IdempotencyStore(settings.database_url, retention_seconds=settings.retention_seconds)
-    loyalty = Loyalty(LoyaltySettings(), adapter=LocalAdapter(engine=engine), load_entry_points=False)
-    client = TestClient(create_app(settings, loyalty=loyalty, outbox=outbox, store=store), base_url="http://sidecar",
-                        raise_server_exceptions=False)
-    yield client
-    client.close()
-    store.close()
-    outbox.close()
-    db.dispose()
+    opened: list = []
+
+    def make(name: str):
+        db = Store(f"sqlite:///{tmp_path}/{name}-engine.sqlite3")
+        engine = LocalEngine(db, parse_program(program, "fx.toml"))
+        engine.create_customer(id="cust-1", cashback=Money.of("25.00", "EUR"))  # the member of the fixtures
+        # The outbox and the idempotency records share the kit's outbox_url.
+        kit = LoyaltySettings(outbox_url=f"sqlite:///{tmp_path}/{name}-outbox.sqlite3")
+        settings = SidecarSettings(clients=[{"name": "sfcc", "keys": [hash_key("lk_fixture-key-0001")]}],
+                                   flush_interval=0)
+        outbox = Outbox.from_settings(kit)
+        store = IdempotencyStore.from_settings(kit, retention_seconds=settings.retention_seconds)
+        loyalty = Loyalty(kit, adapter=LocalAdapter(engine=engine), load_entry_points=False)
+        client = TestClient(create_app(settings, loyalty=loyalty, outbox=outbox, store=store),
+                            base_url="http://sidecar", raise_server_exceptions=False)
+        opened.append((client, store, outbox, loyalty, db))
+        return client, outbox, loyalty, engine
+
+    yield make
+    for client, store, outbox, loyalty, db in opened:
+        client.close()
+        store.close()
+        outbox.close()
+        loyalty.close()
+        db.dispose()
 
 
-@pytest.mark.parametrize("name", sorted(ACCEPTED))
-def test_the_sidecar_accepts_the_request_fixture(sidecar_client, name):
-    path, key, understood = ACCEPTED[name]
+def _send(client, name: str, path: str, key: str | None):
     headers = {"Authorization": "Bearer lk_fixture-key-0001"}
     if key:
         headers["Idempotency-Key"] = key
     body = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-    answer = sidecar_client.post(path, json=body, headers=headers)
-    assert answer.status_code in understood, f"{name}: {answer.status_code} {answer.text}"
-    assert answer.status_code != 400
+    return client.post(path, json=body, headers=headers)
+
+
+def test_the_sidecar_accepts_the_checkout_fixtures_in_order(make_sidecar):
+    client, outbox, loyalty, engine = make_sidecar("checkout")
+    for name, path, key, status in CHECKOUT:
+        if name == "refund.request.json":
+            assert outbox.flush(loyalty) is not None  # the export job ran
+            assert "00001001" in engine.orders_received()
+        answer = _send(client, name, path, key)
+        assert answer.status_code == status, f"{name}: {answer.status_code} {answer.text}"
+    # The spend the fixture asked for was within the order's amount due, and the refund gave back
+    # a share of it: the member holds 25.00 - 10.00 + the refund's cashback.
+    refund = answer.json()
+    # The answer the cartridge's tests are given is the one the sidecar sends (the engine's own
+    # reference of the reversal aside).
+    expected = json.loads((FIXTURES / "refund.response.json").read_text(encoding="utf-8"))
+    assert {**refund, "receipts": [{**r, "engine_ref": "rev-12"} for r in refund["receipts"]]} == expected
+    _, cashback = engine.balances("cust-1", "EUR")
+    returned = Money.of(refund["cashback_returned"]["amount"], "EUR") if refund["cashback_returned"] else None
+    assert returned is not None and returned.amount > 0
+    assert cashback == Money.of("15.00", "EUR") + returned
+
+
+def test_the_sidecar_accepts_the_compensation_of_a_failed_order(make_sidecar):
+    client, _, _, engine = make_sidecar("failed")
+    for name, path, key, status in FAILED_ORDER:
+        answer = _send(client, name, path, key)
+        assert answer.status_code == status, f"{name}: {answer.status_code} {answer.text}"
+    _, cashback = engine.balances("cust-1", "EUR")
+    assert cashback == Money.of("25.00", "EUR")  # the spend was given back
+    assert engine.orders_received() == []
+
+
+def test_a_spend_above_the_amount_due_is_refused_before_the_engine(make_sidecar):
+    """The fixture's amount_due is what the core checks: more than it is a 400 naming the field."""
+    client, _, _, engine = make_sidecar("over")
+    body = json.loads((FIXTURES / "spend.request.json").read_text(encoding="utf-8"))
+    body["amount"] = {"amount": "42.71", "currency": "EUR"}
+    answer = client.post("/v1/cashback/spend", json=body,
+                         headers={"Authorization": "Bearer lk_fixture-key-0001", "Idempotency-Key": "fx-over"})
+    assert answer.status_code == 400 and answer.json()["field"] == "amount", answer.text
+    assert engine.balances("cust-1", "EUR")[1] == Money.of("25.00", "EUR")

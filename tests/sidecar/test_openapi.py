@@ -16,6 +16,7 @@ from pathlib import Path
 import jsonschema_rs
 import pytest
 from loyaltykit import Money
+from loyaltykit_local.program import VoucherDef
 from loyaltykit.sidecar.openapi import DEFAULT_PATH, openapi_document, render
 
 from .conftest import bearer
@@ -39,6 +40,10 @@ SCENARIO = [
     ("place-order-declined", "POST", "/v1/orders", "ORD-1003-place", 202),
     ("cancel-queued-order", "POST", "/v1/reversals", "ORD-1003-cancel", 200),
     ("order-status-dropped", "GET", "/v1/orders/ORD-1003", None, 200),
+    ("enrol-member", "POST", "/v1/members", "shop-2001-enrol", 200),
+    ("update-member", "POST", "/v1/members/update", "C-1001-segments-2026-01", 200),
+    ("member-statement", "GET", "/v1/members/C-1001/statement?page_size=3", None, 200),
+    ("member-wallet", "GET", "/v1/members/C-1001/wallet", None, 200),
     ("problem-invalid-request", "POST", "/v1/evaluate", None, 400),
     ("problem-voucher-already-redeemed", "POST", "/v1/vouchers/redeem", "ORD-1002-redeem-ONLY-ONE", 422),
     ("problem-idempotency-key-reused", "POST", "/v1/vouchers/redeem", "ORD-1001-redeem-WELCOME10", 422),
@@ -84,10 +89,15 @@ def _response_schema(document: dict, method: str, path: str, status: int) -> dic
 
 def _operation(document: dict, method: str, path: str) -> dict:
     paths = document["paths"]
+    path = path.partition("?")[0]
     if path in paths:
         return paths[path][method.lower()]
-    if path.startswith("/v1/orders/"):
-        return paths["/v1/orders/{order_ref}"][method.lower()]
+    parts = path.split("/")
+    for template, operations in paths.items():
+        pattern = template.split("/")
+        if len(pattern) == len(parts) and all(p == q or (p.startswith("{") and p.endswith("}"))
+                                               for p, q in zip(pattern, parts)):
+            return operations[method.lower()]
     raise KeyError(path)
 
 
@@ -100,9 +110,15 @@ def _requests() -> dict[str, dict]:
     return catalog
 
 
+# What differs from run to run: request ids, the instants of statement entries, a new member's id.
+_VARYING = {"request_id": "<request-id>", "at": "<instant>"}
+
+
 def _normalise(body):
     if isinstance(body, dict):
-        return {k: ("<request-id>" if k == "request_id" else _normalise(v)) for k, v in body.items()}
+        if "created" in body and isinstance(body.get("customer"), dict):
+            body = {**body, "customer": {**body["customer"], "id": "<new-member-id>"}}
+        return {k: (_VARYING[k] if k in _VARYING and v is not None else _normalise(v)) for k, v in body.items()}
     if isinstance(body, list):
         return [_normalise(v) for v in body]
     return body
@@ -115,6 +131,9 @@ def test_examples_validate_against_the_document_and_replay_exactly(make_service)
                                    cashback=Money.of("25.00", "EUR"))
     # Another order already used the single-use code.
     service.loyalty.redeem_voucher({"code": "ONLY-ONE", "order_ref": "ORD-0999"})
+    # An offer in the member's wallet.
+    service.engine.issue_voucher(VoucherDef(code="ANN-BIRTHDAY-5", kind="fixed", amount=5, label="5 EUR birthday gift",
+                                            owner="C-1001"), offer_kind="fixed_off_check")
     requests = _requests()
     index = []
     for name, method, path, key, status in SCENARIO:

@@ -17,9 +17,10 @@ import uuid
 import warnings
 from collections.abc import Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Path, Request
+from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel
@@ -36,6 +37,7 @@ from ..errors import (
     OutcomeUnknownError,
 )
 from ..facade import Loyalty
+from ..members import MAX_STATEMENT_PAGE, Enrolment, EnrolmentResult, MemberUpdate, Statement, Wallet
 from ..models import (
     Basket,
     CashbackSpend,
@@ -87,6 +89,9 @@ _PROBES = {
     "phone": "+10000000000",
 }
 _REQUEST_ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+CustomerIdPath = Annotated[str, Path(min_length=1, max_length=128, description="The member's id in the engine.")]
+CurrencyQuery = Annotated[str | None, Query(min_length=3, max_length=3, description="ISO 4217 currency.")]
 
 IdempotencyKeyHeader = Annotated[
     IdempotencyKey,
@@ -409,6 +414,50 @@ def create_app(
         return _json(OrderStatus(order_ref=entry.ref, state=entry.state, queued=False, attempts=entry.attempts,
                                  last_status=entry.last_status, last_reason=entry.last_reason))
 
+    # -- members: reads ---------------------------------------------------------------------------------
+    @app.get("/v1/members/{customer_id}/statement", response_model=Statement, tags=["v1"],
+             summary="A page of the member's statement, newest first: points and cashback earned, spent,"
+                     " expired and reversed, tier changes and vouchers issued.",
+             description="Pass `next_cursor` of a page as `cursor` to read the next one; the last page has"
+                         " no `next_cursor`. `until` is exclusive.",
+             responses=_problems(*_COMMON, 404, 501, *_ENGINE))
+    def member_statement(
+        customer_id: CustomerIdPath,
+        page_size: Annotated[int, Query(ge=1, le=MAX_STATEMENT_PAGE, description="Entries per page.")] = 50,
+        cursor: Annotated[str | None, Query(min_length=1, max_length=256,
+                                            description="next_cursor of the previous page.")] = None,
+        since: Annotated[datetime | None, Query(description="Entries at or after this instant (with its offset).")] = None,
+        until: Annotated[datetime | None, Query(description="Entries before this instant (with its offset).")] = None,
+        currency: CurrencyQuery = None,
+    ) -> Response:
+        # The kit's StatementQuery validates (a bad field is a 400 naming it, before any engine call).
+        query = {"customer_id": customer_id, "page_size": page_size, "cursor": cursor, "since": since,
+                 "until": until, "currency": currency}
+        return _json(_query_field(lambda: loyalty.statement({k: v for k, v in query.items() if v is not None})))
+
+    @app.get("/v1/members/{customer_id}/wallet", response_model=Wallet, tags=["v1"],
+             summary="The member's usable offers and vouchers outside a basket (\"my offers\").",
+             responses=_problems(*_COMMON, 404, 501, *_ENGINE))
+    def member_wallet(customer_id: CustomerIdPath, currency: CurrencyQuery = None) -> Response:
+        query = {"customer_id": customer_id, "currency": currency}
+        return _json(_query_field(lambda: loyalty.wallet({k: v for k, v in query.items() if v is not None})))
+
+    # -- members: writes --------------------------------------------------------------------------------
+    @app.post("/v1/members", response_model=EnrolmentResult, tags=["v1"],
+              summary="Enrol a member (idempotent by external_id: the same external id again answers the"
+                      " member enrolled first, with created false).",
+              responses=_write_doc(200, EnrolmentResult, "Enrolled, or already enrolled under this external_id."))
+    def enrol_member(request: Request, idempotency_key: IdempotencyKeyHeader, enrolment: Enrolment) -> Response:
+        return keyed(request, "enrol_member", idempotency_key, enrolment,
+                     lambda: (200, loyalty.enrol_member(enrolment), {}))
+
+    @app.post("/v1/members/update", response_model=Customer, tags=["v1"],
+              summary="Change a member's tier, segments or role (only the fields given).",
+              responses=_write_doc(200, Customer, "Updated: the member as it is now.", 404))
+    def update_member(request: Request, idempotency_key: IdempotencyKeyHeader, update: MemberUpdate) -> Response:
+        return keyed(request, "update_member", idempotency_key, update,
+                     lambda: (200, loyalty.update_member(update), {}))
+
     # -- writes ----------------------------------------------------------------------------------------
     @app.post("/v1/vouchers/redeem", response_model=RedemptionResult, tags=["v1"],
               summary="Redeem a voucher, promo code or wallet offer for an order (exactly once per key).",
@@ -526,6 +575,19 @@ def _add_security(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _query_field(call: Callable[[], BaseModel]) -> BaseModel:
+    """Run a read whose request is a query string: a field the kit names ``query.cursor`` is the
+    query parameter ``cursor`` here."""
+    try:
+        return call()
+    except InvalidRequestError as exc:
+        if exc.field and exc.field.startswith("query."):
+            field = exc.field.removeprefix("query.")
+            exc.message = exc.message.replace(exc.field, field, 1)
+            exc.field = field
+        raise
 
 
 def _rid(request: Request) -> str:

@@ -73,7 +73,8 @@ def problem(status: int, code: str, detail: str, request_id: str, *, retryable: 
 
 # Request fields whose values are customer data (codes, identifiers): masked in a problem's detail.
 SENSITIVE_FIELDS = frozenset({"code", "codes", "coupon_codes", "voucher_codes", "value", "customer_id", "email",
-                              "phone", "card", "membership", "external_id"})
+                              "phone", "card", "membership", "external_id", "first_name", "last_name",
+                              "display_name", "birth_date"})
 
 
 def sensitive_values(body: bytes) -> tuple[str, ...]:

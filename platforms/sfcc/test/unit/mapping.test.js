@@ -75,7 +75,8 @@ test('quote view: amounts as Numbers for SFCC, spendable cashback, codes and mes
 });
 
 test('write bodies match their fixtures', () => {
-    assert.deepEqual(mapping.spendBody('cust-1', '00001001', 10, 'EUR'), fixture('spend.request.json'));
+    assert.deepEqual(mapping.spendBody('cust-1', '00001001', 10, 'EUR', 42.7), fixture('spend.request.json'));
+    assert.equal(mapping.spendBody('cust-1', '00001001', 10, 'EUR').amount_due, undefined);
     assert.deepEqual(mapping.redeemBody('WELCOME10', '00001001', 'cust-1', null), fixture('redeem.request.json'));
     const order = fixture('order.request.json');
     assert.deepEqual(mapping.reversalBody(order, 'refund', { reference: 'RMA-7', lines: [{ line_id: 'pli-coffee', quantity: 1 }], reason: 'damaged' }),

@@ -251,9 +251,17 @@ function redeemBody(code, orderNo, customerId, basket) {
     return body;
 }
 
-/** POST /v1/cashback/spend body (CashbackSpend): cashback paying `amount` of order `orderNo`. */
-function spendBody(customerId, orderNo, amount, currency) {
-    return { customer_id: customerId, order_ref: orderNo, kind: 'cashback', amount: money(amount, currency) };
+/**
+ * POST /v1/cashback/spend body (CashbackSpend): cashback paying `amount` of order `orderNo`.
+ * `amountDue` is what the order costs when the spend is made (its total gross price, loyalty
+ * discounts included): the kit refuses a spend above it before calling the engine.
+ */
+function spendBody(customerId, orderNo, amount, currency, amountDue) {
+    var body = { customer_id: customerId, order_ref: orderNo, kind: 'cashback', amount: money(amount, currency) };
+    if (amountDue !== undefined && amountDue !== null) {
+        body.amount_due = money(amountDue, currency);
+    }
+    return body;
 }
 
 /**

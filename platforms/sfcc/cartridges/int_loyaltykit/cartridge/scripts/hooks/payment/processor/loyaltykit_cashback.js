@@ -5,7 +5,8 @@
  *
  * Handle (basket): one LOYALTYKIT_CASHBACK payment instrument for the requested amount, capped by
  * the spendable cashback of the last quote and by the basket total.
- * Authorize (order number): spends it through the sidecar with the order number's idempotency key.
+ * Authorize (order number): spends it through the sidecar with the order number's idempotency key,
+ * against the order's amount due (its total gross price).
  * A timeout leaves the spend's outcome unknown: the order fails, and compensation (or the reconcile
  * job) replays the same key to learn what happened before reversing.
  */
@@ -64,7 +65,7 @@ function Authorize(orderNumber, paymentInstrument, paymentProcessor) {
         return refused('Cashback can only be used by loyalty members.');
     }
     var amount = paymentInstrument.paymentTransaction.amount;
-    var body = mapping.spendBody(customerId, orderNumber, amount.value, amount.currencyCode);
+    var body = mapping.spendBody(customerId, orderNumber, amount.value, amount.currencyCode, order.totalGrossPrice.value);
     var key = keys.spend(orderNumber);
     Transaction.wrap(function () {
         order.custom.loyaltykitSpendRequest = JSON.stringify(body);
