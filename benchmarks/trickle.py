@@ -23,9 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import load_note, verdict  # noqa: E402
-from _http import basket  # noqa: E402
-from loyaltykit import BalanceKind, CashbackSpend, Loyalty, LoyaltyError, LoyaltySettings  # noqa: E402
+from _common import load_note, verdict
+from _http import basket
+
+from loyaltykit import BalanceKind, CashbackSpend, Loyalty, LoyaltyError, LoyaltySettings
 
 
 class TricklingEngine:

@@ -10,8 +10,8 @@ import pytest
 
 from loyaltykit import (
     AsyncLoyalty,
-    CurrencyMismatchError,
     Capabilities,
+    CurrencyMismatchError,
     EngineAdapter,
     EngineClientConfig,
     EngineRequest,
@@ -28,7 +28,7 @@ from loyaltykit import (
 )
 from loyaltykit.outbox import DEAD, DONE, DROPPED, PENDING, REJECTED, Outbox
 from loyaltykit.postgres_testing import fresh_database
-from loyaltykit.testing import Fault, FaultKind, FakeEngine, json_response
+from loyaltykit.testing import FakeEngine, Fault, FaultKind, json_response
 
 
 class OrdersFake(FakeEngine):

@@ -23,8 +23,8 @@ from loyaltykit import (
     hookimpl,
 )
 from loyaltykit import plugins as plugins_module
-from loyaltykit.errors import InvalidRequestError
 from loyaltykit.adapter import validate_adapter_class
+from loyaltykit.errors import InvalidRequestError
 from loyaltykit.hookspecs import OPERATION_HOOKS
 from loyaltykit.observe import observe_flow
 from loyaltykit.plugins import check_routing, discover, make_plugin_manager

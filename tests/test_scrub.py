@@ -19,8 +19,8 @@ from loyaltykit import (
     CustomerNotFoundError,
     EngineAdapter,
     IdentifierKind,
-    LoyaltyError,
     Loyalty,
+    LoyaltyError,
     LoyaltySettings,
 )
 from loyaltykit import plugins as plugins_module

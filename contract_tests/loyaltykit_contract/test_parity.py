@@ -100,7 +100,7 @@ def test_price_products_applies_line_promotions(loyaltykit_target):
 
 __all__ = [
     "test_declaration_is_coherent",
-    "test_sync_and_async_facades_agree",
     "test_price_products",
     "test_price_products_applies_line_promotions",
+    "test_sync_and_async_facades_agree",
 ]

@@ -128,8 +128,8 @@ def test_partial_refunds_after_export(loyaltykit_target):
     assert lk.points(customer.id) == before, f"after refunding everything {lk.points(customer.id)} != {before}"
 
 __all__ = [
-    "test_cancel_before_export_returns_spent_balance",
     "test_cancel_before_export_reinstates_voucher",
+    "test_cancel_before_export_returns_spent_balance",
     "test_full_refund_after_export",
     "test_partial_refunds_after_export",
 ]

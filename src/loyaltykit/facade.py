@@ -47,8 +47,10 @@ from .errors import (
     invalid_data,
 )
 from .flows import PARSE_ERRORS, CallContext, Flow, run_in_process
+from .members import Enrolment, EnrolmentResult, MemberUpdate, Statement, StatementQuery, Wallet, WalletQuery
 from .models import (
     MAX_EXPORT_BATCH,
+    MAX_SYNC_PRODUCTS,
     Basket,
     CashbackSpend,
     Customer,
@@ -59,9 +61,8 @@ from .models import (
     IdentifierKind,
     Order,
     OrderExportResult,
-    ProductPrice,
-    MAX_SYNC_PRODUCTS,
     Product,
+    ProductPrice,
     ProductQuery,
     ProductSyncReport,
     RedemptionResult,
@@ -71,7 +72,6 @@ from .models import (
     SpendResult,
     VoucherRedemption,
 )
-from .members import Enrolment, EnrolmentResult, MemberUpdate, Statement, StatementQuery, Wallet, WalletQuery
 from .operations import OPERATIONS
 from .plugins import check_routing, discover, make_plugin_manager
 from .reconcile import FileKeyLocks
@@ -772,4 +772,4 @@ class AsyncLoyalty(_Facade):
         await self.aclose()
 
 
-__all__ = ["AsyncLoyalty", "Loyalty", "IdentifierKind"]
+__all__ = ["AsyncLoyalty", "IdentifierKind", "Loyalty"]

@@ -375,7 +375,7 @@ def _answer(
     except StopIteration:
         raise
     except _UNREADABLE as exc:
-        if not request.write or isinstance(exc, LoyaltyError) and not isinstance(exc, MalformedResponseError):
+        if not request.write or (isinstance(exc, LoyaltyError) and not isinstance(exc, MalformedResponseError)):
             raise
         lost = _Exchange(config, request, ctx).unknown(
             f"the answer to the write could not be read ({type(exc).__name__}); it may have been applied"

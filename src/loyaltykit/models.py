@@ -36,9 +36,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal
-
 from fractions import Fraction
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,

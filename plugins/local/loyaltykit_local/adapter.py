@@ -12,6 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from loyaltykit import (
     BalanceKind,
     Capabilities,
@@ -19,10 +22,8 @@ from loyaltykit import (
     EngineUnavailableError,
     IdentifierKind,
     OutcomeUnknownError,
+    flows,
 )
-from loyaltykit import flows
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import __version__
 

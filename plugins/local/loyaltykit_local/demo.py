@@ -12,9 +12,13 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
 from loyaltykit import (
-    Basket,
     BalanceKind,
+    Basket,
     CashbackSpend,
     CustomerIdentifier,
     Evaluation,
@@ -28,11 +32,8 @@ from loyaltykit import (
     VoucherError,
     VoucherRedemption,
 )
-from loyaltykit.outbox import Outbox
 from loyaltykit.members import Statement, StatementQuery, WalletQuery
-from rich.console import Console
-from rich.panel import Panel
-from rich.table import Table
+from loyaltykit.outbox import Outbox
 
 from .program import load_program
 from .service import LocalEngine

@@ -59,13 +59,13 @@ from .program import (
     FixedOffOrder,
     FreeGift,
     FreeShipping,
+    IssueOffer,
     PercentOffLine,
     PercentOffOrder,
     ProductsCondition,
     Program,
     Rule,
     ShowMessage,
-    IssueOffer,
     SpecialPrice,
     VoucherDef,
     amount_in,
@@ -218,7 +218,7 @@ class Quote:
 class _Basket:
     """Mutable working state of one evaluation."""
 
-    __slots__ = ("view", "currency", "base", "net", "lines_total", "order_discount", "subtotal", "qty_sku", "qty_cat")
+    __slots__ = ("base", "currency", "lines_total", "net", "order_discount", "qty_cat", "qty_sku", "subtotal", "view")
 
     def __init__(self, view: BasketView, base: str) -> None:
         self.view = view

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import select
 
 from loyaltykit import ConfigError, Money
-from .program import amount_in
 from loyaltykit.money import exponent
 
+from .program import amount_in
 from .store import customers, from_db, ledger, member_events, orders, rule_costs
 
 if TYPE_CHECKING:

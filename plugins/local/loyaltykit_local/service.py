@@ -22,6 +22,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
+from sqlalchemy import and_, bindparam, func, insert, literal_column, select, union_all, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, OperationalError
+
 from loyaltykit import (
     Balance,
     BalanceKind,
@@ -47,7 +52,6 @@ from loyaltykit import (
     RedemptionStatus,
     RefundLine,
     Reversal,
-    ReversalKind,
     ReversalResult,
     SpendResult,
     UsageLimitReachedError,
@@ -57,10 +61,6 @@ from loyaltykit import (
     VoucherRedemption,
 )
 from loyaltykit.money import exponent
-from pydantic import BaseModel
-from sqlalchemy import and_, bindparam, func, insert, literal_column, select, union_all, update
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError, OperationalError
 
 from . import engine as rules
 from .engine import BasketView, CompiledProgram, CustomerFacts, VoucherFacts
@@ -324,7 +324,7 @@ class LocalEngine:
 
         with self.store.read() as conn:
             return {
-                table.name: sorted((tuple(str(v) for v in row) for row in conn.execute(select(table)).all()))
+                table.name: sorted(tuple(str(v) for v in row) for row in conn.execute(select(table)).all())
                 for table in TABLES
             }
 

@@ -25,9 +25,6 @@ from pathlib import Path
 
 from sqlalchemy import (
     JSON,
-    inspect,
-    select,
-    text,
     BigInteger,
     Column,
     DateTime,
@@ -39,12 +36,15 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
+    select,
+    text,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.pool import StaticPool
 
 from loyaltykit import ConfigError
-from sqlalchemy.pool import StaticPool
 
 metadata = MetaData()
 

@@ -178,7 +178,7 @@ class _EvaluateWrites(LocalAdapter):
 
 class _SwallowsVoucherErrors(LocalAdapter):
     def redeem_voucher(self, redemption, ctx):
-        from loyaltykit import RedemptionResult, RedemptionStatus, Receipt, VoucherError
+        from loyaltykit import Receipt, RedemptionResult, RedemptionStatus, VoucherError
 
         def flow():
             try:

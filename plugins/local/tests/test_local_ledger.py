@@ -9,6 +9,8 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import func, select
+
 from loyaltykit import (
     BalanceKind,
     CashbackSpend,
@@ -22,7 +24,6 @@ from loyaltykit import (
 from loyaltykit_local.ledger import PointsEntry, expired_unrecorded
 from loyaltykit_local.store import ledger
 from loyaltykit_local.testing import basket, eur, line
-from sqlalchemy import func, select
 
 EXPIRING = "[points]\nper_currency_unit = 1\nexpire_after_days = 30\n"
 

@@ -8,8 +8,17 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from loyaltykit import (BalanceKind, CashbackSpend, ExportStatus, InvalidRequestError, Order, RefundLine, Reversal,
-                        VoucherRedemption)
+
+from loyaltykit import (
+    BalanceKind,
+    CashbackSpend,
+    ExportStatus,
+    InvalidRequestError,
+    Order,
+    RefundLine,
+    Reversal,
+    VoucherRedemption,
+)
 from loyaltykit_local.testing import basket, eur, line
 
 PROGRAM = """

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from loyaltykit_local.testing import basket, eur, line
+
 from loyaltykit import BalanceKind, DiscountTarget, Order, ProductQuery
+from loyaltykit_local.testing import basket, eur, line
 
 RULE = '[[rules]]\nid = "r"\nlabel = "the rule"\nwhen = {{ {when} }}\nthen = {{ {then} }}\n'
 FIVE_OFF = 'action = "fixed_off_order", amount = 5'

@@ -6,6 +6,11 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from loyaltykit_maxxing import transformers as tf
+from loyaltykit_maxxing import wire
+from loyaltykit_maxxing.settings import MaxxingSettings
+from loyaltykit_maxxing.testing import harness_settings
+
 from loyaltykit import Basket, Line, Money, Order
 from loyaltykit.errors import (
     CustomerNotFoundError,
@@ -14,12 +19,8 @@ from loyaltykit.errors import (
     MalformedResponseError,
     VoucherAlreadyRedeemedError,
 )
-from loyaltykit.models import CodeStatus, DiscountTarget, ExportStatus, Reversal, ReversalKind, RefundLine
-from loyaltykit_maxxing import transformers as tf
-from loyaltykit_maxxing import wire
+from loyaltykit.models import CodeStatus, DiscountTarget, ExportStatus, RefundLine, Reversal, ReversalKind
 from loyaltykit.reconcile import ends_batch, export_result_from_error
-from loyaltykit_maxxing.settings import MaxxingSettings
-from loyaltykit_maxxing.testing import harness_settings
 
 
 @pytest.fixture

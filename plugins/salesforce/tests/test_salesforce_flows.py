@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+
 from loyaltykit import (
     AuthFailedError,
     Basket,

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from loyaltykit import wire
+
 from loyaltykit import (
     AuthFailedError,
     Basket,
@@ -22,9 +22,10 @@ from loyaltykit import (
     Order,
     VoucherAlreadyRedeemedError,
     VoucherNotFoundError,
+    wire,
 )
-from loyaltykit.errors import ERROR_CODES, VoucherError as VoucherInvalidError, VoucherExpiredError
-from loyaltykit.errors import RateLimitedError
+from loyaltykit.errors import ERROR_CODES, RateLimitedError, VoucherExpiredError
+from loyaltykit.errors import VoucherError as VoucherInvalidError
 from loyaltykit_salesforce import transformers as tf
 from loyaltykit_salesforce.settings import DEFAULT_ERROR_PATTERNS, SalesforceSettings
 
@@ -146,8 +147,9 @@ def eur(amount: str) -> Money:
 
 
 def test_token_response_feeds_the_oauth_strategy():
-    from loyaltykit.auth import OAuth2ClientCredentials
     from pydantic import SecretStr
+
+    from loyaltykit.auth import OAuth2ClientCredentials
 
     auth = OAuth2ClientCredentials("https://acme.my.salesforce.com/services/oauth2/token", "id", SecretStr("x"),
                                    base_url_field="instance_url")
@@ -472,7 +474,8 @@ def test_cart_request_names_products_with_the_configured_field():
     assert line["cartLineProductStockKeepingUnit"] == "SKU-1" and "cartLineProductCode" not in line
 
 
-from hypothesis import given, strategies as st  # noqa: E402
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st
 
 
 @given(st.lists(st.integers(min_value=1, max_value=10_000_00), min_size=1, max_size=8), st.data())

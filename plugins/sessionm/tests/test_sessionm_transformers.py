@@ -6,19 +6,19 @@ import json
 from decimal import Decimal
 
 import pytest
-from loyaltykit import wire
-from loyaltykit import Money, Order, Receipt
+
+from loyaltykit import Money, Order, Receipt, wire
 from loyaltykit.errors import (
     AuthFailedError,
     CustomerNotFoundError,
     EngineError,
     EngineUnavailableError,
     InsufficientBalanceError,
+    LoyaltyError,
     MalformedResponseError,
     OutcomeUnknownError,
     VoucherAlreadyRedeemedError,
 )
-from loyaltykit.errors import LoyaltyError
 from loyaltykit.models import OfferKind
 from loyaltykit_sessionm import transformers as tf
 from loyaltykit_sessionm.settings import SessionMSettings

@@ -55,8 +55,18 @@ if TYPE_CHECKING:
     from ..settings import LoyaltySettings
 
 __all__ = [
-    "DEAD", "DONE", "DROPPED", "PENDING", "REJECTED", "STATES", "DEFAULT_URL", "DrainSummary", "Outbox",
-    "OutboxEntry", "OutboxStore", "open_store",
+    "DEAD",
+    "DEFAULT_URL",
+    "DONE",
+    "DROPPED",
+    "PENDING",
+    "REJECTED",
+    "STATES",
+    "DrainSummary",
+    "Outbox",
+    "OutboxEntry",
+    "OutboxStore",
+    "open_store",
 ]
 
 DEFAULT_URL = "sqlite:///.loyaltykit/outbox.sqlite3"

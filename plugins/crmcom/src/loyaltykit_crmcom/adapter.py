@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+
 from loyaltykit import (
     Balance,
     BalanceKind,
@@ -49,8 +50,8 @@ from loyaltykit.errors import (
     LoyaltyError,
     NotSupportedError,
 )
-from loyaltykit.money import Money
 from loyaltykit.models import ProductSyncReport
+from loyaltykit.money import Money
 from loyaltykit.reconcile import ends_batch, export_result_from_error, reconcile
 
 from . import __version__

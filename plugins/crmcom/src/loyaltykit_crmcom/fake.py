@@ -25,6 +25,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
+
 from loyaltykit import wire
 from loyaltykit.testing import FakeEngine
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+
 from loyaltykit.auth import TokenInBody
 from loyaltykit.errors import UNAVAILABLE_ERRORS, LoyaltyError
 from loyaltykit.flows import EngineRequest

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+
 from loyaltykit.errors import EngineError
 from loyaltykit.money import Money
 from loyaltykit.testing import EngineBalances, Fault, OfferSpec, RuleSpec, SeededCustomer, VoucherSpec

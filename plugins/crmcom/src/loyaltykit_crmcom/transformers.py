@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+
 from loyaltykit import wire
 from loyaltykit.engine_errors import ErrorTable
 from loyaltykit.errors import AuthFailedError, LoyaltyError, MalformedResponseError

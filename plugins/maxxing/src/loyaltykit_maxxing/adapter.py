@@ -20,6 +20,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 import httpx
+
 from loyaltykit import (
     BalanceKind,
     Capabilities,

@@ -34,6 +34,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
+
 from loyaltykit import wire as kit_wire
 from loyaltykit.testing import FakeEngine, json_response
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from loyaltykit.errors import ERROR_CODES
-from loyaltykit.money import is_currency
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from loyaltykit.errors import ERROR_CODES
+from loyaltykit.money import is_currency
 
 
 class Operation(BaseModel):

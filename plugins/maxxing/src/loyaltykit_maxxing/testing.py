@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+
 from loyaltykit import Money
 from loyaltykit.errors import LoyaltyError, MalformedResponseError, OutcomeUnknownError
 from loyaltykit.testing import EngineBalances, Fault, OfferSpec, RuleSpec, SeededCustomer, VoucherSpec
@@ -192,4 +193,4 @@ def make_harness() -> MaxxingHarness:
     return MaxxingHarness()
 
 
-__all__ = ["MaxxingHarness", "make_harness", "harness_settings"]
+__all__ = ["MaxxingHarness", "harness_settings", "make_harness"]

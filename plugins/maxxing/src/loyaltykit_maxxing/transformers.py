@@ -11,6 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
+
 from loyaltykit import Money
 from loyaltykit import wire as kitwire
 from loyaltykit.engine_errors import ErrorTable
@@ -44,7 +46,6 @@ from loyaltykit.models import (
     UnmappedEffect,
     VoucherRedemption,
 )
-from pydantic import BaseModel
 
 from . import wire
 from .settings import MaxxingSettings

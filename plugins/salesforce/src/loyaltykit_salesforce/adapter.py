@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+
 from loyaltykit import (
     BalanceKind,
     Capabilities,
@@ -41,6 +42,20 @@ from loyaltykit import (
     VoucherRedemption,
 )
 from loyaltykit.auth import OAuth2ClientCredentials
+from loyaltykit.errors import (
+    ERROR_CODES,
+    CurrencyMismatchError,
+    CustomerNotFoundError,
+    InsufficientBalanceError,
+    InvalidRequestError,
+    LoyaltyError,
+    NotSupportedError,
+    OutcomeUnknownError,
+    VoucherError,
+    VoucherNotFoundError,
+    VoucherNotOwnedError,
+)
+from loyaltykit.flows import CallContext
 from loyaltykit.members import (
     Enrolment,
     EnrolmentResult,
@@ -51,27 +66,12 @@ from loyaltykit.members import (
     decode_cursor,
     encode_cursor,
 )
-from loyaltykit.errors import (
-    ERROR_CODES,
-    CurrencyMismatchError,
-    CustomerNotFoundError,
-    InsufficientBalanceError,
-    InvalidRequestError,
-    LoyaltyError,
-    NotSupportedError,
-    OutcomeUnknownError,
-    VoucherNotFoundError,
-    VoucherError,
-    VoucherNotOwnedError,
-)
-from loyaltykit.flows import CallContext
-from loyaltykit.reconcile import ends_batch, export_result_from_error, reconcile
 from loyaltykit.models import Balance, Basket
+from loyaltykit.reconcile import ends_batch, export_result_from_error, reconcile
 
 from . import __version__
 from . import transformers as tf
 from .settings import SalesforceSettings
-
 
 _log = logging.getLogger("loyaltykit.salesforce")
 

@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
+
 from loyaltykit import wire
 from loyaltykit.money import quantize
 from loyaltykit.testing import FakeEngine

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+
 from loyaltykit.money import Money
 from loyaltykit.testing import (
     EngineBalances,

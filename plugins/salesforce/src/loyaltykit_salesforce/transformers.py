@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
+
 from loyaltykit import (
     Balance,
     BalanceKind,
@@ -34,16 +35,15 @@ from loyaltykit import (
     OfferKind,
     Order,
     UnmappedEffect,
+    wire,
 )
-from loyaltykit import wire
-from loyaltykit.members import StatementEntry, StatementEntryKind
 from loyaltykit.engine_errors import ErrorTable
-from loyaltykit.money import exponent
 from loyaltykit.errors import (
     LoyaltyError,
     MalformedResponseError,
 )
-
+from loyaltykit.members import StatementEntry, StatementEntryKind
+from loyaltykit.money import exponent
 
 if TYPE_CHECKING:
     from .settings import SalesforceSettings

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+
 from loyaltykit import (
     Balance,
     BalanceKind,
@@ -40,7 +41,6 @@ from loyaltykit import (
     ReversalResult,
     Service,
 )
-from loyaltykit.members import EnrolmentResult, Statement, Wallet, decode_cursor, encode_cursor
 from loyaltykit.auth import BasicAuth
 from loyaltykit.errors import (
     EngineTimeoutError,
@@ -48,11 +48,12 @@ from loyaltykit.errors import (
     InvalidRequestError,
     LoyaltyError,
     MalformedResponseError,
+    NotSupportedError,
     OutcomeUnknownError,
     RateLimitedError,
-    NotSupportedError,
     VoucherNotOwnedError,
 )
+from loyaltykit.members import EnrolmentResult, Statement, Wallet, decode_cursor, encode_cursor
 from loyaltykit.reconcile import ends_batch, export_result_from_error
 from loyaltykit.scrub import register_secret
 

@@ -37,16 +37,15 @@ from loyaltykit import (
     RedemptionResult,
     RedemptionStatus,
     SpendResult,
+    wire,
 )
-from loyaltykit import wire
-from loyaltykit.members import StatementEntry, StatementEntryKind
 from loyaltykit.engine_errors import ErrorTable
 from loyaltykit.errors import (
     ERROR_CODES,
     LoyaltyError,
     MalformedResponseError,
 )
-
+from loyaltykit.members import StatementEntry, StatementEntryKind
 
 if TYPE_CHECKING:
     from .settings import SessionMSettings
