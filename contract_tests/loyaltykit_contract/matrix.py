@@ -246,7 +246,7 @@ def render(results: list[_Result]) -> str:
         for (engine, detail), tag in sorted(notes.items(), key=lambda kv: int(kv[1][1:])):
             lines.append(f"- [{tag}] {engine}: {detail}")
     if failures:
-        lines += ["", "## Failures", ""] + failures
+        lines += ["", "## Failures", "", *failures]
     return "\n".join(lines) + "\n"
 
 

@@ -42,7 +42,7 @@ def test_identify_unknown_customer_is_none(loyaltykit_target):
 
 @requires(Capability.IDENTIFY)
 @pytest.mark.parametrize(
-    "kind, value",
+    ("kind", "value"),
     [("email", "not-an-email"), ("phone", "call me"), ("card", "#!"), ("external_id", "a\x00b")],
     ids=["email", "phone", "card", "external_id"],
 )

@@ -64,7 +64,7 @@ def quantize(amount: Decimal, currency: str) -> Decimal:
 
 def to_decimal(value: Any) -> Decimal:
     """Coerce int/str/Decimal to a finite Decimal. Floats and NaN/inf are refused."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise ValueError("amounts must be Decimal, int or str, never float")
     try:
         result = value if isinstance(value, Decimal) else Decimal(str(value))
@@ -78,7 +78,7 @@ def to_decimal(value: Any) -> Decimal:
 def bounded(value: Decimal) -> Decimal:
     """Refuse a Decimal with more than ``MAX_PLACES`` places or ``MAX_DIGITS`` digits (trailing zeros
     aside), and return it without trailing zeros beyond the point ("2.50" stays "2.50")."""
-    sign, digits, exp = value.as_tuple()
+    _sign, digits, exp = value.as_tuple()
     assert isinstance(exp, int)
     if exp > 32:  # 1E+40: far beyond any limit; checked before normalising it
         raise ValueError("number is too large")

@@ -47,7 +47,7 @@ def test_success_envelope_gives_data():
                      TABLE, "OK") == {"token": "t"}
 
 
-@pytest.mark.parametrize("message, error", [
+@pytest.mark.parametrize(("message", "error"), [
     ("Invalid token", AuthFailedError),
     ("Access token not found", CustomerNotFoundError),
     ("Spend amount exceeds the wallet balance", InsufficientBalanceError),

@@ -249,9 +249,7 @@ class _Basket:
 def _products_hold(condition: ProductsCondition, quantities: dict[str, Decimal]) -> bool:
     if condition.all and any(quantities.get(key, ZERO) < condition.min_quantity for key in condition.all):
         return False
-    if condition.any and sum((quantities.get(key, ZERO) for key in condition.any), ZERO) < condition.min_quantity:
-        return False
-    return True
+    return not (condition.any and sum((quantities.get(key, ZERO) for key in condition.any), ZERO) < condition.min_quantity)
 
 
 def conditions_hold(when: Conditions, rule_id: str, state: _Basket, customer: CustomerFacts | None,
@@ -283,9 +281,7 @@ def conditions_hold(when: Conditions, rule_id: str, state: _Basket, customer: Cu
         # A guest's history is unknown: neither "first order" nor "returning" can be claimed.
         if customer is None or (customer.orders_count == 0) != when.first_order:
             return False
-    if when.not_previously_granted and (customer is None or rule_id in customer.granted_rules):
-        return False
-    return True
+    return not (when.not_previously_granted and (customer is None or rule_id in customer.granted_rules))
 
 
 def _targets(state: _Basket, skus: list[str], categories: list[str]) -> list[Line]:

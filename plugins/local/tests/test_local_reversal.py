@@ -189,7 +189,7 @@ def test_refunds_in_any_steps_give_back_exactly_what_was_paid(make_shop, prices,
     where they started: nothing earned is left, nothing spent is lost."""
     shop = make_shop(ORDER_DISCOUNT, name=f"steps-{uuid.uuid4().hex}")
     ann = shop.customer(cashback=eur(100))
-    cart = basket(*(line(str(i), f"SKU-{i}", f"{p / 100:.2f}", q) for i, (p, q) in enumerate(zip(prices, quantities))),
+    cart = basket(*(line(str(i), f"SKU-{i}", f"{p / 100:.2f}", q) for i, (p, q) in enumerate(zip(prices, quantities, strict=False))),
                   customer_id=ann, id=f"cart-{uuid.uuid4().hex[:8]}")
     quote = shop.loyalty.evaluate(cart)
     paid = min(eur(cashback), quote.total)

@@ -179,7 +179,7 @@ def test_voucher_list():
     assert offer.amount == eur("100") and offer.code == "J4XN26MT" and offer.id == "0kDT1000000TUwsMAG"
 
 
-@pytest.mark.parametrize("body, status", REDEEM_OUTPUTS)
+@pytest.mark.parametrize(('body', 'status'), REDEEM_OUTPUTS)
 def test_redeem_outputs(body, status):
     assert tf.redeem_status(tf.parse_json(response(body, 201))) == status
 
@@ -317,7 +317,7 @@ def test_soql_literals_are_escaped():
 
 
 @pytest.mark.parametrize(
-    "status, body, expected",
+    ('status', 'body', 'expected'),
     [
         (401, SESSION_EXPIRED, AuthFailedError),
         (403, '[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]', RateLimitedError),

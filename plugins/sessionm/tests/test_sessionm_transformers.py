@@ -182,7 +182,7 @@ def test_pos_envelope_fields():
     assert envelope["request_id"] == "rid-1"
 
 
-@pytest.mark.parametrize("body,error", [
+@pytest.mark.parametrize(('body', 'error'), [
     ('{"status":"ERROR","errors":{"code":"offer_locked","message":"locked"}}', VoucherAlreadyRedeemedError),
     ('{"status":"Failed","errors":{"error_code":"whatever"}}', EngineError),
     ('{"status":"ok","payload":{}}', EngineError),  # POS success is exactly "OK"

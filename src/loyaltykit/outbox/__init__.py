@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -315,10 +315,8 @@ class Outbox:
                     summary.add(await self.adrain(loyalty, batch=batch, stop=stop))
                 except Exception:
                     log.exception("outbox drain failed; retrying in %.1f s", interval)
-                try:
+                with suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=interval)
-                except TimeoutError:
-                    pass
         finally:
             for signum in installed:
                 loop.remove_signal_handler(signum)
