@@ -126,7 +126,7 @@ def main() -> int:
             facts = engine._facts(conn, customer, "EUR", engine.now())
         now = engine.now()
         quote = rules.quote(compiled, view, facts, {}, now)
-        candidates = len(compiled.candidates({l.sku for l in basket.lines}, {l.category for l in basket.lines if l.category}))
+        candidates = len(compiled.candidates({line.sku for line in basket.lines}, {line.category for line in basket.lines if line.category}))
         print(f"{args.lines}-line basket, {args.rules} rules ({candidates} candidates after indexing, "
               f"{len(quote.applied_rules)} applied, {len(quote.discounts)} discounts)")
 

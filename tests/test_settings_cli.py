@@ -73,7 +73,7 @@ def test_loyaltykit_toml_in_working_directory_is_read(tmp_path):
 def test_missing_config_file_is_a_config_error(monkeypatch, tmp_path, installed):
     missing = tmp_path / "nope.toml"
     monkeypatch.setenv("LOYALTYKIT_CONFIG", str(missing))
-    with pytest.raises(ConfigError, match="nope.toml"):
+    with pytest.raises(ConfigError, match=r"nope\.toml"):
         Loyalty()
 
 

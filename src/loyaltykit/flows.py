@@ -95,7 +95,8 @@ def run_in_process(flow: Flow[T]) -> T:
     try:
         request = next(flow)
     except StopIteration as stop:
-        return stop.value
+        result: T = stop.value
+        return result
     flow.close()
     raise RuntimeError(f"in-process flow yielded an HTTP request: {request.method} {request.path}")
 

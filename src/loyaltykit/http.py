@@ -198,11 +198,13 @@ class _Exchange:
         if self.needs_token():
             yield _REFRESH
         response = yield _SEND
-        assert response is not None
+        if response is None:
+            raise AssertionError("response is set here")
         if self.should_refresh(response):
             yield _REFRESH
             response = yield _SEND
-            assert response is not None
+            if response is None:
+                raise AssertionError("response is set here")
             if self.service.auth.refused(response):
                 raise self._err(
                     AuthFailedError, f"engine refused the refreshed token (HTTP {response.status_code})"

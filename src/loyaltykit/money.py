@@ -12,7 +12,7 @@ import functools
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from fractions import Fraction
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -79,12 +79,14 @@ def bounded(value: Decimal) -> Decimal:
     """Refuse a Decimal with more than ``MAX_PLACES`` places or ``MAX_DIGITS`` digits (trailing zeros
     aside), and return it without trailing zeros beyond the point ("2.50" stays "2.50")."""
     _sign, digits, exp = value.as_tuple()
-    assert isinstance(exp, int)
+    if not isinstance(exp, int):
+        raise AssertionError("exp is an int here")
     if exp > 32:  # 1E+40: far beyond any limit; checked before normalising it
         raise ValueError("number is too large")
     normal = value.normalize()
     _, ndigits, nexp = normal.as_tuple()
-    assert isinstance(nexp, int)
+    if not isinstance(nexp, int):
+        raise AssertionError("nexp is an int here")
     if -nexp > MAX_PLACES:
         raise ValueError(f"at most {MAX_PLACES} decimal places")
     if len(ndigits) > MAX_DIGITS:
@@ -112,14 +114,14 @@ class KitBase(BaseModel):
             raise invalid_data(exc) from None
 
     @classmethod
-    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any):  # type: ignore[override]
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
         try:
             return super().model_validate(obj, *args, **kwargs)
         except ValidationError as exc:
             raise invalid_data(exc) from None
 
     @classmethod
-    def model_validate_json(cls, json_data: Any, *args: Any, **kwargs: Any):  # type: ignore[override]
+    def model_validate_json(cls, json_data: Any, *args: Any, **kwargs: Any) -> Self:
         try:
             return super().model_validate_json(json_data, *args, **kwargs)
         except ValidationError as exc:
@@ -266,7 +268,7 @@ def allocate(amount: Money, weights: Sequence[Decimal | Money]) -> list[Money]:
 
 def prorate(amount: Money, before: Fraction, after: Fraction) -> Money:
     """The share of ``amount`` between two cumulative fractions, rounded so that successive shares
-    (0 → f1 → f2 → … → 1) sum exactly to ``amount``: each is round(amount·after) − round(amount·before)."""
+    (0 → f1 → f2 → … → 1) sum exactly to ``amount``: each is round(amount·after) - round(amount·before)."""
     if not 0 <= before <= after <= 1:
         raise ValueError("prorate needs 0 <= before <= after <= 1")
     return _share(amount, after) - _share(amount, before)

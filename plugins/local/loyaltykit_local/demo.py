@@ -188,7 +188,8 @@ def _walk(console: Console, loyalty: Loyalty, admin: LocalEngine) -> None:
 
     _step(console, 1, "Identify the shopper by e-mail")
     customer = loyalty.identify(email="ann@example.com")
-    assert customer is not None
+    if customer is None:
+        raise AssertionError("customer is set here")
     console.print(_customer_table(customer))
     console.print(f"unknown e-mail → {loyalty.identify(email='nobody@example.com')!r}")
 
@@ -238,7 +239,7 @@ def _walk(console: Console, loyalty: Loyalty, admin: LocalEngine) -> None:
                             ("net paid", "right")):
         table.add_column(column, justify=justify)
     for allocation in order.allocations:
-        table.add_row(allocation.line_id, order.lines[[l.id for l in order.lines].index(allocation.line_id)].sku,
+        table.add_row(allocation.line_id, order.lines[[line.id for line in order.lines].index(allocation.line_id)].sku,
                       str(allocation.subtotal), f"-{allocation.discount_total}", str(allocation.net))
     table.add_row("", "shipping", "", "", str(order.shipping_total))
     table.add_row("", "total", str(order.subtotal), f"-{order.discount_total}", str(order.total))
@@ -263,7 +264,8 @@ def _walk(console: Console, loyalty: Loyalty, admin: LocalEngine) -> None:
     table = Table(header_style="bold", show_header=False)
     table.add_column("what")
     table.add_column("amount", justify="right")
-    assert refund.refund is not None
+    if refund.refund is None:
+        raise AssertionError("refund.refund is set here")
     table.add_row("net paid for the returned goods", str(refund.refund.goods))
     table.add_row("[bold]refunded to the card[/bold]", f"[bold]{refund.refund.to_card}[/bold]")
     table.add_row("cashback returned to the wallet", str(refund.cashback_returned))
@@ -284,14 +286,16 @@ def _walk(console: Console, loyalty: Loyalty, admin: LocalEngine) -> None:
         cancelled = loyalty.cancel_order(declined, outbox=outbox, reason="payment declined")
         state = outbox.entry(declined.ref).state
         outbox.close()
-    assert cancelled.refund is not None
+    if cancelled.refund is None:
+        raise AssertionError("cancelled.refund is set here")
     console.print(f"order {declined.ref}: {declined.amount_due} to pay by card → declined; "
                   f"cancel_order gave back {cancelled.cashback_returned} of cashback, the outbox entry is {state} "
                   f"(never exported)")
 
     _step(console, 9, "Final balances and the member's statement (\"my account\")")
     customer = loyalty.identify(email="ann@example.com")
-    assert customer is not None
+    if customer is None:
+        raise AssertionError("customer is set here")
     console.print(_customer_table(customer))
     console.print(_statement_table(loyalty.statement(StatementQuery(customer_id=customer.id, page_size=20))))
 

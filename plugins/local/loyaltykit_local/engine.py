@@ -277,10 +277,9 @@ def conditions_hold(when: Conditions, rule_id: str, state: _Basket, customer: Cu
         return False
     if when.segment is not None and (customer is None or not customer.segments.intersection(when.segment)):
         return False
-    if when.first_order is not None:
-        # A guest's history is unknown: neither "first order" nor "returning" can be claimed.
-        if customer is None or (customer.orders_count == 0) != when.first_order:
-            return False
+    # A guest's history is unknown: neither "first order" nor "returning" can be claimed.
+    if when.first_order is not None and (customer is None or (customer.orders_count == 0) != when.first_order):
+        return False
     return not (when.not_previously_granted and (customer is None or rule_id in customer.granted_rules))
 
 
@@ -401,7 +400,8 @@ def _apply_voucher(definition: VoucherDef, state: _Basket, quote: Quote) -> None
     label = definition.label or code
     currency = state.currency
     if definition.kind == "percent":
-        assert definition.percent is not None
+        if definition.percent is None:
+            raise AssertionError("definition.percent is set here")
         taken = _take_order(state, state.remaining() * definition.percent / HUNDRED)
         if taken > 0:
             quote.discounts.append(Discount(target=DiscountTarget.ORDER, amount=_money(taken, currency),

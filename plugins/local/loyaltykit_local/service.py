@@ -640,13 +640,15 @@ class LocalEngine:
     def spend(self, spend: CashbackSpend, key: str) -> SpendResult:
         self.calls["spend"] += 1
         if spend.kind is BalanceKind.CASHBACK:
-            assert spend.amount is not None
+            if spend.amount is None:
+                raise AssertionError("spend.amount is set here")
             self._check_currency(spend.amount.currency, "spend_cashback")
             wanted = spend.amount.minor_units()
             currency: str | None = spend.amount.currency
             self._check_spend_policy(spend.amount)
         else:
-            assert spend.points is not None
+            if spend.points is None:
+                raise AssertionError("spend.points is set here")
             wanted = _whole_points(spend.points, "points")
             currency = None
         value = self._spend_value(spend)
@@ -682,7 +684,8 @@ class LocalEngine:
         value the shop states must match the program's rate when the program has one."""
         if spend.kind is BalanceKind.CASHBACK:
             return spend.amount
-        assert spend.points is not None
+        if spend.points is None:
+            raise AssertionError("spend.points is set here")
         currency = (spend.points_value or spend.amount_due or Money.zero(self.program.currency)).currency
         priced = rules.points_value(self.program, spend.points, currency)
         if priced is None:

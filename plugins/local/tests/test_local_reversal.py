@@ -200,7 +200,7 @@ def test_refunds_in_any_steps_give_back_exactly_what_was_paid(make_shop, prices,
     order = Order.from_evaluation("O-1", cart, quote, receipts)
     assert sum((a.net for a in order.allocations), eur(0)) == order.total
     _export(shop, order)
-    left = {l.id: int(l.quantity) for l in order.lines}
+    left = {line.id: int(line.quantity) for line in order.lines}
     results = []
     for index, step in enumerate([*steps, *range(len(order.lines))] * 4):
         line_id = str(step % len(order.lines))

@@ -111,7 +111,7 @@ def test_error_patterns_classify_unknown_codes_by_message():
 
 
 def test_malformed_answers_name_the_body_path(s):
-    with pytest.raises(MalformedResponseError, match="body: .*not JSON"):
+    with pytest.raises(MalformedResponseError, match=r"body: .*not JSON"):
         tf.answer(response("{oops"), wire.TransactionAnswer, s)
     bad = '{"transaction": {"transaction_key": "k", "type": "SALE", "status": "CONFIRMED", "amount": "lots"}}'
     with pytest.raises(MalformedResponseError, match=r"body\.transaction\.amount"):

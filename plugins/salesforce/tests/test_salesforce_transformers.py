@@ -475,7 +475,7 @@ def test_cart_request_names_products_with_the_configured_field():
 
 
 from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st
+from hypothesis import strategies as st  # noqa: E402
 
 
 @given(st.lists(st.integers(min_value=1, max_value=10_000_00), min_size=1, max_size=8), st.data())

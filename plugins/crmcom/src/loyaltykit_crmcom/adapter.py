@@ -353,20 +353,21 @@ class CrmcomAdapter(EngineAdapter):
         # only cancelling the purchase can give it back.
         inline = [r for r in spends if purchase is not None and r.engine_ref == purchase.id]
         for receipt in (r for r in spends if r not in inline):
-            assert receipt.engine_ref is not None
+            if receipt.engine_ref is None:
+                raise AssertionError("receipt.engine_ref is set here")
             reference = self._spend_reference(receipt.idempotency_key)
             if (yield from self.backend.cancel_spend(receipt.engine_ref, reference)):
                 returned += receipt.amount.amount if receipt.amount else Decimal(0)
                 receipts.append(Receipt(operation="reverse", engine=self.name, idempotency_key=key,
                                         engine_ref=receipt.engine_ref, amount=receipt.amount))
         awarded = Decimal(0)
-        if purchase is not None and purchase.state != "CANCELLED":
-            if (yield from self.backend.cancel_purchase(purchase, order.ref)):
-                awarded = purchase.awarded if s.cancel_reverses_awards else Decimal(0)
-                if s.cancel_reverses_spends:
-                    returned += sum((r.amount.amount for r in inline if r.amount), Decimal(0))
-                receipts.append(Receipt(operation="reverse", engine=self.name, idempotency_key=key,
-                                        engine_ref=purchase.id))
+        if purchase is not None and purchase.state != "CANCELLED" and (
+                yield from self.backend.cancel_purchase(purchase, order.ref)):
+            awarded = purchase.awarded if s.cancel_reverses_awards else Decimal(0)
+            if s.cancel_reverses_spends:
+                returned += sum((r.amount.amount for r in inline if r.amount), Decimal(0))
+            receipts.append(Receipt(operation="reverse", engine=self.name, idempotency_key=key,
+                                    engine_ref=purchase.id))
         clawed = awarded
         if customer is not None and before is not None:
             after = yield from self.backend.balance(customer)

@@ -253,14 +253,14 @@ class MaxxingFake(FakeEngine):
             raise Refused("VOUCHER_USAGE_LIMIT_REACHED", "voucher used up")
         if voucher.min_basket is not None and lines and _subtotal(lines) < voucher.min_basket:
             raise Refused("VOUCHER_CONDITIONS_NOT_MET", "basket below the voucher's minimum")
-        if voucher.kind == "item" and lines and not any(l["item_code"] == voucher.sku for l in lines):
+        if voucher.kind == "item" and lines and not any(item["item_code"] == voucher.sku for item in lines):
             raise Refused("VOUCHER_CONDITIONS_NOT_MET", "the voucher's product is not in the basket")
         return voucher
 
     def _voucher_discount(self, voucher: FakeVoucher, lines: list[dict[str, Any]],
                           remaining: Decimal) -> dict[str, Any]:
         if voucher.kind == "item":
-            line = next(l for l in lines if l["item_code"] == voucher.sku)
+            line = next(item for item in lines if item["item_code"] == voucher.sku)
             amount = min(voucher.value, _line_total(line))
             return {"level": "LINE", "line_id": line["line_id"], "amount": money(amount), "code": voucher.code,
                     "label": f"Voucher {voucher.code}"}
@@ -474,7 +474,7 @@ class MaxxingFake(FakeEngine):
         original = self._original(body)
         if original["type"] != "SALE":
             raise Refused("INVALID_REQUEST", "only a sale can be refunded")
-        sold = {l["line_id"]: l for l in original["lines"]}
+        sold = {item["line_id"]: item for item in original["lines"]}
         wanted = body.get("lines") or []
         if not wanted:
             raise Refused("MISSING_FIELD", "lines are required")
@@ -527,7 +527,7 @@ def _line_total(line: dict[str, Any]) -> Decimal:
 
 
 def _subtotal(lines: list[dict[str, Any]]) -> Decimal:
-    return sum((_line_total(l) for l in lines), Decimal(0))
+    return sum((_line_total(item) for item in lines), Decimal(0))
 
 
 def _customer_json(customer: FakeCustomer) -> dict[str, Any]:

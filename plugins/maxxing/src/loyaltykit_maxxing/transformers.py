@@ -125,8 +125,8 @@ def _store(s: MaxxingSettings, store_id: str | None) -> str:
 
 
 def _lines(lines: tuple[Line, ...]) -> list[wire.WireLine]:
-    return [wire.WireLine(line_id=l.id, item_code=l.sku, quantity=l.quantity, unit_price=l.unit_price.amount,
-                          category=l.category) for l in lines]
+    return [wire.WireLine(line_id=line.id, item_code=line.sku, quantity=line.quantity,
+                          unit_price=line.unit_price.amount, category=line.category) for line in lines]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,7 +301,8 @@ def redemption_result(record: wire.TransactionRecord, redemption: VoucherRedempt
 
 def burn_cashback_request(s: MaxxingSettings, spend: CashbackSpend, key: str,
                           amount_due: Money | None = None) -> dict[str, Any]:
-    assert spend.amount is not None
+    if spend.amount is None:
+        raise AssertionError("spend.amount is set here")
     return wire.BurnCashbackRequest(
         store_chain=s.store_chain, store=s.store_number, channel=s.default_channel, transaction_key=key,
         order_number=spend.order_ref, cust_id=spend.customer_id, amount=spend.amount.amount,
@@ -310,7 +311,8 @@ def burn_cashback_request(s: MaxxingSettings, spend: CashbackSpend, key: str,
 
 
 def spend_result(record: wire.TransactionRecord, spend: CashbackSpend, kit_key: str, replayed: bool) -> SpendResult:
-    assert spend.amount is not None
+    if spend.amount is None:
+        raise AssertionError("spend.amount is set here")
     currency = spend.amount.currency
     taken = Money.of(record.amount, currency) if record.amount is not None else spend.amount
     remaining = None
@@ -358,8 +360,8 @@ def cancel_request(s: MaxxingSettings, reversal: Reversal, key: str, original: s
 def refund_request(s: MaxxingSettings, reversal: Reversal, key: str, original: str) -> dict[str, Any]:
     order = reversal.order
     wanted = {r.line_id: r.quantity for r in reversal.lines} if reversal.lines else {
-        l.id: l.quantity for l in order.lines}
-    amount = sum((l.unit_price.amount * wanted[l.id] for l in order.lines if l.id in wanted), Decimal(0))
+        line.id: line.quantity for line in order.lines}
+    amount = sum((line.unit_price.amount * wanted[line.id] for line in order.lines if line.id in wanted), Decimal(0))
     return wire.RefundRequest(
         store_chain=s.store_chain, store=_store(s, order.store_id), channel=_channel(s, order.channel),
         transaction_key=key, original_transaction_key=original,

@@ -408,11 +408,11 @@ class SalesforceAdapter(EngineAdapter):
             if voucher.status == "Issued":
                 yield from self._voucher_action(path, params, "Reserve", reservation, member, code, ctx,
                                                 amount=partial, currency=currency, key=key)
-            result = yield from self._voucher_action(path, params, "Redeem", reservation, member, code, ctx,
-                                                     amount=partial, currency=currency, key=key)
+            yield from self._voucher_action(path, params, "Redeem", reservation, member, code, ctx,
+                                            amount=partial, currency=currency, key=key)
         else:
-            result = yield from self._voucher_action(path, params, None, None, member, code, ctx,
-                                                     amount=partial, currency=currency, key=key)
+            yield from self._voucher_action(path, params, None, None, member, code, ctx,
+                                            amount=partial, currency=currency, key=key)
         if voucher.type != "FixedValue":
             return None, voucher, replayed
         if replayed:
@@ -502,14 +502,16 @@ class SalesforceAdapter(EngineAdapter):
         if spend.kind is BalanceKind.CASHBACK:
             if s.cashback_currency is None:
                 raise NotSupportedError("cashback is not configured (cashback_currency)", engine=self.name)
-            assert spend.amount is not None
+            if spend.amount is None:
+                raise AssertionError("spend.amount is set here")
             if spend.amount.currency != s.cashback_iso_currency:
                 raise CurrencyMismatchError(
                     f"cashback is held in {s.cashback_iso_currency}", engine=self.name, field="spend.amount.currency"
                 )
             process, wanted = s.debit_cashback_process, spend.amount.amount
         else:
-            assert spend.points is not None
+            if spend.points is None:
+                raise AssertionError("spend.points is set here")
             process, wanted = s.debit_points_process, spend.points
         existing = yield from self._find_journals([self._external_number(spend.key)], ctx)
         if existing:
@@ -519,7 +521,8 @@ class SalesforceAdapter(EngineAdapter):
         balance: Balance | None = None
         if s.check_balance_before_spend:
             customer = yield from self._profile(spend.customer_id, ctx, missing_ok=False)
-            assert customer is not None
+            if customer is None:
+                raise AssertionError("customer is set here")
             balance = customer.balance(spend.kind)
             have = (balance.points if spend.kind is BalanceKind.POINTS else balance.money.amount) if balance else Decimal(0)  # type: ignore[union-attr]
             if have is None or have < wanted:
@@ -573,7 +576,8 @@ class SalesforceAdapter(EngineAdapter):
             if before is not None and before.points is not None:
                 remaining = Balance(kind=BalanceKind.POINTS, name=before.name, points=max(before.points - taken, Decimal(0)))
         else:
-            assert spend.amount is not None
+            if spend.amount is None:
+                raise AssertionError("spend.amount is set here")
             amount, points = Money.of(taken, spend.amount.currency), None
             if before is not None and before.money is not None:
                 left = (before.money - amount).max(Money.zero(amount.currency))
@@ -620,7 +624,8 @@ class SalesforceAdapter(EngineAdapter):
         journals = tf.accrual_journals(s, order, number)
         numbers = tf.accrual_numbers(s, order, number)
         path = tf.realtime_path(s)
-        assert order.customer_id is not None
+        if order.customer_id is None:
+            raise AssertionError("order.customer_id is set here")
         try:
             if s.burn_store_codes_on_export:
                 for code in self._store_codes(order):

@@ -468,7 +468,7 @@ def vouchers_from_list(body: Any) -> list[SfVoucher]:
             raise MalformedResponseError("voucher without voucherCode", engine=ENGINE)
 
         def opt(key: str) -> Decimal | None:
-            return number(item[key], key) if item.get(key) is not None else None
+            return number(item[key], key) if item.get(key) is not None else None  # noqa: B023 (used within this iteration)
 
         found.append(
             SfVoucher(
@@ -707,7 +707,8 @@ def _shares(order: Order) -> list[Decimal]:
 
 def accrual_journal(settings: SalesforceSettings, order: Order, number: str) -> dict[str, Any]:
     """An Accrual journal for a placed order (TransactionAmount as a string, as documented)."""
-    assert order.customer_id is not None
+    if order.customer_id is None:
+        raise AssertionError("order.customer_id is set here")
     journal = _journal_base(settings, number, order.customer_id, order.placed_at)
     journal.update(
         {

@@ -453,7 +453,8 @@ class SessionMAdapter(EngineAdapter):
         order = reversal.order
         reinstated: list[str] = []
         for receipt in redemptions:
-            assert receipt.code is not None
+            if receipt.code is None:
+                raise AssertionError("receipt.code is set here")
             unlock = s.redeem_mode == "lock" and not reversal.exported
             yield from self._release(tf.user_offer_of(receipt), key, "cancel", unlock=unlock, store_id=order.store_id)
             reinstated.append(receipt.code)
@@ -461,7 +462,8 @@ class SessionMAdapter(EngineAdapter):
         returned = Decimal(0)
         receipts: list[Receipt] = []
         for receipt in spends:
-            assert receipt.points is not None and order.customer_id is not None
+            if receipt.points is None or order.customer_id is None:
+                raise AssertionError("receipt.points and order.customer_id are set here")
             account = yield from self._point_account(order.customer_id)
             if s.points_return == "spend_is_return":
                 detail = yield from self._spend_multiple(
