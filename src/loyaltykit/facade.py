@@ -350,7 +350,7 @@ class _Facade:
         )
 
     def _prepare_export(self, orders: Any) -> _Call[ExportReport]:
-        if isinstance(orders, Order | dict[str, Any]):
+        if isinstance(orders, Order | dict):
             orders = [orders]
         if orders is None or isinstance(orders, str | bytes) or not hasattr(orders, "__iter__"):
             raise InvalidRequestError("orders: an Order or an iterable of orders", field="orders")
@@ -428,7 +428,7 @@ class _Facade:
         )
 
     def _prepare_sync_products(self, products: Any) -> _Call[ProductSyncReport]:
-        if isinstance(products, Product | dict[str, Any]):
+        if isinstance(products, Product | dict):
             products = [products]
         products = list(products)
         if not 1 <= len(products) <= MAX_SYNC_PRODUCTS:

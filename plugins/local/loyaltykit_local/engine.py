@@ -50,10 +50,13 @@ from loyaltykit import (
     VoucherExpiredError,
     VoucherNotOwnedError,
 )
+from loyaltykit.models import Basket, Order
 from loyaltykit.money import quantize
 
 from .program import (
+    Action,
     BonusPoints,
+    CategoryEarn,
     Conditions,
     FixedOffLine,
     FixedOffOrder,
@@ -62,6 +65,7 @@ from .program import (
     IssueOffer,
     PercentOffLine,
     PercentOffOrder,
+    ProductEarn,
     ProductsCondition,
     Program,
     Rule,
@@ -116,12 +120,12 @@ class BasketView:
     codes: Sequence[str] = ()
 
     @classmethod
-    def of_basket(cls, basket) -> BasketView:
+    def of_basket(cls, basket: Basket) -> BasketView:
         return cls(basket.id, basket.currency, basket.lines, basket.customer_id,
                    basket.shipping.amount if basket.shipping else None, basket.channel, basket.coupon_codes)
 
     @classmethod
-    def of_order(cls, order) -> BasketView:
+    def of_order(cls, order: Order) -> BasketView:
         return cls(order.ref, order.currency, order.lines, order.customer_id,
                    order.shipping.amount if order.shipping else None, order.channel, order.voucher_codes)
 
@@ -138,8 +142,8 @@ class CompiledProgram:
     always: list[int]  # positions of rules with no product/category condition
     by_sku: dict[str, list[int]]
     by_category: dict[str, list[int]]
-    sku_earn: dict[str, object]
-    category_earn: dict[str, object]
+    sku_earn: dict[str, ProductEarn]
+    category_earn: dict[str, CategoryEarn]
     catalog_price: dict[str, int]
     tier_multiplier: dict[str, Decimal]
     needs_history: bool  # some rule asks about first orders or earlier grants
@@ -309,7 +313,7 @@ def _take_order(state: _Basket, wanted: Decimal) -> Decimal:
     return max(taken, ZERO)
 
 
-def apply_action(action, rule: Rule, state: _Basket, quote: Quote) -> None:
+def apply_action(action: Action, rule: Rule, state: _Basket, quote: Quote) -> None:
     label = rule.label or rule.id
     currency = state.currency
     if isinstance(action, PercentOffOrder):
@@ -524,7 +528,7 @@ _OFFER_KIND = {
 }
 
 
-def points_value(program, points: Decimal, currency: str) -> Money | None:
+def points_value(program: Program, points: Decimal, currency: str) -> Money | None:
     """What ``points`` pay when spent, at the program's ``points.spend_value`` (None without one)."""
     rate = amount_in(program.points.spend_value, currency, program.currency)
     return _money(points * rate, currency) if rate is not None else None

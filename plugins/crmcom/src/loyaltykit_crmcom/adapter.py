@@ -16,6 +16,7 @@ format lives behind ``self.backend`` (Gen A today).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -50,7 +51,19 @@ from loyaltykit.errors import (
     LoyaltyError,
     NotSupportedError,
 )
-from loyaltykit.models import ProductSyncReport
+from loyaltykit.flows import CallContext, Flow
+from loyaltykit.http import EngineClientConfig
+from loyaltykit.models import (
+    Basket,
+    CashbackSpend,
+    Customer,
+    CustomerIdentifier,
+    Line,
+    Order,
+    Product,
+    ProductSyncReport,
+    Reversal,
+)
 from loyaltykit.money import Money
 from loyaltykit.reconcile import ends_batch, export_result_from_error, reconcile
 
@@ -91,7 +104,7 @@ class CrmcomAdapter(EngineAdapter):
             update={"identify_by": frozenset(s.access_token_kinds), "currencies": frozenset({s.currency})}
         )
 
-    def client_config(self):
+    def client_config(self) -> EngineClientConfig:
         return self.backend.client_config()
 
     def close(self) -> None:
@@ -115,12 +128,12 @@ class CrmcomAdapter(EngineAdapter):
         return tf.reference_for(self.settings.spend_reference_prefix, key)
 
     # -- identify ------------------------------------------------------------------------------
-    def identify(self, identifier, ctx):
-        customer = yield from self.backend.find_customer(identifier)
+    def identify(self, identifier: CustomerIdentifier, ctx: CallContext) -> Flow[Customer | None]:
+        customer: Customer | None = yield from self.backend.find_customer(identifier)
         return customer
 
     # -- evaluate ------------------------------------------------------------------------------
-    def evaluate_basket(self, basket, ctx):
+    def evaluate_basket(self, basket: Basket, ctx: CallContext) -> Flow[Evaluation]:
         s: CrmcomSettings = self.settings
         codes = tuple(
             CodeResult(code=c, status=CodeStatus.REJECTED, reason="not_supported",
@@ -132,7 +145,9 @@ class CrmcomAdapter(EngineAdapter):
             return Evaluation(engine=self.name, basket_id=basket.id, currency=basket.currency,
                               subtotal=basket.subtotal, codes=codes)
         preview = yield from self.backend.preview(basket.customer_id, basket.lines, basket.id)
-        money = lambda amount: Money.of(amount, s.currency)  # noqa: E731
+        def money(amount: Decimal) -> Money:
+            return Money.of(amount, s.currency)
+
         earn = (Earn(kind=BalanceKind.CASHBACK, money=money(preview.award), label="cashback"),) \
             if preview.award > 0 else ()
         spendable = money(max(self._spendable(preview, basket.subtotal.amount - preview.instant_spend), Decimal(0)))
@@ -167,7 +182,8 @@ class CrmcomAdapter(EngineAdapter):
         return limit
 
     # -- close the basket: purchase create, found by reference first -----------------------------
-    def _purchase(self, customer_id: str, lines, reference: str, paid=None) -> Sub:
+    def _purchase(self, customer_id: str, lines: tuple[Line, ...], reference: str,
+                  paid: Mapping[str, Decimal] | None = None) -> Sub:
         """The purchase for ``reference``: found, or created once (reconciled after a lost answer)."""
         existing = yield from self.backend.find_purchase(reference)
         if existing is not None:
@@ -179,7 +195,7 @@ class CrmcomAdapter(EngineAdapter):
         )
         return (created or found), True
 
-    def export_orders(self, orders, ctx):
+    def export_orders(self, orders: list[Order], ctx: CallContext) -> Flow[ExportReport]:
         results: list[OrderExportResult] = []
         for order in orders:
             if order.customer_id is None:
@@ -206,14 +222,14 @@ class CrmcomAdapter(EngineAdapter):
         return ExportReport(engine=self.name, results=tuple(results))
 
     # -- spend: front-end reduction against the purchase -----------------------------------------
-    def spend_cashback(self, spend, ctx):
+    def spend_cashback(self, spend: CashbackSpend, ctx: CallContext) -> Flow[SpendResult]:
         if spend.kind is not BalanceKind.CASHBACK or spend.amount is None:
             raise NotSupportedError("CRM.COM spends wallet money only", engine=self.name, operation="spend_cashback")
         key = ctx.idempotency_key or spend.key
         amount = spend.amount.amount
         reference = self._spend_reference(key)
         if self.settings.spend_mode != "spend_request":
-            result = yield from self._spend_with_purchase(spend, key, amount, reference)
+            result: SpendResult | None = yield from self._spend_with_purchase(spend, key, amount, reference)
             if result is not None:
                 return result
             # create_spend (R9-R16) and the order's purchase closed already: a spend request settles it.
@@ -229,13 +245,15 @@ class CrmcomAdapter(EngineAdapter):
             look_after_loss=self._reconcile_lost_writes,
         )
         request = sent or found
+        if request is None:
+            raise AssertionError("reconcile returns what was sent or what was found")
         return self._spend_result(spend, key, request.id, request.amount, replayed=False)
 
     def _cancelled_key(self) -> InvalidRequestError:
         return InvalidRequestError("the spend with this idempotency key was cancelled; use a new key",
                                    engine=self.name, field="spend.idempotency_key")
 
-    def _spend_with_purchase(self, spend, key: str, amount: Decimal, reference: str) -> Sub:
+    def _spend_with_purchase(self, spend: CashbackSpend, key: str, amount: Decimal, reference: str) -> Sub:
         """The spend travels with the order's purchase (``create_spend`` R9-R16, atomic; or inside
         ``purchases/create`` from R17). The purchase's external reference is the spend's, so a look-up
         by the order ref tells a replay from an order closed without this spend. None: settle the
@@ -260,7 +278,9 @@ class CrmcomAdapter(EngineAdapter):
             lambda: self.backend.find_purchase(spend.order_ref),
             look_after_loss=self._reconcile_lost_writes,
         )
-        purchase: Purchase = sent or found
+        purchase: Purchase | None = sent or found
+        if purchase is None:
+            raise AssertionError("reconcile returns what was sent or what was found")
         if purchase.external_reference != reference:  # an export of the order won the race
             if inline:
                 raise self._closed_purchase()
@@ -272,7 +292,7 @@ class CrmcomAdapter(EngineAdapter):
             "the order's purchase is closed already; from R17 a spend travels inside the purchase, so spend "
             "before exporting the order", engine=self.name, field="spend.order_ref")
 
-    def _inline_result(self, spend, key: str, purchase: Purchase, amount: Decimal, *, replayed: bool) -> SpendResult:
+    def _inline_result(self, spend: CashbackSpend, key: str, purchase: Purchase, amount: Decimal, *, replayed: bool) -> SpendResult:
         if purchase.state == "CANCELLED":
             raise self._cancelled_key()
         if purchase.spent < amount:
@@ -284,12 +304,12 @@ class CrmcomAdapter(EngineAdapter):
         return self._spend_result(spend, key, purchase.id, amount, replayed=replayed)
 
     @staticmethod
-    def _due(spend, payable: Decimal) -> Decimal:
+    def _due(spend: CashbackSpend, payable: Decimal) -> Decimal:
         """What the spend may pay: what the purchase it settles still costs, and never more than the
         order's ``amount_due`` when the shop gives it (the core's figure: discounts, earlier spends)."""
         return payable if spend.amount_due is None else min(spend.amount_due.amount, payable)
 
-    def _settled_purchase(self, spend, amount: Decimal) -> Sub:
+    def _settled_purchase(self, spend: CashbackSpend, amount: Decimal) -> Sub:
         """Check the spend against the preview's bounds and the amount due, then find or create the
         purchase it settles."""
         basket = spend.basket
@@ -324,7 +344,7 @@ class CrmcomAdapter(EngineAdapter):
         if amount > due:
             raise InvalidRequestError(f"more than the amount due ({due})", engine=self.name, field="spend.amount")
 
-    def _spend_result(self, spend, key: str, engine_ref: str, amount: Decimal, *, replayed: bool) -> SpendResult:
+    def _spend_result(self, spend: CashbackSpend, key: str, engine_ref: str, amount: Decimal, *, replayed: bool) -> SpendResult:
         taken = Money.of(amount, self.settings.currency)
         return SpendResult(
             kind=BalanceKind.CASHBACK, amount=taken,
@@ -333,7 +353,7 @@ class CrmcomAdapter(EngineAdapter):
         )
 
     # -- reverse: cancel the spend requests and the purchase, then measure the wallet -------------
-    def reverse(self, reversal, ctx):
+    def reverse(self, reversal: Reversal, ctx: CallContext) -> Flow[ReversalResult]:
         s: CrmcomSettings = self.settings
         if reversal.kind is not ReversalKind.CANCEL:
             raise NotSupportedError("CRM.COM Gen A documents no POS return; only cancel is supported",
@@ -376,7 +396,9 @@ class CrmcomAdapter(EngineAdapter):
                 log.warning("engine=crmcom cancel moved the wallet by %s; expected %s", after - before,
                             returned - awarded)
             clawed = max(measured, Decimal(0))
-        money = lambda amount: Money.of(amount, s.currency)  # noqa: E731
+        def money(amount: Decimal) -> Money:
+            return Money.of(amount, s.currency)
+
         return ReversalResult(
             order_ref=order.ref, kind=ReversalKind.CANCEL,
             cashback_returned=money(returned) if returned else None,
@@ -385,7 +407,7 @@ class CrmcomAdapter(EngineAdapter):
         )
 
     # -- product sync ----------------------------------------------------------------------------
-    def sync_products(self, products, ctx):
+    def sync_products(self, products: list[Product], ctx: CallContext) -> Flow[ProductSyncReport]:
         size = self.settings.product_sync_batch
         batches = 0
         for start in range(0, len(products), size):

@@ -31,7 +31,7 @@ import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Literal, overload
 
 import httpx
 
@@ -171,7 +171,7 @@ class MaxxingFake(FakeEngine):
     def authorize(self, request: httpx.Request, route: str) -> bool:
         # Reference §1.2: HTTP Basic, base64(user:password), per integration API user.
         expected = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-        return request.headers.get("Authorization") == f"Basic {expected}"
+        return bool(request.headers.get("Authorization") == f"Basic {expected}")
 
     def _wrap(self, name: str, handler: Any) -> Any:
         def handle(request: httpx.Request, params: dict[str, str]) -> httpx.Response:
@@ -209,6 +209,11 @@ class MaxxingFake(FakeEngine):
         return {"customers": [_customer_json(c) for c in self.customers.values() if c.email == email]}
 
     # -- assumed calls ---------------------------------------------------------------------------
+    @overload
+    def _customer(self, cust_id: Any, required: Literal[True] = True) -> FakeCustomer: ...
+    @overload
+    def _customer(self, cust_id: Any, required: bool) -> FakeCustomer | None: ...
+
     def _customer(self, cust_id: Any, required: bool = True) -> FakeCustomer | None:
         if cust_id in (None, ""):
             if required:
@@ -391,6 +396,7 @@ class MaxxingFake(FakeEngine):
         paid = max(Decimal(body["total"]) - shipping, Decimal(0))
         rewards = self._rewards(paid) if customer else []
         for reward in rewards:
+            assert customer is not None  # rewards only for a known customer
             if reward["type"] == "POINTS":
                 customer.points += reward["amount"]
             else:
@@ -457,6 +463,7 @@ class MaxxingFake(FakeEngine):
             extra.update(code=original["code"], reinstated_codes=[original["code"]])
         elif original["type"] == "CASHBACK_BURN":
             back = original["amount"] - original.get("refunded_amount", Decimal(0))  # refunds gave some back
+            assert customer is not None  # a cashback burn names its customer
             customer.cashback += back
             extra.update(amount=back, returned=[{"type": "CASHBACK", "amount": back}] if back else [])
         elif original["type"] == "SALE":

@@ -9,7 +9,7 @@ with the default the README lists; its body shapes live in ``wire.py``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -92,7 +92,7 @@ class MaxxingSettings(BaseSettings):
 
     @field_validator("operations", mode="before")
     @classmethod
-    def _operations(cls, value: dict) -> dict:
+    def _operations(cls, value: dict[str, Any]) -> dict[str, Any]:
         # Entries override the defaults one by one; the confirmed two keep their documented names
         # unless overridden explicitly.
         unknown = sorted(set(value) - set(DEFAULT_OPERATIONS))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -49,6 +49,8 @@ from loyaltykit.models import (
 
 from . import wire
 from .settings import MaxxingSettings
+
+M = TypeVar("M", bound=BaseModel)
 
 ENGINE = "maxxing"
 
@@ -96,7 +98,7 @@ def error_table(s: MaxxingSettings) -> ErrorTable:
 # ---------------------------------------------------------------------------------------------
 
 
-def answer(response: httpx.Response, model: type[BaseModel], s: MaxxingSettings) -> Any:
+def answer(response: httpx.Response, model: type[M], s: MaxxingSettings) -> M:
     """Classify an answer (error envelope on any status, then HTTP status) and type it."""
     body = kitwire.json_body(response, engine=ENGINE)
     table = error_table(s)
@@ -210,14 +212,14 @@ def evaluation(basket: Basket, result: wire.ComputeAnswer, s: MaxxingSettings) -
         ))
     codes = []
     seen = set()
-    for item in result.codes:
-        accepted = item.status.upper() == "ACCEPTED"
+    for answered in result.codes:
+        accepted = answered.status.upper() == "ACCEPTED"
         reason = None
         if not accepted:
-            reason = error_table(s).kit_code(200, item.reason_code, None) or "voucher_invalid"
-        codes.append(CodeResult(code=item.code, status=CodeStatus.ACCEPTED if accepted else CodeStatus.REJECTED,
-                                reason=reason, message=item.message))
-        seen.add(item.code)
+            reason = error_table(s).kit_code(200, answered.reason_code, None) or "voucher_invalid"
+        codes.append(CodeResult(code=answered.code, status=CodeStatus.ACCEPTED if accepted else CodeStatus.REJECTED,
+                                reason=reason, message=answered.message))
+        seen.add(answered.code)
     for code in basket.coupon_codes:  # a code the engine did not mention was not applied
         if code not in seen:
             codes.append(CodeResult(code=code, status=CodeStatus.REJECTED, reason="voucher_not_found",
@@ -326,6 +328,8 @@ def spend_result(record: wire.TransactionRecord, spend: CashbackSpend, kit_key: 
 
 
 def confirm_request(s: MaxxingSettings, order: Order, key: str) -> dict[str, Any]:
+    if order.total is None:
+        raise AssertionError("order.total is set once the order is validated")
     tenders = [
         wire.WireTender(type=wire.CASHBACK, amount=r.amount.amount, transaction_key=r.engine_ref)
         for r in order.receipts

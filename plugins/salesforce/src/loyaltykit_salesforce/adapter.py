@@ -66,7 +66,7 @@ from loyaltykit.members import (
     decode_cursor,
     encode_cursor,
 )
-from loyaltykit.models import Balance, Basket
+from loyaltykit.models import Balance, Basket, Earn
 from loyaltykit.reconcile import ends_batch, export_result_from_error, reconcile
 
 from . import __version__
@@ -320,7 +320,7 @@ class SalesforceAdapter(EngineAdapter):
         room = (basket.subtotal - promoted).max(Money.zero(basket.currency))
         voucher_discounts, codes = tf.apply_codes(basket, vouchers, room)
         discounts.extend(voucher_discounts)
-        earn: list = []
+        earn: list[Earn] = []
         if member is not None and s.simulate_earn:
             total = sum((d.amount for d in discounts), Money.zero(basket.currency))
             payable = (basket.subtotal - total).max(Money.zero(basket.currency))
@@ -539,8 +539,8 @@ class SalesforceAdapter(EngineAdapter):
         result = self._checked(response, ctx, not_found=CustomerNotFoundError)
         if self._status_flag and not tf.confirmed(result):
             raise self._unconfirmed(ctx.operation, spend.key)
-        taken = tf.debited(result, s.debit_result_field)
-        return self._spend_result(spend, taken if taken is not None else wanted, balance, number, replayed=False)
+        debited = tf.debited(result, s.debit_result_field)
+        return self._spend_result(spend, debited if debited is not None else wanted, balance, number, replayed=False)
 
     def _recorded_spend(self, spend: CashbackSpend, journal: tf.SfJournal, ctx: CallContext) -> Flow[Decimal]:
         """What the engine debited under this key (not what this call asked): the journal's points
