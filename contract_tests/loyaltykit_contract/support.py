@@ -72,7 +72,8 @@ def issue_voucher(
         expires_at=expires_at,
         valid_from=valid_from,
     )
-    return lk.seed(what, lk.harness.issue_voucher, spec, capability=capability)
+    code: str = lk.seed(what, lk.harness.issue_voucher, spec, capability=capability)
+    return code
 
 
 def multi_use_voucher_or_single(lk: ContractTarget, owner_id: str) -> tuple[str, bool]:
