@@ -23,8 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import load_note
-from _common import verdict as report_row
+from _common import load_note, verdict as report_row
 
 from loyaltykit import Basket, Line, Loyalty, LoyaltySettings, Money
 from loyaltykit_local import engine as rules

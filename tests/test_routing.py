@@ -21,8 +21,8 @@ from loyaltykit import (
     LoyaltySettings,
     NotSupportedError,
     hookimpl,
+    plugins as plugins_module,
 )
-from loyaltykit import plugins as plugins_module
 from loyaltykit.adapter import validate_adapter_class
 from loyaltykit.errors import InvalidRequestError
 from loyaltykit.hookspecs import OPERATION_HOOKS

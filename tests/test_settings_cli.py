@@ -9,9 +9,7 @@ from loyaltykit_core_test_support import FakeEntryPoint, ShopAdapter, fake_entry
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from loyaltykit import ConfigError, Loyalty, LoyaltySettings
-from loyaltykit import cli as cli_module
-from loyaltykit import plugins as plugins_module
+from loyaltykit import ConfigError, Loyalty, LoyaltySettings, cli as cli_module, plugins as plugins_module
 
 
 class Observer:

@@ -6,8 +6,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from loyaltykit_maxxing import transformers as tf
-from loyaltykit_maxxing import wire
+from loyaltykit_maxxing import transformers as tf, wire
 from loyaltykit_maxxing.settings import MaxxingSettings
 from loyaltykit_maxxing.testing import harness_settings
 

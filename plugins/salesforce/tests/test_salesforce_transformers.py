@@ -24,8 +24,7 @@ from loyaltykit import (
     VoucherNotFoundError,
     wire,
 )
-from loyaltykit.errors import ERROR_CODES, RateLimitedError, VoucherExpiredError
-from loyaltykit.errors import VoucherError as VoucherInvalidError
+from loyaltykit.errors import ERROR_CODES, RateLimitedError, VoucherError as VoucherInvalidError, VoucherExpiredError
 from loyaltykit_salesforce import transformers as tf
 from loyaltykit_salesforce.settings import DEFAULT_ERROR_PATTERNS, SalesforceSettings
 
@@ -474,8 +473,7 @@ def test_cart_request_names_products_with_the_configured_field():
     assert line["cartLineProductStockKeepingUnit"] == "SKU-1" and "cartLineProductCode" not in line
 
 
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import given, strategies as st  # noqa: E402
 
 
 @given(st.lists(st.integers(min_value=1, max_value=10_000_00), min_size=1, max_size=8), st.data())

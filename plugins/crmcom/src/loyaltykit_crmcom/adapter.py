@@ -67,8 +67,7 @@ from loyaltykit.models import (
 from loyaltykit.money import Money
 from loyaltykit.reconcile import ends_batch, export_result_from_error, reconcile
 
-from . import __version__
-from . import transformers as tf
+from . import __version__, transformers as tf
 from .backend import Preview, Purchase, Sub
 from .gen_a import GenABackend
 from .settings import CrmcomSettings

@@ -61,8 +61,7 @@ from loyaltykit.models import (
 )
 from loyaltykit.reconcile import ends_batch, export_result_from_error, reconcile
 
-from . import __version__, wire
-from . import transformers as tf
+from . import __version__, transformers as tf, wire
 from .settings import MaxxingSettings
 
 Sub = Generator[EngineRequest, httpx.Response, Any]

@@ -13,8 +13,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from loyaltykit import Money
-from loyaltykit import wire as kitwire
+from loyaltykit import Money, wire as kitwire
 from loyaltykit.engine_errors import ErrorTable
 from loyaltykit.errors import EngineError, InvalidRequestError
 from loyaltykit.models import (

@@ -69,8 +69,7 @@ from loyaltykit.members import (
 from loyaltykit.models import Balance, Basket, Earn
 from loyaltykit.reconcile import ends_batch, export_result_from_error, reconcile
 
-from . import __version__
-from . import transformers as tf
+from . import __version__, transformers as tf
 from .settings import SalesforceSettings
 
 _log = logging.getLogger("loyaltykit.salesforce")

@@ -77,8 +77,7 @@ from loyaltykit.models import (
 from loyaltykit.reconcile import ends_batch, export_result_from_error
 from loyaltykit.scrub import register_secret
 
-from . import __version__
-from . import transformers as tf
+from . import __version__, transformers as tf
 from .settings import SessionMSettings
 
 Sub = Generator[EngineRequest, httpx.Response, Any]
