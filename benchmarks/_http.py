@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from _common import CannedServer, Exchange, Recorder, describe, interleave, local_path, median_wall, verdict
+
 from loyaltykit import AsyncLoyalty, BalanceKind, Basket, CashbackSpend, Line, Loyalty, LoyaltySettings, Money, Order
 from loyaltykit.testing import RuleSpec
 

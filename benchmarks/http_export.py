@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import httpx  # noqa: E402
+import httpx
+from _common import describe, interleave, load_note, median_wall, verdict
+from _http import BENCH_SETTINGS, Scenario, adapter_class
 
-from _common import describe, interleave, load_note, median_wall, verdict  # noqa: E402
-from _http import BENCH_SETTINGS, Scenario, adapter_class  # noqa: E402
-from loyaltykit import Loyalty  # noqa: E402
-from loyaltykit.outbox import PENDING, Outbox  # noqa: E402
+from loyaltykit import Loyalty
+from loyaltykit.outbox import PENDING, Outbox
 
 ENGINE = "sessionm"
 

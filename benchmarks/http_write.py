@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import load_note  # noqa: E402
-from _http import ENGINES, run  # noqa: E402
+from _common import load_note
+from _http import ENGINES, run
 
 
 def main() -> int:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import verdict as report  # noqa: E402
+from _common import verdict as report
 
 TARGET_MS = 60.0
 BARE = "pass"

@@ -24,8 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import describe, interleave, load_note, median_wall, verdict  # noqa: E402
-from loyaltykit import Line, Loyalty, LoyaltySettings, Money, Order  # noqa: E402
+from _common import describe, interleave, load_note, median_wall, verdict
+
+from loyaltykit import Line, Loyalty, LoyaltySettings, Money, Order
 from loyaltykit_local.adapter import LocalAdapter
 from loyaltykit_local.program import program_from_dict
 from loyaltykit_local.service import LocalEngine

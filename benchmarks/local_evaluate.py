@@ -23,8 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import load_note, verdict as report_row  # noqa: E402
-from loyaltykit import Basket, Line, Loyalty, LoyaltySettings, Money  # noqa: E402
+from _common import load_note, verdict as report_row
+
+from loyaltykit import Basket, Line, Loyalty, LoyaltySettings, Money
 from loyaltykit_local import engine as rules
 from loyaltykit_local.adapter import LocalAdapter
 from loyaltykit_local.program import program_from_dict
@@ -124,7 +125,7 @@ def main() -> int:
             facts = engine._facts(conn, customer, "EUR", engine.now())
         now = engine.now()
         quote = rules.quote(compiled, view, facts, {}, now)
-        candidates = len(compiled.candidates({l.sku for l in basket.lines}, {l.category for l in basket.lines if l.category}))
+        candidates = len(compiled.candidates({line.sku for line in basket.lines}, {line.category for line in basket.lines if line.category}))
         print(f"{args.lines}-line basket, {args.rules} rules ({candidates} candidates after indexing, "
               f"{len(quote.applied_rules)} applied, {len(quote.discounts)} discounts)")
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import describe, interleave, load_note, median_wall, verdict  # noqa: E402
-from local_checkout import EngineCheckouts, RawInserts, make_order  # noqa: E402
+from _common import describe, interleave, load_note, median_wall, verdict
+from local_checkout import EngineCheckouts, RawInserts, make_order
 
 BATCH = 100
 

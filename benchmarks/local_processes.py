@@ -20,13 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import load_note, verdict  # noqa: E402
-from local_checkout import PROGRAM, make_order  # noqa: E402
-from loyaltykit import Loyalty, LoyaltySettings  # noqa: E402
-from loyaltykit_local.adapter import LocalAdapter  # noqa: E402
-from loyaltykit_local.program import program_from_dict  # noqa: E402
-from loyaltykit_local.service import LocalEngine  # noqa: E402
-from loyaltykit_local.store import Store  # noqa: E402
+from _common import load_note, verdict
+from local_checkout import PROGRAM, make_order
+
+from loyaltykit import Loyalty, LoyaltySettings
+from loyaltykit_local.adapter import LocalAdapter
+from loyaltykit_local.program import program_from_dict
+from loyaltykit_local.service import LocalEngine
+from loyaltykit_local.store import Store
 
 CUSTOMERS = 200
 

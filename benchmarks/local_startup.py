@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import load_note, verdict  # noqa: E402
+from _common import load_note, verdict
 
 TARGET_MS = 300.0
 BARE = "pass"

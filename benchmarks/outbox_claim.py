@@ -17,9 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import describe, interleave, load_note, median_wall, verdict  # noqa: E402
-from loyaltykit import Line, Money, Order  # noqa: E402
-from loyaltykit.outbox import PENDING, Outbox  # noqa: E402
+from _common import describe, interleave, load_note, median_wall, verdict
+
+from loyaltykit import Line, Money, Order
+from loyaltykit.outbox import PENDING, Outbox
 
 
 def filled(path: Path, count: int) -> Outbox:

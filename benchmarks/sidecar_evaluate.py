@@ -33,7 +33,7 @@ from loyaltykit_local.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import verdict  # noqa: E402
+from _common import verdict
 
 #: What reaching the kit over HTTP may add to a quote: small next to a checkout page's own budget.
 OVERHEAD_TARGET_MS = 10.0

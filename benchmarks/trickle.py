@@ -13,6 +13,7 @@ The baseline is the budget itself.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import socket
 import statistics
 import sys
@@ -23,9 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import load_note, verdict  # noqa: E402
-from _http import basket  # noqa: E402
-from loyaltykit import BalanceKind, CashbackSpend, Loyalty, LoyaltyError, LoyaltySettings  # noqa: E402
+from _common import load_note, verdict
+from _http import basket
+
+from loyaltykit import BalanceKind, CashbackSpend, Loyalty, LoyaltyError, LoyaltySettings
 
 
 class TricklingEngine:
@@ -34,8 +36,8 @@ class TricklingEngine:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(0.1)
         body = b'{"payload": {}}'.ljust(int(seconds / 0.05))
-        self.answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-        self.url = "http://127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
 
     def _trickle(self, conn: socket.socket) -> None:
         with conn:
@@ -97,11 +99,10 @@ def main() -> int:
                 evaluate_times.append(time.monotonic() - started)
                 assert result.degraded, "the trickling engine cannot have answered"
                 started = time.monotonic()
-                try:
+                # a timeout on its look-up, or an unknown outcome on the write
+                with contextlib.suppress(LoyaltyError):
                     loyalty.spend_cashback(CashbackSpend(customer_id="member-1", order_ref=f"O-{n}",
                                                          kind=BalanceKind.POINTS, points=Decimal(1)))
-                except LoyaltyError:  # a timeout on its look-up, or an unknown outcome on the write
-                    pass
                 write_times.append(time.monotonic() - started)
     for name, times in (("sync evaluate (trickling engine)", evaluate_times), ("sync write (trickling engine)", write_times)):
         taken = statistics.median(times)

@@ -30,11 +30,11 @@ from loyaltykit import (
     CustomerNotFoundError,
     Discount,
     DiscountTarget,
+    Earn,
     EngineAdapter,
     EngineClientConfig,
     EngineError,
     EngineRequest,
-    Earn,
     Evaluation,
     ExportReport,
     ExportStatus,
@@ -150,7 +150,7 @@ class ShopEngine(FakeEngine):
 
     def _evaluate(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
         body = json.loads(request.content)
-        subtotal = sum((Decimal(l["price"]) * Decimal(l["qty"]) for l in body["lines"]), Decimal(0))
+        subtotal = sum((Decimal(line["price"]) * Decimal(line["qty"]) for line in body["lines"]), Decimal(0))
         discounts = []
         member = self.members.get(body.get("member_id") or "")
         if body.get("member_id") and member is None:
@@ -167,7 +167,7 @@ class ShopEngine(FakeEngine):
             else:
                 codes.append({"code": code, "ok": True})
                 discounts.append({"id": f"v-{code}", "label": code, "amount": str(voucher["amount"]), "code": code})
-        points = sum((Decimal(l["qty"]) for l in body["lines"]), Decimal(0))
+        points = sum((Decimal(line["qty"]) for line in body["lines"]), Decimal(0))
         return json_response({"subtotal": str(subtotal), "discounts": discounts, "codes": codes,
                               "points": str(points)})
 
@@ -330,8 +330,8 @@ class ShopAdapter(EngineAdapter):
     def evaluate_basket(self, basket, ctx):
         body = {
             "member_id": basket.customer_id,
-            "lines": [{"id": l.id, "sku": l.sku, "qty": str(l.quantity), "price": str(l.unit_price.amount)}
-                      for l in basket.lines],
+            "lines": [{"id": line.id, "sku": line.sku, "qty": str(line.quantity), "price": str(line.unit_price.amount)}
+                      for line in basket.lines],
             "codes": list(basket.coupon_codes),
         }
         response = yield EngineRequest("POST", "/evaluate", json=body, route="evaluate")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from loyaltykit import (
     Basket,
@@ -280,7 +280,7 @@ def test_successive_refunds_sum_exactly_to_what_was_paid_and_are_never_negative(
 def test_prorate_shares_telescope_to_the_amount(amount, cuts):
     money = Money.from_minor_units(amount, "EUR")
     points = [Fraction(0), *sorted(cuts), Fraction(1)]
-    shares = [prorate(money, a, b) for a, b in zip(points, points[1:])]
+    shares = [prorate(money, a, b) for a, b in itertools.pairwise(points)]
     assert sum(s.minor_units() for s in shares) == amount
 
 

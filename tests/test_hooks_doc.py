@@ -63,7 +63,7 @@ def test_the_operation_table_drives_hooks_facades_and_capabilities():
     from loyaltykit.adapter import _METHOD_FOR
     from loyaltykit.operations import OPERATIONS
 
-    assert hookspecs.OPERATION_HOOKS == tuple(op.hook for op in OPERATIONS)
+    assert tuple(op.hook for op in OPERATIONS) == hookspecs.OPERATION_HOOKS
     for op in OPERATIONS:
         spec = getattr(hookspecs, op.hook)
         assert list(inspect.signature(spec).parameters) == [op.argument, "ctx"], op.hook

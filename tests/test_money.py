@@ -5,8 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from loyaltykit import CurrencyMismatchError, InvalidRequestError, LoyaltyError, Money
 from loyaltykit.money import MAX_AMOUNT, exponent, quantize, to_decimal, total

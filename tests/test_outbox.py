@@ -10,8 +10,8 @@ import pytest
 
 from loyaltykit import (
     AsyncLoyalty,
-    CurrencyMismatchError,
     Capabilities,
+    CurrencyMismatchError,
     EngineAdapter,
     EngineClientConfig,
     EngineRequest,
@@ -28,7 +28,7 @@ from loyaltykit import (
 )
 from loyaltykit.outbox import DEAD, DONE, DROPPED, PENDING, REJECTED, Outbox
 from loyaltykit.postgres_testing import fresh_database
-from loyaltykit.testing import Fault, FaultKind, FakeEngine, json_response
+from loyaltykit.testing import FakeEngine, Fault, FaultKind, json_response
 
 
 class OrdersFake(FakeEngine):
@@ -476,33 +476,33 @@ def test_transactional_outbox_an_order_is_queued_if_and_only_if_the_shops_transa
 
     from loyaltykit.outbox.postgres import engine_url, enqueue, insert_sql
 
-    with fresh_database() as url:
-        with Outbox(url) as outbox:  # creates the table (what `loyaltykit outbox migrate` does)
-            shop = create_engine(engine_url(url))
+    # Outbox(url) creates the table (what `loyaltykit outbox migrate` does)
+    with fresh_database() as url, Outbox(url) as outbox:
+        shop = create_engine(engine_url(url))
+        try:
+            with shop.connect() as conn:
+                with conn.begin() as tx:
+                    conn.execute(text("CREATE TABLE shop_orders (ref TEXT PRIMARY KEY)"))
+                    tx.commit()
+                with conn.begin() as tx:  # SQLAlchemy: the order row and the outbox row, one transaction
+                    conn.execute(text("INSERT INTO shop_orders VALUES ('TX-1')"))
+                    assert enqueue(conn, make_order("TX-1", customer_id="ann"))
+                    tx.rollback()
+                with conn.begin():
+                    conn.execute(text("INSERT INTO shop_orders VALUES ('TX-2')"))
+                    assert enqueue(conn, make_order("TX-2", customer_id="ann"))
+            # any DB-API cursor (Django's connection.cursor() inside transaction.atomic())
+            raw = shop.raw_connection()
             try:
-                with shop.connect() as conn:
-                    with conn.begin() as tx:
-                        conn.execute(text("CREATE TABLE shop_orders (ref TEXT PRIMARY KEY)"))
-                        tx.commit()
-                    with conn.begin() as tx:  # SQLAlchemy: the order row and the outbox row, one transaction
-                        conn.execute(text("INSERT INTO shop_orders VALUES ('TX-1')"))
-                        assert enqueue(conn, make_order("TX-1", customer_id="ann"))
-                        tx.rollback()
-                    with conn.begin():
-                        conn.execute(text("INSERT INTO shop_orders VALUES ('TX-2')"))
-                        assert enqueue(conn, make_order("TX-2", customer_id="ann"))
-                # any DB-API cursor (Django's connection.cursor() inside transaction.atomic())
-                raw = shop.raw_connection()
-                try:
-                    cursor = raw.cursor()
-                    cursor.execute(*insert_sql(make_order("TX-3")))
-                    raw.commit()
-                finally:
-                    raw.close()
+                cursor = raw.cursor()
+                cursor.execute(*insert_sql(make_order("TX-3")))
+                raw.commit()
             finally:
-                shop.dispose()
-            assert outbox.entry("TX-1") is None, "rolled back with the shop's order"
-            assert [o.ref for o in outbox.claim()] == ["TX-2", "TX-3"]
+                raw.close()
+        finally:
+            shop.dispose()
+        assert outbox.entry("TX-1") is None, "rolled back with the shop's order"
+        assert [o.ref for o in outbox.claim()] == ["TX-2", "TX-3"]
 
 
 async def test_a_slow_store_does_not_block_the_event_loop(outbox_url, fake):
@@ -561,12 +561,12 @@ def test_a_drop_racing_a_claim_never_both_succeed(make_outbox):
         outcome: dict = {}
 
         def drop():
-            start.wait()
-            outcome["dropped"] = dropper.drop(ref, reason="race")
+            start.wait()  # noqa: B023 (run and joined within this iteration)
+            outcome["dropped"] = dropper.drop(ref, reason="race")  # noqa: B023 (run and joined within this iteration)
 
         def claim():
-            start.wait()
-            outcome["claimed"] = [o.ref for o in worker.claim()]
+            start.wait()  # noqa: B023 (run and joined within this iteration)
+            outcome["claimed"] = [o.ref for o in worker.claim()]  # noqa: B023 (run and joined within this iteration)
 
         threads = [threading.Thread(target=drop), threading.Thread(target=claim)]
         for t in threads:

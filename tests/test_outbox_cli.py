@@ -31,7 +31,7 @@ def seeded(tmp_path) -> str:
         # C fails for good: dead, with its last error
         token = "operator-test"
         now = outbox.clock()
-        (claimed,) = [c for c in outbox.store.claim(10, now, now + 60, token) if c.ref == "C"]
+        (_claimed,) = [c for c in outbox.store.claim(10, now, now + 60, token) if c.ref == "C"]
         outbox.store.settle(token, [Settlement("C", DEAD, 10, now, "retry_later", "engine_unavailable: down")], now)
         outbox.store.release(token, ["A", "B"])
     return url

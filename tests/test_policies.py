@@ -415,7 +415,7 @@ def trickling():
             threading.Thread(target=trickle, args=(conn,), daemon=True).start()
 
     threading.Thread(target=accept, daemon=True).start()
-    yield "http://127.0.0.1:%d" % listener.getsockname()[1]
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
     stop.set()
     listener.close()
 

@@ -21,10 +21,10 @@ from loyaltykit import (
     LoyaltySettings,
     NotSupportedError,
     hookimpl,
+    plugins as plugins_module,
 )
-from loyaltykit import plugins as plugins_module
-from loyaltykit.errors import InvalidRequestError
 from loyaltykit.adapter import validate_adapter_class
+from loyaltykit.errors import InvalidRequestError
 from loyaltykit.hookspecs import OPERATION_HOOKS
 from loyaltykit.observe import observe_flow
 from loyaltykit.plugins import check_routing, discover, make_plugin_manager
@@ -98,7 +98,7 @@ def test_one_adapter_is_routed(make_sync):
 
 def test_zero_adapters_fail_construction_clearly(monkeypatch):
     monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points())
-    with pytest.raises(ConfigError, match="no engine adapter named 'shop'.*none installed"):
+    with pytest.raises(ConfigError, match=r"no engine adapter named 'shop'.*none installed"):
         Loyalty(settings())
     with pytest.raises(ConfigError, match="no engine adapter named 'shop'"):
         AsyncLoyalty(settings())
@@ -260,7 +260,7 @@ def test_block_list_skips_entry_points_without_loading_them(monkeypatch, engine)
 
 def test_settings_allow_list_reaches_discovery(monkeypatch):
     monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points(*_eps()))
-    with pytest.raises(ConfigError, match="no engine adapter named 'shop'.*available: other"):
+    with pytest.raises(ConfigError, match=r"no engine adapter named 'shop'.*available: other"):
         Loyalty(settings(plugins_allow=["other"]))
 
 

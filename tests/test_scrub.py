@@ -19,11 +19,11 @@ from loyaltykit import (
     CustomerNotFoundError,
     EngineAdapter,
     IdentifierKind,
-    LoyaltyError,
     Loyalty,
+    LoyaltyError,
     LoyaltySettings,
+    plugins as plugins_module,
 )
-from loyaltykit import plugins as plugins_module
 from loyaltykit.auth import BasicAuth
 from loyaltykit.flows import in_process as lazy_flow
 from loyaltykit.scrub import MASK, get_logger, register_secret, scrub_text, scrubbing

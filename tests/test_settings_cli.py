@@ -9,9 +9,7 @@ from loyaltykit_core_test_support import FakeEntryPoint, ShopAdapter, fake_entry
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from loyaltykit import ConfigError, Loyalty, LoyaltySettings
-from loyaltykit import cli as cli_module
-from loyaltykit import plugins as plugins_module
+from loyaltykit import ConfigError, Loyalty, LoyaltySettings, cli as cli_module, plugins as plugins_module
 
 
 class Observer:
@@ -73,7 +71,7 @@ def test_loyaltykit_toml_in_working_directory_is_read(tmp_path):
 def test_missing_config_file_is_a_config_error(monkeypatch, tmp_path, installed):
     missing = tmp_path / "nope.toml"
     monkeypatch.setenv("LOYALTYKIT_CONFIG", str(missing))
-    with pytest.raises(ConfigError, match="nope.toml"):
+    with pytest.raises(ConfigError, match=r"nope\.toml"):
         Loyalty()
 
 

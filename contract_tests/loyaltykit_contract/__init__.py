@@ -19,4 +19,4 @@ from .target import ContractTarget
 
 __version__ = "0.1.0"
 
-__all__ = ["ContractTarget", "requires", "__version__"]
+__all__ = ["ContractTarget", "__version__", "requires"]

@@ -44,7 +44,8 @@ def load_spec(spec: str) -> HarnessFactory:
         obj = getattr(obj, part)
     if not callable(obj):
         raise TypeError(f"{spec!r} is not callable")
-    return obj
+    factory: Callable[[], Any] = obj
+    return factory
 
 
 def _engine_name(factory: HarnessFactory, fallback: str) -> str:

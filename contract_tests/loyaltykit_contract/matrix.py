@@ -79,7 +79,7 @@ class MatrixRecorder:
         self.docs[item.nodeid] = " ".join(line.strip() for line in doc[:3]).split(". ")[0].rstrip(".")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        props = dict(report.user_properties)
+        props: dict[str, Any] = dict(report.user_properties)
         meta = props.get(META_KEY)
         if meta is None:
             return
@@ -246,7 +246,7 @@ def render(results: list[_Result]) -> str:
         for (engine, detail), tag in sorted(notes.items(), key=lambda kv: int(kv[1][1:])):
             lines.append(f"- [{tag}] {engine}: {detail}")
     if failures:
-        lines += ["", "## Failures", ""] + failures
+        lines += ["", "## Failures", "", *failures]
     return "\n".join(lines) + "\n"
 
 

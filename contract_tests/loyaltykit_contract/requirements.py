@@ -51,7 +51,8 @@ def requires(*capabilities: Capability) -> Callable[[F], F]:
     """Declare the capabilities a scenario needs (in the order they should be probed)."""
     for capability in capabilities:
         Capability(capability)  # a typo fails at import, not silently at run time
-    return getattr(pytest.mark, MARKER)(*capabilities)
+    marker: Callable[[F], F] = getattr(pytest.mark, MARKER)(*capabilities)
+    return marker
 
 
 def required(item: pytest.Item) -> tuple[Capability, ...]:

@@ -12,8 +12,8 @@ from .test_evaluate import *  # noqa: F403
 from .test_export import *  # noqa: F403
 from .test_identify import *  # noqa: F403
 from .test_lifecycle import *  # noqa: F403
-from .test_money import *  # noqa: F403
 from .test_members import *  # noqa: F403
+from .test_money import *  # noqa: F403
 from .test_parity import *  # noqa: F403
 from .test_products import *  # noqa: F403
 from .test_redeem import *  # noqa: F403

@@ -27,7 +27,7 @@ from .target import ContractTarget
 def sample_identifier(kind: str) -> str:
     """A valid, unique identifier value of ``kind``."""
     tag = uuid.uuid4().hex
-    digits = "".join(random.choice("0123456789") for _ in range(9))
+    digits = "".join(random.choice("0123456789") for _ in range(9))  # noqa: S311 (a made-up test number)
     return {
         IdentifierKind.EMAIL: f"m{tag[:12]}@example.com",
         IdentifierKind.PHONE: f"+4915{digits}",
@@ -72,7 +72,8 @@ def issue_voucher(
         expires_at=expires_at,
         valid_from=valid_from,
     )
-    return lk.seed(what, lk.harness.issue_voucher, spec, capability=capability)
+    code: str = lk.seed(what, lk.harness.issue_voucher, spec, capability=capability)
+    return code
 
 
 def multi_use_voucher_or_single(lk: ContractTarget, owner_id: str) -> tuple[str, bool]:

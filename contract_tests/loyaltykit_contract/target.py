@@ -103,7 +103,8 @@ class ContractTarget:
     # -- facts -----------------------------------------------------------------------------------
     @property
     def caps(self) -> Capabilities:
-        return self.adapter.capabilities
+        capabilities: Capabilities = self.adapter.capabilities
+        return capabilities
 
     def supports(self, capability: Capability | str) -> bool:
         return self.caps.supports(capability)
@@ -248,7 +249,7 @@ class ContractTarget:
             identifiers = {"email": f"c{uuid.uuid4().hex[:12]}@example.com"}
         if isinstance(cashback, str):
             cashback = self.money(cashback)
-        return self.seed(
+        customer: SeededCustomer = self.seed(
             "create this customer",
             self.harness.create_customer,
             identifiers=identifiers,
@@ -257,6 +258,7 @@ class ContractTarget:
             cashback=cashback,
             capability=capability,
         )
+        return customer
 
     def need_transport(self) -> None:
         """Fault scenarios need a transport to fault: not applicable to an in-process engine."""
@@ -284,9 +286,10 @@ class ContractTarget:
     def request_count(self, route: str | None = None) -> int | None:
         """The harness's request count, or None when it cannot count (in-process engines may not)."""
         try:
-            return self.harness.request_count(route)
+            count: int | None = self.harness.request_count(route)
         except NotImplementedError:
             return None
+        return count
 
     def points(self, customer_id: str) -> Decimal:
         return Decimal(self.harness.balances(customer_id).points)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from loyaltykit.capabilities import Capability
-from loyaltykit.models import BalanceKind, CodeStatus, DiscountTarget, Evaluation, ExportStatus
 from loyaltykit.errors import ERROR_CODES
+from loyaltykit.models import BalanceKind, CodeStatus, DiscountTarget, Evaluation, ExportStatus
 from loyaltykit.testing import Fault, FaultKind, OfferSpec, RuleSpec
 
 from .requirements import requires
@@ -204,16 +204,16 @@ def test_evaluate_engine_hangs_degrades_within_budget(loyaltykit_target):
     assert elapsed <= budget + DEADLINE_SLACK, f"took {elapsed:.2f}s, budget {budget}s"
 
 __all__ = [
-    "test_evaluate_percent_order_discount",
-    "test_evaluate_fixed_order_discount",
-    "test_evaluate_line_discount",
-    "test_evaluate_threshold_not_met",
-    "test_evaluate_lists_wallet_offers",
-    "test_evaluate_points_to_earn",
     "test_evaluate_cashback_to_earn_is_credited_on_export",
-    "test_evaluate_messages",
-    "test_evaluate_reports_each_coupon_code",
-    "test_evaluate_has_no_side_effect",
     "test_evaluate_engine_down_degrades_within_budget",
     "test_evaluate_engine_hangs_degrades_within_budget",
+    "test_evaluate_fixed_order_discount",
+    "test_evaluate_has_no_side_effect",
+    "test_evaluate_line_discount",
+    "test_evaluate_lists_wallet_offers",
+    "test_evaluate_messages",
+    "test_evaluate_percent_order_discount",
+    "test_evaluate_points_to_earn",
+    "test_evaluate_reports_each_coupon_code",
+    "test_evaluate_threshold_not_met",
 ]

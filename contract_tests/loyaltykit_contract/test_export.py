@@ -135,11 +135,11 @@ def test_export_error_body_is_not_accepted(loyaltykit_target):
         assert any(s not in OK for s in statuses.values()), f"an error body was taken for success: {report!r}"
 
 __all__ = [
-    "test_export_batch",
     "test_export_again_creates_no_duplicates",
-    "test_export_rejects_one_invalid_order_and_accepts_the_rest",
+    "test_export_batch",
     "test_export_engine_down_loses_nothing",
-    "test_export_lost_response_creates_no_duplicates",
-    "test_export_lost_response_awards_cashback_once",
     "test_export_error_body_is_not_accepted",
+    "test_export_lost_response_awards_cashback_once",
+    "test_export_lost_response_creates_no_duplicates",
+    "test_export_rejects_one_invalid_order_and_accepts_the_rest",
 ]

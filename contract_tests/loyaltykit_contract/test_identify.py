@@ -42,7 +42,7 @@ def test_identify_unknown_customer_is_none(loyaltykit_target):
 
 @requires(Capability.IDENTIFY)
 @pytest.mark.parametrize(
-    "kind, value",
+    ("kind", "value"),
     [("email", "not-an-email"), ("phone", "call me"), ("card", "#!"), ("external_id", "a\x00b")],
     ids=["email", "phone", "card", "external_id"],
 )
@@ -75,7 +75,7 @@ def test_identify_reports_balances(loyaltykit_target):
 
 __all__ = [
     "test_identify_by_each_identifier_type",
-    "test_identify_unknown_customer_is_none",
     "test_identify_malformed_identifier_is_refused_without_engine_call",
     "test_identify_reports_balances",
+    "test_identify_unknown_customer_is_none",
 ]

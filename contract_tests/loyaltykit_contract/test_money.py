@@ -13,8 +13,8 @@ import pytest
 from loyaltykit.capabilities import Capability
 from loyaltykit.errors import InvalidRequestError
 from loyaltykit.models import (
-    Basket,
     BalanceKind,
+    Basket,
     CashbackSpend,
     Evaluation,
     ExportStatus,
@@ -202,9 +202,9 @@ def test_coded_discount_needs_its_redemption_receipt(loyaltykit_target):
 
 
 __all__ = [
-    "test_spend_is_capped_at_the_amount_due",
-    "test_order_discount_is_allocated_to_lines_exactly",
-    "test_partial_refund_says_where_the_money_goes",
     "test_cancel_before_export_exports_nothing",
     "test_coded_discount_needs_its_redemption_receipt",
+    "test_order_discount_is_allocated_to_lines_exactly",
+    "test_partial_refund_says_where_the_money_goes",
+    "test_spend_is_capped_at_the_amount_due",
 ]

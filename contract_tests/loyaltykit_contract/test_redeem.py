@@ -214,16 +214,16 @@ def test_redeem_error_body_is_not_success(loyaltykit_target):
     assert lk.harness.voucher_redemptions(code) == 1
 
 __all__ = [
-    "test_redeem_valid_voucher",
-    "test_redeem_open_code",
     "test_item_voucher_discounts_its_line_and_redeems",
     "test_redeem_already_used_voucher",
+    "test_redeem_error_body_is_not_success",
     "test_redeem_expired_voucher",
-    "test_redeem_voucher_of_another_customer",
+    "test_redeem_lost_response_burns_once",
+    "test_redeem_open_code",
+    "test_redeem_same_call_twice_burns_once",
     "test_redeem_unknown_voucher",
     "test_redeem_usage_limit_reached",
-    "test_redeem_same_call_twice_burns_once",
-    "test_redeem_lost_response_burns_once",
+    "test_redeem_valid_voucher",
+    "test_redeem_voucher_of_another_customer",
     "test_reserved_voucher_is_held_then_completed_by_export",
-    "test_redeem_error_body_is_not_success",
 ]

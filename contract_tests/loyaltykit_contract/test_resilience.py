@@ -198,16 +198,16 @@ def test_malformed_body_on_redeem_is_a_kit_error(loyaltykit_target):
     assert lk.harness.voucher_redemptions(code) == 1
 
 __all__ = [
+    "test_401_after_refresh_is_final",
+    "test_401_refreshes_the_token_once",
+    "test_429_retry_after_is_honoured",
     "test_503_then_success",
     "test_503_then_success_on_a_write",
     "test_connection_reset_then_success",
-    "test_429_retry_after_is_honoured",
+    "test_error_body_on_evaluate_is_not_a_quote",
+    "test_malformed_body_on_evaluate_fails_open",
+    "test_malformed_body_on_identify_is_a_kit_error",
+    "test_malformed_body_on_redeem_is_a_kit_error",
     "test_read_deadline_holds_when_engine_hangs",
     "test_write_deadline_holds_when_engine_hangs",
-    "test_401_refreshes_the_token_once",
-    "test_401_after_refresh_is_final",
-    "test_malformed_body_on_identify_is_a_kit_error",
-    "test_malformed_body_on_evaluate_fails_open",
-    "test_error_body_on_evaluate_is_not_a_quote",
-    "test_malformed_body_on_redeem_is_a_kit_error",
 ]

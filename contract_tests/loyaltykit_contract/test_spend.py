@@ -133,11 +133,11 @@ def test_concurrent_spends_never_overdraw(loyaltykit_target, kind):
     assert left < Decimal(each), f"{len(failed)} spends refused while {left} was left"
 
 __all__ = [
-    "test_spend_partial",
-    "test_spend_full_balance",
-    "test_spend_above_balance_is_refused",
-    "test_spend_same_call_twice_deducts_once",
-    "test_spend_lost_response_deducts_once",
-    "test_spend_error_body_is_not_success",
     "test_concurrent_spends_never_overdraw",
+    "test_spend_above_balance_is_refused",
+    "test_spend_error_body_is_not_success",
+    "test_spend_full_balance",
+    "test_spend_lost_response_deducts_once",
+    "test_spend_partial",
+    "test_spend_same_call_twice_deducts_once",
 ]

@@ -87,7 +87,7 @@ def test_suite_passes_against_the_reference_adapter(suite):
     assert outcomes.get("passed", 0) > 40
 
 
-@pytest.mark.parametrize("spec, variant", _variants())
+@pytest.mark.parametrize(("spec", "variant"), _variants())
 def test_suite_fails_for_a_broken_adapter(suite, spec, variant):
     """Every adapter a harness breaks on purpose makes the suite fail (in a scenario, not in setup)."""
     result = suite(f"--loyaltykit-harness={spec}", f"--loyaltykit-adapter-variant={variant}", "-x")
@@ -106,7 +106,7 @@ def test_undeclared_capabilities_get_not_supported_assertions(suite, tmp_path):
     rows = [line for line in matrix.read_text().splitlines() if line.startswith("| `test_")]
     assert rows
     for row in rows:
-        name, requires, cell = [c.strip() for c in row.strip("|").split("|")]
+        _name, requires, cell = [c.strip() for c in row.strip("|").split("|")]
         expected = "passes" if requires == "-" else "not supported"
         assert cell == expected, row
 

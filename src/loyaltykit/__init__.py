@@ -161,6 +161,18 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports ("X as X": 
     from .flows import CallContext as CallContext, EngineRequest as EngineRequest, Flow as Flow
     from .hookspecs import hookimpl as hookimpl
     from .http import EngineClientConfig as EngineClientConfig, RetryPolicy as RetryPolicy, Service as Service
+    from .members import (
+        Consent as Consent,
+        Enrolment as Enrolment,
+        EnrolmentResult as EnrolmentResult,
+        MemberUpdate as MemberUpdate,
+        Statement as Statement,
+        StatementEntry as StatementEntry,
+        StatementEntryKind as StatementEntryKind,
+        StatementQuery as StatementQuery,
+        Wallet as Wallet,
+        WalletQuery as WalletQuery,
+    )
     from .models import (
         Balance as Balance,
         BalanceKind as BalanceKind,
@@ -194,26 +206,14 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports ("X as X": 
         RedemptionResult as RedemptionResult,
         RedemptionStatus as RedemptionStatus,
         RefundBreakdown as RefundBreakdown,
-        RefundLine as RefundLine,
         RefundedLine as RefundedLine,
+        RefundLine as RefundLine,
         Reversal as Reversal,
         ReversalKind as ReversalKind,
         ReversalResult as ReversalResult,
         SpendResult as SpendResult,
         UnmappedEffect as UnmappedEffect,
         VoucherRedemption as VoucherRedemption,
-    )
-    from .members import (
-        Consent as Consent,
-        Enrolment as Enrolment,
-        EnrolmentResult as EnrolmentResult,
-        MemberUpdate as MemberUpdate,
-        Statement as Statement,
-        StatementEntry as StatementEntry,
-        StatementEntryKind as StatementEntryKind,
-        StatementQuery as StatementQuery,
-        Wallet as Wallet,
-        WalletQuery as WalletQuery,
     )
     from .money import Money as Money
     from .settings import LoyaltySettings as LoyaltySettings

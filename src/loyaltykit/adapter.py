@@ -80,6 +80,9 @@ class EngineAdapter:
     #: pydantic-settings model for this adapter's settings (``[engines.<name>]`` in the TOML file,
     #: ``LOYALTYKIT_<NAME>_*`` in the environment, by the model's own configuration).
     settings_model: ClassVar[type[BaseSettings] | None] = None
+    #: An instance of ``settings_model`` (what was given when there is none). Typed ``Any`` because
+    #: each adapter has its own model; adapters annotate it locally (``s: MySettings = self.settings``).
+    settings: Any
 
     def __init__(self, settings: BaseModel | dict[str, Any] | None = None) -> None:
         if self.settings_model is not None:
@@ -87,7 +90,8 @@ class EngineAdapter:
                 self.settings = settings
             else:
                 try:
-                    self.settings = self.settings_model(**(settings or {}))
+                    # another model is refused at run time (TypeError), as a ConfigError below
+                    self.settings = self.settings_model(**(settings or {}))  # type: ignore[arg-type]
                 except ValidationError as exc:
                     # Name the fields, never echo the values: a misspelt key may carry a secret.
                     problems = "; ".join(
@@ -147,51 +151,51 @@ class EngineAdapter:
 
     # -- hook implementations: written once, here ----------------------------------------------
     @hookimpl
-    def loyaltykit_identify(self, identifier, ctx):
+    def loyaltykit_identify(self, identifier: CustomerIdentifier, ctx: CallContext) -> Flow[Customer | None]:
         return self.identify(identifier, ctx)
 
     @hookimpl
-    def loyaltykit_evaluate_basket(self, basket, ctx):
+    def loyaltykit_evaluate_basket(self, basket: Basket, ctx: CallContext) -> Flow[Evaluation]:
         return self.evaluate_basket(basket, ctx)
 
     @hookimpl
-    def loyaltykit_price_products(self, query, ctx):
+    def loyaltykit_price_products(self, query: ProductQuery, ctx: CallContext) -> Flow[list[ProductPrice]]:
         return self.price_products(query, ctx)
 
     @hookimpl
-    def loyaltykit_redeem_voucher(self, redemption, ctx):
+    def loyaltykit_redeem_voucher(self, redemption: VoucherRedemption, ctx: CallContext) -> Flow[RedemptionResult]:
         return self.redeem_voucher(redemption, ctx)
 
     @hookimpl
-    def loyaltykit_spend_cashback(self, spend, ctx):
+    def loyaltykit_spend_cashback(self, spend: CashbackSpend, ctx: CallContext) -> Flow[SpendResult]:
         return self.spend_cashback(spend, ctx)
 
     @hookimpl
-    def loyaltykit_export_orders(self, orders, ctx):
+    def loyaltykit_export_orders(self, orders: list[Order], ctx: CallContext) -> Flow[ExportReport]:
         return self.export_orders(orders, ctx)
 
     @hookimpl
-    def loyaltykit_reverse(self, reversal, ctx):
+    def loyaltykit_reverse(self, reversal: Reversal, ctx: CallContext) -> Flow[ReversalResult]:
         return self.reverse(reversal, ctx)
 
     @hookimpl
-    def loyaltykit_sync_products(self, products, ctx):
+    def loyaltykit_sync_products(self, products: list[Product], ctx: CallContext) -> Flow[ProductSyncReport]:
         return self.sync_products(products, ctx)
 
     @hookimpl
-    def loyaltykit_enrol_member(self, enrolment, ctx):
+    def loyaltykit_enrol_member(self, enrolment: Enrolment, ctx: CallContext) -> Flow[EnrolmentResult]:
         return self.enrol_member(enrolment, ctx)
 
     @hookimpl
-    def loyaltykit_update_member(self, update, ctx):
+    def loyaltykit_update_member(self, update: MemberUpdate, ctx: CallContext) -> Flow[Customer]:
         return self.update_member(update, ctx)
 
     @hookimpl
-    def loyaltykit_member_statement(self, query, ctx):
+    def loyaltykit_member_statement(self, query: StatementQuery, ctx: CallContext) -> Flow[Statement]:
         return self.member_statement(query, ctx)
 
     @hookimpl
-    def loyaltykit_member_wallet(self, query, ctx):
+    def loyaltykit_member_wallet(self, query: WalletQuery, ctx: CallContext) -> Flow[Wallet]:
         return self.member_wallet(query, ctx)
 
     def __repr__(self) -> str:  # settings may hold secrets: never show them

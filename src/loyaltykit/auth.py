@@ -31,6 +31,9 @@ from .errors import AuthFailedError, LoyaltyError
 from .flows import PARSE_ERRORS, EngineRequest
 from .scrub import register_secret
 
+# what a login answer that cannot be read raises
+_UNREADABLE: tuple[type[Exception], ...] = (LoyaltyError, *PARSE_ERRORS)
+
 
 class Auth:
     """No authentication. Base class of the strategies."""
@@ -210,7 +213,7 @@ class TokenInBody(_CachedToken):
             token = self.read_token(response)
         except AuthFailedError:
             raise
-        except (LoyaltyError, *PARSE_ERRORS) as exc:
+        except _UNREADABLE as exc:
             raise AuthFailedError(f"the login's answer could not be read ({type(exc).__name__})") from None
         if not isinstance(token, str) or not token:
             raise AuthFailedError("the login returned no token")

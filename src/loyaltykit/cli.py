@@ -266,8 +266,7 @@ def serve(
     try:
         import uvicorn
 
-        from .sidecar.settings import SidecarSettings, hash_key
-        from .sidecar.settings import new_key as make_key
+        from .sidecar.settings import SidecarSettings, hash_key, new_key as make_key
     except ImportError:
         typer.echo("The sidecar is an optional extra: python -m pip install 'loyaltykit[sidecar]'", err=True)
         raise typer.Exit(1) from None

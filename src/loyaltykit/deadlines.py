@@ -96,6 +96,6 @@ def deadline_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
     transport = httpx.HTTPTransport(limits=limits)
     pool = getattr(transport, "_pool", None)  # httpx exposes no public hook for the network backend
     backend = getattr(pool, "_network_backend", None)
-    if backend is not None:  # an httpx that moved it keeps per-read timeouts (the deadline tests say so)
+    if pool is not None and backend is not None:  # an httpx that moved it keeps per-read timeouts (the deadline tests say so)
         pool._network_backend = DeadlineBackend(backend)
     return transport

@@ -23,7 +23,7 @@ import concurrent.futures
 import contextvars
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pluggy
 import pydantic
@@ -47,8 +47,10 @@ from .errors import (
     invalid_data,
 )
 from .flows import PARSE_ERRORS, CallContext, Flow, run_in_process
+from .members import Enrolment, EnrolmentResult, MemberUpdate, Statement, StatementQuery, Wallet, WalletQuery
 from .models import (
     MAX_EXPORT_BATCH,
+    MAX_SYNC_PRODUCTS,
     Basket,
     CashbackSpend,
     Customer,
@@ -59,9 +61,8 @@ from .models import (
     IdentifierKind,
     Order,
     OrderExportResult,
-    ProductPrice,
-    MAX_SYNC_PRODUCTS,
     Product,
+    ProductPrice,
     ProductQuery,
     ProductSyncReport,
     RedemptionResult,
@@ -71,7 +72,6 @@ from .models import (
     SpendResult,
     VoucherRedemption,
 )
-from .members import Enrolment, EnrolmentResult, MemberUpdate, Statement, StatementQuery, Wallet, WalletQuery
 from .operations import OPERATIONS
 from .plugins import check_routing, discover, make_plugin_manager
 from .reconcile import FileKeyLocks
@@ -81,7 +81,10 @@ from .settings import LoyaltySettings
 if TYPE_CHECKING:
     import httpx
 
+    from .capabilities import Capabilities
+
 M = TypeVar("M", bound=pydantic.BaseModel)
+R = TypeVar("R")  # what a prepared call returns
 
 _WRITE_OPERATIONS = frozenset(op.name for op in OPERATIONS if op.write)
 
@@ -115,15 +118,15 @@ def _ids(*values: str | None) -> tuple[str, ...]:
 
 
 @dataclass
-class _Call:
+class _Call(Generic[R]):
     """One prepared call: how to get the flow, its context, and how to finish."""
 
     operation: str
     make_flow: Callable[[], Flow[Any]]
     ctx: CallContext
     expect: type | tuple[type, ...]
-    on_result: Callable[[Any], Any] = field(default=lambda result: result)
-    on_error: Callable[[LoyaltyError], Any] | None = None
+    on_result: Callable[[Any], R] = field(default=lambda result: result)
+    on_error: Callable[[LoyaltyError], R] | None = None
 
 
 class _Facade:
@@ -181,7 +184,7 @@ class _Facade:
 
     # -- shared preparation ---------------------------------------------------------------------
     @property
-    def capabilities(self):
+    def capabilities(self) -> Capabilities:
         return self.adapter.capabilities
 
     def _open(self, operation: str) -> None:
@@ -226,7 +229,7 @@ class _Facade:
     def _ctx(self, operation: str, deadline: float, **kwargs: Any) -> CallContext:
         return CallContext(engine=self.engine, operation=operation, deadline_seconds=deadline, **kwargs)
 
-    def _prepare_identify(self, identifier: Any, kwargs: dict[str, str | None]) -> _Call:
+    def _prepare_identify(self, identifier: Any, kwargs: dict[str, str | None]) -> _Call[Customer | None]:
         given = {k: v for k, v in kwargs.items() if v is not None}
         if identifier is None:
             if len(given) != 1:
@@ -252,7 +255,7 @@ class _Facade:
             (Customer, type(None)),
         )
 
-    def _prepare_evaluate(self, basket: Any) -> _Call:
+    def _prepare_evaluate(self, basket: Any) -> _Call[Evaluation]:
         basket = coerce(Basket, basket, "basket")
         self._require(Capability.EVALUATE, "evaluate_basket")
         self._check_currency(basket.currency, "evaluate_basket")
@@ -281,7 +284,7 @@ class _Facade:
             on_error=fail_open,
         )
 
-    def _prepare_price_products(self, query: Any) -> _Call:
+    def _prepare_price_products(self, query: Any) -> _Call[list[ProductPrice]]:
         query = coerce(ProductQuery, query, "query")
         self._require(Capability.PRICE_PRODUCTS, "price_products")
         self._check_currency(query.currency, "price_products")
@@ -302,7 +305,7 @@ class _Facade:
             on_result=check,
         )
 
-    def _prepare_redeem(self, redemption: Any) -> _Call:
+    def _prepare_redeem(self, redemption: Any) -> _Call[RedemptionResult]:
         redemption = coerce(VoucherRedemption, redemption, "redemption")
         self._require(Capability.REDEEM_VOUCHER, "redeem_voucher")
         if redemption.basket is not None:
@@ -317,7 +320,7 @@ class _Facade:
             RedemptionResult,
         )
 
-    def _prepare_spend(self, spend: Any) -> _Call:
+    def _prepare_spend(self, spend: Any) -> _Call[SpendResult]:
         spend = coerce(CashbackSpend, spend, "spend")
         if spend.kind not in self.capabilities.spend:
             raise NotSupportedError(
@@ -346,7 +349,7 @@ class _Facade:
             on_result=with_value,
         )
 
-    def _prepare_export(self, orders: Any) -> _Call:
+    def _prepare_export(self, orders: Any) -> _Call[ExportReport]:
         if isinstance(orders, Order | dict):
             orders = [orders]
         if orders is None or isinstance(orders, str | bytes) or not hasattr(orders, "__iter__"):
@@ -401,7 +404,7 @@ class _Facade:
             on_error=all_retry_later,
         )
 
-    def _prepare_reverse(self, reversal: Any) -> _Call:
+    def _prepare_reverse(self, reversal: Any) -> _Call[ReversalResult]:
         reversal = coerce(Reversal, reversal, "reversal")
         if reversal.kind is ReversalKind.CANCEL:
             self._require(Capability.CANCEL, "reverse")
@@ -424,7 +427,7 @@ class _Facade:
             on_result=with_refund,
         )
 
-    def _prepare_sync_products(self, products: Any) -> _Call:
+    def _prepare_sync_products(self, products: Any) -> _Call[ProductSyncReport]:
         if isinstance(products, Product | dict):
             products = [products]
         products = list(products)
@@ -443,7 +446,7 @@ class _Facade:
             ProductSyncReport,
         )
 
-    def _prepare_enrol_member(self, enrolment: Any) -> _Call:
+    def _prepare_enrol_member(self, enrolment: Any) -> _Call[EnrolmentResult]:
         enrolment = coerce(Enrolment, enrolment, "enrolment")
         self._require(Capability.ENROL_MEMBER, "enrol_member")
         ctx = self._ctx("enrol_member", self.settings.write_deadline, idempotency_key=enrolment.key,
@@ -455,7 +458,7 @@ class _Facade:
             EnrolmentResult,
         )
 
-    def _prepare_update_member(self, update: Any) -> _Call:
+    def _prepare_update_member(self, update: Any) -> _Call[Customer]:
         update = coerce(MemberUpdate, update, "update")
         self._require(Capability.UPDATE_MEMBER, "update_member")
         ctx = self._ctx("update_member", self.settings.write_deadline, scrub_values=_ids(update.customer_id))
@@ -466,7 +469,7 @@ class _Facade:
             Customer,
         )
 
-    def _prepare_statement(self, query: Any) -> _Call:
+    def _prepare_statement(self, query: Any) -> _Call[Statement]:
         query = coerce(StatementQuery, query, "query")
         self._require(Capability.STATEMENT, "member_statement")
         ctx = self._ctx("member_statement", self.settings.read_deadline, scrub_values=_ids(query.customer_id))
@@ -484,7 +487,7 @@ class _Facade:
             on_result=check,
         )
 
-    def _prepare_wallet(self, query: Any) -> _Call:
+    def _prepare_wallet(self, query: Any) -> _Call[Wallet]:
         if isinstance(query, str):
             query = {"customer_id": query}
         query = coerce(WalletQuery, query, "query")
@@ -498,14 +501,14 @@ class _Facade:
         )
 
     # -- shared finishing -----------------------------------------------------------------------
-    def _adapter_bug(self, call: _Call, exc: Exception) -> LoyaltyError:
+    def _adapter_bug(self, call: _Call[Any], exc: Exception) -> LoyaltyError:
         return MalformedResponseError(
             f"could not interpret the engine's answer ({type(exc).__name__})",
             engine=self.engine,
             operation=call.operation,
         )
 
-    def _finish(self, call: _Call, result: Any) -> Any:
+    def _finish(self, call: _Call[R], result: Any) -> R:
         if not isinstance(result, call.expect):
             raise MalformedResponseError(
                 f"adapter returned {type(result).__name__} for {call.operation}",
@@ -514,7 +517,7 @@ class _Facade:
             )
         return call.on_result(result)
 
-    def _failed(self, call: _Call, exc: LoyaltyError) -> Any:
+    def _failed(self, call: _Call[R], exc: LoyaltyError) -> R:
         exc.with_context(engine=self.engine, operation=call.operation)
         if call.ctx.scrub_values:  # the call's customer ids and codes never reach an error message
             exc.message = scrub_text(exc.message, call.ctx.scrub_values)
@@ -534,7 +537,7 @@ class Loyalty(_Facade):
         self._runner = SyncRunner(self.client_config, transport) if self.client_config else None
         self._evaluations: concurrent.futures.ThreadPoolExecutor | None = None
 
-    def _in_process_evaluation(self, flow: Flow[Any], call: _Call) -> Any:
+    def _in_process_evaluation(self, flow: Flow[Any], call: _Call[Any]) -> Any:
         # The evaluation budget holds for an in-process engine too: the quote runs in a worker thread
         # and the shop stops waiting when the budget is spent (a quote writes nothing, so it may
         # finish unseen). The call's context (its scrubbed identifiers) goes with it.
@@ -548,7 +551,7 @@ class Loyalty(_Facade):
             raise EngineTimeoutError("the evaluation budget ran out", engine=self.engine,
                                      operation=call.operation) from None
 
-    def _execute(self, call: _Call) -> Any:
+    def _execute(self, call: _Call[R]) -> R:
         self._open(call.operation)
         try:
             flow = call.make_flow()
@@ -569,34 +572,34 @@ class Loyalty(_Facade):
             return self._failed(call, self._adapter_bug(call, exc))
         return self._finish(call, result)
 
-    def identify(self, identifier: CustomerIdentifier | dict | None = None, *, email: str | None = None,
+    def identify(self, identifier: CustomerIdentifier | dict[str, Any] | None = None, *, email: str | None = None,
                  phone: str | None = None, card: str | None = None, membership: str | None = None,
                  external_id: str | None = None) -> Customer | None:
         kinds = {"email": email, "phone": phone, "card": card, "membership": membership, "external_id": external_id}
         return self._execute(self._prepare_identify(identifier, kinds))
 
-    def evaluate(self, basket: Basket | dict) -> Evaluation:
+    def evaluate(self, basket: Basket | dict[str, Any]) -> Evaluation:
         return self._execute(self._prepare_evaluate(basket))
 
-    def price_products(self, query: ProductQuery | dict) -> list[ProductPrice]:
+    def price_products(self, query: ProductQuery | dict[str, Any]) -> list[ProductPrice]:
         return self._execute(self._prepare_price_products(query))
 
-    def redeem_voucher(self, redemption: VoucherRedemption | dict) -> RedemptionResult:
+    def redeem_voucher(self, redemption: VoucherRedemption | dict[str, Any]) -> RedemptionResult:
         return self._execute(self._prepare_redeem(redemption))
 
-    def spend_cashback(self, spend: CashbackSpend | dict) -> SpendResult:
+    def spend_cashback(self, spend: CashbackSpend | dict[str, Any]) -> SpendResult:
         return self._execute(self._prepare_spend(spend))
 
-    def export_orders(self, orders: Iterable[Order | dict] | Order) -> ExportReport:
+    def export_orders(self, orders: Iterable[Order | dict[str, Any]] | Order) -> ExportReport:
         return self._execute(self._prepare_export(orders))
 
-    def reverse(self, reversal: Reversal | dict) -> ReversalResult:
+    def reverse(self, reversal: Reversal | dict[str, Any]) -> ReversalResult:
         return self._execute(self._prepare_reverse(reversal))
 
-    def sync_products(self, products: Iterable[Product | dict] | Product) -> ProductSyncReport:
+    def sync_products(self, products: Iterable[Product | dict[str, Any]] | Product) -> ProductSyncReport:
         return self._execute(self._prepare_sync_products(products))
 
-    def cancel_order(self, order: Order | dict, *, outbox: Any = None, reason: str = "payment declined",
+    def cancel_order(self, order: Order | dict[str, Any], *, outbox: Any = None, reason: str = "payment declined",
                      reference: str = "cancel", exported: bool = False) -> ReversalResult:
         """Cancel a placed order whose payment failed (or that the shop voids), in one call.
 
@@ -613,16 +616,16 @@ class Loyalty(_Facade):
         """
         self._open("reverse")
         return self.reverse(self._prepare_cancel(order, outbox, reason, reference, exported))
-    def enrol_member(self, enrolment: Enrolment | dict) -> EnrolmentResult:
+    def enrol_member(self, enrolment: Enrolment | dict[str, Any]) -> EnrolmentResult:
         return self._execute(self._prepare_enrol_member(enrolment))
 
-    def update_member(self, update: MemberUpdate | dict) -> Customer:
+    def update_member(self, update: MemberUpdate | dict[str, Any]) -> Customer:
         return self._execute(self._prepare_update_member(update))
 
-    def statement(self, query: StatementQuery | dict) -> Statement:
+    def statement(self, query: StatementQuery | dict[str, Any]) -> Statement:
         return self._execute(self._prepare_statement(query))
 
-    def wallet(self, query: WalletQuery | dict | str) -> Wallet:
+    def wallet(self, query: WalletQuery | dict[str, Any] | str) -> Wallet:
         return self._execute(self._prepare_wallet(query))
 
     def close(self) -> None:
@@ -659,7 +662,8 @@ class AsyncLoyalty(_Facade):
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
-        elif loop is not self._loop and self._loop.is_closed() and self._runner is not None:
+        elif (loop is not self._loop and self._loop.is_closed() and self._runner is not None
+              and self.client_config is not None):  # a runner exists only with a client configuration
             # The first loop is gone (asyncio.run called again, a test per loop): follow the new
             # one with a fresh HTTP client; the breaker and the cached token are kept.
             from .http import AsyncRunner
@@ -674,7 +678,7 @@ class AsyncLoyalty(_Facade):
                 engine=self.engine,
             )
 
-    async def _execute(self, call: _Call) -> Any:
+    async def _execute(self, call: _Call[R]) -> R:
         self._open(call.operation)
         self._check_loop()
         try:
@@ -702,7 +706,7 @@ class AsyncLoyalty(_Facade):
             return self._failed(call, self._adapter_bug(call, exc))
         return self._finish(call, result)
 
-    def _late(self, call: _Call) -> LoyaltyError:
+    def _late(self, call: _Call[Any]) -> LoyaltyError:
         # Same classification as the sync runner: a read that ran out of time is a timeout; a write
         # may have been sent, so its outcome is unknown.
         if call.operation in _WRITE_OPERATIONS:
@@ -712,49 +716,49 @@ class AsyncLoyalty(_Facade):
             )
         return EngineTimeoutError("the deadline ran out", engine=self.engine, operation=call.operation)
 
-    async def identify(self, identifier: CustomerIdentifier | dict | None = None, *, email: str | None = None,
+    async def identify(self, identifier: CustomerIdentifier | dict[str, Any] | None = None, *, email: str | None = None,
                        phone: str | None = None, card: str | None = None, membership: str | None = None,
                        external_id: str | None = None) -> Customer | None:
         kinds = {"email": email, "phone": phone, "card": card, "membership": membership, "external_id": external_id}
         return await self._execute(self._prepare_identify(identifier, kinds))
 
-    async def evaluate(self, basket: Basket | dict) -> Evaluation:
+    async def evaluate(self, basket: Basket | dict[str, Any]) -> Evaluation:
         return await self._execute(self._prepare_evaluate(basket))
 
-    async def price_products(self, query: ProductQuery | dict) -> list[ProductPrice]:
+    async def price_products(self, query: ProductQuery | dict[str, Any]) -> list[ProductPrice]:
         return await self._execute(self._prepare_price_products(query))
 
-    async def redeem_voucher(self, redemption: VoucherRedemption | dict) -> RedemptionResult:
+    async def redeem_voucher(self, redemption: VoucherRedemption | dict[str, Any]) -> RedemptionResult:
         return await self._execute(self._prepare_redeem(redemption))
 
-    async def spend_cashback(self, spend: CashbackSpend | dict) -> SpendResult:
+    async def spend_cashback(self, spend: CashbackSpend | dict[str, Any]) -> SpendResult:
         return await self._execute(self._prepare_spend(spend))
 
-    async def export_orders(self, orders: Iterable[Order | dict] | Order) -> ExportReport:
+    async def export_orders(self, orders: Iterable[Order | dict[str, Any]] | Order) -> ExportReport:
         return await self._execute(self._prepare_export(orders))
 
-    async def reverse(self, reversal: Reversal | dict) -> ReversalResult:
+    async def reverse(self, reversal: Reversal | dict[str, Any]) -> ReversalResult:
         return await self._execute(self._prepare_reverse(reversal))
 
-    async def sync_products(self, products: Iterable[Product | dict] | Product) -> ProductSyncReport:
+    async def sync_products(self, products: Iterable[Product | dict[str, Any]] | Product) -> ProductSyncReport:
         return await self._execute(self._prepare_sync_products(products))
 
-    async def cancel_order(self, order: Order | dict, *, outbox: Any = None, reason: str = "payment declined",
+    async def cancel_order(self, order: Order | dict[str, Any], *, outbox: Any = None, reason: str = "payment declined",
                            reference: str = "cancel", exported: bool = False) -> ReversalResult:
         """Cancel a placed order whose payment failed, in one call: see :meth:`Loyalty.cancel_order`."""
         self._open("reverse")
         reversal = await asyncio.to_thread(self._prepare_cancel, order, outbox, reason, reference, exported)
         return await self.reverse(reversal)
-    async def enrol_member(self, enrolment: Enrolment | dict) -> EnrolmentResult:
+    async def enrol_member(self, enrolment: Enrolment | dict[str, Any]) -> EnrolmentResult:
         return await self._execute(self._prepare_enrol_member(enrolment))
 
-    async def update_member(self, update: MemberUpdate | dict) -> Customer:
+    async def update_member(self, update: MemberUpdate | dict[str, Any]) -> Customer:
         return await self._execute(self._prepare_update_member(update))
 
-    async def statement(self, query: StatementQuery | dict) -> Statement:
+    async def statement(self, query: StatementQuery | dict[str, Any]) -> Statement:
         return await self._execute(self._prepare_statement(query))
 
-    async def wallet(self, query: WalletQuery | dict | str) -> Wallet:
+    async def wallet(self, query: WalletQuery | dict[str, Any] | str) -> Wallet:
         return await self._execute(self._prepare_wallet(query))
 
     async def aclose(self) -> None:
@@ -772,4 +776,4 @@ class AsyncLoyalty(_Facade):
         await self.aclose()
 
 
-__all__ = ["AsyncLoyalty", "Loyalty", "IdentifierKind"]
+__all__ = ["AsyncLoyalty", "IdentifierKind", "Loyalty"]

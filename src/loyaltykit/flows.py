@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import pydantic
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the in-process engine must not load the HTTP stack for a ty
     import httpx
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 #: Exceptions an adapter's parsing code raises on a body it did not expect (ArithmeticError covers
 #: decimal.InvalidOperation, e.g. comparing a "NaN" amount, which is not a ValueError).
@@ -95,12 +96,13 @@ def run_in_process(flow: Flow[T]) -> T:
     try:
         request = next(flow)
     except StopIteration as stop:
-        return stop.value
+        result: T = stop.value
+        return result
     flow.close()
     raise RuntimeError(f"in-process flow yielded an HTTP request: {request.method} {request.path}")
 
 
-def in_process(fn: Callable[..., T]) -> Callable[..., Flow[T]]:
+def in_process(fn: Callable[P, T]) -> Callable[P, Flow[T]]:
     """Turn a plain method into a flow that does its work when driven, not when created.
 
     The async facade creates the flow on the event loop and drives in-process flows in a worker
@@ -108,7 +110,7 @@ def in_process(fn: Callable[..., T]) -> Callable[..., Flow[T]]:
     """
 
     @functools.wraps(fn)
-    def flow(*args: Any, **kwargs: Any) -> Flow[T]:
+    def flow(*args: P.args, **kwargs: P.kwargs) -> Flow[T]:
         return fn(*args, **kwargs)
         yield  # unreachable: makes this a generator function
 

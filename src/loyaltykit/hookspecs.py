@@ -17,9 +17,33 @@ These docstrings are the hook contract; ``docs/hooks.md`` is generated from them
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pluggy
 
 from .operations import OPERATIONS
+
+if TYPE_CHECKING:
+    from .flows import CallContext, Flow
+    from .members import Enrolment, EnrolmentResult, MemberUpdate, Statement, StatementQuery, Wallet, WalletQuery
+    from .models import (
+        Basket,
+        CashbackSpend,
+        Customer,
+        CustomerIdentifier,
+        Evaluation,
+        ExportReport,
+        Order,
+        Product,
+        ProductPrice,
+        ProductQuery,
+        ProductSyncReport,
+        RedemptionResult,
+        Reversal,
+        ReversalResult,
+        SpendResult,
+        VoucherRedemption,
+    )
 
 PROJECT = "loyaltykit"
 
@@ -32,7 +56,7 @@ OPERATION_HOOKS = tuple(op.hook for op in OPERATIONS)
 
 
 @hookspec(firstresult=True)
-def loyaltykit_identify(identifier, ctx):
+def loyaltykit_identify(identifier: CustomerIdentifier, ctx: CallContext) -> Flow[Customer | None]:
     """Find the loyalty member behind an identifier.
 
     First result wins; answered by exactly one engine adapter.
@@ -54,7 +78,7 @@ def loyaltykit_identify(identifier, ctx):
 
 
 @hookspec(firstresult=True)
-def loyaltykit_evaluate_basket(basket, ctx):
+def loyaltykit_evaluate_basket(basket: Basket, ctx: CallContext) -> Flow[Evaluation]:
     """Quote a basket: discounts, free items, points and cashback to earn, wallet, messages.
 
     First result wins; answered by exactly one engine adapter.
@@ -77,7 +101,7 @@ def loyaltykit_evaluate_basket(basket, ctx):
 
 
 @hookspec(firstresult=True)
-def loyaltykit_price_products(query, ctx):
+def loyaltykit_price_products(query: ProductQuery, ctx: CallContext) -> Flow[list[ProductPrice]]:
     """Price products for a listing or product page, for one customer (or a guest).
 
     First result wins; answered by exactly one engine adapter declaring ``price_products``.
@@ -96,7 +120,7 @@ def loyaltykit_price_products(query, ctx):
 
 
 @hookspec(firstresult=True)
-def loyaltykit_redeem_voucher(redemption, ctx):
+def loyaltykit_redeem_voucher(redemption: VoucherRedemption, ctx: CallContext) -> Flow[RedemptionResult]:
     """Burn — or reserve for the order — a voucher, promo code or wallet offer.
 
     First result wins; answered by exactly one engine adapter declaring ``redeem_voucher``.
@@ -120,7 +144,7 @@ def loyaltykit_redeem_voucher(redemption, ctx):
 
 
 @hookspec(firstresult=True)
-def loyaltykit_spend_cashback(spend, ctx):
+def loyaltykit_spend_cashback(spend: CashbackSpend, ctx: CallContext) -> Flow[SpendResult]:
     """Pay part or all of an order with the customer's cashback (money) or points.
 
     First result wins; answered by exactly one engine adapter declaring the balance kind in
@@ -141,7 +165,7 @@ def loyaltykit_spend_cashback(spend, ctx):
 
 
 @hookspec(firstresult=True)
-def loyaltykit_export_orders(orders, ctx):
+def loyaltykit_export_orders(orders: list[Order], ctx: CallContext) -> Flow[ExportReport]:
     """Send placed orders to the engine so it records points earned and redemptions.
 
     First result wins; answered by exactly one engine adapter declaring ``export_orders``.
@@ -165,7 +189,7 @@ def loyaltykit_export_orders(orders, ctx):
 
 
 @hookspec(firstresult=True)
-def loyaltykit_reverse(reversal, ctx):
+def loyaltykit_reverse(reversal: Reversal, ctx: CallContext) -> Flow[ReversalResult]:
     """Cancel an order, or refund it in full or in part.
 
     First result wins; answered by exactly one engine adapter declaring ``cancel``, ``refund``
@@ -187,7 +211,7 @@ def loyaltykit_reverse(reversal, ctx):
 
 
 @hookspec(firstresult=True)
-def loyaltykit_sync_products(products, ctx):
+def loyaltykit_sync_products(products: list[Product], ctx: CallContext) -> Flow[ProductSyncReport]:
     """Create or update catalogue products on the engine, so its rules know every SKU sold.
 
     First result wins; answered by exactly one engine adapter declaring ``sync_products``.
@@ -209,7 +233,7 @@ def loyaltykit_sync_products(products, ctx):
 
 
 @hookspec(firstresult=True)
-def loyaltykit_enrol_member(enrolment, ctx):
+def loyaltykit_enrol_member(enrolment: Enrolment, ctx: CallContext) -> Flow[EnrolmentResult]:
     """Enrol a member: identifiers, profile fields and consents; once per external id.
 
     First result wins; answered by exactly one engine adapter declaring ``enrol_member``.
@@ -232,7 +256,7 @@ def loyaltykit_enrol_member(enrolment, ctx):
 
 
 @hookspec(firstresult=True)
-def loyaltykit_update_member(update, ctx):
+def loyaltykit_update_member(update: MemberUpdate, ctx: CallContext) -> Flow[Customer]:
     """Change a member's tier, segments or role, where the engine allows it.
 
     First result wins; answered by exactly one engine adapter declaring ``update_member``.
@@ -253,7 +277,7 @@ def loyaltykit_update_member(update, ctx):
 
 
 @hookspec(firstresult=True)
-def loyaltykit_member_statement(query, ctx):
+def loyaltykit_member_statement(query: StatementQuery, ctx: CallContext) -> Flow[Statement]:
     """A page of a member's statement: points and cashback earned, spent, expired and reversed.
 
     First result wins; answered by exactly one engine adapter declaring ``statement``.
@@ -275,7 +299,7 @@ def loyaltykit_member_statement(query, ctx):
 
 
 @hookspec(firstresult=True)
-def loyaltykit_member_wallet(query, ctx):
+def loyaltykit_member_wallet(query: WalletQuery, ctx: CallContext) -> Flow[Wallet]:
     """The member's usable offers and vouchers, outside a basket ("my offers").
 
     First result wins; answered by exactly one engine adapter declaring ``wallet``.

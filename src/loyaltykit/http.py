@@ -198,11 +198,13 @@ class _Exchange:
         if self.needs_token():
             yield _REFRESH
         response = yield _SEND
-        assert response is not None
+        if response is None:
+            raise AssertionError("response is set here")
         if self.should_refresh(response):
             yield _REFRESH
             response = yield _SEND
-            assert response is not None
+            if response is None:
+                raise AssertionError("response is set here")
             if self.service.auth.refused(response):
                 raise self._err(
                     AuthFailedError, f"engine refused the refreshed token (HTTP {response.status_code})"
@@ -375,7 +377,7 @@ def _answer(
     except StopIteration:
         raise
     except _UNREADABLE as exc:
-        if not request.write or isinstance(exc, LoyaltyError) and not isinstance(exc, MalformedResponseError):
+        if not request.write or (isinstance(exc, LoyaltyError) and not isinstance(exc, MalformedResponseError)):
             raise
         lost = _Exchange(config, request, ctx).unknown(
             f"the answer to the write could not be read ({type(exc).__name__}); it may have been applied"

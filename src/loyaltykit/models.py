@@ -36,9 +36,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal
-
 from fractions import Fraction
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -878,7 +877,8 @@ class Order(KitModel):
 
     @property
     def shipping_total(self) -> Money:
-        assert self.total is not None
+        if self.total is None:
+            raise AssertionError("self.total is set here")
         return self.total - total([a.net for a in self.allocations], self.currency)
 
     @property
@@ -895,7 +895,8 @@ class Order(KitModel):
     @property
     def amount_due(self) -> Money:
         """What the shop collects from the shopper's card: ``total - balance_paid``."""
-        assert self.total is not None
+        if self.total is None:
+            raise AssertionError("self.total is set here")
         return self.total - self.balance_paid
 
     @property
@@ -1050,7 +1051,7 @@ def _floor_share(amount: Money, fraction: Fraction) -> Money:
 
 
 def _points_share(points: Decimal, fraction: Fraction) -> Decimal:
-    places = max(0, -int(points.as_tuple().exponent))  # type: ignore[arg-type]
+    places = max(0, -int(points.as_tuple().exponent))
     scaled = Fraction(points) * fraction * 10**places
     return Decimal(scaled.numerator // scaled.denominator).scaleb(-places)
 
@@ -1157,7 +1158,8 @@ class Reversal(KitModel):
         shipping = order.shipping_total if complete else zero
         goods = goods_after - goods_before
         net_goods = total([a.net for a in order.allocations], currency)
-        assert order.total is not None
+        if order.total is None:
+            raise AssertionError("order.total is set here")
         paid = order.total.minor_units()
         value_before = goods_before.minor_units()
         value_after = goods_after.minor_units() + shipping.minor_units()

@@ -8,11 +8,11 @@ refused outright, because a float has already lost the cent before we see it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import functools
+from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from fractions import Fraction
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -23,22 +23,13 @@ ROUNDING = ROUND_HALF_UP
 # ISO 4217 active codes whose minor unit is not 2. Every other code listed in _CODES has 2.
 _EXPONENTS = {
     **dict.fromkeys(
-        "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0
+        ["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"], 0
     ),
-    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
-    **dict.fromkeys("CLF UYW".split(), 4),
+    **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
+    **dict.fromkeys(["CLF", "UYW"], 4),
 }
 _CODES = frozenset(
-    """
-    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN
-    BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN
-    ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD
-    JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT
-    MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG
-    QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT
-    TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF XCD XCG XOF
-    XPF YER ZAR ZMW ZWG
-    """.split()
+    ["AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHE", "CHF", "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS", "VED", "VES", "VND", "VUV", "WST", "XAF", "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG"]
 )
 
 #: Largest absolute amount accepted anywhere in the kit (a basket total of a trillion is a bug).
@@ -73,7 +64,7 @@ def quantize(amount: Decimal, currency: str) -> Decimal:
 
 def to_decimal(value: Any) -> Decimal:
     """Coerce int/str/Decimal to a finite Decimal. Floats and NaN/inf are refused."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise ValueError("amounts must be Decimal, int or str, never float")
     try:
         result = value if isinstance(value, Decimal) else Decimal(str(value))
@@ -87,13 +78,15 @@ def to_decimal(value: Any) -> Decimal:
 def bounded(value: Decimal) -> Decimal:
     """Refuse a Decimal with more than ``MAX_PLACES`` places or ``MAX_DIGITS`` digits (trailing zeros
     aside), and return it without trailing zeros beyond the point ("2.50" stays "2.50")."""
-    sign, digits, exp = value.as_tuple()
-    assert isinstance(exp, int)
+    _sign, digits, exp = value.as_tuple()
+    if not isinstance(exp, int):
+        raise AssertionError("exp is an int here")
     if exp > 32:  # 1E+40: far beyond any limit; checked before normalising it
         raise ValueError("number is too large")
     normal = value.normalize()
     _, ndigits, nexp = normal.as_tuple()
-    assert isinstance(nexp, int)
+    if not isinstance(nexp, int):
+        raise AssertionError("nexp is an int here")
     if -nexp > MAX_PLACES:
         raise ValueError(f"at most {MAX_PLACES} decimal places")
     if len(ndigits) > MAX_DIGITS:
@@ -121,14 +114,14 @@ class KitBase(BaseModel):
             raise invalid_data(exc) from None
 
     @classmethod
-    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any):  # type: ignore[override]
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
         try:
             return super().model_validate(obj, *args, **kwargs)
         except ValidationError as exc:
             raise invalid_data(exc) from None
 
     @classmethod
-    def model_validate_json(cls, json_data: Any, *args: Any, **kwargs: Any):  # type: ignore[override]
+    def model_validate_json(cls, json_data: Any, *args: Any, **kwargs: Any) -> Self:
         try:
             return super().model_validate_json(json_data, *args, **kwargs)
         except ValidationError as exc:
@@ -275,7 +268,7 @@ def allocate(amount: Money, weights: Sequence[Decimal | Money]) -> list[Money]:
 
 def prorate(amount: Money, before: Fraction, after: Fraction) -> Money:
     """The share of ``amount`` between two cumulative fractions, rounded so that successive shares
-    (0 → f1 → f2 → … → 1) sum exactly to ``amount``: each is round(amount·after) − round(amount·before)."""
+    (0 → f1 → f2 → … → 1) sum exactly to ``amount``: each is round(amount·after) - round(amount·before)."""
     if not 0 <= before <= after <= 1:
         raise ValueError("prorate needs 0 <= before <= after <= 1")
     return _share(amount, after) - _share(amount, before)

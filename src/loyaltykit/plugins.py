@@ -99,7 +99,7 @@ def make_plugin_manager() -> pluggy.PluginManager:
 
 def _claimant(impl: Any) -> str:
     """A readable name for a hook implementation's plugin (pluggy names unnamed objects by id())."""
-    name = impl.plugin_name
+    name = str(impl.plugin_name)
     if not name.isdigit():
         return name
     from .adapter import EngineAdapter
@@ -143,5 +143,6 @@ def check_routing(pm: pluggy.PluginManager) -> EngineAdapter:
         if owner is not None and plugin is not owner:
             raise ConfigError(f"operation hooks are split between {owner.name} and {plugin.name}")
         owner = plugin
-    assert owner is not None
+    if owner is None:
+        raise AssertionError("owner is set here")
     return owner

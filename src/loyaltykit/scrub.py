@@ -16,7 +16,7 @@ import contextvars
 import logging
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from urllib.parse import quote, quote_plus
 
@@ -87,6 +87,7 @@ def scrub_text(text: str | None, extra: Iterable[str] = ()) -> str:
     if not text:
         return text or ""
     candidates = [v for v in (*extra, *_call_values.get()) if v and len(v) >= _MIN_KNOWN]
+    known: Sequence[str]
     if candidates:
         with _lock:
             known = sorted(_known.union(candidates), key=len, reverse=True)

@@ -434,7 +434,7 @@ class ServedEngine:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def __enter__(self) -> ServedEngine:
         self.thread.start()

@@ -6,9 +6,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from loyaltykit import AsyncLoyalty, Loyalty, LoyaltySettings
 from loyaltykit_crmcom.adapter import CrmcomAdapter
 from loyaltykit_crmcom.testing import CrmcomHarness
+
+from loyaltykit import AsyncLoyalty, Loyalty, LoyaltySettings
 
 
 class SyncShop:

@@ -9,8 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-from loyaltykit import wire
 from loyaltykit_crmcom.fake import CrmcomFake
+
+from loyaltykit import wire
 
 KEY = "0123456789ABCDEF0123456789ABCDEF"
 BASE = "https://crm.fake.example/crmapi/rest/v2/"

@@ -9,12 +9,27 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-from loyaltykit import (Basket, CashbackSpend, CustomerIdentifier, ExportStatus, IdentifierKind, Line, Loyalty, LoyaltySettings,
-                        Money, Order, Product, Reversal, ReversalKind, SpendResult)
-from loyaltykit.errors import ConfigError, InvalidRequestError, OutcomeUnknownError
-from loyaltykit.testing import Fault, FaultKind
 from loyaltykit_crmcom.adapter import CrmcomAdapter
 from loyaltykit_crmcom.testing import CrmcomHarness, harness_settings
+
+from loyaltykit import (
+    Basket,
+    CashbackSpend,
+    CustomerIdentifier,
+    ExportStatus,
+    IdentifierKind,
+    Line,
+    Loyalty,
+    LoyaltySettings,
+    Money,
+    Order,
+    Product,
+    Reversal,
+    ReversalKind,
+    SpendResult,
+)
+from loyaltykit.errors import ConfigError, InvalidRequestError, OutcomeUnknownError
+from loyaltykit.testing import Fault, FaultKind
 
 
 def eur(value: str) -> Money:

@@ -11,10 +11,10 @@ import textwrap
 from decimal import Decimal
 
 import pytest
+from loyaltykit_crmcom.testing import CrmcomHarness, harness_settings
 
 from loyaltykit import Money
 from loyaltykit.testing import serve
-from loyaltykit_crmcom.testing import CrmcomHarness, harness_settings
 
 CHILD = textwrap.dedent("""
     import json, sys, time

@@ -5,11 +5,20 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from loyaltykit import Line, Money, wire
-from loyaltykit.errors import AuthFailedError, CustomerNotFoundError, EngineError, InsufficientBalanceError, \
-    InvalidRequestError, MalformedResponseError, OutcomeUnknownError, VoucherExpiredError
 from loyaltykit_crmcom import transformers as tf
 from loyaltykit_crmcom.settings import CrmcomSettings
+
+from loyaltykit import Line, Money, wire
+from loyaltykit.errors import (
+    AuthFailedError,
+    CustomerNotFoundError,
+    EngineError,
+    InsufficientBalanceError,
+    InvalidRequestError,
+    MalformedResponseError,
+    OutcomeUnknownError,
+    VoucherExpiredError,
+)
 
 TABLE = tf.error_table()
 SETTINGS = CrmcomSettings(base_url="https://crm.example", web_api_key="K" * 32, performed_by_unit_id="U1")
@@ -38,7 +47,7 @@ def test_success_envelope_gives_data():
                      TABLE, "OK") == {"token": "t"}
 
 
-@pytest.mark.parametrize("message, error", [
+@pytest.mark.parametrize(("message", "error"), [
     ("Invalid token", AuthFailedError),
     ("Access token not found", CustomerNotFoundError),
     ("Spend amount exceeds the wallet balance", InsufficientBalanceError),

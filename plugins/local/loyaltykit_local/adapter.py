@@ -12,6 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from loyaltykit import (
     BalanceKind,
     Capabilities,
@@ -19,14 +22,39 @@ from loyaltykit import (
     EngineUnavailableError,
     IdentifierKind,
     OutcomeUnknownError,
+    flows,
 )
-from loyaltykit import flows
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import __version__
 
 if TYPE_CHECKING:  # the engine (SQLAlchemy) loads when an adapter is built, not when plugins are discovered
+    from loyaltykit.flows import CallContext
+    from loyaltykit.members import (
+        Enrolment,
+        EnrolmentResult,
+        MemberUpdate,
+        Statement,
+        StatementQuery,
+        Wallet,
+        WalletQuery,
+    )
+    from loyaltykit.models import (
+        Basket,
+        CashbackSpend,
+        Customer,
+        CustomerIdentifier,
+        Evaluation,
+        ExportReport,
+        Order,
+        ProductPrice,
+        ProductQuery,
+        RedemptionResult,
+        Reversal,
+        ReversalResult,
+        SpendResult,
+        VoucherRedemption,
+    )
+
     from .program import Program
     from .service import LocalEngine
 
@@ -149,59 +177,59 @@ class LocalAdapter(EngineAdapter):
 
     @flows.in_process
     @database_errors("identify", write=False)
-    def identify(self, identifier, ctx):
+    def identify(self, identifier: CustomerIdentifier, ctx: CallContext) -> Customer | None:
         return self.engine.identify(identifier)
 
     @flows.in_process
     @database_errors("evaluate_basket", write=False)
-    def evaluate_basket(self, basket, ctx):
+    def evaluate_basket(self, basket: Basket, ctx: CallContext) -> Evaluation:
         return self.engine.evaluate(basket)
 
     @flows.in_process
     @database_errors("price_products", write=False)
-    def price_products(self, query, ctx):
+    def price_products(self, query: ProductQuery, ctx: CallContext) -> list[ProductPrice]:
         return self.engine.price_products(query)
 
     @flows.in_process
     @database_errors("redeem_voucher", write=True)
-    def redeem_voucher(self, redemption, ctx):
+    def redeem_voucher(self, redemption: VoucherRedemption, ctx: CallContext) -> RedemptionResult:
         return self.engine.redeem(redemption, ctx.idempotency_key or redemption.key)
 
     @flows.in_process
     @database_errors("spend_cashback", write=True)
-    def spend_cashback(self, spend, ctx):
+    def spend_cashback(self, spend: CashbackSpend, ctx: CallContext) -> SpendResult:
         return self.engine.spend(spend, ctx.idempotency_key or spend.key)
 
     @flows.in_process
     @database_errors("export_orders", write=True)
-    def export_orders(self, orders, ctx):
+    def export_orders(self, orders: list[Order], ctx: CallContext) -> ExportReport:
         return self.engine.export(list(orders))
 
     @flows.in_process
     @database_errors("reverse", write=True)
-    def reverse(self, reversal, ctx):
+    def reverse(self, reversal: Reversal, ctx: CallContext) -> ReversalResult:
         return self.engine.reverse(reversal, ctx.idempotency_key or reversal.key)
 
     @flows.in_process
-    def enrol_member(self, enrolment, ctx):
+    def enrol_member(self, enrolment: Enrolment, ctx: CallContext) -> EnrolmentResult:
         from . import members
 
         return members.enrol(self.engine, enrolment)
 
     @flows.in_process
-    def update_member(self, update, ctx):
+    def update_member(self, update: MemberUpdate, ctx: CallContext) -> Customer:
         from . import members
 
         return members.update_member(self.engine, update)
 
     @flows.in_process
-    def member_statement(self, query, ctx):
+    def member_statement(self, query: StatementQuery, ctx: CallContext) -> Statement:
         from . import members
 
         return members.statement(self.engine, query)
 
     @flows.in_process
-    def member_wallet(self, query, ctx):
+    def member_wallet(self, query: WalletQuery, ctx: CallContext) -> Wallet:
         from . import members
 
         return members.wallet(self.engine, query)

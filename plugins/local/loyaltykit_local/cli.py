@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 
 import typer
-from loyaltykit import ConfigError, LoyaltySettings
 from rich.console import Console
+
+from loyaltykit import ConfigError, LoyaltySettings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="The embedded loyalty engine's database.")
 console = Console()

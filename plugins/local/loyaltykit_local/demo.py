@@ -12,10 +12,15 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+from rich.console import Console, JustifyMethod
+from rich.panel import Panel
+from rich.table import Table
+
 from loyaltykit import (
-    Basket,
     BalanceKind,
+    Basket,
     CashbackSpend,
+    Customer,
     CustomerIdentifier,
     Evaluation,
     Line,
@@ -28,11 +33,8 @@ from loyaltykit import (
     VoucherError,
     VoucherRedemption,
 )
-from loyaltykit.outbox import Outbox
 from loyaltykit.members import Statement, StatementQuery, WalletQuery
-from rich.console import Console
-from rich.panel import Panel
-from rich.table import Table
+from loyaltykit.outbox import Outbox
 
 from .program import load_program
 from .service import LocalEngine
@@ -55,7 +57,7 @@ def _step(console: Console, number: int, title: str) -> None:
     console.rule(f"[bold]{number}. {title}")
 
 
-def _customer_table(customer) -> Table:
+def _customer_table(customer: Customer) -> Table:
     table = Table(show_header=True, header_style="bold")
     for column in ("member", "tier", "beans", "cashback"):
         table.add_column(column)
@@ -65,8 +67,10 @@ def _customer_table(customer) -> Table:
 
 def _basket_table(basket: Basket) -> Table:
     table = Table(title=f"basket {basket.id}", header_style="bold")
-    for column, justify in (("line", "left"), ("sku", "left"), ("category", "left"), ("qty", "right"),
-                            ("unit price", "right"), ("subtotal", "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("line", "left"), ("sku", "left"), ("category", "left"), ("qty", "right"), ("unit price", "right"), ("subtotal", "right"),
+    )
+    for column, justify in columns:
         table.add_column(column, justify=justify)
     for line in basket.lines:
         table.add_row(line.id, line.sku, line.category or "-", str(line.quantity), str(line.unit_price), str(line.subtotal))
@@ -106,9 +110,10 @@ def _quote_tables(quote: Evaluation) -> list[Table]:
         offers = Table(title="offers at checkout", header_style="bold")
         for column in ("kind", "item", "price", "available"):
             offers.add_column(column)
-        for item in quote.catalog:
-            offers.add_row("points catalog", item.name or item.sku, f"{item.points_price} beans",
-                           "yes" if item.affordable else "not enough beans")
+        for catalog_item in quote.catalog:
+            offers.add_row("points catalog", catalog_item.name or catalog_item.sku,
+                           f"{catalog_item.points_price} beans",
+                           "yes" if catalog_item.affordable else "not enough beans")
         for offer in quote.wallet:
             value = f"{offer.percent} %" if offer.percent is not None else str(offer.amount)
             offers.add_row("wallet offer", offer.label or offer.id, value, "yes" if offer.applicable else "no")
@@ -118,8 +123,10 @@ def _quote_tables(quote: Evaluation) -> list[Table]:
 
 def _statement_table(statement: Statement) -> Table:
     table = Table(title=f"statement of {statement.customer_id} (newest first)", header_style="bold")
-    for column, justify in (("date", "left"), ("entry", "left"), ("amount", "right"), ("order", "left"),
-                            ("rule", "left"), ("label", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("date", "left"), ("entry", "left"), ("amount", "right"), ("order", "left"), ("rule", "left"), ("label", "left"),
+    )
+    for column, justify in columns:
         table.add_column(column, justify=justify)
     for entry in statement.entries:
         if entry.points is not None:
@@ -187,7 +194,8 @@ def _walk(console: Console, loyalty: Loyalty, admin: LocalEngine) -> None:
 
     _step(console, 1, "Identify the shopper by e-mail")
     customer = loyalty.identify(email="ann@example.com")
-    assert customer is not None
+    if customer is None:
+        raise AssertionError("customer is set here")
     console.print(_customer_table(customer))
     console.print(f"unknown e-mail → {loyalty.identify(email='nobody@example.com')!r}")
 
@@ -233,11 +241,13 @@ def _walk(console: Console, loyalty: Loyalty, admin: LocalEngine) -> None:
     _step(console, 5, "Place the order")
     order = Order.from_evaluation(ORDER_REF, basket, quote, [redemption.receipt, spend.receipt])
     table = Table(title=f"order {order.ref}", header_style="bold")
-    for column, justify in (("line", "left"), ("sku", "left"), ("subtotal", "right"), ("discounts", "right"),
-                            ("net paid", "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("line", "left"), ("sku", "left"), ("subtotal", "right"), ("discounts", "right"), ("net paid", "right"),
+    )
+    for column, justify in columns:
         table.add_column(column, justify=justify)
     for allocation in order.allocations:
-        table.add_row(allocation.line_id, order.lines[[l.id for l in order.lines].index(allocation.line_id)].sku,
+        table.add_row(allocation.line_id, order.lines[[line.id for line in order.lines].index(allocation.line_id)].sku,
                       str(allocation.subtotal), f"-{allocation.discount_total}", str(allocation.net))
     table.add_row("", "shipping", "", "", str(order.shipping_total))
     table.add_row("", "total", str(order.subtotal), f"-{order.discount_total}", str(order.total))
@@ -262,7 +272,8 @@ def _walk(console: Console, loyalty: Loyalty, admin: LocalEngine) -> None:
     table = Table(header_style="bold", show_header=False)
     table.add_column("what")
     table.add_column("amount", justify="right")
-    assert refund.refund is not None
+    if refund.refund is None:
+        raise AssertionError("refund.refund is set here")
     table.add_row("net paid for the returned goods", str(refund.refund.goods))
     table.add_row("[bold]refunded to the card[/bold]", f"[bold]{refund.refund.to_card}[/bold]")
     table.add_row("cashback returned to the wallet", str(refund.cashback_returned))
@@ -281,16 +292,21 @@ def _walk(console: Console, loyalty: Loyalty, admin: LocalEngine) -> None:
         outbox = Outbox(Path(folder) / "outbox.sqlite3")
         outbox.add(declined)
         cancelled = loyalty.cancel_order(declined, outbox=outbox, reason="payment declined")
-        state = outbox.entry(declined.ref).state
+        queued = outbox.entry(declined.ref)
+        if queued is None:
+            raise AssertionError("the declined order is in the outbox")
+        state = queued.state
         outbox.close()
-    assert cancelled.refund is not None
+    if cancelled.refund is None:
+        raise AssertionError("cancelled.refund is set here")
     console.print(f"order {declined.ref}: {declined.amount_due} to pay by card → declined; "
                   f"cancel_order gave back {cancelled.cashback_returned} of cashback, the outbox entry is {state} "
                   f"(never exported)")
 
     _step(console, 9, "Final balances and the member's statement (\"my account\")")
     customer = loyalty.identify(email="ann@example.com")
-    assert customer is not None
+    if customer is None:
+        raise AssertionError("customer is set here")
     console.print(_customer_table(customer))
     console.print(_statement_table(loyalty.statement(StatementQuery(customer_id=customer.id, page_size=20))))
 

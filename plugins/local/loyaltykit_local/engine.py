@@ -50,22 +50,26 @@ from loyaltykit import (
     VoucherExpiredError,
     VoucherNotOwnedError,
 )
+from loyaltykit.models import Basket, Order
 from loyaltykit.money import quantize
 
 from .program import (
+    Action,
     BonusPoints,
+    CategoryEarn,
     Conditions,
     FixedOffLine,
     FixedOffOrder,
     FreeGift,
     FreeShipping,
+    IssueOffer,
     PercentOffLine,
     PercentOffOrder,
+    ProductEarn,
     ProductsCondition,
     Program,
     Rule,
     ShowMessage,
-    IssueOffer,
     SpecialPrice,
     VoucherDef,
     amount_in,
@@ -116,12 +120,12 @@ class BasketView:
     codes: Sequence[str] = ()
 
     @classmethod
-    def of_basket(cls, basket) -> BasketView:
+    def of_basket(cls, basket: Basket) -> BasketView:
         return cls(basket.id, basket.currency, basket.lines, basket.customer_id,
                    basket.shipping.amount if basket.shipping else None, basket.channel, basket.coupon_codes)
 
     @classmethod
-    def of_order(cls, order) -> BasketView:
+    def of_order(cls, order: Order) -> BasketView:
         return cls(order.ref, order.currency, order.lines, order.customer_id,
                    order.shipping.amount if order.shipping else None, order.channel, order.voucher_codes)
 
@@ -138,8 +142,8 @@ class CompiledProgram:
     always: list[int]  # positions of rules with no product/category condition
     by_sku: dict[str, list[int]]
     by_category: dict[str, list[int]]
-    sku_earn: dict[str, object]
-    category_earn: dict[str, object]
+    sku_earn: dict[str, ProductEarn]
+    category_earn: dict[str, CategoryEarn]
     catalog_price: dict[str, int]
     tier_multiplier: dict[str, Decimal]
     needs_history: bool  # some rule asks about first orders or earlier grants
@@ -218,7 +222,7 @@ class Quote:
 class _Basket:
     """Mutable working state of one evaluation."""
 
-    __slots__ = ("view", "currency", "base", "net", "lines_total", "order_discount", "subtotal", "qty_sku", "qty_cat")
+    __slots__ = ("base", "currency", "lines_total", "net", "order_discount", "qty_cat", "qty_sku", "subtotal", "view")
 
     def __init__(self, view: BasketView, base: str) -> None:
         self.view = view
@@ -249,9 +253,7 @@ class _Basket:
 def _products_hold(condition: ProductsCondition, quantities: dict[str, Decimal]) -> bool:
     if condition.all and any(quantities.get(key, ZERO) < condition.min_quantity for key in condition.all):
         return False
-    if condition.any and sum((quantities.get(key, ZERO) for key in condition.any), ZERO) < condition.min_quantity:
-        return False
-    return True
+    return not (condition.any and sum((quantities.get(key, ZERO) for key in condition.any), ZERO) < condition.min_quantity)
 
 
 def conditions_hold(when: Conditions, rule_id: str, state: _Basket, customer: CustomerFacts | None,
@@ -279,13 +281,10 @@ def conditions_hold(when: Conditions, rule_id: str, state: _Basket, customer: Cu
         return False
     if when.segment is not None and (customer is None or not customer.segments.intersection(when.segment)):
         return False
-    if when.first_order is not None:
-        # A guest's history is unknown: neither "first order" nor "returning" can be claimed.
-        if customer is None or (customer.orders_count == 0) != when.first_order:
-            return False
-    if when.not_previously_granted and (customer is None or rule_id in customer.granted_rules):
+    # A guest's history is unknown: neither "first order" nor "returning" can be claimed.
+    if when.first_order is not None and (customer is None or (customer.orders_count == 0) != when.first_order):
         return False
-    return True
+    return not (when.not_previously_granted and (customer is None or rule_id in customer.granted_rules))
 
 
 def _targets(state: _Basket, skus: list[str], categories: list[str]) -> list[Line]:
@@ -314,7 +313,7 @@ def _take_order(state: _Basket, wanted: Decimal) -> Decimal:
     return max(taken, ZERO)
 
 
-def apply_action(action, rule: Rule, state: _Basket, quote: Quote) -> None:
+def apply_action(action: Action, rule: Rule, state: _Basket, quote: Quote) -> None:
     label = rule.label or rule.id
     currency = state.currency
     if isinstance(action, PercentOffOrder):
@@ -405,7 +404,8 @@ def _apply_voucher(definition: VoucherDef, state: _Basket, quote: Quote) -> None
     label = definition.label or code
     currency = state.currency
     if definition.kind == "percent":
-        assert definition.percent is not None
+        if definition.percent is None:
+            raise AssertionError("definition.percent is set here")
         taken = _take_order(state, state.remaining() * definition.percent / HUNDRED)
         if taken > 0:
             quote.discounts.append(Discount(target=DiscountTarget.ORDER, amount=_money(taken, currency),
@@ -528,7 +528,7 @@ _OFFER_KIND = {
 }
 
 
-def points_value(program, points: Decimal, currency: str) -> Money | None:
+def points_value(program: Program, points: Decimal, currency: str) -> Money | None:
     """What ``points`` pay when spent, at the program's ``points.spend_value`` (None without one)."""
     rate = amount_in(program.points.spend_value, currency, program.currency)
     return _money(points * rate, currency) if rate is not None else None

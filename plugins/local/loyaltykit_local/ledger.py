@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from .program import PointsPolicy
 
@@ -40,7 +41,7 @@ def expired_unrecorded(entries: Iterable[PointsEntry], now: datetime) -> int:
 
     ``entries`` must be in the order they were written.
     """
-    lots: list[list] = []  # [expires_at, remaining]
+    lots: list[list[Any]] = []  # [expires_at, remaining]
     for entry in entries:
         if entry.amount > 0:
             lots.append([entry.expires_at, entry.amount])

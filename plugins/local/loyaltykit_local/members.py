@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, false, insert, or_, select, true, update
+from sqlalchemy import ColumnElement, Table, and_, false, insert, or_, select, true, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -242,7 +242,7 @@ def review_tiers(engine: LocalEngine) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def _before(table, source: int, position: tuple[datetime, int, int] | None):
+def _before(table: Table, source: int, position: tuple[datetime, int, int] | None) -> ColumnElement[bool]:
     """Rows of ``table`` that come after ``position`` in newest-first order."""
     if position is None:
         return true()

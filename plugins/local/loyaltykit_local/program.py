@@ -19,8 +19,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from loyaltykit import ConfigError
-from loyaltykit.money import is_currency
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -30,6 +28,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from loyaltykit import ConfigError
+from loyaltykit.money import is_currency
 
 BASE = "*"  # key of an amount written as a plain number: the program's own currency
 
@@ -287,8 +288,7 @@ Action = Annotated[
     Field(discriminator="action"),
 ]
 ACTION_NAMES = frozenset(
-    "percent_off_order fixed_off_order percent_off_line fixed_off_line special_price free_gift "
-    "free_shipping bonus_points message issue_offer".split()
+    ["percent_off_order", "fixed_off_order", "percent_off_line", "fixed_off_line", "special_price", "free_gift", "free_shipping", "bonus_points", "message", "issue_offer"]
 )
 
 

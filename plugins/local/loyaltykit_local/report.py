@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import select
 
 from loyaltykit import ConfigError, Money
-from .program import amount_in
 from loyaltykit.money import exponent
 
+from .program import amount_in
 from .store import customers, from_db, ledger, member_events, orders, rule_costs
 
 if TYPE_CHECKING:
@@ -193,33 +193,33 @@ def build_report(engine: LocalEngine, *, period: str = "month", since: datetime 
                     target.cashback_redeemed -= value
                 else:
                     target.cashback_reversed += value
-        for row in conn.execute(select(orders.c.placed_at, orders.c.rules)):
-            target = bucket(from_db(row.placed_at))  # type: ignore[arg-type]
+        for placed in conn.execute(select(orders.c.placed_at, orders.c.rules)):
+            target = bucket(from_db(placed.placed_at))
             if target is not None:
                 target.orders += 1
-                for rule_id in row.rules or ():  # the rules applied to the order (guests' too)
+                for rule_id in placed.rules or ():  # the rules applied to the order (guests' too)
                     rules.setdefault(rule_id, RuleCost(rule_id, rule_id)).applied += 1
         members = 0
         by_tier: Counter[str] = Counter()
         for row in conn.execute(select(customers)):
             members += 1
             by_tier[engine._tier(conn, row) or "(none)"] += 1
-            target = bucket(from_db(row.created_at))  # type: ignore[arg-type]
+            target = bucket(from_db(row.created_at))
             if target is not None:
                 target.new_members += 1
         # Points whose date passed and that no write recorded yet are not outstanding any more.
         points_outstanding -= sum(engine._pending_expiry(conn, cid, now)
                                   for cid in conn.execute(select(customers.c.id)).scalars())
-        for row in conn.execute(select(member_events.c.rule_id, member_events.c.created_at)
-                                .where(member_events.c.kind == "voucher", member_events.c.rule_id.is_not(None))):
-            moment = from_db(row.created_at)
+        for event in conn.execute(select(member_events.c.rule_id, member_events.c.created_at)
+                                  .where(member_events.c.kind == "voucher", member_events.c.rule_id.is_not(None))):
+            moment = from_db(event.created_at)
             if moment is not None and bucket(moment) is not None:
-                rules.setdefault(row.rule_id, RuleCost(row.rule_id, row.rule_id)).offers_issued += 1
-        for row in conn.execute(select(rule_costs.c.rule_id, rule_costs.c.discount_minor, rule_costs.c.created_at)
-                                .where(rule_costs.c.currency == currency)):
-            moment = from_db(row.created_at)
+                rules.setdefault(event.rule_id, RuleCost(event.rule_id, event.rule_id)).offers_issued += 1
+        for spent in conn.execute(select(rule_costs.c.rule_id, rule_costs.c.discount_minor, rule_costs.c.created_at)
+                                  .where(rule_costs.c.currency == currency)):
+            moment = from_db(spent.created_at)
             if moment is not None and bucket(moment) is not None:
-                rules.setdefault(row.rule_id, RuleCost(row.rule_id, row.rule_id)).discount_minor += row.discount_minor
+                rules.setdefault(spent.rule_id, RuleCost(spent.rule_id, spent.rule_id)).discount_minor += spent.discount_minor
     for cost in rules.values():
         amount = _major(cost.discount_minor, currency)
         if point_value is not None:

@@ -16,15 +16,21 @@ import hashlib
 import json
 import threading
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import and_, bindparam, func, insert, literal_column, select, union_all, update
+from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from loyaltykit import (
     Balance,
     BalanceKind,
+    Basket,
     CashbackSpend,
     CurrencyMismatchError,
     Customer,
@@ -47,7 +53,6 @@ from loyaltykit import (
     RedemptionStatus,
     RefundLine,
     Reversal,
-    ReversalKind,
     ReversalResult,
     SpendResult,
     UsageLimitReachedError,
@@ -57,16 +62,20 @@ from loyaltykit import (
     VoucherRedemption,
 )
 from loyaltykit.money import exponent
-from pydantic import BaseModel
-from sqlalchemy import and_, bindparam, func, insert, literal_column, select, union_all, update
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError, OperationalError
 
 from . import engine as rules
 from .engine import BasketView, CompiledProgram, CustomerFacts, VoucherFacts
 from .ledger import HistoryEntry, PointsEntry, capped_clawback, expired_unrecorded, expiry_for
 from .program import OfferTemplate, Program, VoucherDef, amount_in
 from .store import Store, customers, from_db, grants, ledger, orders, redemptions, to_db, vouchers, writes
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from sqlalchemy.engine import Row
+
+    #: a result row of any shape (SQLAlchemy types rows by their columns)
+    AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
 ENGINE = rules.ENGINE
 R = TypeVar("R", bound=BaseModel)
@@ -318,13 +327,13 @@ class LocalEngine:
         with self.store.read() as conn:
             return list(conn.execute(select(orders.c.ref).order_by(orders.c.id)).scalars())
 
-    def snapshot(self) -> dict[str, list[tuple]]:
+    def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of every table, for "this changed nothing" checks."""
         from .store import TABLES
 
         with self.store.read() as conn:
             return {
-                table.name: sorted((tuple(str(v) for v in row) for row in conn.execute(select(table)).all()))
+                table.name: sorted(tuple(str(v) for v in row) for row in conn.execute(select(table)).all())
                 for table in TABLES
             }
 
@@ -358,15 +367,15 @@ class LocalEngine:
     def _append(self, conn: Connection, customer_id: str, balance: str, currency: str | None, entry: str,
                 amount: int, at: datetime, **details: Any) -> int:
         result = conn.execute(_INSERT_LEDGER, self._entry(customer_id, balance, currency, entry, amount, at, **details))
-        return result.inserted_primary_key[0]
+        return _inserted_id(result)
 
-    def _lock_customer(self, conn: Connection, customer_id: str):
+    def _lock_customer(self, conn: Connection, customer_id: str) -> AnyRow:
         row = conn.execute(_CUSTOMER_LOCKED, {"customer_id": customer_id}).first()
         if row is None:
             raise CustomerNotFoundError("no such customer", engine=ENGINE)
         return row
 
-    def _require_customer(self, conn: Connection, customer_id: str):
+    def _require_customer(self, conn: Connection, customer_id: str) -> AnyRow:
         row = conn.execute(_CUSTOMER, {"customer_id": customer_id}).first()
         if row is None:
             raise CustomerNotFoundError("no such customer", engine=ENGINE)
@@ -380,7 +389,7 @@ class LocalEngine:
     def _cashback_units(self, conn: Connection, customer_id: str, currency: str) -> int:
         return self._sum(conn, customer_id, CASHBACK, currency)
 
-    def _expiry_due(self, conn: Connection, customer_id: str, now: datetime, row=None) -> bool:
+    def _expiry_due(self, conn: Connection, customer_id: str, now: datetime, row: AnyRow | None = None) -> bool:
         """Whether any lot has expired since the last recorded expiry (one indexed look-up)."""
         if row is None:
             row = self._require_customer(conn, customer_id)
@@ -392,12 +401,12 @@ class LocalEngine:
         rows = conn.execute(_POINTS_ROWS, {"customer_id": customer_id}).all()
         return expired_unrecorded((PointsEntry(r.amount, from_db(r.expires_at)) for r in rows), now)
 
-    def _pending_expiry(self, conn: Connection, customer_id: str, now: datetime, row=None) -> int:
+    def _pending_expiry(self, conn: Connection, customer_id: str, now: datetime, row: AnyRow | None = None) -> int:
         if not self._expiry_due(conn, customer_id, now, row):
             return 0  # the common case: skip the walk over the customer's entries
         return self._expired_points(conn, customer_id, now)
 
-    def _record_expiry(self, conn: Connection, customer_id: str, now: datetime, row=None) -> int:
+    def _record_expiry(self, conn: Connection, customer_id: str, now: datetime, row: AnyRow | None = None) -> int:
         """Write what expired by ``now`` to the ledger (inside a write transaction)."""
         if not self._expiry_due(conn, customer_id, now, row):
             return 0
@@ -407,7 +416,7 @@ class LocalEngine:
         conn.execute(_SET_CURSOR, {"customer_id": customer_id, "cursor": to_db(now)})
         return expired
 
-    def _points_available(self, conn: Connection, customer_id: str, now: datetime, row=None) -> int:
+    def _points_available(self, conn: Connection, customer_id: str, now: datetime, row: AnyRow | None = None) -> int:
         return max(0, self._sum(conn, customer_id, POINTS, None) - self._pending_expiry(conn, customer_id, now, row))
 
     def _qualifying_points(self, conn: Connection, customer_id: str) -> int:
@@ -418,21 +427,22 @@ class LocalEngine:
         since = to_db(self.now() - timedelta(days=days))  # the qualifying period: a rolling window
         return int(conn.execute(_QUALIFYING.where(ledger.c.created_at >= since), {"customer_id": customer_id}).scalar_one())
 
-    def _tier(self, conn: Connection, row) -> str | None:
+    def _tier(self, conn: Connection, row: AnyRow) -> str | None:
+        assigned: str | None = row.tier
         tiers = self.program.tiers_by_threshold()
         if not tiers:
-            return row.tier
+            return assigned
         qualifying = self._qualifying_points(conn, row.id)
         earned = None
         for tier in tiers:
             if qualifying >= tier.threshold:
                 earned = tier
         rank = {tier.name: index for index, tier in enumerate(tiers)}
-        if row.tier is not None and (earned is None or rank.get(row.tier, -1) > rank[earned.name]):
-            return row.tier  # an assigned tier is a floor
-        return earned.name if earned else row.tier
+        if assigned is not None and (earned is None or rank.get(assigned, -1) > rank[earned.name]):
+            return assigned  # an assigned tier is a floor
+        return earned.name if earned else assigned
 
-    def _facts(self, conn: Connection, customer_id: str, currency: str, now: datetime, *, row=None,
+    def _facts(self, conn: Connection, customer_id: str, currency: str, now: datetime, *, row: AnyRow | None = None,
                balances: bool = True) -> CustomerFacts:
         """What rules may know of the customer; ``balances=False`` skips what only a quote shows."""
         if row is None:
@@ -483,7 +493,7 @@ class LocalEngine:
             found.append(VoucherFacts(definition, row.uses, row.offer_kind))
         return found
 
-    def _customer_model(self, conn: Connection, row) -> Customer:
+    def _customer_model(self, conn: Connection, row: AnyRow) -> Customer:
         now = self.now()
         points = self._points_available(conn, row.id, now)
         balances = [Balance(kind=BalanceKind.POINTS, name=self.program.points.name, points=Decimal(points))]
@@ -545,7 +555,7 @@ class LocalEngine:
                 return None
             return self._customer_model(conn, row)
 
-    def evaluate(self, basket) -> Evaluation:
+    def evaluate(self, basket: Basket) -> Evaluation:
         self.calls["evaluate"] += 1
         self._check_currency(basket.currency, "evaluate_basket")
         now = self.now()
@@ -610,9 +620,9 @@ class LocalEngine:
                 if definition.usage_limit == 1:
                     raise VoucherAlreadyRedeemedError(f"voucher {definition.code} has already been redeemed", engine=ENGINE)
                 raise UsageLimitReachedError(f"voucher {definition.code} reached its limit of uses", engine=ENGINE)
-            ref = conn.execute(insert(redemptions).values(
+            ref = _inserted_id(conn.execute(insert(redemptions).values(
                 code=redemption.code, order_ref=redemption.order_ref, customer_id=customer_id, write_key=key,
-                status="redeemed", created_at=to_db(now))).inserted_primary_key[0]
+                status="redeemed", created_at=to_db(now))))
             discount = self._redemption_discount(conn, definition, view, customer_id, now)
             return RedemptionResult(
                 code=redemption.code, status=RedemptionStatus.REDEEMED, discount=discount,
@@ -640,13 +650,15 @@ class LocalEngine:
     def spend(self, spend: CashbackSpend, key: str) -> SpendResult:
         self.calls["spend"] += 1
         if spend.kind is BalanceKind.CASHBACK:
-            assert spend.amount is not None
+            if spend.amount is None:
+                raise AssertionError("spend.amount is set here")
             self._check_currency(spend.amount.currency, "spend_cashback")
             wanted = spend.amount.minor_units()
             currency: str | None = spend.amount.currency
             self._check_spend_policy(spend.amount)
         else:
-            assert spend.points is not None
+            if spend.points is None:
+                raise AssertionError("spend.points is set here")
             wanted = _whole_points(spend.points, "points")
             currency = None
         value = self._spend_value(spend)
@@ -682,7 +694,8 @@ class LocalEngine:
         value the shop states must match the program's rate when the program has one."""
         if spend.kind is BalanceKind.CASHBACK:
             return spend.amount
-        assert spend.points is not None
+        if spend.points is None:
+            raise AssertionError("spend.points is set here")
         currency = (spend.points_value or spend.amount_due or Money.zero(self.program.currency)).currency
         priced = rules.points_value(self.program, spend.points, currency)
         if priced is None:
@@ -775,12 +788,14 @@ class LocalEngine:
         result = rules.quote(self.compiled, view, facts, found, order.placed_at)
         points = result.total_points if facts else 0
         cashback = result.cashback_earned if facts else Decimal(0)
-        order_id = conn.execute(_INSERT_ORDER, {
+        if order.total is None:
+            raise AssertionError("order.total is set once the order is validated")
+        order_id = _inserted_id(conn.execute(_INSERT_ORDER, {
             "ref": order.ref, "write_key": key, "customer_id": customer_id, "currency": order.currency,
             "total_minor": order.total.minor_units(), "points_earned": points,
             "cashback_earned_minor": _minor(cashback, order.currency), "rules": result.applied_rules,
             "placed_at": to_db(order.placed_at), "created_at": to_db(now),
-        }).inserted_primary_key[0]
+        }))
         from .members import record_rule_costs
 
         record_rule_costs(conn, order.ref, order.currency, result.discounts, now)
@@ -791,7 +806,7 @@ class LocalEngine:
                     for rule_id in result.applied_rules
                 ])
             expires = expiry_for(self.program.points, now)
-            details = {"order_ref": order.ref, "write_key": key, "expires_at": expires}
+            details: dict[str, Any] = {"order_ref": order.ref, "write_key": key, "expires_at": expires}
             entries = []
             if result.points_earned:
                 entries.append(self._entry(customer_id, POINTS, None, "earn", result.points_earned, now,
@@ -815,7 +830,7 @@ class LocalEngine:
         this engine's own record, whatever references or ``already_refunded`` the shop sends."""
         rows = conn.execute(select(writes.c.result).where(
             writes.c.operation == "reverse", writes.c.order_ref == order_ref)).all()
-        total: Counter = Counter()
+        total: defaultdict[str, Decimal] = defaultdict(Decimal)
         for row in rows:
             refund = (row.result or {}).get("refund") or {}
             for line in refund.get("lines") or ():
@@ -870,17 +885,18 @@ class LocalEngine:
 
         return self._keyed("reverse", key, fingerprint, order.ref, ReversalResult, work)
 
-    def _reverse_ledger(self, conn: Connection, customer_id: str, reversal: Reversal, rows, complete: bool,
+    def _reverse_ledger(self, conn: Connection, customer_id: str, reversal: Reversal, rows: Sequence[AnyRow],
+                        complete: bool,
                         key: str, now: datetime) -> dict[tuple[str, str | None, str], int]:
         """Give back what the order burned, as the core's breakdown says (``to_cashback``, ``points``),
         and take back what it earned in proportion to the net paid returned (``share_before`` ->
         ``share_after``). Never more than the order moved, whatever earlier reversals did."""
         order = reversal.order
         breakdown = reversal.breakdown
-        burned: Counter = Counter()
-        earned: Counter = Counter()
-        returned: Counter = Counter()
-        clawed: Counter = Counter()
+        burned: Counter[tuple[str, str | None]] = Counter()
+        earned: Counter[tuple[str, str | None]] = Counter()
+        returned: Counter[tuple[str, str | None]] = Counter()
+        clawed: Counter[tuple[str, str | None]] = Counter()
         for row in rows:
             if row.customer_id != customer_id:
                 continue
@@ -935,3 +951,11 @@ class LocalEngine:
             conn.execute(update(vouchers).where(vouchers.c.code == row.code, vouchers.c.uses > 0)
                          .values(uses=vouchers.c.uses - 1))
         return [row.code for row in rows]
+
+
+def _inserted_id(result: CursorResult[Any]) -> int:
+    """The primary key of the row an INSERT wrote."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise AssertionError("an INSERT returns its primary key")
+    return int(key[0])

@@ -22,12 +22,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, overload
 
 from sqlalchemy import (
     JSON,
-    inspect,
-    select,
-    text,
     BigInteger,
     Column,
     DateTime,
@@ -39,12 +37,15 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
+    select,
+    text,
 )
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.pool import StaticPool
 
 from loyaltykit import ConfigError
-from sqlalchemy.pool import StaticPool
 
 metadata = MetaData()
 
@@ -225,11 +226,17 @@ def to_db(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=None)
 
 
+@overload
+def from_db(moment: datetime) -> datetime: ...
+@overload
+def from_db(moment: datetime | None) -> datetime | None: ...
+
+
 def from_db(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment is not None else None
 
 
-def _is_memory(url) -> bool:
+def _is_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and (url.database in (None, "", ":memory:") or "mode=memory" in str(url))
 
 
@@ -248,7 +255,7 @@ def make_sql_engine(
     memory = _is_memory(parsed)
     if not memory and parsed.database:
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    kwargs: dict = {"connect_args": {"check_same_thread": False, "timeout": busy_timeout_ms / 1000}, "echo": echo}
+    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": busy_timeout_ms / 1000}, "echo": echo}
     if memory:
         kwargs["poolclass"] = StaticPool  # one shared connection, else each one sees its own empty database
     else:
@@ -256,7 +263,7 @@ def make_sql_engine(
     engine = create_engine(parsed, **kwargs)
 
     @event.listens_for(engine, "connect")
-    def _setup(dbapi_connection, _record) -> None:
+    def _setup(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from the sqlite3 module: we issue BEGIN ourselves (below).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -278,7 +285,7 @@ def make_sql_engine(
 class Store:
     """A SQL engine plus the two kinds of transaction the loyalty engine uses."""
 
-    def __init__(self, url: str, *, create: bool = True, **engine_options) -> None:
+    def __init__(self, url: str, *, create: bool = True, **engine_options: Any) -> None:
         """``create``: migrate the schema now (tests, the demo, a one-process app); else it is only checked
         when :meth:`check_schema` is called."""
         self.url = make_url(url)

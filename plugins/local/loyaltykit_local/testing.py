@@ -21,6 +21,8 @@ from decimal import Decimal
 from typing import Any
 
 from loyaltykit import Basket, Line, Money
+from loyaltykit.flows import CallContext, Flow
+from loyaltykit.models import CashbackSpend, Evaluation, RedemptionResult, SpendResult, VoucherRedemption
 from loyaltykit.testing import (
     EngineBalances,
     Fault,
@@ -152,13 +154,13 @@ class LocalHarness:
 
 
 class _DropsIdempotencyKey(LocalAdapter):
-    def redeem_voucher(self, redemption, ctx):
+    def redeem_voucher(self, redemption: VoucherRedemption, ctx: CallContext) -> Flow[RedemptionResult]:
         import uuid
 
         ctx.idempotency_key = uuid.uuid4().hex
         return super().redeem_voucher(redemption.model_copy(update={"order_ref": uuid.uuid4().hex}), ctx)
 
-    def spend_cashback(self, spend, ctx):
+    def spend_cashback(self, spend: CashbackSpend, ctx: CallContext) -> Flow[SpendResult]:
         import uuid
 
         ctx.idempotency_key = uuid.uuid4().hex
@@ -166,7 +168,7 @@ class _DropsIdempotencyKey(LocalAdapter):
 
 
 class _EvaluateWrites(LocalAdapter):
-    def evaluate_basket(self, basket, ctx):
+    def evaluate_basket(self, basket: Basket, ctx: CallContext) -> Flow[Evaluation]:
         from .store import ledger, to_db
 
         if basket.customer_id:
@@ -177,10 +179,10 @@ class _EvaluateWrites(LocalAdapter):
 
 
 class _SwallowsVoucherErrors(LocalAdapter):
-    def redeem_voucher(self, redemption, ctx):
-        from loyaltykit import RedemptionResult, RedemptionStatus, Receipt, VoucherError
+    def redeem_voucher(self, redemption: VoucherRedemption, ctx: CallContext) -> Flow[RedemptionResult]:
+        from loyaltykit import Receipt, RedemptionStatus, VoucherError
 
-        def flow():
+        def flow() -> Flow[RedemptionResult]:
             try:
                 return (yield from super(_SwallowsVoucherErrors, self).redeem_voucher(redemption, ctx))
             except VoucherError:

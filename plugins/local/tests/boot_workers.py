@@ -11,7 +11,7 @@ import json
 import multiprocessing
 import sys
 
-import loyaltykit_local.adapter  # noqa: F401  (imported before the fork, as a preloading server does)
+import loyaltykit_local.adapter
 import loyaltykit_local.service  # noqa: F401
 from loyaltykit import Loyalty, LoyaltySettings
 

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from loyaltykit.postgres_testing import fresh_database
+
 from loyaltykit import AsyncLoyalty, Loyalty, LoyaltySettings, Money
+from loyaltykit.postgres_testing import fresh_database
 from loyaltykit_local.adapter import LocalAdapter
 from loyaltykit_local.program import Program, parse_program
 from loyaltykit_local.service import LocalEngine

@@ -7,6 +7,8 @@ import logging
 from importlib.metadata import entry_points
 
 import pytest
+from rich.console import Console
+
 from loyaltykit import (
     AsyncLoyalty,
     ExportStatus,
@@ -19,7 +21,6 @@ from loyaltykit.testing import EngineHarness
 from loyaltykit_local.adapter import LocalAdapter
 from loyaltykit_local.demo import run as run_demo
 from loyaltykit_local.testing import basket, eur, line, make_harness
-from rich.console import Console
 
 
 def test_entry_points_and_capabilities(tmp_path):

@@ -7,6 +7,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
+from sqlalchemy import func, select
+
 from loyaltykit import (
     BalanceKind,
     CashbackSpend,
@@ -17,7 +19,6 @@ from loyaltykit import (
 )
 from loyaltykit_local.store import redemptions
 from loyaltykit_local.testing import eur
-from sqlalchemy import func, select
 
 PROGRAM = """
 [[vouchers]]

@@ -5,12 +5,21 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from loyaltykit import (AsyncLoyalty, CashbackSpend, EngineUnavailableError, InvalidRequestError, Order, Reversal,
-                        VoucherRedemption)
-from loyaltykit import Loyalty, LoyaltySettings
+from sqlalchemy import text
+
+from loyaltykit import (
+    AsyncLoyalty,
+    CashbackSpend,
+    EngineUnavailableError,
+    InvalidRequestError,
+    Loyalty,
+    LoyaltySettings,
+    Order,
+    Reversal,
+    VoucherRedemption,
+)
 from loyaltykit_local.adapter import LocalAdapter
 from loyaltykit_local.testing import basket, eur, line
-from sqlalchemy import text
 
 
 @pytest.fixture

@@ -101,7 +101,7 @@ def test_the_same_enrolment_from_several_processes_creates_one_member(make_shop,
     shop = make_shop(PROGRAM, name="race")
     url = str(shop.store.url)
     command = [sys.executable, "-c", CHILD, url]
-    children = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603
+    children = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                 for _ in range(4)]
     outputs = [child.communicate(timeout=120) for child in children]
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs if out.strip()]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+from typer.testing import CliRunner
+
 from loyaltykit import Line, Money, Order
 from loyaltykit.cli import app
 from loyaltykit.outbox import DONE, REJECTED, Outbox
-from typer.testing import CliRunner
 
 
 def order(ref: str, currency: str = "EUR") -> Order:

@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
 from loyaltykit import ConfigError, Loyalty, LoyaltySettings
 from loyaltykit_local.adapter import LocalAdapter
 from loyaltykit_local.demo import demo_program_path

@@ -13,8 +13,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from loyaltykit import ConfigError, Order
-from loyaltykit import cli as cli_module
+from loyaltykit import ConfigError, Order, cli as cli_module
 from loyaltykit_local.report import build_report, period_of, print_report, render_html
 from loyaltykit_local.testing import eur, line
 

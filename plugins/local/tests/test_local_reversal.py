@@ -6,10 +6,18 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from loyaltykit import (BalanceKind, CashbackSpend, ExportStatus, InvalidRequestError, Order, RefundLine, Reversal,
-                        VoucherRedemption)
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from loyaltykit import (
+    BalanceKind,
+    CashbackSpend,
+    ExportStatus,
+    InvalidRequestError,
+    Order,
+    RefundLine,
+    Reversal,
+    VoucherRedemption,
+)
 from loyaltykit_local.testing import basket, eur, line
 
 PROGRAM = """
@@ -180,7 +188,7 @@ def test_refunds_in_any_steps_give_back_exactly_what_was_paid(make_shop, prices,
     where they started: nothing earned is left, nothing spent is lost."""
     shop = make_shop(ORDER_DISCOUNT, name=f"steps-{uuid.uuid4().hex}")
     ann = shop.customer(cashback=eur(100))
-    cart = basket(*(line(str(i), f"SKU-{i}", f"{p / 100:.2f}", q) for i, (p, q) in enumerate(zip(prices, quantities))),
+    cart = basket(*(line(str(i), f"SKU-{i}", f"{p / 100:.2f}", q) for i, (p, q) in enumerate(zip(prices, quantities, strict=False))),
                   customer_id=ann, id=f"cart-{uuid.uuid4().hex[:8]}")
     quote = shop.loyalty.evaluate(cart)
     paid = min(eur(cashback), quote.total)
@@ -191,7 +199,7 @@ def test_refunds_in_any_steps_give_back_exactly_what_was_paid(make_shop, prices,
     order = Order.from_evaluation("O-1", cart, quote, receipts)
     assert sum((a.net for a in order.allocations), eur(0)) == order.total
     _export(shop, order)
-    left = {l.id: int(l.quantity) for l in order.lines}
+    left = {line.id: int(line.quantity) for line in order.lines}
     results = []
     for index, step in enumerate([*steps, *range(len(order.lines))] * 4):
         line_id = str(step % len(order.lines))

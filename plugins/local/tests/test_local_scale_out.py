@@ -17,12 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
+
 from loyaltykit import Line, Money, Order
 from loyaltykit.outbox import DONE, Outbox
 from loyaltykit_local.program import load_program
 from loyaltykit_local.service import LocalEngine
 from loyaltykit_local.store import Store, ledger, orders
-from sqlalchemy import func, select
 
 WORKER = Path(__file__).with_name("scale_workers.py")
 PROGRAM = """

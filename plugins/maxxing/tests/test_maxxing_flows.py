@@ -16,8 +16,21 @@ from typing import Any
 
 import httpx
 import pytest
-from loyaltykit import (AsyncLoyalty, CashbackSpend, Loyalty, LoyaltySettings, Money, Order, ProductQuery,
-                        VoucherRedemption)
+from loyaltykit_maxxing.adapter import MaxxingAdapter
+from loyaltykit_maxxing.fake import FakeVoucher, MaxxingFake
+from loyaltykit_maxxing.settings import Operation
+from loyaltykit_maxxing.testing import MaxxingHarness, harness_settings
+
+from loyaltykit import (
+    AsyncLoyalty,
+    CashbackSpend,
+    Loyalty,
+    LoyaltySettings,
+    Money,
+    Order,
+    ProductQuery,
+    VoucherRedemption,
+)
 from loyaltykit.errors import (
     AuthFailedError,
     LoyaltyError,
@@ -26,10 +39,6 @@ from loyaltykit.errors import (
 )
 from loyaltykit.models import Basket, ExportStatus, Line, RefundLine, Reversal, ReversalKind, SpendResult
 from loyaltykit.testing import Fault, FaultKind, RuleSpec, VoucherSpec, serve
-from loyaltykit_maxxing.adapter import MaxxingAdapter
-from loyaltykit_maxxing.fake import FakeVoucher, MaxxingFake
-from loyaltykit_maxxing.settings import Operation
-from loyaltykit_maxxing.testing import MaxxingHarness, harness_settings
 
 KIT = {"read_deadline": 2.0, "write_deadline": 3.0, "evaluate_budget": 1.0, "breaker_threshold": 1000}
 EUR = "EUR"

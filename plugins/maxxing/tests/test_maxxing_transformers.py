@@ -6,6 +6,10 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from loyaltykit_maxxing import transformers as tf, wire
+from loyaltykit_maxxing.settings import MaxxingSettings
+from loyaltykit_maxxing.testing import harness_settings
+
 from loyaltykit import Basket, Line, Money, Order
 from loyaltykit.errors import (
     CustomerNotFoundError,
@@ -14,12 +18,8 @@ from loyaltykit.errors import (
     MalformedResponseError,
     VoucherAlreadyRedeemedError,
 )
-from loyaltykit.models import CodeStatus, DiscountTarget, ExportStatus, Reversal, ReversalKind, RefundLine
-from loyaltykit_maxxing import transformers as tf
-from loyaltykit_maxxing import wire
+from loyaltykit.models import CodeStatus, DiscountTarget, ExportStatus, RefundLine, Reversal, ReversalKind
 from loyaltykit.reconcile import ends_batch, export_result_from_error
-from loyaltykit_maxxing.settings import MaxxingSettings
-from loyaltykit_maxxing.testing import harness_settings
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_error_patterns_classify_unknown_codes_by_message():
 
 
 def test_malformed_answers_name_the_body_path(s):
-    with pytest.raises(MalformedResponseError, match="body: .*not JSON"):
+    with pytest.raises(MalformedResponseError, match=r"body: .*not JSON"):
         tf.answer(response("{oops"), wire.TransactionAnswer, s)
     bad = '{"transaction": {"transaction_key": "k", "type": "SALE", "status": "CONFIRMED", "amount": "lots"}}'
     with pytest.raises(MalformedResponseError, match=r"body\.transaction\.amount"):

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+
 from loyaltykit import AsyncLoyalty, Loyalty, LoyaltySettings
 from loyaltykit_salesforce.adapter import SalesforceAdapter
 from loyaltykit_salesforce.testing import SalesforceHarness

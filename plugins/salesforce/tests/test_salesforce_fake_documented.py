@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+
 from loyaltykit_salesforce.fake import SalesforceFake
 
 BASE = "https://org.my.salesforce.com"
@@ -67,7 +68,7 @@ def test_already_redeemed_is_409_already_redeemed_voucher(org):
     assert error(redeem(client, body={"action": "Redeem"}))[:2] == (409, "ALREADY_REDEEMED_VOUCHER")
 
 
-@pytest.mark.parametrize("case, text", [
+@pytest.mark.parametrize(("case", "text"), [
     ("code", "Specify a valid voucher code and try again."),
     ("member", "Specify a valid loyalty program membership number and try again."),
     ("expired", "The voucher is expired. Specify a voucher that hasn't expired."),
@@ -109,7 +110,7 @@ def test_reinstate_after_expiry_answers_expired(org):
 
 
 def test_cancel_accrual_needs_a_cancellation_reason(org):
-    fake, client = org  # reference 7: inputs TransactionJournalId + CancellationReason
+    _fake, client = org  # reference 7: inputs TransactionJournalId + CancellationReason
     answer = client.post(f"{V}/actions/standard/cancelAccrual", json={"inputs": [{"TransactionJournalId": "0lV1"}]})
     assert answer.json()[0]["isSuccess"] is False
 

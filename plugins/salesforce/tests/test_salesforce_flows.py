@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+
 from loyaltykit import (
     AuthFailedError,
     Basket,
@@ -605,7 +606,7 @@ def test_export_burns_codes_used_in_a_store_and_sends_every_code(harness, shop):
     assert harness.voucher_redemptions("STORE10") == 1 and harness.voucher_redemptions("WEB5") == 1
     with pytest.raises(VoucherAlreadyRedeemedError):  # the store's voucher cannot be given again online
         shop.redeem_voucher(VoucherRedemption(code="STORE10", order_ref="o-2", customer_id=member))
-    journal = [r.body for r in harness.fake.requests if r.route == "export"][0]["transactionJournals"][0]
+    journal = next(r.body for r in harness.fake.requests if r.route == "export")["transactionJournals"][0]
     assert journal["VoucherCode"] == "STORE10,WEB5"
     shop.export_orders([placed])  # a re-export burns nothing again
     assert harness.voucher_redemptions("STORE10") == 1
@@ -617,7 +618,7 @@ def test_export_per_product_journals_sum_to_the_order_total(harness, make_shop):
     shop = make_shop()
     report = shop.export_orders([order("o-1", total="99.99")])
     assert report.results[0].status is ExportStatus.ACCEPTED
-    journals = [r.body for r in harness.fake.requests if r.route == "export"][0]["transactionJournals"]
+    journals = next(r.body for r in harness.fake.requests if r.route == "export")["transactionJournals"]
     assert [j["ProductCode"] for j in journals] == ["SKU-1", "SKU-2"]
     assert sum(Decimal(j["TransactionAmount"]) for j in journals) == Decimal("99.99")
     assert len({j["ExternalTransactionNumber"] for j in journals}) == 2

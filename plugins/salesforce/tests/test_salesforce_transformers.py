@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from loyaltykit import wire
+
 from loyaltykit import (
     AuthFailedError,
     Basket,
@@ -22,9 +22,9 @@ from loyaltykit import (
     Order,
     VoucherAlreadyRedeemedError,
     VoucherNotFoundError,
+    wire,
 )
-from loyaltykit.errors import ERROR_CODES, VoucherError as VoucherInvalidError, VoucherExpiredError
-from loyaltykit.errors import RateLimitedError
+from loyaltykit.errors import ERROR_CODES, RateLimitedError, VoucherError as VoucherInvalidError, VoucherExpiredError
 from loyaltykit_salesforce import transformers as tf
 from loyaltykit_salesforce.settings import DEFAULT_ERROR_PATTERNS, SalesforceSettings
 
@@ -146,8 +146,9 @@ def eur(amount: str) -> Money:
 
 
 def test_token_response_feeds_the_oauth_strategy():
-    from loyaltykit.auth import OAuth2ClientCredentials
     from pydantic import SecretStr
+
+    from loyaltykit.auth import OAuth2ClientCredentials
 
     auth = OAuth2ClientCredentials("https://acme.my.salesforce.com/services/oauth2/token", "id", SecretStr("x"),
                                    base_url_field="instance_url")
@@ -177,7 +178,7 @@ def test_voucher_list():
     assert offer.amount == eur("100") and offer.code == "J4XN26MT" and offer.id == "0kDT1000000TUwsMAG"
 
 
-@pytest.mark.parametrize("body, status", REDEEM_OUTPUTS)
+@pytest.mark.parametrize(('body', 'status'), REDEEM_OUTPUTS)
 def test_redeem_outputs(body, status):
     assert tf.redeem_status(tf.parse_json(response(body, 201))) == status
 
@@ -315,7 +316,7 @@ def test_soql_literals_are_escaped():
 
 
 @pytest.mark.parametrize(
-    "status, body, expected",
+    ('status', 'body', 'expected'),
     [
         (401, SESSION_EXPIRED, AuthFailedError),
         (403, '[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]', RateLimitedError),

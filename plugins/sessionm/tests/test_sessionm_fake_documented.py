@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+
 from loyaltykit_sessionm.fake import SessionMFake
 
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from loyaltykit import AsyncLoyalty, Loyalty, LoyaltySettings, Money, Order
 from loyaltykit.errors import (
     AuthFailedError,

@@ -6,19 +6,19 @@ import json
 from decimal import Decimal
 
 import pytest
-from loyaltykit import wire
-from loyaltykit import Money, Order, Receipt
+
+from loyaltykit import Money, Order, Receipt, wire
 from loyaltykit.errors import (
     AuthFailedError,
     CustomerNotFoundError,
     EngineError,
     EngineUnavailableError,
     InsufficientBalanceError,
+    LoyaltyError,
     MalformedResponseError,
     OutcomeUnknownError,
     VoucherAlreadyRedeemedError,
 )
-from loyaltykit.errors import LoyaltyError
 from loyaltykit.models import OfferKind
 from loyaltykit_sessionm import transformers as tf
 from loyaltykit_sessionm.settings import SessionMSettings
@@ -182,7 +182,7 @@ def test_pos_envelope_fields():
     assert envelope["request_id"] == "rid-1"
 
 
-@pytest.mark.parametrize("body,error", [
+@pytest.mark.parametrize(('body', 'error'), [
     ('{"status":"ERROR","errors":{"code":"offer_locked","message":"locked"}}', VoucherAlreadyRedeemedError),
     ('{"status":"Failed","errors":{"error_code":"whatever"}}', EngineError),
     ('{"status":"ok","payload":{}}', EngineError),  # POS success is exactly "OK"

@@ -27,8 +27,8 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,8 +55,18 @@ if TYPE_CHECKING:
     from ..settings import LoyaltySettings
 
 __all__ = [
-    "DEAD", "DONE", "DROPPED", "PENDING", "REJECTED", "STATES", "DEFAULT_URL", "DrainSummary", "Outbox",
-    "OutboxEntry", "OutboxStore", "open_store",
+    "DEAD",
+    "DEFAULT_URL",
+    "DONE",
+    "DROPPED",
+    "PENDING",
+    "REJECTED",
+    "STATES",
+    "DrainSummary",
+    "Outbox",
+    "OutboxEntry",
+    "OutboxStore",
+    "open_store",
 ]
 
 DEFAULT_URL = "sqlite:///.loyaltykit/outbox.sqlite3"
@@ -165,7 +175,7 @@ class Outbox:
     def __enter__(self) -> Outbox:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def migrate(self) -> None:
@@ -305,10 +315,8 @@ class Outbox:
                     summary.add(await self.adrain(loyalty, batch=batch, stop=stop))
                 except Exception:
                     log.exception("outbox drain failed; retrying in %.1f s", interval)
-                try:
+                with suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=interval)
-                except TimeoutError:
-                    pass
         finally:
             for signum in installed:
                 loop.remove_signal_handler(signum)
@@ -361,7 +369,7 @@ class Outbox:
         return await asyncio.to_thread(self.entries, state, limit=limit)
 
     # -- internals ------------------------------------------------------------------------------
-    def _lease_for(self, loyalty) -> float:
+    def _lease_for(self, loyalty: Loyalty | AsyncLoyalty) -> float:
         # Never shorter than two write deadlines: an export in flight keeps its lease even if the
         # renewal below is late.
         settings = getattr(loyalty, "settings", None)
@@ -470,7 +478,7 @@ class Outbox:
         return tally
 
 
-def _engine_name(loyalty) -> str:
+def _engine_name(loyalty: Loyalty | AsyncLoyalty) -> str:
     return str(getattr(loyalty, "engine", None) or "unknown")
 
 
@@ -506,7 +514,8 @@ def _export_isolating(export: Callable[[list[Order]], ExportReport], orders: lis
     return ExportReport(engine=engine, results=tuple(results))
 
 
-async def _aexport_isolating(export, orders: list[Order], engine: str) -> ExportReport:
+async def _aexport_isolating(export: Callable[[list[Order]], Awaitable[ExportReport]], orders: list[Order],
+                             engine: str) -> ExportReport:
     try:
         return await export(orders)
     except Exception as exc:
@@ -521,10 +530,10 @@ async def _aexport_isolating(export, orders: list[Order], engine: str) -> Export
     return ExportReport(engine=engine, results=tuple(results))
 
 
-def _stop_on_signals(stop: threading.Event) -> dict:
+def _stop_on_signals(stop: threading.Event) -> dict[int, Any]:
     if threading.current_thread() is not threading.main_thread():
         return {}
-    previous = {}
+    previous: dict[int, Any] = {}
     for signum in (signal.SIGTERM, signal.SIGINT):
         previous[signum] = signal.signal(signum, lambda *_: stop.set())
     return previous

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ConfigError, InvalidRequestError
 from ..models import Order
 from .store import DEAD, DONE, DROPPED, PENDING, REJECTED, Claimed, OutboxEntry, OutboxStore, Settlement, group_of
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Connection, CursorResult
+    from sqlalchemy.orm import Session
 
 try:
     from sqlalchemy import bindparam, create_engine, text
@@ -59,7 +63,7 @@ _INSERT = (f"INSERT INTO {TABLE} (ref, group_key, payload, state, next_attempt, 
 _COLUMNS = "ref, state, attempts, last_status, last_reason, next_attempt, created_at, lease_until"
 
 
-def engine_url(url: str):
+def engine_url(url: str) -> URL:
     """A SQLAlchemy URL on the psycopg 3 driver (``postgres://`` and ``postgresql://`` both accepted)."""
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://"):]
@@ -76,13 +80,14 @@ def _order_params(order: Order, now: float | None) -> dict[str, Any]:
             "now": time.time() if now is None else now}
 
 
-def enqueue(connection, order: Order, *, now: float | None = None) -> bool:
+def enqueue(connection: Connection | Session, order: Order, *, now: float | None = None) -> bool:
     """Queue ``order`` through the shop's own SQLAlchemy ``Connection`` or ``Session``, in its transaction.
 
     Nothing is committed here: the order is queued if and only if the caller's transaction commits.
     Returns False when the order ref is already queued.
     """
-    result = connection.execute(text(_INSERT), _order_params(order, now))
+    # a Session's execute is typed as a plain Result; an INSERT returns a CursorResult either way
+    result = cast("CursorResult[Any]", connection.execute(text(_INSERT), _order_params(order, now)))
     return result.rowcount == 1
 
 
@@ -107,7 +112,7 @@ class PostgresOutboxStore(OutboxStore):
             if create_schema:
                 self.migrate()
         except SQLAlchemyError as exc:
-            raise ConfigError(f"outbox store {self.display} cannot be opened: {type(exc.orig or exc).__name__}") from exc
+            raise ConfigError(f"outbox store {self.display} cannot be opened: {type(getattr(exc, 'orig', None) or exc).__name__}") from exc
 
     def close(self) -> None:
         self.engine.dispose()
@@ -204,7 +209,8 @@ class PostgresOutboxStore(OutboxStore):
             return conn.execute(statement, params).rowcount
 
     def entries(self, state: str | None, limit: int, now: float, ref: str | None = None) -> list[OutboxEntry]:
-        where, params = [], {"limit": limit}
+        where: list[str] = []
+        params: dict[str, Any] = {"limit": limit}
         if state is not None:
             where.append("state = :state")
             params["state"] = state

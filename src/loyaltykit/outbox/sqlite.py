@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError
 from .store import DEAD, DONE, DROPPED, PENDING, REJECTED, Claimed, OutboxEntry, OutboxStore, Settlement
@@ -177,7 +178,7 @@ class SQLiteOutboxStore(OutboxStore):
         return {PENDING: 0, DONE: 0, REJECTED: 0, DEAD: 0, DROPPED: 0, **dict(rows), "due": due, "leased": leased}
 
 
-def _entry(row, now: float) -> OutboxEntry:
+def _entry(row: Sequence[Any], now: float) -> OutboxEntry:
     ref, state, attempts, last_status, last_reason, next_attempt, created_at, lease_until = row
     return OutboxEntry(ref, state, attempts, last_status, last_reason, next_attempt, created_at,
                        leased=state == PENDING and lease_until > now)

@@ -12,6 +12,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..models import Order
 
 PENDING = "pending"
 DONE = "done"
@@ -21,7 +25,7 @@ DROPPED = "dropped"
 STATES = (PENDING, DONE, REJECTED, DEAD, DROPPED)
 
 
-def group_of(order) -> str:
+def group_of(order: Order) -> str:
     """Orders of one customer are delivered in order; a guest order is its own group."""
     return f"customer:{order.customer_id}" if order.customer_id else f"order:{order.ref}"
 
@@ -39,7 +43,7 @@ class OutboxEntry:
     created_at: float = 0.0
     leased: bool = False
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "ref": self.ref, "state": self.state, "attempts": self.attempts, "last_status": self.last_status,
             "last_reason": self.last_reason, "next_attempt": self.next_attempt, "created_at": self.created_at,

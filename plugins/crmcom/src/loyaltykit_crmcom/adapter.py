@@ -16,10 +16,12 @@ format lives behind ``self.backend`` (Gen A today).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 import httpx
+
 from loyaltykit import (
     Balance,
     BalanceKind,
@@ -49,12 +51,23 @@ from loyaltykit.errors import (
     LoyaltyError,
     NotSupportedError,
 )
+from loyaltykit.flows import CallContext, Flow
+from loyaltykit.http import EngineClientConfig
+from loyaltykit.models import (
+    Basket,
+    CashbackSpend,
+    Customer,
+    CustomerIdentifier,
+    Line,
+    Order,
+    Product,
+    ProductSyncReport,
+    Reversal,
+)
 from loyaltykit.money import Money
-from loyaltykit.models import ProductSyncReport
 from loyaltykit.reconcile import ends_batch, export_result_from_error, reconcile
 
-from . import __version__
-from . import transformers as tf
+from . import __version__, transformers as tf
 from .backend import Preview, Purchase, Sub
 from .gen_a import GenABackend
 from .settings import CrmcomSettings
@@ -90,7 +103,7 @@ class CrmcomAdapter(EngineAdapter):
             update={"identify_by": frozenset(s.access_token_kinds), "currencies": frozenset({s.currency})}
         )
 
-    def client_config(self):
+    def client_config(self) -> EngineClientConfig:
         return self.backend.client_config()
 
     def close(self) -> None:
@@ -114,12 +127,12 @@ class CrmcomAdapter(EngineAdapter):
         return tf.reference_for(self.settings.spend_reference_prefix, key)
 
     # -- identify ------------------------------------------------------------------------------
-    def identify(self, identifier, ctx):
-        customer = yield from self.backend.find_customer(identifier)
+    def identify(self, identifier: CustomerIdentifier, ctx: CallContext) -> Flow[Customer | None]:
+        customer: Customer | None = yield from self.backend.find_customer(identifier)
         return customer
 
     # -- evaluate ------------------------------------------------------------------------------
-    def evaluate_basket(self, basket, ctx):
+    def evaluate_basket(self, basket: Basket, ctx: CallContext) -> Flow[Evaluation]:
         s: CrmcomSettings = self.settings
         codes = tuple(
             CodeResult(code=c, status=CodeStatus.REJECTED, reason="not_supported",
@@ -131,7 +144,9 @@ class CrmcomAdapter(EngineAdapter):
             return Evaluation(engine=self.name, basket_id=basket.id, currency=basket.currency,
                               subtotal=basket.subtotal, codes=codes)
         preview = yield from self.backend.preview(basket.customer_id, basket.lines, basket.id)
-        money = lambda amount: Money.of(amount, s.currency)  # noqa: E731
+        def money(amount: Decimal) -> Money:
+            return Money.of(amount, s.currency)
+
         earn = (Earn(kind=BalanceKind.CASHBACK, money=money(preview.award), label="cashback"),) \
             if preview.award > 0 else ()
         spendable = money(max(self._spendable(preview, basket.subtotal.amount - preview.instant_spend), Decimal(0)))
@@ -166,7 +181,8 @@ class CrmcomAdapter(EngineAdapter):
         return limit
 
     # -- close the basket: purchase create, found by reference first -----------------------------
-    def _purchase(self, customer_id: str, lines, reference: str, paid=None) -> Sub:
+    def _purchase(self, customer_id: str, lines: tuple[Line, ...], reference: str,
+                  paid: Mapping[str, Decimal] | None = None) -> Sub:
         """The purchase for ``reference``: found, or created once (reconciled after a lost answer)."""
         existing = yield from self.backend.find_purchase(reference)
         if existing is not None:
@@ -178,7 +194,7 @@ class CrmcomAdapter(EngineAdapter):
         )
         return (created or found), True
 
-    def export_orders(self, orders, ctx):
+    def export_orders(self, orders: list[Order], ctx: CallContext) -> Flow[ExportReport]:
         results: list[OrderExportResult] = []
         for order in orders:
             if order.customer_id is None:
@@ -205,14 +221,14 @@ class CrmcomAdapter(EngineAdapter):
         return ExportReport(engine=self.name, results=tuple(results))
 
     # -- spend: front-end reduction against the purchase -----------------------------------------
-    def spend_cashback(self, spend, ctx):
+    def spend_cashback(self, spend: CashbackSpend, ctx: CallContext) -> Flow[SpendResult]:
         if spend.kind is not BalanceKind.CASHBACK or spend.amount is None:
             raise NotSupportedError("CRM.COM spends wallet money only", engine=self.name, operation="spend_cashback")
         key = ctx.idempotency_key or spend.key
         amount = spend.amount.amount
         reference = self._spend_reference(key)
         if self.settings.spend_mode != "spend_request":
-            result = yield from self._spend_with_purchase(spend, key, amount, reference)
+            result: SpendResult | None = yield from self._spend_with_purchase(spend, key, amount, reference)
             if result is not None:
                 return result
             # create_spend (R9-R16) and the order's purchase closed already: a spend request settles it.
@@ -228,13 +244,15 @@ class CrmcomAdapter(EngineAdapter):
             look_after_loss=self._reconcile_lost_writes,
         )
         request = sent or found
+        if request is None:
+            raise AssertionError("reconcile returns what was sent or what was found")
         return self._spend_result(spend, key, request.id, request.amount, replayed=False)
 
     def _cancelled_key(self) -> InvalidRequestError:
         return InvalidRequestError("the spend with this idempotency key was cancelled; use a new key",
                                    engine=self.name, field="spend.idempotency_key")
 
-    def _spend_with_purchase(self, spend, key: str, amount: Decimal, reference: str) -> Sub:
+    def _spend_with_purchase(self, spend: CashbackSpend, key: str, amount: Decimal, reference: str) -> Sub:
         """The spend travels with the order's purchase (``create_spend`` R9-R16, atomic; or inside
         ``purchases/create`` from R17). The purchase's external reference is the spend's, so a look-up
         by the order ref tells a replay from an order closed without this spend. None: settle the
@@ -259,7 +277,9 @@ class CrmcomAdapter(EngineAdapter):
             lambda: self.backend.find_purchase(spend.order_ref),
             look_after_loss=self._reconcile_lost_writes,
         )
-        purchase: Purchase = sent or found
+        purchase: Purchase | None = sent or found
+        if purchase is None:
+            raise AssertionError("reconcile returns what was sent or what was found")
         if purchase.external_reference != reference:  # an export of the order won the race
             if inline:
                 raise self._closed_purchase()
@@ -271,7 +291,7 @@ class CrmcomAdapter(EngineAdapter):
             "the order's purchase is closed already; from R17 a spend travels inside the purchase, so spend "
             "before exporting the order", engine=self.name, field="spend.order_ref")
 
-    def _inline_result(self, spend, key: str, purchase: Purchase, amount: Decimal, *, replayed: bool) -> SpendResult:
+    def _inline_result(self, spend: CashbackSpend, key: str, purchase: Purchase, amount: Decimal, *, replayed: bool) -> SpendResult:
         if purchase.state == "CANCELLED":
             raise self._cancelled_key()
         if purchase.spent < amount:
@@ -283,12 +303,12 @@ class CrmcomAdapter(EngineAdapter):
         return self._spend_result(spend, key, purchase.id, amount, replayed=replayed)
 
     @staticmethod
-    def _due(spend, payable: Decimal) -> Decimal:
+    def _due(spend: CashbackSpend, payable: Decimal) -> Decimal:
         """What the spend may pay: what the purchase it settles still costs, and never more than the
         order's ``amount_due`` when the shop gives it (the core's figure: discounts, earlier spends)."""
         return payable if spend.amount_due is None else min(spend.amount_due.amount, payable)
 
-    def _settled_purchase(self, spend, amount: Decimal) -> Sub:
+    def _settled_purchase(self, spend: CashbackSpend, amount: Decimal) -> Sub:
         """Check the spend against the preview's bounds and the amount due, then find or create the
         purchase it settles."""
         basket = spend.basket
@@ -323,7 +343,7 @@ class CrmcomAdapter(EngineAdapter):
         if amount > due:
             raise InvalidRequestError(f"more than the amount due ({due})", engine=self.name, field="spend.amount")
 
-    def _spend_result(self, spend, key: str, engine_ref: str, amount: Decimal, *, replayed: bool) -> SpendResult:
+    def _spend_result(self, spend: CashbackSpend, key: str, engine_ref: str, amount: Decimal, *, replayed: bool) -> SpendResult:
         taken = Money.of(amount, self.settings.currency)
         return SpendResult(
             kind=BalanceKind.CASHBACK, amount=taken,
@@ -332,7 +352,7 @@ class CrmcomAdapter(EngineAdapter):
         )
 
     # -- reverse: cancel the spend requests and the purchase, then measure the wallet -------------
-    def reverse(self, reversal, ctx):
+    def reverse(self, reversal: Reversal, ctx: CallContext) -> Flow[ReversalResult]:
         s: CrmcomSettings = self.settings
         if reversal.kind is not ReversalKind.CANCEL:
             raise NotSupportedError("CRM.COM Gen A documents no POS return; only cancel is supported",
@@ -352,20 +372,21 @@ class CrmcomAdapter(EngineAdapter):
         # only cancelling the purchase can give it back.
         inline = [r for r in spends if purchase is not None and r.engine_ref == purchase.id]
         for receipt in (r for r in spends if r not in inline):
-            assert receipt.engine_ref is not None
+            if receipt.engine_ref is None:
+                raise AssertionError("receipt.engine_ref is set here")
             reference = self._spend_reference(receipt.idempotency_key)
             if (yield from self.backend.cancel_spend(receipt.engine_ref, reference)):
                 returned += receipt.amount.amount if receipt.amount else Decimal(0)
                 receipts.append(Receipt(operation="reverse", engine=self.name, idempotency_key=key,
                                         engine_ref=receipt.engine_ref, amount=receipt.amount))
         awarded = Decimal(0)
-        if purchase is not None and purchase.state != "CANCELLED":
-            if (yield from self.backend.cancel_purchase(purchase, order.ref)):
-                awarded = purchase.awarded if s.cancel_reverses_awards else Decimal(0)
-                if s.cancel_reverses_spends:
-                    returned += sum((r.amount.amount for r in inline if r.amount), Decimal(0))
-                receipts.append(Receipt(operation="reverse", engine=self.name, idempotency_key=key,
-                                        engine_ref=purchase.id))
+        if purchase is not None and purchase.state != "CANCELLED" and (
+                yield from self.backend.cancel_purchase(purchase, order.ref)):
+            awarded = purchase.awarded if s.cancel_reverses_awards else Decimal(0)
+            if s.cancel_reverses_spends:
+                returned += sum((r.amount.amount for r in inline if r.amount), Decimal(0))
+            receipts.append(Receipt(operation="reverse", engine=self.name, idempotency_key=key,
+                                    engine_ref=purchase.id))
         clawed = awarded
         if customer is not None and before is not None:
             after = yield from self.backend.balance(customer)
@@ -374,7 +395,9 @@ class CrmcomAdapter(EngineAdapter):
                 log.warning("engine=crmcom cancel moved the wallet by %s; expected %s", after - before,
                             returned - awarded)
             clawed = max(measured, Decimal(0))
-        money = lambda amount: Money.of(amount, s.currency)  # noqa: E731
+        def money(amount: Decimal) -> Money:
+            return Money.of(amount, s.currency)
+
         return ReversalResult(
             order_ref=order.ref, kind=ReversalKind.CANCEL,
             cashback_returned=money(returned) if returned else None,
@@ -383,7 +406,7 @@ class CrmcomAdapter(EngineAdapter):
         )
 
     # -- product sync ----------------------------------------------------------------------------
-    def sync_products(self, products, ctx):
+    def sync_products(self, products: list[Product], ctx: CallContext) -> Flow[ProductSyncReport]:
         size = self.settings.product_sync_batch
         batches = 0
         for start in range(0, len(products), size):

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 import httpx
+
 from loyaltykit.flows import EngineRequest
 from loyaltykit.http import EngineClientConfig
 from loyaltykit.models import Customer, CustomerIdentifier, Line, Product

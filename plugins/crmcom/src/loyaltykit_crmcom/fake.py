@@ -19,12 +19,14 @@ import itertools
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
+
 from loyaltykit import wire
 from loyaltykit.testing import FakeEngine
 
@@ -92,7 +94,7 @@ class Purchase:
 
     @property
     def id(self) -> str:
-        return self.body["id"]
+        return str(self.body["id"])
 
     @property
     def total(self) -> Decimal:
@@ -189,7 +191,8 @@ class CrmcomFake(FakeEngine):
                 route = dataclasses.replace(route, name="spend")
         return super()._dispatch(route, request, params)
 
-    def _wrap(self, handler: Any) -> Any:
+    def _wrap(self, handler: Callable[[httpx.Request, dict[str, Any]], httpx.Response]
+              ) -> Callable[[httpx.Request, dict[str, str]], httpx.Response]:
         def run(request: httpx.Request, params: dict[str, str]) -> httpx.Response:
             try:
                 body = wire.loads(request.content) if request.content else {}
@@ -255,7 +258,7 @@ class CrmcomFake(FakeEngine):
     @staticmethod
     def _date(value: Any, name: str) -> None:
         try:
-            datetime.strptime(str(value), DATE)
+            datetime.strptime(str(value), DATE)  # noqa: DTZ007 (a format check only)
         except ValueError:
             raise Refused(f"{name} must be a date formatted YYYY-MM-DDTHH:MM:SS") from None
 

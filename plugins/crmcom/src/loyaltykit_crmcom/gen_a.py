@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+
 from loyaltykit.auth import TokenInBody
 from loyaltykit.errors import UNAVAILABLE_ERRORS, LoyaltyError
 from loyaltykit.flows import EngineRequest
@@ -43,12 +44,14 @@ def session_auth(settings: CrmcomSettings, table: Any) -> TokenInBody:
     if s.unit:
         body["unit"] = s.unit
     if s.auth_method == "web_api_key":
-        assert s.web_api_key is not None
+        if s.web_api_key is None:
+            raise AssertionError("s.web_api_key is set here")
         header = "Basic " + _basic(s.web_api_key.get_secret_value(), s.basic_with_colon)
         login = EngineRequest("POST", "authentication/web_api_key/token", json=body,
                               headers={"Authorization": header}, authenticate=False, route="token")
     else:
-        assert s.password is not None
+        if s.password is None:
+            raise AssertionError("s.password is set here")
         body.update(username=s.username, password=s.password.get_secret_value(), organisation=s.organisation)
         login = EngineRequest("POST", "authentication/token", json=body, authenticate=False, route="token")
     return TokenInBody(

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from loyaltykit.errors import ERROR_CODES
-from loyaltykit.models import IdentifierKind
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from loyaltykit.errors import ERROR_CODES
+from loyaltykit.models import IdentifierKind
 
 
 class CrmcomSettings(BaseSettings):

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+
 from loyaltykit.errors import EngineError
 from loyaltykit.money import Money
 from loyaltykit.testing import EngineBalances, Fault, OfferSpec, RuleSpec, SeededCustomer, VoucherSpec
@@ -74,7 +75,7 @@ class CrmcomHarness:
             raise NotImplementedError("a CRM.COM wallet holds money, not points")
         if cashback is not None and cashback.currency != self.currency:
             raise NotImplementedError("the wallet is held in the tenant's currency")
-        card = identifiers.get("card") or "77" + "".join(random.choice("0123456789") for _ in range(14))
+        card = identifiers.get("card") or "77" + "".join(random.choice("0123456789") for _ in range(14))  # noqa: S311 (a made-up test card)
         self.fake.add_account(card, cashback.amount if cashback else Decimal(0))
         for kind in ("email", "phone"):
             # Registered as access tokens too, for tenants that do (the adapter's setting decides).

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+
 from loyaltykit import wire
 from loyaltykit.engine_errors import ErrorTable
 from loyaltykit.errors import AuthFailedError, LoyaltyError, MalformedResponseError
@@ -144,7 +145,7 @@ def customer_from(token: Any, balance: Decimal | None, currency: str) -> Custome
     state = token.get("life_cycle_state")
     if state != "EFFECTIVE":
         return None
-    balances = ()
+    balances: tuple[Balance, ...] = ()
     if balance is not None:
         balances = (Balance(kind=BalanceKind.CASHBACK, name="wallet", money=Money.of(balance, currency)),)
     return Customer(id=code, membership_number=token.get("number"), status=state, balances=balances)

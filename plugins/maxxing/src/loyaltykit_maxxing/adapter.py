@@ -20,6 +20,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 import httpx
+
 from loyaltykit import (
     BalanceKind,
     Capabilities,
@@ -39,11 +40,28 @@ from loyaltykit.errors import (
     MalformedResponseError,
     NotSupportedError,
 )
-from loyaltykit.models import ReversalKind, derive_key
+from loyaltykit.flows import CallContext, Flow
+from loyaltykit.models import (
+    Balance,
+    Basket,
+    CashbackSpend,
+    Customer,
+    CustomerIdentifier,
+    Evaluation,
+    Order,
+    ProductPrice,
+    ProductQuery,
+    RedemptionResult,
+    Reversal,
+    ReversalKind,
+    ReversalResult,
+    SpendResult,
+    VoucherRedemption,
+    derive_key,
+)
 from loyaltykit.reconcile import ends_batch, export_result_from_error, reconcile
 
-from . import __version__, wire
-from . import transformers as tf
+from . import __version__, transformers as tf, wire
 from .settings import MaxxingSettings
 
 Sub = Generator[EngineRequest, httpx.Response, Any]
@@ -94,7 +112,7 @@ class MaxxingAdapter(EngineAdapter):
         return EngineRequest("POST", path, service=service, json=body, write=write, route=route,
                              headers={"Content-Type": "application/json"})
 
-    def _answer(self, response: httpx.Response, model: type) -> Any:
+    def _answer(self, response: httpx.Response, model: type[tf.M]) -> tf.M:
         return tf.answer(response, model, self.settings)
 
     def _transaction(self, response: httpx.Response) -> wire.TransactionRecord:
@@ -134,7 +152,7 @@ class MaxxingAdapter(EngineAdapter):
         return (sent if sent is not None else found), False
 
     # -- identify --------------------------------------------------------------------------------
-    def identify(self, identifier, ctx):
+    def identify(self, identifier: CustomerIdentifier, ctx: CallContext) -> Flow[Customer | None]:
         s: MaxxingSettings = self.settings
         try:
             if identifier.kind is IdentifierKind.CARD:
@@ -147,23 +165,23 @@ class MaxxingAdapter(EngineAdapter):
             return None
         if record is None:
             return None
-        balances = ()
+        balances: tuple[Balance, ...] = ()
         if s.identify_reads_balances:
             response = yield self._call("balances", tf.balances_request(s, record.cust_id), "lookup")
             balances = tf.kit_balances(self._answer(response, wire.BalancesAnswer).balances, s.currency)
         return tf.customer(record, balances)
 
     # -- evaluate and price ----------------------------------------------------------------------
-    def evaluate_basket(self, basket, ctx):
+    def evaluate_basket(self, basket: Basket, ctx: CallContext) -> Flow[Evaluation]:
         response = yield self._call("compute", tf.compute_request(self.settings, basket), "evaluate")
         return tf.evaluation(basket, self._answer(response, wire.ComputeAnswer), self.settings)
 
-    def price_products(self, query, ctx):
+    def price_products(self, query: ProductQuery, ctx: CallContext) -> Flow[list[ProductPrice]]:
         response = yield self._call("price_products", tf.price_request(self.settings, query), "evaluate")
         return tf.product_prices(query, self._answer(response, wire.PriceProductsAnswer))
 
     # -- redeem ----------------------------------------------------------------------------------
-    def redeem_voucher(self, redemption, ctx):
+    def redeem_voucher(self, redemption: VoucherRedemption, ctx: CallContext) -> Flow[RedemptionResult]:
         s: MaxxingSettings = self.settings
         kit_key = ctx.idempotency_key or redemption.key
         key = tf.transaction_key(s, kit_key)
@@ -179,15 +197,16 @@ class MaxxingAdapter(EngineAdapter):
         return tf.redemption_result(record, redemption, kit_key, replayed, currency)
 
     # -- spend -----------------------------------------------------------------------------------
-    def spend_cashback(self, spend, ctx):
+    def spend_cashback(self, spend: CashbackSpend, ctx: CallContext) -> Flow[SpendResult]:
         s: MaxxingSettings = self.settings
         if spend.kind is not BalanceKind.CASHBACK or spend.amount is None:
             raise NotSupportedError("MAXXING pays with cashback only", engine=self.name, operation="spend_cashback")
         kit_key = ctx.idempotency_key or spend.key
         key = tf.transaction_key(s, kit_key)
+        wanted = spend.amount
 
         def same_spend(record: wire.TransactionRecord) -> None:
-            if record.amount != spend.amount.amount or record.status != wire.CONFIRMED:
+            if record.amount != wanted.amount or record.status != wire.CONFIRMED:
                 raise InvalidRequestError("idempotency_key: already used for another or a cancelled spend",
                                           field="idempotency_key", engine=self.name)
 
@@ -197,7 +216,7 @@ class MaxxingAdapter(EngineAdapter):
         return tf.spend_result(record, spend, kit_key, replayed)
 
     # -- export ----------------------------------------------------------------------------------
-    def export_orders(self, orders, ctx):
+    def export_orders(self, orders: list[Order], ctx: CallContext) -> Flow[ExportReport]:
         s: MaxxingSettings = self.settings
         results = []
         for order in orders:
@@ -213,7 +232,7 @@ class MaxxingAdapter(EngineAdapter):
         return ExportReport(engine=self.name, results=tuple(results))
 
     # -- reverse ---------------------------------------------------------------------------------
-    def reverse(self, reversal, ctx):
+    def reverse(self, reversal: Reversal, ctx: CallContext) -> Flow[ReversalResult]:
         s: MaxxingSettings = self.settings
         kit_key = ctx.idempotency_key or reversal.key
         order = reversal.order

@@ -31,9 +31,10 @@ import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Literal, overload
 
 import httpx
+
 from loyaltykit import wire as kit_wire
 from loyaltykit.testing import FakeEngine, json_response
 
@@ -170,7 +171,7 @@ class MaxxingFake(FakeEngine):
     def authorize(self, request: httpx.Request, route: str) -> bool:
         # Reference §1.2: HTTP Basic, base64(user:password), per integration API user.
         expected = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-        return request.headers.get("Authorization") == f"Basic {expected}"
+        return bool(request.headers.get("Authorization") == f"Basic {expected}")
 
     def _wrap(self, name: str, handler: Any) -> Any:
         def handle(request: httpx.Request, params: dict[str, str]) -> httpx.Response:
@@ -208,6 +209,11 @@ class MaxxingFake(FakeEngine):
         return {"customers": [_customer_json(c) for c in self.customers.values() if c.email == email]}
 
     # -- assumed calls ---------------------------------------------------------------------------
+    @overload
+    def _customer(self, cust_id: Any, required: Literal[True] = True) -> FakeCustomer: ...
+    @overload
+    def _customer(self, cust_id: Any, required: bool) -> FakeCustomer | None: ...
+
     def _customer(self, cust_id: Any, required: bool = True) -> FakeCustomer | None:
         if cust_id in (None, ""):
             if required:
@@ -252,14 +258,14 @@ class MaxxingFake(FakeEngine):
             raise Refused("VOUCHER_USAGE_LIMIT_REACHED", "voucher used up")
         if voucher.min_basket is not None and lines and _subtotal(lines) < voucher.min_basket:
             raise Refused("VOUCHER_CONDITIONS_NOT_MET", "basket below the voucher's minimum")
-        if voucher.kind == "item" and lines and not any(l["item_code"] == voucher.sku for l in lines):
+        if voucher.kind == "item" and lines and not any(item["item_code"] == voucher.sku for item in lines):
             raise Refused("VOUCHER_CONDITIONS_NOT_MET", "the voucher's product is not in the basket")
         return voucher
 
     def _voucher_discount(self, voucher: FakeVoucher, lines: list[dict[str, Any]],
                           remaining: Decimal) -> dict[str, Any]:
         if voucher.kind == "item":
-            line = next(l for l in lines if l["item_code"] == voucher.sku)
+            line = next(item for item in lines if item["item_code"] == voucher.sku)
             amount = min(voucher.value, _line_total(line))
             return {"level": "LINE", "line_id": line["line_id"], "amount": money(amount), "code": voucher.code,
                     "label": f"Voucher {voucher.code}"}
@@ -390,6 +396,7 @@ class MaxxingFake(FakeEngine):
         paid = max(Decimal(body["total"]) - shipping, Decimal(0))
         rewards = self._rewards(paid) if customer else []
         for reward in rewards:
+            assert customer is not None  # rewards only for a known customer
             if reward["type"] == "POINTS":
                 customer.points += reward["amount"]
             else:
@@ -456,6 +463,7 @@ class MaxxingFake(FakeEngine):
             extra.update(code=original["code"], reinstated_codes=[original["code"]])
         elif original["type"] == "CASHBACK_BURN":
             back = original["amount"] - original.get("refunded_amount", Decimal(0))  # refunds gave some back
+            assert customer is not None  # a cashback burn names its customer
             customer.cashback += back
             extra.update(amount=back, returned=[{"type": "CASHBACK", "amount": back}] if back else [])
         elif original["type"] == "SALE":
@@ -473,7 +481,7 @@ class MaxxingFake(FakeEngine):
         original = self._original(body)
         if original["type"] != "SALE":
             raise Refused("INVALID_REQUEST", "only a sale can be refunded")
-        sold = {l["line_id"]: l for l in original["lines"]}
+        sold = {item["line_id"]: item for item in original["lines"]}
         wanted = body.get("lines") or []
         if not wanted:
             raise Refused("MISSING_FIELD", "lines are required")
@@ -526,7 +534,7 @@ def _line_total(line: dict[str, Any]) -> Decimal:
 
 
 def _subtotal(lines: list[dict[str, Any]]) -> Decimal:
-    return sum((_line_total(l) for l in lines), Decimal(0))
+    return sum((_line_total(item) for item in lines), Decimal(0))
 
 
 def _customer_json(customer: FakeCustomer) -> dict[str, Any]:

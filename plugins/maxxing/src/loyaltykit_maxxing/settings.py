@@ -9,12 +9,13 @@ with the default the README lists; its body shapes live in ``wire.py``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from loyaltykit.errors import ERROR_CODES
 from loyaltykit.money import is_currency
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Operation(BaseModel):
@@ -91,7 +92,7 @@ class MaxxingSettings(BaseSettings):
 
     @field_validator("operations", mode="before")
     @classmethod
-    def _operations(cls, value: dict) -> dict:
+    def _operations(cls, value: dict[str, Any]) -> dict[str, Any]:
         # Entries override the defaults one by one; the confirmed two keep their documented names
         # unless overridden explicitly.
         unknown = sorted(set(value) - set(DEFAULT_OPERATIONS))

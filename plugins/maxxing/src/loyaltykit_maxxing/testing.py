@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+
 from loyaltykit import Money
 from loyaltykit.errors import LoyaltyError, MalformedResponseError, OutcomeUnknownError
 from loyaltykit.testing import EngineBalances, Fault, OfferSpec, RuleSpec, SeededCustomer, VoucherSpec
@@ -49,7 +50,8 @@ def harness_settings(**overrides: Any) -> dict[str, Any]:
 class BurnsTwiceOnRetry(MaxxingAdapter):
     """Never looks up: a lost answer is followed by a blind re-post."""
 
-    def _write_once(self, operation, body, route, key, check=None) -> Sub:
+    def _write_once(self, operation: str, body: dict[str, Any], route: str, key: str,
+                    check: Callable[[wire.TransactionRecord], None] | None = None) -> Sub:
         request = self._call(operation, body, route, write=True)
         try:
             response = yield request
@@ -61,7 +63,8 @@ class BurnsTwiceOnRetry(MaxxingAdapter):
 class DropsIdempotencyKey(MaxxingAdapter):
     """A fresh transaction key per call, so the look-up never finds the earlier effect."""
 
-    def _write_once(self, operation, body, route, key, check=None) -> Sub:
+    def _write_once(self, operation: str, body: dict[str, Any], route: str, key: str,
+                    check: Callable[[wire.TransactionRecord], None] | None = None) -> Sub:
         fresh = f"{key}:{uuid.uuid4().hex[:8]}"
         return (yield from super()._write_once(operation, {**body, "transaction_key": fresh}, route, fresh, check))
 
@@ -192,4 +195,4 @@ def make_harness() -> MaxxingHarness:
     return MaxxingHarness()
 
 
-__all__ = ["MaxxingHarness", "make_harness", "harness_settings"]
+__all__ = ["MaxxingHarness", "harness_settings", "make_harness"]

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import functools
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
-from loyaltykit import Money
-from loyaltykit import wire as kitwire
+from pydantic import BaseModel
+
+from loyaltykit import Money, wire as kitwire
 from loyaltykit.engine_errors import ErrorTable
 from loyaltykit.errors import EngineError, InvalidRequestError
 from loyaltykit.models import (
@@ -44,10 +45,11 @@ from loyaltykit.models import (
     UnmappedEffect,
     VoucherRedemption,
 )
-from pydantic import BaseModel
 
 from . import wire
 from .settings import MaxxingSettings
+
+M = TypeVar("M", bound=BaseModel)
 
 ENGINE = "maxxing"
 
@@ -95,7 +97,7 @@ def error_table(s: MaxxingSettings) -> ErrorTable:
 # ---------------------------------------------------------------------------------------------
 
 
-def answer(response: httpx.Response, model: type[BaseModel], s: MaxxingSettings) -> Any:
+def answer(response: httpx.Response, model: type[M], s: MaxxingSettings) -> M:
     """Classify an answer (error envelope on any status, then HTTP status) and type it."""
     body = kitwire.json_body(response, engine=ENGINE)
     table = error_table(s)
@@ -124,8 +126,8 @@ def _store(s: MaxxingSettings, store_id: str | None) -> str:
 
 
 def _lines(lines: tuple[Line, ...]) -> list[wire.WireLine]:
-    return [wire.WireLine(line_id=l.id, item_code=l.sku, quantity=l.quantity, unit_price=l.unit_price.amount,
-                          category=l.category) for l in lines]
+    return [wire.WireLine(line_id=line.id, item_code=line.sku, quantity=line.quantity,
+                          unit_price=line.unit_price.amount, category=line.category) for line in lines]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,14 +211,14 @@ def evaluation(basket: Basket, result: wire.ComputeAnswer, s: MaxxingSettings) -
         ))
     codes = []
     seen = set()
-    for item in result.codes:
-        accepted = item.status.upper() == "ACCEPTED"
+    for answered in result.codes:
+        accepted = answered.status.upper() == "ACCEPTED"
         reason = None
         if not accepted:
-            reason = error_table(s).kit_code(200, item.reason_code, None) or "voucher_invalid"
-        codes.append(CodeResult(code=item.code, status=CodeStatus.ACCEPTED if accepted else CodeStatus.REJECTED,
-                                reason=reason, message=item.message))
-        seen.add(item.code)
+            reason = error_table(s).kit_code(200, answered.reason_code, None) or "voucher_invalid"
+        codes.append(CodeResult(code=answered.code, status=CodeStatus.ACCEPTED if accepted else CodeStatus.REJECTED,
+                                reason=reason, message=answered.message))
+        seen.add(answered.code)
     for code in basket.coupon_codes:  # a code the engine did not mention was not applied
         if code not in seen:
             codes.append(CodeResult(code=code, status=CodeStatus.REJECTED, reason="voucher_not_found",
@@ -300,7 +302,8 @@ def redemption_result(record: wire.TransactionRecord, redemption: VoucherRedempt
 
 def burn_cashback_request(s: MaxxingSettings, spend: CashbackSpend, key: str,
                           amount_due: Money | None = None) -> dict[str, Any]:
-    assert spend.amount is not None
+    if spend.amount is None:
+        raise AssertionError("spend.amount is set here")
     return wire.BurnCashbackRequest(
         store_chain=s.store_chain, store=s.store_number, channel=s.default_channel, transaction_key=key,
         order_number=spend.order_ref, cust_id=spend.customer_id, amount=spend.amount.amount,
@@ -309,7 +312,8 @@ def burn_cashback_request(s: MaxxingSettings, spend: CashbackSpend, key: str,
 
 
 def spend_result(record: wire.TransactionRecord, spend: CashbackSpend, kit_key: str, replayed: bool) -> SpendResult:
-    assert spend.amount is not None
+    if spend.amount is None:
+        raise AssertionError("spend.amount is set here")
     currency = spend.amount.currency
     taken = Money.of(record.amount, currency) if record.amount is not None else spend.amount
     remaining = None
@@ -323,6 +327,8 @@ def spend_result(record: wire.TransactionRecord, spend: CashbackSpend, kit_key: 
 
 
 def confirm_request(s: MaxxingSettings, order: Order, key: str) -> dict[str, Any]:
+    if order.total is None:
+        raise AssertionError("order.total is set once the order is validated")
     tenders = [
         wire.WireTender(type=wire.CASHBACK, amount=r.amount.amount, transaction_key=r.engine_ref)
         for r in order.receipts
@@ -357,8 +363,8 @@ def cancel_request(s: MaxxingSettings, reversal: Reversal, key: str, original: s
 def refund_request(s: MaxxingSettings, reversal: Reversal, key: str, original: str) -> dict[str, Any]:
     order = reversal.order
     wanted = {r.line_id: r.quantity for r in reversal.lines} if reversal.lines else {
-        l.id: l.quantity for l in order.lines}
-    amount = sum((l.unit_price.amount * wanted[l.id] for l in order.lines if l.id in wanted), Decimal(0))
+        line.id: line.quantity for line in order.lines}
+    amount = sum((line.unit_price.amount * wanted[line.id] for line in order.lines if line.id in wanted), Decimal(0))
     return wire.RefundRequest(
         store_chain=s.store_chain, store=_store(s, order.store_id), channel=_channel(s, order.channel),
         transaction_key=key, original_transaction_key=original,

@@ -44,8 +44,7 @@ from loyaltykit.errors import ConfigError, OutcomeUnknownError
 from loyaltykit.flows import CallContext
 from loyaltykit.reconcile import reconcile
 
-from . import __version__
-from . import transformers as tf
+from . import __version__, transformers as tf
 from .settings import ReferenceSettings
 
 

@@ -203,8 +203,14 @@ def spend_result(record: Mapping[str, Any], spend: CashbackSpend, currency: str,
 
 
 def export_request(orders: Sequence[Order], *, with_keys: bool) -> dict[str, Any]:
-    return {"orders": [{"ref": o.ref, "customer_id": o.customer_id, "total": o.total.amount,
+    return {"orders": [{"ref": o.ref, "customer_id": o.customer_id, "total": _total(o).amount,
                         **({"key": o.key} if with_keys else {})} for o in orders]}
+
+
+def _total(order: Order) -> Money:
+    if order.total is None:
+        raise AssertionError("order.total is set once the order is validated")
+    return order.total
 
 
 def export_report(body: Mapping[str, Any]) -> ExportReport:

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+
 from loyaltykit import (
     BalanceKind,
     Capabilities,
@@ -41,6 +42,20 @@ from loyaltykit import (
     VoucherRedemption,
 )
 from loyaltykit.auth import OAuth2ClientCredentials
+from loyaltykit.errors import (
+    ERROR_CODES,
+    CurrencyMismatchError,
+    CustomerNotFoundError,
+    InsufficientBalanceError,
+    InvalidRequestError,
+    LoyaltyError,
+    NotSupportedError,
+    OutcomeUnknownError,
+    VoucherError,
+    VoucherNotFoundError,
+    VoucherNotOwnedError,
+)
+from loyaltykit.flows import CallContext
 from loyaltykit.members import (
     Enrolment,
     EnrolmentResult,
@@ -51,27 +66,11 @@ from loyaltykit.members import (
     decode_cursor,
     encode_cursor,
 )
-from loyaltykit.errors import (
-    ERROR_CODES,
-    CurrencyMismatchError,
-    CustomerNotFoundError,
-    InsufficientBalanceError,
-    InvalidRequestError,
-    LoyaltyError,
-    NotSupportedError,
-    OutcomeUnknownError,
-    VoucherNotFoundError,
-    VoucherError,
-    VoucherNotOwnedError,
-)
-from loyaltykit.flows import CallContext
+from loyaltykit.models import Balance, Basket, Earn
 from loyaltykit.reconcile import ends_batch, export_result_from_error, reconcile
-from loyaltykit.models import Balance, Basket
 
-from . import __version__
-from . import transformers as tf
+from . import __version__, transformers as tf
 from .settings import SalesforceSettings
-
 
 _log = logging.getLogger("loyaltykit.salesforce")
 
@@ -320,7 +319,7 @@ class SalesforceAdapter(EngineAdapter):
         room = (basket.subtotal - promoted).max(Money.zero(basket.currency))
         voucher_discounts, codes = tf.apply_codes(basket, vouchers, room)
         discounts.extend(voucher_discounts)
-        earn: list = []
+        earn: list[Earn] = []
         if member is not None and s.simulate_earn:
             total = sum((d.amount for d in discounts), Money.zero(basket.currency))
             payable = (basket.subtotal - total).max(Money.zero(basket.currency))
@@ -408,11 +407,11 @@ class SalesforceAdapter(EngineAdapter):
             if voucher.status == "Issued":
                 yield from self._voucher_action(path, params, "Reserve", reservation, member, code, ctx,
                                                 amount=partial, currency=currency, key=key)
-            result = yield from self._voucher_action(path, params, "Redeem", reservation, member, code, ctx,
-                                                     amount=partial, currency=currency, key=key)
+            yield from self._voucher_action(path, params, "Redeem", reservation, member, code, ctx,
+                                            amount=partial, currency=currency, key=key)
         else:
-            result = yield from self._voucher_action(path, params, None, None, member, code, ctx,
-                                                     amount=partial, currency=currency, key=key)
+            yield from self._voucher_action(path, params, None, None, member, code, ctx,
+                                            amount=partial, currency=currency, key=key)
         if voucher.type != "FixedValue":
             return None, voucher, replayed
         if replayed:
@@ -502,14 +501,16 @@ class SalesforceAdapter(EngineAdapter):
         if spend.kind is BalanceKind.CASHBACK:
             if s.cashback_currency is None:
                 raise NotSupportedError("cashback is not configured (cashback_currency)", engine=self.name)
-            assert spend.amount is not None
+            if spend.amount is None:
+                raise AssertionError("spend.amount is set here")
             if spend.amount.currency != s.cashback_iso_currency:
                 raise CurrencyMismatchError(
                     f"cashback is held in {s.cashback_iso_currency}", engine=self.name, field="spend.amount.currency"
                 )
             process, wanted = s.debit_cashback_process, spend.amount.amount
         else:
-            assert spend.points is not None
+            if spend.points is None:
+                raise AssertionError("spend.points is set here")
             process, wanted = s.debit_points_process, spend.points
         existing = yield from self._find_journals([self._external_number(spend.key)], ctx)
         if existing:
@@ -519,7 +520,8 @@ class SalesforceAdapter(EngineAdapter):
         balance: Balance | None = None
         if s.check_balance_before_spend:
             customer = yield from self._profile(spend.customer_id, ctx, missing_ok=False)
-            assert customer is not None
+            if customer is None:
+                raise AssertionError("customer is set here")
             balance = customer.balance(spend.kind)
             have = (balance.points if spend.kind is BalanceKind.POINTS else balance.money.amount) if balance else Decimal(0)  # type: ignore[union-attr]
             if have is None or have < wanted:
@@ -536,8 +538,8 @@ class SalesforceAdapter(EngineAdapter):
         result = self._checked(response, ctx, not_found=CustomerNotFoundError)
         if self._status_flag and not tf.confirmed(result):
             raise self._unconfirmed(ctx.operation, spend.key)
-        taken = tf.debited(result, s.debit_result_field)
-        return self._spend_result(spend, taken if taken is not None else wanted, balance, number, replayed=False)
+        debited = tf.debited(result, s.debit_result_field)
+        return self._spend_result(spend, debited if debited is not None else wanted, balance, number, replayed=False)
 
     def _recorded_spend(self, spend: CashbackSpend, journal: tf.SfJournal, ctx: CallContext) -> Flow[Decimal]:
         """What the engine debited under this key (not what this call asked): the journal's points
@@ -573,7 +575,8 @@ class SalesforceAdapter(EngineAdapter):
             if before is not None and before.points is not None:
                 remaining = Balance(kind=BalanceKind.POINTS, name=before.name, points=max(before.points - taken, Decimal(0)))
         else:
-            assert spend.amount is not None
+            if spend.amount is None:
+                raise AssertionError("spend.amount is set here")
             amount, points = Money.of(taken, spend.amount.currency), None
             if before is not None and before.money is not None:
                 left = (before.money - amount).max(Money.zero(amount.currency))
@@ -620,7 +623,8 @@ class SalesforceAdapter(EngineAdapter):
         journals = tf.accrual_journals(s, order, number)
         numbers = tf.accrual_numbers(s, order, number)
         path = tf.realtime_path(s)
-        assert order.customer_id is not None
+        if order.customer_id is None:
+            raise AssertionError("order.customer_id is set here")
         try:
             if s.burn_store_codes_on_export:
                 for code in self._store_codes(order):

@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
+
 from loyaltykit import wire
 from loyaltykit.money import quantize
 from loyaltykit.testing import FakeEngine
@@ -686,7 +687,7 @@ class SalesforceFake(FakeEngine):
         out = []
         for journal in journals:
             points = self._earn(_d(journal["TransactionAmount"]))
-            rules = []
+            rules: list[dict[str, Any]] = []
             if self.earn_rate is not None:
                 # actionResultSummary's shape is UNCONFIRMED; this is the shape the settings default to.
                 rules.append({"processRuleName": "Earn Points", "previousRuleName": None, "promotionName": None,

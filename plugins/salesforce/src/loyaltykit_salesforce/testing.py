@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+
 from loyaltykit.money import Money
 from loyaltykit.testing import (
     EngineBalances,
@@ -22,7 +23,7 @@ from loyaltykit.testing import (
 )
 
 from .adapter import SalesforceAdapter
-from .fake import FakeRule, SalesforceFake
+from .fake import FakeRule, FakeVoucher, SalesforceFake
 
 BASE_URL = "https://fake-org.my.salesforce.com"
 PROGRAM = "NTO Insider"  # a space, so every test exercises URL-encoding of names
@@ -117,7 +118,7 @@ class SalesforceHarness:
         return voucher.id
 
     def _voucher(self, owner: str, code: str, kind: str, percent: Decimal | None, amount: Money | None,
-                 spec: VoucherSpec | None, label: str = "Voucher") -> Any:
+                 spec: VoucherSpec | None, label: str = "Voucher") -> FakeVoucher:
         if owner not in self.fake.members:
             raise KeyError(f"unknown customer {owner}")
         return self.fake.add_voucher(
@@ -143,7 +144,7 @@ class SalesforceHarness:
         self.fake.add_rule(FakeRule(
             id=f"0c8{uuid.uuid4().hex[:15]}", kind=spec.kind, percent=spec.percent,
             amount=spec.amount.amount if spec.amount else None,
-            currency=(spec.amount or spec.min_subtotal).currency if (spec.amount or spec.min_subtotal) else None,
+            currency=priced.currency if (priced := spec.amount or spec.min_subtotal) else None,
             sku=spec.sku, min_subtotal=spec.min_subtotal.amount if spec.min_subtotal else None, label=spec.label,
         ))
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
+
 from loyaltykit import (
     Balance,
     BalanceKind,
@@ -34,16 +35,15 @@ from loyaltykit import (
     OfferKind,
     Order,
     UnmappedEffect,
+    wire,
 )
-from loyaltykit import wire
-from loyaltykit.members import StatementEntry, StatementEntryKind
 from loyaltykit.engine_errors import ErrorTable
-from loyaltykit.money import exponent
 from loyaltykit.errors import (
     LoyaltyError,
     MalformedResponseError,
 )
-
+from loyaltykit.members import StatementEntry, StatementEntryKind
+from loyaltykit.money import exponent
 
 if TYPE_CHECKING:
     from .settings import SalesforceSettings
@@ -371,7 +371,8 @@ def customer_from_profile(body: Any, settings: SalesforceSettings) -> Customer:
                     money=Money.of(max(amount, Decimal(0)), settings.cashback_iso_currency or "EUR"))
         )
     tiers = [t for t in body.get("memberTiers") or [] if isinstance(t, Mapping)]
-    contact = body.get("associatedContact") if isinstance(body.get("associatedContact"), Mapping) else {}
+    found_contact = body.get("associatedContact")
+    contact: Mapping[str, Any] = found_contact if isinstance(found_contact, Mapping) else {}
     names = [contact.get("firstName"), contact.get("lastName")]
     display = " ".join(n for n in names if isinstance(n, str) and n) or None
     raw = {k: v for k, v in body.items() if k not in ("associatedContact", "associatedAccount")}
@@ -468,7 +469,7 @@ def vouchers_from_list(body: Any) -> list[SfVoucher]:
             raise MalformedResponseError("voucher without voucherCode", engine=ENGINE)
 
         def opt(key: str) -> Decimal | None:
-            return number(item[key], key) if item.get(key) is not None else None
+            return number(item[key], key) if item.get(key) is not None else None  # noqa: B023 (used within this iteration)
 
         found.append(
             SfVoucher(
@@ -692,6 +693,8 @@ def accrual_numbers(settings: SalesforceSettings, order: Order, number: str) -> 
 def _shares(order: Order) -> list[Decimal]:
     # Largest remainder in minor units; the core has no allocation helper an adapter can call yet.
     scale = 10 ** exponent(order.currency)
+    if order.total is None:
+        raise AssertionError("order.total is set once the order is validated")
     goods = order.total.amount - (order.shipping.amount if order.shipping else Decimal(0))
     total = int(max(goods, Decimal(0)) * scale)
     weights = [int(line.subtotal.amount * scale) for line in order.lines]
@@ -707,7 +710,8 @@ def _shares(order: Order) -> list[Decimal]:
 
 def accrual_journal(settings: SalesforceSettings, order: Order, number: str) -> dict[str, Any]:
     """An Accrual journal for a placed order (TransactionAmount as a string, as documented)."""
-    assert order.customer_id is not None
+    if order.customer_id is None or order.total is None:
+        raise AssertionError("order.customer_id and order.total are set here")
     journal = _journal_base(settings, number, order.customer_id, order.placed_at)
     journal.update(
         {
@@ -770,7 +774,7 @@ def realtime_result(body: Any, points_currency: str | None) -> tuple[str | None,
 
 def _counts(name: Any, ctype: Any, wanted: str | None) -> bool:
     if wanted is not None:
-        return name == wanted
+        return bool(name == wanted)
     return ctype != "Qualifying" and "qualifying" not in str(name or "").lower()
 
 
@@ -1002,7 +1006,8 @@ def _cart_details(body: Any) -> list[Any]:
         body = body["cart"]
     if not isinstance(body, Mapping) or not isinstance(body.get("cartDetails"), list):
         raise MalformedResponseError("promotion-execution answer without cartDetails", engine=ENGINE)
-    return body["cartDetails"]
+    details: list[Any] = body["cartDetails"]
+    return details
 
 
 def _line_promotion_cut(line: Mapping[str, Any]) -> Decimal | None:

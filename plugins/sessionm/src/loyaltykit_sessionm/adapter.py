@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+
 from loyaltykit import (
     Balance,
     BalanceKind,
@@ -40,7 +41,6 @@ from loyaltykit import (
     ReversalResult,
     Service,
 )
-from loyaltykit.members import EnrolmentResult, Statement, Wallet, decode_cursor, encode_cursor
 from loyaltykit.auth import BasicAuth
 from loyaltykit.errors import (
     EngineTimeoutError,
@@ -48,16 +48,36 @@ from loyaltykit.errors import (
     InvalidRequestError,
     LoyaltyError,
     MalformedResponseError,
+    NotSupportedError,
     OutcomeUnknownError,
     RateLimitedError,
-    NotSupportedError,
     VoucherNotOwnedError,
+)
+from loyaltykit.flows import CallContext, Flow
+from loyaltykit.members import (
+    Enrolment,
+    EnrolmentResult,
+    Statement,
+    StatementQuery,
+    Wallet,
+    WalletQuery,
+    decode_cursor,
+    encode_cursor,
+)
+from loyaltykit.models import (
+    Basket,
+    CashbackSpend,
+    Customer,
+    Order,
+    RedemptionResult,
+    Reversal,
+    SpendResult,
+    VoucherRedemption,
 )
 from loyaltykit.reconcile import ends_batch, export_result_from_error
 from loyaltykit.scrub import register_secret
 
-from . import __version__
-from . import transformers as tf
+from . import __version__, transformers as tf
 from .settings import SessionMSettings
 
 Sub = Generator[EngineRequest, httpx.Response, Any]
@@ -158,7 +178,7 @@ class SessionMAdapter(EngineAdapter):
         return tf.pos_payload(response.status_code, response.content, self.settings.error_codes)
 
     # -- identify --------------------------------------------------------------------------------
-    def identify(self, identifier, ctx):
+    def identify(self, identifier: CustomerIdentifier, ctx: CallContext) -> Flow[Customer | None]:
         s: SessionMSettings = self.settings
         kind, value = identifier.kind, identifier.value
         if kind is IdentifierKind.EXTERNAL_ID:
@@ -186,7 +206,7 @@ class SessionMAdapter(EngineAdapter):
         return tf.customer_from_user(user, s)
 
     # -- members ---------------------------------------------------------------------------------
-    def enrol_member(self, enrolment, ctx):
+    def enrol_member(self, enrolment: Enrolment, ctx: CallContext) -> Flow[EnrolmentResult]:
         """Core create customer (reference § 3.1), once per external id: the external-id look-up
         first; after a refusal, the look-up again (a concurrent enrolment may have won)."""
         s: SessionMSettings = self.settings
@@ -209,7 +229,7 @@ class SessionMAdapter(EngineAdapter):
             raise
         return EnrolmentResult(customer=tf.customer_from_user(user, s), created=True)
 
-    def member_statement(self, query, ctx):
+    def member_statement(self, query: StatementQuery, ctx: CallContext) -> Flow[Statement]:
         """Point audit logs (reference § 5.4), paged by skip/take; the cursor is the skip."""
         skip = 0
         if query.cursor is not None:
@@ -239,7 +259,7 @@ class SessionMAdapter(EngineAdapter):
                          next_cursor=following)
 
     # -- evaluate --------------------------------------------------------------------------------
-    def evaluate_basket(self, basket, ctx):
+    def evaluate_basket(self, basket: Basket, ctx: CallContext) -> Flow[Evaluation]:
         s: SessionMSettings = self.settings
         if basket.customer_id is None:
             # SessionM offers live in a member's wallet: a guest basket has nothing to look up.
@@ -281,7 +301,7 @@ class SessionMAdapter(EngineAdapter):
             codes=codes,
         )
 
-    def member_wallet(self, query, ctx):
+    def member_wallet(self, query: WalletQuery, ctx: CallContext) -> Flow[Wallet]:
         """The user's ISSUED offers (get_user_offers, reference § 4.2), outside a basket."""
         entries = yield from self._wallet_entries(query.customer_id)
         return Wallet(customer_id=query.customer_id,
@@ -310,7 +330,7 @@ class SessionMAdapter(EngineAdapter):
         return entries
 
     # -- redeem ----------------------------------------------------------------------------------
-    def redeem_voucher(self, redemption, ctx):
+    def redeem_voucher(self, redemption: VoucherRedemption, ctx: CallContext) -> Flow[RedemptionResult]:
         s: SessionMSettings = self.settings
         key = ctx.idempotency_key or redemption.key
         if redemption.basket is not None:
@@ -377,7 +397,7 @@ class SessionMAdapter(EngineAdapter):
         response = yield from self._send_write(build, key, purpose)
         return tf.spend_detail(self._connect_payload(response), s.error_codes)
 
-    def spend_cashback(self, spend, ctx):
+    def spend_cashback(self, spend: CashbackSpend, ctx: CallContext) -> Flow[SpendResult]:
         if spend.kind is not BalanceKind.POINTS or spend.points is None:
             raise NotSupportedError("SessionM spends points only", engine=self.name, operation="spend_cashback")
         key = ctx.idempotency_key or spend.key
@@ -387,7 +407,7 @@ class SessionMAdapter(EngineAdapter):
         return tf.spend_result(detail, spend.points, key)
 
     # -- export ----------------------------------------------------------------------------------
-    def export_orders(self, orders, ctx):
+    def export_orders(self, orders: list[Order], ctx: CallContext) -> Flow[ExportReport]:
         s: SessionMSettings = self.settings
         results: list[OrderExportResult] = []
         for order in orders:
@@ -412,7 +432,7 @@ class SessionMAdapter(EngineAdapter):
         return ExportReport(engine=self.name, results=tuple(results))
 
     # -- reverse ---------------------------------------------------------------------------------
-    def reverse(self, reversal, ctx):
+    def reverse(self, reversal: Reversal, ctx: CallContext) -> Flow[ReversalResult]:
         s: SessionMSettings = self.settings
         if reversal.kind is not ReversalKind.CANCEL:
             return (yield from self._refund(reversal, ctx))
@@ -447,12 +467,14 @@ class SessionMAdapter(EngineAdapter):
                 engine_code=exc.engine_code, reconcile={"applied": list(done)},
             ) from None
 
-    def _cancel(self, reversal, key: str, redemptions, spends, done: list[str]) -> Sub:
+    def _cancel(self, reversal: Reversal, key: str, redemptions: list[Receipt], spends: list[Receipt],
+                done: list[str]) -> Flow[ReversalResult]:
         s: SessionMSettings = self.settings
         order = reversal.order
         reinstated: list[str] = []
         for receipt in redemptions:
-            assert receipt.code is not None
+            if receipt.code is None:
+                raise AssertionError("receipt.code is set here")
             unlock = s.redeem_mode == "lock" and not reversal.exported
             yield from self._release(tf.user_offer_of(receipt), key, "cancel", unlock=unlock, store_id=order.store_id)
             reinstated.append(receipt.code)
@@ -460,7 +482,8 @@ class SessionMAdapter(EngineAdapter):
         returned = Decimal(0)
         receipts: list[Receipt] = []
         for receipt in spends:
-            assert receipt.points is not None and order.customer_id is not None
+            if receipt.points is None or order.customer_id is None:
+                raise AssertionError("receipt.points and order.customer_id are set here")
             account = yield from self._point_account(order.customer_id)
             if s.points_return == "spend_is_return":
                 detail = yield from self._spend_multiple(
@@ -501,7 +524,7 @@ class SessionMAdapter(EngineAdapter):
             receipts=tuple(receipts),
         )
 
-    def _refund(self, reversal, ctx) -> Sub:
+    def _refund(self, reversal: Reversal, ctx: CallContext) -> Flow[ReversalResult]:
         """A refund as a return transaction on send_transaction (opt-in: its wire format is UNCONFIRMED).
 
         Only the transaction goes out; the engine's rules decide the loyalty outcome of a return
@@ -519,6 +542,8 @@ class SessionMAdapter(EngineAdapter):
         key = ctx.idempotency_key or reversal.key
         from loyaltykit.money import quantize
 
+        if order.total is None:
+            raise AssertionError("order.total is set once the order is validated")
         total = quantize(order.total.amount * reversal.refunded_fraction(), order.currency)
         transaction = tf.return_transaction(order, reversal, s, total)
 

@@ -24,12 +24,14 @@ import json
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
+
 from loyaltykit import wire
 from loyaltykit.testing import FakeEngine
 
@@ -218,7 +220,7 @@ class SessionMFake(FakeEngine):
     def authorize(self, request: httpx.Request, route: str) -> bool:
         user, secret = self._credentials[family_of(request.url.path)]
         expected = "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
-        return request.headers.get("Authorization") == expected
+        return bool(request.headers.get("Authorization") == expected)
 
     def unauthorized(self) -> httpx.Response:
         return respond({"status": "error", "errors": {"code": "invalid_auth_token"}}, 401)
@@ -258,7 +260,8 @@ class SessionMFake(FakeEngine):
     def _pos_error(code: str) -> tuple[int, dict[str, Any]]:
         return 200, {"status": "ERROR", "errors": {"code": code, "message": code.replace("_", " ")}}
 
-    def _pos(self, operation):
+    def _pos(self, operation: Callable[[dict[str, Any], dict[str, Any]], tuple[int, dict[str, Any]]]
+             ) -> Callable[[httpx.Request, dict[str, str]], httpx.Response]:
         """Envelope check and replay by request_id around a POS operation."""
 
         def handler(request: httpx.Request, params: dict[str, str]) -> httpx.Response:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from loyaltykit.money import is_currency
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from loyaltykit.money import is_currency
 
 from .transformers import DEFAULT_ERROR_CODES  # the table lives with the mapping (plain data)
 

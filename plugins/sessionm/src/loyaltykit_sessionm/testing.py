@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+
 from loyaltykit import Money
 from loyaltykit.errors import OutcomeUnknownError
 from loyaltykit.flows import EngineRequest

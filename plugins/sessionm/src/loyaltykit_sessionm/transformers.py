@@ -37,16 +37,15 @@ from loyaltykit import (
     RedemptionResult,
     RedemptionStatus,
     SpendResult,
+    wire,
 )
-from loyaltykit import wire
-from loyaltykit.members import StatementEntry, StatementEntryKind
 from loyaltykit.engine_errors import ErrorTable
 from loyaltykit.errors import (
     ERROR_CODES,
     LoyaltyError,
     MalformedResponseError,
 )
-
+from loyaltykit.members import StatementEntry, StatementEntryKind
 
 if TYPE_CHECKING:
     from .settings import SessionMSettings
@@ -269,7 +268,7 @@ def points_from_balances(payload: Mapping[str, Any], settings: SessionMSettings)
     raise MalformedResponseError("SessionM reported no point account matching the settings", engine=ENGINE)
 
 
-def customer_from_user(user: Mapping[str, Any], settings: SessionMSettings) -> Customer:
+def customer_from_user(user: object, settings: SessionMSettings) -> Customer:
     """A kit Customer from a Core ``user`` object (also the POS look-up's user)."""
     if not isinstance(user, Mapping) or not user.get("id"):
         raise MalformedResponseError("SessionM user has no id", engine=ENGINE)
@@ -437,6 +436,8 @@ def discount_from_receipt(receipt: Receipt, customer_id: str | None, settings: S
 def transaction_from_order(order: Order, settings: SessionMSettings, *, voided: bool = False) -> dict[str, Any]:
     """A closed POS transaction for ``send_transaction``; the customer rides on ``payments[]``."""
     when = timestamp(order.placed_at)
+    if order.total is None:
+        raise AssertionError("order.total is set once the order is validated")
     payment: dict[str, Any] = {
         "payment_id": f"{order.ref}-1",
         "amount": order.total.amount,
