@@ -19,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import load_note, verdict
+from _common import bulk_queue, load_note, verdict
 
 
 def child(orders: int, workdir: Path) -> None:
     from loyaltykit import Line, Loyalty, LoyaltySettings, Money, Order
-    from loyaltykit.outbox import PENDING, Outbox
+    from loyaltykit.outbox import Outbox
     from loyaltykit_local.adapter import LocalAdapter
     from loyaltykit_local.program import program_from_dict
     from loyaltykit_local.service import LocalEngine
@@ -37,9 +37,7 @@ def child(orders: int, workdir: Path) -> None:
     template = Order(ref="REF-TEMPLATE", currency="EUR", customer_id="C1", total=Money.of("33.80", "EUR"),
                      lines=(Line(id="1", sku="BEANS", quantity=2, unit_price=Money.of("16.90", "EUR")),)).model_dump_json()
     now = time.time() - 60
-    with outbox._write() as db:
-        db.executemany("INSERT INTO outbox (ref, payload, state, next_attempt, created_at, updated_at) VALUES (?,?,?,?,?,?)",
-                       ((f"R-{n:08d}", template.replace("REF-TEMPLATE", f"R-{n:08d}"), PENDING, now, now + n * 1e-6, now)
+    bulk_queue(outbox, ((f"R-{n:08d}", template.replace("REF-TEMPLATE", f"R-{n:08d}"), now, now + n * 1e-6)
                         for n in range(orders)))
     with Loyalty(LoyaltySettings(), adapter=LocalAdapter(engine=engine), load_entry_points=False) as loyalty:
         while outbox.flush(loyalty, 100) is not None:

@@ -21,11 +21,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
-from _common import describe, interleave, load_note, median_wall, verdict
+from _common import bulk_queue, describe, interleave, load_note, median_wall, verdict
 from _http import BENCH_SETTINGS, Scenario, adapter_class
 
 from loyaltykit import Loyalty
-from loyaltykit.outbox import PENDING, Outbox
+from loyaltykit.outbox import Outbox
 
 ENGINE = "sessionm"
 
@@ -50,11 +50,9 @@ def main() -> int:
             queued = scenario.order()
             template = queued.model_dump_json()
             now = time.time() - 60
-            with outbox._write() as db:  # queue every order up front; what is timed is the export
-                db.executemany(
-                    "INSERT INTO outbox (ref, payload, state, next_attempt, created_at, updated_at) VALUES (?,?,?,?,?,?)",
-                    ((f"Q-{n:08d}", template.replace(f'"{queued.ref}"', f'"Q-{n:08d}"', 1),
-                      PENDING, now, now + n * 1e-6, now) for n in range(total)))
+            # queue every order up front; what is timed is the export
+            bulk_queue(outbox, ((f"Q-{n:08d}", template.replace(f'"{queued.ref}"', f'"Q-{n:08d}"', 1),
+                                 now, now + n * 1e-6) for n in range(total)))
             loyalty = Loyalty(BENCH_SETTINGS, adapter=adapter_class(ENGINE)(settings), load_entry_points=False)
             client = httpx.Client()
             target = server.replay_requests(scenario.steady)[0][1]

@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import describe, interleave, load_note, median_wall, verdict
+from _common import bulk_queue, describe, interleave, load_note, median_wall, verdict
 
 from loyaltykit import Line, Money, Order
-from loyaltykit.outbox import PENDING, Outbox
+from loyaltykit.outbox import Outbox
 
 
 def filled(path: Path, count: int) -> Outbox:
@@ -28,11 +28,8 @@ def filled(path: Path, count: int) -> Outbox:
     template = Order(ref="REF-TEMPLATE", currency="EUR", customer_id="C1", total=Money.of("33.80", "EUR"),
                      lines=(Line(id="1", sku="BEANS", quantity=2, unit_price=Money.of("16.90", "EUR")),)).model_dump_json()
     now = time.time() - 60
-    rows = ((f"REF-{n:07d}", template.replace("REF-TEMPLATE", f"REF-{n:07d}"), PENDING, now, now + n * 1e-6, now)
-            for n in range(count))
-    with outbox._write() as db:  # bulk fill: add() commits once per order, which is not what is measured
-        db.executemany("INSERT INTO outbox (ref, payload, state, next_attempt, created_at, updated_at)"
-                       " VALUES (?, ?, ?, ?, ?, ?)", rows)
+    bulk_queue(outbox, ((f"REF-{n:07d}", template.replace("REF-TEMPLATE", f"REF-{n:07d}"), now, now + n * 1e-6)
+                        for n in range(count)))
     return outbox
 
 
