@@ -16,6 +16,7 @@ from loyaltykit import (
     EngineTimeoutError,
     EngineUnavailableError,
     InvalidRequestError,
+    Money,
     OutcomeUnknownError,
     RateLimitedError,
 )
@@ -205,6 +206,30 @@ def test_500_to_an_unkeyed_write_still_carries_the_call_key(engine_http, make_sy
         make_sync(keyed(False), transport=None).redeem_voucher(REDEEM)
     assert info.value.idempotency_key == "o1:redeem:SAVE5"
     assert info.value.retryable is False
+
+
+SPEND = {"customer_id": "m1", "order_ref": "o1", "amount": {"amount": "2.00", "currency": "EUR"}}
+SPENT = {"id": "s1", "amount": 2, "remaining": 18}
+NO_SPENDS = {"ok": True, "spends": []}
+
+
+@pytest.mark.parametrize("lost", [httpx.ReadTimeout("lost"), httpx.Response(500)], ids=["timeout", "500"])
+@pytest.mark.parametrize("recorded", [True, False], ids=["recorded", "absent"])
+def test_a_lost_spend_is_looked_up_never_re_posted_blindly(lost, recorded, engine_http, make_sync):
+    """A spend has no engine-side key (the reference engine's unkeyed write): the runner sends it
+    once; the adapter looks it up by its reference before sending and after the lost answer, and
+    sends it again only when the engine recorded nothing."""
+    after_loss = {"ok": True, "spends": [SPENT]} if recorded else NO_SPENDS
+    look_up = engine_http.get("/spends").mock(side_effect=[
+        httpx.Response(200, json=NO_SPENDS), httpx.Response(200, json=after_loss)])
+    post = engine_http.post("/spends").mock(side_effect=[lost, httpx.Response(200, json={"ok": True, **SPENT})])
+    result = make_sync(transport=None).spend_cashback(SPEND)
+    assert look_up.call_count == 2
+    assert post.call_count == (1 if recorded else 2)
+    reference = json.loads(post.calls[0].request.content)["reference"]
+    assert [call.request.url.params["reference"] for call in look_up.calls] == [reference, reference]
+    assert result.receipt.engine_ref == "s1" and result.receipt.replayed is recorded
+    assert result.amount == Money.of("2.00", "EUR") and result.receipt.idempotency_key == reference
 
 
 def test_500_to_a_read_is_unavailable(engine_http, make_sync):
