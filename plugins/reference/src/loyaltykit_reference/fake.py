@@ -32,8 +32,15 @@ def refusal(code: str, message: str, status: int = 200) -> httpx.Response:
 
 
 class ReferenceEngine(FakeEngine):
-    def __init__(self) -> None:
+    """The engine's state in memory. It accepts one OAuth2 client and one API key (README §
+    Authentication): the demo credentials above unless others are given."""
+
+    def __init__(self, *, client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET,
+                 api_key: str = API_KEY) -> None:
         super().__init__()
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.api_key = api_key
         self.token_ids = itertools.count(1)
         self.tokens: set[str] = set()
         self.members: dict[str, dict[str, Any]] = {}
@@ -57,7 +64,7 @@ class ReferenceEngine(FakeEngine):
     def authorize(self, request: httpx.Request, route: str) -> bool:
         if route == "token":
             return True
-        if request.headers.get("X-Api-Key") == API_KEY:
+        if request.headers.get("X-Api-Key") == self.api_key:
             return True
         header = request.headers.get("Authorization", "")
         return header.startswith("Bearer ") and header[7:] in self.tokens
@@ -76,7 +83,7 @@ class ReferenceEngine(FakeEngine):
         form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
         if form.get("grant_type") != "client_credentials":
             return refusal("invalid_request", "grant_type must be client_credentials", 400)
-        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+        if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
             return refusal("unauthorized", "unknown client", 401)
         token = f"ref-token-{next(self.token_ids)}"
         self.tokens.add(token)
@@ -86,8 +93,8 @@ class ReferenceEngine(FakeEngine):
         return {
             "LOYALTYKIT_ENGINE": "reference",
             "LOYALTYKIT_REFERENCE_BASE_URL": url,
-            "LOYALTYKIT_REFERENCE_CLIENT_ID": CLIENT_ID,
-            "LOYALTYKIT_REFERENCE_CLIENT_SECRET": CLIENT_SECRET,
+            "LOYALTYKIT_REFERENCE_CLIENT_ID": self.client_id,
+            "LOYALTYKIT_REFERENCE_CLIENT_SECRET": self.client_secret,
         }
 
     # -- README § Endpoints ----------------------------------------------------------------------
