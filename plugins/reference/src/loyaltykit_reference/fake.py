@@ -253,6 +253,9 @@ class ReferenceEngine(FakeEngine):
             return json.dumps({"members": self.members, "vouchers": self.vouchers, "spends": self.spends,
                                "orders": self.orders, "keys": self.keys}, default=str, sort_keys=True)
 
+    def snapshot(self) -> str:
+        return self.state()
+
 
 def make_fake(seed: str = "demo") -> ReferenceEngine:
     """A fake, empty (``seed="empty"``) or with demo data (``"demo"``): two members and vouchers."""
