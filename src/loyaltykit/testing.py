@@ -27,6 +27,7 @@ from decimal import Decimal
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
+from urllib.parse import parse_qs
 
 import httpx
 
@@ -182,6 +183,7 @@ class EngineHarness(Protocol):
 BROKEN_VARIANTS = ("burns_twice_on_retry", "drops_idempotency_key", "swallows_error_body")
 
 
+
 class HarnessBase:
     """The parts of an :class:`EngineHarness` every HTTP fake shares; subclass it.
 
@@ -199,8 +201,19 @@ class HarnessBase:
     fake: FakeEngine
     #: The adapter's settings; tests may change them before :meth:`make_adapter`.
     settings: dict[str, Any]
-    #: ``{variant: adapter subclass}`` for the variants of :data:`BROKEN_VARIANTS` the harness offers.
+    #: ``{variant: adapter subclass}`` for the variants of :data:`BROKEN_VARIANTS` the harness
+    #: offers (usually ``HarnessBase.broken_variants(...)``).
     broken_adapter_classes: ClassVar[dict[str, type[EngineAdapter]]] = {}
+
+    @staticmethod
+    def broken_variants(
+        burns_twice_on_retry: type[EngineAdapter],
+        drops_idempotency_key: type[EngineAdapter],
+        swallows_error_body: type[EngineAdapter],
+    ) -> dict[str, type[EngineAdapter]]:
+        """``broken_adapter_classes`` from the adapter subclass the harness offers per broken variant."""
+        variants = (burns_twice_on_retry, drops_idempotency_key, swallows_error_body)
+        return dict(zip(BROKEN_VARIANTS, variants, strict=True))
 
     # -- adapters and transports -------------------------------------------------------------------
     def adapter_settings(self) -> dict[str, Any]:
@@ -404,11 +417,16 @@ class FakeEngine:
     HTTP-200 error envelope) and :meth:`unauthorized` (its 401 answer).
     """
 
+    #: Whether the engine's auth issues tokens: the fake keeps those it honours in ``self.tokens``,
+    #: and :meth:`expire_tokens` voids them all.
+    issues_tokens: ClassVar[bool] = False
+
     def __init__(self) -> None:
         self._routes: list[_Route] = []
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
         self.lock = threading.RLock()
         self.requests: list[RecordedRequest] = []
+        self.tokens: set[str] = set()
 
     # -- wiring --------------------------------------------------------------------------------
     def route(self, method: str, regex: str, name: str, handler: Handler) -> None:
@@ -449,8 +467,16 @@ class FakeEngine:
         return True
 
     def expire_tokens(self) -> None:
-        """Invalidate every issued token (override where the engine's auth has tokens)."""
-        raise NotImplementedError(f"{type(self).__name__}: the engine has no expiring tokens")
+        """Every token the fake issued stops being honoured (the engine's expiry, on demand)."""
+        if not self.issues_tokens:
+            raise NotImplementedError(f"{type(self).__name__}: the engine's auth issues no tokens")
+        with self.lock:
+            self.tokens.clear()
+
+    def bearer_token_honoured(self, request: httpx.Request) -> bool:
+        """Whether the request's ``Authorization: Bearer`` token is one of ``self.tokens``."""
+        header = request.headers.get("Authorization", "")
+        return header.startswith("Bearer ") and header[7:] in self.tokens
 
     def snapshot(self) -> Any:
         """A comparable picture of the fake's state (override)."""
@@ -515,6 +541,11 @@ class FakeEngine:
         if kind is FaultKind.ERROR_BODY:
             return self.error_body(route.name)
         return None  # TIMEOUT_AFTER: applied below, then the response is lost
+
+
+def form_fields(request: httpx.Request) -> dict[str, str]:
+    """The fields of an ``application/x-www-form-urlencoded`` body (the first value of each)."""
+    return {name: values[0] for name, values in parse_qs(request.content.decode()).items()}
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> httpx.Response:

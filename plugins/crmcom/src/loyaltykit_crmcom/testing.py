@@ -8,9 +8,8 @@ from __future__ import annotations
 import random
 import uuid
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
-from loyaltykit.adapter import EngineAdapter
 from loyaltykit.errors import EngineError
 from loyaltykit.money import Money
 from loyaltykit.testing import EngineBalances, HarnessBase, OfferSpec, RuleSpec, SeededCustomer, VoucherSpec
@@ -98,11 +97,7 @@ class CrmcomHarness(HarnessBase):
     engine = "crmcom"
     adapter_class = CrmcomAdapter
     fake: CrmcomFake
-    broken_adapter_classes: ClassVar[dict[str, type[EngineAdapter]]] = {
-        "burns_twice_on_retry": ResendsBlindly,
-        "drops_idempotency_key": RandomReference,
-        "swallows_error_body": SwallowsErrorBody,
-    }
+    broken_adapter_classes = HarnessBase.broken_variants(ResendsBlindly, RandomReference, SwallowsErrorBody)
 
     def __init__(self, currency: str = "EUR", fake_settings: FakeSettings | None = None,
                  spend_mode: str = "spend_request", **setting_overrides: Any) -> None:

@@ -12,12 +12,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 
 from loyaltykit import Money
-from loyaltykit.adapter import EngineAdapter
 from loyaltykit.errors import LoyaltyError, MalformedResponseError, OutcomeUnknownError
 from loyaltykit.testing import EngineBalances, HarnessBase, OfferSpec, RuleSpec, SeededCustomer, VoucherSpec
 
@@ -92,11 +91,7 @@ class MaxxingHarness(HarnessBase):
     currency = CURRENCY
     adapter_class = MaxxingAdapter
     fake: MaxxingFake
-    broken_adapter_classes: ClassVar[dict[str, type[EngineAdapter]]] = {
-        "burns_twice_on_retry": BurnsTwiceOnRetry,
-        "drops_idempotency_key": DropsIdempotencyKey,
-        "swallows_error_body": SwallowsErrorBody,
-    }
+    broken_adapter_classes = HarnessBase.broken_variants(BurnsTwiceOnRetry, DropsIdempotencyKey, SwallowsErrorBody)
 
     def __init__(self, **settings: Any) -> None:
         self.settings = harness_settings(**settings)
@@ -156,8 +151,6 @@ class MaxxingHarness(HarnessBase):
     def orders_received(self) -> list[str]:
         return self.fake.sales()
 
-    def expire_token(self) -> None:
-        raise NotImplementedError("MAXXING uses HTTP Basic on every call: there is no token to expire")
 
 
 def make_harness() -> MaxxingHarness:

@@ -9,12 +9,11 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qs
 
 import httpx
 
 from loyaltykit import wire
-from loyaltykit.testing import FakeEngine, RuleSpec
+from loyaltykit.testing import FakeEngine, RuleSpec, form_fields
 
 D = Decimal
 CLIENT_ID = "reference-client"
@@ -32,10 +31,11 @@ def refusal(code: str, message: str, status: int = 200) -> httpx.Response:
 
 
 class ReferenceEngine(FakeEngine):
+    issues_tokens = True  # README § Authentication: OAuth client credentials, bearer tokens
+
     def __init__(self) -> None:
         super().__init__()
         self.token_ids = itertools.count(1)
-        self.tokens: set[str] = set()
         self.members: dict[str, dict[str, Any]] = {}
         self.vouchers: dict[str, dict[str, Any]] = {}
         self.rules: list[RuleSpec] = []
@@ -59,8 +59,7 @@ class ReferenceEngine(FakeEngine):
             return True
         if request.headers.get("X-Api-Key") == API_KEY:
             return True
-        header = request.headers.get("Authorization", "")
-        return header.startswith("Bearer ") and header[7:] in self.tokens
+        return self.bearer_token_honoured(request)
 
     def unauthorized(self) -> httpx.Response:
         return refusal("unauthorized", "missing or expired credentials", 401)
@@ -68,12 +67,8 @@ class ReferenceEngine(FakeEngine):
     def error_body(self, route: str) -> httpx.Response:
         return refusal("invalid_request", "injected refusal")
 
-    def expire_tokens(self) -> None:
-        with self.lock:
-            self.tokens.clear()
-
     def _token(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
-        form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+        form = form_fields(request)
         if form.get("grant_type") != "client_credentials":
             return refusal("invalid_request", "grant_type must be client_credentials", 400)
         if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:

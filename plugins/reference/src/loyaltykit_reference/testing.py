@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import itertools
 from decimal import Decimal
-from typing import ClassVar
 
-from loyaltykit import Capabilities, EngineAdapter, Money
+from loyaltykit import Capabilities, Money
 from loyaltykit.testing import EngineBalances, HarnessBase, RuleSpec, SeededCustomer, VoucherSpec
 
 from .adapter import ReferenceAdapter
@@ -45,11 +44,7 @@ class ReferenceHarness(HarnessBase):
     adapter_class: type[ReferenceAdapter] = ReferenceAdapter
     fake: ReferenceEngine
 
-    broken_adapter_classes: ClassVar[dict[str, type[EngineAdapter]]] = {
-        "burns_twice_on_retry": BurnsTwiceOnRetry,
-        "drops_idempotency_key": DropsIdempotencyKey,
-        "swallows_error_body": SwallowsErrorBody,
-    }
+    broken_adapter_classes = HarnessBase.broken_variants(BurnsTwiceOnRetry, DropsIdempotencyKey, SwallowsErrorBody)
 
     def __init__(self) -> None:
         self.fake = ReferenceEngine()

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
-from loyaltykit.adapter import EngineAdapter
 from loyaltykit.money import Money
 from loyaltykit.testing import EngineBalances, HarnessBase, OfferSpec, RuleSpec, SeededCustomer, VoucherSpec
 
@@ -74,11 +73,7 @@ class SalesforceHarness(HarnessBase):
     engine = "salesforce"
     adapter_class = SalesforceAdapter
     fake: SalesforceFake
-    broken_adapter_classes: ClassVar[dict[str, type[EngineAdapter]]] = {
-        "burns_twice_on_retry": BurnsTwiceOnRetry,
-        "drops_idempotency_key": DropsIdempotencyKey,
-        "swallows_error_body": SwallowsErrorBody,
-    }
+    broken_adapter_classes = HarnessBase.broken_variants(BurnsTwiceOnRetry, DropsIdempotencyKey, SwallowsErrorBody)
 
     def __init__(self, currency: str = "EUR", **setting_overrides: Any) -> None:
         self.currency = currency

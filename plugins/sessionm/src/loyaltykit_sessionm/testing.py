@@ -20,12 +20,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 
 from loyaltykit import Money
-from loyaltykit.adapter import EngineAdapter
 from loyaltykit.errors import OutcomeUnknownError
 from loyaltykit.flows import EngineRequest
 from loyaltykit.testing import EngineBalances, HarnessBase, OfferSpec, RuleSpec, SeededCustomer, VoucherSpec
@@ -124,11 +123,7 @@ class SessionMHarness(HarnessBase):
     currency = CURRENCY
     adapter_class = SessionMAdapter
     fake: SessionMFake
-    broken_adapter_classes: ClassVar[dict[str, type[EngineAdapter]]] = {
-        "burns_twice_on_retry": BurnsTwiceOnRetry,
-        "drops_idempotency_key": DropsIdempotencyKey,
-        "swallows_error_body": SwallowsErrorBody,
-    }
+    broken_adapter_classes = HarnessBase.broken_variants(BurnsTwiceOnRetry, DropsIdempotencyKey, SwallowsErrorBody)
 
     def __init__(self, **settings: Any) -> None:
         self.fake = SessionMFake()
@@ -208,8 +203,6 @@ class SessionMHarness(HarnessBase):
         with self.fake.lock:
             return [t.transaction_id for t in self.fake.transactions]
 
-    def expire_token(self) -> None:
-        raise NotImplementedError("SessionM uses Basic credentials on every family: there is no token")
 
 
 def make_harness() -> SessionMHarness:
