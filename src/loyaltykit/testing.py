@@ -7,8 +7,15 @@ the engine side back, and injects faults per *route* — an engine-neutral opera
 
 :class:`FakeEngine` is the base of the HTTP fakes: a stateful handler ``httpx.Request ->
 httpx.Response`` with one lock around state (the fake behaves like a database), a request log, a
-per-route fault queue and the generic faults implemented once. It plugs into httpx as
-``fake.transport()`` (sync and async alike) and can be served over real HTTP with :func:`serve`.
+per-route fault queue, the generic faults and the token plumbing implemented once. It plugs into
+httpx as ``fake.transport()`` (sync and async alike) and can be served over real HTTP with
+:func:`serve`.
+
+:class:`HarnessBase` is the base of every adapter's harness: adapter construction (and the
+adapters broken on purpose), transports, fault injection and the seeding/read-back helpers live
+there, so a harness keeps only what its engine does differently. :class:`FacadeDriver` drives a
+harness's adapter through the sync or the async facade with the same calls, for an adapter's own
+flow tests (its pytest fixtures are in :mod:`loyaltykit.pytest_fixtures`).
 """
 
 from __future__ import annotations
@@ -185,7 +192,7 @@ BROKEN_VARIANTS = ("burns_twice_on_retry", "drops_idempotency_key", "swallows_er
 
 
 class HarnessBase:
-    """The parts of an :class:`EngineHarness` every HTTP fake shares; subclass it.
+    """The parts of an :class:`EngineHarness` every adapter's harness shares; subclass it.
 
     A subclass sets ``engine``, ``currency`` and ``adapter_class``, creates ``self.fake`` (a
     :class:`FakeEngine`) and ``self.settings`` (the adapter's settings, pointing at the fake) in
