@@ -15,7 +15,7 @@ httpx as ``fake.transport()`` (sync and async alike) and can be served over real
 adapters broken on purpose), transports, fault injection and the seeding/read-back helpers live
 there, so a harness keeps only what its engine does differently. :class:`FacadeDriver` drives a
 harness's adapter through the sync or the async facade with the same calls, for an adapter's own
-flow tests (its pytest fixtures are in :mod:`loyaltykit.pytest_fixtures`).
+flow tests (its pytest fixtures are in :mod:`loyaltykit_contract.fixtures`, beside the contract suite).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from loyaltykit_crmcom.testing import CrmcomHarness
 
-from loyaltykit.pytest_fixtures import make_shop, shop  # noqa: F401 (pytest fixtures over `harness`)
+from loyaltykit_contract.fixtures import make_shop, shop  # noqa: F401 (pytest fixtures over `harness`)
 
 
 @pytest.fixture

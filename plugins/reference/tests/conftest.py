@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loyaltykit.pytest_fixtures import make_shop, shop  # noqa: F401 (pytest fixtures over `harness`)
+from loyaltykit_contract.fixtures import make_shop, shop  # noqa: F401 (pytest fixtures over `harness`)
 from loyaltykit_reference.testing import ReferenceHarness
 
 

@@ -1,9 +1,10 @@
-"""pytest fixtures for an adapter's own flow tests (needs the ``testing`` extra).
+"""pytest fixtures for an adapter's own flow tests, beside the contract suite.
 
-An adapter's ``tests/conftest.py`` defines a ``harness`` fixture (a fresh harness of its engine)
-and imports these two, which then run every test that uses them once per facade kind::
+Not registered as a plugin (installing the suite adds no fixtures to other test runs): an
+adapter's ``tests/conftest.py`` defines a ``harness`` fixture (a fresh harness of its engine) and
+imports these two, which then run every test that uses them once per facade kind::
 
-    from loyaltykit.pytest_fixtures import make_shop, shop  # noqa: F401 (pytest fixtures)
+    from loyaltykit_contract.fixtures import make_shop, shop  # noqa: F401 (pytest fixtures)
 
 - ``make_shop(adapter=None, **facade_settings)`` makes a :class:`~loyaltykit.testing.FacadeDriver`
   over the harness (its own adapter by default, or one built on purpose); all are closed after
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from .testing import FACADE_KINDS, EngineHarness, FacadeDriver, facade_drivers
+from loyaltykit.testing import FACADE_KINDS, EngineHarness, FacadeDriver, facade_drivers
 
 
 @pytest.fixture(params=FACADE_KINDS)
