@@ -51,11 +51,11 @@ def test_strings_that_look_like_floats_are_text_not_floats():
     (object(), TypeError), ({1, 2}, TypeError),
 ])
 def test_what_is_no_json_number_is_refused_with_its_own_error(value, error):
-    from datetime import date, datetime
+    from datetime import UTC, date, datetime
 
     with pytest.raises(error):
         wire.dumps({"lines": [{"a": Decimal("1.5"), "b": value}]})
-    for day in (date(2026, 1, 2), datetime(2026, 1, 2, 3, 4, 5)):  # their format("f") is text, not a number
+    for day in (date(2026, 1, 2), datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)):  # their str() is text, not a number
         with pytest.raises(TypeError, match="not JSON serializable"):
             wire.dumps({"at": day, "amount": Decimal("2.50")})
 
