@@ -53,7 +53,8 @@ _SCHEMA = (
         created_at    DOUBLE PRECISION NOT NULL,
         updated_at    DOUBLE PRECISION NOT NULL
     )""",
-    # the claim index: due pending rows in insertion order
+    # the claim index: due pending rows in due order (then insertion order); the claim reads it
+    # in that order and stops at its LIMIT, so its cost does not grow with the backlog
     f"CREATE INDEX IF NOT EXISTS {TABLE}_due ON {TABLE} (state, next_attempt, seq)",
     # the in-order check: the oldest pending row of a customer / order reference
     f"CREATE INDEX IF NOT EXISTS {TABLE}_group ON {TABLE} (group_key, seq) WHERE state = 'pending'",
@@ -144,7 +145,7 @@ class PostgresOutboxStore(OutboxStore):
                 f" WHERE o.state = 'pending' AND o.next_attempt <= :now AND o.lease_until <= :now"
                 f" AND NOT EXISTS (SELECT 1 FROM {TABLE} AS p"
                 f"   WHERE p.group_key = o.group_key AND p.state = 'pending' AND p.seq < o.seq)"
-                f" ORDER BY o.seq LIMIT :limit FOR UPDATE SKIP LOCKED)"
+                f" ORDER BY o.next_attempt, o.seq LIMIT :limit FOR UPDATE SKIP LOCKED)"
                 f" UPDATE {TABLE} AS t SET lease_owner = :token, lease_until = :until, updated_at = :now"
                 f" FROM picked WHERE t.ref = picked.ref"
                 f" RETURNING t.seq, t.ref, t.payload, t.attempts"

@@ -32,8 +32,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     updated_at    REAL NOT NULL
 )
 """
-# The claim reads due pending rows by (state, next_attempt); the ordering check looks up the
-# oldest pending row of a group. (The rowid is the insertion order.)
+# The claim walks due pending rows in (state, next_attempt) order -- the index order, rowid
+# (insertion order) breaking ties -- and stops at its LIMIT: its cost does not grow with the
+# backlog. The ordering check looks up the oldest pending row of a group.
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt)",
     "CREATE INDEX IF NOT EXISTS outbox_group ON outbox (group_key, state)",
@@ -106,7 +107,7 @@ class SQLiteOutboxStore(OutboxStore):
                 " WHERE o.state = ? AND o.next_attempt <= ? AND o.lease_until <= ?"
                 " AND NOT EXISTS (SELECT 1 FROM outbox AS p"
                 "   WHERE p.group_key = o.group_key AND p.state = ? AND p.rowid < o.rowid)"
-                " ORDER BY o.rowid LIMIT ?",
+                " ORDER BY o.next_attempt, o.rowid LIMIT ?",
                 (PENDING, now, now, PENDING, limit),
             ).fetchall()
             db.executemany(
