@@ -593,3 +593,63 @@ def test_oldest_pending_age_follows_the_oldest_waiting_order(tmp_path):
     now[0] += 5
     assert outbox.oldest_pending_age() == 35
     outbox.close()
+
+
+def test_a_claimed_order_is_the_order_that_was_added_field_for_field(make_outbox):
+    from datetime import UTC, datetime
+
+    from loyaltykit import Discount, FreeItem, Receipt
+
+    lines = (Line(id="1", sku="SKU-1", quantity=Decimal("1.5"), unit_price=Money.of("10.00", "EUR"),
+                  category="coffee", attributes={"grind": "fine"}),
+             Line(id="2", sku="SKU-2", quantity=2, unit_price=Money.of("3.35", "EUR")))
+    order = Order(ref="F-1", currency="EUR", lines=lines, customer_id="ann", shipping=Money.of("4.90", "EUR"),
+                  discounts=(Discount(target="line", line_id="1", amount=Money.of("1.00", "EUR"), percent=Decimal("6.5")),
+                             Discount(target="order", amount=Money.of("2.02", "EUR"), label="Ten percent")),
+                  free_items=(FreeItem(sku="MUG", label="gift"),), voucher_codes=("WELCOME",),
+                  receipts=(Receipt(operation="spend_cashback", engine="orders", idempotency_key="k-1",
+                                    amount=Money.of("3.00", "EUR")),),
+                  placed_at=datetime(2026, 5, 1, 12, 30, 15, 123456, tzinfo=UTC), channel="web", store_id="S1",
+                  idempotency_key="F-1:export")
+    outbox = make_outbox()
+    assert outbox.add(order)
+    (claimed,) = outbox.claim()
+    assert claimed == order
+    assert claimed.allocations == order.allocations and claimed.total == order.total
+    assert claimed.amount_due == order.amount_due
+
+
+def test_the_sqlite_claim_reads_its_index_in_order_and_sorts_nothing(tmp_path):
+    import time
+
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    try:
+        # the claim statement as the store runs it, through SQLite's own planner
+        calls: list[str] = []
+        db = outbox.store._db
+        outbox.store._db = _Spy(db, calls)
+        outbox.claim()
+        (claim_sql,) = [sql for sql in calls if sql.lstrip().startswith("SELECT")]
+        now = time.time()
+        plan = " | ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + claim_sql,
+                                                        ("pending", now, now, "pending", 100)))
+    finally:
+        outbox.store._db = db
+        outbox.close()
+    assert "USING INDEX outbox_due" in plan, plan
+    assert "TEMP B-TREE" not in plan, f"the claim sorts the backlog: {plan}"
+
+
+class _Spy:
+    """A sqlite3 connection that notes every statement it is given."""
+
+    def __init__(self, db, calls: list[str]) -> None:
+        self.db, self.calls = db, calls
+
+    def execute(self, sql, *args):
+        self.calls.append(sql)
+        return self.db.execute(sql, *args)
+
+    def executemany(self, sql, *args):
+        self.calls.append(sql)
+        return self.db.executemany(sql, *args)
