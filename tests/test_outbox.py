@@ -653,3 +653,18 @@ class _Spy:
     def executemany(self, sql, *args):
         self.calls.append(sql)
         return self.db.executemany(sql, *args)
+
+
+def test_the_sqlite_outbox_syncs_every_commit_unless_told_otherwise(tmp_path):
+    from loyaltykit.errors import ConfigError
+
+    with Outbox(tmp_path / "a.sqlite3") as safe:
+        assert safe.store._db.execute("PRAGMA synchronous").fetchone()[0] == 2, "FULL: a commit survives a power cut"
+    with Outbox(f"sqlite:///{tmp_path / 'b.sqlite3'}?synchronous=normal") as fast:
+        assert fast.store._db.execute("PRAGMA synchronous").fetchone()[0] == 1
+        assert fast.add(make_order("S-1")) and [o.ref for o in fast.claim()] == ["S-1"]
+        assert "synchronous=normal" in repr(fast)
+    with pytest.raises(ConfigError, match="synchronous"):
+        Outbox(f"sqlite:///{tmp_path / 'c.sqlite3'}?synchronous=off")
+    with pytest.raises(ConfigError, match="unknown SQLite option 'journal_mode'"):
+        Outbox(f"sqlite:///{tmp_path / 'c.sqlite3'}?journal_mode=memory")

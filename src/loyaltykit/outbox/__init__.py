@@ -76,26 +76,38 @@ log = get_logger("loyaltykit.outbox")
 
 
 def open_store(url: str | Path = DEFAULT_URL, *, create_schema: bool = True) -> OutboxStore:
-    """The store a URL names: ``sqlite:///path`` or a plain file path; ``postgresql://...``."""
+    """The store a URL names: ``sqlite:///path`` or a plain file path; ``postgresql://...``.
+
+    A SQLite URL takes one option, ``?synchronous=full`` (the default: a committed order survives a
+    power cut) or ``?synchronous=normal`` (faster commits; survives a crash of the process, not of
+    the machine).
+    """
     text = str(url)
     if text.startswith(("postgresql:", "postgresql+", "postgres:")):
         from .postgres import PostgresOutboxStore
 
         return PostgresOutboxStore(text, create_schema=create_schema)
     if text.startswith("sqlite:"):
+        text, _, query = text.partition("?")
         path = text.removeprefix("sqlite:").removeprefix("//").removeprefix("/")
         if not path or path == ":memory:":
             raise ConfigError("the outbox needs a file: an in-memory database would lose every order")
-        return _sqlite(path, create_schema)
+        return _sqlite(path, create_schema, query)
     if "://" in text:
         raise ConfigError("outbox_url must be sqlite:///<path> or postgresql://...")
-    return _sqlite(text, create_schema)
+    return _sqlite(text, create_schema, "")
 
 
-def _sqlite(path: str, create_schema: bool) -> OutboxStore:
+def _sqlite(path: str, create_schema: bool, query: str) -> OutboxStore:
+    from urllib.parse import parse_qsl
+
     from .sqlite import SQLiteOutboxStore
 
-    return SQLiteOutboxStore(path, create_schema=create_schema)
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    unknown = sorted(set(options) - {"synchronous"})
+    if unknown:
+        raise ConfigError(f"outbox_url: unknown SQLite option {unknown[0]!r} (known: synchronous)")
+    return SQLiteOutboxStore(path, create_schema=create_schema, synchronous=options.get("synchronous", "full"))
 
 
 @dataclass

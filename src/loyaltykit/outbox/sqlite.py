@@ -3,6 +3,11 @@
 Several processes on one host may share the file. ``BEGIN IMMEDIATE`` takes the write lock at the
 start of every writing transaction, so two workers can never claim the same rows; the busy timeout
 makes the others wait for it instead of failing.
+
+Durability: ``synchronous="full"`` (the default) syncs the log at every commit, so an order whose
+``add`` returned survives a power cut or an OS crash. ``"normal"`` (``sqlite:///path?synchronous=normal``)
+syncs only at checkpoints: commits are much cheaper and survive the process being killed, but the
+last commits before a power cut or an OS crash may be lost (SQLite's documented WAL behaviour).
 """
 
 from __future__ import annotations
@@ -39,20 +44,25 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt)",
     "CREATE INDEX IF NOT EXISTS outbox_group ON outbox (group_key, state)",
 )
+_SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 _COLUMNS = "ref, state, attempts, last_status, last_reason, next_attempt, created_at, lease_until"
 
 
 class SQLiteOutboxStore(OutboxStore):
-    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, create_schema: bool = True) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, create_schema: bool = True,
+                 synchronous: str = "full") -> None:
+        if synchronous not in _SYNCHRONOUS:
+            raise ConfigError("outbox_url: synchronous must be full (the default) or normal")
         self.path = Path(path)
-        self.display = f"sqlite:///{self.path}"
+        self.synchronous = synchronous
+        self.display = f"sqlite:///{self.path}" + ("" if synchronous == "full" else f"?synchronous={synchronous}")
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=busy_timeout, check_same_thread=False, isolation_level=None)
             self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(f"PRAGMA synchronous={_SYNCHRONOUS[synchronous]}")
             if create_schema:
                 self.migrate()
         except (sqlite3.Error, OSError) as exc:
