@@ -61,6 +61,17 @@ _SCHEMA = (
 )
 _INSERT = (f"INSERT INTO {TABLE} (ref, group_key, payload, state, next_attempt, created_at, updated_at)"
            " VALUES (:ref, :group_key, :payload, 'pending', :now, :now, :now) ON CONFLICT (ref) DO NOTHING")
+# Due rows in the claim index's order, up to the LIMIT (no sort of the backlog); only the oldest
+# pending row of each group; rows another worker is claiming right now are skipped, not waited for.
+_PICK = (f"SELECT o.ref FROM {TABLE} AS o"
+         " WHERE o.state = 'pending' AND o.next_attempt <= :now AND o.lease_until <= :now"
+         f" AND NOT EXISTS (SELECT 1 FROM {TABLE} AS p"
+         "   WHERE p.group_key = o.group_key AND p.state = 'pending' AND p.seq < o.seq)"
+         " ORDER BY o.next_attempt, o.seq LIMIT :limit FOR UPDATE SKIP LOCKED")
+_CLAIM = (f"WITH picked AS ({_PICK})"
+          f" UPDATE {TABLE} AS t SET lease_owner = :token, lease_until = :until, updated_at = :now"
+          " FROM picked WHERE t.ref = picked.ref"
+          " RETURNING t.seq, t.ref, t.payload, t.attempts")
 _COLUMNS = "ref, state, attempts, last_status, last_reason, next_attempt, created_at, lease_until"
 
 
@@ -139,17 +150,7 @@ class PostgresOutboxStore(OutboxStore):
 
     def claim(self, limit: int, now: float, until: float, token: str) -> list[Claimed]:
         with self.engine.begin() as conn:
-            rows = conn.execute(text(
-                f"WITH picked AS ("
-                f" SELECT o.ref FROM {TABLE} AS o"
-                f" WHERE o.state = 'pending' AND o.next_attempt <= :now AND o.lease_until <= :now"
-                f" AND NOT EXISTS (SELECT 1 FROM {TABLE} AS p"
-                f"   WHERE p.group_key = o.group_key AND p.state = 'pending' AND p.seq < o.seq)"
-                f" ORDER BY o.next_attempt, o.seq LIMIT :limit FOR UPDATE SKIP LOCKED)"
-                f" UPDATE {TABLE} AS t SET lease_owner = :token, lease_until = :until, updated_at = :now"
-                f" FROM picked WHERE t.ref = picked.ref"
-                f" RETURNING t.seq, t.ref, t.payload, t.attempts"
-            ), {"now": now, "limit": limit, "token": token, "until": until}).all()
+            rows = conn.execute(text(_CLAIM), {"now": now, "limit": limit, "token": token, "until": until}).all()
         return [Claimed(ref, payload, attempts) for _, ref, payload, attempts in sorted(rows)]
 
     def renew(self, token: str, until: float) -> int:
