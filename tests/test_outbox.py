@@ -681,10 +681,10 @@ def test_the_postgres_claim_reads_its_index_in_order_and_sorts_nothing():
     with fresh_database() as url, Outbox(url) as outbox:
         engine = outbox.store.engine  # type: ignore[attr-defined]
         now = time.time()
+        fill = (f"INSERT INTO {TABLE} (ref, group_key, payload, state, next_attempt, created_at, updated_at)"  # noqa: S608 - a constant table name
+                " SELECT 'R' || g, 'R' || g, '{}', 'pending', :now + g * 1e-6, :now, :now FROM generate_series(1, 50000) AS g")
         with engine.begin() as conn:  # a backlog big enough for the planner to choose by cost
-            conn.execute(text(f"INSERT INTO {TABLE} (ref, group_key, payload, state, next_attempt, created_at, updated_at)"
-                              " SELECT 'R' || g, 'R' || g, '{}', 'pending', :now + g * 1e-6, :now, :now"
-                              " FROM generate_series(1, 50000) AS g"), {"now": now - 60})
+            conn.execute(text(fill), {"now": now - 60})
             conn.execute(text(f"ANALYZE {TABLE}"))
         with engine.begin() as conn:
             plan = "\n".join(row[0] for row in conn.execute(text("EXPLAIN " + _PICK), {"now": now, "limit": 100}))
