@@ -658,8 +658,18 @@ class _Spy:
 def test_the_sqlite_outbox_syncs_every_commit_unless_told_otherwise(tmp_path):
     from loyaltykit.errors import ConfigError
 
+    def level(outbox: Outbox) -> int:
+        return outbox.store._db.execute("PRAGMA synchronous").fetchone()[0]  # type: ignore[attr-defined]
+
     with Outbox(tmp_path / "a.sqlite3") as safe:
-        assert safe.store._db.execute("PRAGMA synchronous").fetchone()[0] == 2, "FULL: a commit survives a power cut"
+        assert level(safe) == 2, "FULL: a commit survives a power cut"
+        safe.add(make_order("S-0"))
+        assert level(safe) == 2, "a queued order is synced"
+        (claimed,) = safe.claim()
+        assert level(safe) == 1, "a worker's progress is not synced on its own (export is idempotent)"
+        assert safe.drop("S-0", reason="cancelled") is False, "it is leased"
+        safe.release([claimed])
+        assert safe.drop("S-0", reason="cancelled") and level(safe) == 2, "a drop is synced"
     with Outbox(f"sqlite:///{tmp_path / 'b.sqlite3'}?synchronous=normal") as fast:
         assert fast.store._db.execute("PRAGMA synchronous").fetchone()[0] == 1
         assert fast.add(make_order("S-1")) and [o.ref for o in fast.claim()] == ["S-1"]
