@@ -563,3 +563,110 @@ def test_oldest_pending_age_follows_the_oldest_waiting_order(tmp_path):
     now[0] += 5
     assert outbox.oldest_pending_age() == 35
     outbox.close()
+
+
+def test_a_claimed_order_is_the_order_that_was_added_field_for_field(make_outbox):
+    from datetime import UTC, datetime
+
+    from loyaltykit import Discount, FreeItem, Receipt
+
+    lines = (Line(id="1", sku="SKU-1", quantity=Decimal("1.5"), unit_price=Money.of("10.00", "EUR"),
+                  category="coffee", attributes={"grind": "fine"}),
+             Line(id="2", sku="SKU-2", quantity=2, unit_price=Money.of("3.35", "EUR")))
+    order = Order(ref="F-1", currency="EUR", lines=lines, customer_id="ann", shipping=Money.of("4.90", "EUR"),
+                  discounts=(Discount(target="line", line_id="1", amount=Money.of("1.00", "EUR"), percent=Decimal("6.5")),
+                             Discount(target="order", amount=Money.of("2.02", "EUR"), label="Ten percent")),
+                  free_items=(FreeItem(sku="MUG", label="gift"),), voucher_codes=("WELCOME",),
+                  receipts=(Receipt(operation="spend_cashback", engine="orders", idempotency_key="k-1",
+                                    amount=Money.of("3.00", "EUR")),),
+                  placed_at=datetime(2026, 5, 1, 12, 30, 15, 123456, tzinfo=UTC), channel="web", store_id="S1",
+                  idempotency_key="F-1:export")
+    outbox = make_outbox()
+    assert outbox.add(order)
+    (claimed,) = outbox.claim()
+    assert claimed == order
+    assert claimed.allocations == order.allocations and claimed.total == order.total
+    assert claimed.amount_due == order.amount_due
+
+
+def test_the_sqlite_claim_reads_its_index_in_order_and_sorts_nothing(tmp_path):
+    import time
+
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    try:
+        # the claim statement as the store runs it, through SQLite's own planner
+        calls: list[str] = []
+        db = outbox.store._db
+        outbox.store._db = _Spy(db, calls)
+        outbox.claim()
+        (claim_sql,) = [sql for sql in calls if sql.lstrip().startswith("SELECT")]
+        now = time.time()
+        plan = " | ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + claim_sql,
+                                                        ("pending", now, now, "pending", 100)))
+    finally:
+        outbox.store._db = db
+        outbox.close()
+    assert "USING INDEX outbox_due" in plan, plan
+    assert "TEMP B-TREE" not in plan, f"the claim sorts the backlog: {plan}"
+
+
+class _Spy:
+    """A sqlite3 connection that notes every statement it is given."""
+
+    def __init__(self, db, calls: list[str]) -> None:
+        self.db, self.calls = db, calls
+
+    def execute(self, sql, *args):
+        self.calls.append(sql)
+        return self.db.execute(sql, *args)
+
+    def executemany(self, sql, *args):
+        self.calls.append(sql)
+        return self.db.executemany(sql, *args)
+
+
+def test_the_sqlite_outbox_syncs_every_commit_unless_told_otherwise(tmp_path):
+    from loyaltykit.errors import ConfigError
+
+    def level(outbox: Outbox) -> int:
+        return outbox.store._db.execute("PRAGMA synchronous").fetchone()[0]  # type: ignore[attr-defined]
+
+    with Outbox(tmp_path / "a.sqlite3") as safe:
+        assert level(safe) == 2, "FULL: a commit survives a power cut"
+        safe.add(make_order("S-0"))
+        assert level(safe) == 2, "a queued order is synced"
+        (claimed,) = safe.claim()
+        assert level(safe) == 1, "a worker's progress is not synced on its own (export is idempotent)"
+        assert safe.drop("S-0", reason="cancelled") is False, "it is leased"
+        safe.release([claimed])
+        assert safe.drop("S-0", reason="cancelled") and level(safe) == 2, "a drop is synced"
+    with Outbox(f"sqlite:///{tmp_path / 'b.sqlite3'}?synchronous=normal") as fast:
+        assert fast.store._db.execute("PRAGMA synchronous").fetchone()[0] == 1
+        assert fast.add(make_order("S-1")) and [o.ref for o in fast.claim()] == ["S-1"]
+        assert "synchronous=normal" in repr(fast)
+    with pytest.raises(ConfigError, match="synchronous"):
+        Outbox(f"sqlite:///{tmp_path / 'c.sqlite3'}?synchronous=off")
+    with pytest.raises(ConfigError, match="unknown SQLite option 'journal_mode'"):
+        Outbox(f"sqlite:///{tmp_path / 'c.sqlite3'}?journal_mode=memory")
+
+
+@pytest.mark.postgres
+def test_the_postgres_claim_reads_its_index_in_order_and_sorts_nothing():
+    import time
+
+    from sqlalchemy import text
+
+    from loyaltykit.outbox.postgres import _PICK, TABLE
+
+    with fresh_database() as url, Outbox(url) as outbox:
+        engine = outbox.store.engine  # type: ignore[attr-defined]
+        now = time.time()
+        fill = (f"INSERT INTO {TABLE} (ref, group_key, payload, state, next_attempt, created_at, updated_at)"  # noqa: S608 - a constant table name
+                " SELECT 'R' || g, 'R' || g, '{}', 'pending', :now + g * 1e-6, :now, :now FROM generate_series(1, 50000) AS g")
+        with engine.begin() as conn:  # a backlog big enough for the planner to choose by cost
+            conn.execute(text(fill), {"now": now - 60})
+            conn.execute(text(f"ANALYZE {TABLE}"))
+        with engine.begin() as conn:
+            plan = "\n".join(row[0] for row in conn.execute(text("EXPLAIN " + _PICK), {"now": now, "limit": 100}))
+    assert f"Index Scan using {TABLE}_due" in plan, plan
+    assert "Sort" not in plan, f"the claim sorts the backlog:\n{plan}"
