@@ -306,3 +306,36 @@ def test_subtotals_follow_the_lines_of_a_copy():
     assert copied.subtotal == first + line.unit_price
     assert basket.subtotal == first and basket == Basket.model_validate(basket_dict())
     assert "_subtotal_of" not in basket.model_dump()
+
+
+def test_nested_kit_models_are_validated_once_and_errors_stay_typed() -> None:
+    # A custom __init__ on the base would make pydantic call it for every nested model, running
+    # each model's checks twice; the base marks it as pydantic's own so validation happens once.
+    from pydantic import model_validator
+
+    from loyaltykit import InvalidDataError
+    from loyaltykit.money import KitBase
+
+    calls: list[str] = []
+
+    class Inner(KitBase):
+        value: int
+
+        @model_validator(mode="after")
+        def count(self) -> Inner:
+            calls.append("inner")
+            return self
+
+    class Outer(KitBase):
+        inner: Inner
+        items: list[Inner]
+
+    data = {"inner": {"value": 1}, "items": [{"value": 2}, {"value": 3}]}
+    Outer(**data)
+    assert calls == ["inner"] * 3
+    calls.clear()
+    Outer.model_validate_json('{"inner": {"value": 1}, "items": [{"value": 2}]}')
+    assert calls == ["inner"] * 2
+    with pytest.raises(InvalidDataError) as info:
+        Outer(inner={"value": "x"}, items=[])
+    assert info.value.field == "inner.value"

@@ -113,6 +113,11 @@ class KitBase(BaseModel):
         except ValidationError as exc:  # assigning to a frozen model
             raise invalid_data(exc) from None
 
+    # Validation of nested data must not call the __init__ above: it would validate each model a
+    # second time (pydantic calls a custom __init__ per nested model). Errors are translated where
+    # validation starts instead: __init__, model_validate and model_validate_json.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
     @classmethod
     def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
         try:
