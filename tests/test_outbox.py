@@ -670,3 +670,20 @@ def test_the_postgres_claim_reads_its_index_in_order_and_sorts_nothing():
             plan = "\n".join(row[0] for row in conn.execute(text("EXPLAIN " + _PICK), {"now": now, "limit": 100}))
     assert f"Index Scan using {TABLE}_due" in plan, plan
     assert "Sort" not in plan, f"the claim sorts the backlog:\n{plan}"
+
+
+def test_the_sqlite_listing_of_one_state_sorts_nothing(tmp_path):
+    # the oldest pending order's age is read on every metrics scrape: no sort of the backlog
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    try:
+        calls: list[str] = []
+        db = outbox.store._db
+        outbox.store._db = _Spy(db, calls)
+        outbox.oldest_pending_age()
+        (sql,) = [s for s in calls if s.lstrip().startswith("SELECT")]
+        plan = " | ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sql, ("pending", 1)))
+    finally:
+        outbox.store._db = db
+        outbox.close()
+    assert "USING" in plan and "INDEX outbox_state" in plan, plan
+    assert "TEMP B-TREE" not in plan, f"the listing sorts the backlog: {plan}"

@@ -58,6 +58,8 @@ _SCHEMA = (
     f"CREATE INDEX IF NOT EXISTS {TABLE}_due ON {TABLE} (state, next_attempt, seq)",
     # the in-order check: the oldest pending row of a customer / order reference
     f"CREATE INDEX IF NOT EXISTS {TABLE}_group ON {TABLE} (group_key, seq) WHERE state = 'pending'",
+    # listings of one state oldest first (the oldest pending order's age on every metrics scrape)
+    f"CREATE INDEX IF NOT EXISTS {TABLE}_state ON {TABLE} (state, seq)",
 )
 _INSERT = (f"INSERT INTO {TABLE} (ref, group_key, payload, state, next_attempt, created_at, updated_at)"
            " VALUES (:ref, :group_key, :payload, 'pending', :now, :now, :now) ON CONFLICT (ref) DO NOTHING")

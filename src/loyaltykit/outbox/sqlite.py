@@ -44,10 +44,12 @@ CREATE TABLE IF NOT EXISTS outbox (
 """
 # The claim walks due pending rows in (state, next_attempt) order -- the index order, rowid
 # (insertion order) breaking ties -- and stops at its LIMIT: its cost does not grow with the
-# backlog. The ordering check looks up the oldest pending row of a group.
+# backlog. The ordering check looks up the oldest pending row of a group. Listings of one state,
+# oldest first (the oldest pending order's age on every metrics scrape), read (state, rowid).
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt)",
     "CREATE INDEX IF NOT EXISTS outbox_group ON outbox (group_key, state)",
+    "CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state)",
 )
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 _COLUMNS = "ref, state, attempts, last_status, last_reason, next_attempt, created_at, lease_until"
