@@ -269,6 +269,10 @@ class SessionMAdapter(EngineAdapter):
         key = ctx.idempotency_key or issue.key
         earlier = yield from self._tagged(issue.customer_id, key)
         if earlier:
+            if len(earlier) != issue.quantity:  # another issue under this key, or some already redeemed
+                raise InvalidRequestError(
+                    f"issue.idempotency_key: this key issued offers before and {len(earlier)} are in the wallet",
+                    field="issue.idempotency_key", engine=self.name)
             return IssuedVouchers(customer_id=issue.customer_id, definition_id=issue.definition_id,
                                   vouchers=earlier, created=False)
         response = yield self._connect("/offers/api/2.0/offers/acquisition/issue", tf.issue_request(issue),
