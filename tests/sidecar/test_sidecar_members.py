@@ -139,7 +139,8 @@ class _CheckoutOnly(LocalAdapter):
     """The embedded engine declaring no member operation (as most HTTP engines)."""
 
     capabilities = LocalAdapter.capabilities.model_copy(
-        update={"enrol_member": False, "update_member": False, "statement": False, "wallet": False})
+        update={"enrol_member": False, "update_member": False, "statement": False, "wallet": False,
+                "issue_voucher": False})
 
 
 def test_an_engine_without_member_operations_answers_501(make_service, tmp_path):
@@ -147,11 +148,26 @@ def test_an_engine_without_member_operations_answers_501(make_service, tmp_path)
     loyalty = Loyalty(LoyaltySettings(), adapter=_CheckoutOnly(engine=engine), load_entry_points=False)
     service = make_service(loyalty=loyalty)
     for answer in (service.get("/v1/members/M1/wallet"), service.get("/v1/members/M1/statement"),
-                   _enrol(service), service.post("/v1/members/update", {"customer_id": "M1", "role": "x"}, key="u")):
+                   _enrol(service), service.post("/v1/members/update", {"customer_id": "M1", "role": "x"}, key="u"),
+                   service.post("/v1/vouchers/issue", {"customer_id": "M1", "definition_id": "BDAY",
+                                                      "idempotency_key": "bday-M1"}, key="i")):
         assert answer.status_code == 501, answer.text
         assert answer.json()["code"] == "not_supported"
     assert service.store.state("pos", "enrol-shop-42") is None  # nothing applied: the key is free again
     loyalty.close()
+
+
+def test_issue_voucher_bad_input_names_the_field_without_an_engine_call(service):
+    calls = _count_engine_calls()
+    body = {"customer_id": "M1", "definition_id": "BDAY", "idempotency_key": "bday-M1"}
+    for field, bad in (("quantity", {"quantity": 0}), ("idempotency_key", {"idempotency_key": "a b"}),
+                       ("face_value", {"face_value": {"amount": "-1.00", "currency": "EUR"}}),
+                       ("expires_at", {"expires_at": "2020-01-01T00:00:00Z"})):
+        answer = service.post("/v1/vouchers/issue", {**body, **bad}, key=f"bad-{field}")
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["field"] == field
+    assert service.post("/v1/vouchers/issue", body).json()["field"] == "Idempotency-Key"
+    assert _count_engine_calls() == calls
 
 
 def _count_engine_calls() -> float:
