@@ -158,6 +158,28 @@ def test_an_engine_without_member_operations_answers_501(make_service, tmp_path)
     loyalty.close()
 
 
+def test_issue_voucher_answers_the_vouchers_once_per_body_key(service):
+    member_id = _enrol(service).json()["customer"]["id"]
+    body = {"customer_id": member_id, "definition_id": "BIRTHDAY-10", "idempotency_key": "bday-1", "quantity": 2,
+            "expires_at": "2099-12-31T23:59:59Z"}
+    first = service.post("/v1/vouchers/issue", body, key="issue-1")
+    assert first.status_code == 200, first.text
+    issued = first.json()
+    assert issued["created"] is True and issued["customer_id"] == member_id
+    assert [v["amount"] for v in issued["vouchers"]] == [{"amount": "10.00", "currency": "EUR"}] * 2
+    assert all(v["expires_at"] == "2099-12-31T23:59:59Z" and v["code"] == v["id"] for v in issued["vouchers"])
+    # The same header key: the stored answer; another header key, the same body key: issued once.
+    assert service.post("/v1/vouchers/issue", body, key="issue-1").headers["Idempotent-Replayed"] == "true"
+    again = service.post("/v1/vouchers/issue", body, key="issue-1-again")
+    assert again.json() == {**issued, "created": False}
+    wallet = service.get(f"/v1/members/{member_id}/wallet").json()
+    assert sorted(o["code"] for o in wallet["offers"]) == sorted(v["code"] for v in issued["vouchers"])
+    unknown = service.post("/v1/vouchers/issue", {**body, "customer_id": "M-NOBODY", "idempotency_key": "b2"}, key="i2")
+    assert unknown.status_code == 404 and unknown.json()["code"] == "customer_not_found"
+    nothing = service.post("/v1/vouchers/issue", {**body, "definition_id": "NOPE", "idempotency_key": "b3"}, key="i3")
+    assert nothing.status_code == 400 and nothing.json()["field"] == "issue.definition_id"
+
+
 def test_issue_voucher_bad_input_names_the_field_without_an_engine_call(service):
     calls = _count_engine_calls()
     body = {"customer_id": "M1", "definition_id": "BDAY", "idempotency_key": "bday-M1"}

@@ -479,7 +479,7 @@ def create_app(
               responses=_write_doc(200, IssuedVouchers, "Issued, or already issued under this idempotency_key.", 404))
     def issue_voucher(request: Request, idempotency_key: IdempotencyKeyHeader, issue: VoucherIssue) -> Response:
         return keyed(request, "issue_voucher", idempotency_key, issue,
-                     lambda: (200, loyalty.issue_voucher(issue), {}))
+                     lambda: (200, sidecar.loyalty.issue_voucher(issue), {}))
 
     # -- writes ----------------------------------------------------------------------------------------
     @app.post("/v1/vouchers/redeem", response_model=RedemptionResult, tags=["v1"],
