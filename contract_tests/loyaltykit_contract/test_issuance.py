@@ -83,6 +83,7 @@ def test_issue_voucher_concurrently_issues_once(loyaltykit_target):
 
 @requires(Capability.ISSUE_VOUCHER)
 def test_issue_voucher_to_unknown_member(loyaltykit_target):
+    """Issuing to a member the engine does not know raises CustomerNotFoundError."""
     lk = loyaltykit_target
     outcome = lk.attempt("issue_voucher", _issue("no-such-member-42", _definition(lk)))
     assert isinstance(outcome, CustomerNotFoundError), f"expected CustomerNotFoundError, got {outcome!r}"
@@ -90,6 +91,7 @@ def test_issue_voucher_to_unknown_member(loyaltykit_target):
 
 @requires(Capability.ISSUE_VOUCHER)
 def test_issue_voucher_of_unknown_definition(loyaltykit_target):
+    """A voucher definition or offer the engine does not know is refused on definition_id."""
     lk = loyaltykit_target
     customer = lk.customer(capability=Capability.ISSUE_VOUCHER)
     outcome = lk.attempt("issue_voucher", _issue(customer.id, "no-such-definition-42"))
@@ -99,6 +101,8 @@ def test_issue_voucher_of_unknown_definition(loyaltykit_target):
 
 @requires(Capability.ISSUE_VOUCHER)
 def test_issue_voucher_bad_input_names_the_field_without_an_engine_call(loyaltykit_target):
+    """A zero quantity, a negative face value, a past expiry, an empty definition or a malformed key is
+    refused with InvalidRequestError naming the field, and nothing reaches the engine."""
     lk = loyaltykit_target
     customer = lk.customer(capability=Capability.ISSUE_VOUCHER)
     before = lk.request_count()
