@@ -306,6 +306,7 @@ class NarrowAdapter(ReferenceAdapter):
         ("update_member", {"customer_id": "m1", "tier": "gold"}),
         ("statement", {"customer_id": "m1"}),
         ("wallet", {"customer_id": "m1"}),
+        ("issue_voucher", {"customer_id": "m1", "definition_id": "BDAY", "idempotency_key": "bday-m1-2026"}),
     ],
 )
 def test_undeclared_capability_raises_not_supported_without_engine_call(call, payload, make_sync, engine):
@@ -426,6 +427,13 @@ def test_sync_products_input_is_validated_before_any_engine_call(products, field
         ("statement", {"customer_id": "m1", "since": "2025-02-01T00:00:00Z", "until": "2025-01-01T00:00:00Z"},
          "query.since"),
         ("wallet", {"customer_id": ""}, "query.customer_id"),
+        ("issue_voucher", {"customer_id": "m1", "definition_id": "BDAY"}, "issue.idempotency_key"),
+        ("issue_voucher", {"customer_id": "m1", "definition_id": "BDAY", "idempotency_key": "k", "quantity": 21},
+         "issue.quantity"),
+        ("issue_voucher", {"customer_id": "m1", "definition_id": "BDAY", "idempotency_key": "k",
+                           "face_value": {"amount": "0.00", "currency": "EUR"}}, "issue.face_value"),
+        ("issue_voucher", {"customer_id": "m1", "definition_id": "BDAY", "idempotency_key": "k",
+                           "expires_at": "2099-01-01T00:00:00"}, "issue.expires_at"),
     ],
 )
 def test_member_operations_validate_before_the_capability_and_any_engine_call(call, payload, field, make_sync, engine):

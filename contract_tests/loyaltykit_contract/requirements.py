@@ -6,7 +6,7 @@ suite asserts the *not supported* contract for the first missing capability:
 
 * for a capability the facade gates (identify, evaluate, price_products, redeem_voucher,
   spend_cashback, spend_points, export_orders, cancel, refund, partial_refund, sync_products,
-  enrol_member, update_member, statement, wallet), the operation
+  enrol_member, update_member, statement, wallet, issue_voucher), the operation
   raises ``NotSupportedError`` and no request reaches the engine;
 * for a capability that qualifies an operation (wallet_offers, earn_preview, reserve_voucher),
   the operation still works and shows none of the undeclared feature (no wallet, no points to
@@ -25,7 +25,7 @@ import pytest
 
 from loyaltykit.capabilities import Capability
 from loyaltykit.errors import LoyaltyError, NotSupportedError
-from loyaltykit.members import Enrolment, MemberUpdate, StatementQuery, WalletQuery
+from loyaltykit.members import Enrolment, MemberUpdate, StatementQuery, VoucherIssue, WalletQuery
 from loyaltykit.models import (
     BalanceKind,
     CashbackSpend,
@@ -116,6 +116,8 @@ def _probe_args(target: ContractTarget, capability: Capability) -> tuple[str, tu
         return "statement", (StatementQuery(customer_id="cust-probe"),)
     if capability is Capability.WALLET:
         return "wallet", (WalletQuery(customer_id="cust-probe"),)
+    if capability is Capability.ISSUE_VOUCHER:
+        return "issue_voucher", (VoucherIssue(customer_id="cust-probe", definition_id="probe", idempotency_key="probe-1"),)
     if capability is Capability.PARTIAL_REFUND:
         partial = Reversal(
             order=order, kind=ReversalKind.REFUND, lines=(RefundLine(line_id="l1", quantity=Decimal(1)),),

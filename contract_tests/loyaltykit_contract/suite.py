@@ -11,6 +11,7 @@ scenarios to that harness; without it they run against every harness found, like
 from .test_evaluate import *  # noqa: F403
 from .test_export import *  # noqa: F403
 from .test_identify import *  # noqa: F403
+from .test_issuance import *  # noqa: F403
 from .test_lifecycle import *  # noqa: F403
 from .test_members import *  # noqa: F403
 from .test_money import *  # noqa: F403

@@ -30,7 +30,17 @@ from .capabilities import Capabilities, Capability
 from .errors import ConfigError, NotSupportedError
 from .flows import CallContext, Flow
 from .hookspecs import hookimpl
-from .members import Enrolment, EnrolmentResult, MemberUpdate, Statement, StatementQuery, Wallet, WalletQuery
+from .members import (
+    Enrolment,
+    EnrolmentResult,
+    IssuedVouchers,
+    MemberUpdate,
+    Statement,
+    StatementQuery,
+    VoucherIssue,
+    Wallet,
+    WalletQuery,
+)
 from .models import (
     Basket,
     CashbackSpend,
@@ -149,6 +159,9 @@ class EngineAdapter:
     def member_wallet(self, query: WalletQuery, ctx: CallContext) -> Flow[Wallet]:
         return _unsupported(self, "member_wallet")
 
+    def issue_voucher(self, issue: VoucherIssue, ctx: CallContext) -> Flow[IssuedVouchers]:
+        return _unsupported(self, "issue_voucher")
+
     # -- hook implementations: written once, here ----------------------------------------------
     @hookimpl
     def loyaltykit_identify(self, identifier: CustomerIdentifier, ctx: CallContext) -> Flow[Customer | None]:
@@ -197,6 +210,10 @@ class EngineAdapter:
     @hookimpl
     def loyaltykit_member_wallet(self, query: WalletQuery, ctx: CallContext) -> Flow[Wallet]:
         return self.member_wallet(query, ctx)
+
+    @hookimpl
+    def loyaltykit_issue_voucher(self, issue: VoucherIssue, ctx: CallContext) -> Flow[IssuedVouchers]:
+        return self.issue_voucher(issue, ctx)
 
     def __repr__(self) -> str:  # settings may hold secrets: never show them
         return f"<{type(self).__name__} engine={self.name!r} version={self.version!r}>"

@@ -34,6 +34,7 @@ class Capability(StrEnum):
     UPDATE_MEMBER = "update_member"
     STATEMENT = "statement"
     WALLET = "wallet"
+    ISSUE_VOUCHER = "issue_voucher"
 
 
 class Capabilities(BaseModel):
@@ -58,6 +59,7 @@ class Capabilities(BaseModel):
     update_member: bool = False
     statement: bool = False
     wallet: bool = False
+    issue_voucher: bool = False
     currencies: frozenset[str] | None = None  # None: whatever the engine accepts
 
     def supports(self, capability: Capability | str) -> bool:

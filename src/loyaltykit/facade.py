@@ -47,7 +47,17 @@ from .errors import (
     invalid_data,
 )
 from .flows import PARSE_ERRORS, CallContext, Flow, run_in_process
-from .members import Enrolment, EnrolmentResult, MemberUpdate, Statement, StatementQuery, Wallet, WalletQuery
+from .members import (
+    Enrolment,
+    EnrolmentResult,
+    IssuedVouchers,
+    MemberUpdate,
+    Statement,
+    StatementQuery,
+    VoucherIssue,
+    Wallet,
+    WalletQuery,
+)
 from .models import (
     MAX_EXPORT_BATCH,
     MAX_SYNC_PRODUCTS,
@@ -500,6 +510,29 @@ class _Facade:
             Wallet,
         )
 
+    def _prepare_issue_voucher(self, issue: Any) -> _Call[IssuedVouchers]:
+        issue = coerce(VoucherIssue, issue, "issue")
+        self._require(Capability.ISSUE_VOUCHER, "issue_voucher")
+        if issue.face_value is not None:
+            self._check_currency(issue.face_value.currency, "issue_voucher")
+        ctx = self._ctx("issue_voucher", self.settings.write_deadline, idempotency_key=issue.key,
+                        scrub_values=_ids(issue.customer_id))
+
+        def check(result: IssuedVouchers) -> IssuedVouchers:
+            if len(result.vouchers) != issue.quantity:
+                raise MalformedResponseError(
+                    f"the engine issued {len(result.vouchers)} voucher(s) for a quantity of {issue.quantity}",
+                    engine=self.engine, operation="issue_voucher")
+            return result
+
+        return _Call(
+            "issue_voucher",
+            lambda: self.pm.hook.loyaltykit_issue_voucher(issue=issue, ctx=ctx),
+            ctx,
+            IssuedVouchers,
+            on_result=check,
+        )
+
     # -- shared finishing -----------------------------------------------------------------------
     def _adapter_bug(self, call: _Call[Any], exc: Exception) -> LoyaltyError:
         return MalformedResponseError(
@@ -627,6 +660,9 @@ class Loyalty(_Facade):
 
     def wallet(self, query: WalletQuery | dict[str, Any] | str) -> Wallet:
         return self._execute(self._prepare_wallet(query))
+
+    def issue_voucher(self, issue: VoucherIssue | dict[str, Any]) -> IssuedVouchers:
+        return self._execute(self._prepare_issue_voucher(issue))
 
     def close(self) -> None:
         if self._closed:
@@ -760,6 +796,9 @@ class AsyncLoyalty(_Facade):
 
     async def wallet(self, query: WalletQuery | dict[str, Any] | str) -> Wallet:
         return await self._execute(self._prepare_wallet(query))
+
+    async def issue_voucher(self, issue: VoucherIssue | dict[str, Any]) -> IssuedVouchers:
+        return await self._execute(self._prepare_issue_voucher(issue))
 
     async def aclose(self) -> None:
         if self._closed:

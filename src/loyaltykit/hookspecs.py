@@ -25,7 +25,17 @@ from .operations import OPERATIONS
 
 if TYPE_CHECKING:
     from .flows import CallContext, Flow
-    from .members import Enrolment, EnrolmentResult, MemberUpdate, Statement, StatementQuery, Wallet, WalletQuery
+    from .members import (
+        Enrolment,
+        EnrolmentResult,
+        IssuedVouchers,
+        MemberUpdate,
+        Statement,
+        StatementQuery,
+        VoucherIssue,
+        Wallet,
+        WalletQuery,
+    )
     from .models import (
         Basket,
         CashbackSpend,
@@ -312,6 +322,32 @@ def loyaltykit_member_wallet(query: WalletQuery, ctx: CallContext) -> Flow[Walle
 
     Side effects: none — listing the wallet never claims or activates an offer.
     Raises: ``CustomerNotFoundError``; the errors of :func:`loyaltykit_identify`.
+
+    .. versionadded:: 0.3
+    """
+
+
+@hookspec(firstresult=True)
+def loyaltykit_issue_voucher(issue: VoucherIssue, ctx: CallContext) -> Flow[IssuedVouchers]:
+    """Issue a voucher or offer to a member outside a checkout; once per idempotency key.
+
+    First result wins; answered by exactly one engine adapter declaring ``issue_voucher``.
+
+    :param issue: a validated :class:`~loyaltykit.members.VoucherIssue`: the member, the engine's
+        voucher definition or offer id, the quantity, and an optional face value and expiry.
+    :param ctx: the call context; ``ctx.idempotency_key`` equals ``issue.idempotency_key``.
+    :return: a flow returning :class:`~loyaltykit.members.IssuedVouchers`: one
+        :class:`~loyaltykit.models.Offer` per unit issued, each with the id and code the shop
+        redeems it with (in any channel) and its expiry; ``created`` is ``False`` when this key had
+        already issued (the earlier vouchers, nothing new). The vouchers then appear in
+        :func:`loyaltykit_member_wallet` and can be redeemed once each.
+
+    Side effects: yes; one issue per key however often it is sent, even concurrently (the adapter
+    maps the key to the engine's mechanism or looks the earlier issue up before sending).
+    Raises: ``CustomerNotFoundError``; ``InvalidRequestError`` (``field="definition_id"``) for a
+    definition the engine does not know, or naming the field the engine refuses;
+    ``NotSupportedError`` for an override (face value, expiry) the engine cannot apply;
+    ``OutcomeUnknownError`` when the answer was lost (sending the same issue again is safe).
 
     .. versionadded:: 0.3
     """

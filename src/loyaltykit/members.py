@@ -1,8 +1,9 @@
-"""Member and program operations: enrolment, member updates, statements and wallets.
+"""Member and program operations: enrolment, member updates, statements, wallets and issuance.
 
 These are optional operations beside the checkout (see :mod:`loyaltykit.operations`): a shop's
 sign-up page enrols a member, its back office changes a tier or segments, its "my account" page
-shows the statement and the wallet ("my offers"). Models are frozen and validated like the
+shows the statement and the wallet ("my offers"), its marketing tools issue a voucher or an
+offer to a member outside a checkout (a birthday, a goodwill gesture, a campaign). Models are frozen and validated like the
 checkout's; identifiers and names never reach a repr.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
@@ -23,6 +24,7 @@ from .models import (
     Currency,
     Customer,
     CustomerIdentifier,
+    IdempotencyKey,
     Ident,
     IdentifierKind,
     KitModel,
@@ -36,6 +38,7 @@ MAX_STATEMENT_PAGE = 200
 MAX_SEGMENTS = 50
 MAX_CONSENTS = 20
 MAX_PROFILE_FIELDS = 32
+MAX_ISSUE_QUANTITY = 20
 
 
 def _signed_points(value: Any) -> Decimal:
@@ -240,16 +243,66 @@ class Wallet(KitModel):
     offers: tuple[Offer, ...] = ()
 
 
+# ---------------------------------------------------------------------------------------------
+# Issuance
+# ---------------------------------------------------------------------------------------------
+
+
+class VoucherIssue(KitModel):
+    """Issue a voucher or offer to a member outside a checkout, once per ``idempotency_key``.
+
+    ``definition_id`` names what to issue as the engine knows it (a voucher definition, an offer);
+    ``face_value`` and ``expires_at`` override the definition's where the engine allows it.
+    """
+
+    customer_id: Ident
+    definition_id: Ident
+    idempotency_key: IdempotencyKey
+    face_value: Money | None = None
+    expires_at: Timestamp | None = None
+    quantity: Annotated[int, Field(ge=1, le=MAX_ISSUE_QUANTITY)] = 1
+    reason: Label | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> VoucherIssue:
+        if self.face_value is not None and self.face_value.amount <= 0:
+            raise ValueError("face_value: must be positive")
+        if self.expires_at is not None:
+            if self.expires_at.tzinfo is None:
+                raise ValueError("expires_at: give a time zone (UTC, say)")
+            if self.expires_at <= datetime.now(UTC):
+                raise ValueError("expires_at: must be in the future")
+        return self
+
+    @property
+    def key(self) -> str:
+        return self.idempotency_key
+
+
+class IssuedVouchers(KitModel):
+    """What an issue gave the member: one :class:`~loyaltykit.models.Offer` per unit, each with the
+    id and code a shop redeems it with and its expiry. ``created`` is ``False`` when the key had
+    already issued (the earlier vouchers are returned; nothing new is issued)."""
+
+    customer_id: str
+    definition_id: str
+    vouchers: tuple[Offer, ...]
+    created: bool = True
+
+
 __all__ = [
+    "MAX_ISSUE_QUANTITY",
     "MAX_STATEMENT_PAGE",
     "Consent",
     "Enrolment",
     "EnrolmentResult",
+    "IssuedVouchers",
     "MemberUpdate",
     "Statement",
     "StatementEntry",
     "StatementEntryKind",
     "StatementQuery",
+    "VoucherIssue",
     "Wallet",
     "WalletQuery",
     "decode_cursor",

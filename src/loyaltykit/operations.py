@@ -55,6 +55,8 @@ OPERATIONS: tuple[Operation, ...] = (
               "A page of a member's statement: points and cashback earned, spent, expired, reversed."),
     Operation("member_wallet", "wallet", "query", ("wallet",), False,
               "The member's offers and vouchers outside a basket."),
+    Operation("issue_voucher", "issue_voucher", "issue", ("issue_voucher",), True,
+              "Issue a voucher or offer to a member outside a checkout, once per key."),
 )
 
 _BY_NAME = {op.name: op for op in OPERATIONS}

@@ -178,6 +178,10 @@ class EngineHarness(Protocol):
     # purpose (e.g. "burns_twice_on_retry", "drops_idempotency_key", "swallows_error_body"), each
     # configured against this harness's fake. The suite's self-test runs against them and must fail.
     #
+    # Optional (required when the adapter declares ``issue_voucher``): ``define_issuable(spec:
+    # OfferSpec) -> str`` — a voucher definition or offer the engine can issue to a member; returns
+    # the id a ``VoucherIssue.definition_id`` names it by.
+    #
     # Optional: ``define_cashback_rule(percent: Decimal) -> None`` — members earn ``percent`` % of
     # the amount paid as cashback (money) on each order. A harness whose engine (or fake) does not
     # model cashback earning leaves it out or raises ``NotImplementedError``: the cashback-earn
@@ -254,6 +258,9 @@ class HarnessBase:
 
     def define_earn_rule(self, points_per_unit: Decimal) -> None:
         raise NotImplementedError(f"the {self.engine} fake has no earn rules")
+
+    def define_issuable(self, spec: OfferSpec) -> str:
+        raise NotImplementedError(f"the {self.engine} engine has no issuable vouchers")
 
     def define_cashback_rule(self, percent: Decimal) -> None:
         raise NotImplementedError(f"the {self.engine} fake models no cashback earning")

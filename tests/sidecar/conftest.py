@@ -64,6 +64,12 @@ kind = "fixed"
 amount = 5
 valid_until = 2019-12-31T23:59:59Z
 
+[[offers]]
+id = "BIRTHDAY-10"
+kind = "fixed_off_check"
+amount = 10
+label = "10 EUR birthday gift"
+
 [[rules]]
 id = "coffee-5"
 label = "5 % off coffee"

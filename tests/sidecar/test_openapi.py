@@ -45,6 +45,7 @@ SCENARIO = [
     ("update-member", "POST", "/v1/members/update", "C-1001-segments-2026-01", 200),
     ("member-statement", "GET", "/v1/members/C-1001/statement?page_size=3", None, 200),
     ("member-wallet", "GET", "/v1/members/C-1001/wallet", None, 200),
+    ("issue-voucher", "POST", "/v1/vouchers/issue", "C-1001-birthday-2026", 200),
     ("problem-invalid-request", "POST", "/v1/evaluate", None, 400),
     ("problem-voucher-already-redeemed", "POST", "/v1/vouchers/redeem", "ORD-1002-redeem-ONLY-ONE", 422),
     ("problem-idempotency-key-reused", "POST", "/v1/vouchers/redeem", "ORD-1001-redeem-WELCOME10", 422),

@@ -140,7 +140,8 @@ class _CheckoutOnly(LocalAdapter):
     """The embedded engine declaring no member operation (as most HTTP engines)."""
 
     capabilities = LocalAdapter.capabilities.model_copy(
-        update={"enrol_member": False, "update_member": False, "statement": False, "wallet": False})
+        update={"enrol_member": False, "update_member": False, "statement": False, "wallet": False,
+                "issue_voucher": False})
 
 
 def test_an_engine_without_member_operations_answers_501(make_service, tmp_path):
@@ -148,11 +149,48 @@ def test_an_engine_without_member_operations_answers_501(make_service, tmp_path)
     loyalty = Loyalty(LoyaltySettings(), adapter=_CheckoutOnly(engine=engine), load_entry_points=False)
     service = make_service(loyalty=loyalty)
     for answer in (service.get("/v1/members/M1/wallet"), service.get("/v1/members/M1/statement"),
-                   _enrol(service), service.post("/v1/members/update", {"customer_id": "M1", "role": "x"}, key="u")):
+                   _enrol(service), service.post("/v1/members/update", {"customer_id": "M1", "role": "x"}, key="u"),
+                   service.post("/v1/vouchers/issue", {"customer_id": "M1", "definition_id": "BDAY",
+                                                      "idempotency_key": "bday-M1"}, key="i")):
         assert answer.status_code == 501, answer.text
         assert answer.json()["code"] == "not_supported"
     assert service.store.state("pos", "enrol-shop-42") is None  # nothing applied: the key is free again
     loyalty.close()
+
+
+def test_issue_voucher_answers_the_vouchers_once_per_body_key(service):
+    member_id = _enrol(service).json()["customer"]["id"]
+    body = {"customer_id": member_id, "definition_id": "BIRTHDAY-10", "idempotency_key": "bday-1", "quantity": 2,
+            "expires_at": "2099-12-31T23:59:59Z"}
+    first = service.post("/v1/vouchers/issue", body, key="issue-1")
+    assert first.status_code == 200, first.text
+    issued = first.json()
+    assert issued["created"] is True and issued["customer_id"] == member_id
+    assert [v["amount"] for v in issued["vouchers"]] == [{"amount": "10.00", "currency": "EUR"}] * 2
+    assert all(v["expires_at"] == "2099-12-31T23:59:59Z" and v["code"] == v["id"] for v in issued["vouchers"])
+    # The same header key: the stored answer; another header key, the same body key: issued once.
+    assert service.post("/v1/vouchers/issue", body, key="issue-1").headers["Idempotent-Replayed"] == "true"
+    again = service.post("/v1/vouchers/issue", body, key="issue-1-again")
+    assert again.json() == {**issued, "created": False}
+    wallet = service.get(f"/v1/members/{member_id}/wallet").json()
+    assert sorted(o["code"] for o in wallet["offers"]) == sorted(v["code"] for v in issued["vouchers"])
+    unknown = service.post("/v1/vouchers/issue", {**body, "customer_id": "M-NOBODY", "idempotency_key": "b2"}, key="i2")
+    assert unknown.status_code == 404 and unknown.json()["code"] == "customer_not_found"
+    nothing = service.post("/v1/vouchers/issue", {**body, "definition_id": "NOPE", "idempotency_key": "b3"}, key="i3")
+    assert nothing.status_code == 400 and nothing.json()["field"] == "issue.definition_id"
+
+
+def test_issue_voucher_bad_input_names_the_field_without_an_engine_call(service):
+    calls = _count_engine_calls()
+    body = {"customer_id": "M1", "definition_id": "BDAY", "idempotency_key": "bday-M1"}
+    for field, bad in (("quantity", {"quantity": 0}), ("idempotency_key", {"idempotency_key": "a b"}),
+                       ("face_value", {"face_value": {"amount": "-1.00", "currency": "EUR"}}),
+                       ("expires_at", {"expires_at": "2020-01-01T00:00:00Z"})):
+        answer = service.post("/v1/vouchers/issue", {**body, **bad}, key=f"bad-{field}")
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["field"] == field
+    assert service.post("/v1/vouchers/issue", body).json()["field"] == "Idempotency-Key"
+    assert _count_engine_calls() == calls
 
 
 def _count_engine_calls() -> float:

@@ -38,7 +38,16 @@ from ..errors import (
     OutcomeUnknownError,
 )
 from ..facade import Loyalty
-from ..members import MAX_STATEMENT_PAGE, Enrolment, EnrolmentResult, MemberUpdate, Statement, Wallet
+from ..members import (
+    MAX_STATEMENT_PAGE,
+    Enrolment,
+    EnrolmentResult,
+    IssuedVouchers,
+    MemberUpdate,
+    Statement,
+    VoucherIssue,
+    Wallet,
+)
 from ..models import (
     Basket,
     CashbackSpend,
@@ -463,6 +472,14 @@ def create_app(
     def update_member(request: Request, idempotency_key: IdempotencyKeyHeader, update: MemberUpdate) -> Response:
         return keyed(request, "update_member", idempotency_key, update,
                      lambda: (200, sidecar.loyalty.update_member(update), {}))
+
+    @app.post("/v1/vouchers/issue", response_model=IssuedVouchers, tags=["v1"],
+              summary="Issue a voucher or offer to a member outside a checkout (once per idempotency_key in the"
+                      " body: the same key again answers the vouchers issued first, with created false).",
+              responses=_write_doc(200, IssuedVouchers, "Issued, or already issued under this idempotency_key.", 404))
+    def issue_voucher(request: Request, idempotency_key: IdempotencyKeyHeader, issue: VoucherIssue) -> Response:
+        return keyed(request, "issue_voucher", idempotency_key, issue,
+                     lambda: (200, sidecar.loyalty.issue_voucher(issue), {}))
 
     # -- writes ----------------------------------------------------------------------------------------
     @app.post("/v1/vouchers/redeem", response_model=RedemptionResult, tags=["v1"],

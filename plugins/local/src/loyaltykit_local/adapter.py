@@ -32,9 +32,11 @@ if TYPE_CHECKING:  # the engine (SQLAlchemy) loads when an adapter is built, not
     from loyaltykit.members import (
         Enrolment,
         EnrolmentResult,
+        IssuedVouchers,
         MemberUpdate,
         Statement,
         StatementQuery,
+        VoucherIssue,
         Wallet,
         WalletQuery,
     )
@@ -139,6 +141,7 @@ class LocalAdapter(EngineAdapter):
         update_member=True,
         statement=True,
         wallet=True,
+        issue_voucher=True,
     )
 
     def __init__(self, settings: LocalSettings | dict[str, Any] | None = None, *, engine: LocalEngine | None = None,
@@ -233,3 +236,10 @@ class LocalAdapter(EngineAdapter):
         from . import members
 
         return members.wallet(self.engine, query)
+
+    @flows.in_process
+    @database_errors("issue_voucher", write=True)
+    def issue_voucher(self, issue: VoucherIssue, ctx: CallContext) -> IssuedVouchers:
+        from . import members
+
+        return members.issue_vouchers(self.engine, issue)

@@ -14,6 +14,7 @@ transactions, beside the checkout operations:
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -25,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from loyaltykit import (
     BalanceKind,
+    ConfigError,
     Customer,
     CustomerNotFoundError,
     InvalidRequestError,
@@ -35,11 +37,13 @@ from loyaltykit import (
 from loyaltykit.members import (
     Enrolment,
     EnrolmentResult,
+    IssuedVouchers,
     MemberUpdate,
     Statement,
     StatementEntry,
     StatementEntryKind,
     StatementQuery,
+    VoucherIssue,
     Wallet,
     WalletQuery,
     decode_cursor,
@@ -165,20 +169,26 @@ def _event(conn: Connection, customer_id: str, kind: str, at: datetime, **detail
 
 
 def issue_offer_in(engine: Accounts, conn: Connection, customer_id: str, template_id: str, now: datetime, *,
-                   rule_id: str | None = None, order_ref: str | None = None) -> str:
-    """Put an offer from the program's template into the member's wallet, in ``conn``'s transaction."""
+                   rule_id: str | None = None, order_ref: str | None = None, code: str | None = None,
+                   amount: Money | None = None, valid_until: datetime | None = None, note: str | None = None) -> str:
+    """Put an offer from the program's template into the member's wallet, in ``conn``'s transaction
+    (``code``, ``amount`` and ``valid_until`` override the template's for an issue from outside;
+    ``note`` labels the statement entry)."""
     template: OfferTemplate = engine.program.offer_template(template_id)
-    code = f"{template.id}-{uuid.uuid4().hex[:8].upper()}"
+    code = code or f"{template.id}-{uuid.uuid4().hex[:8].upper()}"
+    if valid_until is None and template.valid_days:
+        valid_until = now + timedelta(days=template.valid_days)
     voucher = VoucherDef(
-        code=code, kind=_VOUCHER_KIND[template.kind], percent=template.percent, amount=template.amount,
+        code=code, kind=_VOUCHER_KIND[template.kind], percent=template.percent,
+        amount={amount.currency: amount.amount} if amount is not None else template.amount,
         sku=template.sku, label=template.label or template.id, owner=customer_id, usage_limit=1,
-        valid_until=now + timedelta(days=template.valid_days) if template.valid_days else None,
+        valid_until=valid_until,
     )
     conn.execute(insert(vouchers).values(
         code=code, definition=voucher.model_dump(mode="json"), owner_id=customer_id, offer_kind=template.kind,
         usage_limit=1, uses=0, created_at=to_db(now)))
     _event(conn, customer_id, "voucher", now, code=code, rule_id=rule_id, order_ref=order_ref,
-           label=voucher.label)
+           label=note or voucher.label)
     return code
 
 
@@ -361,3 +371,67 @@ def wallet(engine: Accounts, query: WalletQuery) -> Wallet:
             sku=definition.sku, code=definition.code, expires_at=definition.valid_until, applicable=True,
         ))
     return Wallet(customer_id=query.customer_id, offers=tuple(offers))
+
+
+# ---------------------------------------------------------------------------------------------
+# Issuing a voucher or offer outside a checkout
+# ---------------------------------------------------------------------------------------------
+
+
+def issued_codes(template_id: str, key: str, quantity: int) -> list[str]:
+    """One code per unit, derived from the idempotency key: codes are unique, so the key issues once."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16].upper()
+    return [f"{template_id[:24]}-{digest}{unit:02d}" for unit in range(1, quantity + 1)]
+
+
+def issue_vouchers(engine: Accounts, issue: VoucherIssue) -> IssuedVouchers:
+    """The offers of a program template, issued to a member through the path of the rules'
+    ``issue_offer`` action, once per idempotency key: of two racing issues one inserts the codes and
+    the other (a unique-code conflict) reads them back."""
+    engine.calls["issue"] += 1
+    try:
+        template = engine.program.offer_template(issue.definition_id)
+    except ConfigError:
+        raise InvalidRequestError("issue.definition_id: the program has no such offer", field="issue.definition_id",
+                                  engine=ENGINE, operation="issue_voucher") from None
+    if issue.face_value is not None and template.kind == "percent_off_check":
+        raise InvalidRequestError("issue.face_value: a percent offer has no face value", field="issue.face_value",
+                                  engine=ENGINE, operation="issue_voucher")
+    codes = issued_codes(template.id, issue.key, issue.quantity)
+    for _attempt in range(3):
+        try:
+            with engine.store.write() as conn:
+                return _issue_in(engine, conn, issue, template, codes)
+        except IntegrityError:
+            continue  # a concurrent issue of the same key won: read it back
+    raise InvalidRequestError("the vouchers could not be issued", field="issue", engine=ENGINE,
+                              operation="issue_voucher")
+
+
+def _issue_in(engine: Accounts, conn: Connection, issue: VoucherIssue, template: OfferTemplate,
+              codes: list[str]) -> IssuedVouchers:
+    engine._require_customer(conn, issue.customer_id)
+    created = False
+    if not conn.execute(select(vouchers.c.code).where(vouchers.c.code.in_(codes))).first():
+        now = engine.now()
+        for code in codes:
+            issue_offer_in(engine, conn, issue.customer_id, template.id, now, code=code, amount=issue.face_value,
+                           valid_until=issue.expires_at, note=issue.reason)
+        created = True
+    rows = {r.code: r for r in conn.execute(select(vouchers).where(vouchers.c.code.in_(codes)))}
+    if len(rows) != len(codes) or any(r.owner_id != issue.customer_id for r in rows.values()):
+        raise InvalidRequestError("issue.idempotency_key: this key issued other vouchers before",
+                                  field="issue.idempotency_key", engine=ENGINE, operation="issue_voucher")
+    currency = issue.face_value.currency if issue.face_value is not None else engine.program.currency
+    offers = []
+    for code in codes:
+        definition = VoucherDef.model_validate(rows[code].definition)
+        amount = amount_in(definition.amount, currency, engine.program.currency)
+        offers.append(Offer(
+            id=definition.code, kind=_OFFER_KIND.get(rows[code].offer_kind or "", OfferKind.OTHER),
+            label=definition.label, percent=definition.percent,
+            amount=Money(amount=amount, currency=currency) if amount is not None else None,
+            sku=definition.sku, code=definition.code, expires_at=definition.valid_until, applicable=True,
+        ))
+    return IssuedVouchers(customer_id=issue.customer_id, definition_id=issue.definition_id, vouchers=tuple(offers),
+                          created=created)

@@ -86,6 +86,14 @@ class LocalHarness:
                                  sku=spec.sku, label=spec.label)
         return self.service.issue_offer(customer_id, template)
 
+    def define_issuable(self, spec: OfferSpec) -> str:
+        """An offer template in the program, which ``issue_voucher`` names by its id."""
+        template = OfferTemplate(id=f"ISSUE-{len(self.service.program.offers) + 1}", kind=spec.kind,
+                                 percent=spec.percent, amount=_amounts(spec.amount), sku=spec.sku, label=spec.label)
+        program = self.service.program
+        self.service.set_program(program.model_copy(update={"offers": [*program.offers, template]}))
+        return template.id
+
     def define_earn_rule(self, points_per_unit: Decimal) -> None:
         program = self.service.program
         points = program.points.model_copy(update={"per_currency_unit": Decimal(points_per_unit)})

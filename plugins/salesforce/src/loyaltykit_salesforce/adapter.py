@@ -59,8 +59,10 @@ from loyaltykit.flows import CallContext
 from loyaltykit.members import (
     Enrolment,
     EnrolmentResult,
+    IssuedVouchers,
     Statement,
     StatementQuery,
+    VoucherIssue,
     Wallet,
     WalletQuery,
     decode_cursor,
@@ -94,6 +96,7 @@ class SalesforceAdapter(EngineAdapter):
         wallet=True,
         statement=True,
         enrol_member=True,
+        issue_voucher=True,
     )
     settings_model = SalesforceSettings
     settings: SalesforceSettings
@@ -241,6 +244,57 @@ class SalesforceAdapter(EngineAdapter):
         currency = query.currency or self.settings.cashback_iso_currency
         return Wallet(customer_id=query.customer_id,
                       offers=tuple(tf.wallet_offer(v, currency) for v in vouchers if v.problem() is None))
+
+    def issue_voucher(self, issue: VoucherIssue, ctx: CallContext) -> Flow[IssuedVouchers]:
+        """The org's issue-voucher program process (reference 4c, 6a), once per key. Salesforce has no
+        idempotency for it: each unit's voucher code is derived from the key, so the member's voucher
+        list (4a) shows what an earlier send issued. It is read before sending, and after a lost answer
+        before sending again; the runner's key lock keeps one call per key in flight (``key_lock_dir``
+        extends it to the processes of a host)."""
+        s = self.settings
+        key = ctx.idempotency_key or issue.key
+        codes = tf.issued_codes(s, key, issue.quantity)
+        held = yield from self._issued(issue.customer_id, codes, ctx)
+        created = False
+        for code in codes:
+            if code in held:
+                continue
+            request = self._write(tf.process_path(s, s.issue_voucher_process), tf.issue_process_body(s, issue, code),
+                                  "issue")
+
+            def applied(code: str = code) -> Flow[tf.SfVoucher | None]:
+                found = yield from self._issued(issue.customer_id, [code], ctx)
+                return found.get(code)
+
+            try:
+                response, _ = yield from self._reconciled(request, applied)
+            except OutcomeUnknownError as exc:
+                raise self._unknown(exc, key) from None
+            if response is not None:
+                try:
+                    self._checked(response, ctx, not_found=CustomerNotFoundError)
+                except LoyaltyError as exc:
+                    said = f"{exc.engine_message or ''} {exc.message}".lower()
+                    if any(phrase.lower() in said for phrase in s.issue_unknown_definition_phrases):
+                        raise InvalidRequestError("issue.definition_id: the program has no such active voucher"
+                                                  " definition", field="issue.definition_id", engine=self.name) from None
+                    raise
+            created = True
+        held = yield from self._issued(issue.customer_id, codes, ctx)
+        if any(code not in held for code in codes):  # the process answered but issued nothing we can see
+            raise self._unconfirmed("issue_voucher", key)
+        currency = issue.face_value.currency if issue.face_value is not None else s.cashback_iso_currency
+        return IssuedVouchers(customer_id=issue.customer_id, definition_id=issue.definition_id,
+                              vouchers=tuple(tf.wallet_offer(held[code], currency) for code in codes), created=created)
+
+    def _issued(self, member: str, codes: list[str], ctx: CallContext) -> Flow[dict[str, tf.SfVoucher]]:
+        """The member's vouchers carrying these codes (the first issued of each, cancelled ones aside)."""
+        vouchers = yield from self._vouchers(member, ctx)
+        wanted, found = set(codes), dict[str, tf.SfVoucher]()
+        for voucher in sorted(vouchers, key=lambda v: v.number or ""):
+            if voucher.code in wanted and voucher.status != "Cancelled":
+                found.setdefault(voucher.code, voucher)
+        return found
 
     def _write(self, path: str, body: Any, route: str, params: Any = None) -> EngineRequest:
         # No idempotency_key: Salesforce has no de-duplication, so the runner must never re-post.

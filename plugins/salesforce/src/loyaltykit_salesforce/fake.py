@@ -21,9 +21,10 @@ import json
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 
@@ -116,6 +117,18 @@ class FakeVoucher:
 
 
 @dataclass
+class FakeVoucherDefinition:
+    """A voucher definition an issue process can issue (type, value, validity, active)."""
+
+    name: str
+    type: str  # FixedValue | DiscountPercentage
+    face_value: Decimal | None = None
+    percent: Decimal | None = None
+    valid_days: int | None = 30
+    active: bool = True
+
+
+@dataclass
 class FakeJournal:
     id: str
     number: str | None
@@ -163,6 +176,7 @@ class SalesforceFake(FakeEngine):
         order_ref_field: str | None = None,
         currency: str = "EUR",
         replay_redeem_with_key: bool = True,
+        issue_process: str = "Issue Voucher",
     ) -> None:
         super().__init__()
         self.program = program
@@ -181,6 +195,8 @@ class SalesforceFake(FakeEngine):
         self.replay_redeem_with_key = replay_redeem_with_key
         self.members: dict[str, FakeMember] = {}
         self.vouchers: list[FakeVoucher] = []
+        self.issue_process = issue_process
+        self.definitions: dict[str, FakeVoucherDefinition] = {}
         self.journals: list[FakeJournal] = []
         self.rules: list[FakeRule] = []
         self.earn_rate: Decimal | None = None
@@ -202,6 +218,8 @@ class SalesforceFake(FakeEngine):
         self.route("POST", _V + rf"/connect/realtime/loyalty/programs/{_P}", "export", self._realtime)
         self.route("POST", _V + rf"/connect/loyalty/programs/{_P}/program-processes/(?P<process>[^/]+)",
                    "spend", self._process)
+        self.route("POST", _V + rf"/connect/loyalty/programs/{_P}/program-processes/(?P<process>[^/]+)",
+                   "issue", self._process)
         self.route("POST", _V + r"/global-promotions-management/(?P<kind>promotion-execution|eligible-promotions)",
                    "evaluate", self._promotions)
         self.route("POST", _V + r"/actions/standard/(?P<action>cancelAccrual|cancelRedemption)", "reverse", self._cancel)
@@ -257,8 +275,10 @@ class SalesforceFake(FakeEngine):
         except ValueError:
             return None
 
-    @staticmethod
-    def _accepts(name: str, path: str, body: Any) -> bool:
+    def _accepts(self, name: str, path: str, body: Any) -> bool:
+        if "/program-processes/" in path:
+            issuing = unquote(path.rsplit("/", 1)[-1]) == self.issue_process
+            return (name == "issue") == issuing
         if "/connect/realtime/" in path:
             simulate = isinstance(body, dict) and (body.get("runSetting") or {}).get("isSimulation") is True
             return (name == "evaluate") == simulate
@@ -323,6 +343,11 @@ class SalesforceFake(FakeEngine):
             )
             self.vouchers.append(voucher)
             return voucher
+
+    def add_definition(self, definition: FakeVoucherDefinition) -> FakeVoucherDefinition:
+        with self.lock:
+            self.definitions[definition.name] = definition
+            return definition
 
     def add_rule(self, rule: FakeRule) -> None:
         with self.lock:
@@ -724,6 +749,8 @@ class SalesforceFake(FakeEngine):
     def _process(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
         if not self._program_ok(params):
             return sf_error(404, "NOT_FOUND", "The loyalty program doesn't exist.")
+        if params["process"] == self.issue_process:
+            return self._issue(request)
         currency = self.processes.get(params["process"])
         if currency is None:
             return sf_error(404, "NOT_FOUND", "The program process doesn't exist or isn't active.")
@@ -744,6 +771,51 @@ class SalesforceFake(FakeEngine):
         self._record(journal, member, journal.get("JournalTypeName") or "Redemption", "Processed", {currency: -amount})
         return sf_json({"message": None, "outputParameters": {"outputParameters": {"results": [
             {self.debit_result: amount}]}}, "simulationDetails": {}, "status": True})
+
+    # The issue-voucher process (reference 4c, 6a): an org-configured process, so its parameter names are
+    # the org's. The fake takes the public SFCC cartridge's ("Issue Voucher" with MemberId, VoucherCode,
+    # VoucherFaceValue, VoucherExpirationDate; MembershipNumber by the interchangeable-field rule, § 0)
+    # plus VoucherDefinition naming what to issue (UNCONFIRMED, the adapter's settings default). The
+    # member and the definition are required; a missing one is the documented 400 of bad input (§ 8),
+    # an unknown one a status:false refusal (§ 6a; texts UNCONFIRMED). Voucher codes may repeat (4b:
+    # "voucherNumber when several vouchers share one code"), so the fake never refuses a known code.
+    # The output's result fields are UNCONFIRMED: the fake answers VoucherId, VoucherCode, VoucherNumber.
+    _E_DEFINITION_UNKNOWN = "The voucher definition doesn't exist or isn't active."
+
+    def _issue(self, request: httpx.Request) -> httpx.Response:
+        body = self._body(request)
+        try:
+            inputs = body["processParameters"][0]
+            member_ref = inputs.get("MembershipNumber") or inputs.get("MemberId")
+            definition_name = inputs["VoucherDefinition"]
+            if not member_ref or not isinstance(definition_name, str) or not definition_name:
+                raise KeyError("required")
+            face_value = _d(inputs["VoucherFaceValue"]) if inputs.get("VoucherFaceValue") is not None else None
+            expiry = inputs.get("VoucherExpirationDate")
+            expiration = date.fromisoformat(expiry) if expiry is not None else None
+        except (KeyError, IndexError, TypeError, ValueError, ArithmeticError, AttributeError):
+            return sf_error(400, "INVALID_INPUT", "The process parameters are invalid.")
+        with self.lock:
+            member = self.members.get(member_ref) or next(
+                (m for m in self.members.values() if m.id == member_ref), None)
+            if member is None:
+                return self._process_failed("No member found with the specified membership number.")
+            definition = self.definitions.get(definition_name)
+            if definition is None or not definition.active:
+                return self._process_failed(self._E_DEFINITION_UNKNOWN)
+            if face_value is not None and (definition.type != "FixedValue" or face_value <= 0):
+                return self._process_failed("The voucher face value is invalid for this voucher definition.")
+            if expiration is None and definition.valid_days is not None:
+                expiration = _today() + timedelta(days=definition.valid_days)
+            code = inputs.get("VoucherCode") or f"V{next(self._ids):09d}"
+            voucher = self.add_voucher(
+                member=member.membership_number, code=str(code), type=definition.type,
+                face_value=face_value if face_value is not None else definition.face_value,
+                percent=definition.percent, effective=_today(), expiration=expiration, definition=definition.name,
+            )
+        return sf_json({"message": None, "outputParameters": {"outputParameters": {"results": [
+            {"VoucherId": voucher.id, "VoucherCode": voucher.code, "VoucherNumber": voucher.number}]}},
+            "simulationDetails": {}, "status": True})
 
     @staticmethod
     def _process_failed(message: str) -> httpx.Response:

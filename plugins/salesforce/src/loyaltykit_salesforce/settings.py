@@ -62,6 +62,22 @@ class SalesforceSettings(BaseSettings):
     )
     debit_amount_parameter: str = Field(default="PointsToDebit", description="Process input holding the amount.")
     debit_result_field: str = Field(default="PointsDebited", description="Process result field with the amount.")
+    # Issuing a voucher: an org-configured program process (reference 4c, 6a). Its name and parameter
+    # names are the admin's (a public SFCC cartridge calls "Issue Voucher" with MemberId, VoucherCode,
+    # VoucherFaceValue, VoucherExpirationDate): all UNCONFIRMED, all settings.
+    issue_voucher_process: str = Field(default="Issue Voucher", description="Name of the org's issue-voucher process.")
+    issue_member_parameter: str = Field(default="MembershipNumber", description="Process input naming the member.")
+    issue_definition_parameter: str = Field(default="VoucherDefinition",
+                                            description="Process input naming the voucher definition.")
+    issue_code_parameter: str = Field(default="VoucherCode", description="Process input with the voucher code.")
+    issue_face_value_parameter: str = Field(default="VoucherFaceValue")
+    issue_expiry_parameter: str = Field(default="VoucherExpirationDate")
+    issue_code_prefix: str = Field(default="LK", pattern=r"^[A-Z0-9]{0,8}$",
+                                   description="Prefix of the voucher codes derived from idempotency keys.")
+    issue_unknown_definition_phrases: list[str] = Field(
+        default_factory=lambda: ["voucher definition"],
+        description="Message phrases of a refusal that means the definition is unknown (UNCONFIRMED texts).",
+    )
     accrual_journal_type: str = Field(default="Accrual")
     accrual_journal_subtype: str | None = Field(default="Purchase", description="JournalSubTypeName of exports.")
     redemption_journal_type: str = Field(default="Redemption")

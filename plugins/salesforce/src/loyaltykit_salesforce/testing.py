@@ -13,7 +13,7 @@ from loyaltykit.money import Money
 from loyaltykit.testing import EngineBalances, HarnessBase, OfferSpec, RuleSpec, SeededCustomer, VoucherSpec
 
 from .adapter import SalesforceAdapter
-from .fake import FakeRule, FakeVoucher, SalesforceFake
+from .fake import FakeRule, FakeVoucher, FakeVoucherDefinition, SalesforceFake
 
 BASE_URL = "https://fake-org.my.salesforce.com"
 PROGRAM = "NTO Insider"  # a space, so every test exercises URL-encoding of names
@@ -118,6 +118,17 @@ class SalesforceHarness(HarnessBase):
         code = f"OFFER-{uuid.uuid4().hex[:8].upper()}"
         voucher = self._voucher(customer_id, code, kind, spec.percent, spec.amount, None, spec.label)
         return voucher.id
+
+    def define_issuable(self, spec: OfferSpec) -> str:
+        """A voucher definition the issue-voucher process can issue; its name."""
+        if spec.kind == "fixed_off_item":
+            raise NotImplementedError("item offers are not modelled as member vouchers")
+        percent = spec.kind == "percent_off_check"
+        definition = FakeVoucherDefinition(
+            name=f"DEF-{uuid.uuid4().hex[:8].upper()}", type="DiscountPercentage" if percent else "FixedValue",
+            face_value=spec.amount.amount if spec.amount is not None and not percent else None,
+            percent=spec.percent if percent else None)
+        return self.fake.add_definition(definition).name
 
     def _voucher(self, owner: str, code: str, kind: str, percent: Decimal | None, amount: Money | None,
                  spec: VoucherSpec | None, label: str = "Voucher") -> FakeVoucher:

@@ -8,6 +8,7 @@ is defensive and driven by settings.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -612,6 +613,25 @@ def reservation_key(key: str) -> str:
 # -------------------------------------------------------------------------------------------
 # Transaction journals
 # -------------------------------------------------------------------------------------------
+
+
+def issued_codes(settings: SalesforceSettings, key: str, quantity: int) -> list[str]:
+    """The voucher codes an issue under ``key`` gives, one per unit: derived from the key, so the
+    member's voucher list shows whether (and which units) an earlier send applied."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12].upper()
+    return [f"{settings.issue_code_prefix}{digest}{unit:02d}" for unit in range(1, quantity + 1)]
+
+
+def issue_process_body(settings: SalesforceSettings, issue: Any, code: str) -> dict[str, Any]:
+    """The issue-voucher process input (reference 6a: {"processParameters": [{...}]})."""
+    s = settings
+    inputs: dict[str, Any] = {s.issue_member_parameter: issue.customer_id,
+                              s.issue_definition_parameter: issue.definition_id, s.issue_code_parameter: code}
+    if issue.face_value is not None:
+        inputs[s.issue_face_value_parameter] = issue.face_value.amount
+    if issue.expires_at is not None:
+        inputs[s.issue_expiry_parameter] = issue.expires_at.astimezone(UTC).date().isoformat()
+    return {"processParameters": [inputs]}
 
 
 def external_number(settings: SalesforceSettings, key: str) -> str:

@@ -57,8 +57,11 @@ from loyaltykit.flows import CallContext, Flow
 from loyaltykit.members import (
     Enrolment,
     EnrolmentResult,
+    IssuedVouchers,
+    MemberUpdate,
     Statement,
     StatementQuery,
+    VoucherIssue,
     Wallet,
     WalletQuery,
     decode_cursor,
@@ -101,7 +104,9 @@ class SessionMAdapter(EngineAdapter):
         cancel=True,
         wallet=True,
         enrol_member=True,
+        update_member=True,
         statement=True,
+        issue_voucher=True,
     )
     settings_model = SessionMSettings
 
@@ -228,6 +233,72 @@ class SessionMAdapter(EngineAdapter):
                                           field="enrolment.email", engine=self.name) from None
             raise
         return EnrolmentResult(customer=tf.customer_from_user(user, s), created=True)
+
+    def update_member(self, update: MemberUpdate, ctx: CallContext) -> Flow[Customer]:
+        """Segments: Core update customer (reference § 3.4) on a custom profile attribute; tier:
+        Incentives move_user (§ 5.4) in the configured tier system. A role has no documented home."""
+        s: SessionMSettings = self.settings
+        if update.role is not None:
+            raise NotSupportedError("SessionM documents no member role", field="update.role", engine=self.name)
+        if update.tier is not None and s.tier_system_id is None:
+            raise NotSupportedError("tier: set tier_system_id to move members between tiers",
+                                    field="update.tier", engine=self.name)
+        user_id = quote(update.customer_id, safe="")
+        key = quote(s.core_api_key.get_secret_value(), safe="")
+        if update.segments is not None:
+            response = yield EngineRequest("PUT", f"/priv/v1/apps/{key}/users/{user_id}", service="core",
+                                           json=tf.user_update(update, s), write=True, route="update")
+            self._core_result(response)
+        if update.tier is not None:
+            response = yield self._connect("/incentives/api/1.0/movement/move_user",
+                                           tf.move_user(update.customer_id, update.tier, s), "update", write=True)
+            self._connect_payload(response)
+        response = yield self._core_get(f"users/{user_id}", "identify", tf.CORE_USER_QUERY)
+        return tf.customer_from_user(self._core_result(response).get("user"), s)
+
+    def issue_voucher(self, issue: VoucherIssue, ctx: CallContext) -> Flow[IssuedVouchers]:
+        """acquisition/issue (reference § 4.3), once per key: the wallet is searched for user offers
+        tagged with the key first; each new user offer is tagged (acquisition/update custom_data,
+        § 4.4); the runner's key lock keeps one call per key in flight. SessionM takes neither a face
+        value nor an expiry at issue."""
+        s: SessionMSettings = self.settings
+        for name in ("face_value", "expires_at"):
+            if getattr(issue, name) is not None:
+                raise NotSupportedError(f"SessionM issues an offer as defined: {name} cannot be set",
+                                        field=f"issue.{name}", engine=self.name)
+        key = ctx.idempotency_key or issue.key
+        earlier = yield from self._tagged(issue.customer_id, key)
+        if earlier:
+            if len(earlier) != issue.quantity:  # another issue under this key, or some already redeemed
+                raise InvalidRequestError(
+                    f"issue.idempotency_key: this key issued offers before and {len(earlier)} are in the wallet",
+                    field="issue.idempotency_key", engine=self.name)
+            return IssuedVouchers(customer_id=issue.customer_id, definition_id=issue.definition_id,
+                                  vouchers=earlier, created=False)
+        response = yield self._connect("/offers/api/2.0/offers/acquisition/issue", tf.issue_request(issue),
+                                       "issue", write=True)
+        try:
+            ids = tf.issued_user_offer_ids(self._connect_payload(response), s.error_codes)
+        except LoyaltyError as exc:
+            if exc.engine_code in s.issue_offer_unknown_codes:
+                raise InvalidRequestError("issue.definition_id: SessionM has no such offer",
+                                          field="issue.definition_id", engine=self.name) from None
+            raise
+        for user_offer_id in ids:
+            response = yield self._connect(
+                "/offers/api/2.0/offers/acquisition/update",
+                {"user_id": issue.customer_id, "user_offer_id": user_offer_id, "custom_data": tf.issue_tag(key),
+                 "remain_pending_extended_data": False, "update_redemption_dates": False},
+                "issue", write=True)
+            self._connect_payload(response)
+        issued = yield from self._tagged(issue.customer_id, key)
+        return IssuedVouchers(customer_id=issue.customer_id, definition_id=issue.definition_id,
+                              vouchers=issued, created=True)
+
+    def _tagged(self, user_id: str, key: str) -> Sub:
+        entries = yield from self._wallet_entries(user_id)
+        mine = [e for e in entries if tf.tagged_with(e, key, self.settings)]
+        return tf.wallet_offers({"user_offers": mine}, self.settings)
 
     def member_statement(self, query: StatementQuery, ctx: CallContext) -> Flow[Statement]:
         """Point audit logs (reference § 5.4), paged by skip/take; the cursor is the skip."""

@@ -79,6 +79,7 @@ class User:
     last_name: str | None = None
     tier: str | None = None
     accounts: list[PointAccount] = field(default_factory=list)
+    profile: dict[str, Any] = field(default_factory=dict)  # custom attributes (user_profile)
 
 
 @dataclass
@@ -103,6 +104,7 @@ class UserOffer:
     consumed: int = 0  # lock/redeem takes one use; unlock/reinstate gives it back
     ttl_code: str | None = None  # a short-lived redemption code shown to the customer (TTLCode)
     lock_discount: dict[str, Any] | None = None  # the Discount the lock returned
+    custom_data: str | None = None  # set by acquisition/update (reference § 4.4)
 
 
 @dataclass
@@ -170,7 +172,11 @@ class SessionMFake(FakeEngine):
         self.route("GET", core + r"/users/search", "identify", self._core_search)
         self.route("GET", core + r"/external/users/(?P<external_id>[^/]+)", "identify", self._core_external)
         self.route("GET", core + r"/users/(?P<user_id>[^/]+)", "identify", self._core_by_id)
+        self.route("PUT", core + r"/users/(?P<user_id>[^/]+)", "update", self._core_update)
         self.route("POST", r"/offers/api/2\.0/offers/get_user_offers", "wallet", self._get_user_offers)
+        self.route("POST", r"/offers/api/2\.0/offers/acquisition/issue", "issue", self._acquisition_issue)
+        self.route("POST", r"/offers/api/2\.0/offers/acquisition/update", "issue", self._acquisition_update)
+        self.route("POST", r"/incentives/api/1\.0/movement/move_user", "update", self._move_user)
         self.route("POST", r"/incentives/api/1\.0/user_points/all_balances", "lookup", self._all_balances)
         self.route("POST", r"/incentives/api/1\.0/user_points/spend_multiple", "spend", self._spend_multiple)
         self.route("POST", r"/incentives/api/1\.0/user_points/spend_multiple", "reverse", self._spend_multiple)
@@ -369,6 +375,8 @@ class SessionMFake(FakeEngine):
         }
         if params.get("show_identifiers") == "true" and user.external_id:
             body["identifiers"] = [{"external_id": user.external_id, "external_id_type": "merchant_identifier"}]
+        if params.get("user[user_profile]") == "true":
+            body["user_profile"] = {"_version": 1, **user.profile}
         if params.get("expand_incentives") == "true":
             body["tier_details"] = {"point_account_balances": self._balances(user), "tier_levels": []}
         return body
@@ -479,7 +487,87 @@ class SessionMFake(FakeEngine):
             entry["sku"] = offer.sku
         if uo.expires_at:
             entry["expiration_date"] = uo.expires_at.isoformat()
+        if uo.custom_data is not None:
+            entry["custom_data"] = uo.custom_data  # the key is UNCONFIRMED (adapter wallet_custom_data_key)
         return entry
+
+    # Update customer (../shared/reference/sessionm.md § 3.4, [CAFEZUPAS-note] [R-RWS-R]): PUT with
+    # the changed fields under "user"; custom attributes under user.user_profile (§ 3.1, [D-CREATE]).
+    def _core_update(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
+        if params.get("api_key") != self.core_api_key:
+            return self._core_error("invalid_api_key")
+        fields = self._body(request).get("user")
+        if not isinstance(fields, dict):
+            return self._core_error("missing_data", 400)
+        with self.lock:
+            user = self.users.get(params["user_id"])
+            if user is None:
+                return self._core_reply(request, params, None)
+            for name in ("first_name", "last_name"):
+                if isinstance(fields.get(name), str):
+                    setattr(user, name, fields[name])
+            profile = fields.get("user_profile")
+            if profile is not None:
+                if not isinstance(profile, dict):
+                    return self._core_error("validation", 422)
+                user.profile.update(profile)
+        return respond({"status": "ok", "user": self._core_user(user, request.url.params)})
+
+    # Move tier (§ 5.4, [R-LOTUSMILE]): tier_system_id, tier_level_id and user_id are sent by every
+    # client; the answer's payload is UNCONFIRMED (the fake answers an empty one).
+    def _move_user(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
+        body, user, refused = self._connect_user(request)
+        if refused is not None:
+            return refused
+        assert user is not None
+        if not body.get("tier_system_id") or not body.get("tier_level_id"):
+            return self._connect_error("validation: tier_system_id, tier_level_id")
+        with self.lock:
+            user.tier = str(body["tier_level_id"])
+        return self._connect_ok({})
+
+    # Issue an offer (§ 4.3, [R-RWS-T]): retailer_id, user_id, offer_id, quantity; one status_list
+    # item per user offer issued, fail_reason 0. An unknown offer's refusal is UNCONFIRMED: the
+    # fake answers the Connect error "offer_not_found" (the adapter's issue_offer_unknown_codes).
+    def _acquisition_issue(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
+        body, user, refused = self._connect_user(request)
+        if refused is not None:
+            return refused
+        assert user is not None
+        offer_id = body.get("offer_id")
+        if not offer_id:
+            return self._connect_error("validation: offer_id")
+        quantity = body.get("quantity", 1)
+        if not isinstance(quantity, int | Decimal) or int(quantity) != quantity or not 1 <= quantity <= 100:
+            return self._connect_error("validation: quantity")
+        if str(offer_id) not in self.offers:
+            return self._connect_error("offer_not_found")
+        issued = [self.issue(user.id, str(offer_id)) for _ in range(int(quantity))]
+        return self._connect_ok({"status_list": [
+            {"user_id": user.id, "user_offer_id": uo.user_offer_id, "offer_id": uo.offer_id,
+             "root_offer_id": uo.offer_id, "pending_extended_data": False, "fail_reason": 0} for uo in issued]})
+
+    # Update a user offer (§ 4.4, [R-RWS-T]): retailer_id, user_id, user_offer_id, custom_data (a
+    # JSON string).
+    def _acquisition_update(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
+        body, user, refused = self._connect_user(request)
+        if refused is not None:
+            return refused
+        assert user is not None
+        with self.lock:
+            uo = self.user_offers.get(str(body.get("user_offer_id")))
+            if uo is None or uo.user_id != user.id:
+                return self._connect_error("user_offer_not_found")
+            custom = body.get("custom_data")
+            if custom is not None:
+                if not isinstance(custom, str):
+                    return self._connect_error("validation: custom_data")
+                try:
+                    json.loads(custom)
+                except ValueError:
+                    return self._connect_error("validation: custom_data")
+                uo.custom_data = custom
+        return self._connect_ok({"user_offer_id": uo.user_offer_id})
 
     def _issued(self, user: User) -> list[UserOffer]:
         now = datetime.now(UTC)

@@ -71,6 +71,15 @@ class SessionMSettings(BaseSettings):
     enrol_email_taken_codes: list[str] = Field(default_factory=lambda: ["email_taken"])
     enrol_external_id_type: str = "merchant_identifier"
     enrol_opt_in_consent: str = "marketing_email"  # the consent purpose sent as opted_in
+    # Member updates: segments live in a custom profile attribute (user_profile, reference § 3.1/3.4;
+    # its name is the tenant's, UNCONFIRMED); a tier moves with move_user (§ 5.4) in this tier system.
+    segments_profile_field: str = "segments"
+    tier_system_id: str | None = Field(default=None, description="move_user tier_system_id; None: tier not updatable.")
+    # Issuing an offer (acquisition/issue, § 4.3) has no documented idempotency: the adapter tags each
+    # issued user offer with the key through acquisition/update custom_data (§ 4.4) and looks for the
+    # tag in the wallet before issuing. The wallet entry key carrying custom_data is UNCONFIRMED.
+    wallet_custom_data_key: str = "custom_data"
+    issue_offer_unknown_codes: list[str] = Field(default_factory=lambda: ["offer_not_found"])  # UNCONFIRMED
     # Statement (fetch_point_audit_logs): the payload key holding the rows is not documented.
     audit_logs_key: str = "audit_logs"
     lookup_user_key: str = "user"

@@ -172,6 +172,12 @@ class SessionMHarness(HarnessBase):
                                     amount=amount, sku=spec.sku)
         return self.fake.issue(customer_id, offer.offer_id).user_offer_id
 
+    def define_issuable(self, spec: OfferSpec) -> str:
+        """An offer the acquisition/issue call can give a member; its offer_id."""
+        amount = spec.percent if spec.kind == "percent_off_check" else self.amount_in_currency(spec.amount)
+        return self.fake.add_offer(offer_type=self._offer_type(spec.kind), name=spec.label, amount=amount,
+                                   sku=spec.sku).offer_id
+
     def define_earn_rule(self, points_per_unit: Decimal) -> None:
         # SessionM earns in its rules engine from sent transactions; the fake applies it at once.
         self.fake.earn_rate = Decimal(points_per_unit)

@@ -291,6 +291,10 @@ def customer_from_user(user: object, settings: SessionMSettings) -> Customer:
     if points is not None:
         balances = (Balance(kind=BalanceKind.POINTS, name="points", points=max(points, Decimal(0))),)
     names = [str(user[k]) for k in ("first_name", "last_name") if user.get(k)]
+    profile = user.get("user_profile")
+    segments = (profile.get(settings.segments_profile_field) if isinstance(profile, Mapping) else None) or ()
+    if isinstance(segments, str):
+        segments = [part for part in segments.split(",") if part]
     return Customer(
         id=str(user["id"]),
         membership_number=str(user["external_id"]) if user.get("external_id") else None,
@@ -299,6 +303,7 @@ def customer_from_user(user: object, settings: SessionMSettings) -> Customer:
         balances=balances,
         email=str(user["email"]) if user.get("email") else None,
         display_name=" ".join(names) or None,
+        segments=tuple(str(seg) for seg in segments),
     )
 
 
@@ -808,3 +813,59 @@ def deposit_request(
         "disable_event_publishing": False,
         "culture": settings.culture,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Member updates and issuing offers
+# ---------------------------------------------------------------------------------------------
+
+
+def user_update(update: Any, settings: SessionMSettings) -> dict[str, Any]:
+    """Core update-customer body (reference § 3.4): the changed fields under ``user``; segments as
+    the custom profile attribute ``settings.segments_profile_field`` (replacing the set)."""
+    return {"user": {"user_profile": {settings.segments_profile_field: list(update.segments)}}}
+
+
+def move_user(user_id: str, tier: str, settings: SessionMSettings) -> dict[str, Any]:
+    """Incentives move_user body (reference § 5.4): the tier is the tier level id."""
+    return {"tier_system_id": settings.tier_system_id, "tier_level_id": tier, "user_id": user_id,
+            "process_intermediate_levels": True, "evaluate_qualifying_rules": False, "culture": settings.culture}
+
+
+ISSUE_TAG = "loyaltykit_issue"
+
+
+def issue_request(issue: Any) -> dict[str, Any]:
+    """acquisition/issue body (reference § 4.3)."""
+    return {"user_id": issue.customer_id, "offer_id": issue.definition_id, "quantity": issue.quantity,
+            "issue_exact_version": False}
+
+
+def issued_user_offer_ids(payload: Mapping[str, Any], codes: Mapping[str, str]) -> list[str]:
+    """The user offers an issue created; a non-zero ``fail_reason`` (§ 2.2, 0 = ok presumably) is
+    a refusal."""
+    ids = []
+    for item in payload.get("status_list") or ():
+        if not isinstance(item, Mapping):
+            continue
+        reason = item.get("fail_reason") or 0
+        if decimal(reason, "fail_reason") != 0:
+            raise kit_error("Connect", f"fail_reason_{reason}", "the offer was not issued", codes)
+        if item.get("user_offer_id"):
+            ids.append(str(item["user_offer_id"]))
+    return ids
+
+
+def issue_tag(key: str) -> str:
+    """The custom_data the adapter writes on each user offer it issued (a JSON string, § 4.4)."""
+    return wire.dumps({ISSUE_TAG: key}).decode()
+
+
+def tagged_with(entry: Mapping[str, Any], key: str, settings: SessionMSettings) -> bool:
+    raw = entry.get(settings.wallet_custom_data_key)
+    if isinstance(raw, str):
+        try:
+            raw = loads(raw.encode())
+        except (ValueError, MalformedResponseError):
+            return False
+    return isinstance(raw, Mapping) and raw.get(ISSUE_TAG) == key
