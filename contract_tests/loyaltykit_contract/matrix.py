@@ -44,6 +44,7 @@ GROUPS = {
     "test_parity": "Parity and declaration",
     "test_products": "Product sync",
     "test_members": "Members (enrol, update, statement, wallet)",
+    "test_points_catalog": "Points catalog paid in points",
 }
 
 

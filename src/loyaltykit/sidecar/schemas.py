@@ -9,6 +9,7 @@ document of RFC 9457.
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
@@ -48,6 +49,12 @@ class Quote(Evaluation):
     @property
     def total(self) -> Money:
         return Evaluation.total.fget(self)
+
+    @computed_field(description="Points the points-priced lines (points_lines, sent at 0.00) cost together: paid by"
+                                " one points spend naming those lines, never in money.")
+    @property
+    def points_due(self) -> Decimal:
+        return Evaluation.points_due.fget(self)
 
     @classmethod
     def from_evaluation(cls, evaluation: Evaluation) -> Quote:

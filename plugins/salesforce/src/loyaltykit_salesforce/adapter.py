@@ -94,6 +94,7 @@ class SalesforceAdapter(EngineAdapter):
         wallet=True,
         statement=True,
         enrol_member=True,
+        points_catalog=False,  # no points-priced catalog in the engine's documentation
     )
     settings_model = SalesforceSettings
     settings: SalesforceSettings

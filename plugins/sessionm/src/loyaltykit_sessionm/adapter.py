@@ -102,6 +102,7 @@ class SessionMAdapter(EngineAdapter):
         wallet=True,
         enrol_member=True,
         statement=True,
+        points_catalog=False,  # no points-priced catalog in the engine's documentation
     )
     settings_model = SessionMSettings
 
