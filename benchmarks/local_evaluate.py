@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load_note, verdict as report_row
 
 from loyaltykit import Basket, Line, Loyalty, LoyaltySettings, Money
-from loyaltykit_local import engine as rules
+from loyaltykit_local import rules
 from loyaltykit_local.adapter import LocalAdapter
 from loyaltykit_local.program import program_from_dict
 from loyaltykit_local.service import LocalEngine

@@ -108,6 +108,7 @@ def live_sidecar(tmp_path: Path):
     if os.environ.get("CI") != "true":
         pytest.importorskip("uvicorn", reason="the sidecar extra is not installed (pip install loyaltykit[sidecar])")
     import uvicorn
+
     from loyaltykit import Loyalty, LoyaltySettings, Money
     from loyaltykit.outbox import Outbox
     from loyaltykit.sidecar import SidecarSettings, create_app, hash_key

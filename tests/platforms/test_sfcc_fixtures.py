@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jsonschema_rs
 import pytest
+
 from loyaltykit import Money
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,6 +99,7 @@ def make_sidecar(tmp_path):
     if os.environ.get("CI") != "true":
         pytest.importorskip("fastapi", reason="the sidecar extra is not installed (pip install loyaltykit[sidecar])")
     from fastapi.testclient import TestClient
+
     from loyaltykit import Loyalty, LoyaltySettings, Money
     from loyaltykit.outbox import Outbox
     from loyaltykit.sidecar import SidecarSettings, create_app, hash_key

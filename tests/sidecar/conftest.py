@@ -16,18 +16,18 @@ import pytest
 if os.environ.get("CI") != "true":
     pytest.importorskip("fastapi", reason="the sidecar extra is not installed (pip install loyaltykit[sidecar])")
 
-import httpx  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
+import httpx
+from fastapi.testclient import TestClient
 
-from loyaltykit import Loyalty, LoyaltySettings  # noqa: E402
-from loyaltykit.outbox import Outbox  # noqa: E402
-from loyaltykit.sidecar import SidecarSettings, create_app, hash_key  # noqa: E402
-from loyaltykit.sidecar.idempotency import IdempotencyStore  # noqa: E402
-from loyaltykit.sidecar.observability import EngineMetrics  # noqa: E402
-from loyaltykit_local.adapter import LocalAdapter  # noqa: E402
-from loyaltykit_local.program import parse_program  # noqa: E402
-from loyaltykit_local.service import LocalEngine  # noqa: E402
-from loyaltykit_local.store import Store  # noqa: E402
+from loyaltykit import Loyalty, LoyaltySettings
+from loyaltykit.outbox import Outbox
+from loyaltykit.sidecar import SidecarSettings, create_app, hash_key
+from loyaltykit.sidecar.idempotency import IdempotencyStore
+from loyaltykit.sidecar.observability import EngineMetrics
+from loyaltykit_local.adapter import LocalAdapter
+from loyaltykit_local.program import parse_program
+from loyaltykit_local.service import LocalEngine
+from loyaltykit_local.store import Store
 
 KEY = "lk_test-key-pos-0001"
 NEXT_KEY = "lk_test-key-pos-0002"

@@ -45,10 +45,11 @@ def postgres_url():
     if os.environ.get("PGHOST"):
         yield _url_from_env(os.environ)
         return
-    if shutil.which("pg_virtualenv") is None:
+    pg_virtualenv = shutil.which("pg_virtualenv")
+    if pg_virtualenv is None:
         _unavailable("no PostgreSQL: PGHOST is not set and pg_virtualenv is not installed")
     process = subprocess.Popen(
-        ["pg_virtualenv", "-t", "sh", "-c", 'env | grep "^PG"; echo "READY $$"; exec sleep 900'],
+        [pg_virtualenv, "-t", "sh", "-c", 'env | grep "^PG"; echo "READY $$"; exec sleep 900'],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     env: dict[str, str] = {}

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import jsonschema_rs
 import pytest
+
 from loyaltykit import Money
-from loyaltykit_local.program import VoucherDef
 from loyaltykit.sidecar.openapi import DEFAULT_PATH, openapi_document, render
+from loyaltykit_local.program import VoucherDef
 
 from .conftest import bearer
 
@@ -96,7 +97,7 @@ def _operation(document: dict, method: str, path: str) -> dict:
     for template, operations in paths.items():
         pattern = template.split("/")
         if len(pattern) == len(parts) and all(p == q or (p.startswith("{") and p.endswith("}"))
-                                               for p, q in zip(pattern, parts)):
+                                               for p, q in zip(pattern, parts, strict=True)):
             return operations[method.lower()]
     raise KeyError(path)
 

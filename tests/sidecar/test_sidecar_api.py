@@ -13,12 +13,13 @@ import time
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+
 from loyaltykit import Loyalty, Money
 from loyaltykit.sidecar.auth import sign
 from loyaltykit.sidecar.idempotency import UNKNOWN
 from loyaltykit.sidecar.observability import JsonFormatter, TraceTransport, access_log
 from loyaltykit.testing import Fault, FaultKind
-from prometheus_client import REGISTRY
 
 from .conftest import KEY, NEXT_KEY, SFCC_KEY, basic, bearer
 
@@ -126,8 +127,8 @@ def test_same_key_other_body_is_422_and_a_refusal_is_replayed_too(service):
 
 def test_same_key_while_the_first_call_runs_is_409_with_retry_after(service):
     body = {"code": "ONLY-ONE", "order_ref": "O-1"}
-    from loyaltykit.sidecar.idempotency import fingerprint
     from loyaltykit.models import VoucherRedemption
+    from loyaltykit.sidecar.idempotency import fingerprint
 
     # Another worker holds the key: its row is running, with a live lease.
     canonical = VoucherRedemption.model_validate(body).model_dump(mode="json")
@@ -330,7 +331,7 @@ def test_metrics_count_requests_replays_and_outbox_depth(service):
     time.sleep(0.01)
     text = service.get("/metrics").text
     assert 'loyaltykit_outbox_orders{state="pending"} 1.0' in text
-    age = next(l for l in text.splitlines() if l.startswith("loyaltykit_outbox_oldest_pending_seconds "))
+    age = next(row for row in text.splitlines() if row.startswith("loyaltykit_outbox_oldest_pending_seconds "))
     assert float(age.split()[1]) > 0
     assert 'loyaltykit_circuit_breaker_state{engine="local",state="closed"} 1.0' in text
 

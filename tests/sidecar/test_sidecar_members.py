@@ -3,12 +3,13 @@ update (keyed), the statement (paged by cursor) and the wallet, with golden answ
 
 from __future__ import annotations
 
+from prometheus_client import REGISTRY
+
 from loyaltykit import Loyalty, LoyaltySettings, Money
 from loyaltykit_local.adapter import LocalAdapter
 from loyaltykit_local.program import VoucherDef, parse_program
 from loyaltykit_local.service import LocalEngine
 from loyaltykit_local.store import Store
-from prometheus_client import REGISTRY
 
 from .conftest import PROGRAM, bearer
 

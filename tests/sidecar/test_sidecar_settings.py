@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
+
 from loyaltykit.sidecar import SidecarSettings, hash_key, new_key
 from loyaltykit.sidecar.auth import Authenticator
-from pydantic import ValidationError
 
 
 def test_keys_are_stored_hashed_and_two_at_most(monkeypatch):

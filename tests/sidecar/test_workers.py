@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from loyaltykit.sidecar import hash_key
 
 from .conftest import KEY
@@ -55,15 +56,16 @@ def server(tmp_path_factory):
         "LOYALTYKIT_SIDECAR_CLIENTS": f'[{{"name": "pos", "keys": ["{hash_key(KEY)}"]}}]',
         "LOYALTYKIT_SIDECAR_FLUSH_INTERVAL": "0",
     })
-    log = open(tmp / "server.log", "wb")
-    # As documented: the embedded engine's schema is migrated once, before the workers start.
-    subprocess.run([sys.executable, "-c", "from loyaltykit_local.cli import main; main()", "migrate"],
-                   cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT, check=True, timeout=60)
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from loyaltykit.cli import main; main()", "serve", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(WORKERS)],
-        cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    # The server writes to its own copy of the log's descriptor, so ours closes once it started.
+    with open(tmp / "server.log", "wb") as log:
+        # As documented: the embedded engine's schema is migrated once, before the workers start.
+        subprocess.run([sys.executable, "-c", "from loyaltykit_local.cli import main; main()", "migrate"],
+                       cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT, check=True, timeout=60)
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from loyaltykit.cli import main; main()", "serve", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", str(WORKERS)],
+            cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     ready = False
@@ -87,7 +89,6 @@ def server(tmp_path_factory):
         process.wait(20)
     except subprocess.TimeoutExpired:
         process.kill()
-    log.close()
 
 
 def _parent(proc: Path) -> int | None:
@@ -153,6 +154,6 @@ def test_metrics_add_up_across_worker_processes(server):
     base, _ = server
     text = httpx.get(base + "/metrics", headers={"Authorization": f"Bearer {KEY}"}, timeout=10).text
     # The first race's 49 refusals were answered by several workers; any one of them reports all.
-    line = next(l for l in text.splitlines()
-                if l.startswith("loyaltykit_sidecar_request_seconds_count") and 'status="422"' in l)
+    line = next(row for row in text.splitlines()
+                if row.startswith("loyaltykit_sidecar_request_seconds_count") and 'status="422"' in row)
     assert float(line.rsplit(" ", 1)[1]) == RACERS - 1

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message, Receive, Scope, Send
 
 from ..capabilities import Capability
 from ..errors import (
@@ -70,7 +71,7 @@ from .observability import (
     render_metrics,
     traceparent_var,
 )
-from .problems import PROBLEM_JSON, dumps, from_error, problem, sensitive_values
+from .problems import PROBLEM_JSON, ProblemBody, dumps, from_error, problem, sensitive_values
 from .schemas import EngineCapabilities, Health, OrderStatus, Problem, ProductPrices, ProductSync, Quote
 from .settings import SidecarSettings
 
@@ -99,11 +100,11 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
-def _problem_response(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
+def _problem_response(status: int, body: ProblemBody, headers: dict[str, str] | None = None) -> Response:
     return Response(dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _json(model: BaseModel | Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def _json(model: BaseModel | dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
     data = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
     return Response(json.dumps(data, separators=(",", ":")).encode(), status_code=status,
                     media_type="application/json", headers=headers)
@@ -219,7 +220,7 @@ def create_app(
     outbox: Outbox | None = None,
     store: IdempotencyStore | None = None,
     document_only: bool = False,
-) -> Any:
+) -> FastAPI | Edge:
     """Build the app. Without arguments: settings from the environment, the facade from the kit's
     settings (``LOYALTYKIT_*``, loyaltykit.toml), the outbox and the idempotency records both at the
     kit's ``outbox_url``.
@@ -240,9 +241,11 @@ def create_app(
             owned.append(store.close)
         sidecar = Sidecar(settings, loyalty, outbox, store)
         configure_access_log()
+    # The routes below reach the facade and the stores through `sidecar`; a document-only app has
+    # none, and its routes are rendered, never called.
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI):
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if not document_only:
             sidecar.start()
         yield
@@ -290,6 +293,7 @@ def create_app(
     def keyed(request: Request, operation: str, key: str, model: BaseModel,
               call: Callable[[], tuple[int, BaseModel, dict[str, str]]]) -> Response:
         client = request.state.principal.client
+        store = sidecar.store
         begun = store.begin(client, key, operation, fingerprint(operation, model.model_dump(mode="json")),
                             sidecar.lease_seconds)
         if begun.decision is Decision.REPLAY:
@@ -354,12 +358,12 @@ def create_app(
     def readyz() -> Response:
         checks: dict[str, str] = {}
         try:
-            store.ping()
+            sidecar.store.ping()
             checks["idempotency_store"] = "ok"
         except Exception as exc:  # a dead database is exactly what readiness reports
             checks["idempotency_store"] = type(exc).__name__
         try:
-            outbox.counts()
+            sidecar.outbox.counts()
             checks["outbox"] = "ok"
         except Exception as exc:
             checks["outbox"] = type(exc).__name__
@@ -377,6 +381,7 @@ def create_app(
     @app.get("/v1/capabilities", response_model=EngineCapabilities, tags=["v1"],
              summary="What the configured engine supports.", responses=_problems(401, 500))
     def capabilities() -> Response:
+        loyalty = sidecar.loyalty
         data = EngineCapabilities(engine=loyalty.engine, **loyalty.capabilities.model_dump()).model_dump(mode="json")
         # Sets have no order; sorted, the answer is the same on every worker.
         return _json({k: sorted(v) if isinstance(v, list) else v for k, v in data.items()})
@@ -385,11 +390,12 @@ def create_app(
               summary="Find the loyalty member by e-mail, phone, card, membership number or external id.",
               responses=_problems(*_COMMON, 404, 501, *_ENGINE))
     def identify(identifier: CustomerIdentifier) -> Response:
-        customer = loyalty.identify(identifier)
+        customer = sidecar.loyalty.identify(identifier)
         if customer is None:
             from ..errors import CustomerNotFoundError
 
-            raise CustomerNotFoundError("no member with this identifier", engine=loyalty.engine, operation="identify")
+            raise CustomerNotFoundError("no member with this identifier", engine=sidecar.loyalty.engine,
+                                        operation="identify")
         return _json(customer)
 
     @app.post("/v1/evaluate", response_model=Quote, tags=["v1"],
@@ -397,18 +403,18 @@ def create_app(
                       " rejected codes are results, not errors.",
               responses=_problems(*_COMMON, 404, 501, 502))
     def evaluate(basket: Basket) -> Response:
-        return _json(Quote.from_evaluation(loyalty.evaluate(basket)))
+        return _json(Quote.from_evaluation(sidecar.loyalty.evaluate(basket)))
 
     @app.post("/v1/products/prices", response_model=ProductPrices, tags=["v1"],
               summary="Price products for a listing page (batch, no side effect).",
               responses=_problems(*_COMMON, 404, 501, *_ENGINE))
     def price_products(query: ProductQuery) -> Response:
-        return _json(ProductPrices(prices=loyalty.price_products(query)))
+        return _json(ProductPrices(prices=sidecar.loyalty.price_products(query)))
 
     @app.get("/v1/orders/{order_ref}", response_model=OrderStatus, tags=["v1"],
              summary="Where a placed order stands in the export outbox.", responses=_problems(400, 401, 404))
     def order_status(order_ref: Annotated[str, Path(min_length=1, max_length=128)]) -> Response:
-        entry = outbox.entry(order_ref)
+        entry = sidecar.outbox.entry(order_ref)
         if entry is None:
             raise StarletteHTTPException(404, "no order with this ref was placed here")
         return _json(OrderStatus(order_ref=entry.ref, state=entry.state, queued=False, attempts=entry.attempts,
@@ -433,14 +439,14 @@ def create_app(
         # The kit's StatementQuery validates (a bad field is a 400 naming it, before any engine call).
         query = {"customer_id": customer_id, "page_size": page_size, "cursor": cursor, "since": since,
                  "until": until, "currency": currency}
-        return _json(_query_field(lambda: loyalty.statement({k: v for k, v in query.items() if v is not None})))
+        return _json(_query_field(lambda: sidecar.loyalty.statement({k: v for k, v in query.items() if v is not None})))
 
     @app.get("/v1/members/{customer_id}/wallet", response_model=Wallet, tags=["v1"],
              summary="The member's usable offers and vouchers outside a basket (\"my offers\").",
              responses=_problems(*_COMMON, 404, 501, *_ENGINE))
     def member_wallet(customer_id: CustomerIdPath, currency: CurrencyQuery = None) -> Response:
         query = {"customer_id": customer_id, "currency": currency}
-        return _json(_query_field(lambda: loyalty.wallet({k: v for k, v in query.items() if v is not None})))
+        return _json(_query_field(lambda: sidecar.loyalty.wallet({k: v for k, v in query.items() if v is not None})))
 
     # -- members: writes --------------------------------------------------------------------------------
     @app.post("/v1/members", response_model=EnrolmentResult, tags=["v1"],
@@ -449,14 +455,14 @@ def create_app(
               responses=_write_doc(200, EnrolmentResult, "Enrolled, or already enrolled under this external_id."))
     def enrol_member(request: Request, idempotency_key: IdempotencyKeyHeader, enrolment: Enrolment) -> Response:
         return keyed(request, "enrol_member", idempotency_key, enrolment,
-                     lambda: (200, loyalty.enrol_member(enrolment), {}))
+                     lambda: (200, sidecar.loyalty.enrol_member(enrolment), {}))
 
     @app.post("/v1/members/update", response_model=Customer, tags=["v1"],
               summary="Change a member's tier, segments or role (only the fields given).",
               responses=_write_doc(200, Customer, "Updated: the member as it is now.", 404))
     def update_member(request: Request, idempotency_key: IdempotencyKeyHeader, update: MemberUpdate) -> Response:
         return keyed(request, "update_member", idempotency_key, update,
-                     lambda: (200, loyalty.update_member(update), {}))
+                     lambda: (200, sidecar.loyalty.update_member(update), {}))
 
     # -- writes ----------------------------------------------------------------------------------------
     @app.post("/v1/vouchers/redeem", response_model=RedemptionResult, tags=["v1"],
@@ -465,7 +471,7 @@ def create_app(
     def redeem(request: Request, idempotency_key: IdempotencyKeyHeader,
                redemption: VoucherRedemption) -> Response:
         return keyed(request, "redeem_voucher", idempotency_key, redemption,
-                     lambda: (200, loyalty.redeem_voucher(redemption), {}))
+                     lambda: (200, sidecar.loyalty.redeem_voucher(redemption), {}))
 
     @app.post("/v1/cashback/spend", response_model=SpendResult, tags=["v1"],
               summary="Let cashback or points pay part of an order (exactly once per key).",
@@ -473,7 +479,7 @@ def create_app(
     def spend(request: Request, idempotency_key: IdempotencyKeyHeader,
               spend: CashbackSpend) -> Response:
         return keyed(request, "spend_cashback", idempotency_key, spend,
-                     lambda: (200, loyalty.spend_cashback(spend), {}))
+                     lambda: (200, sidecar.loyalty.spend_cashback(spend), {}))
 
     @app.post("/v1/orders", status_code=202, response_model=OrderStatus, tags=["v1"],
               summary="Place an order: queued in the durable outbox and exported to the engine exactly once.",
@@ -481,6 +487,7 @@ def create_app(
     def place_order(request: Request, idempotency_key: IdempotencyKeyHeader,
                     order: Order) -> Response:
         def queue() -> tuple[int, BaseModel, dict[str, str]]:
+            loyalty, outbox = sidecar.loyalty, sidecar.outbox
             caps = loyalty.capabilities
             if not caps.supports(Capability.EXPORT_ORDERS):
                 raise NotSupportedError(f"{loyalty.engine} does not support export_orders",
@@ -490,7 +497,8 @@ def create_app(
                                             engine=loyalty.engine, operation="export_orders", field="currency")
             queued = outbox.add(order)
             entry = outbox.entry(order.ref)
-            assert entry is not None
+            if entry is None:  # just added: only a broken outbox store loses it
+                raise RuntimeError("the outbox has no entry for the order it just queued")
             status = OrderStatus(order_ref=order.ref, state=entry.state, queued=queued, attempts=entry.attempts,
                                  last_status=entry.last_status, last_reason=entry.last_reason)
             return 202, status, {"Location": f"/v1/orders/{order.ref}"}
@@ -509,6 +517,7 @@ def create_app(
         return keyed(request, "reverse", idempotency_key, reversal, lambda: (200, _reverse(reversal), {}))
 
     def _reverse(reversal: Reversal) -> ReversalResult:
+        loyalty, outbox = sidecar.loyalty, sidecar.outbox
         if reversal.kind is not ReversalKind.CANCEL or outbox.entry(reversal.order.ref) is None:
             return loyalty.reverse(reversal)  # a refund, or an order this sidecar never queued
         # Loyalty.cancel_order's order of things, keeping every field of the request (its own key,
@@ -530,7 +539,7 @@ def create_app(
     def sync_products(request: Request, idempotency_key: IdempotencyKeyHeader,
                       sync: ProductSync) -> Response:
         return keyed(request, "sync_products", idempotency_key, sync,
-                     lambda: (200, loyalty.sync_products(sync.products), {}))
+                     lambda: (200, sidecar.loyalty.sync_products(sync.products), {}))
 
     _add_security(app)
     if document_only:
@@ -599,10 +608,11 @@ def _scrub(request: Request) -> tuple[str, ...]:
     return sensitive_values(request.scope.get("state", {}).get("body", b""))
 
 
-def _field_and_message(errors: Any) -> tuple[str, str]:
+def _field_and_message(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
     """The first validation error as ("lines.0.quantity", message), like the facade's own errors:
     a model-level message that starts with a field path ("lines.1.id: duplicate") names that field."""
-    first = list(errors)[0] if errors else {"loc": ("body",), "msg": "invalid request", "type": "value_error"}
+    fallback = {"loc": ("body",), "msg": "invalid request", "type": "value_error"}
+    first: Mapping[str, Any] = errors[0] if errors else fallback
     loc = [str(part) for part in first.get("loc", ()) if part != ""]
     source = loc[0] if loc else "body"
     parts = loc[1:] if source == "body" else loc[1:] or loc
@@ -637,7 +647,7 @@ class Edge:
     def openapi(self) -> dict[str, Any]:
         return self.app.openapi()
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -652,7 +662,7 @@ class Edge:
         outcome = {"status": 500}
         extra_headers = [(b"x-request-id", request_id.encode()), (b"traceparent", traceparent.encode())]
 
-        async def send_wrapped(message) -> None:
+        async def send_wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 outcome["status"] = message["status"]
                 message = {**message, "headers": [*message.get("headers", []), *extra_headers]}
@@ -686,7 +696,7 @@ class Edge:
 
             delivered = False
 
-            async def replay_body():
+            async def replay_body() -> Message:
                 nonlocal delivered
                 if not delivered:
                     delivered = True
@@ -713,7 +723,7 @@ class Edge:
             }})
 
 
-async def _read_body(receive, limit: int) -> tuple[bytes, bool]:
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -730,7 +740,7 @@ async def _read_body(receive, limit: int) -> tuple[bytes, bool]:
     return b"".join(chunks), False
 
 
-async def _send_problem(send, body: dict, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _send_problem(send: Send, body: ProblemBody, headers: list[tuple[bytes, bytes]] | None = None) -> None:
     payload = dumps(body)
     await send({"type": "http.response.start", "status": body["status"], "headers": [
         (b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(payload)).encode()), *(headers or [])]})

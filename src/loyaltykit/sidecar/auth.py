@@ -16,6 +16,7 @@ import binascii
 import hashlib
 import hmac
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .settings import SidecarSettings
@@ -49,7 +50,7 @@ def _mac(signing_key: str, timestamp: int | str, method: str, path: str, body: b
 
 
 class Authenticator:
-    def __init__(self, settings: SidecarSettings, clock=time.time) -> None:
+    def __init__(self, settings: SidecarSettings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.clock = clock
         self._by_hash: dict[str, str] = {}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine.interfaces import DBAPIConnection
+    from sqlalchemy.pool import ConnectionPoolEntry
+
     from ..settings import LoyaltySettings
 
 metadata = sa.MetaData()
@@ -96,7 +100,7 @@ class IdempotencyStore:
             settings = LoyaltySettings()
         return cls(settings.outbox_url.get_secret_value(), **options)
 
-    def __init__(self, url: str, *, retention_seconds: float = 86400.0, clock=time.time) -> None:
+    def __init__(self, url: str, *, retention_seconds: float = 86400.0, clock: Callable[[], float] = time.time) -> None:
         self.retention_seconds = retention_seconds
         self.clock = clock
         url = sqlalchemy_url(url)
@@ -195,7 +199,7 @@ class IdempotencyStore:
             ).scalar_one_or_none()
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")

@@ -14,17 +14,43 @@ import re
 import secrets
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
+from ..flows import CallContext, Flow
 from ..hookspecs import hookimpl
 from ..observe import observe_flow
 
 if TYPE_CHECKING:
+    from ..errors import LoyaltyError
+    from ..facade import Loyalty
+    from ..models import (
+        Basket,
+        CashbackSpend,
+        Customer,
+        CustomerIdentifier,
+        Evaluation,
+        ExportReport,
+        Order,
+        ProductPrice,
+        ProductQuery,
+        RedemptionResult,
+        Reversal,
+        ReversalResult,
+        SpendResult,
+        VoucherRedemption,
+    )
     from ..outbox import Outbox
+
+T = TypeVar("T")
+# A wrapper hook implementation: pluggy sends it the adapter's flow; it returns the flow wrapped.
+Wrapper = Generator[None, Flow[T], Flow[T]]
 
 REQUEST_SECONDS = Histogram(
     "loyaltykit_sidecar_request_seconds", "Sidecar request duration by route and status.",
@@ -72,37 +98,37 @@ class TraceTransport(httpx.BaseTransport):
 
 
 # -- engine call metrics (an observer plugin: a wrapper on every operation hook) ----------------------
-def _record(ctx, result, error, seconds) -> None:
+def _record(ctx: CallContext, result: object, error: LoyaltyError | None, seconds: float) -> None:
     ENGINE_SECONDS.labels(ctx.operation, error.code if error is not None else "ok").observe(seconds)
 
 
 class EngineMetrics:
     @hookimpl(wrapper=True)
-    def loyaltykit_identify(self, identifier, ctx):
+    def loyaltykit_identify(self, identifier: CustomerIdentifier, ctx: CallContext) -> Wrapper[Customer | None]:
         return observe_flow((yield), ctx, _record)
 
     @hookimpl(wrapper=True)
-    def loyaltykit_evaluate_basket(self, basket, ctx):
+    def loyaltykit_evaluate_basket(self, basket: Basket, ctx: CallContext) -> Wrapper[Evaluation]:
         return observe_flow((yield), ctx, _record)
 
     @hookimpl(wrapper=True)
-    def loyaltykit_price_products(self, query, ctx):
+    def loyaltykit_price_products(self, query: ProductQuery, ctx: CallContext) -> Wrapper[list[ProductPrice]]:
         return observe_flow((yield), ctx, _record)
 
     @hookimpl(wrapper=True)
-    def loyaltykit_redeem_voucher(self, redemption, ctx):
+    def loyaltykit_redeem_voucher(self, redemption: VoucherRedemption, ctx: CallContext) -> Wrapper[RedemptionResult]:
         return observe_flow((yield), ctx, _record)
 
     @hookimpl(wrapper=True)
-    def loyaltykit_spend_cashback(self, spend, ctx):
+    def loyaltykit_spend_cashback(self, spend: CashbackSpend, ctx: CallContext) -> Wrapper[SpendResult]:
         return observe_flow((yield), ctx, _record)
 
     @hookimpl(wrapper=True)
-    def loyaltykit_export_orders(self, orders, ctx):
+    def loyaltykit_export_orders(self, orders: list[Order], ctx: CallContext) -> Wrapper[ExportReport]:
         return observe_flow((yield), ctx, _record)
 
     @hookimpl(wrapper=True)
-    def loyaltykit_reverse(self, reversal, ctx):
+    def loyaltykit_reverse(self, reversal: Reversal, ctx: CallContext) -> Wrapper[ReversalResult]:
         return observe_flow((yield), ctx, _record)
 
 
@@ -110,11 +136,11 @@ class EngineMetrics:
 class StateCollector:
     """Outbox depth by state and the circuit breaker's state, read when scraped."""
 
-    def __init__(self, outbox: Outbox, loyalty) -> None:
+    def __init__(self, outbox: Outbox, loyalty: Loyalty) -> None:
         self.outbox = outbox
         self.loyalty = loyalty
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily("loyaltykit_outbox_orders", "Orders in the export outbox by state.", labels=["state"])
         for state, count in self.outbox.counts().items():
             depth.add_metric([state], count)
@@ -133,13 +159,14 @@ class StateCollector:
         yield breaker
 
 
-def render_metrics(extra) -> bytes:
+def render_metrics(extra: Collector) -> bytes:
     """This process's metrics (or every worker's, in multi-process mode) and the scrape-time gauges."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        # Registers itself with `registry`. Its __init__ is unannotated in prometheus_client.
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         from prometheus_client import REGISTRY as registry
     scratch = CollectorRegistry()

@@ -28,6 +28,9 @@ from ..scrub import scrub_text
 
 PROBLEM_JSON = "application/problem+json"
 
+# A problem document as sent: RFC 9457 members and the kit's extensions (see schemas.Problem).
+ProblemBody = dict[str, str | int | bool]
+
 # Most specific class first.
 _STATUS: tuple[tuple[type[LoyaltyError], int], ...] = (
     (InvalidRequestError, 400),  # also currency_mismatch
@@ -55,8 +58,8 @@ def status_of(error: LoyaltyError) -> int:
 
 
 def problem(status: int, code: str, detail: str, request_id: str, *, retryable: bool = False,
-            instance: str | None = None, **extra) -> dict:
-    body = {
+            instance: str | None = None, **extra: str | int | None) -> ProblemBody:
+    body: ProblemBody = {
         "type": f"urn:loyaltykit:error:{code}",
         "title": HTTPStatus(status).phrase,
         "status": status,
@@ -86,7 +89,7 @@ def sensitive_values(body: bytes) -> tuple[str, ...]:
         return ()
     found: list[str] = []
 
-    def walk(node, sensitive: bool) -> None:
+    def walk(node: object, sensitive: bool) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
                 walk(value, key in SENSITIVE_FIELDS)
@@ -101,7 +104,7 @@ def sensitive_values(body: bytes) -> tuple[str, ...]:
 
 
 def from_error(error: LoyaltyError, request_id: str, instance: str | None = None,
-               scrub: Iterable[str] = ()) -> tuple[int, dict, dict[str, str]]:
+               scrub: Iterable[str] = ()) -> tuple[int, ProblemBody, dict[str, str]]:
     """(status, problem body, extra headers) for a kit error. The kit scrubs its messages of what it
     knows; ``scrub`` adds the customer data of the request (an in-process engine may quote a code)."""
     status = status_of(error)
@@ -123,5 +126,5 @@ def from_error(error: LoyaltyError, request_id: str, instance: str | None = None
     return status, body, headers
 
 
-def dumps(body: dict) -> bytes:
+def dumps(body: ProblemBody) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()

@@ -13,6 +13,8 @@ import multiprocessing
 import signal
 import socket
 import time
+from multiprocessing.context import SpawnProcess
+from types import FrameType
 
 APP = "loyaltykit.sidecar.app:create_app"
 EARLY_DEATH = 10.0  # seconds: a worker that exits sooner is failing to start
@@ -44,14 +46,14 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
     guard = listening_socket(host, port)
     stopping = False
 
-    def stop(*_):
+    def stop(_signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
-    def start():
+    def start() -> SpawnProcess:
         process = context.Process(target=_worker, args=(host, port, log_level), daemon=False)
         process.start()
         return process

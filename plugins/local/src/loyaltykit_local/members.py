@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import ColumnElement, Table, and_, false, insert, or_, select, true, update
 from sqlalchemy.engine import Connection
@@ -46,12 +46,10 @@ from loyaltykit.members import (
     encode_cursor,
 )
 
-from .engine import ENGINE
+from .accounts import Accounts
 from .program import OfferTemplate, VoucherDef, amount_in
+from .rules import ENGINE
 from .store import customers, ledger, member_events, member_profiles, rule_costs, to_db, vouchers
-
-if TYPE_CHECKING:
-    from .service import LocalEngine
 
 _ENTRY_KIND = {
     "earn": StatementEntryKind.EARN,
@@ -80,7 +78,7 @@ def _major(units: int, currency: str) -> Decimal:
 # ---------------------------------------------------------------------------------------------
 
 
-def enrol(engine: LocalEngine, enrolment: Enrolment) -> EnrolmentResult:
+def enrol(engine: Accounts, enrolment: Enrolment) -> EnrolmentResult:
     engine.calls["enrol"] += 1
     for _attempt in range(3):
         try:
@@ -91,7 +89,7 @@ def enrol(engine: LocalEngine, enrolment: Enrolment) -> EnrolmentResult:
     raise InvalidRequestError("the member could not be enrolled", field="enrolment", engine=ENGINE)
 
 
-def _enrol_in(engine: LocalEngine, conn: Connection, enrolment: Enrolment) -> EnrolmentResult:
+def _enrol_in(engine: Accounts, conn: Connection, enrolment: Enrolment) -> EnrolmentResult:
     known = conn.execute(select(customers).where(customers.c.external_id == enrolment.external_id)).first()
     if known is not None:
         return EnrolmentResult(customer=engine._customer_model(conn, known), created=False)
@@ -125,14 +123,14 @@ def _enrol_in(engine: LocalEngine, conn: Connection, enrolment: Enrolment) -> En
     return EnrolmentResult(customer=engine._customer_model(conn, row), created=True)
 
 
-def _check_tier(engine: LocalEngine, tier: str, field: str) -> None:
+def _check_tier(engine: Accounts, tier: str, field: str) -> None:
     names = [t.name for t in engine.program.tiers]
     if names and tier not in names:
         raise InvalidRequestError(f"{field}: the program has no tier {tier!r} (it has {', '.join(names)})",
                                   field=field, engine=ENGINE)
 
 
-def update_member(engine: LocalEngine, change: MemberUpdate) -> Customer:
+def update_member(engine: Accounts, change: MemberUpdate) -> Customer:
     engine.calls["update_member"] += 1
     if change.tier is not None:
         _check_tier(engine, change.tier, "update.tier")
@@ -166,7 +164,7 @@ def _event(conn: Connection, customer_id: str, kind: str, at: datetime, **detail
 # ---------------------------------------------------------------------------------------------
 
 
-def issue_offer_in(engine: LocalEngine, conn: Connection, customer_id: str, template_id: str, now: datetime, *,
+def issue_offer_in(engine: Accounts, conn: Connection, customer_id: str, template_id: str, now: datetime, *,
                    rule_id: str | None = None, order_ref: str | None = None) -> str:
     """Put an offer from the program's template into the member's wallet, in ``conn``'s transaction."""
     template: OfferTemplate = engine.program.offer_template(template_id)
@@ -196,7 +194,7 @@ def record_rule_costs(conn: Connection, order_ref: str, currency: str, discounts
              "created_at": to_db(now)} for rule_id, minor in totals.items()])
 
 
-def after_export(engine: LocalEngine, conn: Connection, customer_id: str, tier_before: str | None,
+def after_export(engine: Accounts, conn: Connection, customer_id: str, tier_before: str | None,
                  issued: list[tuple[str, str]], order_ref: str, now: datetime) -> None:
     """What an exported order does to the member beyond the ledger: offers earned, a tier reached."""
     for rule_id, template_id in issued:
@@ -209,12 +207,12 @@ def after_export(engine: LocalEngine, conn: Connection, customer_id: str, tier_b
         _event(conn, customer_id, "tier_change", now, tier=tier_after, order_ref=order_ref, label="tier reached")
 
 
-def _base_tier(engine: LocalEngine) -> str | None:
+def _base_tier(engine: Accounts) -> str | None:
     tiers = engine.program.tiers_by_threshold()
     return tiers[0].name if tiers and tiers[0].threshold == 0 else None
 
 
-def review_tiers(engine: LocalEngine) -> int:
+def review_tiers(engine: Accounts) -> int:
     """Record the tier changes time made (points leaving the qualifying period): each member's tier
     now against the last one recorded. Returns how many changed."""
     if not engine.program.tiers:
@@ -251,7 +249,7 @@ def _before(table: Table, source: int, position: tuple[datetime, int, int] | Non
     return or_(table.c.created_at < to_db(at), and_(table.c.created_at == to_db(at), same_instant))
 
 
-def statement(engine: LocalEngine, query: StatementQuery) -> Statement:
+def statement(engine: Accounts, query: StatementQuery) -> Statement:
     engine.calls["statement"] += 1
     position = None
     if query.cursor is not None:
@@ -344,7 +342,7 @@ def _event_entry(r: Any, at: datetime) -> StatementEntry:
 # ---------------------------------------------------------------------------------------------
 
 
-def wallet(engine: LocalEngine, query: WalletQuery) -> Wallet:
+def wallet(engine: Accounts, query: WalletQuery) -> Wallet:
     engine.calls["wallet"] += 1
     currency = query.currency or engine.program.currency
     base = engine.program.currency

@@ -3,7 +3,7 @@ in points.
 
 * a quote lists those lines and what they cost (:func:`points_priced_lines`, shown in the
   evaluation as the effect ``points_priced_lines`` until the core quote has a typed field for it);
-* such a line earns nothing (see ``engine._line_points``);
+* such a line earns nothing (see ``rules._line_points``);
 * an order holding such lines is refused at export unless the member spent at least their points on
   that order (points burned in the ledger under the order's reference).
 """
@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from loyaltykit import UnmappedEffect
 
-from .engine import BasketView, CompiledProgram
+from .rules import BasketView, CompiledProgram
 from .store import ledger
 
 EFFECT = "points_priced_lines"

@@ -1,0 +1,482 @@
+"""The checkout operations of the embedded engine: identify, evaluate, price products, redeem,
+spend, export and reverse, each one a transaction around the pure rules in :mod:`.rules`.
+
+Exports are keyed by order reference and order key in ``lk_orders``; the other writes go through
+the keyed writes of :class:`~.accounts.Accounts`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from loyaltykit import (
+    Balance,
+    BalanceKind,
+    Basket,
+    CashbackSpend,
+    Customer,
+    CustomerIdentifier,
+    Evaluation,
+    ExportReport,
+    ExportStatus,
+    InsufficientBalanceError,
+    InvalidRequestError,
+    LoyaltyError,
+    Money,
+    Order,
+    OrderExportResult,
+    ProductPrice,
+    ProductQuery,
+    Receipt,
+    RedemptionResult,
+    RedemptionStatus,
+    RefundLine,
+    Reversal,
+    ReversalResult,
+    SpendResult,
+    UsageLimitReachedError,
+    VoucherAlreadyRedeemedError,
+    VoucherConditionsNotMetError,
+    VoucherNotFoundError,
+    VoucherRedemption,
+)
+
+from . import rules
+from .accounts import (
+    _CUSTOMER_LOCKED,
+    _IDENTIFIER_COLUMN,
+    _INSERT_GRANT,
+    _INSERT_LEDGER,
+    _INSERT_ORDER,
+    _ORDER_SEEN,
+    CASHBACK,
+    ENGINE,
+    POINTS,
+    Accounts,
+    _fingerprint,
+    _inserted_id,
+    _major,
+    _minor,
+    _span,
+    _whole_points,
+)
+from .catalog import effect, points_priced_lines, unpaid_reason
+from .ledger import capped_clawback, expiry_for
+from .members import after_export, record_rule_costs
+from .program import VoucherDef, amount_in
+from .rules import BasketView, VoucherFacts
+from .store import customers, ledger, orders, redemptions, to_db, vouchers, writes
+
+if TYPE_CHECKING:
+    from .accounts import AnyRow
+
+
+class Checkout(Accounts):
+    """The operations the adapter's checkout hooks call (the six operations plus product pricing)."""
+
+    def identify(self, identifier: CustomerIdentifier) -> Customer | None:
+        self.calls["identify"] += 1
+        column = _IDENTIFIER_COLUMN[identifier.kind]
+        with self.store.read() as conn:
+            row = conn.execute(select(customers).where(column == identifier.value)).first()
+            if row is None:
+                return None
+            return self._customer_model(conn, row)
+
+    def evaluate(self, basket: Basket) -> Evaluation:
+        self.calls["evaluate"] += 1
+        self._check_currency(basket.currency, "evaluate_basket")
+        now = self.now()
+        compiled = self.compiled
+        view = BasketView.of_basket(basket)
+        with self.store.read() as conn:
+            facts = self._facts(conn, basket.customer_id, basket.currency, now) if basket.customer_id else None
+            found = self._voucher_facts(conn, basket.coupon_codes, basket.id)
+            wallet = self._wallet(conn, basket.customer_id) if basket.customer_id else []
+        result = rules.quote(compiled, view, facts, found, now)
+        evaluation = rules.to_evaluation(compiled, view, facts, result, wallet, now)
+        priced = points_priced_lines(compiled, view)
+        if priced:
+            evaluation = evaluation.model_copy(update={"unmapped": (*evaluation.unmapped, effect(priced))})
+        return evaluation
+
+    def price_products(self, query: ProductQuery) -> list[ProductPrice]:
+        self.calls["evaluate"] += 1
+        self._check_currency(query.currency, "price_products")
+        now = self.now()
+        compiled = self.compiled
+        facts = None
+        if query.customer_id:
+            with self.store.read() as conn:
+                facts = self._facts(conn, query.customer_id, query.currency, now)
+        return [rules.price_product(compiled, line, query.currency, facts, query.channel, now) for line in query.products]
+
+    def redeem(self, redemption: VoucherRedemption, key: str) -> RedemptionResult:
+        self.calls["redeem"] += 1
+        basket = redemption.basket
+        customer_id = redemption.customer_id or (basket.customer_id if basket else None)
+        if basket is not None:
+            self._check_currency(basket.currency, "redeem_voucher")
+        fingerprint = _fingerprint("redeem", redemption.code, redemption.order_ref, customer_id)
+
+        def work(conn: Connection, now: datetime) -> RedemptionResult:
+            if customer_id is not None:
+                self._require_customer(conn, customer_id)
+            row = conn.execute(select(vouchers).where(vouchers.c.code == redemption.code).with_for_update()).first()
+            if row is None:
+                raise VoucherNotFoundError(f"no voucher or promo code {redemption.code}", engine=ENGINE)
+            voucher = VoucherFacts(VoucherDef.model_validate(row.definition), row.uses, row.offer_kind)
+            view = BasketView.of_basket(basket) if basket is not None else None
+            definition = voucher.definition
+            if view is None and definition.min_basket is not None:
+                raise VoucherConditionsNotMetError(
+                    f"voucher {definition.code} has a minimum basket: send the basket with the redemption", engine=ENGINE)
+            problem = rules.voucher_problem(voucher, customer_id, view, now, self.program.currency)
+            if problem is not None:
+                raise problem.with_context(engine=ENGINE, operation="redeem_voucher")
+            # The conditional UPDATE is the guard: of many racing redemptions, only as many as the
+            # limit allows find a row to update.
+            claimed = conn.execute(
+                update(vouchers)
+                .where(vouchers.c.code == redemption.code)
+                .where((vouchers.c.usage_limit.is_(None)) | (vouchers.c.uses < vouchers.c.usage_limit))
+                .values(uses=vouchers.c.uses + 1)
+            ).rowcount
+            if claimed != 1:
+                if definition.usage_limit == 1:
+                    raise VoucherAlreadyRedeemedError(f"voucher {definition.code} has already been redeemed", engine=ENGINE)
+                raise UsageLimitReachedError(f"voucher {definition.code} reached its limit of uses", engine=ENGINE)
+            ref = _inserted_id(conn.execute(insert(redemptions).values(
+                code=redemption.code, order_ref=redemption.order_ref, customer_id=customer_id, write_key=key,
+                status="redeemed", created_at=to_db(now))))
+            discount = self._redemption_discount(conn, definition, view, customer_id, now)
+            return RedemptionResult(
+                code=redemption.code, status=RedemptionStatus.REDEEMED, discount=discount,
+                label=definition.label,
+                receipt=Receipt(operation="redeem_voucher", engine=ENGINE, idempotency_key=key,
+                                engine_ref=f"RDM-{ref}", code=redemption.code, amount=discount),
+            )
+
+        return self._keyed("redeem_voucher", key, fingerprint, redemption.order_ref, RedemptionResult, work)
+
+    def _redemption_discount(self, conn: Connection, definition: VoucherDef, view: BasketView | None,
+                             customer_id: str | None, now: datetime) -> Money | None:
+        if view is None:
+            amount = amount_in(definition.amount, self.program.currency, self.program.currency)
+            if definition.kind == "fixed" and amount is not None:
+                return Money(amount=amount, currency=self.program.currency)
+            return None
+        # The same figure the evaluation shows: rules first, then this code on what they left.
+        facts = self._facts(conn, customer_id, view.currency, now) if customer_id else None
+        just_this = BasketView(view.id, view.currency, view.lines, customer_id, view.shipping, view.channel,
+                               (definition.code,))
+        result = rules.quote(self.compiled, just_this, facts, {definition.code: VoucherFacts(definition, held=True)}, now)
+        return Money(amount=result.discount_for(definition.code), currency=view.currency)
+
+    def spend(self, spend: CashbackSpend, key: str) -> SpendResult:
+        self.calls["spend"] += 1
+        if spend.kind is BalanceKind.CASHBACK:
+            if spend.amount is None:
+                raise AssertionError("spend.amount is set here")
+            self._check_currency(spend.amount.currency, "spend_cashback")
+            wanted = spend.amount.minor_units()
+            currency: str | None = spend.amount.currency
+            self._check_spend_policy(spend.amount)
+        else:
+            if spend.points is None:
+                raise AssertionError("spend.points is set here")
+            wanted = _whole_points(spend.points, "points")
+            currency = None
+        value = self._spend_value(spend)
+        fingerprint = _fingerprint("spend", spend.customer_id, spend.order_ref, spend.kind.value, wanted, currency)
+
+        def work(conn: Connection, now: datetime) -> SpendResult:
+            row = self._lock_customer(conn, spend.customer_id)
+            self._record_expiry(conn, spend.customer_id, now, row)
+            balance = POINTS if spend.kind is BalanceKind.POINTS else CASHBACK
+            available = self._sum(conn, spend.customer_id, balance, currency)
+            if wanted > available:
+                shown = (f"{available} points" if currency is None else str(Money(amount=_major(available, currency), currency=currency)))
+                raise InsufficientBalanceError(
+                    f"the {balance} balance ({shown}) does not cover the spend", engine=ENGINE, operation="spend_cashback")
+            entry = self._append(conn, spend.customer_id, balance, currency, "burn", -wanted, now,
+                                 order_ref=spend.order_ref, write_key=key, label=f"paid order {spend.order_ref}")
+            left = available - wanted
+            if currency is None:
+                remaining = Balance(kind=BalanceKind.POINTS, name=self.program.points.name, points=Decimal(left))
+            else:
+                remaining = Balance(kind=BalanceKind.CASHBACK, name="cashback",
+                                    money=Money(amount=_major(left, currency), currency=currency))
+            return SpendResult(
+                kind=spend.kind, amount=spend.amount, points=spend.points, value=value, remaining=remaining,
+                receipt=Receipt(operation="spend_cashback", engine=ENGINE, idempotency_key=key,
+                                engine_ref=f"SPD-{entry}", amount=value, points=spend.points),
+            )
+
+        return self._keyed("spend_cashback", key, fingerprint, spend.order_ref, SpendResult, work)
+
+    def _spend_value(self, spend: CashbackSpend) -> Money | None:
+        """The money the spend pays: its cashback amount, or its points at the program's rate. A points
+        value the shop states must match the program's rate when the program has one."""
+        if spend.kind is BalanceKind.CASHBACK:
+            return spend.amount
+        if spend.points is None:
+            raise AssertionError("spend.points is set here")
+        currency = (spend.points_value or spend.amount_due or Money.zero(self.program.currency)).currency
+        priced = rules.points_value(self.program, spend.points, currency)
+        if priced is None:
+            return spend.points_value
+        if spend.points_value is not None and spend.points_value != priced:
+            raise InvalidRequestError(f"points_value: the program values these points at {priced}",
+                                      field="points_value", engine=ENGINE, operation="spend_cashback")
+        if spend.amount_due is not None and priced > spend.amount_due:
+            raise InvalidRequestError(f"points: worth {priced}, more than the amount due ({spend.amount_due})",
+                                      field="points", engine=ENGINE, operation="spend_cashback")
+        return priced
+
+    def _check_spend_policy(self, amount: Money) -> None:
+        policy = self.program.cashback
+        low = amount_in(policy.spend_min, amount.currency, self.program.currency)
+        high = amount_in(policy.spend_max, amount.currency, self.program.currency)
+        if low is not None and amount.amount < low:
+            raise InvalidRequestError(f"amount: the program's smallest cashback payment is {low} {amount.currency}",
+                                      field="amount", engine=ENGINE, operation="spend_cashback")
+        if high is not None and amount.amount > high:
+            raise InvalidRequestError(f"amount: the program's largest cashback payment is {high} {amount.currency}",
+                                      field="amount", engine=ENGINE, operation="spend_cashback")
+
+    # -- export ----------------------------------------------------------------------------------
+    def export(self, batch: list[Order]) -> ExportReport:
+        self.calls["export"] += 1
+        results = []
+        for order in batch:
+            try:
+                results.append(self._export_one(order))
+            except LoyaltyError as exc:
+                status = ExportStatus.RETRY_LATER if exc.retryable else ExportStatus.REJECTED
+                results.append(OrderExportResult(order_ref=order.ref, status=status, reason=exc.message, error_code=exc.code))
+            except OperationalError:
+                # the database was locked or unreachable past the busy timeout: nothing was written
+                results.append(OrderExportResult(order_ref=order.ref, status=ExportStatus.RETRY_LATER,
+                                                 reason="database busy", error_code="engine_unavailable"))
+        return ExportReport(engine=ENGINE, results=tuple(results))
+
+    def _export_one(self, order: Order) -> OrderExportResult:
+        key = order.key
+        for attempt in range(3):
+            try:
+                with self.store.write() as conn:
+                    # The unique ref and key make a second record impossible; looking first is only
+                    # needed after an insert lost that race (or for an engine with many writers).
+                    return self._export_in(conn, order, key, look_first=attempt > 0 or self.store.dialect != "sqlite")
+            except IntegrityError:
+                continue  # a concurrent export of the same order won: report it as a duplicate
+        raise InvalidRequestError("order could not be recorded", engine=ENGINE)
+
+    def _export_in(self, conn: Connection, order: Order, key: str, look_first: bool = True) -> OrderExportResult:
+        earlier = conn.execute(_ORDER_SEEN, {"ref": order.ref, "key": key}).first() if look_first else None
+        if earlier is not None:
+            return OrderExportResult(order_ref=order.ref, status=ExportStatus.DUPLICATE, engine_ref=f"ORD-{earlier.id}",
+                                     points_earned=Decimal(earlier.points_earned))
+        if order.currency not in self.program.accepted_currencies:
+            return OrderExportResult(order_ref=order.ref, status=ExportStatus.REJECTED, error_code="currency_mismatch",
+                                     reason=f"the program does not accept {order.currency}")
+        now = self.now()
+        customer_id = order.customer_id
+        facts = None
+        if customer_id is not None:
+            row = conn.execute(_CUSTOMER_LOCKED, {"customer_id": customer_id}).first()
+            if row is None:
+                return OrderExportResult(order_ref=order.ref, status=ExportStatus.REJECTED,
+                                         error_code="customer_not_found", reason="no such customer")
+            self._record_expiry(conn, customer_id, now, row)
+            facts = self._facts(conn, customer_id, order.currency, now, row=row, balances=False)
+        view = BasketView.of_order(order)
+        unpaid = unpaid_reason(self.compiled, conn, view, customer_id)
+        if unpaid is not None:
+            return OrderExportResult(order_ref=order.ref, status=ExportStatus.REJECTED,
+                                     error_code="insufficient_balance", reason=unpaid)
+        found = self._voucher_facts(conn, order.voucher_codes, order.ref)
+        # Codes the shop applied without redeeming them first are redeemed now, if still usable.
+        for code, voucher in list(found.items()):
+            if voucher.held or rules.voucher_problem(voucher, customer_id, view, order.placed_at, self.program.currency):
+                continue
+            claimed = conn.execute(
+                update(vouchers).where(vouchers.c.code == code)
+                .where((vouchers.c.usage_limit.is_(None)) | (vouchers.c.uses < vouchers.c.usage_limit))
+                .values(uses=vouchers.c.uses + 1)).rowcount
+            if claimed == 1:
+                conn.execute(insert(redemptions).values(code=code, order_ref=order.ref, customer_id=customer_id,
+                                                        write_key=f"{key}:{code}", status="redeemed", created_at=to_db(now)))
+                found[code] = VoucherFacts(voucher.definition, voucher.uses + 1, voucher.offer_kind, held=True)
+        result = rules.quote(self.compiled, view, facts, found, order.placed_at)
+        points = result.total_points if facts else 0
+        cashback = result.cashback_earned if facts else Decimal(0)
+        if order.total is None:
+            raise AssertionError("order.total is set once the order is validated")
+        order_id = _inserted_id(conn.execute(_INSERT_ORDER, {
+            "ref": order.ref, "write_key": key, "customer_id": customer_id, "currency": order.currency,
+            "total_minor": order.total.minor_units(), "points_earned": points,
+            "cashback_earned_minor": _minor(cashback, order.currency), "rules": result.applied_rules,
+            "placed_at": to_db(order.placed_at), "created_at": to_db(now),
+        }))
+        record_rule_costs(conn, order.ref, order.currency, result.discounts, now)
+        if customer_id is not None:
+            if result.applied_rules:
+                conn.execute(_INSERT_GRANT, [
+                    {"customer_id": customer_id, "rule_id": rule_id, "order_ref": order.ref, "created_at": to_db(now)}
+                    for rule_id in result.applied_rules
+                ])
+            expires = expiry_for(self.program.points, now)
+            details: dict[str, Any] = {"order_ref": order.ref, "write_key": key, "expires_at": expires}
+            entries = []
+            if result.points_earned:
+                entries.append(self._entry(customer_id, POINTS, None, "earn", result.points_earned, now,
+                                           label=f"order {order.ref}", **details))
+            entries.extend(self._entry(customer_id, POINTS, None, "earn", bonus, now, label=label, **details)
+                           for label, bonus in result.bonus)
+            if cashback > 0:
+                entries.append(self._entry(customer_id, CASHBACK, order.currency, "earn", _minor(cashback, order.currency),
+                                           now, order_ref=order.ref, write_key=key, label=f"cashback on order {order.ref}"))
+            if entries:
+                conn.execute(_INSERT_LEDGER, entries)  # one executemany for the order's earn rows
+            after_export(self, conn, customer_id, facts.tier if facts else None, result.issued, order.ref, now)
+        return OrderExportResult(order_ref=order.ref, status=ExportStatus.ACCEPTED, engine_ref=f"ORD-{order_id}",
+                                 points_earned=Decimal(points))
+
+    # -- reverse ---------------------------------------------------------------------------------
+    def _refunded_before(self, conn: Connection, order_ref: str) -> tuple[RefundLine, ...]:
+        """The quantities earlier reversals of the order returned, from their recorded results:
+        this engine's own record, whatever references or ``already_refunded`` the shop sends."""
+        rows = conn.execute(select(writes.c.result).where(
+            writes.c.operation == "reverse", writes.c.order_ref == order_ref)).all()
+        total: defaultdict[str, Decimal] = defaultdict(Decimal)
+        for row in rows:
+            refund = (row.result or {}).get("refund") or {}
+            for line in refund.get("lines") or ():
+                total[line["line_id"]] += Decimal(str(line["quantity"]))
+        return tuple(RefundLine(line_id=line_id, quantity=quantity) for line_id, quantity in total.items())
+
+    def reverse(self, reversal: Reversal, key: str) -> ReversalResult:
+        self.calls["reverse"] += 1
+        order = reversal.order
+        lines = [(r.line_id, str(r.quantity)) for r in reversal.lines or ()]
+        fingerprint = _fingerprint("reverse", order.ref, reversal.kind.value, reversal.reference, lines)
+
+        def work(conn: Connection, now: datetime) -> ReversalResult:
+            try:
+                effective = Reversal(order=order, kind=reversal.kind, lines=reversal.lines,
+                                     already_refunded=self._refunded_before(conn, order.ref),
+                                     reference=reversal.reference, exported=reversal.exported,
+                                     reason=reversal.reason, idempotency_key=reversal.idempotency_key)
+            except InvalidRequestError as exc:
+                raise InvalidRequestError(f"reversal.{exc.message}", field=f"reversal.{exc.field}",
+                                          engine=ENGINE, operation="reverse") from None
+            breakdown = effective.breakdown
+            complete = breakdown.share_after == 1
+            rows = conn.execute(select(ledger).where(ledger.c.order_ref == order.ref).order_by(ledger.c.id)).all()
+            stored = conn.execute(select(orders).where(orders.c.ref == order.ref)).first()
+            customer_id = (stored.customer_id if stored is not None else None) or order.customer_id
+            if customer_id is None and rows:
+                customer_id = rows[0].customer_id
+            moved: dict[tuple[str, str | None, str], int] = {}
+            if customer_id is not None and conn.execute(select(customers.c.id).where(customers.c.id == customer_id)).first():
+                row = self._lock_customer(conn, customer_id)
+                self._record_expiry(conn, customer_id, now, row)
+                moved = self._reverse_ledger(conn, customer_id, effective, rows, complete, key, now)
+            reinstated: list[str] = []
+            if complete:
+                reinstated = self._reinstate_vouchers(conn, order.ref)
+            currency = order.currency
+            # One receipt, no figure on it: returned and clawed-back amounts flow in opposite
+            # directions and are reported apart below, never summed.
+            receipt = Receipt(operation="reverse", engine=ENGINE, idempotency_key=key,
+                              engine_ref=f"REV-{_fingerprint(key)[:12].upper()}")
+            return ReversalResult(
+                order_ref=order.ref, kind=reversal.kind,
+                points_returned=Decimal(moved.get((POINTS, None, "return"), 0)),
+                points_clawed_back=Decimal(moved.get((POINTS, None, "claw"), 0)),
+                cashback_returned=Money(amount=_major(moved.get((CASHBACK, currency, "return"), 0), currency),
+                                        currency=currency),
+                cashback_clawed_back=Money(amount=_major(moved.get((CASHBACK, currency, "claw"), 0), currency),
+                                           currency=currency),
+                vouchers_reinstated=tuple(reinstated), refund=breakdown, receipts=(receipt,),
+            )
+
+        return self._keyed("reverse", key, fingerprint, order.ref, ReversalResult, work)
+
+    def _reverse_ledger(self, conn: Connection, customer_id: str, reversal: Reversal, rows: Sequence[AnyRow],
+                        complete: bool,
+                        key: str, now: datetime) -> dict[tuple[str, str | None, str], int]:
+        """Give back what the order burned, as the core's breakdown says (``to_cashback``, ``points``),
+        and take back what it earned in proportion to the net paid returned (``share_before`` ->
+        ``share_after``). Never more than the order moved, whatever earlier reversals did."""
+        order = reversal.order
+        breakdown = reversal.breakdown
+        burned: Counter[tuple[str, str | None]] = Counter()
+        earned: Counter[tuple[str, str | None]] = Counter()
+        returned: Counter[tuple[str, str | None]] = Counter()
+        clawed: Counter[tuple[str, str | None]] = Counter()
+        for row in rows:
+            if row.customer_id != customer_id:
+                continue
+            account = (row.balance, row.currency)
+            if row.entry == "burn":
+                burned[account] += -row.amount
+            elif row.entry == "earn":
+                earned[account] += row.amount
+            elif row.entry == "reverse" and row.amount > 0:
+                returned[account] += row.amount
+            elif row.entry == "reverse" and row.amount < 0:
+                clawed[account] += -row.amount
+        spends = [r for r in order.receipts if r.operation == "spend_cashback"]
+        moved: dict[tuple[str, str | None, str], int] = {}
+        label = f"{reversal.kind.value} {order.ref} ({reversal.reference})"
+        # Give back what was burned first, so a claw-back can be taken from it.
+        for account, total in burned.items():
+            left = total - returned[account]
+            balance, currency = account
+            if complete:
+                share = left
+            elif balance == POINTS and any(r.points is not None for r in spends):
+                share = int(breakdown.points)
+            elif balance == CASHBACK and currency == order.currency and any(r.points is None for r in spends):
+                share = breakdown.to_cashback.minor_units()
+            else:  # the order does not carry its spend receipts: follow the net paid returned
+                share = _span(total, breakdown.share_before, breakdown.share_after)
+            share = min(left, share)
+            if share > 0:
+                expires = expiry_for(self.program.points, now) if balance == POINTS else None
+                self._append(conn, customer_id, balance, currency, "reverse", share, now, order_ref=order.ref,
+                             write_key=key, label=label, expires_at=expires)
+                moved[(*account, "return")] = share
+        for account, total in earned.items():
+            left = total - clawed[account]
+            share = left if complete else min(left, _span(total, breakdown.share_before, breakdown.share_after))
+            balance, currency = account
+            available = (self._points_available(conn, customer_id, now) if balance == POINTS
+                         else self._sum(conn, customer_id, CASHBACK, currency))
+            share = capped_clawback(share, available)
+            if share > 0:
+                self._append(conn, customer_id, balance, currency, "reverse", -share, now, order_ref=order.ref,
+                             write_key=key, label=label)
+                moved[(*account, "claw")] = share
+        return moved
+
+    def _reinstate_vouchers(self, conn: Connection, order_ref: str) -> list[str]:
+        rows = conn.execute(select(redemptions).where(
+            redemptions.c.order_ref == order_ref, redemptions.c.status == "redeemed").order_by(redemptions.c.id)).all()
+        for row in rows:
+            conn.execute(update(redemptions).where(redemptions.c.id == row.id).values(status="reinstated"))
+            conn.execute(update(vouchers).where(vouchers.c.code == row.code, vouchers.c.uses > 0)
+                         .values(uses=vouchers.c.uses - 1))
+        return [row.code for row in rows]
+
