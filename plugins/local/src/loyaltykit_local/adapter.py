@@ -139,6 +139,7 @@ class LocalAdapter(EngineAdapter):
         update_member=True,
         statement=True,
         wallet=True,
+        points_catalog=True,
     )
 
     def __init__(self, settings: LocalSettings | dict[str, Any] | None = None, *, engine: LocalEngine | None = None,
