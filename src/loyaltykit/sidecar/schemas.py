@@ -54,11 +54,12 @@ class Quote(Evaluation):
     def total(self) -> Money:
         return super().total
 
-    @computed_field(description="Points the points-priced lines (points_lines, sent at 0.00) cost together: paid by"
-                                " one points spend naming those lines, never in money.")
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Points the points-priced lines (points_lines, sent at 0.00) cost together: paid by one"
+                    " points spend naming those lines, never in money.")
     @property
     def points_due(self) -> Decimal:
-        return Evaluation.points_due.fget(self)
+        return super().points_due
 
     @classmethod
     def from_evaluation(cls, evaluation: Evaluation) -> Quote:

@@ -238,7 +238,7 @@ class Checkout(Accounts):
             if problem is not None:
                 raise InvalidRequestError(f"{problem[0]}: {problem[1]}", field=problem[0], engine=ENGINE,
                                           operation="spend_cashback")
-            return spend.points_value or Money.zero((spend.basket.currency if spend.basket else self.program.currency))
+            return spend.points_value or Money.zero(spend.basket.currency if spend.basket else self.program.currency)
         currency = (spend.points_value or spend.amount_due or Money.zero(self.program.currency)).currency
         priced = rules.points_value(self.program, spend.points, currency)
         if priced is None:
