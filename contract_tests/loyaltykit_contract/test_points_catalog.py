@@ -141,7 +141,7 @@ def test_an_order_whose_points_lines_are_not_paid_is_refused_unsent(loyaltykit_t
 
 @requires(Capability.POINTS_CATALOG, Capability.EXPORT_ORDERS, Capability.PARTIAL_REFUND)
 def test_refunds_give_the_points_lines_points_back(loyaltykit_target: ContractTarget) -> None:
-    """Returning one of two points units gives half the points back; cancelling the rest, the others."""
+    """Returning one of two points units gives half the points back; refunding the rest, the others."""
     lk = loyaltykit_target
     _catalog(lk)
     customer, order = _paid_order(lk)
