@@ -533,7 +533,7 @@ def _check_points_lines(points_lines: tuple[PointsLine, ...], lines: tuple[Line,
             continue
         line = by_id.get(entry.line_id)
         if line is None:
-            raise ValueError(f"{name}.{index}.line_id: not a line of the order")
+            raise ValueError(f"{name}.{index}.line_id: not one of the lines")
         if not line.unit_price.is_zero():
             raise ValueError(f"{name}.{index}.line_id: a points-priced line is sent at 0.00 (its money price)")
 
@@ -790,10 +790,6 @@ class CashbackSpend(KitModel):
         return cls(customer_id=customer_id, order_ref=order_ref, kind=BalanceKind.POINTS, points=quote.points_due,
                    points_value=Money.zero(quote.currency), line_ids=tuple(p.line_id for p in quote.points_lines),
                    points_lines=quote.points_lines, idempotency_key=idempotency_key, basket=basket)
-
-    @property
-    def pays_points_lines(self) -> bool:
-        return bool(self.line_ids)
 
     @property
     def value(self) -> Money | None:
