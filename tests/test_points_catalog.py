@@ -11,9 +11,12 @@ from loyaltykit import (
     Basket,
     CashbackSpend,
     Discount,
+    EngineAdapter,
     Evaluation,
     InvalidRequestError,
     Line,
+    Loyalty,
+    LoyaltySettings,
     Money,
     Order,
     PointsLine,
@@ -23,6 +26,7 @@ from loyaltykit import (
 )
 from loyaltykit.capabilities import Capabilities
 from loyaltykit.facade import coerce
+from loyaltykit.flows import in_process as lazy_flow
 
 
 def eur(amount) -> Money:
@@ -217,3 +221,26 @@ def test_money_and_points_stay_consistent_and_a_full_refund_returns_exactly_what
             card, line_points = card + step.to_card, line_points + step.line_points
             done.append(RefundLine(line_id=line.id, quantity=1))
     assert card == order.amount_due and line_points == quote.points_due
+
+
+class _PricedInMoney(EngineAdapter):
+    """An in-process engine whose quote calls a line sold for money points-priced: a broken answer."""
+
+    name = "inproc"
+    in_process = True
+    capabilities = Capabilities(evaluate=True, spend=frozenset({"points"}), points_catalog=True)
+
+    @lazy_flow
+    def evaluate_basket(self, basket, ctx):
+        return _quote(basket, {"1": 100})
+
+    @lazy_flow
+    def spend_cashback(self, spend, ctx):
+        raise AssertionError("this test spends nothing")
+
+
+def test_a_quote_pricing_a_money_line_in_points_is_not_trusted_and_fails_open():
+    loyalty = Loyalty(LoyaltySettings(engine="inproc"), adapter=_PricedInMoney(), load_entry_points=False)
+    garbled = loyalty.evaluate(BASKET)  # fails open: full price, nothing applied, and why
+    assert garbled.degraded and garbled.points_lines == () and "points_lines.0.line_id" in garbled.degraded_reason
+    assert loyalty.evaluate(_basket(("1", "0.00", 1))).points_due == 100

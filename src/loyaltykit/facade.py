@@ -275,8 +275,8 @@ class _Facade:
             if result.points_lines:  # lines of this basket, sent at 0.00: they never count in money
                 try:
                     _check_points_lines(result.points_lines, basket.lines, "points_lines")
-                except ValueError as exc:
-                    raise MalformedResponseError(f"the quote's {exc}", engine=self.engine) from None
+                except ValueError as exc:  # a garbled quote fails open, like any malformed answer
+                    return fail_open(MalformedResponseError(f"the quote's {exc}", engine=self.engine))
             if result.shipping is None and basket.shipping is not None:
                 return result.model_copy(update={"shipping": basket.shipping})
             return result
