@@ -3,6 +3,8 @@ earns nothing; an order whose points lines were not paid in points is refused at
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
@@ -87,3 +89,21 @@ def test_the_typed_spend_pays_the_lines_at_the_catalog_price_and_a_refund_gives_
     cancel = shop.loyalty.reverse(Reversal(order=order, kind="refund", reference="r-2"))
     assert (cancel.points_returned, cancel.points_clawed_back) == (250, 20)
     assert shop.points(member) == 1000
+
+
+def test_the_same_points_lines_spend_from_many_threads_burns_once(make_shop):
+    shop = make_shop(PROGRAM)
+    member = shop.customer(points=1000)
+    cart = basket(line("1", "BEANS", "20.00"), line("2", "MUG", "0.00", 2), customer_id=member)
+    spend = CashbackSpend.for_points_lines(shop.loyalty.evaluate(cart), customer_id=member, order_ref="o-9")
+    start = threading.Barrier(16)
+
+    def once(_: int):
+        start.wait()
+        return shop.loyalty.spend_cashback(spend)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(once, range(16)))
+    assert sum(not r.receipt.replayed for r in results) == 1 and {r.receipt.engine_ref for r in results} == {
+        results[0].receipt.engine_ref}
+    assert shop.points(member) == 500
