@@ -34,7 +34,7 @@ RUNS: list[tuple[str, list[str], list[str]]] = [
     ("local_startup.py", [], ["--runs", "5"]),
     ("export_rss.py", [], ["--large", "20000", "--small", "2000"]),
     ("sidecar_evaluate.py", [], ["--runs", "100", "--clients", "4"]),
-    # needs PostgreSQL (run the runner under pg_virtualenv); otherwise its row says SKIP
+    # PostgreSQL: the environment's server, else a throw-away cluster (pg_virtualenv); SKIP without either
     ("outbox_throughput.py", [], ["--orders", "1000"]),
 ]
 

@@ -1,6 +1,6 @@
-"""Shared fixtures for the core's unit tests.
+"""Shared fixtures for the core's unit tests, on the reference adapter and its fake engine.
 
-``support.py`` is loaded under a distinctive module name so it cannot collide with another
+``helpers.py`` is loaded under a distinctive module name so it cannot collide with another
 test directory's helpers when the whole repository's suites run in one session.
 """
 
@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-_SUPPORT = "loyaltykit_core_test_support"
-if _SUPPORT not in sys.modules:
-    _spec = importlib.util.spec_from_file_location(_SUPPORT, Path(__file__).with_name("support.py"))
+_HELPERS = "loyaltykit_core_test_helpers"
+if _HELPERS not in sys.modules:
+    _spec = importlib.util.spec_from_file_location(_HELPERS, Path(__file__).with_name("helpers.py"))
     assert _spec is not None and _spec.loader is not None
     _module = importlib.util.module_from_spec(_spec)
-    sys.modules[_SUPPORT] = _module
+    sys.modules[_HELPERS] = _module
     _spec.loader.exec_module(_module)
 
-support = sys.modules[_SUPPORT]
+helpers = sys.modules[_HELPERS]
 
 from loyaltykit import AsyncLoyalty, Loyalty  # noqa: E402
 
@@ -37,22 +37,16 @@ def _isolated_settings(monkeypatch, tmp_path):
 
 @pytest.fixture
 def engine():
-    fake = support.ShopEngine()
-    fake.add_member("m1", email="ann@example.com", phone="+4915112345678", card="CARD0001",
-                    tier="gold", points=100, cashback="20.00")
-    fake.add_member("m2", email="bob@example.com", tier="basic", cashback="1.00")
-    fake.add_voucher("SAVE5", "5.00")
-    fake.add_voucher("SAVE3", "3.00")
-    return fake
+    return helpers.seeded_engine()
 
 
-fast_settings = support.fast_settings
+fast_settings = helpers.fast_settings
 
 
 def _facade_builder(facade_cls, engine, made):
     def make(adapter=None, *, transport="fake", plugins=(), **settings):
         chosen = engine.transport() if transport == "fake" else transport
-        facade = facade_cls(fast_settings(**settings), adapter=adapter or support.ShopAdapter(),
+        facade = facade_cls(fast_settings(**settings), adapter=adapter or helpers.reference_adapter(),
                             load_entry_points=False, plugins=plugins, transport=chosen)
         made.append(facade)
         return facade

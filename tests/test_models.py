@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
-from loyaltykit_core_test_support import basket_dict
+from loyaltykit_core_test_helpers import basket_dict
 
 from loyaltykit import (
     Basket,

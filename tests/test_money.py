@@ -156,3 +156,21 @@ def test_arithmetic_beyond_the_limit_is_refused_like_construction():
     with pytest.raises(InvalidRequestError) as info:
         Money.of(MAX_AMOUNT, "EUR") * 2
     assert info.value.field == "amount"
+
+
+@given(st.one_of(st.decimals(allow_nan=True, allow_infinity=True), st.integers(min_value=-10**14, max_value=10**14)),
+       st.sampled_from(["EUR", "JPY", "KWD", "CLF", "XXX", "eur"]))
+def test_of_is_the_constructor(amount, currency):
+    """Money.of's quick path gives exactly what the validating constructor gives, errors included."""
+    from loyaltykit.errors import InvalidDataError
+
+    try:
+        expected = Money(amount=amount, currency=currency)
+    except InvalidDataError as exc:
+        with pytest.raises(InvalidDataError) as raised:
+            Money.of(amount, currency)
+        assert (raised.value.field, raised.value.message) == (exc.field, exc.message)
+    else:
+        got = Money.of(amount, currency)
+        assert got == expected and str(got.amount) == str(expected.amount)
+        assert got.model_fields_set == expected.model_fields_set

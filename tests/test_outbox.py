@@ -5,16 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from decimal import Decimal
 
-import httpx
 import pytest
+from loyaltykit_core_test_helpers import adapter_settings
 
 from loyaltykit import (
     AsyncLoyalty,
-    Capabilities,
-    CurrencyMismatchError,
-    EngineAdapter,
-    EngineClientConfig,
-    EngineRequest,
     ExportReport,
     ExportStatus,
     Line,
@@ -23,66 +18,23 @@ from loyaltykit import (
     Money,
     Order,
     OrderExportResult,
-    RetryPolicy,
-    Service,
 )
 from loyaltykit.outbox import DEAD, DONE, DROPPED, PENDING, REJECTED, Outbox
 from loyaltykit.postgres_testing import fresh_database
-from loyaltykit.testing import FakeEngine, Fault, FaultKind, json_response
+from loyaltykit.testing import Fault, FaultKind
+from loyaltykit_reference.adapter import ReferenceAdapter
+from loyaltykit_reference.fake import ReferenceEngine
 
 
-class OrdersFake(FakeEngine):
-    """Records orders by idempotency key; refuses orders whose total is zero."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.recorded: dict[str, str] = {}
-        self.route("POST", "/orders", "export", self._order)
-
-    def _order(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
-        body = self.requests[-1].body
-        if body["total"] == "0.00":
-            return json_response({"error": "empty order"}, 422)
-        if body["key"] in self.recorded:
-            return json_response({"status": "duplicate"}, 200)
-        self.recorded[body["key"]] = body["ref"]
-        return json_response({"status": "created"}, 201)
-
-
-class OrdersAdapter(EngineAdapter):
-    name = "orders"
-    capabilities = Capabilities(export_orders=True)
-
-    def client_config(self) -> EngineClientConfig:
-        return EngineClientConfig(
-            engine=self.name,
-            services={"default": Service("https://orders.test")},
-            retry=RetryPolicy(max_attempts=2, backoff_base=0.001, backoff_max=0.001),
-        )
-
-    def export_orders(self, orders, ctx):
-        if any(order.currency != "EUR" for order in orders):
-            # as some engines do: one bad order refuses the whole batch
-            raise CurrencyMismatchError("the engine books EUR only", field="orders.currency", engine=self.name)
-        results = []
-        for order in orders:
-            response = yield EngineRequest(
-                "POST",
-                "/orders",
-                json={"ref": order.ref, "key": order.key, "total": str(order.total.amount)},
-                write=True,
-                idempotency_key=order.key,
-                route="export",
-            )
-            if response.status_code == 422:
-                results.append(OrderExportResult(order_ref=order.ref, status=ExportStatus.REJECTED, reason="empty order"))
-            else:
-                status = ExportStatus.DUPLICATE if response.json()["status"] == "duplicate" else ExportStatus.ACCEPTED
-                results.append(OrderExportResult(order_ref=order.ref, status=status))
-        return ExportReport(engine=self.name, results=tuple(results))
+def orders_adapter() -> ReferenceAdapter:
+    """The reference adapter with two attempts per export (an outage costs at most two calls)."""
+    return ReferenceAdapter(adapter_settings(max_attempts=2, backoff_base=0.001))
 
 
 def make_order(ref: str, amount: str = "10.00", currency: str = "EUR", customer_id: str | None = None) -> Order:
+    """An order of its own customer (``member-<ref>``) unless ``customer_id`` is given; the outbox
+    exports one customer's orders one at a time."""
+    customer_id = customer_id or f"member-{ref}"
     line = Line(id="1", sku="SKU-1", quantity=1, unit_price=Money.of(amount, currency))
     return Order(ref=ref, currency=currency, lines=(line,), total=Money.of(amount, currency), customer_id=customer_id)
 
@@ -120,35 +72,53 @@ def make_outbox(outbox_url):
 
 
 @pytest.fixture
-def fake() -> OrdersFake:
-    return OrdersFake()
+def fake() -> ReferenceEngine:
+    """The reference engine knowing Ann and Bob; the ``order`` fixture adds each order's own member.
+    It rejects an order of a customer it does not know (``customer_id="ghost"``)."""
+    engine = ReferenceEngine()
+    for member in ("ann", "bob"):
+        engine.add_member(member, {"email": f"{member}@example.com"})
+    return engine
 
 
 @pytest.fixture
-def loyalty(fake: OrdersFake):
+def order(fake: ReferenceEngine):
+    """``make_order`` whose default customer (``member-<ref>``) the fake knows."""
+
+    def make(ref: str, amount: str = "10.00", currency: str = "EUR", customer_id: str | None = None) -> Order:
+        made = make_order(ref, amount, currency, customer_id)
+        if customer_id is None and made.customer_id not in fake.members:
+            fake.add_member(made.customer_id, {"external_id": made.customer_id})
+        return made
+
+    return make
+
+
+@pytest.fixture
+def loyalty(fake: ReferenceEngine):
     settings = LoyaltySettings(write_deadline=2, breaker_threshold=100)
-    with Loyalty(settings, adapter=OrdersAdapter(), transport=fake.transport(), load_entry_points=False) as facade:
+    with Loyalty(settings, adapter=orders_adapter(), transport=fake.transport(), load_entry_points=False) as facade:
         yield facade
 
 
-def test_accepted_orders_leave_the_outbox_and_are_recorded_once(make_outbox, fake, loyalty):
+def test_accepted_orders_leave_the_outbox_and_are_recorded_once(make_outbox, fake, loyalty, order):
     outbox = make_outbox()
-    assert outbox.add(make_order("A-1"))
-    assert outbox.add(make_order("A-2"))
-    assert not outbox.add(make_order("A-1")), "the same order ref is queued once"
+    assert outbox.add(order("A-1"))
+    assert outbox.add(order("A-2"))
+    assert not outbox.add(order("A-1")), "the same order ref is queued once"
 
     report = outbox.flush(loyalty)
 
     assert report is not None and [r.status for r in report.results] == [ExportStatus.ACCEPTED] * 2
     assert outbox.counts() == {PENDING: 0, DONE: 2, REJECTED: 0, DEAD: 0, DROPPED: 0}
-    assert sorted(fake.recorded.values()) == ["A-1", "A-2"]
+    assert sorted(fake.orders) == ["A-1", "A-2"]
     assert outbox.flush(loyalty) is None
 
 
-def test_engine_down_keeps_orders_pending_with_backoff_then_exports(make_outbox, fake, loyalty):
+def test_engine_down_keeps_orders_pending_with_backoff_then_exports(make_outbox, fake, loyalty, order):
     clock = Clock()
     outbox = make_outbox(clock=clock)
-    outbox.add(make_order("B-1"))
+    outbox.add(order("B-1"))
     fake.inject("export", Fault(FaultKind.STATUS, status=503, times=10))
 
     report = outbox.flush(loyalty)
@@ -163,25 +133,25 @@ def test_engine_down_keeps_orders_pending_with_backoff_then_exports(make_outbox,
     report = outbox.flush(loyalty)
     assert report is not None and report.status_of("B-1") is ExportStatus.ACCEPTED
     assert outbox.entry("B-1").state == DONE
-    assert list(fake.recorded.values()) == ["B-1"]
+    assert fake.orders == ["B-1"]
 
 
-def test_rejected_order_is_kept_with_its_reason_and_others_go_through(make_outbox, fake, loyalty):
+def test_rejected_order_is_kept_with_its_reason_and_others_go_through(make_outbox, fake, loyalty, order):
     outbox = make_outbox()
-    outbox.add(make_order("C-1"))
-    outbox.add(make_order("C-2", amount="0.00"))
+    outbox.add(order("C-1"))
+    outbox.add(order("C-2", customer_id="ghost"))
 
     outbox.flush(loyalty)
 
     rejected = outbox.entry("C-2")
-    assert rejected is not None and rejected.state == REJECTED and rejected.last_reason == "empty order"
+    assert rejected is not None and rejected.state == REJECTED and rejected.last_reason == "unknown customer"
     assert outbox.entry("C-1").state == DONE
 
 
-def test_a_crashed_worker_lease_expires_and_the_engine_still_sees_the_order_once(make_outbox, fake, loyalty):
+def test_a_crashed_worker_lease_expires_and_the_engine_still_sees_the_order_once(make_outbox, fake, loyalty, order):
     clock = Clock()
     crashed = make_outbox(clock=clock, lease_seconds=60)
-    crashed.add(make_order("D-1"))
+    crashed.add(order("D-1"))
     claimed = crashed.claim()
     assert [o.ref for o in claimed] == ["D-1"]
     # The worker exported but died before recording the outcome.
@@ -195,14 +165,14 @@ def test_a_crashed_worker_lease_expires_and_the_engine_still_sees_the_order_once
 
     assert report is not None and report.status_of("D-1") is ExportStatus.DUPLICATE
     assert survivor.entry("D-1").state == DONE
-    assert list(fake.recorded.values()) == ["D-1"], "the engine recorded the order once"
+    assert fake.orders == ["D-1"], "the engine recorded the order once"
 
 
-async def test_async_flush_exports_through_the_async_facade(make_outbox, fake):
+async def test_async_flush_exports_through_the_async_facade(make_outbox, fake, order):
     outbox = make_outbox()
-    outbox.add(make_order("E-1"))
+    outbox.add(order("E-1"))
     settings = LoyaltySettings(write_deadline=2)
-    async with AsyncLoyalty(settings, adapter=OrdersAdapter(), transport=fake.transport(), load_entry_points=False) as facade:
+    async with AsyncLoyalty(settings, adapter=orders_adapter(), transport=fake.transport(), load_entry_points=False) as facade:
         report = await outbox.aflush(facade)
     assert report is not None and report.status_of("E-1") is ExportStatus.ACCEPTED
     assert outbox.entry("E-1").state == DONE
@@ -223,16 +193,16 @@ def test_money_in_the_stored_order_survives_as_decimal(make_outbox):
     assert order.total.amount == Decimal("19.99") and order.total.currency == "EUR"
 
 
-def test_a_late_worker_does_not_overwrite_the_current_owners_outcome(make_outbox, fake, loyalty):
+def test_a_late_worker_does_not_overwrite_the_current_owners_outcome(make_outbox, fake, loyalty, order):
     clock = Clock()
     late = make_outbox(clock=clock, lease_seconds=60)
-    late.add(make_order("G-1"))
+    late.add(order("G-1"))
     claimed = late.claim()
     clock.now += 61  # the late worker's lease ran out
     owner = make_outbox(clock=clock, lease_seconds=60)
     assert owner.flush(loyalty).status_of("G-1") is ExportStatus.ACCEPTED
 
-    retry = ExportReport(engine="orders", results=(
+    retry = ExportReport(engine="reference", results=(
         OrderExportResult(order_ref="G-1", status=ExportStatus.RETRY_LATER, reason="late"),))
     late.record(retry)
 
@@ -241,33 +211,33 @@ def test_a_late_worker_does_not_overwrite_the_current_owners_outcome(make_outbox
     assert [o.ref for o in claimed] == ["G-1"]
 
 
-def test_one_wrong_currency_order_does_not_block_the_others(make_outbox, fake, loyalty):
+def test_one_wrong_currency_order_does_not_block_the_others(make_outbox, fake, loyalty, order):
     outbox = make_outbox()
     for i in range(20):
-        outbox.add(make_order(f"H-{i}"))
-    outbox.add(make_order("H-USD", currency="USD"))
+        outbox.add(order(f"H-{i}"))
+    outbox.add(order("H-USD", currency="USD"))
 
     report = outbox.flush(loyalty)
 
     assert report is not None and len(report.by_status(ExportStatus.ACCEPTED)) == 20
-    assert sorted(fake.recorded.values()) == sorted(f"H-{i}" for i in range(20))
+    assert sorted(fake.orders) == sorted(f"H-{i}" for i in range(20))
     bad = outbox.entry("H-USD")
-    assert bad.state == PENDING and bad.attempts == 1 and "EUR only" in bad.last_reason
+    assert bad.state == PENDING and bad.attempts == 1 and "does not accept USD" in bad.last_reason
     assert outbox.counts()[DONE] == 20
     assert outbox.flush(loyalty) is None, "the bad order backs off on its own"
 
 
-def test_an_order_failing_every_time_goes_dead_with_its_last_error_and_can_be_retried(make_outbox, fake, loyalty):
+def test_an_order_failing_every_time_goes_dead_with_its_last_error_and_can_be_retried(make_outbox, fake, loyalty, order):
     clock = Clock()
     outbox = make_outbox(clock=clock, max_attempts=3, backoff_base=2.0)
-    outbox.add(make_order("J-USD", currency="USD"))
-    outbox.add(make_order("J-1"))
+    outbox.add(order("J-USD", currency="USD"))
+    outbox.add(order("J-1"))
     for _ in range(3):
         outbox.flush(loyalty)
         clock.now += 100
     dead = outbox.entry("J-USD")
     assert dead.state == DEAD and dead.attempts == 3 and dead.last_status == "retry_later"
-    assert "CurrencyMismatchError" in dead.last_reason and "EUR only" in dead.last_reason
+    assert "CurrencyMismatchError" in dead.last_reason and "does not accept USD" in dead.last_reason
     assert outbox.entry("J-1").state == DONE
     assert outbox.flush(loyalty) is None, "a dead order is not claimed again"
     assert [e.ref for e in outbox.entries(DEAD)] == ["J-USD"]
@@ -277,10 +247,10 @@ def test_an_order_failing_every_time_goes_dead_with_its_last_error_and_can_be_re
     assert retried.state == PENDING and retried.attempts == 0
 
 
-def test_an_outage_backs_off_the_whole_batch_without_splitting_it(make_outbox, fake, loyalty):
+def test_an_outage_backs_off_the_whole_batch_without_splitting_it(make_outbox, fake, loyalty, order):
     outbox = make_outbox()
     for i in range(5):
-        outbox.add(make_order(f"K-{i}"))
+        outbox.add(order(f"K-{i}"))
     fake.inject("export", Fault(FaultKind.STATUS, status=503, times=100))
     calls_before = len(fake.requests)
 
@@ -291,12 +261,12 @@ def test_an_outage_backs_off_the_whole_batch_without_splitting_it(make_outbox, f
     assert len(fake.requests) - calls_before <= 2, "one export attempt (with its own retry), not one per order"
 
 
-def test_orders_of_one_customer_are_exported_in_the_order_they_were_placed(make_outbox, fake, loyalty):
+def test_orders_of_one_customer_are_exported_in_the_order_they_were_placed(make_outbox, fake, loyalty, order):
     clock = Clock()
     outbox = make_outbox(clock=clock)
-    outbox.add(make_order("L-1", customer_id="ann"))
-    outbox.add(make_order("L-2", customer_id="ann"))
-    outbox.add(make_order("L-3", customer_id="bob"))
+    outbox.add(order("L-1", customer_id="ann"))
+    outbox.add(order("L-2", customer_id="ann"))
+    outbox.add(order("L-3", customer_id="bob"))
 
     assert [o.ref for o in outbox.claim()] == ["L-1", "L-3"], "ann's second order waits for her first"
     clock.now += 200  # both leases ran out
@@ -310,14 +280,14 @@ def test_orders_of_one_customer_are_exported_in_the_order_they_were_placed(make_
     assert outbox.entry("L-1").state == DONE and outbox.entry("L-2").state == PENDING
     outbox.flush(loyalty)
     assert outbox.entry("L-2").state == DONE
-    assert [ref for ref in fake.recorded.values() if ref.startswith("L-")] == ["L-1", "L-3", "L-2"]
+    assert [ref for ref in fake.orders if ref.startswith("L-")] == ["L-1", "L-3", "L-2"]
 
 
-def test_drop_cancels_a_pending_order_with_its_reason_but_not_one_in_flight_or_exported(make_outbox, fake, loyalty):
+def test_drop_cancels_a_pending_order_with_its_reason_but_not_one_in_flight_or_exported(make_outbox, fake, loyalty, order):
     outbox = make_outbox()
-    outbox.add(make_order("M-1"))
-    outbox.add(make_order("M-2"))
-    outbox.add(make_order("M-3"))
+    outbox.add(order("M-1"))
+    outbox.add(order("M-2"))
+    outbox.add(order("M-3"))
 
     assert outbox.drop("M-1", reason="customer cancelled") is True
     assert outbox.entry("M-1").state == DROPPED and outbox.entry("M-1").last_reason == "customer cancelled"
@@ -329,60 +299,60 @@ def test_drop_cancels_a_pending_order_with_its_reason_but_not_one_in_flight_or_e
     outbox.release(claimed)
     outbox.flush(loyalty)
     assert outbox.drop("M-3", reason="too late") is False, "exported"
-    assert sorted(fake.recorded.values()) == ["M-2", "M-3"]
+    assert sorted(fake.orders) == ["M-2", "M-3"]
     with pytest.raises(ValueError) as info:
         outbox.drop("M-3", reason=" ")
     assert info.value.field == "reason"
 
 
-def test_supersede_replaces_a_pending_orders_payload_only_before_export(make_outbox, fake, loyalty):
+def test_supersede_replaces_a_pending_orders_payload_only_before_export(make_outbox, fake, loyalty, order):
     outbox = make_outbox()
-    assert outbox.add(make_order("N-1", amount="10.00"))
-    assert outbox.add(make_order("N-1", amount="12.00")) is False, "without supersede the first payload stays"
-    assert outbox.add(make_order("N-1", amount="12.00"), supersede=True) is True
-    assert outbox.add(make_order("N-9", amount="1.00"), supersede=True) is True, "a new ref is simply queued"
+    assert outbox.add(order("N-1", amount="10.00"))
+    assert outbox.add(order("N-1", amount="12.00")) is False, "without supersede the first payload stays"
+    assert outbox.add(order("N-1", amount="12.00"), supersede=True) is True
+    assert outbox.add(order("N-9", amount="1.00"), supersede=True) is True, "a new ref is simply queued"
     (first, _) = outbox.claim()
     assert first.ref == "N-1" and first.total.amount == Decimal("12.00")
-    assert outbox.add(make_order("N-1", amount="13.00"), supersede=True) is False, "in flight"
+    assert outbox.add(order("N-1", amount="13.00"), supersede=True) is False, "in flight"
     outbox.release([first])
     outbox.flush(loyalty)
-    assert outbox.add(make_order("N-1", amount="14.00"), supersede=True) is False, "exported"
+    assert outbox.add(order("N-1", amount="14.00"), supersede=True) is False, "exported"
     assert outbox.entry("N-1").state == DONE
 
 
-def test_the_lease_is_never_shorter_than_two_write_deadlines(make_outbox, fake):
+def test_the_lease_is_never_shorter_than_two_write_deadlines(make_outbox, fake, order):
     clock = Clock()
     worker = make_outbox(clock=clock, lease_seconds=1)
     other = make_outbox(clock=clock, lease_seconds=1)
-    worker.add(make_order("P-1"))
+    worker.add(order("P-1"))
     stolen: list = []
 
-    class SlowAdapter(OrdersAdapter):
+    class SlowAdapter(ReferenceAdapter):
         def export_orders(self, orders, ctx):
             clock.now += 20  # the export takes longer than lease_seconds, within the write deadline
             stolen.extend(other.claim())
             return (yield from super().export_orders(orders, ctx))
 
     settings = LoyaltySettings(write_deadline=15)
-    with Loyalty(settings, adapter=SlowAdapter(), transport=fake.transport(), load_entry_points=False) as facade:
+    with Loyalty(settings, adapter=SlowAdapter(orders_adapter().settings), transport=fake.transport(), load_entry_points=False) as facade:
         report = worker.flush(facade)
     assert stolen == [], "nobody else could claim the order while it was being exported"
     assert report.status_of("P-1") is ExportStatus.ACCEPTED and worker.entry("P-1").state == DONE
 
 
-def test_the_lease_is_renewed_while_a_slow_export_runs(make_outbox, fake):
+def test_the_lease_is_renewed_while_a_slow_export_runs(make_outbox, fake, order):
     import time as _time
 
     # A batch refused whole is exported one order at a time: each call within the write deadline,
     # all of them together longer than the lease (2 x 1 s). The renewal keeps the lease meanwhile.
     worker = make_outbox(lease_seconds=0.5)
     other = make_outbox(lease_seconds=0.5)
-    worker.add(make_order("Q-USD", currency="USD"))
+    worker.add(order("Q-USD", currency="USD"))
     for i in range(8):
-        worker.add(make_order(f"Q-{i}"))
+        worker.add(order(f"Q-{i}"))
     stolen: list = []
 
-    class SlowAdapter(OrdersAdapter):
+    class SlowAdapter(ReferenceAdapter):
         def export_orders(self, orders, ctx):
             if len(orders) == 1:
                 _time.sleep(0.3)
@@ -391,17 +361,17 @@ def test_the_lease_is_renewed_while_a_slow_export_runs(make_outbox, fake):
 
     settings = LoyaltySettings(write_deadline=1.0)
     started = _time.monotonic()
-    with Loyalty(settings, adapter=SlowAdapter(), transport=fake.transport(), load_entry_points=False) as facade:
+    with Loyalty(settings, adapter=SlowAdapter(orders_adapter().settings), transport=fake.transport(), load_entry_points=False) as facade:
         report = worker.flush(facade)
     assert _time.monotonic() - started > 2.0, "the export outlived the lease it started with"
     assert stolen == [], "the renewed lease kept every order"
-    assert len(report.by_status(ExportStatus.ACCEPTED)) == 8 and len(fake.recorded) == 8
+    assert len(report.by_status(ExportStatus.ACCEPTED)) == 8 and len(fake.orders) == 8
 
 
-def test_drain_exports_everything_due_and_summarises(make_outbox, fake, loyalty):
+def test_drain_exports_everything_due_and_summarises(make_outbox, fake, loyalty, order):
     outbox = make_outbox()
     for i in range(7):
-        outbox.add(make_order(f"R-{i}", amount="0.00" if i == 3 else "5.00"))
+        outbox.add(order(f"R-{i}", amount="5.00", customer_id="ghost" if i == 3 else None))
     seen: list[int] = []
 
     summary = outbox.drain(loyalty, batch=3, progress=seen.append)
@@ -410,14 +380,14 @@ def test_drain_exports_everything_due_and_summarises(make_outbox, fake, loyalty)
     assert outbox.status()["due"] == 0 and outbox.counts()[DONE] == 6
 
 
-def test_run_forever_stops_on_sigterm_after_finishing_its_batch(make_outbox, fake, loyalty):
+def test_run_forever_stops_on_sigterm_after_finishing_its_batch(make_outbox, fake, loyalty, order):
     import os
     import signal
     import threading
 
     outbox = make_outbox()
     for i in range(4):
-        outbox.add(make_order(f"S-{i}"))
+        outbox.add(order(f"S-{i}"))
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
     timer.start()
     previous = signal.getsignal(signal.SIGTERM)
@@ -429,13 +399,13 @@ def test_run_forever_stops_on_sigterm_after_finishing_its_batch(make_outbox, fak
     assert summary.exported == 4 and outbox.counts()[DONE] == 4 and outbox.status()["leased"] == 0
 
 
-async def test_async_methods_run_off_the_event_loop(make_outbox, fake):
+async def test_async_methods_run_off_the_event_loop(make_outbox, fake, order):
     outbox = make_outbox()
-    assert await outbox.aadd(make_order("T-1"))
-    assert await outbox.aadd(make_order("T-2"))
+    assert await outbox.aadd(order("T-1"))
+    assert await outbox.aadd(order("T-2"))
     assert await outbox.adrop("T-2", reason="cancelled")
     settings = LoyaltySettings(write_deadline=2)
-    async with AsyncLoyalty(settings, adapter=OrdersAdapter(), transport=fake.transport(), load_entry_points=False) as facade:
+    async with AsyncLoyalty(settings, adapter=orders_adapter(), transport=fake.transport(), load_entry_points=False) as facade:
         summary = await outbox.adrain(facade)
     assert summary.exported == 1 and (await outbox.acounts())[DROPPED] == 1
 
@@ -505,7 +475,7 @@ def test_transactional_outbox_an_order_is_queued_if_and_only_if_the_shops_transa
         assert [o.ref for o in outbox.claim()] == ["TX-2", "TX-3"]
 
 
-async def test_a_slow_store_does_not_block_the_event_loop(outbox_url, fake):
+async def test_a_slow_store_does_not_block_the_event_loop(outbox_url, fake, order):
     import asyncio
     import time as _time
 
@@ -538,9 +508,9 @@ async def test_a_slow_store_does_not_block_the_event_loop(outbox_url, fake):
 
     running = asyncio.create_task(ticker())
     try:
-        assert await outbox.aadd(make_order("Y-1"))
+        assert await outbox.aadd(order("Y-1"))
         settings = LoyaltySettings(write_deadline=2)
-        async with AsyncLoyalty(settings, adapter=OrdersAdapter(), transport=fake.transport(),
+        async with AsyncLoyalty(settings, adapter=orders_adapter(), transport=fake.transport(),
                                 load_entry_points=False) as facade:
             report = await outbox.aflush(facade)
     finally:
@@ -593,3 +563,110 @@ def test_oldest_pending_age_follows_the_oldest_waiting_order(tmp_path):
     now[0] += 5
     assert outbox.oldest_pending_age() == 35
     outbox.close()
+
+
+def test_a_claimed_order_is_the_order_that_was_added_field_for_field(make_outbox):
+    from datetime import UTC, datetime
+
+    from loyaltykit import Discount, FreeItem, Receipt
+
+    lines = (Line(id="1", sku="SKU-1", quantity=Decimal("1.5"), unit_price=Money.of("10.00", "EUR"),
+                  category="coffee", attributes={"grind": "fine"}),
+             Line(id="2", sku="SKU-2", quantity=2, unit_price=Money.of("3.35", "EUR")))
+    order = Order(ref="F-1", currency="EUR", lines=lines, customer_id="ann", shipping=Money.of("4.90", "EUR"),
+                  discounts=(Discount(target="line", line_id="1", amount=Money.of("1.00", "EUR"), percent=Decimal("6.5")),
+                             Discount(target="order", amount=Money.of("2.02", "EUR"), label="Ten percent")),
+                  free_items=(FreeItem(sku="MUG", label="gift"),), voucher_codes=("WELCOME",),
+                  receipts=(Receipt(operation="spend_cashback", engine="orders", idempotency_key="k-1",
+                                    amount=Money.of("3.00", "EUR")),),
+                  placed_at=datetime(2026, 5, 1, 12, 30, 15, 123456, tzinfo=UTC), channel="web", store_id="S1",
+                  idempotency_key="F-1:export")
+    outbox = make_outbox()
+    assert outbox.add(order)
+    (claimed,) = outbox.claim()
+    assert claimed == order
+    assert claimed.allocations == order.allocations and claimed.total == order.total
+    assert claimed.amount_due == order.amount_due
+
+
+def test_the_sqlite_claim_reads_its_index_in_order_and_sorts_nothing(tmp_path):
+    import time
+
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    try:
+        # the claim statement as the store runs it, through SQLite's own planner
+        calls: list[str] = []
+        db = outbox.store._db
+        outbox.store._db = _Spy(db, calls)
+        outbox.claim()
+        (claim_sql,) = [sql for sql in calls if sql.lstrip().startswith("SELECT")]
+        now = time.time()
+        plan = " | ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + claim_sql,
+                                                        ("pending", now, now, "pending", 100)))
+    finally:
+        outbox.store._db = db
+        outbox.close()
+    assert "USING INDEX outbox_due" in plan, plan
+    assert "TEMP B-TREE" not in plan, f"the claim sorts the backlog: {plan}"
+
+
+class _Spy:
+    """A sqlite3 connection that notes every statement it is given."""
+
+    def __init__(self, db, calls: list[str]) -> None:
+        self.db, self.calls = db, calls
+
+    def execute(self, sql, *args):
+        self.calls.append(sql)
+        return self.db.execute(sql, *args)
+
+    def executemany(self, sql, *args):
+        self.calls.append(sql)
+        return self.db.executemany(sql, *args)
+
+
+def test_the_sqlite_outbox_syncs_every_commit_unless_told_otherwise(tmp_path):
+    from loyaltykit.errors import ConfigError
+
+    def level(outbox: Outbox) -> int:
+        return outbox.store._db.execute("PRAGMA synchronous").fetchone()[0]  # type: ignore[attr-defined]
+
+    with Outbox(tmp_path / "a.sqlite3") as safe:
+        assert level(safe) == 2, "FULL: a commit survives a power cut"
+        safe.add(make_order("S-0"))
+        assert level(safe) == 2, "a queued order is synced"
+        (claimed,) = safe.claim()
+        assert level(safe) == 1, "a worker's progress is not synced on its own (export is idempotent)"
+        assert safe.drop("S-0", reason="cancelled") is False, "it is leased"
+        safe.release([claimed])
+        assert safe.drop("S-0", reason="cancelled") and level(safe) == 2, "a drop is synced"
+    with Outbox(f"sqlite:///{tmp_path / 'b.sqlite3'}?synchronous=normal") as fast:
+        assert fast.store._db.execute("PRAGMA synchronous").fetchone()[0] == 1
+        assert fast.add(make_order("S-1")) and [o.ref for o in fast.claim()] == ["S-1"]
+        assert "synchronous=normal" in repr(fast)
+    with pytest.raises(ConfigError, match="synchronous"):
+        Outbox(f"sqlite:///{tmp_path / 'c.sqlite3'}?synchronous=off")
+    with pytest.raises(ConfigError, match="unknown SQLite option 'journal_mode'"):
+        Outbox(f"sqlite:///{tmp_path / 'c.sqlite3'}?journal_mode=memory")
+
+
+@pytest.mark.postgres
+def test_the_postgres_claim_reads_its_index_in_order_and_sorts_nothing():
+    import time
+
+    from sqlalchemy import text
+
+    from loyaltykit.outbox.postgres import _PICK, TABLE
+
+    with fresh_database() as url, Outbox(url) as outbox:
+        engine = outbox.store.engine  # type: ignore[attr-defined]
+        now = time.time()
+        fill = (f"INSERT INTO {TABLE} (ref, group_key, payload, state, next_attempt, created_at, updated_at)"  # noqa: S608 - a constant table name
+                " SELECT 'R' || g, 'R' || g, '{}', 'pending', :now + g * 1e-6, :now, :now FROM generate_series(1, 50000) AS g")
+        with engine.begin() as conn:  # a backlog big enough for the planner to choose by cost
+            conn.execute(text(fill), {"now": now - 60})
+            conn.execute(text(f"ANALYZE {TABLE}"))
+        with engine.begin() as conn:
+            plan = "\n".join(row[0] for row in conn.execute(text("EXPLAIN " + _PICK), {"now": now, "limit": 100}))
+    assert f"Index Scan using {TABLE}_due" in plan, plan
+    assert "Sort" not in plan, f"the claim sorts the backlog:\n{plan}"

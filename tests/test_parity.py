@@ -9,7 +9,7 @@ import json
 from decimal import Decimal
 
 import pytest
-from loyaltykit_core_test_support import basket_dict, fast_settings
+from loyaltykit_core_test_helpers import basket_dict, fast_settings
 
 from loyaltykit import AsyncLoyalty, Loyalty, LoyaltyError
 from loyaltykit.testing import Fault, FaultKind, RuleSpec

@@ -10,13 +10,15 @@ import time
 import httpx
 import pytest
 import respx
-from loyaltykit_core_test_support import BASE_URL, ShopAdapter, basket_dict
+from loyaltykit_core_test_helpers import BASE_URL, basket_dict, reference_adapter
 
 from loyaltykit import (
     CircuitOpenError,
+    EngineTimeoutError,
     EngineUnavailableError,
     ExportReport,
     ExportStatus,
+    InvalidRequestError,
     LoyaltyError,
     OutcomeUnknownError,
 )
@@ -24,8 +26,9 @@ from loyaltykit.breaker import CircuitBreaker
 from loyaltykit.flows import CallContext, EngineRequest
 from loyaltykit.http import EngineClientConfig, RetryPolicy, Service, SyncRunner
 from loyaltykit.testing import serve
+from loyaltykit_reference.adapter import ReferenceAdapter
 
-MEMBER = {"member": {"id": "m1", "tier": "gold", "points": "1", "cashback": "0.00"}}
+MEMBER = {"ok": True, "member": {"id": "m1", "tier": "gold", "points": 1, "cashback": 0}}
 
 
 class Clock:
@@ -107,7 +110,7 @@ def engine_http():
 @pytest.mark.parametrize("facade", ["sync", "async"])
 async def test_breaker_refuses_without_sending_then_recovers(facade, engine_http, make_sync, make_async):
     route = engine_http.get("/members").mock(return_value=httpx.Response(503))
-    adapter = ShopAdapter({"max_attempts": 1})
+    adapter = reference_adapter(max_attempts=1)
     if facade == "sync":
         loyalty = make_sync(adapter, transport=None, breaker_threshold=3, breaker_reset=0.3)
 
@@ -141,17 +144,19 @@ async def test_breaker_refuses_without_sending_then_recovers(facade, engine_http
 
 def test_breaker_opens_mid_retry_and_stops_the_retries(engine_http, make_sync):
     route = engine_http.get("/members").mock(return_value=httpx.Response(503))
-    loyalty = make_sync(ShopAdapter({"max_attempts": 6}), transport=None, breaker_threshold=2)
+    loyalty = make_sync(reference_adapter(max_attempts=6), transport=None, breaker_threshold=2)
     with pytest.raises(EngineUnavailableError):
         loyalty.identify(email="ann@example.com")
     assert route.call_count == 2
 
 
 def test_client_errors_do_not_open_the_breaker(engine_http, make_sync):
-    route = engine_http.get("/members").mock(return_value=httpx.Response(404, json={"error": "member_not_found"}))
+    refusal = {"ok": False, "error": {"code": "invalid_request", "message": "one of email, external_id"}}
+    route = engine_http.get("/members").mock(return_value=httpx.Response(400, json=refusal))
     loyalty = make_sync(transport=None, breaker_threshold=1)
     for _ in range(3):
-        assert loyalty.identify(email="ann@example.com") is None
+        with pytest.raises(InvalidRequestError):
+            loyalty.identify(email="ann@example.com")
     assert route.call_count == 3
 
 
@@ -161,7 +166,7 @@ def test_a_call_that_never_reaches_the_engine_does_not_consume_the_half_open_tri
     route = engine_http.get("/members").mock(return_value=httpx.Response(200, json=MEMBER))
     clock = Clock()
     breaker = CircuitBreaker(failure_threshold=1, reset_after=5, clock=clock)
-    config = EngineClientConfig(engine="shop", services={"default": Service(BASE_URL)},
+    config = EngineClientConfig(engine="reference", services={"default": Service(BASE_URL)},
                                 retry=RetryPolicy(max_attempts=1), breaker=breaker)
     runner = SyncRunner(config)
     breaker.record_failure()
@@ -171,11 +176,11 @@ def test_a_call_that_never_reaches_the_engine_does_not_consume_the_half_open_tri
         response = yield EngineRequest("GET", "/members", route="identify")
         return response.status_code
 
-    spent = CallContext(engine="shop", operation="identify", deadline_seconds=1.0, started=time.monotonic() - 2)
+    spent = CallContext(engine="reference", operation="identify", deadline_seconds=1.0, started=time.monotonic() - 2)
     with pytest.raises(LoyaltyError):
         runner.run(flow(), spent)
     assert route.call_count == 0
-    fresh = CallContext(engine="shop", operation="identify", deadline_seconds=2.0)
+    fresh = CallContext(engine="reference", operation="identify", deadline_seconds=2.0)
     assert runner.run(flow(), fresh) == 200
     assert breaker.state == "closed"
     runner.close()
@@ -222,7 +227,7 @@ def _check_degraded(evaluation, started):
 @pytest.mark.parametrize("where", ["dead", "hanging"])
 def test_evaluate_fails_open_within_budget_sync(where, hanging, make_sync):
     url = dead_url() if where == "dead" else hanging
-    loyalty = make_sync(ShopAdapter({"base_url": url}), transport=None, evaluate_budget=BUDGET)
+    loyalty = make_sync(reference_adapter(base_url=url), transport=None, evaluate_budget=BUDGET)
     started = time.monotonic()
     evaluation = loyalty.evaluate(basket_dict(coupon_codes=["SAVE5"]))
     _check_degraded(evaluation, started)
@@ -232,7 +237,7 @@ def test_evaluate_fails_open_within_budget_sync(where, hanging, make_sync):
 @pytest.mark.parametrize("where", ["dead", "hanging"])
 async def test_evaluate_fails_open_within_budget_async(where, hanging, make_async):
     url = dead_url() if where == "dead" else hanging
-    loyalty = make_async(ShopAdapter({"base_url": url}), transport=None, evaluate_budget=BUDGET)
+    loyalty = make_async(reference_adapter(base_url=url), transport=None, evaluate_budget=BUDGET)
     started = time.monotonic()
     evaluation = await loyalty.evaluate(basket_dict(coupon_codes=["SAVE5"]))
     _check_degraded(evaluation, started)
@@ -241,7 +246,7 @@ async def test_evaluate_fails_open_within_budget_async(where, hanging, make_asyn
 @pytest.mark.parametrize("status", [500, 503, 429])
 def test_evaluate_fails_open_on_engine_errors(status, engine_http, make_sync):
     engine_http.post("/evaluate").mock(return_value=httpx.Response(status))
-    evaluation = make_sync(ShopAdapter({"max_attempts": 1}), transport=None).evaluate(basket_dict())
+    evaluation = make_sync(reference_adapter(max_attempts=1), transport=None).evaluate(basket_dict())
     assert evaluation.degraded
 
 
@@ -255,7 +260,8 @@ def test_evaluate_does_not_hide_business_errors(engine_http, make_sync):
     """Fail-open covers unavailability only: an unknown customer is the shop's problem to see."""
     from loyaltykit import CustomerNotFoundError
 
-    engine_http.post("/evaluate").mock(return_value=httpx.Response(404, json={"error": "member_not_found"}))
+    refusal = {"ok": False, "error": {"code": "member_not_found", "message": "no such member"}}
+    engine_http.post("/evaluate").mock(return_value=httpx.Response(200, json=refusal))
     with pytest.raises(CustomerNotFoundError):
         make_sync(transport=None).evaluate(basket_dict(customer_id="ghost"))
 
@@ -265,16 +271,19 @@ async def test_writes_fail_closed(where, hanging, make_sync, make_async):
     url = dead_url() if where == "dead" else hanging
     redeem = {"code": "SAVE5", "order_ref": "o1"}
     spend = {"customer_id": "m1", "order_ref": "o1", "amount": {"amount": "1.00", "currency": "EUR"}}
-    sync = make_sync(ShopAdapter({"base_url": url}), transport=None, write_deadline=BUDGET)
-    asyn = make_async(ShopAdapter({"base_url": url}), transport=None, write_deadline=BUDGET)
+    sync = make_sync(reference_adapter(base_url=url), transport=None, write_deadline=BUDGET)
+    asyn = make_async(reference_adapter(base_url=url), transport=None, write_deadline=BUDGET)
     expected = EngineUnavailableError if where == "dead" else OutcomeUnknownError
+    # A spend first looks itself up (the engine has no key for spends): on a hanging engine that read
+    # times out before anything is sent, so nothing is unknown about it.
+    spend_expected = EngineUnavailableError if where == "dead" else EngineTimeoutError
     with pytest.raises(expected):
         sync.redeem_voucher(redeem)
-    with pytest.raises(expected):
+    with pytest.raises(spend_expected):
         sync.spend_cashback(spend)
     with pytest.raises(expected):
         await asyn.redeem_voucher(redeem)
-    with pytest.raises(expected):
+    with pytest.raises(spend_expected):
         await asyn.spend_cashback(spend)
 
 
@@ -292,8 +301,8 @@ def orders(*refs):
 @pytest.mark.parametrize("where", ["dead", "hanging"])
 async def test_export_against_a_dead_engine_keeps_every_order_queued(where, hanging, make_sync, make_async):
     url = dead_url() if where == "dead" else hanging
-    for loyalty in (make_sync(ShopAdapter({"base_url": url}), transport=None, write_deadline=BUDGET),
-                    make_async(ShopAdapter({"base_url": url}), transport=None, write_deadline=BUDGET)):
+    for loyalty in (make_sync(reference_adapter(base_url=url), transport=None, write_deadline=BUDGET),
+                    make_async(reference_adapter(base_url=url), transport=None, write_deadline=BUDGET)):
         report = loyalty.export_orders(orders("o1", "o2", "o3"))
         if not isinstance(report, ExportReport):
             report = await report
@@ -302,7 +311,7 @@ async def test_export_against_a_dead_engine_keeps_every_order_queued(where, hang
         assert all(r.error_code for r in report.results)
 
 
-class ForgetfulAdapter(ShopAdapter):
+class ForgetfulAdapter(ReferenceAdapter):
     """Reports only the first order of a batch (and one it was never given)."""
 
     name = "forgetful"
@@ -315,7 +324,7 @@ class ForgetfulAdapter(ShopAdapter):
 
 
 def test_export_fills_unreported_orders_as_retry_later(make_sync, engine):
-    report = make_sync(ForgetfulAdapter()).export_orders(orders("o1", "o2", "o3"))
+    report = make_sync(ForgetfulAdapter(reference_adapter().settings)).export_orders(orders("o1", "o2", "o3"))
     assert [(r.order_ref, r.status) for r in report.results] == [
         ("o1", ExportStatus.ACCEPTED),
         ("o2", ExportStatus.RETRY_LATER),
@@ -325,7 +334,7 @@ def test_export_fills_unreported_orders_as_retry_later(make_sync, engine):
 
 
 async def test_export_fills_unreported_orders_async(make_async):
-    report = await make_async(ForgetfulAdapter()).export_orders(orders("o1", "o2"))
+    report = await make_async(ForgetfulAdapter(reference_adapter().settings)).export_orders(orders("o1", "o2"))
     assert [r.status for r in report.results] == [ExportStatus.ACCEPTED, ExportStatus.RETRY_LATER]
 
 
@@ -342,7 +351,7 @@ async def test_a_cancelled_call_does_not_keep_the_half_open_trial(hanging, make_
     """A caller that gives up (asyncio cancellation) mid-request must not leave the breaker waiting for
     a trial result that never comes."""
     engine_http.route(host="127.0.0.1").pass_through()
-    loyalty = make_async(ShopAdapter({"base_url": hanging, "max_attempts": 1}), transport=None,
+    loyalty = make_async(reference_adapter(base_url=hanging, max_attempts=1), transport=None,
                          breaker_threshold=1, breaker_reset=0.1, read_deadline=5)
     breaker = loyalty.client_config.breaker
     breaker.record_failure()
@@ -354,7 +363,7 @@ async def test_a_cancelled_call_does_not_keep_the_half_open_trial(hanging, make_
     assert breaker.allow(), "the breaker must offer a new trial after the cancelled one"
 
 
-class _NaNComparingAdapter(ShopAdapter):
+class _NaNComparingAdapter(ReferenceAdapter):
     """Parses a balance as Decimal and compares it: a 'NaN' from the engine signals InvalidOperation."""
 
     def identify(self, identifier, ctx):
@@ -372,11 +381,11 @@ async def test_an_arithmetic_error_while_parsing_is_a_malformed_answer(engine_ht
     """decimal.InvalidOperation is an ArithmeticError, not a ValueError: it must not escape raw."""
     from loyaltykit import MalformedResponseError
 
-    engine_http.get("/members").mock(return_value=httpx.Response(200, json={"member": {"points": "NaN"}}))
+    engine_http.get("/members").mock(return_value=httpx.Response(200, json={"ok": True, "member": {"points": "NaN"}}))
     with pytest.raises(MalformedResponseError):
-        make_sync(_NaNComparingAdapter(), transport=None).identify(email="ann@example.com")
+        make_sync(_NaNComparingAdapter(reference_adapter().settings), transport=None).identify(email="ann@example.com")
     with pytest.raises(MalformedResponseError):
-        await make_async(_NaNComparingAdapter(), transport=None).identify(email="ann@example.com")
+        await make_async(_NaNComparingAdapter(reference_adapter().settings), transport=None).identify(email="ann@example.com")
 
 
 # -- an engine that trickles bytes -------------------------------------------------------------------
@@ -421,7 +430,7 @@ def trickling():
 
 
 def test_sync_evaluate_ends_at_its_budget_when_the_engine_trickles(trickling, make_sync):
-    loyalty = make_sync(ShopAdapter({"base_url": trickling, "max_attempts": 1}), transport=None, evaluate_budget=BUDGET)
+    loyalty = make_sync(reference_adapter(base_url=trickling, max_attempts=1), transport=None, evaluate_budget=BUDGET)
     started = time.monotonic()
     evaluation = loyalty.evaluate(basket_dict())
     elapsed = time.monotonic() - started
@@ -430,7 +439,7 @@ def test_sync_evaluate_ends_at_its_budget_when_the_engine_trickles(trickling, ma
 
 
 def test_sync_write_ends_at_its_deadline_when_the_engine_trickles(trickling, make_sync):
-    loyalty = make_sync(ShopAdapter({"base_url": trickling, "max_attempts": 1}), transport=None, write_deadline=BUDGET)
+    loyalty = make_sync(reference_adapter(base_url=trickling, max_attempts=1), transport=None, write_deadline=BUDGET)
     started = time.monotonic()
     with pytest.raises(OutcomeUnknownError):
         loyalty.redeem_voucher({"code": "SAVE5", "order_ref": "o1"})

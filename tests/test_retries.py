@@ -2,32 +2,40 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import httpx
 import pytest
 import respx
-from loyaltykit_core_test_support import BASE_URL, TOKEN_URL, ShopAdapter
-from pydantic import SecretStr
+from loyaltykit_core_test_helpers import BASE_URL, TOKEN_URL, adapter_settings, oauth_settings, reference_adapter
 
 from loyaltykit import (
     AuthFailedError,
     EngineTimeoutError,
     EngineUnavailableError,
+    InvalidRequestError,
+    Money,
     OutcomeUnknownError,
     RateLimitedError,
 )
 from loyaltykit.http import parse_retry_after
 from loyaltykit.testing import serve
+from loyaltykit_reference.testing import DropsIdempotencyKey
 
-MEMBER = {"member": {"id": "m1", "tier": "gold", "points": "1", "cashback": "0.00"}}
-REDEEMED = {"redemption_id": "R1", "amount": "5.00", "replayed": False}
+MEMBER = {"ok": True, "member": {"id": "m1", "tier": "gold", "points": 1, "cashback": 0}}
+REDEEMED = {"ok": True, "id": "R1", "amount": 5}
 REDEEM = {"code": "SAVE5", "order_ref": "o1"}
 
 
 def keyed(keyed_writes=True, **extra):
-    return ShopAdapter({"keyed_writes": keyed_writes, **extra})
+    """The reference adapter, whose redemptions carry the kit's key in the engine's ``key`` field
+    (retryable); with ``keyed_writes=False``, its variant that sends them without a key, which the
+    runner must then treat as an unkeyed write."""
+    if keyed_writes:
+        return reference_adapter(**extra)
+    return DropsIdempotencyKey(adapter_settings(**extra))
 
 
 @pytest.fixture
@@ -41,7 +49,7 @@ def members(mock):
 
 
 def redeem(mock):
-    return mock.post("/vouchers/SAVE5/redemptions")
+    return mock.post("/redemptions")
 
 
 # -- reads ----------------------------------------------------------------------------------------
@@ -67,12 +75,14 @@ def test_retries_stop_after_max_attempts(engine_http, make_sync):
     with pytest.raises(EngineUnavailableError) as info:
         make_sync(keyed(max_attempts=3), transport=None).identify(email="ann@example.com")
     assert route.call_count == 3
-    assert info.value.retryable and info.value.engine == "shop" and info.value.operation == "identify"
+    assert info.value.retryable and info.value.engine == "reference" and info.value.operation == "identify"
 
 
 def test_4xx_is_not_retried(engine_http, make_sync):
-    route = members(engine_http).mock(return_value=httpx.Response(404, json={"error": "member_not_found"}))
-    assert make_sync(transport=None).identify(email="ann@example.com") is None
+    refusal = {"ok": False, "error": {"code": "invalid_request", "message": "one of email, external_id"}}
+    route = members(engine_http).mock(return_value=httpx.Response(400, json=refusal))
+    with pytest.raises(InvalidRequestError):
+        make_sync(transport=None).identify(email="ann@example.com")
     assert route.call_count == 1
 
 
@@ -135,7 +145,7 @@ def test_keyed_write_is_retried_on_5xx(status, engine_http, make_sync):
     result = make_sync(keyed(True), transport=None).redeem_voucher(REDEEM)
     assert result.receipt.engine_ref == "R1"
     assert route.call_count == 2
-    assert all(call.request.headers["Idempotency-Key"] == "o1:redeem:SAVE5" for call in route.calls)
+    assert all(json.loads(call.request.content)["key"] == "o1:redeem:SAVE5" for call in route.calls)
 
 
 def test_unkeyed_write_is_not_retried_after_a_timeout(engine_http, make_sync):
@@ -183,10 +193,10 @@ async def test_500_to_a_write_is_outcome_unknown_with_reconcile_info(facade, eng
     assert error.idempotency_key == "o1:redeem:SAVE5"
     assert error.reconcile["route"] == "redeem"
     assert error.reconcile["method"] == "POST"
-    # the code is the call's customer data, masked like a membership number; the key still holds it
-    assert error.reconcile["path"] == "/vouchers/***/redemptions" and "SAVE5" not in error.message
+    # the code is the call's customer data: never in the message; the key still holds it
+    assert error.reconcile["path"] == "/redemptions" and "SAVE5" not in error.message
     assert error.reconcile["request_id"]
-    assert error.engine == "shop" and error.operation == "redeem_voucher"
+    assert error.engine == "reference" and error.operation == "redeem_voucher"
     assert error.code == "outcome_unknown"
 
 
@@ -196,6 +206,30 @@ def test_500_to_an_unkeyed_write_still_carries_the_call_key(engine_http, make_sy
         make_sync(keyed(False), transport=None).redeem_voucher(REDEEM)
     assert info.value.idempotency_key == "o1:redeem:SAVE5"
     assert info.value.retryable is False
+
+
+SPEND = {"customer_id": "m1", "order_ref": "o1", "amount": {"amount": "2.00", "currency": "EUR"}}
+SPENT = {"id": "s1", "amount": 2, "remaining": 18}
+NO_SPENDS = {"ok": True, "spends": []}
+
+
+@pytest.mark.parametrize("lost", [httpx.ReadTimeout("lost"), httpx.Response(500)], ids=["timeout", "500"])
+@pytest.mark.parametrize("recorded", [True, False], ids=["recorded", "absent"])
+def test_a_lost_spend_is_looked_up_never_re_posted_blindly(lost, recorded, engine_http, make_sync):
+    """A spend has no engine-side key (the reference engine's unkeyed write): the runner sends it
+    once; the adapter looks it up by its reference before sending and after the lost answer, and
+    sends it again only when the engine recorded nothing."""
+    after_loss = {"ok": True, "spends": [SPENT]} if recorded else NO_SPENDS
+    look_up = engine_http.get("/spends").mock(side_effect=[
+        httpx.Response(200, json=NO_SPENDS), httpx.Response(200, json=after_loss)])
+    post = engine_http.post("/spends").mock(side_effect=[lost, httpx.Response(200, json={"ok": True, **SPENT})])
+    result = make_sync(transport=None).spend_cashback(SPEND)
+    assert look_up.call_count == 2
+    assert post.call_count == (1 if recorded else 2)
+    reference = json.loads(post.calls[0].request.content)["reference"]
+    assert [call.request.url.params["reference"] for call in look_up.calls] == [reference, reference]
+    assert result.receipt.engine_ref == "s1" and result.receipt.replayed is recorded
+    assert result.amount == Money.of("2.00", "EUR") and result.receipt.idempotency_key == reference
 
 
 def test_500_to_a_read_is_unavailable(engine_http, make_sync):
@@ -210,7 +244,7 @@ def test_500_to_a_read_is_unavailable(engine_http, make_sync):
 
 
 def oauth_adapter():
-    return ShopAdapter({"client_id": "shop-client", "client_secret": SecretStr("s3cr3t-value")})
+    return reference_adapter(**oauth_settings())
 
 
 @pytest.mark.parametrize("facade", ["sync", "async"])
@@ -240,7 +274,7 @@ async def test_second_401_is_auth_failed_and_never_loops(facade, engine_http, ma
             await loyalty.identify(email="ann@example.com")
     assert token.call_count == 2
     assert route.call_count == 2
-    assert info.value.engine == "shop"
+    assert info.value.engine == "reference"
 
 
 def test_cached_token_is_reused(engine_http, make_sync):
@@ -285,7 +319,7 @@ SLACK = 0.5
 
 @pytest.mark.parametrize("facade", ["sync", "async"])
 async def test_hanging_engine_read_times_out_within_the_deadline(facade, hanging_server, make_sync, make_async):
-    adapter = ShopAdapter({"base_url": hanging_server.url})
+    adapter = reference_adapter(base_url=hanging_server.url)
     started = time.monotonic()
     with pytest.raises(EngineTimeoutError) as info:
         if facade == "sync":
@@ -302,7 +336,7 @@ async def test_hanging_engine_read_times_out_within_the_deadline(facade, hanging
 @pytest.mark.parametrize("facade", ["sync", "async"])
 @pytest.mark.parametrize("keyed_writes", [True, False])
 async def test_hanging_engine_write_is_outcome_unknown(facade, keyed_writes, hanging_server, make_sync, make_async):
-    adapter = ShopAdapter({"base_url": hanging_server.url, "keyed_writes": keyed_writes})
+    adapter = keyed(keyed_writes, base_url=hanging_server.url)
     started = time.monotonic()
     with pytest.raises(OutcomeUnknownError) as info:
         if facade == "sync":

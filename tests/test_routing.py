@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from loyaltykit_core_test_support import (
+from loyaltykit_core_test_helpers import (
     FakeEntryPoint,
-    ShopAdapter,
+    adapter_settings,
     basket_dict,
     fake_entry_points,
+    reference_adapter,
 )
 
 from loyaltykit import (
@@ -28,9 +29,10 @@ from loyaltykit.errors import InvalidRequestError
 from loyaltykit.hookspecs import OPERATION_HOOKS
 from loyaltykit.observe import observe_flow
 from loyaltykit.plugins import check_routing, discover, make_plugin_manager
+from loyaltykit_reference.adapter import ReferenceAdapter
 
 
-class OtherAdapter(ShopAdapter):
+class OtherAdapter(ReferenceAdapter):
     name = "other"
 
 
@@ -84,7 +86,7 @@ class MisspelledPlugin:
 
 
 def settings(**values):
-    return LoyaltySettings(**{"engine": "shop", **values})
+    return LoyaltySettings(**{"engine": "reference", "engines": {"reference": adapter_settings()}, **values})
 
 
 # -- zero / one / several adapters ---------------------------------------------------------------
@@ -92,15 +94,15 @@ def settings(**values):
 
 def test_one_adapter_is_routed(make_sync):
     loyalty = make_sync()
-    assert loyalty.adapter.name == "shop"
+    assert loyalty.adapter.name == "reference"
     assert loyalty.identify(email="ann@example.com").id == "m1"
 
 
 def test_zero_adapters_fail_construction_clearly(monkeypatch):
     monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points())
-    with pytest.raises(ConfigError, match=r"no engine adapter named 'shop'.*none installed"):
+    with pytest.raises(ConfigError, match=r"no engine adapter named 'reference'.*none installed"):
         Loyalty(settings())
-    with pytest.raises(ConfigError, match="no engine adapter named 'shop'"):
+    with pytest.raises(ConfigError, match="no engine adapter named 'reference'"):
         AsyncLoyalty(settings())
 
 
@@ -108,14 +110,14 @@ def test_zero_adapters_fail_construction_clearly(monkeypatch):
 def test_zero_claimants_of_an_operation_hook_are_named(hook):
     pm = make_plugin_manager()
     pm.register(Observer())
-    adapter = ShopAdapter()
-    pm.register(adapter, name="adapter:shop")
+    adapter = reference_adapter()
+    pm.register(adapter, name="adapter:reference")
     pm.unregister(adapter)
     # Keep the adapter but remove its implementation of one hook.
-    class Partial(ShopAdapter):
+    class Partial(ReferenceAdapter):
         pass
     setattr(Partial, hook, None)
-    pm.register(Partial(), name="adapter:partial")
+    pm.register(Partial(adapter_settings()), name="adapter:partial")
     with pytest.raises(ConfigError) as info:
         check_routing(pm)
     assert hook in str(info.value)
@@ -124,25 +126,25 @@ def test_zero_claimants_of_an_operation_hook_are_named(hook):
 
 def test_several_adapters_claiming_a_hook_fail_naming_hook_and_claimants():
     with pytest.raises(ConfigError) as info:
-        Loyalty(settings(), adapter=ShopAdapter(), plugins=[OtherAdapter()], load_entry_points=False)
+        Loyalty(settings(), adapter=reference_adapter(), plugins=[OtherAdapter(adapter_settings())], load_entry_points=False)
     message = str(info.value)
     assert "loyaltykit_identify" in message
-    assert "adapter:shop" in message and "other" in message.replace("adapter:shop", "")
+    assert "adapter:reference" in message and "other" in message.replace("adapter:reference", "")
 
 
 def test_two_adapters_from_entry_points_do_not_both_register(monkeypatch):
     """Only the selected adapter is instantiated; the other installed one is ignored, not routed."""
     monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points(
-        FakeEntryPoint("shop", ShopAdapter), FakeEntryPoint("other", OtherAdapter)))
+        FakeEntryPoint("reference", ReferenceAdapter), FakeEntryPoint("other", OtherAdapter)))
     with Loyalty(settings()) as loyalty:
-        assert loyalty.adapter.name == "shop"
-        assert [impl.plugin_name for impl in loyalty.pm.hook.loyaltykit_redeem_voucher.get_hookimpls()] == ["adapter:shop"]
+        assert loyalty.adapter.name == "reference"
+        assert [impl.plugin_name for impl in loyalty.pm.hook.loyaltykit_redeem_voucher.get_hookimpls()] == ["adapter:reference"]
 
 
 @pytest.mark.parametrize("facade", [Loyalty, AsyncLoyalty])
 def test_plain_plugin_on_an_operation_hook_is_refused(facade):
     with pytest.raises(ConfigError) as info:
-        facade(settings(), adapter=ShopAdapter(), plugins=[RoguePlugin()], load_entry_points=False)
+        facade(settings(), adapter=reference_adapter(), plugins=[RoguePlugin()], load_entry_points=False)
     message = str(info.value)
     assert "loyaltykit_redeem_voucher" in message
     assert "wrapper=True" in message
@@ -151,14 +153,14 @@ def test_plain_plugin_on_an_operation_hook_is_refused(facade):
 
 def test_plain_plugin_from_an_entry_point_is_refused(monkeypatch):
     monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points(
-        FakeEntryPoint("shop", ShopAdapter), FakeEntryPoint("rogue", RoguePlugin())))
+        FakeEntryPoint("reference", ReferenceAdapter), FakeEntryPoint("rogue", RoguePlugin())))
     with pytest.raises(ConfigError, match=r"loyaltykit_redeem_voucher.*plugin:rogue"):
         Loyalty(settings())
 
 
 def test_check_pending_catches_a_misspelled_hook():
     with pytest.raises(ConfigError, match="loyaltykit_redeem_vocher"):
-        Loyalty(settings(), adapter=ShopAdapter(), plugins=[MisspelledPlugin()], load_entry_points=False)
+        Loyalty(settings(), adapter=reference_adapter(), plugins=[MisspelledPlugin()], load_entry_points=False)
 
 
 # -- observers ------------------------------------------------------------------------------------
@@ -173,10 +175,10 @@ def test_wrapper_observer_sees_every_call_sync(make_sync, engine):
     with pytest.raises(Exception):
         loyalty.redeem_voucher({"code": "NOPE", "order_ref": "o1"})
     assert observer.seen == [
-        ("identify", "shop", "Customer", None),
-        ("evaluate_basket", "shop", "Evaluation", None),
-        ("redeem_voucher", "shop", "RedemptionResult", None),
-        ("redeem_voucher", "shop", "NoneType", "voucher_not_found"),
+        ("identify", "reference", "Customer", None),
+        ("evaluate_basket", "reference", "Evaluation", None),
+        ("redeem_voucher", "reference", "RedemptionResult", None),
+        ("redeem_voucher", "reference", "NoneType", "voucher_not_found"),
     ]
     assert engine.request_count() == 4
 
@@ -190,20 +192,20 @@ async def test_wrapper_observer_sees_every_call_async(make_async, engine):
     with pytest.raises(Exception):
         await loyalty.redeem_voucher({"code": "NOPE", "order_ref": "o1"})
     assert observer.seen == [
-        ("identify", "shop", "Customer", None),
-        ("evaluate_basket", "shop", "Evaluation", None),
-        ("redeem_voucher", "shop", "RedemptionResult", None),
-        ("redeem_voucher", "shop", "NoneType", "voucher_not_found"),
+        ("identify", "reference", "Customer", None),
+        ("evaluate_basket", "reference", "Evaluation", None),
+        ("redeem_voucher", "reference", "RedemptionResult", None),
+        ("redeem_voucher", "reference", "NoneType", "voucher_not_found"),
     ]
 
 
 def test_observer_from_entry_point_is_registered(monkeypatch, engine):
     observer = Observer()
     monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points(
-        FakeEntryPoint("shop", ShopAdapter), FakeEntryPoint("audit", observer)))
+        FakeEntryPoint("reference", ReferenceAdapter), FakeEntryPoint("audit", observer)))
     with Loyalty(settings(), transport=engine.transport()) as loyalty:
         loyalty.identify(email="ann@example.com")
-    assert observer.seen == [("identify", "shop", "Customer", None)]
+    assert observer.seen == [("identify", "reference", "Customer", None)]
 
 
 # -- discovery: allow-list and block-list --------------------------------------------------------
@@ -211,7 +213,7 @@ def test_observer_from_entry_point_is_registered(monkeypatch, engine):
 
 def _eps():
     return (
-        FakeEntryPoint("shop", ShopAdapter),
+        FakeEntryPoint("reference", ReferenceAdapter),
         FakeEntryPoint("other", OtherAdapter),
         FakeEntryPoint("audit", Observer()),
     )
@@ -224,17 +226,17 @@ def test_discovery_loads_everything_by_default(monkeypatch):
     assert [(d.name, d.is_adapter, d.distribution, d.version) for d in found] == [
         ("audit", False, "fake-dist", "9.9.9"),
         ("other", True, "fake-dist", "9.9.9"),
-        ("shop", True, "fake-dist", "9.9.9"),
+        ("reference", True, "fake-dist", "9.9.9"),
     ]
 
 
 def test_allow_list_loads_only_the_listed_entry_points(monkeypatch):
     eps = _eps()
     monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points(*eps))
-    (found,) = discover(allow=["shop"])
-    assert found.name == "shop"
+    (found,) = discover(allow=["reference"])
+    assert found.name == "reference"
     assert [ep.loads for ep in eps] == [0, 0, 0], "discovery reads metadata only"
-    assert found.load() is ShopAdapter
+    assert found.load() is ReferenceAdapter
     assert [ep.loads for ep in eps] == [1, 0, 0], "entry points outside the allow-list are not even loaded"
 
 
@@ -242,25 +244,25 @@ def test_a_facade_imports_only_its_own_engine_and_the_observer_plugins(monkeypat
     eps = _eps()
     monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points(*eps))
     with Loyalty(settings(), transport=engine.transport()) as loyalty:
-        assert loyalty.adapter.name == "shop"
-    shop, other, audit = eps
-    assert (shop.loads, other.loads, audit.loads) == (1, 0, 1)
+        assert loyalty.adapter.name == "reference"
+    reference, other, audit = eps
+    assert (reference.loads, other.loads, audit.loads) == (1, 0, 1)
 
 
 def test_block_list_skips_entry_points_without_loading_them(monkeypatch, engine):
     broken = FakeEntryPoint("broken", None, error=ImportError("boom"))
     eps = (*_eps(), broken)
     monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points(*eps))
-    assert [d.name for d in discover(block=["other", "broken"])] == ["audit", "shop"]
+    assert [d.name for d in discover(block=["other", "broken"])] == ["audit", "reference"]
     assert broken.loads == 0
     with Loyalty(settings(plugins_block=["broken", "audit"]), transport=engine.transport()) as loyalty:
-        assert loyalty.adapter.name == "shop"
+        assert loyalty.adapter.name == "reference"
         assert loyalty.pm.get_plugin("plugin:audit") is None
 
 
 def test_settings_allow_list_reaches_discovery(monkeypatch):
     monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points(*_eps()))
-    with pytest.raises(ConfigError, match=r"no engine adapter named 'shop'.*available: other"):
+    with pytest.raises(ConfigError, match=r"no engine adapter named 'reference'.*available: other"):
         Loyalty(settings(plugins_allow=["other"]))
 
 
@@ -275,16 +277,16 @@ def test_a_plugin_that_fails_to_load_is_a_config_error_naming_it(monkeypatch):
 
 
 def test_entry_point_name_must_match_adapter_name(monkeypatch):
-    monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points(FakeEntryPoint("acme", ShopAdapter)))
+    monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points(FakeEntryPoint("acme", ReferenceAdapter)))
     (found,) = discover()
-    with pytest.raises(ConfigError, match="'acme' loads adapter named 'shop'"):
+    with pytest.raises(ConfigError, match="'acme' loads adapter named 'reference'"):
         found.load()
 
 
 # -- capability gating ----------------------------------------------------------------------------
 
 
-class NarrowAdapter(ShopAdapter):
+class NarrowAdapter(ReferenceAdapter):
     name = "narrow"
     capabilities = Capabilities(identify_by=frozenset({IdentifierKind.EMAIL}), evaluate=True)
 
@@ -307,7 +309,7 @@ class NarrowAdapter(ShopAdapter):
     ],
 )
 def test_undeclared_capability_raises_not_supported_without_engine_call(call, payload, make_sync, engine):
-    loyalty = make_sync(NarrowAdapter())
+    loyalty = make_sync(NarrowAdapter(adapter_settings()))
     with pytest.raises(NotSupportedError) as info:
         getattr(loyalty, call)(payload)
     assert info.value.engine == "narrow"
@@ -315,7 +317,7 @@ def test_undeclared_capability_raises_not_supported_without_engine_call(call, pa
 
 
 async def test_undeclared_capability_async(make_async, engine):
-    loyalty = make_async(NarrowAdapter())
+    loyalty = make_async(NarrowAdapter(adapter_settings()))
     with pytest.raises(NotSupportedError):
         await loyalty.redeem_voucher({"code": "SAVE5", "order_ref": "o1"})
     assert engine.request_count() == 0
@@ -372,14 +374,14 @@ def test_each_capability_needs_its_method(caps, problem):
     ],
 )
 def test_incoherent_declaration_is_rejected(caps, problem):
-    cls = type("Odd", (ShopAdapter,), {"name": "odd", "capabilities": Capabilities(**caps)})
+    cls = type("Odd", (ReferenceAdapter,), {"name": "odd", "capabilities": Capabilities(**caps)})
     with pytest.raises(ConfigError, match=problem):
         validate_adapter_class(cls)
 
 
 def test_adapter_needs_a_valid_name_and_http_config():
     with pytest.raises(ConfigError, match="needs a name"):
-        validate_adapter_class(type("NoName", (ShopAdapter,), {"name": ""}))
+        validate_adapter_class(type("NoName", (ReferenceAdapter,), {"name": ""}))
     with pytest.raises(ConfigError, match="client_config"):
         validate_adapter_class(type("NoHttp", (EngineAdapter,), {"name": "nohttp"}))
     with pytest.raises(ConfigError, match="not an EngineAdapter"):
@@ -390,8 +392,8 @@ def test_capabilities_refuse_unknown_keys():
     with pytest.raises(Exception):
         Capabilities(redeem_vouchers=True)  # type: ignore[call-arg]
     assert Capabilities().supported() == []
-    assert ShopAdapter.capabilities.supports("spend_cashback")
-    assert not ShopAdapter.capabilities.supports("spend_points")
+    assert ReferenceAdapter.capabilities.supports("spend_cashback")
+    assert not ReferenceAdapter.capabilities.supports("spend_points")
 
 
 @pytest.mark.parametrize(
@@ -404,7 +406,7 @@ def test_capabilities_refuse_unknown_keys():
     ],
 )
 def test_sync_products_input_is_validated_before_any_engine_call(products, field, make_sync, engine):
-    loyalty = make_sync(NarrowAdapter())
+    loyalty = make_sync(NarrowAdapter(adapter_settings()))
     with pytest.raises(InvalidRequestError) as info:
         loyalty.sync_products(products)
     assert info.value.field == field
@@ -427,7 +429,7 @@ def test_sync_products_input_is_validated_before_any_engine_call(products, field
     ],
 )
 def test_member_operations_validate_before_the_capability_and_any_engine_call(call, payload, field, make_sync, engine):
-    loyalty = make_sync(NarrowAdapter())
+    loyalty = make_sync(NarrowAdapter(adapter_settings()))
     with pytest.raises(InvalidRequestError) as info:
         getattr(loyalty, call)(payload)
     assert info.value.field == field

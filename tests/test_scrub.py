@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import secrets
 import traceback
+from decimal import Decimal
 from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
-from loyaltykit_core_test_support import FakeEntryPoint, ShopAdapter, ShopEngine, basket_dict, fake_entry_points
+from loyaltykit_core_test_helpers import BASE_URL, FakeEntryPoint, basket_dict, fake_entry_points
 from pydantic import SecretStr
 
 from loyaltykit import (
@@ -22,12 +23,15 @@ from loyaltykit import (
     Loyalty,
     LoyaltyError,
     LoyaltySettings,
+    NotSupportedError,
     plugins as plugins_module,
 )
 from loyaltykit.auth import BasicAuth
 from loyaltykit.flows import in_process as lazy_flow
 from loyaltykit.scrub import MASK, get_logger, register_secret, scrub_text, scrubbing
 from loyaltykit.testing import Fault, FaultKind, serve
+from loyaltykit_reference.adapter import ReferenceAdapter
+from loyaltykit_reference.fake import ReferenceEngine
 
 
 class Capture(logging.Handler):
@@ -69,6 +73,7 @@ def canaries() -> dict[str, str]:
         "email": f"canary.{tag}@example.com",
         "phone": f"+491{digits}",
         "card": f"CK{tag.upper()}{secrets.token_hex(3).upper()}",
+        "external_id": f"EXT{tag.upper()}{secrets.token_hex(3).upper()}",
     }
 
 
@@ -83,9 +88,8 @@ def assert_no_canary(texts: list[str], values: list[str]) -> None:
             assert form not in blob, f"canary {form!r} leaked:\n" + "\n".join(t for t in texts if form in t)[:2000]
 
 
-class EchoingEngine(ShopEngine):
-    """Like the shop engine, but echoes the request URL in a header (as some engines' Location does)
-    and names the identifier in its 'not found' message."""
+class EchoingEngine(ReferenceEngine):
+    """Like the reference engine, but echoes the request URL in a header (as some engines' Location does)."""
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         response = super().handle(request)
@@ -93,7 +97,7 @@ class EchoingEngine(ShopEngine):
         return response
 
 
-class ChattyAdapter(ShopAdapter):
+class ChattyAdapter(ReferenceAdapter):
     """Puts the identifier into its error messages and debug log (through the kit's logger)."""
 
     log = get_logger("tests.chatty_adapter")
@@ -117,7 +121,8 @@ def _drive_everything(loyalty, values, engine, errors):
                 errors.append(repr(exc.reconcile))
 
     attempt(loyalty.identify, email=values["email"])
-    attempt(loyalty.identify, phone=values["phone"])
+    attempt(loyalty.identify, external_id=values["external_id"])
+    attempt(loyalty.identify, phone=values["phone"])  # not supported by the engine: refused before sending
     attempt(loyalty.identify, card=values["card"])
     engine.inject("identify", Fault(FaultKind.STATUS, status=503, times=10))
     attempt(loyalty.identify, email=values["email"])
@@ -134,14 +139,14 @@ def _drive_everything(loyalty, values, engine, errors):
 def test_canaries_never_leak_sync(capture, monkeypatch):
     values = canaries()
     engine = EchoingEngine(client_id="shop-client", client_secret=values["secret"])
-    engine.add_member("m1", email=values["email"], phone=values["phone"], card=values["card"], tier="gold")
-    engine.add_voucher("SAVE5", "5.00")
+    engine.add_member("m1", {"email": values["email"], "external_id": values["external_id"]}, tier="gold")
+    engine.add_voucher("SAVE5", Decimal("5.00"))
     errors: list[str] = []
-    monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points(FakeEntryPoint("shop", ChattyAdapter)))
+    monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points(FakeEntryPoint("reference", ChattyAdapter)))
     with serve(engine.handle) as server:
-        settings = LoyaltySettings(engine="shop", read_deadline=3, write_deadline=3, engines={"shop": {
+        settings = LoyaltySettings(engine="reference", read_deadline=3, write_deadline=3, engines={"reference": {
             "base_url": server.url, "client_id": "shop-client", "client_secret": values["secret"],
-            "max_attempts": 2}})
+            "max_attempts": 2, "backoff_base": 0.01}})
         loyalty = Loyalty(settings)
         try:
             found = loyalty.identify(email=values["email"])
@@ -163,16 +168,21 @@ def test_canaries_never_leak_sync(capture, monkeypatch):
 async def test_canaries_never_leak_async(capture):
     values = canaries()
     engine = EchoingEngine(client_id="shop-client", client_secret=values["secret"])
-    engine.add_voucher("SAVE5", "5.00")
+    engine.add_voucher("SAVE5", Decimal("5.00"))
     errors: list[str] = []
     with serve(engine.handle) as server:
         adapter = ChattyAdapter({"base_url": server.url, "client_id": "shop-client",
-                                 "client_secret": SecretStr(values["secret"]), "max_attempts": 2})
-        loyalty = AsyncLoyalty(LoyaltySettings(engine="shop", read_deadline=3, write_deadline=3),
+                                 "client_secret": SecretStr(values["secret"]), "max_attempts": 2,
+                                 "backoff_base": 0.01})
+        loyalty = AsyncLoyalty(LoyaltySettings(engine="reference", read_deadline=3, write_deadline=3),
                                adapter=adapter, load_entry_points=False)
         try:
-            for kind in ("email", "phone", "card"):
+            for kind in ("email", "external_id"):
                 with pytest.raises(CustomerNotFoundError) as info:
+                    await loyalty.identify(**{kind: values[kind]})
+                errors += [str(info.value), repr(info.value), "".join(traceback.format_exception(info.value))]
+            for kind in ("phone", "card"):  # not supported by the engine: refused before sending
+                with pytest.raises(NotSupportedError) as info:
                     await loyalty.identify(**{kind: values[kind]})
                 errors += [str(info.value), repr(info.value), "".join(traceback.format_exception(info.value))]
             engine.inject("identify", Fault(FaultKind.STATUS, status=503, times=10))
@@ -220,20 +230,22 @@ async def test_canaries_never_leak_from_in_process_engines(capture):
 def test_adapter_settings_errors_do_not_echo_secrets(monkeypatch):
     values = canaries()
     with pytest.raises(ConfigError) as info:
-        ShopAdapter({"client_id": "shop-client", "client_secrett": values["secret"]})  # typo'd key
+        ReferenceAdapter({"base_url": BASE_URL, "client_id": "shop-client", "client_secrett": values["secret"]})  # typo'd
     assert "client_secrett" in str(info.value), "the error must still name the field"
     with pytest.raises(ConfigError) as info2:
-        ShopAdapter({"client_id": "shop-client", "client_secret": values["secret"], "max_attempts": values["secret"]})
+        ReferenceAdapter({"base_url": BASE_URL, "client_id": "shop-client", "client_secret": values["secret"],
+                          "max_attempts": values["secret"]})
     assert "max_attempts" in str(info2.value)
     assert_no_canary([str(info.value), repr(info.value), str(info2.value), repr(info2.value)], [values["secret"]])
 
 
 def test_settings_repr_hides_adapter_secrets():
     values = canaries()
-    settings = LoyaltySettings(engines={"shop": {"client_secret": values["secret"]}})
-    assert settings.engine_section("shop")["client_secret"] == values["secret"]  # still usable
+    settings = LoyaltySettings(engines={"reference": {"base_url": BASE_URL, "client_id": "shop-client",
+                                                      "client_secret": values["secret"]}})
+    assert settings.engine_section("reference")["client_secret"] == values["secret"]  # still usable
     assert_no_canary([repr(settings), str(settings)], [values["secret"]])
-    adapter = ShopAdapter(settings.engine_section("shop"))
+    adapter = ReferenceAdapter(settings.engine_section("reference"))
     assert isinstance(adapter.settings.client_secret, SecretStr)
     assert_no_canary([repr(adapter), repr(adapter.settings), str(adapter.settings)], [values["secret"]])
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from loyaltykit_core_test_support import FakeEntryPoint, ShopAdapter, fake_entry_points
+from loyaltykit_core_test_helpers import API_KEY, BASE_URL, FakeEntryPoint, adapter_settings, fake_entry_points
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from loyaltykit import ConfigError, Loyalty, LoyaltySettings, cli as cli_module, plugins as plugins_module
+from loyaltykit_reference.adapter import ReferenceAdapter
 
 
 class Observer:
@@ -23,8 +24,16 @@ class Observer:
 @pytest.fixture
 def installed(monkeypatch):
     monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points(
-        FakeEntryPoint("shop", ShopAdapter, dist="loyaltykit-shop", version="1.2.3"),
+        FakeEntryPoint("reference", ReferenceAdapter, dist="loyaltykit-reference", version="1.2.3"),
         FakeEntryPoint("audit", Observer(), dist="shop-audit", version="0.4.0")))
+
+
+def configure_reference(monkeypatch):
+    """The reference adapter selected and configured through its own environment prefix."""
+    monkeypatch.setenv("LOYALTYKIT_ENGINE", "reference")
+    monkeypatch.setenv("LOYALTYKIT_REFERENCE_BASE_URL", BASE_URL)
+    monkeypatch.setenv("LOYALTYKIT_REFERENCE_AUTH", "api_key")
+    monkeypatch.setenv("LOYALTYKIT_REFERENCE_API_KEY", API_KEY)
 
 
 # -- settings --------------------------------------------------------------------------------------
@@ -38,27 +47,27 @@ def test_defaults():
 
 
 def test_environment_variables(monkeypatch):
-    monkeypatch.setenv("LOYALTYKIT_ENGINE", "shop")
+    monkeypatch.setenv("LOYALTYKIT_ENGINE", "reference")
     monkeypatch.setenv("LOYALTYKIT_EVALUATE_BUDGET", "0.75")
     monkeypatch.setenv("LOYALTYKIT_PLUGINS_BLOCK", '["audit"]')
-    monkeypatch.setenv("LOYALTYKIT_ENGINES__SHOP__CLIENT_ID", "from-env")
+    monkeypatch.setenv("LOYALTYKIT_ENGINES__REFERENCE__CLIENT_ID", "from-env")
     settings = LoyaltySettings()
-    assert settings.engine == "shop"
+    assert settings.engine == "reference"
     assert settings.evaluate_budget == 0.75
     assert settings.plugins_block == ["audit"]
-    assert settings.engine_section("shop") == {"client_id": "from-env"}
+    assert settings.engine_section("reference") == {"client_id": "from-env"}
 
 
 def test_toml_file_from_loyaltykit_config(monkeypatch, tmp_path):
     path = tmp_path / "elsewhere.toml"
     path.write_text(
-        'engine = "shop"\nread_deadline = 2.5\nplugins_allow = ["shop"]\n\n'
-        '[engines.shop]\nbase_url = "http://toml.test"\nclient_id = "cid"\nclient_secret = "toml-secret-value"\n'
+        'engine = "reference"\nread_deadline = 2.5\nplugins_allow = ["reference"]\n\n'
+        '[engines.reference]\nbase_url = "http://toml.test"\nclient_id = "cid"\nclient_secret = "toml-secret-value"\n'
     )
     monkeypatch.setenv("LOYALTYKIT_CONFIG", str(path))
     settings = LoyaltySettings()
-    assert settings.engine == "shop" and settings.read_deadline == 2.5 and settings.plugins_allow == ["shop"]
-    assert settings.engine_section("shop")["base_url"] == "http://toml.test"
+    assert settings.engine == "reference" and settings.read_deadline == 2.5 and settings.plugins_allow == ["reference"]
+    assert settings.engine_section("reference")["base_url"] == "http://toml.test"
     monkeypatch.setenv("LOYALTYKIT_READ_DEADLINE", "4")
     assert LoyaltySettings().read_deadline == 4.0, "environment wins over the file"
 
@@ -76,7 +85,7 @@ def test_missing_config_file_is_a_config_error(monkeypatch, tmp_path, installed)
 
 
 def test_invalid_settings_are_a_config_error_naming_the_field(monkeypatch, installed):
-    monkeypatch.setenv("LOYALTYKIT_ENGINE", "shop")
+    monkeypatch.setenv("LOYALTYKIT_ENGINE", "reference")
     monkeypatch.setenv("LOYALTYKIT_EVALUATE_BUDGET", "-1")
     with pytest.raises(ConfigError, match="evaluate_budget"):
         Loyalty()
@@ -84,7 +93,7 @@ def test_invalid_settings_are_a_config_error_naming_the_field(monkeypatch, insta
 
 def test_unknown_setting_is_refused(tmp_path, monkeypatch):
     path = tmp_path / "c.toml"
-    path.write_text('engine = "shop"\nevaluate_budgett = 1\n')
+    path.write_text('engine = "reference"\nevaluate_budgett = 1\n')
     monkeypatch.setenv("LOYALTYKIT_CONFIG", str(path))
     with pytest.raises(ConfigError, match="evaluate_budgett"):
         Loyalty()
@@ -92,7 +101,7 @@ def test_unknown_setting_is_refused(tmp_path, monkeypatch):
 
 def test_adapter_section_reaches_the_adapter_settings_model(monkeypatch, tmp_path, installed):
     path = tmp_path / "c.toml"
-    path.write_text('engine = "shop"\n[engines.shop]\nbase_url = "http://toml.test"\nclient_id = "cid"\n'
+    path.write_text('engine = "reference"\n[engines.reference]\nbase_url = "http://toml.test"\nclient_id = "cid"\n'
                     'client_secret = "toml-secret-value"\nmax_attempts = 2\n')
     monkeypatch.setenv("LOYALTYKIT_CONFIG", str(path))
     with Loyalty() as loyalty:
@@ -108,14 +117,16 @@ def test_adapter_section_reaches_the_adapter_settings_model(monkeypatch, tmp_pat
 
 
 def test_invalid_adapter_section_is_a_config_error(monkeypatch, tmp_path, installed):
-    monkeypatch.setenv("LOYALTYKIT_ENGINE", "shop")
-    monkeypatch.setenv("LOYALTYKIT_ENGINES__SHOP__MAX_ATTEMPTS", "many")
+    configure_reference(monkeypatch)
+    monkeypatch.setenv("LOYALTYKIT_ENGINES__REFERENCE__MAX_ATTEMPTS", "many")
     with pytest.raises(ConfigError, match="max_attempts"):
         Loyalty()
 
 
 def test_breaker_settings_reach_the_engine_client(installed):
-    with Loyalty(LoyaltySettings(engine="shop", breaker_threshold=7, breaker_reset=1.5)) as loyalty:
+    settings = LoyaltySettings(engine="reference", breaker_threshold=7, breaker_reset=1.5,
+                               engines={"reference": adapter_settings()})
+    with Loyalty(settings) as loyalty:
         breaker = loyalty.client_config.breaker
         assert (breaker.failure_threshold, breaker.reset_after) == (7, 1.5)
 
@@ -124,17 +135,17 @@ def test_breaker_settings_reach_the_engine_client(installed):
 
 
 def test_adapters_lists_installed_adapters_and_plugins(installed, monkeypatch):
-    monkeypatch.setenv("LOYALTYKIT_ENGINE", "shop")
+    configure_reference(monkeypatch)
     monkeypatch.setattr(cli_module.console, "width", 250)
     result = CliRunner().invoke(cli_module.app, ["adapters"])
     assert result.exit_code == 0, result.output
     out = result.output
-    shop_row = next(line for line in out.splitlines() if re.search(r"\bshop\b", line))
-    assert "engine adapter" in shop_row and "1.2.3" in shop_row
-    for capability in ("identify(card,email,phone)", "evaluate", "redeem_voucher", "spend_cashback",
+    row = next(line for line in out.splitlines() if re.search(r"\breference\b", line))
+    assert "engine adapter" in row and "1.2.3" in row
+    for capability in ("identify(email,external_id)", "evaluate", "redeem_voucher", "spend_cashback",
                        "export_orders", "cancel", "refund"):
-        assert capability in shop_row
-    assert "partial_refund" not in shop_row and "price_products" not in shop_row
+        assert capability in row
+    assert "partial_refund" not in row and "price_products" not in row
     audit_row = next(line for line in out.splitlines() if re.search(r"\baudit\b", line))
     assert "plugin" in audit_row and "loyaltykit_identify" in audit_row and "0.4.0" in audit_row
 
@@ -182,19 +193,19 @@ def test_version_is_printed():
 def test_adapters_json_lists_plugins_and_the_configured_instance(installed, monkeypatch):
     import json
 
-    monkeypatch.setenv("LOYALTYKIT_ENGINE", "shop")
-    monkeypatch.setenv("LOYALTYKIT_SHOP_KEYED_WRITES", "false")
+    configure_reference(monkeypatch)
+    monkeypatch.setenv("LOYALTYKIT_REFERENCE_MAX_ATTEMPTS", "2")
     result = CliRunner().invoke(cli_module.app, ["adapters", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert {p["name"]: p["kind"] for p in data["plugins"]} == {"shop": "engine adapter", "audit": "plugin"}
-    assert data["configured"]["engine"] == "shop" and data["configured"]["settings_valid"] is True
-    assert "identify(card,email,phone)" in data["configured"]["capabilities"]
+    assert {p["name"]: p["kind"] for p in data["plugins"]} == {"reference": "engine adapter", "audit": "plugin"}
+    assert data["configured"]["engine"] == "reference" and data["configured"]["settings_valid"] is True
+    assert "identify(email,external_id)" in data["configured"]["capabilities"]
 
 
 def test_adapters_is_a_doctor_for_invalid_settings(installed, monkeypatch):
-    monkeypatch.setenv("LOYALTYKIT_ENGINE", "shop")
-    monkeypatch.setenv("LOYALTYKIT_SHOP_MAX_ATTEMPTS", "not-a-number")
+    configure_reference(monkeypatch)
+    monkeypatch.setenv("LOYALTYKIT_REFERENCE_MAX_ATTEMPTS", "not-a-number")
     result = CliRunner().invoke(cli_module.app, ["adapters"])
     assert result.exit_code == 1
     assert "max_attempts" in result.stderr and "not-a-number" not in result.stderr
@@ -245,7 +256,7 @@ def test_fake_serves_an_installed_engine_as_a_process():
 
 
 def test_adapters_names_an_invalid_kit_setting_without_its_value(installed, monkeypatch):
-    monkeypatch.setenv("LOYALTYKIT_ENGINE", "shop")
+    monkeypatch.setenv("LOYALTYKIT_ENGINE", "reference")
     monkeypatch.setenv("LOYALTYKIT_EVALUATE_BUDGET", "-7.25")
     result = CliRunner().invoke(cli_module.app, ["adapters"])
     assert result.exit_code == 1 and "evaluate_budget" in result.stderr and "-7.25" not in result.stderr

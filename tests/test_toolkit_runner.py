@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from loyaltykit_core_test_support import fast_settings
+from loyaltykit_core_test_helpers import fast_settings
 
 from loyaltykit import AsyncLoyalty, Loyalty, OutcomeUnknownError
 from loyaltykit.testing import Fault, FaultKind

@@ -44,3 +44,24 @@ def test_a_float_anywhere_is_refused(body):
 def test_strings_that_look_like_floats_are_text_not_floats():
     body = {"note": "a:1.5, [2e5", "quoted": 'say "3.5"', "amount": Decimal("1.50")}
     assert wire.dumps(body) == b'{"note":"a:1.5, [2e5","quoted":"say \\"3.5\\"","amount":1.50}'
+
+
+@pytest.mark.parametrize(("value", "error"), [
+    (Decimal("Infinity"), ValueError), (Decimal("-Infinity"), ValueError), (Decimal("sNaN"), ValueError),
+    (object(), TypeError), ({1, 2}, TypeError),
+])
+def test_what_is_no_json_number_is_refused_with_its_own_error(value, error):
+    from datetime import UTC, date, datetime
+
+    with pytest.raises(error):
+        wire.dumps({"lines": [{"a": Decimal("1.5"), "b": value}]})
+    for day in (date(2026, 1, 2), datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)):  # their str() is text, not a number
+        with pytest.raises(TypeError, match="not JSON serializable"):
+            wire.dumps({"at": day, "amount": Decimal("2.50")})
+
+
+def test_a_float_after_a_comma_or_in_a_list_is_refused_among_many_decimals():
+    lines = [{"id": f"l{n}", "price": Decimal(n) / 7, "qty": n} for n in range(200)]
+    for body in ({"lines": lines, "tail": [1, 2, 3.5]}, {"lines": [*lines, 0.25]}, {"lines": lines, "x": -1e-7}):
+        with pytest.raises(TypeError):
+            wire.dumps(body)

@@ -17,11 +17,11 @@ from typing import Any, NoReturn, TypeVar
 
 import pytest
 
-from loyaltykit import AsyncLoyalty, Loyalty, LoyaltySettings, Money
+from loyaltykit import LoyaltySettings, Money
 from loyaltykit.capabilities import Capabilities, Capability
 from loyaltykit.errors import LoyaltyError
 from loyaltykit.models import Basket, Line, Order
-from loyaltykit.testing import EngineHarness, Fault, SeededCustomer
+from loyaltykit.testing import EngineHarness, Fault, SeededCustomer, open_facade
 
 from .discovery import HarnessSource
 
@@ -128,20 +128,7 @@ class ContractTarget:
         if kind == "parity":
             raise RuntimeError("a parity scenario names the facade it calls")
         if kind not in self._facades:
-            if kind == "sync":
-                self._facades[kind] = Loyalty(
-                    self._loyalty_settings(),
-                    adapter=self.adapter,
-                    transport=self.harness.sync_transport(),
-                    load_entry_points=False,
-                )
-            else:
-                self._facades[kind] = AsyncLoyalty(
-                    self._loyalty_settings(),
-                    adapter=self.adapter,
-                    transport=self.harness.async_transport(),
-                    load_entry_points=False,
-                )
+            self._facades[kind] = open_facade(kind, self.harness, self.adapter, **self.settings)
         return self._facades[kind]
 
     def _loop(self) -> asyncio.Runner:

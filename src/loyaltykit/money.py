@@ -157,6 +157,18 @@ class Money(KitBase):
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def of(cls, amount: Any, currency: str) -> Money:
+        # The common case (a finite Decimal or an int, a known currency, within the limits) runs the
+        # very checks of the validators without a pydantic run; anything else takes the full path,
+        # which raises the error naming the field.
+        if cls is Money and type(currency) is str and currency in _CODES:
+            value = amount if type(amount) is Decimal else Decimal(amount) if type(amount) is int else None
+            if value is not None and value.is_finite() and abs(value) <= MAX_AMOUNT:
+                try:
+                    value = bounded(value)
+                except ValueError:
+                    pass
+                else:
+                    return cls._exact(value, currency)
         return cls(amount=amount, currency=currency)
 
     @classmethod

@@ -9,18 +9,26 @@ Two entry-point groups:
   (audit logs, metrics, tracing, as ``wrapper=True`` implementations), registered with every facade.
 
 Discovery reads entry-point metadata only; nothing is imported until :meth:`Discovered.load`, so
-listing plugins stays cheap however many engines are installed.
+listing plugins stays cheap however many engines are installed. It reads the installed
+distributions' ``entry_points.txt`` files straight from ``sys.path`` (:func:`entry_points`), without
+importing :mod:`importlib.metadata` (which loads the e-mail and zip machinery and parses every
+distribution's metadata): that import alone cost more than the rest of ``import loyaltykit``.
+Where something other than plain directories provides distributions (a zip on ``sys.path``, a
+custom finder), it falls back to :func:`importlib.metadata.entry_points`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+import os
+import sys
 
-from .errors import ConfigError
-
+# Not typing's, nor dataclasses, re or the kit's errors at the top: discovery runs at start-up and
+# each of those imports costs more than the scan itself (errors are imported where raised).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
     import pluggy
 
     from .adapter import EngineAdapter
@@ -29,15 +37,140 @@ GROUP = "loyaltykit"
 PLUGIN_GROUP = "loyaltykit.plugins"
 
 
-@dataclass
+class _Distribution:
+    """An installed distribution's name and version, read from its metadata when first asked."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._meta: Any = None
+
+    def _metadata(self) -> Any:
+        if self._meta is None:
+            from importlib.metadata import PathDistribution
+            from pathlib import Path
+
+            self._meta = PathDistribution(Path(self._path))
+        return self._meta
+
+    @property
+    def name(self) -> str:
+        return str(self._metadata().name)
+
+    @property
+    def version(self) -> str:
+        return str(self._metadata().version)
+
+
+class EntryPoint:
+    """An entry point as :class:`importlib.metadata.EntryPoint` describes it (name, value, group,
+    dist, load); loading it goes through that class."""
+
+    def __init__(self, name: str, value: str, group: str, dist: _Distribution) -> None:
+        self.name, self.value, self.group, self.dist = name, value, group, dist
+
+    def load(self) -> Any:
+        from importlib.metadata import EntryPoint as Standard
+
+        return Standard(self.name, self.value, self.group).load()
+
+    def __repr__(self) -> str:
+        return f"EntryPoint(name={self.name!r}, value={self.value!r}, group={self.group!r})"
+
+
+def _normalized(name: str) -> str:
+    """A distribution name as importlib.metadata compares them: runs of - _ . as one _, lower case."""
+    name = name.replace("-", "_").replace(".", "_").lower()
+    while "__" in name:
+        name = name.replace("__", "_")
+    return name
+
+
+def _sections(text: str) -> Iterator[tuple[str, str, str]]:
+    """(group, name, value) of an ``entry_points.txt`` (the INI-like format of the entry points
+    specification: ``[group]`` headers, ``name = value`` lines, ``#`` and ``;`` comments)."""
+    group = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            group = line[1:-1].strip()
+        elif group and "=" in line:
+            name, _, value = line.partition("=")
+            yield group, name.strip(), value.strip()
+
+
+def _standard_finders_only() -> bool:
+    from importlib.machinery import PathFinder
+
+    return all(finder is PathFinder or not hasattr(finder, "find_distributions") for finder in sys.meta_path)
+
+
+def entry_points(*, group: str) -> list[Any]:
+    """The entry points of ``group`` of every installed distribution, as
+    :func:`importlib.metadata.entry_points` lists them (the first distribution of a name on
+    ``sys.path`` wins), read from the ``*.dist-info`` / ``*.egg-info`` directories on ``sys.path``."""
+    if not _standard_finders_only():
+        from importlib.metadata import entry_points as standard
+
+        return list(standard(group=group))
+    found: list[Any] = []
+    seen: set[str] = set()
+    for entry in sys.path:
+        directory = entry or "."
+        try:
+            listing = os.scandir(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            if os.path.isfile(directory):  # a zip archive: the standard lookup reads those
+                from importlib.metadata import entry_points as standard
+
+                return list(standard(group=group))
+            continue
+        except OSError:
+            continue
+        with listing:
+            names = sorted(item.name for item in listing if item.name.endswith((".dist-info", ".egg-info")))
+        for name in names:
+            stem = name.rsplit(".", 1)[0]
+            normalized = _normalized(stem.partition("-")[0])
+            if normalized in seen:
+                continue
+            seen.add(normalized)
+            path = os.path.join(directory, name)
+            try:
+                with open(os.path.join(path, "entry_points.txt"), encoding="utf-8") as file:
+                    text = file.read()
+            except OSError:
+                continue
+            dist = _Distribution(path)
+            found.extend(EntryPoint(n, v, g, dist) for g, n, v in _sections(text) if g == group)
+    return found
+
+
 class Discovered:
-    name: str  # the entry-point name (an adapter's is its engine name)
-    group: str
-    distribution: str | None
-    version: str | None
-    entry_point: Any = field(repr=False)
-    _obj: Any = field(default=None, init=False, repr=False)
-    _loaded: bool = field(default=False, init=False, repr=False)
+    """One discovered entry point: an engine adapter (group ``loyaltykit``) or an observer plugin."""
+
+    def __init__(self, name: str, group: str, entry_point: Any) -> None:
+        self.name = name  # the entry-point name (an adapter's is its engine name)
+        self.group = group
+        self.entry_point = entry_point
+        self._obj: Any = None
+        self._loaded = False
+
+    @property
+    def distribution(self) -> str | None:
+        """The installed distribution's name (read from its metadata on first use)."""
+        dist = getattr(self.entry_point, "dist", None)
+        return dist.name if dist else None
+
+    @property
+    def version(self) -> str | None:
+        dist = getattr(self.entry_point, "dist", None)
+        return dist.version if dist else None
+
+    def __repr__(self) -> str:
+        return (f"Discovered(name={self.name!r}, group={self.group!r}, distribution={self.distribution!r}, "
+                f"version={self.version!r})")
 
     @property
     def is_adapter(self) -> bool:
@@ -46,6 +179,8 @@ class Discovered:
     def load(self) -> Any:
         """Import the plugin (once); an adapter entry point is validated as an adapter class."""
         if not self._loaded:
+            from .errors import ConfigError
+
             try:
                 obj = self.entry_point.load()
             except Exception as exc:
@@ -80,10 +215,7 @@ def discover(allow: list[str] | None = None, block: list[str] | tuple[str, ...] 
         for ep in entry_points(group=group):
             if ep.name in block or (allow is not None and ep.name not in allow):
                 continue
-            dist = getattr(ep, "dist", None)
-            found.append(
-                Discovered(ep.name, group, dist.name if dist else None, dist.version if dist else None, ep)
-            )
+            found.append(Discovered(ep.name, group, ep))
     return sorted(found, key=lambda d: (d.name, d.group))
 
 
@@ -118,6 +250,7 @@ def check_routing(pm: pluggy.PluginManager) -> EngineAdapter:
     import pluggy
 
     from . import hookspecs
+    from .errors import ConfigError
 
     try:
         pm.check_pending()

@@ -7,27 +7,41 @@ the engine side back, and injects faults per *route* — an engine-neutral opera
 
 :class:`FakeEngine` is the base of the HTTP fakes: a stateful handler ``httpx.Request ->
 httpx.Response`` with one lock around state (the fake behaves like a database), a request log, a
-per-route fault queue and the generic faults implemented once. It plugs into httpx as
-``fake.transport()`` (sync and async alike) and can be served over real HTTP with :func:`serve`.
+per-route fault queue, the generic faults and the token plumbing implemented once. It plugs into
+httpx as ``fake.transport()`` (sync and async alike) and can be served over real HTTP with
+:func:`serve`.
+
+:class:`HarnessBase` is the base of every adapter's harness: adapter construction (and the
+adapters broken on purpose), transports, fault injection and the seeding/read-back helpers live
+there, so a harness keeps only what its engine does differently. :class:`FacadeDriver` drives a
+harness's adapter through the sync or the async facade with the same calls, for an adapter's own
+flow tests (its pytest fixtures are in :mod:`loyaltykit_contract.fixtures`, beside the contract suite).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import json
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
+from urllib.parse import parse_qs
 
 import httpx
 
+from .errors import LoyaltyError
+from .facade import AsyncLoyalty, Loyalty
 from .money import Money
+from .settings import LoyaltySettings
 
 if TYPE_CHECKING:
     from .adapter import EngineAdapter
@@ -172,31 +186,60 @@ class EngineHarness(Protocol):
     # scenario is then not applicable.
 
 
+#: The adapters broken on purpose the contract suite's self-test runs (each must make it fail):
+#: a blind re-send after a lost answer, a write that loses its idempotency key, and an HTTP-200
+#: error envelope read as success.
+BROKEN_VARIANTS = ("burns_twice_on_retry", "drops_idempotency_key", "swallows_error_body")
+
+
+
 class HarnessBase:
-    """The parts of an :class:`EngineHarness` every HTTP fake shares; subclass it.
+    """The parts of an :class:`EngineHarness` every adapter's harness shares; subclass it.
 
     A subclass sets ``engine``, ``currency`` and ``adapter_class``, creates ``self.fake`` (a
-    :class:`FakeEngine`) in ``__init__``, returns the adapter's settings from
-    :meth:`adapter_settings`, and implements the seeding and read-back methods its declared
-    capabilities need (see the adapter guide). What the engine lacks stays ``NotImplementedError``
-    and its scenarios are reported not applicable.
+    :class:`FakeEngine`) and ``self.settings`` (the adapter's settings, pointing at the fake) in
+    ``__init__``, names its adapters broken on purpose in ``broken_adapter_classes``, and
+    implements the seeding and read-back methods its declared capabilities need (see the adapter
+    guide). What the engine lacks stays ``NotImplementedError`` and its scenarios are reported not
+    applicable.
     """
 
     engine: str = ""
     currency: str = "EUR"
     adapter_class: type[EngineAdapter]
     fake: FakeEngine
+    #: The adapter's settings; tests may change them before :meth:`make_adapter`.
+    settings: dict[str, Any]
+    #: ``{variant: adapter subclass}`` for the variants of :data:`BROKEN_VARIANTS` the harness
+    #: offers (usually ``HarnessBase.broken_variants(...)``).
+    broken_adapter_classes: ClassVar[dict[str, type[EngineAdapter]]] = {}
 
+    @staticmethod
+    def broken_variants(
+        burns_twice_on_retry: type[EngineAdapter],
+        drops_idempotency_key: type[EngineAdapter],
+        swallows_error_body: type[EngineAdapter],
+    ) -> dict[str, type[EngineAdapter]]:
+        """``broken_adapter_classes`` from the adapter subclass the harness offers per broken variant."""
+        variants = (burns_twice_on_retry, drops_idempotency_key, swallows_error_body)
+        return dict(zip(BROKEN_VARIANTS, variants, strict=True))
+
+    # -- adapters and transports -------------------------------------------------------------------
     def adapter_settings(self) -> dict[str, Any]:
-        """Settings pointing the adapter at ``self.fake``."""
+        """Settings pointing the adapter at ``self.fake`` (a copy of ``self.settings``)."""
+        return dict(getattr(self, "settings", {}))
+
+    def adapter_options(self) -> dict[str, Any]:
+        """Keyword arguments the adapter takes beside its settings (none by default)."""
         return {}
 
-    def make_adapter(self) -> EngineAdapter:
-        return self.adapter_class(self.adapter_settings())
+    def make_adapter(self, adapter_class: type[EngineAdapter] | None = None) -> EngineAdapter:
+        """A new adapter (``adapter_class``, a subclass, or the harness's own) against the fake."""
+        return (adapter_class or self.adapter_class)(self.adapter_settings(), **self.adapter_options())
 
     def broken_adapters(self) -> dict[str, Callable[[], EngineAdapter]]:
-        """Adapters broken on purpose, for the contract suite's self-test (none by default)."""
-        return {}
+        """Adapters broken on purpose, for the contract suite's self-test, built like :meth:`make_adapter`."""
+        return {name: functools.partial(self.make_adapter, cls) for name, cls in self.broken_adapter_classes.items()}
 
     def sync_transport(self) -> httpx.BaseTransport | None:
         return self.fake.transport()
@@ -204,17 +247,44 @@ class HarnessBase:
     def async_transport(self) -> httpx.AsyncBaseTransport | None:
         return self.fake.transport()
 
+    # -- seeding: NotImplementedError until the engine has it ----------------------------------------
+    def issue_voucher(self, spec: VoucherSpec) -> str:
+        raise NotImplementedError(f"the {self.engine} engine has no voucher codes")
+
     def issue_offer(self, customer_id: str, spec: OfferSpec) -> str:
         raise NotImplementedError(f"the {self.engine} engine has no offer wallet")
 
     def define_earn_rule(self, points_per_unit: Decimal) -> None:
         raise NotImplementedError(f"the {self.engine} fake has no earn rules")
 
+    def define_cashback_rule(self, percent: Decimal) -> None:
+        raise NotImplementedError(f"the {self.engine} fake models no cashback earning")
+
     def define_rule(self, spec: RuleSpec) -> None:
         raise NotImplementedError(f"the {self.engine} fake has no promotion rules")
 
+    # -- seeding and read-back helpers ---------------------------------------------------------------
+    def amount_in_currency(self, money: Money | None) -> Decimal | None:
+        """The amount of ``money`` (``None`` stays ``None``); a fake holds one currency, the harness's,
+        so money in another currency is a feature it lacks (``NotImplementedError``)."""
+        if money is None:
+            return None
+        if money.currency != self.currency:
+            raise NotImplementedError(f"the {self.engine} fake holds {self.currency} only, not {money.currency}")
+        return money.amount
+
+    def engine_balances(self, points: Decimal, cashback: Decimal | None) -> EngineBalances:
+        """What :meth:`balances` returns: ``points``, and ``cashback`` (an amount held in the
+        harness currency, or ``None`` where the engine holds no cashback) as money."""
+        return EngineBalances(points=Decimal(points),
+                              cashback=Money.of(cashback, self.currency) if cashback is not None else None)
+
+    def snapshot(self) -> Any:
+        return self.fake.snapshot()
+
+    # -- faults ------------------------------------------------------------------------------------
     def expire_token(self) -> None:
-        raise NotImplementedError(f"the {self.engine} engine has no expiring tokens")
+        self.fake.expire_tokens()
 
     def inject(self, route: str, fault: Fault) -> None:
         self.fake.inject(route, fault)
@@ -226,7 +296,98 @@ class HarnessBase:
         return self.fake.request_count(route)
 
     def close(self) -> None:
-        """Release what the harness holds (nothing for an in-memory fake)."""
+        """Drop pending faults (an in-memory fake holds nothing else)."""
+        self.fake.clear_faults()
+
+
+# ---------------------------------------------------------------------------------------------
+# Driving a harness's adapter through either facade, for an adapter's own flow tests
+# ---------------------------------------------------------------------------------------------
+
+#: The two facades a flow test runs each scenario through.
+FACADE_KINDS = ("sync", "async")
+
+
+def open_facade(
+    kind: str, harness: EngineHarness, adapter: EngineAdapter | None = None, **settings: Any
+) -> Loyalty | AsyncLoyalty:
+    """A ``Loyalty`` (``kind="sync"``) or ``AsyncLoyalty`` (``"async"``) over ``adapter`` (default:
+    a new one from the harness), using the harness's transport of that kind. ``settings`` are
+    :class:`~loyaltykit.LoyaltySettings` fields; ``engine`` defaults to the adapter's name."""
+    if kind not in FACADE_KINDS:
+        raise ValueError(f"facade kind must be one of {FACADE_KINDS}, not {kind!r}")
+    adapter = adapter or harness.make_adapter()
+    loyalty_settings = LoyaltySettings(**{"engine": adapter.name, **settings})
+    if kind == "sync":
+        return Loyalty(loyalty_settings, adapter=adapter, transport=harness.sync_transport(), load_entry_points=False)
+    return AsyncLoyalty(loyalty_settings, adapter=adapter, transport=harness.async_transport(),
+                        load_entry_points=False)
+
+
+class FacadeDriver:
+    """One facade (sync or async) over a harness, called the same way.
+
+    ``driver.identify(...)`` calls the sync facade directly, or runs the async facade's coroutine
+    to completion on the driver's own event loop, so a flow test is written once and run for both
+    kinds (parametrise over :data:`FACADE_KINDS`). ``harness`` and ``fake`` stay at hand.
+    """
+
+    def __init__(self, harness: EngineHarness, kind: str, adapter: EngineAdapter | None = None,
+                 **settings: Any) -> None:
+        self.harness = harness
+        self.fake: Any = getattr(harness, "fake", None)
+        self.kind = kind
+        self.facade = open_facade(kind, harness, adapter, **settings)
+        self._runner = asyncio.Runner() if kind == "async" else None
+
+    def __getattr__(self, operation: str) -> Any:
+        if operation.startswith("_") or operation in ("facade", "kind", "harness", "fake"):
+            raise AttributeError(operation)
+        method = getattr(self.facade, operation)
+        runner = self._runner
+        if runner is None or not callable(method):
+            return method
+        return lambda *args, **kwargs: runner.run(method(*args, **kwargs))
+
+    def attempt(self, operation: str, *args: Any, **kwargs: Any) -> Any:
+        """The operation's result, or the kit error it raised (returned, not raised)."""
+        try:
+            return getattr(self, operation)(*args, **kwargs)
+        except LoyaltyError as exc:
+            return exc
+
+    def close(self) -> None:
+        if self._runner is None:
+            self.facade.close()  # type: ignore[union-attr]
+            return
+        try:
+            self._runner.run(self.facade.aclose())  # type: ignore[union-attr]
+        finally:
+            self._runner.close()
+
+
+@contextlib.contextmanager
+def facade_drivers(harness: EngineHarness, kind: str) -> Iterator[Callable[..., FacadeDriver]]:
+    """A maker of :class:`FacadeDriver` of ``kind`` over ``harness`` (``make(adapter=None, **settings)``);
+    every driver it made is closed on exit. The usual fixture::
+
+        @pytest.fixture(params=FACADE_KINDS)
+        def make_shop(request, harness):
+            with facade_drivers(harness, request.param) as make:
+                yield make
+    """
+    made: list[FacadeDriver] = []
+
+    def make(adapter: EngineAdapter | None = None, **settings: Any) -> FacadeDriver:
+        driver = FacadeDriver(harness, kind, adapter, **settings)
+        made.append(driver)
+        return driver
+
+    try:
+        yield make
+    finally:
+        for driver in made:
+            driver.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,11 +426,16 @@ class FakeEngine:
     HTTP-200 error envelope) and :meth:`unauthorized` (its 401 answer).
     """
 
+    #: Whether the engine's auth issues tokens: the fake keeps those it honours in ``self.tokens``,
+    #: and :meth:`expire_tokens` voids them all.
+    issues_tokens: ClassVar[bool] = False
+
     def __init__(self) -> None:
         self._routes: list[_Route] = []
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
         self.lock = threading.RLock()
         self.requests: list[RecordedRequest] = []
+        self.tokens: set[str] = set()
 
     # -- wiring --------------------------------------------------------------------------------
     def route(self, method: str, regex: str, name: str, handler: Handler) -> None:
@@ -308,6 +474,22 @@ class FakeEngine:
     def authorize(self, request: httpx.Request, route: str) -> bool:
         """Whether the request carries valid credentials (override; default: all valid)."""
         return True
+
+    def expire_tokens(self) -> None:
+        """Every token the fake issued stops being honoured (the engine's expiry, on demand)."""
+        if not self.issues_tokens:
+            raise NotImplementedError(f"{type(self).__name__}: the engine's auth issues no tokens")
+        with self.lock:
+            self.tokens.clear()
+
+    def bearer_token_honoured(self, request: httpx.Request) -> bool:
+        """Whether the request's ``Authorization: Bearer`` token is one of ``self.tokens``."""
+        header = request.headers.get("Authorization", "")
+        return header.startswith("Bearer ") and header[7:] in self.tokens
+
+    def snapshot(self) -> Any:
+        """A comparable picture of the fake's state (override)."""
+        raise NotImplementedError(f"{type(self).__name__} takes no snapshot")
 
     def shop_settings(self, url: str) -> dict[str, str]:
         """Environment variables a shop sets to use this fake served at ``url`` (override)."""
@@ -368,6 +550,11 @@ class FakeEngine:
         if kind is FaultKind.ERROR_BODY:
             return self.error_body(route.name)
         return None  # TIMEOUT_AFTER: applied below, then the response is lost
+
+
+def form_fields(request: httpx.Request) -> dict[str, str]:
+    """The fields of an ``application/x-www-form-urlencoded`` body (the first value of each)."""
+    return {name: values[0] for name, values in parse_qs(request.content.decode()).items()}
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> httpx.Response:

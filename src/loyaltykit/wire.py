@@ -16,6 +16,7 @@ they may be customer data.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
@@ -41,12 +42,18 @@ _MARKED = re.compile(f'"{_MARKER}(-?[0-9.]+)"')
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _FLOAT = re.compile(r"\.|\d[eE]")  # outside strings, only a float writes a point or an exponent
 # A number of compact JSON follows a key's '":', a ',' or a '[': where no such number has a point
-# or an exponent there is no float, and the exact check above need not run. (Two patterns, each
-# with a literal start that the regex engine scans for quickly; one alternation is twice as slow.)
-_MAYBE_FLOAT = (re.compile(r'":-?\d+[.eE]'), re.compile(r"[,\[]-?\d+[.eE]"))
+# or an exponent there is no float, and the exact check above need not run. (One pattern per
+# literal start, which the regex engine scans for quickly; a character class or an alternation
+# as the start is ten times slower.)
+_MAYBE_FLOAT = (re.compile(r'":-?\d+[.eE]'), re.compile(r",-?\d+[.eE]"), re.compile(r"\[-?\d+[.eE]"))
+# The encoder's fallback for what it cannot encode itself, as a C-level callable (no Python frame
+# per Decimal, the bulk of a large body): the marker and str() of the value. str() of a Decimal is
+# its digits unless it writes an exponent (1E+2, 1E-7); then, as for anything whose str() is no
+# plain number (a date, NaN), the marker survives the split below and the checking encoder runs.
+_FAST_MARKER = (_MARKER + "%s").__mod__
 
 
-def _marker(item: Any) -> str:  # called by the C encoder for what it cannot encode itself
+def _marker(item: Any) -> str:  # the checking fallback, for the exact error when the fast one fails
     if isinstance(item, Decimal):
         if not item.is_finite():
             raise ValueError("NaN and infinity have no JSON form")
@@ -54,17 +61,24 @@ def _marker(item: Any) -> str:  # called by the C encoder for what it cannot enc
     raise TypeError(f"{type(item).__name__} is not JSON serializable")
 
 
+def _encode(value: Any, default: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=default)
+
+
 def dumps(value: Any) -> bytes:
     """Compact JSON, UTF-8. A Decimal is written as a JSON number with exactly its digits."""
     if isinstance(value, float):
         raise TypeError("floats are not sent to engines; use Decimal")
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_marker)
+    text = _encode(value, _FAST_MARKER)
     # Decimals are still quoted markers here, so any point or exponent left outside a string is a float's.
     maybe = any(pattern.search(text) for pattern in _MAYBE_FLOAT)
     if maybe and _FLOAT.search(_STRING.sub("", text)):
         raise TypeError("floats are not sent to engines; use Decimal")
     # One pass: split keeps each marker's digits (the captured group) and drops its quotes and prefix.
-    return "".join(_MARKED.split(text)).encode()
+    out = "".join(_MARKED.split(text))
+    if _MARKER in out:  # an exponent, NaN, infinity or an object that is no number: the exact way
+        out = "".join(_MARKED.split(_encode(value, _marker)))
+    return out.encode()
 
 
 def loads(content: bytes | str) -> Any:
@@ -102,13 +116,14 @@ def _join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _steps(path: str) -> list[str | int]:
+@functools.lru_cache(maxsize=4096)  # adapters read the same few paths in every answer
+def _steps(path: str) -> tuple[str | int, ...]:
     steps: list[str | int] = []
     for part in path.replace("]", "").replace("[", ".").split("."):
         if part == "":
             continue
         steps.append(int(part) if part.lstrip("-").isdigit() else part)
-    return steps
+    return tuple(steps)
 
 
 def at(body: Any, path: str, default: Any = _MISSING, *, engine: str | None = None) -> Any:
@@ -120,7 +135,8 @@ def at(body: Any, path: str, default: Any = _MISSING, *, engine: str | None = No
     for step in _steps(path):
         here = _join(walked, step)
         if isinstance(step, int):
-            if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+            # type() first: a parsed body holds plain lists and dicts, and the ABC checks are slow
+            if type(value) is not list and (not isinstance(value, Sequence) or isinstance(value, str | bytes)):
                 raise _malformed(walked, "expected a list", engine)
             if not -len(value) <= step < len(value):
                 if default is not _MISSING:
@@ -128,7 +144,7 @@ def at(body: Any, path: str, default: Any = _MISSING, *, engine: str | None = No
                 raise _malformed(here, "missing", engine)
             value = value[step]
         else:
-            if not isinstance(value, Mapping):
+            if type(value) is not dict and not isinstance(value, Mapping):
                 raise _malformed(walked, "expected an object", engine)
             if step not in value:
                 if default is not _MISSING:
@@ -151,6 +167,8 @@ def number(value: Any, path: str, *, engine: str | None = None, optional: bool =
     ``None`` is an error unless ``optional``; booleans, NaN and infinities always are. A float
     (a body parsed without :func:`loads`) is read from its shortest repr, its JSON digits.
     """
+    if type(value) is Decimal and value.is_finite():  # what loads() parsed: the common case
+        return value
     if value is None:
         if optional:
             return None

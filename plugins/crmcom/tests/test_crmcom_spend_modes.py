@@ -102,22 +102,31 @@ def test_lost_answer_spends_and_awards_once(harness, shop):
     assert harness.balances(card).cashback == eur("19.00")
 
 
+#: Look-ups the spend makes before its write, per mode: the spend request and the purchase it
+#: settles against, or the purchase that carries the spend.
+LOOK_UPS_BEFORE_THE_WRITE = {"spend_request": 2, "create_spend": 1, "inside_create": 1}
+
+
+@pytest.mark.parametrize("harness", list(LOOK_UPS_BEFORE_THE_WRITE), indirect=True)
 def test_lost_answer_and_failed_look_up_is_outcome_unknown_then_retry_spends_once(harness, shop):
     card = member(harness)
     request = spend(card, "5.00")
+    effects = harness.fake.spends if mode(harness) == "spend_request" else harness.fake.purchases
     harness.inject("spend", Fault(FaultKind.TIMEOUT_AFTER))
-    harness.inject("lookup", Fault(FaultKind.DELAY, seconds=0))  # the look-up before the write passes
-    harness.inject("lookup", Fault(FaultKind.STATUS, status=500))  # every reconciling look-up fails
+    # The look-ups before the write pass; every attempt of the reconciling look-up fails.
+    harness.inject("lookup", Fault(FaultKind.DELAY, seconds=0, times=LOOK_UPS_BEFORE_THE_WRITE[mode(harness)]))
+    harness.inject("lookup", Fault(FaultKind.STATUS, status=500))
     with pytest.raises(OutcomeUnknownError) as lost:
         shop.spend_cashback(request)
     assert lost.value.idempotency_key == request.key
-    assert len(harness.fake.purchases) == 1
+    assert len(effects) == 1  # applied, answer lost, not re-sent blind
     harness.fake.clear_faults()
     retried = shop.spend_cashback(request)
     assert retried.receipt.replayed and retried.amount == eur("5.00")
-    assert harness.balances(card).cashback == eur("15.00") and len(harness.fake.purchases) == 1
+    assert harness.balances(card).cashback == eur("15.00") and len(effects) == 1
 
 
+@pytest.mark.parametrize("harness", list(LOOK_UPS_BEFORE_THE_WRITE), indirect=True)
 def test_bounds_and_the_amount_due_are_checked_before_any_write(harness, shop):
     card = member(harness)
     harness.fake.maximum_spend = Decimal("8.00")
@@ -132,7 +141,12 @@ def test_bounds_and_the_amount_due_are_checked_before_any_write(harness, shop):
     # The order costs 40.00 at list prices, but a discount left 12.00 due: the core's amount due wins.
     with pytest.raises(InvalidRequestError, match="amount due"):
         shop.spend_cashback(spend(card, "15.00", amount_due=eur("12.00")))
-    assert harness.fake.purchases == [] and writes(harness) == []
+    # Without an amount due, the basket's total is what the spend may pay at most.
+    small = Basket(id="B-2", currency="EUR", customer_id=card, lines=(Line(id="1", sku="X", quantity=1,
+                                                                             unit_price=eur("10.00")),))
+    with pytest.raises(InvalidRequestError, match="amount due"):
+        shop.spend_cashback(CashbackSpend(customer_id=card, order_ref="ORD-2", amount=eur("15.00"), basket=small))
+    assert harness.fake.purchases == [] and harness.fake.spends == [] and writes(harness) == []
     assert shop.spend_cashback(spend(card, "12.00", amount_due=eur("12.00"))).amount == eur("12.00")
 
 

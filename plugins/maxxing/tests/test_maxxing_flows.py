@@ -38,7 +38,7 @@ from loyaltykit.errors import (
     VoucherAlreadyRedeemedError,
 )
 from loyaltykit.models import Basket, ExportStatus, Line, RefundLine, Reversal, ReversalKind, SpendResult
-from loyaltykit.testing import Fault, FaultKind, RuleSpec, VoucherSpec, serve
+from loyaltykit.testing import FACADE_KINDS, FacadeDriver, Fault, FaultKind, RuleSpec, VoucherSpec, serve
 
 KIT = {"read_deadline": 2.0, "write_deadline": 3.0, "evaluate_budget": 1.0, "breaker_threshold": 1000}
 EUR = "EUR"
@@ -48,46 +48,18 @@ def eur(value: str) -> Money:
     return Money.of(value, EUR)
 
 
-class Shop:
+class Shop(FacadeDriver):
     """One harness and one facade (sync or async), called the same way."""
 
     def __init__(self, kind: str, harness: MaxxingHarness | None = None, **settings: Any) -> None:
-        self.kind = kind
         self.h = harness or MaxxingHarness(**settings)
-        self.fake = self.h.fake
-        adapter = self.h.make_adapter()
-        if kind == "sync":
-            self.lk = Loyalty(LoyaltySettings(**KIT), adapter=adapter, transport=self.h.sync_transport(),
-                              load_entry_points=False)
-        else:
-            self.runner = asyncio.Runner()
-            self.lk = AsyncLoyalty(LoyaltySettings(**KIT), adapter=adapter, transport=self.h.async_transport(),
-                                   load_entry_points=False)
-
-    def __getattr__(self, operation: str):
-        method = getattr(self.lk, operation)
-        if self.kind == "sync":
-            return method
-        return lambda *a, **k: self.runner.run(method(*a, **k))
-
-    def attempt(self, operation: str, *args: Any) -> Any:
-        try:
-            return getattr(self, operation)(*args)
-        except LoyaltyError as exc:
-            return exc
+        super().__init__(self.h, kind, **KIT)
 
     def bodies(self, route: str) -> list[Any]:
         return [r.body for r in self.fake.requests if r.route == route]
 
-    def close(self) -> None:
-        if self.kind == "sync":
-            self.lk.close()
-        else:
-            self.runner.run(self.lk.aclose())
-            self.runner.close()
 
-
-@pytest.fixture(params=["sync", "async"])
+@pytest.fixture(params=FACADE_KINDS)
 def shop(request):
     made = Shop(request.param)
     yield made

@@ -51,6 +51,8 @@ def test_settings_come_from_the_environment_with_the_engine_prefix(monkeypatch):
     ({"base_url": BASE, "auth": "api_key"}, "api_key"),
     ({"base_url": BASE, "api_key": "k", "auth": "api_key", "currency": "EURO"}, "currency"),
     ({"base_url": BASE, "api_key": "k", "auth": "api_key", "error_codes": {"x": "nonsense"}}, "error_codes"),
+    ({"base_url": BASE, "api_key": "k", "auth": "api_key", "max_attempts": 0}, "max_attempts"),
+    ({"base_url": BASE, "api_key": "k", "auth": "api_key", "backoff_base": 0}, "backoff_base"),
 ])
 def test_invalid_settings_name_the_field_and_not_the_value(values, field):
     with pytest.raises(ConfigError) as info:
@@ -69,6 +71,32 @@ def test_oauth2_and_api_key_both_reach_the_engine():
     assert fake.request_count("token") == 1
     with facade(make_fake("demo"), auth="api_key", api_key=API_KEY, client_id=None, client_secret=None) as shop:
         assert shop.identify(external_id="ext-1").id == "m1"
+
+
+def test_the_retry_settings_shape_the_runners_policy():
+    adapter = ReferenceAdapter({"base_url": BASE, "auth": "api_key", "api_key": "k-123456", "max_attempts": 2,
+                                "backoff_base": 0.05})
+    retry = adapter.client_config().retry
+    assert (retry.max_attempts, retry.backoff_base, retry.backoff_max) == (2, 0.05, 1.0)
+    assert ReferenceAdapter({"base_url": BASE, "auth": "api_key", "api_key": "k-123456"}).client_config().retry.max_attempts == 4
+
+
+def test_the_fake_accepts_only_the_credentials_it_was_given():
+    """README § Authentication: an unknown client gets no token; an unknown API key is refused."""
+    from loyaltykit import AuthFailedError
+    from loyaltykit_reference.fake import ReferenceEngine
+
+    fake = ReferenceEngine(client_id="shop-client", client_secret="shop-secret-1234", api_key="shop-key-5678")
+    fake.add_member("m1", {"email": "ann@example.com"})
+    with facade(fake) as shop, pytest.raises(AuthFailedError):  # the demo client
+        shop.identify(email="ann@example.com")
+    with facade(fake, auth="api_key", api_key=API_KEY) as shop, pytest.raises(AuthFailedError):
+        shop.identify(email="ann@example.com")
+    with facade(fake, client_id="shop-client", client_secret="shop-secret-1234") as shop:
+        assert shop.identify(email="ann@example.com").id == "m1"
+    with facade(fake, auth="api_key", api_key="shop-key-5678") as shop:
+        assert shop.identify(email="ann@example.com").id == "m1"
+    assert fake.request_count("token") == 2  # the refused client and the accepted one
 
 
 def test_a_wrong_api_key_is_auth_failed():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from decimal import Decimal
@@ -10,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from loyaltykit import AsyncLoyalty, Loyalty, LoyaltySettings, Money, Order
+from loyaltykit import Loyalty, LoyaltySettings, Money, Order
 from loyaltykit.errors import (
     AuthFailedError,
     EngineError,
@@ -22,7 +21,7 @@ from loyaltykit.errors import (
     VoucherNotOwnedError,
 )
 from loyaltykit.models import BalanceKind, Evaluation, ExportStatus, RedemptionStatus
-from loyaltykit.testing import Fault, FaultKind, OfferSpec, VoucherSpec, serve
+from loyaltykit.testing import FACADE_KINDS, FacadeDriver, Fault, FaultKind, OfferSpec, VoucherSpec, serve
 from loyaltykit_sessionm.adapter import SessionMAdapter
 from loyaltykit_sessionm.settings import SessionMSettings
 from loyaltykit_sessionm.testing import SessionMHarness
@@ -30,42 +29,14 @@ from loyaltykit_sessionm.testing import SessionMHarness
 KIT = {"read_deadline": 2.0, "write_deadline": 3.0, "evaluate_budget": 1.0, "breaker_threshold": 1000}
 
 
-class Shop:
+class Shop(FacadeDriver):
     """One harness and one facade (sync or async), called the same way."""
 
     def __init__(self, kind: str, **settings: Any) -> None:
-        self.kind = kind
         # The adapter's own default quote mode (the contract harness opts into "eligible").
         settings.setdefault("evaluate_applies", SessionMSettings.model_fields["evaluate_applies"].default)
         self.h = SessionMHarness(**settings)
-        self.fake = self.h.fake
-        adapter = self.h.make_adapter()
-        if kind == "sync":
-            self.lk = Loyalty(LoyaltySettings(**KIT), adapter=adapter, transport=self.h.sync_transport(),
-                              load_entry_points=False)
-        else:
-            self.runner = asyncio.Runner()
-            self.lk = AsyncLoyalty(LoyaltySettings(**KIT), adapter=adapter, transport=self.h.async_transport(),
-                                   load_entry_points=False)
-
-    def __getattr__(self, operation: str):
-        method = getattr(self.lk, operation)
-        if self.kind == "sync":
-            return method
-        return lambda *a, **k: self.runner.run(method(*a, **k))
-
-    def attempt(self, operation: str, *args: Any) -> Any:
-        try:
-            return getattr(self, operation)(*args)
-        except LoyaltyError as exc:
-            return exc
-
-    def close(self) -> None:
-        if self.kind == "sync":
-            self.lk.close()
-        else:
-            self.runner.run(self.lk.aclose())
-            self.runner.close()
+        super().__init__(self.h, kind, **KIT)
 
     # -- data ----------------------------------------------------------------------------------
     def customer(self, points: int = 0, **identifiers: str):
@@ -89,7 +60,7 @@ class Shop:
         return [r for r in self.fake.requests if r.route == route]
 
 
-@pytest.fixture(params=["sync", "async"])
+@pytest.fixture(params=FACADE_KINDS)
 def kind(request):
     return request.param
 
@@ -359,7 +330,7 @@ def test_default_settings_refuse_what_they_cannot_do_before_any_write(kind):
 def test_redeem_mode_burns_now_and_reinstates_on_cancel(kind):
     s = Shop(kind, redeem_mode="redeem")
     try:
-        assert not s.lk.capabilities.reserve_voucher
+        assert not s.facade.capabilities.reserve_voucher
         seeded = s.customer()
         code = s.voucher(seeded.id)
         result = redeem(s, code, seeded.id)

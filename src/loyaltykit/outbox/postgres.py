@@ -53,13 +53,25 @@ _SCHEMA = (
         created_at    DOUBLE PRECISION NOT NULL,
         updated_at    DOUBLE PRECISION NOT NULL
     )""",
-    # the claim index: due pending rows in insertion order
+    # the claim index: due pending rows in due order (then insertion order); the claim reads it
+    # in that order and stops at its LIMIT, so its cost does not grow with the backlog
     f"CREATE INDEX IF NOT EXISTS {TABLE}_due ON {TABLE} (state, next_attempt, seq)",
     # the in-order check: the oldest pending row of a customer / order reference
     f"CREATE INDEX IF NOT EXISTS {TABLE}_group ON {TABLE} (group_key, seq) WHERE state = 'pending'",
 )
 _INSERT = (f"INSERT INTO {TABLE} (ref, group_key, payload, state, next_attempt, created_at, updated_at)"
            " VALUES (:ref, :group_key, :payload, 'pending', :now, :now, :now) ON CONFLICT (ref) DO NOTHING")
+# Due rows in the claim index's order, up to the LIMIT (no sort of the backlog); only the oldest
+# pending row of each group; rows another worker is claiming right now are skipped, not waited for.
+_PICK = (f"SELECT o.ref FROM {TABLE} AS o"
+         " WHERE o.state = 'pending' AND o.next_attempt <= :now AND o.lease_until <= :now"
+         f" AND NOT EXISTS (SELECT 1 FROM {TABLE} AS p"
+         "   WHERE p.group_key = o.group_key AND p.state = 'pending' AND p.seq < o.seq)"
+         " ORDER BY o.next_attempt, o.seq LIMIT :limit FOR UPDATE SKIP LOCKED")
+_CLAIM = (f"WITH picked AS ({_PICK})"
+          f" UPDATE {TABLE} AS t SET lease_owner = :token, lease_until = :until, updated_at = :now"
+          " FROM picked WHERE t.ref = picked.ref"
+          " RETURNING t.seq, t.ref, t.payload, t.attempts")
 _COLUMNS = "ref, state, attempts, last_status, last_reason, next_attempt, created_at, lease_until"
 
 
@@ -103,6 +115,14 @@ def insert_sql(order: Order, *, now: float | None = None) -> tuple[str, dict[str
     return sql, params
 
 
+def _progress(conn: Connection) -> None:
+    """A worker's progress (claim, renewal, release, outcome) commits without waiting for the WAL
+    flush: a server crash may take the last of them, and the order is then pending again and
+    exported again, which export's idempotency per order makes harmless. Queued orders, drops and
+    retries keep the server's own setting (synchronous by default). Consistency is never at stake."""
+    conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
+
+
 class PostgresOutboxStore(OutboxStore):
     def __init__(self, url: str, *, pool_size: int = 5, create_schema: bool = True) -> None:
         parsed = engine_url(url)
@@ -138,21 +158,13 @@ class PostgresOutboxStore(OutboxStore):
 
     def claim(self, limit: int, now: float, until: float, token: str) -> list[Claimed]:
         with self.engine.begin() as conn:
-            rows = conn.execute(text(
-                f"WITH picked AS ("
-                f" SELECT o.ref FROM {TABLE} AS o"
-                f" WHERE o.state = 'pending' AND o.next_attempt <= :now AND o.lease_until <= :now"
-                f" AND NOT EXISTS (SELECT 1 FROM {TABLE} AS p"
-                f"   WHERE p.group_key = o.group_key AND p.state = 'pending' AND p.seq < o.seq)"
-                f" ORDER BY o.seq LIMIT :limit FOR UPDATE SKIP LOCKED)"
-                f" UPDATE {TABLE} AS t SET lease_owner = :token, lease_until = :until, updated_at = :now"
-                f" FROM picked WHERE t.ref = picked.ref"
-                f" RETURNING t.seq, t.ref, t.payload, t.attempts"
-            ), {"now": now, "limit": limit, "token": token, "until": until}).all()
+            _progress(conn)
+            rows = conn.execute(text(_CLAIM), {"now": now, "limit": limit, "token": token, "until": until}).all()
         return [Claimed(ref, payload, attempts) for _, ref, payload, attempts in sorted(rows)]
 
     def renew(self, token: str, until: float) -> int:
         with self.engine.begin() as conn:
+            _progress(conn)
             return conn.execute(text(
                 f"UPDATE {TABLE} SET lease_until = :until WHERE lease_owner = :token AND state = 'pending'"
             ), {"until": until, "token": token}).rowcount
@@ -161,6 +173,7 @@ class PostgresOutboxStore(OutboxStore):
         if not refs:
             return
         with self.engine.begin() as conn:
+            _progress(conn)
             conn.execute(text(
                 f"UPDATE {TABLE} SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = :token AND ref IN :refs"
             ).bindparams(bindparam("refs", expanding=True)), {"token": token, "refs": list(refs)})
@@ -177,6 +190,7 @@ class PostgresOutboxStore(OutboxStore):
             params.update({f"r{i}": s.ref, f"s{i}": s.state, f"a{i}": s.attempts, f"n{i}": s.next_attempt,
                            f"ls{i}": s.last_status, f"lr{i}": s.last_reason})
         with self.engine.begin() as conn:
+            _progress(conn)
             written = conn.execute(text(
                 f"UPDATE {TABLE} AS t SET state = v.state, attempts = v.attempts, next_attempt = v.next_attempt,"
                 " lease_owner = NULL, lease_until = 0, last_status = v.last_status, last_reason = v.last_reason,"

@@ -3,6 +3,16 @@
 Several processes on one host may share the file. ``BEGIN IMMEDIATE`` takes the write lock at the
 start of every writing transaction, so two workers can never claim the same rows; the busy timeout
 makes the others wait for it instead of failing.
+
+Durability: ``synchronous="full"`` (the default) syncs the log at every commit that must not be
+lost: a queued order (``add``), a drop, a retry. A worker's progress writes (claim, lease renewal,
+release, the outcome of an export) are committed without a sync of their own: if a power cut takes
+one of them, the order is pending again and is exported again, which export's idempotency per
+order makes harmless (the engine answers ``duplicate``) -- the same as a worker dying just before
+it recorded the outcome. The log is append-only, so the next synced commit makes every earlier one
+durable too. ``"normal"`` (``sqlite:///path?synchronous=normal``) syncs only at checkpoints: commits
+are cheaper still and survive the process being killed, but the last queued orders before a power
+cut or an OS crash may be lost (SQLite's documented WAL behaviour).
 """
 
 from __future__ import annotations
@@ -32,26 +42,33 @@ CREATE TABLE IF NOT EXISTS outbox (
     updated_at    REAL NOT NULL
 )
 """
-# The claim reads due pending rows by (state, next_attempt); the ordering check looks up the
-# oldest pending row of a group. (The rowid is the insertion order.)
+# The claim walks due pending rows in (state, next_attempt) order -- the index order, rowid
+# (insertion order) breaking ties -- and stops at its LIMIT: its cost does not grow with the
+# backlog. The ordering check looks up the oldest pending row of a group.
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt)",
     "CREATE INDEX IF NOT EXISTS outbox_group ON outbox (group_key, state)",
 )
+_SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 _COLUMNS = "ref, state, attempts, last_status, last_reason, next_attempt, created_at, lease_until"
 
 
 class SQLiteOutboxStore(OutboxStore):
-    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, create_schema: bool = True) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, create_schema: bool = True,
+                 synchronous: str = "full") -> None:
+        if synchronous not in _SYNCHRONOUS:
+            raise ConfigError("outbox_url: synchronous must be full (the default) or normal")
         self.path = Path(path)
-        self.display = f"sqlite:///{self.path}"
+        self.synchronous = synchronous
+        self.display = f"sqlite:///{self.path}" + ("" if synchronous == "full" else f"?synchronous={synchronous}")
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=busy_timeout, check_same_thread=False, isolation_level=None)
             self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(f"PRAGMA synchronous={_SYNCHRONOUS[synchronous]}")
+            self._level = synchronous
             if create_schema:
                 self.migrate()
         except (sqlite3.Error, OSError) as exc:
@@ -61,8 +78,13 @@ class SQLiteOutboxStore(OutboxStore):
         self._db.close()
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One writing transaction; ``durable=False`` for a worker's progress (no sync of its own)."""
         with self._lock:
+            level = self.synchronous if durable else "normal"
+            if level != self._level:
+                self._db.execute(f"PRAGMA synchronous={_SYNCHRONOUS[level]}")
+                self._level = level
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -100,13 +122,13 @@ class SQLiteOutboxStore(OutboxStore):
             return cursor.rowcount == 1
 
     def claim(self, limit: int, now: float, until: float, token: str) -> list[Claimed]:
-        with self._write() as db:
+        with self._write(durable=False) as db:
             rows = db.execute(
                 "SELECT o.ref, o.payload, o.attempts FROM outbox AS o"
                 " WHERE o.state = ? AND o.next_attempt <= ? AND o.lease_until <= ?"
                 " AND NOT EXISTS (SELECT 1 FROM outbox AS p"
                 "   WHERE p.group_key = o.group_key AND p.state = ? AND p.rowid < o.rowid)"
-                " ORDER BY o.rowid LIMIT ?",
+                " ORDER BY o.next_attempt, o.rowid LIMIT ?",
                 (PENDING, now, now, PENDING, limit),
             ).fetchall()
             db.executemany(
@@ -116,12 +138,12 @@ class SQLiteOutboxStore(OutboxStore):
         return [Claimed(ref, payload, attempts) for ref, payload, attempts in rows]
 
     def renew(self, token: str, until: float) -> int:
-        with self._write() as db:
+        with self._write(durable=False) as db:
             return db.execute("UPDATE outbox SET lease_until = ? WHERE lease_owner = ? AND state = ?",
                               (until, token, PENDING)).rowcount
 
     def release(self, token: str, refs: Sequence[str]) -> None:
-        with self._write() as db:
+        with self._write(durable=False) as db:
             db.executemany(
                 "UPDATE outbox SET lease_owner = NULL, lease_until = 0 WHERE ref = ? AND lease_owner = ?",
                 [(ref, token) for ref in refs],
@@ -129,7 +151,7 @@ class SQLiteOutboxStore(OutboxStore):
 
     def settle(self, token: str, settlements: Sequence[Settlement], now: float) -> set[str]:
         written: set[str] = set()
-        with self._write() as db:
+        with self._write(durable=False) as db:
             for s in settlements:
                 if db.execute(
                     "UPDATE outbox SET state = ?, attempts = ?, next_attempt = ?, lease_owner = NULL, lease_until = 0,"

@@ -139,13 +139,14 @@ class FakeSettings:
 class CrmcomFake(FakeEngine):
     """CRM.COM Gen A Web API at the HTTP level."""
 
+    issues_tokens = True  # session tokens from login (ref §2.2); expire_tokens(): the 2 h absolute expiry, on demand
+
     def __init__(self, web_api_keys: tuple[str, ...] = (), users: dict[str, str] | None = None,
                  settings: FakeSettings | None = None) -> None:
         super().__init__()
         self.settings = settings or FakeSettings()
         self.web_api_keys = set(web_api_keys)
         self.users = dict(users or {})  # username -> password
-        self.tokens: set[str] = set()
         self.released: list[str] = []
         self.accounts: dict[str, Account] = {}
         self.access_tokens: dict[str, AccessToken] = {}  # authentication_code -> token
@@ -231,11 +232,6 @@ class CrmcomFake(FakeEngine):
         except (ValueError, AttributeError):
             return False
         return token in self.tokens
-
-    def expire_tokens(self) -> None:
-        """Every session token stops working (the 2 h absolute expiry, on demand)."""
-        with self.lock:
-            self.tokens.clear()
 
     def _number(self, prefix: str) -> str:
         return f"{prefix}{next(self._numbers):010d}"

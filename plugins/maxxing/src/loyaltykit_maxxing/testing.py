@@ -18,7 +18,7 @@ import httpx
 
 from loyaltykit import Money
 from loyaltykit.errors import LoyaltyError, MalformedResponseError, OutcomeUnknownError
-from loyaltykit.testing import EngineBalances, Fault, OfferSpec, RuleSpec, SeededCustomer, VoucherSpec
+from loyaltykit.testing import EngineBalances, HarnessBase, OfferSpec, RuleSpec, SeededCustomer, VoucherSpec
 
 from . import wire
 from .adapter import MaxxingAdapter, Sub
@@ -86,59 +86,39 @@ class SwallowsErrorBody(MaxxingAdapter):
 # ---------------------------------------------------------------------------------------------
 
 
-class MaxxingHarness:
+class MaxxingHarness(HarnessBase):
     engine = "maxxing"
     currency = CURRENCY
+    adapter_class = MaxxingAdapter
+    fake: MaxxingFake
+    broken_adapter_classes = HarnessBase.broken_variants(BurnsTwiceOnRetry, DropsIdempotencyKey, SwallowsErrorBody)
 
     def __init__(self, **settings: Any) -> None:
         self.settings = harness_settings(**settings)
         self.fake = MaxxingFake(username=self.settings["username"], password=self.settings["password"],
                                 store_chain=self.settings["store_chain"], currency=self.settings["currency"])
 
-    def make_adapter(self) -> MaxxingAdapter:
-        return MaxxingAdapter(self.settings)
-
-    def broken_adapters(self) -> dict[str, Callable[[], MaxxingAdapter]]:
-        return {
-            "burns_twice_on_retry": lambda: BurnsTwiceOnRetry(self.settings),
-            "drops_idempotency_key": lambda: DropsIdempotencyKey(self.settings),
-            "swallows_error_body": lambda: SwallowsErrorBody(self.settings),
-        }
-
-    def sync_transport(self) -> httpx.BaseTransport:
-        return self.fake.transport()
-
-    def async_transport(self) -> httpx.AsyncBaseTransport:
-        return self.fake.transport()
-
     # -- seeding -------------------------------------------------------------------------------
-    def _amount(self, value: Money | None) -> Decimal | None:
-        if value is None:
-            return None
-        if value.currency != self.currency:
-            raise ValueError(f"the MAXXING tenant runs in {self.currency}")
-        return value.amount
-
     def create_customer(self, *, identifiers: dict[str, str], tier: str | None = None,
                         points: Decimal = Decimal(0), cashback: Money | None = None) -> SeededCustomer:
         unknown = set(identifiers) - {"card", "email"}
         if unknown:
             raise NotImplementedError(f"MAXXING identifies by card and e-mail only, not {sorted(unknown)}")
         customer = self.fake.add_customer(card_key=identifiers.get("card"), email=identifiers.get("email"),
-                                          cashback=self._amount(cashback) or Decimal(0), points=Decimal(points))
+                                          cashback=self.amount_in_currency(cashback) or Decimal(0), points=Decimal(points))
         held = {"card": customer.card_key}
         if customer.email:
             held["email"] = customer.email
         return SeededCustomer(id=customer.cust_id, identifiers=held)
 
     def issue_voucher(self, spec: VoucherSpec) -> str:
-        value = spec.percent if spec.kind == "percent" else self._amount(spec.amount)
+        value = spec.percent if spec.kind == "percent" else self.amount_in_currency(spec.amount)
         if value is None:
             raise ValueError("a voucher needs a percent or an amount")
         self.fake.add_voucher(FakeVoucher(
             code=spec.code, kind=spec.kind, value=value, sku=spec.sku, owner=spec.owner_id,
             valid_from=spec.valid_from, expires_at=spec.expires_at, usage_limit=spec.usage_limit,
-            min_basket=self._amount(spec.min_basket),
+            min_basket=self.amount_in_currency(spec.min_basket),
         ))
         return spec.code
 
@@ -152,16 +132,16 @@ class MaxxingHarness:
         self.fake.cashback_percent = Decimal(percent)
 
     def define_rule(self, spec: RuleSpec) -> None:
-        value = spec.percent if spec.kind.endswith("percent") else self._amount(spec.amount)
+        value = spec.percent if spec.kind.endswith("percent") else self.amount_in_currency(spec.amount)
         self.fake.add_rule(FakeRule(kind=spec.kind, value=value or Decimal(0), sku=spec.sku,
-                                    min_subtotal=self._amount(spec.min_subtotal), message=spec.message,
+                                    min_subtotal=self.amount_in_currency(spec.min_subtotal), message=spec.message,
                                     label=spec.label))
 
     # -- reading back --------------------------------------------------------------------------
     def balances(self, customer_id: str) -> EngineBalances:
         with self.fake.lock:
             customer = self.fake.customers[customer_id]
-            return EngineBalances(points=customer.points, cashback=Money.of(customer.cashback, self.currency))
+            return self.engine_balances(customer.points, customer.cashback)
 
     def voucher_redemptions(self, code: str) -> int:
         with self.fake.lock:
@@ -171,24 +151,6 @@ class MaxxingHarness:
     def orders_received(self) -> list[str]:
         return self.fake.sales()
 
-    def snapshot(self) -> Any:
-        return self.fake.snapshot()
-
-    # -- faults --------------------------------------------------------------------------------
-    def inject(self, route: str, fault: Fault) -> None:
-        self.fake.inject(route, fault)
-
-    def clear_faults(self) -> None:
-        self.fake.clear_faults()
-
-    def expire_token(self) -> None:
-        raise NotImplementedError("MAXXING uses HTTP Basic on every call: there is no token to expire")
-
-    def request_count(self, route: str | None = None) -> int:
-        return self.fake.request_count(route)
-
-    def close(self) -> None:
-        self.fake.clear_faults()
 
 
 def make_harness() -> MaxxingHarness:

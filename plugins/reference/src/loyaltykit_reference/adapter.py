@@ -33,6 +33,7 @@ from loyaltykit import (
     IdentifierKind,
     Order,
     RedemptionResult,
+    RetryPolicy,
     Reversal,
     ReversalResult,
     Service,
@@ -88,6 +89,8 @@ class ReferenceAdapter(EngineAdapter):
             services={"default": Service(s.base_url, auth)},
             connect_timeout=s.connect_timeout,
             read_timeout=s.read_timeout,
+            retry=RetryPolicy(max_attempts=s.max_attempts, backoff_base=s.backoff_base,
+                              backoff_max=s.backoff_base * 20),
         )
 
     # -- helpers ---------------------------------------------------------------------------------

@@ -9,12 +9,11 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qs
 
 import httpx
 
 from loyaltykit import wire
-from loyaltykit.testing import FakeEngine, RuleSpec
+from loyaltykit.testing import FakeEngine, RuleSpec, form_fields
 
 D = Decimal
 CLIENT_ID = "reference-client"
@@ -32,10 +31,18 @@ def refusal(code: str, message: str, status: int = 200) -> httpx.Response:
 
 
 class ReferenceEngine(FakeEngine):
-    def __init__(self) -> None:
+    """The engine's state in memory. It accepts one OAuth2 client and one API key (README §
+    Authentication): the demo credentials above unless others are given."""
+
+    issues_tokens = True  # README § Authentication: OAuth client credentials, bearer tokens
+
+    def __init__(self, *, client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET,
+                 api_key: str = API_KEY) -> None:
         super().__init__()
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.api_key = api_key
         self.token_ids = itertools.count(1)
-        self.tokens: set[str] = set()
         self.members: dict[str, dict[str, Any]] = {}
         self.vouchers: dict[str, dict[str, Any]] = {}
         self.rules: list[RuleSpec] = []
@@ -57,10 +64,9 @@ class ReferenceEngine(FakeEngine):
     def authorize(self, request: httpx.Request, route: str) -> bool:
         if route == "token":
             return True
-        if request.headers.get("X-Api-Key") == API_KEY:
+        if request.headers.get("X-Api-Key") == self.api_key:
             return True
-        header = request.headers.get("Authorization", "")
-        return header.startswith("Bearer ") and header[7:] in self.tokens
+        return self.bearer_token_honoured(request)
 
     def unauthorized(self) -> httpx.Response:
         return refusal("unauthorized", "missing or expired credentials", 401)
@@ -68,15 +74,11 @@ class ReferenceEngine(FakeEngine):
     def error_body(self, route: str) -> httpx.Response:
         return refusal("invalid_request", "injected refusal")
 
-    def expire_tokens(self) -> None:
-        with self.lock:
-            self.tokens.clear()
-
     def _token(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
-        form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+        form = form_fields(request)
         if form.get("grant_type") != "client_credentials":
             return refusal("invalid_request", "grant_type must be client_credentials", 400)
-        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+        if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
             return refusal("unauthorized", "unknown client", 401)
         token = f"ref-token-{next(self.token_ids)}"
         self.tokens.add(token)
@@ -86,8 +88,8 @@ class ReferenceEngine(FakeEngine):
         return {
             "LOYALTYKIT_ENGINE": "reference",
             "LOYALTYKIT_REFERENCE_BASE_URL": url,
-            "LOYALTYKIT_REFERENCE_CLIENT_ID": CLIENT_ID,
-            "LOYALTYKIT_REFERENCE_CLIENT_SECRET": CLIENT_SECRET,
+            "LOYALTYKIT_REFERENCE_CLIENT_ID": self.client_id,
+            "LOYALTYKIT_REFERENCE_CLIENT_SECRET": self.client_secret,
         }
 
     # -- README § Endpoints ----------------------------------------------------------------------
@@ -252,6 +254,9 @@ class ReferenceEngine(FakeEngine):
         with self.lock:
             return json.dumps({"members": self.members, "vouchers": self.vouchers, "spends": self.spends,
                                "orders": self.orders, "keys": self.keys}, default=str, sort_keys=True)
+
+    def snapshot(self) -> str:
+        return self.state()
 
 
 def make_fake(seed: str = "demo") -> ReferenceEngine:

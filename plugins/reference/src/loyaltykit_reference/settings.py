@@ -32,6 +32,14 @@ class ReferenceSettings(BaseSettings):
     )
     connect_timeout: float = Field(default=3.0, gt=0)
     read_timeout: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(
+        default=4, ge=1, le=10,
+        description="Attempts per call for reads and keyed writes; a write without a key is sent once.",
+    )
+    backoff_base: float = Field(
+        default=0.1, gt=0, le=5,
+        description="Seconds; the wait before retry n is random(0, backoff_base * 2**n), at most 20 times this.",
+    )
 
     @field_validator("base_url")
     @classmethod

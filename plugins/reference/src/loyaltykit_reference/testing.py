@@ -8,11 +8,9 @@ suite's self-test must catch.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
 
-from loyaltykit import Capabilities, EngineAdapter, Money
+from loyaltykit import Capabilities, Money
 from loyaltykit.testing import EngineBalances, HarnessBase, RuleSpec, SeededCustomer, VoucherSpec
 
 from .adapter import ReferenceAdapter
@@ -46,36 +44,27 @@ class ReferenceHarness(HarnessBase):
     adapter_class: type[ReferenceAdapter] = ReferenceAdapter
     fake: ReferenceEngine
 
+    broken_adapter_classes = HarnessBase.broken_variants(BurnsTwiceOnRetry, DropsIdempotencyKey, SwallowsErrorBody)
+
     def __init__(self) -> None:
         self.fake = ReferenceEngine()
+        self.settings = {"base_url": BASE_URL, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                         "currency": self.currency}
         self.ids = itertools.count(1)
-
-    def adapter_settings(self) -> dict[str, Any]:
-        return {"base_url": BASE_URL, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                "currency": self.currency}
-
-    def broken_adapters(self) -> dict[str, Callable[[], EngineAdapter]]:
-        settings = self.adapter_settings()
-        return {
-            "burns_twice_on_retry": lambda: BurnsTwiceOnRetry(settings),
-            "drops_idempotency_key": lambda: DropsIdempotencyKey(settings),
-            "swallows_error_body": lambda: SwallowsErrorBody(settings),
-        }
 
     # -- seeding: what the declared capabilities oblige ------------------------------------------
     def create_customer(self, *, identifiers: dict[str, str], tier: str | None = None,
                         points: Decimal = Decimal(0), cashback: Money | None = None) -> SeededCustomer:
         member_id = f"m{next(self.ids)}"
         self.fake.add_member(member_id, identifiers, tier=tier, points=points,
-                             cashback=cashback.amount if cashback is not None else Decimal(0))
+                             cashback=self.amount_in_currency(cashback) or Decimal(0))
         return SeededCustomer(member_id, dict(identifiers))
 
     def issue_voucher(self, spec: VoucherSpec) -> str:
         if spec.kind != "fixed" or spec.amount is None:
             raise NotImplementedError("Reference vouchers are fixed amounts")
         self.fake.add_voucher(spec.code, spec.amount.amount, owner_id=spec.owner_id, expires_at=spec.expires_at,
-                              usage_limit=spec.usage_limit,
-                              min_basket=spec.min_basket.amount if spec.min_basket is not None else None)
+                              usage_limit=spec.usage_limit, min_basket=self.amount_in_currency(spec.min_basket))
         return spec.code
 
     def define_earn_rule(self, points_per_unit: Decimal) -> None:
@@ -91,7 +80,7 @@ class ReferenceHarness(HarnessBase):
     def balances(self, customer_id: str) -> EngineBalances:
         with self.fake.lock:
             member = self.fake.members[customer_id]
-            return EngineBalances(points=member["points"], cashback=Money.of(member["cashback"], self.currency))
+            return self.engine_balances(member["points"], member["cashback"])
 
     def voucher_redemptions(self, code: str) -> int:
         with self.fake.lock:
@@ -100,12 +89,6 @@ class ReferenceHarness(HarnessBase):
     def orders_received(self) -> list[str]:
         with self.fake.lock:
             return list(self.fake.orders)
-
-    def snapshot(self) -> Any:
-        return self.fake.state()
-
-    def expire_token(self) -> None:
-        self.fake.expire_tokens()
 
 
 def make_harness() -> ReferenceHarness:

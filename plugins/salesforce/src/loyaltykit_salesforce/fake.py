@@ -24,13 +24,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qs
 
 import httpx
 
 from loyaltykit import wire
 from loyaltykit.money import quantize
-from loyaltykit.testing import FakeEngine
+from loyaltykit.testing import FakeEngine, form_fields
 
 _V = r"/services/data/v(?P<ver>[0-9]{2}\.[0-9])"
 _P = r"(?P<program>[^/]+)"
@@ -147,6 +146,8 @@ class FakeRule:
 class SalesforceFake(FakeEngine):
     """The fake org. ``processes`` maps debit process names to the currency each debits."""
 
+    issues_tokens = True  # OAuth 2.0 client-credentials bearer tokens
+
     def __init__(
         self,
         *,
@@ -183,7 +184,6 @@ class SalesforceFake(FakeEngine):
         self.journals: list[FakeJournal] = []
         self.rules: list[FakeRule] = []
         self.earn_rate: Decimal | None = None
-        self.tokens: set[str] = set()
         self.token_count = 0
         self._ids = itertools.count(1)
         self._after_commit: dict[str, list[int]] = {}
@@ -290,12 +290,7 @@ class SalesforceFake(FakeEngine):
     def authorize(self, request: httpx.Request, route: str) -> bool:
         if route == "token":
             return True
-        header = request.headers.get("Authorization", "")
-        return header.startswith("Bearer ") and header[7:] in self.tokens
-
-    def expire_tokens(self) -> None:
-        with self.lock:
-            self.tokens.clear()
+        return self.bearer_token_honoured(request)
 
     # -- seeding ----------------------------------------------------------------------------------
     def add_member(
@@ -335,7 +330,7 @@ class SalesforceFake(FakeEngine):
 
     # -- token ------------------------------------------------------------------------------------
     def _token(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
-        form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+        form = form_fields(request)
         client_id, secret = form.get("client_id"), form.get("client_secret")
         header = request.headers.get("Authorization", "")
         if header.startswith("Basic "):

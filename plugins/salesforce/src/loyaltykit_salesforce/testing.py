@@ -6,21 +6,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-import httpx
-
 from loyaltykit.money import Money
-from loyaltykit.testing import (
-    EngineBalances,
-    Fault,
-    OfferSpec,
-    RuleSpec,
-    SeededCustomer,
-    VoucherSpec,
-)
+from loyaltykit.testing import EngineBalances, HarnessBase, OfferSpec, RuleSpec, SeededCustomer, VoucherSpec
 
 from .adapter import SalesforceAdapter
 from .fake import FakeRule, FakeVoucher, SalesforceFake
@@ -50,8 +40,40 @@ def harness_settings(currency: str = "EUR", **overrides: Any) -> dict[str, Any]:
     return settings
 
 
-class SalesforceHarness:
+# ---------------------------------------------------------------------------------------------
+# Broken on purpose: the contract suite's self-test must fail each of these.
+# ---------------------------------------------------------------------------------------------
+
+
+class BurnsTwiceOnRetry(SalesforceAdapter):
+    """Re-posts a write blindly after a lost response (no look-up first)."""
+
+    _reconcile_lost_writes = False
+
+
+class DropsIdempotencyKey(SalesforceAdapter):
+    """A random ExternalTransactionNumber per use, so no look-up can find an earlier write."""
+
+    def _external_number(self, key: str) -> str:
+        return f"{self.settings.external_number_prefix}{uuid.uuid4().hex}"
+
+
+class SwallowsErrorBody(SalesforceAdapter):
+    """Treats HTTP 200 with ``status:false`` as success."""
+
+    _status_flag = False
+
+
+# ---------------------------------------------------------------------------------------------
+# The harness
+# ---------------------------------------------------------------------------------------------
+
+
+class SalesforceHarness(HarnessBase):
     engine = "salesforce"
+    adapter_class = SalesforceAdapter
+    fake: SalesforceFake
+    broken_adapter_classes = HarnessBase.broken_variants(BurnsTwiceOnRetry, DropsIdempotencyKey, SwallowsErrorBody)
 
     def __init__(self, currency: str = "EUR", **setting_overrides: Any) -> None:
         self.currency = currency
@@ -63,31 +85,11 @@ class SalesforceHarness:
         self.settings = harness_settings(currency, **setting_overrides)
         self._members = 0
 
-    # -- adapters -----------------------------------------------------------------------------
-    def make_adapter(self) -> SalesforceAdapter:
-        return SalesforceAdapter(dict(self.settings))
-
-    def sync_transport(self) -> httpx.BaseTransport:
-        return self.fake.transport()
-
-    def async_transport(self) -> httpx.AsyncBaseTransport:
-        return self.fake.transport()
-
-    def broken_adapters(self) -> dict[str, Callable[[], SalesforceAdapter]]:
-        settings = dict(self.settings)
-        return {
-            "burns_twice_on_retry": lambda: BurnsTwiceOnRetry(settings),
-            "drops_idempotency_key": lambda: DropsIdempotencyKey(settings),
-            "swallows_error_body": lambda: SwallowsErrorBody(settings),
-        }
-
     # -- seeding ------------------------------------------------------------------------------
     def create_customer(
         self, *, identifiers: dict[str, str], tier: str | None = None, points: Decimal = Decimal(0),
         cashback: Money | None = None,
     ) -> SeededCustomer:
-        if cashback is not None and cashback.currency != self.currency:
-            raise NotImplementedError("cashback is one program currency, held in the harness currency")
         if "phone" in identifiers or "card" in identifiers:
             raise NotImplementedError("the adapter identifies by membership number, e-mail or contact id")
         self._members += 1
@@ -95,7 +97,7 @@ class SalesforceHarness:
         external = identifiers.get("external_id")
         member = self.fake.add_member(
             membership_number=number, email=identifiers.get("email"), contact_id=external,
-            tier=tier or "Bronze", points=Decimal(points), cashback=cashback.amount if cashback else None,
+            tier=tier or "Bronze", points=Decimal(points), cashback=self.amount_in_currency(cashback),
         )
         return SeededCustomer(id=member.membership_number, identifiers=dict(identifiers))
 
@@ -135,9 +137,6 @@ class SalesforceHarness:
         with self.fake.lock:
             self.fake.earn_rate = Decimal(points_per_unit)
 
-    def define_cashback_rule(self, percent: Decimal) -> None:
-        raise NotImplementedError("the fake's accrual process earns points only; it models no cashback earning")
-
     def define_rule(self, spec: RuleSpec) -> None:
         if spec.kind == "message":
             raise NotImplementedError("promotion-execution returns no shopper messages")
@@ -152,11 +151,7 @@ class SalesforceHarness:
     def balances(self, customer_id: str) -> EngineBalances:
         with self.fake.lock:
             member = self.fake.members[customer_id]
-            cashback = member.balances.get(CASHBACK)
-            return EngineBalances(
-                points=member.balances.get(POINTS, Decimal(0)),
-                cashback=Money.of(cashback, self.currency) if cashback is not None else None,
-            )
+            return self.engine_balances(member.balances.get(POINTS, Decimal(0)), member.balances.get(CASHBACK))
 
     def voucher_redemptions(self, code: str) -> int:
         with self.fake.lock:
@@ -166,45 +161,6 @@ class SalesforceHarness:
         with self.fake.lock:
             return [j.order_ref for j in self.fake.journals if j.type == "Accrual" and j.order_ref is not None]
 
-    def snapshot(self) -> Any:
-        return self.fake.snapshot()
-
-    def inject(self, route: str, fault: Fault) -> None:
-        self.fake.inject(route, fault)
-
-    def expire_token(self) -> None:
-        self.fake.expire_tokens()
-
-    def request_count(self, route: str | None = None) -> int:
-        return self.fake.request_count(route)
-
-    def close(self) -> None:
-        self.fake.clear_faults()
-
 
 def make_harness() -> SalesforceHarness:
     return SalesforceHarness()
-
-
-# ---------------------------------------------------------------------------------------------
-# Broken on purpose: the contract suite's self-test must fail each of these.
-# ---------------------------------------------------------------------------------------------
-
-
-class BurnsTwiceOnRetry(SalesforceAdapter):
-    """Re-posts a write blindly after a lost response (no look-up first)."""
-
-    _reconcile_lost_writes = False
-
-
-class DropsIdempotencyKey(SalesforceAdapter):
-    """A random ExternalTransactionNumber per use, so no look-up can find an earlier write."""
-
-    def _external_number(self, key: str) -> str:
-        return f"{self.settings.external_number_prefix}{uuid.uuid4().hex}"
-
-
-class SwallowsErrorBody(SalesforceAdapter):
-    """Treats HTTP 200 with ``status:false`` as success."""
-
-    _status_flag = False

@@ -1024,7 +1024,7 @@ def _line_promotion_cut(line: Mapping[str, Any]) -> Decimal | None:
     if before is not None and after is not None and line.get("totalCartPromotionsDistributedDiscountAmount") is not None:
         return (number(before, "cartLineItemAmountBeforeDiscount") - number(after, "cartLineItemAmountAfterDiscount")
                 - number(line["totalCartPromotionsDistributedDiscountAmount"], "totalCartPromotionsDistributedDiscountAmount"))
-    applied = [p for p in line.get("appliedCartLinePromotionDetails") or [] if isinstance(p, Mapping)]
+    applied = [p for p in line.get("appliedCartLinePromotionDetails") or [] if isinstance(p, (dict, Mapping))]
     if applied and all(p.get("cartLineItemDiscountAmount") is not None for p in applied):
         return sum((number(p["cartLineItemDiscountAmount"], "cartLineItemDiscountAmount") for p in applied), Decimal(0))
     return None
@@ -1058,7 +1058,7 @@ def discounts_from_execution(body: Any, basket: Basket) -> tuple[list[Discount],
             if promo.get("nonPricingRewards"):
                 unmapped.append(UnmappedEffect(type="nonPricingRewards", raw=_plain(dict(promo))))
         for line in cart.get("cartLineDetails") or []:
-            if not isinstance(line, Mapping):
+            if not isinstance(line, (dict, Mapping)):  # dict first: a parsed body has no other mapping, and the ABC check is slow
                 continue
             cut = _line_promotion_cut(line)
             if cut is None:
@@ -1074,7 +1074,7 @@ def discounts_from_execution(body: Any, basket: Basket) -> tuple[list[Discount],
             if cut <= 0:
                 continue
             line_id = line.get("cartLineItemId")
-            applied = [p for p in line.get("appliedCartLinePromotionDetails") or [] if isinstance(p, Mapping)]
+            applied = [p for p in line.get("appliedCartLinePromotionDetails") or [] if isinstance(p, (dict, Mapping))]
             if line_id not in line_ids:
                 unmapped.append(UnmappedEffect(type="line_discount_unknown_line", raw=_plain(dict(line))))
                 continue

@@ -27,7 +27,7 @@ import httpx
 from loyaltykit import Money
 from loyaltykit.errors import OutcomeUnknownError
 from loyaltykit.flows import EngineRequest
-from loyaltykit.testing import EngineBalances, Fault, OfferSpec, RuleSpec, SeededCustomer, VoucherSpec
+from loyaltykit.testing import EngineBalances, HarnessBase, OfferSpec, RuleSpec, SeededCustomer, VoucherSpec
 
 from . import transformers as tf
 from .adapter import SessionMAdapter, Sub
@@ -118,30 +118,16 @@ class SwallowsErrorBody(SessionMAdapter):
 # ---------------------------------------------------------------------------------------------
 
 
-class SessionMHarness:
+class SessionMHarness(HarnessBase):
     engine = "sessionm"
     currency = CURRENCY
+    adapter_class = SessionMAdapter
+    fake: SessionMFake
+    broken_adapter_classes = HarnessBase.broken_variants(BurnsTwiceOnRetry, DropsIdempotencyKey, SwallowsErrorBody)
 
     def __init__(self, **settings: Any) -> None:
         self.fake = SessionMFake()
         self.settings = harness_settings(**settings)
-
-    # -- adapters and transports ---------------------------------------------------------------
-    def make_adapter(self) -> SessionMAdapter:
-        return SessionMAdapter(self.settings)
-
-    def broken_adapters(self) -> dict[str, Callable[[], SessionMAdapter]]:
-        return {
-            "burns_twice_on_retry": lambda: BurnsTwiceOnRetry(self.settings),
-            "drops_idempotency_key": lambda: DropsIdempotencyKey(self.settings),
-            "swallows_error_body": lambda: SwallowsErrorBody(self.settings),
-        }
-
-    def sync_transport(self) -> httpx.BaseTransport:
-        return self.fake.transport()
-
-    def async_transport(self) -> httpx.AsyncBaseTransport:
-        return self.fake.transport()
 
     # -- seeding -------------------------------------------------------------------------------
     def create_customer(self, *, identifiers: dict[str, str], tier: str | None = None,
@@ -161,13 +147,6 @@ class SessionMHarness:
         )
         return SeededCustomer(id=user.id, identifiers=dict(identifiers))
 
-    def _amount(self, money: Money | None) -> Decimal | None:
-        if money is None:
-            return None
-        if money.currency != self.currency:
-            raise ValueError(f"the SessionM tenant runs in {self.currency}")
-        return money.amount
-
     def _offer_type(self, kind: str) -> str:
         return {
             "percent": SessionMFake.PERCENT, "percent_off_check": SessionMFake.PERCENT,
@@ -180,15 +159,15 @@ class SessionMHarness:
             raise NotImplementedError("SessionM offers are issued to a member; there are no open codes")
         if spec.usage_limit != 1:
             raise NotImplementedError("a SessionM user offer is used once; issue one per use")
-        amount = spec.percent if spec.kind == "percent" else self._amount(spec.amount)
+        amount = spec.percent if spec.kind == "percent" else self.amount_in_currency(spec.amount)
         offer = self.fake.add_offer(offer_type=self._offer_type(spec.kind), name=f"Voucher {spec.kind}",
-                                    amount=amount, sku=spec.sku, min_subtotal=self._amount(spec.min_basket))
+                                    amount=amount, sku=spec.sku, min_subtotal=self.amount_in_currency(spec.min_basket))
         self.fake.issue(spec.owner_id, offer.offer_id, user_offer_id=spec.code,
                         valid_from=spec.valid_from, expires_at=spec.expires_at)
         return spec.code
 
     def issue_offer(self, customer_id: str, spec: OfferSpec) -> str:
-        amount = spec.percent if spec.kind == "percent_off_check" else self._amount(spec.amount)
+        amount = spec.percent if spec.kind == "percent_off_check" else self.amount_in_currency(spec.amount)
         offer = self.fake.add_offer(offer_type=self._offer_type(spec.kind), name=spec.label,
                                     amount=amount, sku=spec.sku)
         return self.fake.issue(customer_id, offer.offer_id).user_offer_id
@@ -196,9 +175,6 @@ class SessionMHarness:
     def define_earn_rule(self, points_per_unit: Decimal) -> None:
         # SessionM earns in its rules engine from sent transactions; the fake applies it at once.
         self.fake.earn_rate = Decimal(points_per_unit)
-
-    def define_cashback_rule(self, percent: Decimal) -> None:
-        raise NotImplementedError("SessionM has points accounts, no cashback balance to earn into")
 
     def define_rule(self, spec: RuleSpec) -> None:
         """A rule is an offer issued to every member; the POS look-up then quotes it when eligible."""
@@ -209,14 +185,14 @@ class SessionMHarness:
         }.get(spec.kind)
         if offer_type is None:
             raise NotImplementedError(f"SessionM has no {spec.kind} promotion in its documented APIs")
-        amount = spec.percent if spec.kind.endswith("percent") else self._amount(spec.amount)
+        amount = spec.percent if spec.kind.endswith("percent") else self.amount_in_currency(spec.amount)
         offer = self.fake.add_offer(offer_type=offer_type, name=spec.label, amount=amount, sku=spec.sku,
-                                    min_subtotal=self._amount(spec.min_subtotal))
+                                    min_subtotal=self.amount_in_currency(spec.min_subtotal))
         self.fake.issue_to_audience(offer.offer_id)
 
     # -- reading back --------------------------------------------------------------------------
     def balances(self, customer_id: str) -> EngineBalances:
-        return EngineBalances(points=self.fake.points(customer_id), cashback=None)
+        return self.engine_balances(self.fake.points(customer_id), None)
 
     def voucher_redemptions(self, code: str) -> int:
         with self.fake.lock:
@@ -227,21 +203,6 @@ class SessionMHarness:
         with self.fake.lock:
             return [t.transaction_id for t in self.fake.transactions]
 
-    def snapshot(self) -> Any:
-        return self.fake.snapshot()
-
-    # -- faults --------------------------------------------------------------------------------
-    def inject(self, route: str, fault: Fault) -> None:
-        self.fake.inject(route, fault)
-
-    def expire_token(self) -> None:
-        raise NotImplementedError("SessionM uses Basic credentials on every family: there is no token")
-
-    def request_count(self, route: str | None = None) -> int:
-        return self.fake.request_count(route)
-
-    def close(self) -> None:
-        self.fake.clear_faults()
 
 
 def make_harness() -> SessionMHarness:

@@ -337,17 +337,19 @@ def _line_tax(line: Any, settings: SessionMSettings) -> Decimal | None:
 
 def _items(lines: Iterable[Any], settings: SessionMSettings, sign: int = 1) -> list[dict[str, Any]]:
     items = []
+    taxed = settings.line_tax_attribute is not None  # checked once, not per line
     for line in lines:
         item: dict[str, Any] = {
             "line_id": line.id,
             "item_id": line.sku,
-            "quantity": line.quantity * sign,
+            "quantity": line.quantity if sign == 1 else line.quantity * sign,
             "unit_price": line.unit_price.amount,
-            "subtotal": line.subtotal.amount * sign,
+            "subtotal": line.subtotal.amount if sign == 1 else line.subtotal.amount * sign,
         }
-        tax = _line_tax(line, settings)
-        if tax is not None:
-            item["tax_included"] = tax * sign
+        if taxed:
+            tax = _line_tax(line, settings)
+            if tax is not None:
+                item["tax_included"] = tax * sign
         items.append(item)
     return items
 
@@ -362,17 +364,18 @@ def _tax_total(items: list[dict[str, Any]]) -> dict[str, Any]:
 def transaction_from_basket(basket: Basket, transaction_id: str, settings: SessionMSettings) -> dict[str, Any]:
     """An open (not closed) POS transaction for look-up and lock."""
     now = timestamp(basket.created_at)
+    items = _items(basket.lines, settings)  # once: built per line, the biggest part of the body
     return {
         "transaction_id": transaction_id,
         "pos_employee_id": settings.employee_id,
         "is_closed": False,
         "is_voided": False,
         "subtotal": basket.subtotal.amount,
-        **_tax_total(_items(basket.lines, settings)),
+        **_tax_total(items),
         "open_time": now,
         "modified_time": now,
         "channel": basket.channel or settings.transaction_channel,
-        "items": _items(basket.lines, settings),
+        "items": items,
         "payments": [],
         "discounts": [],
     }
