@@ -45,6 +45,7 @@ GROUPS = {
     "test_products": "Product sync",
     "test_members": "Members (enrol, update, statement, wallet)",
     "test_issuance": "Issue a voucher to a member",
+    "test_points_catalog": "Points catalog paid in points",
 }
 
 

@@ -6,7 +6,8 @@ suite asserts the *not supported* contract for the first missing capability:
 
 * for a capability the facade gates (identify, evaluate, price_products, redeem_voucher,
   spend_cashback, spend_points, export_orders, cancel, refund, partial_refund, sync_products,
-  enrol_member, update_member, statement, wallet, issue_voucher), the operation
+  enrol_member, update_member, statement, wallet, issue_voucher,
+  points_catalog), the operation
   raises ``NotSupportedError`` and no request reaches the engine;
 * for a capability that qualifies an operation (wallet_offers, earn_preview, reserve_voucher),
   the operation still works and shows none of the undeclared feature (no wallet, no points to
@@ -30,6 +31,7 @@ from loyaltykit.models import (
     BalanceKind,
     CashbackSpend,
     Evaluation,
+    PointsLine,
     Product,
     ProductQuery,
     RedemptionStatus,
@@ -98,6 +100,13 @@ def _probe_args(target: ContractTarget, capability: Capability) -> tuple[str, tu
     if capability is Capability.SPEND_POINTS:
         spend = CashbackSpend(
             customer_id="cust-probe", order_ref=target.ref(), kind=BalanceKind.POINTS, points=Decimal(10)
+        )
+        return "spend_cashback", (spend,)
+    if capability is Capability.POINTS_CATALOG:
+        # a points spend naming the points-priced lines it pays
+        spend = CashbackSpend(
+            customer_id="cust-probe", order_ref=target.ref(), kind=BalanceKind.POINTS, points=Decimal(10),
+            line_ids=("l1",), points_lines=(PointsLine(line_id="l1", points=Decimal(10)),),
         )
         return "spend_cashback", (spend,)
     if capability is Capability.EXPORT_ORDERS:

@@ -35,6 +35,7 @@ class Capability(StrEnum):
     STATEMENT = "statement"
     WALLET = "wallet"
     ISSUE_VOUCHER = "issue_voucher"
+    POINTS_CATALOG = "points_catalog"
 
 
 class Capabilities(BaseModel):
@@ -60,6 +61,8 @@ class Capabilities(BaseModel):
     statement: bool = False
     wallet: bool = False
     issue_voucher: bool = False
+    #: the quote names points-priced lines (sent at 0.00) and a points spend names the lines it pays
+    points_catalog: bool = False
     currencies: frozenset[str] | None = None  # None: whatever the engine accepts
 
     def supports(self, capability: Capability | str) -> bool:
@@ -84,6 +87,8 @@ class Capabilities(BaseModel):
             problems.append("reserve_voucher requires redeem_voucher")
         if (self.wallet_offers or self.earn_preview) and not self.evaluate:
             problems.append("wallet_offers / earn_preview require evaluate")
+        if self.points_catalog and not (self.evaluate and BalanceKind.POINTS in self.spend):
+            problems.append("points_catalog requires evaluate and spending points")
         if self.currencies is not None:
             from .money import is_currency
 

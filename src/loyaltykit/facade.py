@@ -81,6 +81,7 @@ from .models import (
     ReversalResult,
     SpendResult,
     VoucherRedemption,
+    _check_points_lines,
 )
 from .operations import OPERATIONS
 from .plugins import check_routing, discover, make_plugin_manager
@@ -281,6 +282,11 @@ class _Facade:
 
         def with_shipping(result: Evaluation) -> Evaluation:
             # The figures (shipping_total, total) are the core's: the quote carries the basket's charge.
+            if result.points_lines:  # lines of this basket, sent at 0.00: they never count in money
+                try:
+                    _check_points_lines(result.points_lines, basket.lines, "points_lines")
+                except ValueError as exc:  # a garbled quote fails open, like any malformed answer
+                    return fail_open(MalformedResponseError(f"the quote's {exc}", engine=self.engine))
             if result.shipping is None and basket.shipping is not None:
                 return result.model_copy(update={"shipping": basket.shipping})
             return result
@@ -336,6 +342,8 @@ class _Facade:
             raise NotSupportedError(
                 f"{self.engine} cannot spend {spend.kind.value}", engine=self.engine, operation="spend_cashback"
             )
+        if spend.line_ids:
+            self._require(Capability.POINTS_CATALOG, "spend_cashback", " (points-priced lines)")
         if spend.amount is not None:
             self._check_currency(spend.amount.currency, "spend_cashback")
         ctx = self._ctx("spend_cashback", self.settings.write_deadline, idempotency_key=spend.key,
@@ -343,10 +351,13 @@ class _Facade:
         def with_value(result: SpendResult) -> SpendResult:
             # The money a spend paid is the core's figure for every engine: the receipt carries it,
             # so the order's balance_paid and amount_due, and a refund's breakdown, follow from it.
+            # A spend for points-priced lines names them on its receipt: the order checks it pays them.
             value = result.value or spend.value
-            if value is None:
-                return result
             receipt = result.receipt
+            if spend.line_ids and not receipt.line_ids:
+                receipt = receipt.model_copy(update={"line_ids": spend.line_ids})
+            if value is None:
+                return result if receipt is result.receipt else result.model_copy(update={"receipt": receipt})
             if receipt.amount is None:
                 receipt = receipt.model_copy(update={"amount": value})
             return result.model_copy(update={"value": value, "receipt": receipt})

@@ -99,6 +99,8 @@ def loyaltykit_evaluate_basket(basket: Basket, ctx: CallContext) -> Flow[Evaluat
     :param ctx: the call context; its deadline is the evaluation latency budget.
     :return: a flow returning an :class:`~loyaltykit.models.Evaluation`. Engine effects the
         adapter cannot map go to ``Evaluation.unmapped`` with their raw payload, never dropped.
+        An adapter declaring ``points_catalog`` names the basket's points-priced lines (sent at
+        0.00) in ``Evaluation.points_lines`` with their cost in points.
 
     Side effects: **none** — evaluating must not burn a code, reserve stock or change a balance
     (simulation endpoints only). Idempotency: a read.
@@ -165,6 +167,10 @@ def loyaltykit_spend_cashback(spend: CashbackSpend, ctx: CallContext) -> Flow[Sp
     :param ctx: the call context.
     :return: a flow returning a :class:`~loyaltykit.models.SpendResult` with the amount taken,
         the remaining balance when the engine reports it, and a receipt.
+
+    A points spend with ``line_ids`` pays the quote's points-priced lines (adapters declaring
+    ``points_catalog`` only); the core has checked it names exactly them and their points, and
+    puts ``line_ids`` on the receipt. Such lines earn nothing.
 
     Side effects: yes, exactly once per idempotency key; never overdraws, even under concurrency.
     Raises: ``InsufficientBalanceError``, ``CustomerNotFoundError``, ``CurrencyMismatchError``,

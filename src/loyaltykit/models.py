@@ -22,10 +22,20 @@ placed order (:class:`Order`) alike:
 ``discount_total``           discounts on the goods (line and order discounts; never shipping)
 ``shipping``                 the shipping charge before shipping discounts (None: no shipping)
 ``shipping_total``           shipping the shopper pays: waived by ``free_shipping``, less shipping discounts
-``total``                    ``subtotal - discount_total + shipping_total``: what the order costs
+``total``                    ``subtotal - discount_total + shipping_total``: what the order costs in money
+``points_lines``             the points-priced lines (points catalog): each line id and what it costs in points
+``points_due``               the points the points-priced lines cost, summed: paid by a points spend, not in money
 ``balance_paid`` (Order)     paid with cashback or points (the spend receipts' money value)
 ``amount_due`` (Order)       ``total - balance_paid``: what the shop collects from the card
-``allocations`` (Order)      every line's share of the discounts and what it really cost (``net``)
+``allocations`` (Order)      every line's share of the discounts and what it really cost (``net``, and ``points``)
+
+Points catalog: a product the program sells for points is sent as a line at 0.00 (its money price);
+the quote names it in ``points_lines`` with its cost in points. Such a line contributes 0.00 to every
+money figure above (subtotal, total, amount due, allocations, refunds), earns nothing, takes no share
+of an order discount, and is paid by one points spend that names its line ids
+(:meth:`CashbackSpend.for_points_lines`). An order whose points lines that spend does not pay is
+refused before anything is sent; a refund gives the points of the returned units back
+(``RefundBreakdown.line_points``, prorated by quantity).
 """
 
 from __future__ import annotations
@@ -502,6 +512,32 @@ class CatalogItem(KitModel):
     affordable: bool = True
 
 
+class PointsLine(KitModel):
+    """A basket line paid in points (a points-catalog product, sent at 0.00): what it costs in points."""
+
+    line_id: Ident
+    sku: str | None = None
+    quantity: Quantity = Decimal(1)
+    points: Points  # the whole line's cost in points
+
+
+def _check_points_lines(points_lines: tuple[PointsLine, ...], lines: tuple[Line, ...] | None, name: str) -> None:
+    """Point lines are unique and, when the lines are known, name lines sent at 0.00."""
+    seen: set[str] = set()
+    by_id = {line.id: line for line in lines} if lines is not None else None
+    for index, entry in enumerate(points_lines):
+        if entry.line_id in seen:
+            raise ValueError(f"{name}.{index}.line_id: duplicate points line")
+        seen.add(entry.line_id)
+        if by_id is None:
+            continue
+        line = by_id.get(entry.line_id)
+        if line is None:
+            raise ValueError(f"{name}.{index}.line_id: not one of the lines")
+        if not line.unit_price.is_zero():
+            raise ValueError(f"{name}.{index}.line_id: a points-priced line is sent at 0.00 (its money price)")
+
+
 class UnmappedEffect(KitModel):
     """An engine effect the adapter could not map, kept raw so nothing is silently dropped."""
 
@@ -526,6 +562,8 @@ class Evaluation(KitModel):
     codes: tuple[CodeResult, ...] = ()
     messages: tuple[Message, ...] = ()
     catalog: tuple[CatalogItem, ...] = ()
+    #: the basket's points-priced lines (sent at 0.00): paid by a points spend, never in money
+    points_lines: Annotated[tuple[PointsLine, ...], Field(max_length=MAX_LINES)] = ()
     unmapped: tuple[UnmappedEffect, ...] = ()
     free_shipping: bool = False
     degraded: bool = False
@@ -533,6 +571,7 @@ class Evaluation(KitModel):
 
     @model_validator(mode="after")
     def _currencies(self) -> Evaluation:
+        _check_points_lines(self.points_lines, None, "points_lines")
         for index, discount in enumerate(self.discounts):
             if discount.amount.currency != self.currency:
                 raise ValueError(f"discounts.{index}.amount: currency differs from {self.currency}")
@@ -558,10 +597,16 @@ class Evaluation(KitModel):
 
     @property
     def total(self) -> Money:
-        """What the order would cost: goods after discounts (never below zero) plus ``shipping_total``.
-        Before any cashback or points pay part of it: that is the amount due to spend against."""
+        """What the order would cost in money: goods after discounts (never below zero) plus
+        ``shipping_total``. Before any cashback or points pay part of it: that is the amount due to
+        spend against. Points-priced lines are sent at 0.00, so they add nothing here (``points_due``)."""
         goods = (self.subtotal - self.discount_total).max(Money.zero(self.currency))
         return goods + self.shipping_total
+
+    @property
+    def points_due(self) -> Decimal:
+        """The points the points-priced lines cost together (a points spend pays them, not money)."""
+        return sum((entry.points for entry in self.points_lines), Decimal(0))
 
     @property
     def points_to_earn(self) -> Decimal:
@@ -620,6 +665,7 @@ class Receipt(KitModel):
     code: str | None = None  # voucher code, for redemptions
     amount: Money | None = None
     points: Points | None = None
+    line_ids: tuple[str, ...] = ()  # a points spend's points-priced lines (points catalog)
     replayed: bool = False  # the engine recognised the key and returned the earlier result
 
 
@@ -658,6 +704,12 @@ class CashbackSpend(KitModel):
     spend says what its points are worth in money (``points_value``): that is what the till deducts,
     what the order's ``amount_due`` goes down by, and what a refund gives back. The ``value`` of a
     spend is its ``amount`` (cashback) or ``points_value`` (points).
+
+    A points spend for points-priced lines (the points catalog) names them: ``line_ids`` are the
+    lines it pays and ``points_lines`` the quote's points-priced lines (``Evaluation.points_lines``)
+    they are checked against. It must name every one of them and nothing else, and its ``points`` are
+    exactly their cost; its money value is 0.00 (those lines cost nothing in money). Build it with
+    :meth:`for_points_lines`. Spend more points as a payment in a separate spend.
     """
 
     customer_id: Ident
@@ -671,9 +723,14 @@ class CashbackSpend(KitModel):
     #: the basket the spend pays for; engines that settle a spend against an itemised purchase
     #: (CRM.COM's front-end reduction) need it, the others ignore it
     basket: Basket | None = None
+    #: points catalog: the points-priced lines this spend pays, and the quote's points-priced lines
+    line_ids: Annotated[tuple[Ident, ...], Field(max_length=MAX_LINES)] = ()
+    points_lines: Annotated[tuple[PointsLine, ...], Field(max_length=MAX_LINES)] = ()
 
     @model_validator(mode="after")
     def _shape(self) -> CashbackSpend:
+        if self.line_ids or self.points_lines:
+            self._check_points_lines()
         if self.basket is not None and self.amount is not None and self.basket.currency != self.amount.currency:
             raise ValueError(f"basket.currency: {self.basket.currency} differs from the amount's {self.amount.currency}")
         if self.kind is BalanceKind.CASHBACK:
@@ -701,6 +758,39 @@ class CashbackSpend(KitModel):
                 raise ValueError(f"{name}: {value} is more than the amount due ({self.amount_due})")
         return self
 
+    def _check_points_lines(self) -> None:
+        if self.kind is not BalanceKind.POINTS:
+            raise ValueError("line_ids: only a points spend pays points-priced lines")
+        if not self.points_lines:
+            raise ValueError("points_lines: give the quote's points-priced lines (Evaluation.points_lines)")
+        _check_points_lines(self.points_lines, self.basket.lines if self.basket else None, "points_lines")
+        priced = {entry.line_id: entry.points for entry in self.points_lines}
+        if len(set(self.line_ids)) != len(self.line_ids):
+            raise ValueError("line_ids: duplicate line id")
+        for index, line_id in enumerate(self.line_ids):
+            if line_id not in priced:
+                raise ValueError(f"line_ids.{index}: not a points-priced line of the quote")
+        missing = [line_id for line_id in priced if line_id not in self.line_ids]
+        if missing:
+            raise ValueError(f"line_ids: does not cover the points-priced lines {missing}")
+        due = sum(priced.values(), Decimal(0))
+        if self.points != due:
+            raise ValueError(f"points: the points-priced lines cost {due} points; spend exactly that "
+                             "(spend more points as a payment in a separate spend)")
+        if self.points_value is not None and not self.points_value.is_zero():
+            raise ValueError("points_value: points-priced lines cost 0.00 in money; their points pay nothing else")
+
+    @classmethod
+    def for_points_lines(cls, quote: Evaluation, *, customer_id: str, order_ref: str,
+                         idempotency_key: str | None = None, basket: Basket | None = None) -> CashbackSpend:
+        """The points spend that pays the quote's points-priced lines (``InvalidRequestError`` when it has none)."""
+        if not quote.points_lines:
+            raise InvalidRequestError("evaluation.points_lines: the quote has no points-priced lines",
+                                      field="evaluation.points_lines")
+        return cls(customer_id=customer_id, order_ref=order_ref, kind=BalanceKind.POINTS, points=quote.points_due,
+                   points_value=Money.zero(quote.currency), line_ids=tuple(p.line_id for p in quote.points_lines),
+                   points_lines=quote.points_lines, idempotency_key=idempotency_key, basket=basket)
+
     @property
     def value(self) -> Money | None:
         """The money this spend pays: the cashback amount, or the points' money value."""
@@ -708,6 +798,8 @@ class CashbackSpend(KitModel):
 
     @property
     def key(self) -> str:
+        if self.line_ids:  # apart from a points payment on the same order
+            return self.idempotency_key or derive_key(self.order_ref, "spend", "points_lines")
         return self.idempotency_key or derive_key(self.order_ref, "spend", self.kind.value)
 
 
@@ -729,14 +821,15 @@ class LineAllocation(KitModel):
     line_discount: Money  # discounts the engine gave this line
     order_discount: Money  # its share of the order-level discounts (largest remainder, minor units)
     net: Money  # subtotal - line_discount - order_discount: what the shopper paid for the line
+    points: Points = Decimal(0)  # what the line cost in points (points-priced lines; its net is 0.00)
 
     @property
     def discount_total(self) -> Money:
         return self.line_discount + self.order_discount
 
 
-def _allocations(lines: tuple[Line, ...], discounts: tuple[Discount, ...], extra: Money, currency: str
-                 ) -> tuple[LineAllocation, ...]:
+def _allocations(lines: tuple[Line, ...], discounts: tuple[Discount, ...], extra: Money, currency: str,
+                 points_lines: tuple[PointsLine, ...] = ()) -> tuple[LineAllocation, ...]:
     """Line discounts stay on their line (capped at its subtotal; any excess joins the order pool);
     the pool (order discounts + ``extra``) is capped at what the lines still cost and allocated by
     largest remainder in proportion to each line's value after its own discounts."""
@@ -757,15 +850,28 @@ def _allocations(lines: tuple[Line, ...], discounts: tuple[Discount, ...], extra
         after.append(subtotal - own[line.id])
     pool = pool.min(total(after, currency))
     shares = allocate(pool, after)
+    points = {entry.line_id: entry.points for entry in points_lines}
     return tuple(
         LineAllocation(line_id=line.id, quantity=line.quantity, subtotal=line.subtotal, line_discount=own[line.id],
-                       order_discount=share, net=rest - share)
+                       order_discount=share, net=rest - share, points=points.get(line.id, Decimal(0)))
         for line, rest, share in zip(lines, after, shares, strict=True)
     )
 
 
 SPEND = "spend_cashback"
 REDEEM = "redeem_voucher"
+
+
+def _unpaid_points_lines(points_lines: tuple[PointsLine, ...], receipts: tuple[Receipt, ...]) -> list[str]:
+    covered: set[str] = set()
+    cost = {entry.line_id: entry.points for entry in points_lines}
+    for receipt in receipts:
+        if receipt.operation != SPEND or not receipt.line_ids or receipt.points is None:
+            continue
+        named = [line_id for line_id in receipt.line_ids if line_id in cost]
+        if receipt.points >= sum((cost[line_id] for line_id in named), Decimal(0)):
+            covered.update(named)
+    return [line_id for line_id in cost if line_id not in covered]
 
 
 class Order(KitModel):
@@ -788,6 +894,8 @@ class Order(KitModel):
     free_items: Annotated[tuple[FreeItem, ...], Field(max_length=MAX_LINES)] = ()
     voucher_codes: Annotated[tuple[Code, ...], Field(max_length=MAX_CODES)] = ()
     receipts: tuple[Receipt, ...] = ()
+    #: the points-priced lines (points catalog, sent at 0.00): a points spend receipt must pay them
+    points_lines: Annotated[tuple[PointsLine, ...], Field(max_length=MAX_LINES)] = ()
     placed_at: Timestamp = Field(default_factory=utcnow)
     channel: Ident | None = None
     store_id: Ident | None = None
@@ -831,13 +939,20 @@ class Order(KitModel):
                 raise ValueError(f"total: more than the lines and shipping ({self.subtotal + shipping_total})")
             if extra > self.subtotal:
                 raise ValueError("total: less than the shipping charge")
-        allocations = _allocations(self.lines, self.discounts, extra, self.currency)
+        if self.points_lines:
+            _check_points_lines(self.points_lines, self.lines, "points_lines")
+            unpaid = self.unpaid_points_lines()
+            if unpaid:
+                raise ValueError(f"receipts: the points-priced lines {unpaid} are not paid; spend their points "
+                                 "first (CashbackSpend.for_points_lines) and give its receipt with the order")
+        allocations = _allocations(self.lines, self.discounts, extra, self.currency, self.points_lines)
         computed = total([a.net for a in allocations], self.currency) + shipping_total
         if self.total is None:
             object.__setattr__(self, "total", computed)
         elif computed != self.total:
             raise ValueError(f"total: {self.total} differs from subtotal - discounts + shipping ({computed})")
-        self._allocations, self._allocated_for = allocations, (self.lines, self.discounts, self.total, self.shipping)
+        self._allocations = allocations
+        self._allocated_for = (self.lines, self.discounts, self.total, self.shipping, self.points_lines)
         paid = self.balance_paid
         if paid > computed:
             raise ValueError(f"receipts: cashback and points pay {paid}, more than the order's total ({computed})")
@@ -853,14 +968,14 @@ class Order(KitModel):
     @property
     def allocations(self) -> tuple[LineAllocation, ...]:
         """Every line's share of the discounts and its net paid, in line order; nets sum to the goods total."""
-        basis = (self.lines, self.discounts, self.total, self.shipping)
-        if len(self._allocated_for) != 4 or any(a is not b for a, b in zip(self._allocated_for, basis, strict=True)):
+        basis = (self.lines, self.discounts, self.total, self.shipping, self.points_lines)
+        if len(self._allocated_for) != 5 or any(a is not b for a, b in zip(self._allocated_for, basis, strict=True)):
             # a copy made without validation (model_copy(update=...)) changed what they rest on
             extra = Money.zero(self.currency)
             if self.total is not None and not self.discounts:
                 shipping = _shipping_total(self.shipping, self.free_shipping, self._shipping_discounts(), self.currency)
                 extra = (self.subtotal + shipping - self.total).max(Money.zero(self.currency))
-            self._allocations = _allocations(self.lines, self.discounts, extra, self.currency)
+            self._allocations = _allocations(self.lines, self.discounts, extra, self.currency, self.points_lines)
             self._allocated_for = basis
         return self._allocations
 
@@ -890,7 +1005,23 @@ class Order(KitModel):
 
     @property
     def points_spent(self) -> Decimal:
+        """Every point spent on the order: as a payment and for points-priced lines."""
         return sum((r.points for r in self.receipts if r.operation == SPEND and r.points is not None), Decimal(0))
+
+    @property
+    def points_paid(self) -> Decimal:
+        """Points spent as a payment (worth money); points-priced lines' points are ``points_due``."""
+        return sum((r.points for r in self.receipts if r.operation == SPEND and r.points is not None
+                    and not r.line_ids), Decimal(0))
+
+    @property
+    def points_due(self) -> Decimal:
+        """What the points-priced lines cost in points."""
+        return sum((entry.points for entry in self.points_lines), Decimal(0))
+
+    def unpaid_points_lines(self) -> list[str]:
+        """Points-priced lines no points spend receipt pays (a receipt names its lines and pays their cost)."""
+        return _unpaid_points_lines(self.points_lines, self.receipts)
 
     @property
     def amount_due(self) -> Money:
@@ -920,7 +1051,9 @@ class Order(KitModel):
         would be given while the code stays usable, so this refuses with an ``InvalidRequestError``
         (field ``evaluation.discounts.N``; the code itself is in ``details``, not in the message).
         Redeem the code first, or quote the basket again without it. Codes the quote rejected are
-        not carried to the order.
+        not carried to the order. The quote's points-priced lines go with the order and need the
+        receipt of the points spend that paid them (``CashbackSpend.for_points_lines``): otherwise
+        this refuses with an ``InvalidRequestError`` (field ``receipts``).
         """
         receipts = tuple(receipts)
         if evaluation is None:
@@ -941,6 +1074,14 @@ class Order(KitModel):
                     "redeem it first (its receipt goes with the order) or quote the basket without it",
                     field=f"evaluation.discounts.{index}.code", details={"code": discount.code},
                 )
+        if evaluation.points_lines:
+            unpaid = _unpaid_points_lines(evaluation.points_lines, receipts)
+            if unpaid:
+                raise InvalidRequestError(
+                    f"receipts: the quote's points-priced lines {unpaid} are not paid; spend their points first "
+                    "(CashbackSpend.for_points_lines) and give its receipt with the order",
+                    field="receipts", details={"points_due": str(evaluation.points_due)},
+                )
         rejected = {c.code for c in evaluation.codes if c.status is CodeStatus.REJECTED}
         return cls(
             ref=ref,
@@ -953,6 +1094,7 @@ class Order(KitModel):
             free_items=evaluation.free_items,
             voucher_codes=tuple(c for c in basket.coupon_codes if c not in rejected or c in redeemed),
             receipts=receipts,
+            points_lines=evaluation.points_lines,
             channel=basket.channel,
             store_id=basket.store_id,
             **extra,
@@ -1006,6 +1148,7 @@ class RefundedLine(KitModel):
     line_id: str
     quantity: Quantity
     amount: Money
+    points: Points = Decimal(0)  # points given back for a points-priced line's returned units
 
 
 class RefundBreakdown(KitModel):
@@ -1015,7 +1158,10 @@ class RefundBreakdown(KitModel):
     deducted; a line's last returned unit takes what its earlier refunds left, so refunds of a line
     sum exactly to its net). ``shipping`` comes back with a cancel or with the refund that returns
     the last unit. That sum goes back the way it was paid, pro rata: ``to_cashback`` (spent cashback,
-    to the wallet), ``points`` worth ``points_value`` (spent points) and the rest ``to_card``.
+    to the wallet), points worth ``points_value`` (points spent as a payment) and the rest ``to_card``.
+    ``points`` is every point going back to the member: those of the payment plus ``line_points``,
+    the points of the returned units of points-priced lines (prorated by quantity, rounded down
+    except the line's last unit, so refunds of a line give back exactly what it cost; worth 0.00).
     ``share_before`` / ``share_after`` are the fractions of the order's goods value refunded before
     and after this reversal: engines claw back earned points and cashback between them.
     Earned points or cashback taken back are reported apart (``ReversalResult.points_clawed_back``):
@@ -1029,6 +1175,7 @@ class RefundBreakdown(KitModel):
     to_cashback: Money
     points: Points = Decimal(0)
     points_value: Money
+    line_points: Points = Decimal(0)
     share_before: Number
     share_after: Number
 
@@ -1145,6 +1292,7 @@ class Reversal(KitModel):
         now_q = self.returned_quantities()
         goods_before, goods_after = zero, zero
         refunded: list[RefundedLine] = []
+        line_points = Decimal(0)
         complete = True
         for allocation in order.allocations:
             done = before_q.get(allocation.line_id, Decimal(0))
@@ -1153,7 +1301,14 @@ class Reversal(KitModel):
             later = _cumulative_line(allocation, done + now)
             goods_before, goods_after = goods_before + earlier, goods_after + later
             if now > 0:
-                refunded.append(RefundedLine(line_id=allocation.line_id, quantity=now, amount=later - earlier))
+                back = Decimal(0)
+                if allocation.points:  # a points-priced line: its points follow the returned quantity
+                    whole = Fraction(allocation.quantity)
+                    back = (_points_share(allocation.points, Fraction(done + now) / whole)
+                            - _points_share(allocation.points, Fraction(done) / whole))
+                    line_points += back
+                refunded.append(RefundedLine(line_id=allocation.line_id, quantity=now, amount=later - earlier,
+                                             points=back))
             complete = complete and done + now >= allocation.quantity
         shipping = order.shipping_total if complete else zero
         goods = goods_after - goods_before
@@ -1172,7 +1327,8 @@ class Reversal(KitModel):
         cashback = total([r.amount for r in order.receipts if r.operation == SPEND and r.points is None
                           and r.amount is not None and r.amount.currency == currency], currency)
         points_value = total([r.amount for r in order.receipts if r.operation == SPEND and r.points is not None
-                              and r.amount is not None and r.amount.currency == currency], currency)
+                              and not r.line_ids and r.amount is not None and r.amount.currency == currency],
+                             currency)
         card = order.total - cashback - points_value
 
         def split(fraction: Fraction, value: int) -> tuple[Money, Money, Money]:
@@ -1185,7 +1341,7 @@ class Reversal(KitModel):
 
         card_b, cash_b, pts_b = split(fb, value_before)
         card_a, cash_a, pts_a = split(fa, value_after)
-        spent_points = order.points_spent
+        spent_points = order.points_paid
         if points_value.is_zero():  # points spent with no money value: they follow the refunded fraction
             points = _points_share(spent_points, fa) - _points_share(spent_points, fb)
         else:
@@ -1197,7 +1353,8 @@ class Reversal(KitModel):
         share_after = Fraction(goods_after.minor_units(), goods_units) if goods_units else Fraction(int(complete))
         return RefundBreakdown(
             lines=tuple(refunded), goods=goods, shipping=shipping,
-            to_card=card_a - card_b, to_cashback=cash_a - cash_b, points=points, points_value=pts_a - pts_b,
+            to_card=card_a - card_b, to_cashback=cash_a - cash_b, points=points + line_points,
+            points_value=pts_a - pts_b, line_points=line_points,
             share_before=_fraction_decimal(share_before), share_after=_fraction_decimal(share_after),
         )
 

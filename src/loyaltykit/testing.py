@@ -124,7 +124,9 @@ class EngineHarness(Protocol):
     """What an adapter's test package gives the contract suite.
 
     Seeding methods raise ``NotImplementedError`` for features the engine lacks; the suite only
-    calls those its scenarios' declared capabilities need.
+    calls those its scenarios' declared capabilities need. A harness whose adapter declares
+    ``points_catalog`` also offers ``define_points_product(sku, points)`` (a product sold for
+    ``points`` per unit when sent at 0.00); it is not part of this protocol, so others need not.
     """
 
     engine: str

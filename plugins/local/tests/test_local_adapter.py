@@ -120,6 +120,8 @@ def test_demo_runs_twice_with_the_same_output(tmp_path, monkeypatch):
                  "Final balances"):
         assert step in first
     assert "voucher_not_found" in first and "accepted" in first and "duplicate" in first
+    # the points-catalog mug: quoted in beans, paid in beans, 0.00 in money
+    assert "paid in beans: line 4 (1 x MUG-CLUB)" in first and "paid in beans: 400 beans (0.00 EUR in money)" in first
     # the member's statement (through the facade) and wallet
     assert "statement of CUST-ANN" in first and "+620 points" in first and "roasted-bonus" in first
     assert "wallet of CUST-ANN" in first and "BEANS-2-ANN" in first

@@ -9,6 +9,7 @@ document of RFC 9457.
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
@@ -52,6 +53,13 @@ class Quote(Evaluation):
     @property
     def total(self) -> Money:
         return super().total
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Points the points-priced lines (points_lines, sent at 0.00) cost together: paid by one"
+                    " points spend naming those lines, never in money.")
+    @property
+    def points_due(self) -> Decimal:
+        return super().points_due
 
     @classmethod
     def from_evaluation(cls, evaluation: Evaluation) -> Quote:

@@ -88,6 +88,7 @@ class CrmcomAdapter(EngineAdapter):
         export_orders=True,
         cancel=True,
         sync_products=True,
+        points_catalog=False,  # no points-priced catalog in the engine's documentation
     )
     settings_model = CrmcomSettings
     _reconcile_lost_writes = True

@@ -142,6 +142,7 @@ class LocalAdapter(EngineAdapter):
         statement=True,
         wallet=True,
         issue_voucher=True,
+        points_catalog=True,
     )
 
     def __init__(self, settings: LocalSettings | dict[str, Any] | None = None, *, engine: LocalEngine | None = None,

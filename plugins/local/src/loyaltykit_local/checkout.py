@@ -68,7 +68,7 @@ from .accounts import (
     _span,
     _whole_points,
 )
-from .catalog import effect, points_priced_lines, unpaid_reason
+from .catalog import points_lines, spend_problem, unpaid_reason
 from .ledger import capped_clawback, expiry_for
 from .members import after_export, record_rule_costs
 from .program import VoucherDef, amount_in
@@ -103,9 +103,9 @@ class Checkout(Accounts):
             wallet = self._wallet(conn, basket.customer_id) if basket.customer_id else []
         result = rules.quote(compiled, view, facts, found, now)
         evaluation = rules.to_evaluation(compiled, view, facts, result, wallet, now)
-        priced = points_priced_lines(compiled, view)
+        priced = points_lines(compiled, view)
         if priced:
-            evaluation = evaluation.model_copy(update={"unmapped": (*evaluation.unmapped, effect(priced))})
+            evaluation = evaluation.model_copy(update={"points_lines": priced})
         return evaluation
 
     def price_products(self, query: ProductQuery) -> list[ProductPrice]:
@@ -196,7 +196,9 @@ class Checkout(Accounts):
             wanted = _whole_points(spend.points, "points")
             currency = None
         value = self._spend_value(spend)
-        fingerprint = _fingerprint("spend", spend.customer_id, spend.order_ref, spend.kind.value, wanted, currency)
+        # the lines a spend pays join its fingerprint only when named: earlier keys keep theirs
+        fingerprint = _fingerprint("spend", spend.customer_id, spend.order_ref, spend.kind.value, wanted, currency,
+                                   *([list(spend.line_ids)] if spend.line_ids else []))
 
         def work(conn: Connection, now: datetime) -> SpendResult:
             row = self._lock_customer(conn, spend.customer_id)
@@ -218,7 +220,8 @@ class Checkout(Accounts):
             return SpendResult(
                 kind=spend.kind, amount=spend.amount, points=spend.points, value=value, remaining=remaining,
                 receipt=Receipt(operation="spend_cashback", engine=ENGINE, idempotency_key=key,
-                                engine_ref=f"SPD-{entry}", amount=value, points=spend.points),
+                                engine_ref=f"SPD-{entry}", amount=value, points=spend.points,
+                                line_ids=spend.line_ids),
             )
 
         return self._keyed("spend_cashback", key, fingerprint, spend.order_ref, SpendResult, work)
@@ -230,6 +233,12 @@ class Checkout(Accounts):
             return spend.amount
         if spend.points is None:
             raise AssertionError("spend.points is set here")
+        if spend.line_ids:  # points-priced lines: paid in points, worth nothing in money
+            problem = spend_problem(self.compiled, spend)
+            if problem is not None:
+                raise InvalidRequestError(f"{problem[0]}: {problem[1]}", field=problem[0], engine=ENGINE,
+                                          operation="spend_cashback")
+            return spend.points_value or Money.zero(spend.basket.currency if spend.basket else self.program.currency)
         currency = (spend.points_value or spend.amount_due or Money.zero(self.program.currency)).currency
         priced = rules.points_value(self.program, spend.points, currency)
         if priced is None:

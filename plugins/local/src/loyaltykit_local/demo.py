@@ -92,6 +92,8 @@ def _quote_tables(quote: Evaluation) -> list[Table]:
     summary.add_row("discounts", f"-{quote.discount_total}")
     summary.add_row("shipping" + (" (free)" if quote.free_shipping else ""), str(quote.shipping_total))
     summary.add_row("total", str(quote.total))
+    for entry in quote.points_lines:
+        summary.add_row(f"paid in beans: line {entry.line_id} ({entry.quantity} x {entry.sku})", f"{entry.points} beans")
     for earn in quote.earn:
         value = f"+{earn.points} beans" if earn.kind is BalanceKind.POINTS else f"+{earn.money}"
         summary.add_row(f"to earn: {earn.label}", value)
@@ -209,6 +211,8 @@ def _walk(console: Console, loyalty: Loyalty, admin: LocalEngine) -> None:
                  unit_price=_eur("14.00"), category="coffee"),
             Line(id="3", sku="FILTER-100", name="Filter papers x100", quantity=1,
                  unit_price=_eur("4.00"), category="accessories"),
+            # from the points catalog: sent at 0.00, the quote prices it in beans
+            Line(id="4", sku="MUG-CLUB", name="Bean Club mug", quantity=1, unit_price=_eur("0.00")),
         ],
     )
     console.print(_basket_table(basket))
@@ -233,24 +237,29 @@ def _walk(console: Console, loyalty: Loyalty, admin: LocalEngine) -> None:
     for table in _quote_tables(quote):
         console.print(table)
 
-    _step(console, 4, "Pay part of the order with cashback")
+    _step(console, 4, "Pay part of the order with cashback, and the mug with beans")
     spend = loyalty.spend_cashback(CashbackSpend(customer_id=customer.id, order_ref=ORDER_REF, amount=_eur("5.00"),
                                                  amount_due=quote.total))
     console.print(f"cashback spent: {spend.value}; left: {spend.remaining.money if spend.remaining else '?'}")
+    beans = loyalty.spend_cashback(CashbackSpend.for_points_lines(quote, customer_id=customer.id, order_ref=ORDER_REF))
+    console.print(f"points-catalog line {', '.join(beans.receipt.line_ids)} paid in beans: {beans.points} beans "
+                  f"({beans.value} in money); left: {beans.remaining.points if beans.remaining else '?'} beans")
 
     _step(console, 5, "Place the order")
-    order = Order.from_evaluation(ORDER_REF, basket, quote, [redemption.receipt, spend.receipt])
+    order = Order.from_evaluation(ORDER_REF, basket, quote, [redemption.receipt, spend.receipt, beans.receipt])
     table = Table(title=f"order {order.ref}", header_style="bold")
     columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("line", "left"), ("sku", "left"), ("subtotal", "right"), ("discounts", "right"), ("net paid", "right"),
+        ("in beans", "right"),
     )
     for column, justify in columns:
         table.add_column(column, justify=justify)
     for allocation in order.allocations:
         table.add_row(allocation.line_id, order.lines[[line.id for line in order.lines].index(allocation.line_id)].sku,
-                      str(allocation.subtotal), f"-{allocation.discount_total}", str(allocation.net))
+                      str(allocation.subtotal), f"-{allocation.discount_total}", str(allocation.net),
+                      str(allocation.points) if allocation.points else "")
     table.add_row("", "shipping", "", "", str(order.shipping_total))
-    table.add_row("", "total", str(order.subtotal), f"-{order.discount_total}", str(order.total))
+    table.add_row("", "total", str(order.subtotal), f"-{order.discount_total}", str(order.total), str(order.points_due))
     table.add_row("", "paid with cashback", "", "", f"-{order.balance_paid}")
     table.add_row("", "[bold]amount to pay by card[/bold]", "", "", f"[bold]{order.amount_due}[/bold]")
     console.print(table)
@@ -283,7 +292,7 @@ def _walk(console: Console, loyalty: Loyalty, admin: LocalEngine) -> None:
     console.print(table)
 
     _step(console, 8, "A second order whose card payment is declined")
-    second = basket.model_copy(update={"id": "cart-43", "coupon_codes": ()})
+    second = basket.model_copy(update={"id": "cart-43", "coupon_codes": (), "lines": basket.lines[:3]})
     second_quote = loyalty.evaluate(second)
     paid = loyalty.spend_cashback(CashbackSpend(customer_id=customer.id, order_ref="ORD-1002",
                                                 amount=_eur("2.00"), amount_due=second_quote.total))

@@ -33,7 +33,7 @@ from loyaltykit.testing import (
 )
 
 from .adapter import LocalAdapter
-from .program import OfferTemplate, Program, Rule, VoucherDef
+from .program import CatalogEntry, OfferTemplate, Program, Rule, VoucherDef
 from .service import LocalEngine
 from .store import Store
 
@@ -98,6 +98,12 @@ class LocalHarness:
         program = self.service.program
         points = program.points.model_copy(update={"per_currency_unit": Decimal(points_per_unit)})
         self.service.set_program(program.model_copy(update={"points": points}))
+
+    def define_points_product(self, sku: str, points: Decimal) -> None:
+        """A points-catalog product: sent at 0.00, it costs ``points`` per unit."""
+        program = self.service.program
+        entry = CatalogEntry(sku=sku, points_price=int(points))
+        self.service.set_program(program.model_copy(update={"catalog": [*program.catalog, entry]}))
 
     def define_cashback_rule(self, percent: Decimal) -> None:
         program = self.service.program

@@ -83,6 +83,7 @@ class MaxxingAdapter(EngineAdapter):
         cancel=True,
         refund=True,
         partial_refund=True,
+        points_catalog=False,  # no points-priced catalog in the engine's documentation
     )
     settings_model = MaxxingSettings
 

@@ -60,6 +60,7 @@ class ReferenceAdapter(EngineAdapter):
         export_orders=True,
         cancel=True,
         refund=True,
+        points_catalog=False,  # no points-priced catalog in the engine's documentation
     )
     settings_model = ReferenceSettings
     settings: ReferenceSettings

@@ -97,6 +97,7 @@ class SalesforceAdapter(EngineAdapter):
         statement=True,
         enrol_member=True,
         issue_voucher=True,
+        points_catalog=False,  # no points-priced catalog in the engine's documentation
     )
     settings_model = SalesforceSettings
     settings: SalesforceSettings

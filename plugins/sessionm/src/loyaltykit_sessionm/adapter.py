@@ -107,6 +107,7 @@ class SessionMAdapter(EngineAdapter):
         update_member=True,
         statement=True,
         issue_voucher=True,
+        points_catalog=False,  # no points-priced catalog in the engine's documentation
     )
     settings_model = SessionMSettings
 
