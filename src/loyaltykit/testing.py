@@ -211,6 +211,8 @@ class HarnessBase:
     #: ``{variant: adapter subclass}`` for the variants of :data:`BROKEN_VARIANTS` the harness
     #: offers (usually ``HarnessBase.broken_variants(...)``).
     broken_adapter_classes: ClassVar[dict[str, type[EngineAdapter]]] = {}
+    #: Two or more tiers of the fake's program, for the tier-update scenario (first: a new member's).
+    member_tiers: tuple[str, ...] = ()
 
     @staticmethod
     def broken_variants(

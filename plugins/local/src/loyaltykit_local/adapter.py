@@ -21,6 +21,7 @@ from loyaltykit import (
     EngineAdapter,
     EngineUnavailableError,
     IdentifierKind,
+    MemberField,
     OutcomeUnknownError,
     flows,
 )
@@ -137,6 +138,7 @@ class LocalAdapter(EngineAdapter):
         partial_refund=True,
         enrol_member=True,
         update_member=True,
+        member_fields=frozenset(MemberField),
         statement=True,
         wallet=True,
     )
