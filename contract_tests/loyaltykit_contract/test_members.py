@@ -133,6 +133,7 @@ def test_update_member_tier(loyaltykit_target):
 
 @requires(Capability.UPDATE_MEMBER)
 def test_update_unknown_member(loyaltykit_target):
+    """An update of a member the engine does not know is CustomerNotFoundError (one declared field)."""
     lk = loyaltykit_target
     field = sorted(lk.caps.member_fields)[0]
     values: dict[MemberField, object] = {MemberField.SEGMENTS: ("vip",), MemberField.ROLE: "staff"}

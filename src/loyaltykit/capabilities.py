@@ -95,8 +95,6 @@ class Capabilities(BaseModel):
             problems.append("wallet_offers / earn_preview require evaluate")
         if self.update_member and not self.member_fields:
             problems.append("update_member requires member_fields (the fields the engine can change)")
-        if self.member_fields and not self.update_member:
-            problems.append("member_fields require update_member")
         if self.currencies is not None:
             from .money import is_currency
 

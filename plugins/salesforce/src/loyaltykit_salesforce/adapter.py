@@ -260,8 +260,7 @@ class SalesforceAdapter(EngineAdapter):
             raise NotSupportedError("no tier change process configured", engine=self.name,
                                     operation="update_member", field="update.tier")
         tier = update.tier
-        current = yield from self._profile(update.customer_id, ctx, missing_ok=False)
-        assert current is not None
+        current = yield from self._member(update.customer_id, ctx)
         if tier in tf.member_tier_names(current):
             return current
         request = self._write(tf.process_path(s, s.change_tier_process),
@@ -272,21 +271,27 @@ class SalesforceAdapter(EngineAdapter):
             return now if now is not None and tier in tf.member_tier_names(now) else None
 
         response, found = yield from self._reconciled(request, applied)
-        if found is not None:
+        if isinstance(found, Customer):
             return found
-        assert response is not None
+        if response is None:  # reconcile returns one of the two
+            raise self._unconfirmed("update_member", ctx.idempotency_key)
         if tf.refuses_unknown_tier(response, s.unknown_tier_phrases):
             raise InvalidRequestError(f"update.tier: the program has no tier {tier!r}", field="update.tier",
                                       engine=self.name, operation="update_member")
         body = self._checked(response, ctx)  # a 404 here is a missing or inactive process, not the member
         if not tf.confirmed(body):
             raise self._unconfirmed("update_member", ctx.idempotency_key)
-        after = yield from self._profile(update.customer_id, ctx, missing_ok=False)
-        assert after is not None
+        after = yield from self._member(update.customer_id, ctx)
         if tier not in tf.member_tier_names(after):
             raise OutcomeUnknownError("the engine accepted the tier change but the member's profile does not show it",
                                       engine=self.name, operation="update_member", idempotency_key=ctx.idempotency_key)
         return after
+
+    def _member(self, membership: str, ctx: CallContext) -> Flow[Customer]:
+        found = yield from self._profile(membership, ctx, missing_ok=False)
+        if found is None:  # missing_ok=False raises first; this keeps the type exact
+            raise CustomerNotFoundError(engine=self.name, operation=ctx.operation)
+        return found
 
     def _write(self, path: str, body: Any, route: str, params: Any = None) -> EngineRequest:
         # No idempotency_key: Salesforce has no de-duplication, so the runner must never re-post.
