@@ -178,6 +178,9 @@ class EngineHarness(Protocol):
     # purpose (e.g. "burns_twice_on_retry", "drops_idempotency_key", "swallows_error_body"), each
     # configured against this harness's fake. The suite's self-test runs against them and must fail.
     #
+    # Optional: ``member_tiers: tuple[str, ...]`` — two or more tiers of the fake's program (the
+    # first is a new member's), needed when the adapter declares tier updates (``member_fields``).
+    #
     # Optional: ``define_cashback_rule(percent: Decimal) -> None`` — members earn ``percent`` % of
     # the amount paid as cashback (money) on each order. A harness whose engine (or fake) does not
     # model cashback earning leaves it out or raises ``NotImplementedError``: the cashback-earn
