@@ -778,6 +778,7 @@ class SalesforceFake(FakeEngine):
         try:
             inputs = body["processParameters"][0]
             member_key = inputs.get("MemberId") or inputs.get("MembershipNumber")
+            # The documented example sends all three inputs and says none is optional: each is required here.
             tier, reason = inputs["NewTier"], inputs["ReasonForChange"]
             if not all(isinstance(v, str) and v for v in (member_key, tier, reason)):
                 raise ValueError("missing parameter")
