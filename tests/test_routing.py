@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 from loyaltykit_core_test_helpers import (
     FakeEntryPoint,
@@ -20,6 +22,7 @@ from loyaltykit import (
     IdentifierKind,
     Loyalty,
     LoyaltySettings,
+    MemberField,
     NotSupportedError,
     hookimpl,
     plugins as plugins_module,
@@ -317,6 +320,32 @@ def test_undeclared_capability_raises_not_supported_without_engine_call(call, pa
     assert engine.request_count() == 0
 
 
+class TierOnlyAdapter(ReferenceAdapter):
+    name = "tieronly"
+    capabilities = Capabilities(update_member=True, member_fields=frozenset({MemberField.TIER}))
+    updates: ClassVar[list] = []
+
+    def update_member(self, update, ctx):
+        self.updates.append(update)
+        raise NotSupportedError("reached the adapter", engine=self.name)
+
+
+@pytest.mark.parametrize(("payload", "field"), [
+    ({"customer_id": "m1", "segments": ["vip"]}, "update.segments"),
+    ({"customer_id": "m1", "tier": "gold", "role": "staff"}, "update.role"),
+])
+def test_update_naming_an_undeclared_member_field_is_refused_by_the_facade(payload, field, make_sync, engine):
+    TierOnlyAdapter.updates = []
+    loyalty = make_sync(TierOnlyAdapter(adapter_settings()))
+    with pytest.raises(NotSupportedError) as info:
+        loyalty.update_member(payload)
+    assert info.value.field == field and info.value.operation == "update_member"
+    assert TierOnlyAdapter.updates == [] and engine.request_count() == 0
+    with pytest.raises(NotSupportedError, match="reached the adapter"):  # a declared field goes through
+        loyalty.update_member({"customer_id": "m1", "tier": "gold"})
+    assert len(TierOnlyAdapter.updates) == 1
+
+
 async def test_undeclared_capability_async(make_async, engine):
     loyalty = make_async(NarrowAdapter(adapter_settings()))
     with pytest.raises(NotSupportedError):
@@ -372,6 +401,7 @@ def test_each_capability_needs_its_method(caps, problem):
         (dict(partial_refund=True), "partial_refund requires refund"),
         (dict(wallet_offers=True), "require evaluate"),
         (dict(currencies=frozenset({"EUR", "XYZ"})), "unknown currencies"),
+        (dict(update_member=True), "update_member requires member_fields"),
     ],
 )
 def test_incoherent_declaration_is_rejected(caps, problem):

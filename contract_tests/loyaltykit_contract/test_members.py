@@ -9,6 +9,7 @@ from loyaltykit.errors import CustomerNotFoundError, InvalidRequestError
 from loyaltykit.members import (
     Enrolment,
     EnrolmentResult,
+    MemberField,
     MemberUpdate,
     Statement,
     StatementEntryKind,
@@ -19,7 +20,7 @@ from loyaltykit.members import (
 from loyaltykit.models import BalanceKind, Customer, ExportStatus, IdentifierKind
 from loyaltykit.testing import OfferSpec
 
-from .requirements import requires
+from .requirements import expect_not_supported, requires
 from .support import redemption, sample_identifier, spend
 
 
@@ -82,10 +83,29 @@ def test_enrol_member_refuses_an_identifier_held_by_another(loyaltykit_target):
     assert outcome.field and "email" in outcome.field, outcome.field
 
 
+def _declares(lk, field: MemberField, update: MemberUpdate) -> bool:
+    """Whether the adapter declares ``field`` updatable; when it does not, assert the not-supported
+    contract for it (``NotSupportedError`` naming the field, no engine request) and say so."""
+    if field in lk.caps.member_fields:
+        return True
+    expect_not_supported(lk, "update_member", update, label=f"update_member.{field.value}")
+    return False
+
+
+def _two_tiers(lk) -> tuple[str, str]:
+    tiers = tuple(getattr(lk.harness, "member_tiers", ()))
+    assert len(tiers) >= 2, (
+        f"the {lk.engine} harness names fewer than two member_tiers although the adapter declares tier updates"
+    )
+    return tiers[0], tiers[1]
+
+
 @requires(Capability.UPDATE_MEMBER)
 def test_update_member_segments(loyaltykit_target):
     """Segments given replace the member's; the same update again changes nothing."""
     lk = loyaltykit_target
+    if not _declares(lk, MemberField.SEGMENTS, MemberUpdate(customer_id="cust-probe", segments=("vip",))):
+        return
     customer = lk.customer(capability=Capability.UPDATE_MEMBER)
     update = MemberUpdate(customer_id=customer.id, segments=("newsletter", "vip"))
     updated = lk.call("update_member", update)
@@ -96,9 +116,29 @@ def test_update_member_segments(loyaltykit_target):
 
 
 @requires(Capability.UPDATE_MEMBER)
-def test_update_unknown_member(loyaltykit_target):
+def test_update_member_tier(loyaltykit_target):
+    """A tier change moves the member; the same change again is a no-op and keeps the tier."""
     lk = loyaltykit_target
-    outcome = lk.attempt("update_member", MemberUpdate(customer_id="no-such-member-42", segments=("vip",)))
+    if not _declares(lk, MemberField.TIER, MemberUpdate(customer_id="cust-probe", tier="Gold")):
+        return
+    start, target = _two_tiers(lk)
+    customer = lk.customer(tier=start, capability=Capability.UPDATE_MEMBER)
+    update = MemberUpdate(customer_id=customer.id, tier=target, reason="goodwill upgrade")
+    updated = lk.call("update_member", update)
+    assert isinstance(updated, Customer), f"expected a Customer, got {updated!r}"
+    assert updated.tier == target, f"expected tier {target!r}, got {updated.tier!r}"
+    again = lk.call("update_member", update)
+    assert again.tier == target, f"repeating the tier change left tier {again.tier!r}"
+
+
+@requires(Capability.UPDATE_MEMBER)
+def test_update_unknown_member(loyaltykit_target):
+    """An update of a member the engine does not know is CustomerNotFoundError (one declared field)."""
+    lk = loyaltykit_target
+    field = sorted(lk.caps.member_fields)[0]
+    values: dict[MemberField, object] = {MemberField.SEGMENTS: ("vip",), MemberField.ROLE: "staff"}
+    value = values[field] if field in values else _two_tiers(lk)[1]
+    outcome = lk.attempt("update_member", MemberUpdate(customer_id="no-such-member-42", **{field: value}))
     assert isinstance(outcome, CustomerNotFoundError), f"expected CustomerNotFoundError, got {outcome!r}"
 
 
@@ -212,6 +252,7 @@ __all__ = [
     "test_statement_shows_a_points_spend",
     "test_statement_shows_points_earned_on_an_order",
     "test_update_member_segments",
+    "test_update_member_tier",
     "test_update_unknown_member",
     "test_wallet_drops_a_redeemed_offer",
     "test_wallet_lists_an_issued_offer",

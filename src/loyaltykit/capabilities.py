@@ -10,6 +10,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from .errors import NotSupportedError
+from .members import MemberField, MemberUpdate
 from .models import BalanceKind, IdentifierKind
 
 
@@ -58,6 +60,8 @@ class Capabilities(BaseModel):
     sync_products: bool = False
     enrol_member: bool = False
     update_member: bool = False
+    #: What ``update_member`` can change; a field not declared is refused before any engine call.
+    member_fields: frozenset[MemberField] = frozenset()
     statement: bool = False
     wallet: bool = False
     issue_voucher: bool = False
@@ -75,6 +79,13 @@ class Capabilities(BaseModel):
             return BalanceKind.POINTS in self.spend
         return bool(getattr(self, capability.value))
 
+    def check_member_update(self, update: MemberUpdate, engine: str) -> None:
+        """Refuse an update naming a field not in ``member_fields`` (``NotSupportedError`` naming it)."""
+        for name in update.changed_fields():
+            if name not in self.member_fields:
+                raise NotSupportedError(f"{engine} cannot change a member's {name.value}", engine=engine,
+                                        operation="update_member", field=f"update.{name.value}")
+
     def supported(self) -> list[str]:
         return [c.value for c in Capability if self.supports(c)]
 
@@ -89,6 +100,8 @@ class Capabilities(BaseModel):
             problems.append("wallet_offers / earn_preview require evaluate")
         if self.points_catalog and not (self.evaluate and BalanceKind.POINTS in self.spend):
             problems.append("points_catalog requires evaluate and spending points")
+        if self.update_member and not self.member_fields:
+            problems.append("update_member requires member_fields (the fields the engine can change)")
         if self.currencies is not None:
             from .money import is_currency
 

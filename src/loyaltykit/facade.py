@@ -482,6 +482,7 @@ class _Facade:
     def _prepare_update_member(self, update: Any) -> _Call[Customer]:
         update = coerce(MemberUpdate, update, "update")
         self._require(Capability.UPDATE_MEMBER, "update_member")
+        self.capabilities.check_member_update(update, self.engine)
         ctx = self._ctx("update_member", self.settings.write_deadline, scrub_values=_ids(update.customer_id))
         return _Call(
             "update_member",

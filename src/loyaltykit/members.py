@@ -126,6 +126,15 @@ class EnrolmentResult(KitModel):
     created: bool
 
 
+class MemberField(StrEnum):
+    """A member field :class:`MemberUpdate` can change; an adapter declares the ones its engine
+    can (``Capabilities.member_fields``)."""
+
+    TIER = "tier"
+    SEGMENTS = "segments"
+    ROLE = "role"
+
+
 class MemberUpdate(KitModel):
     """Change a member's tier, segments or role (only the fields given; at least one)."""
 
@@ -142,6 +151,10 @@ class MemberUpdate(KitModel):
         if self.segments is not None and len(set(self.segments)) != len(self.segments):
             raise ValueError("segments: duplicate segment")
         return self
+
+    def changed_fields(self) -> tuple[MemberField, ...]:
+        """The fields this update sets, in declaration order."""
+        return tuple(f for f in MemberField if getattr(self, f.value) is not None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,6 +310,7 @@ __all__ = [
     "Enrolment",
     "EnrolmentResult",
     "IssuedVouchers",
+    "MemberField",
     "MemberUpdate",
     "Statement",
     "StatementEntry",

@@ -183,6 +183,8 @@ class EngineHarness(Protocol):
     # Optional (required when the adapter declares ``issue_voucher``): ``define_issuable(spec:
     # OfferSpec) -> str`` — a voucher definition or offer the engine can issue to a member; returns
     # the id a ``VoucherIssue.definition_id`` names it by.
+    # Optional: ``member_tiers: tuple[str, ...]`` — two or more tiers of the fake's program (the
+    # first is a new member's), needed when the adapter declares tier updates (``member_fields``).
     #
     # Optional: ``define_cashback_rule(percent: Decimal) -> None`` — members earn ``percent`` % of
     # the amount paid as cashback (money) on each order. A harness whose engine (or fake) does not
@@ -217,6 +219,8 @@ class HarnessBase:
     #: ``{variant: adapter subclass}`` for the variants of :data:`BROKEN_VARIANTS` the harness
     #: offers (usually ``HarnessBase.broken_variants(...)``).
     broken_adapter_classes: ClassVar[dict[str, type[EngineAdapter]]] = {}
+    #: Two or more tiers of the fake's program, for the tier-update scenario (first: a new member's).
+    member_tiers: tuple[str, ...] = ()
 
     @staticmethod
     def broken_variants(

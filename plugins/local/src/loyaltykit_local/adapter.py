@@ -21,6 +21,7 @@ from loyaltykit import (
     EngineAdapter,
     EngineUnavailableError,
     IdentifierKind,
+    MemberField,
     OutcomeUnknownError,
     flows,
 )
@@ -139,6 +140,7 @@ class LocalAdapter(EngineAdapter):
         partial_refund=True,
         enrol_member=True,
         update_member=True,
+        member_fields=frozenset(MemberField),
         statement=True,
         wallet=True,
         issue_voucher=True,

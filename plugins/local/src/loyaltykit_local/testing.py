@@ -47,6 +47,7 @@ class LocalHarness:
 
     engine = "local"
     currency = "EUR"
+    member_tiers = ("Silver", "Gold")  # the default program has no tiers, so any name is accepted
 
     def __init__(self, database_url: str | None = None, program: Program | None = None) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="loyaltykit-local-")

@@ -60,6 +60,8 @@ from loyaltykit.members import (
     Enrolment,
     EnrolmentResult,
     IssuedVouchers,
+    MemberField,
+    MemberUpdate,
     Statement,
     StatementQuery,
     VoucherIssue,
@@ -114,6 +116,9 @@ class SalesforceAdapter(EngineAdapter):
             updates["spend"] = frozenset({BalanceKind.POINTS, BalanceKind.CASHBACK})
         if not s.simulate_earn:
             updates["earn_preview"] = False
+        if s.change_tier_process is not None:  # a tier change is the one member update Salesforce documents
+            updates["update_member"] = True
+            updates["member_fields"] = frozenset({MemberField.TIER})
         if updates:
             self.capabilities = type(self).capabilities.model_copy(update=updates)
 
@@ -295,6 +300,52 @@ class SalesforceAdapter(EngineAdapter):
         for voucher in sorted(vouchers, key=lambda v: v.number or ""):
             if voucher.code in wanted and voucher.status != "Cancelled":
                 found.setdefault(voucher.code, voucher)
+        return found
+
+    # -- member updates ---------------------------------------------------------------------------
+    def update_member(self, update: MemberUpdate, ctx: CallContext) -> Flow[Customer]:
+        """A tier change through the org's ChangeMemberTier program process (reference 6a, 7).
+
+        Segments and roles have no documented Loyalty resource: refused before any engine call.
+        The member's ``memberTiers`` are read first, so the same target tier again sends nothing;
+        after a lost answer the profile is read again before anything is re-sent."""
+        s = self.settings
+        self.capabilities.check_member_update(update, self.name)
+        if update.tier is None or s.change_tier_process is None:  # unreachable: the fields are declared
+            raise NotSupportedError("no tier change process configured", engine=self.name,
+                                    operation="update_member", field="update.tier")
+        tier = update.tier
+        current = yield from self._member(update.customer_id, ctx)
+        if tier in tf.member_tier_names(current):
+            return current
+        request = self._write(tf.process_path(s, s.change_tier_process),
+                              tf.change_tier_request(s, current, tier, update.reason), "update_member")
+
+        def applied() -> Flow[Customer | None]:
+            now = yield from self._profile(update.customer_id, ctx, missing_ok=True)
+            return now if now is not None and tier in tf.member_tier_names(now) else None
+
+        response, found = yield from self._reconciled(request, applied)
+        if isinstance(found, Customer):
+            return found
+        if response is None:  # reconcile returns one of the two
+            raise self._unconfirmed("update_member", ctx.idempotency_key)
+        if tf.refuses_unknown_tier(response, s.unknown_tier_phrases):
+            raise InvalidRequestError(f"update.tier: the program has no tier {tier!r}", field="update.tier",
+                                      engine=self.name, operation="update_member")
+        body = self._checked(response, ctx)  # a 404 here is a missing or inactive process, not the member
+        if not tf.confirmed(body):
+            raise self._unconfirmed("update_member", ctx.idempotency_key)
+        after = yield from self._member(update.customer_id, ctx)
+        if tier not in tf.member_tier_names(after):
+            raise OutcomeUnknownError("the engine accepted the tier change but the member's profile does not show it",
+                                      engine=self.name, operation="update_member", idempotency_key=ctx.idempotency_key)
+        return after
+
+    def _member(self, membership: str, ctx: CallContext) -> Flow[Customer]:
+        found = yield from self._profile(membership, ctx, missing_ok=False)
+        if found is None:  # missing_ok=False raises first; this keeps the type exact
+            raise CustomerNotFoundError(engine=self.name, operation=ctx.operation)
         return found
 
     def _write(self, path: str, body: Any, route: str, params: Any = None) -> EngineRequest:

@@ -181,6 +181,31 @@ class SalesforceSettings(BaseSettings):
         "Redeemed (not just Reserved) voucher is UNCONFIRMED.",
     )
 
+    # -- member updates (tier changes) --------------------------------------------------------
+    # The ChangeMemberTier program process (reference 6a and 7) is UNCONFIRMED as a standard
+    # contract: its name and input names are the org's, so each is a setting.
+    change_tier_process: str | None = Field(
+        default="update Tier", min_length=1, max_length=255,
+        description="Name of the org's ChangeMemberTier program process (the mirrored doc's example name; "
+        "UNCONFIRMED). None: tier changes are not supported.",
+    )
+    change_tier_member_parameter: Literal["MemberId", "MembershipNumber"] = Field(
+        default="MemberId",
+        description="Process input naming the member: MemberId (the 0lM id read from the profile) or "
+        "MembershipNumber (interchangeable per the docs).",
+    )
+    change_tier_tier_parameter: str = Field(default="NewTier", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
+    change_tier_reason_parameter: str = Field(default="ReasonForChange", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
+    change_tier_default_reason: str = Field(
+        default="Changed by the shop", min_length=1, max_length=255,
+        description="ReasonForChange sent when the update gives no reason.",
+    )
+    unknown_tier_phrases: tuple[str, ...] = Field(
+        default=("tier doesn't exist", "tier does not exist", "invalid tier", "no tier"),
+        description="Message phrases of a process refusal that mean the program has no such tier "
+        "(texts UNCONFIRMED); other refusals stay engine errors.",
+    )
+
     # -- errors -------------------------------------------------------------------------------
     error_patterns: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_ERROR_PATTERNS),

@@ -71,6 +71,7 @@ class SwallowsErrorBody(SalesforceAdapter):
 
 class SalesforceHarness(HarnessBase):
     engine = "salesforce"
+    member_tiers = ("Bronze", "Gold")  # of the fake's program (its default tiers)
     adapter_class = SalesforceAdapter
     fake: SalesforceFake
     broken_adapter_classes = HarnessBase.broken_variants(BurnsTwiceOnRetry, DropsIdempotencyKey, SwallowsErrorBody)

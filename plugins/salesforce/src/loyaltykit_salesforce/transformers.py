@@ -1139,3 +1139,44 @@ def earn(points: Decimal) -> list[Earn]:
 def dumps(value: Any) -> str:
     """JSON text of a parsed body (for tests and debugging), Decimals exact."""
     return json.dumps(_plain(value), sort_keys=True)
+
+
+# -------------------------------------------------------------------------------------------
+# Member updates: tier changes through the ChangeMemberTier program process
+# -------------------------------------------------------------------------------------------
+
+def member_tier_names(customer: Customer) -> set[str]:
+    """Every tier the member holds (one per tier group), from the profile's ``memberTiers`` (2a)."""
+    tiers = customer.raw.get("memberTiers")
+    names = {t.get("loyaltyMemberTierName") for t in tiers if isinstance(t, Mapping)} if isinstance(tiers, list) else set()
+    return {n for n in names if isinstance(n, str)} | ({customer.tier} if customer.tier else set())
+
+
+def change_tier_request(settings: SalesforceSettings, customer: Customer, tier: str, reason: str | None) -> dict[str, Any]:
+    """Loyalty Program Process input (reference 6a) for ChangeMemberTier (reference 7):
+    ``{"processParameters":[{"MemberId":...,"NewTier":...,"ReasonForChange":...}]}``."""
+    if settings.change_tier_member_parameter == "MemberId":
+        member = customer.raw.get("loyaltyProgramMemberId")
+        if not isinstance(member, str) or not member:
+            raise MalformedResponseError("member profile without loyaltyProgramMemberId", engine=ENGINE)
+    else:
+        member = customer.membership_number or customer.id
+    return {"processParameters": [{
+        settings.change_tier_member_parameter: member,
+        settings.change_tier_tier_parameter: tier,
+        settings.change_tier_reason_parameter: reason or settings.change_tier_default_reason,
+    }]}
+
+
+def refuses_unknown_tier(response: httpx.Response, phrases: Iterable[str]) -> bool:
+    """Whether a process answer is a refusal (``status: false`` or an error array, reference 8)
+    whose message says the program has no such tier."""
+    try:
+        body = parse_json(response)
+    except LoyaltyError:
+        return False
+    if not is_failure(response.status_code, body):
+        return False
+    _, message = _first_error(body)
+    text = (message or "").lower()
+    return any(phrase.lower() in text for phrase in phrases)

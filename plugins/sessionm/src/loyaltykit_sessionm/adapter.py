@@ -58,6 +58,7 @@ from loyaltykit.members import (
     Enrolment,
     EnrolmentResult,
     IssuedVouchers,
+    MemberField,
     MemberUpdate,
     Statement,
     StatementQuery,
@@ -105,6 +106,7 @@ class SessionMAdapter(EngineAdapter):
         wallet=True,
         enrol_member=True,
         update_member=True,
+        member_fields=frozenset({MemberField.SEGMENTS}),  # and TIER with tier_system_id (see __init__)
         statement=True,
         issue_voucher=True,
         points_catalog=False,  # no points-priced catalog in the engine's documentation
@@ -116,9 +118,11 @@ class SessionMAdapter(EngineAdapter):
         s: SessionMSettings = self.settings
         register_secret(s.core_api_key.get_secret_value())  # it is a path segment of Core URLs
         # The tenant has one currency (transactions carry none); "redeem" mode burns, never reserves.
+        # Segments live on a profile attribute; a tier moves only within a configured tier system.
+        fields = {MemberField.SEGMENTS} | ({MemberField.TIER} if s.tier_system_id is not None else set())
         self.capabilities = type(self).capabilities.model_copy(
             update={"currencies": frozenset({s.currency}), "reserve_voucher": s.redeem_mode == "lock",
-                    "refund": s.refunds, "partial_refund": s.refunds}
+                    "refund": s.refunds, "partial_refund": s.refunds, "member_fields": frozenset(fields)}
         )
 
     def client_config(self) -> EngineClientConfig:
