@@ -130,7 +130,7 @@ def test_issue_over_the_fake_tags_each_offer_and_replays_without_issuing():
 def test_update_member_segments_and_tier_and_what_sessionm_cannot_change():
     harness = SessionMHarness()
     user = harness.fake.add_user()
-    with _loyalty(harness) as loyalty:
+    with _loyalty(harness, tier_system_id=None) as loyalty:
         updated = loyalty.update_member(MemberUpdate(customer_id=user.id, segments=("vip", "coffee")))
         assert updated.segments == ("vip", "coffee") and harness.fake.users[user.id].profile["segments"] == ["vip", "coffee"]
         for update, field in ((MemberUpdate(customer_id=user.id, role="staff"), "update.role"),

@@ -54,6 +54,7 @@ def harness_settings(**overrides: Any) -> dict[str, Any]:
         "points_return": "spend_is_return",
         "void_on_cancel": True,
         "evaluate_applies": "eligible",
+        "tier_system_id": "kit-tiers",  # move_user needs one (§ 5.4); the fake keeps the level given
     }
     settings.update(overrides)
     return settings
@@ -124,6 +125,7 @@ class SessionMHarness(HarnessBase):
     adapter_class = SessionMAdapter
     fake: SessionMFake
     broken_adapter_classes = HarnessBase.broken_variants(BurnsTwiceOnRetry, DropsIdempotencyKey, SwallowsErrorBody)
+    member_tiers = ("Bronze", "Silver")  # tier level ids of the harness's tier system
 
     def __init__(self, **settings: Any) -> None:
         self.fake = SessionMFake()
