@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
-from loyaltykit_local.store import Prepared, Store, ledger, orders
+from loyaltykit_local.store import Prepared, Store, customers, ledger, orders
 
 AT = datetime(2025, 5, 15, 12, 30, 1, 123456, tzinfo=UTC).replace(tzinfo=None)  # stored naive UTC
 
@@ -66,3 +66,16 @@ def test_a_unique_violation_is_sqlalchemys_integrity_error(store: Store) -> None
         insert.run(conn, order_row("B", "ka"))
     with store.read() as conn:
         assert conn.execute(select(func.count()).select_from(orders)).scalar_one() == 1
+
+
+def test_selected_rows_read_like_sqlalchemys(store: Store) -> None:
+    with store.write() as conn:
+        conn.execute(customers.insert(), {"id": "C1", "segments": ["vip", "staff"], "created_at": AT,
+                                          "expiry_recorded_until": AT})
+    query = select(customers).where(customers.c.id == bindparam("customer_id"))
+    with store.read() as conn:
+        prepared = Prepared(query).run(conn, {"customer_id": "C1"}).first()
+        plain = conn.execute(query, {"customer_id": "C1"}).first()
+        assert Prepared(query).run(conn, {"customer_id": "nobody"}).first() is None
+    assert prepared.segments == ["vip", "staff"] and prepared.expiry_recorded_until == AT
+    assert tuple(prepared) == tuple(plain)

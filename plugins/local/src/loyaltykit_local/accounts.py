@@ -49,8 +49,9 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Row
 
-    #: a result row of any shape (SQLAlchemy types rows by their columns)
-    AnyRow: TypeAlias = Row[*tuple[Any, ...]]
+    #: a result row of any shape (SQLAlchemy types rows by their columns), or the named tuple a
+    #: Prepared statement returns on SQLite: both read as ``row.column``
+    AnyRow: TypeAlias = Row[*tuple[Any, ...]] | Any
 
 ENGINE = rules.ENGINE
 R = TypeVar("R", bound=BaseModel)
@@ -66,8 +67,9 @@ POINTS, CASHBACK = "points", "cashback"
 
 # Statements on the checkout path are built once: SQLAlchemy then reuses their cache keys and
 # compiled forms, which is most of the per-statement cost.
-_CUSTOMER = select(customers).where(customers.c.id == bindparam("customer_id"))
-_CUSTOMER_LOCKED = _CUSTOMER.with_for_update()
+_CUSTOMER_ROW = select(customers).where(customers.c.id == bindparam("customer_id"))
+_CUSTOMER = Prepared(_CUSTOMER_ROW)
+_CUSTOMER_LOCKED = Prepared(_CUSTOMER_ROW.with_for_update())
 _SUM_POINTS = Prepared(select(func.coalesce(func.sum(ledger.c.amount), 0)).where(
     ledger.c.customer_id == bindparam("customer_id"), ledger.c.balance == POINTS))
 _SUM_CASHBACK = Prepared(select(func.coalesce(func.sum(ledger.c.amount), 0)).where(
@@ -191,13 +193,13 @@ class Accounts:
         return inserted.inserted_id
 
     def _lock_customer(self, conn: Connection, customer_id: str) -> AnyRow:
-        row = conn.execute(_CUSTOMER_LOCKED, {"customer_id": customer_id}).first()
+        row = _CUSTOMER_LOCKED.run(conn, {"customer_id": customer_id}).first()
         if row is None:
             raise CustomerNotFoundError("no such customer", engine=ENGINE)
         return row
 
     def _require_customer(self, conn: Connection, customer_id: str) -> AnyRow:
-        row = conn.execute(_CUSTOMER, {"customer_id": customer_id}).first()
+        row = _CUSTOMER.run(conn, {"customer_id": customer_id}).first()
         if row is None:
             raise CustomerNotFoundError("no such customer", engine=ENGINE)
         return row

@@ -293,7 +293,7 @@ class Checkout(Accounts):
         customer_id = order.customer_id
         facts = None
         if customer_id is not None:
-            row = conn.execute(_CUSTOMER_LOCKED, {"customer_id": customer_id}).first()
+            row = _CUSTOMER_LOCKED.run(conn, {"customer_id": customer_id}).first()
             if row is None:
                 return OrderExportResult(order_ref=order.ref, status=ExportStatus.REJECTED,
                                          error_code="customer_not_found", reason="no such customer")
