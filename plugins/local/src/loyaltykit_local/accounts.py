@@ -42,15 +42,16 @@ from . import rules
 from .ledger import PointsEntry, expired_unrecorded
 from .program import Program, VoucherDef
 from .rules import CompiledProgram, CustomerFacts, VoucherFacts
-from .store import Store, customers, from_db, grants, ledger, orders, redemptions, to_db, vouchers, writes
+from .store import Prepared, Store, customers, from_db, grants, ledger, orders, redemptions, to_db, vouchers, writes
 
 if TYPE_CHECKING:
     from typing import TypeAlias
 
     from sqlalchemy.engine import Row
 
-    #: a result row of any shape (SQLAlchemy types rows by their columns)
-    AnyRow: TypeAlias = Row[*tuple[Any, ...]]
+    #: a result row of any shape (SQLAlchemy types rows by their columns), or the named tuple a
+    #: Prepared statement returns on SQLite: both read as ``row.column``
+    AnyRow: TypeAlias = Row[*tuple[Any, ...]] | Any
 
 ENGINE = rules.ENGINE
 R = TypeVar("R", bound=BaseModel)
@@ -66,38 +67,40 @@ POINTS, CASHBACK = "points", "cashback"
 
 # Statements on the checkout path are built once: SQLAlchemy then reuses their cache keys and
 # compiled forms, which is most of the per-statement cost.
-_CUSTOMER = select(customers).where(customers.c.id == bindparam("customer_id"))
-_CUSTOMER_LOCKED = _CUSTOMER.with_for_update()
-_SUM_POINTS = select(func.coalesce(func.sum(ledger.c.amount), 0)).where(
-    ledger.c.customer_id == bindparam("customer_id"), ledger.c.balance == POINTS)
-_SUM_CASHBACK = select(func.coalesce(func.sum(ledger.c.amount), 0)).where(
+_CUSTOMER_ROW = select(customers).where(customers.c.id == bindparam("customer_id"))
+_CUSTOMER = Prepared(_CUSTOMER_ROW)
+_CUSTOMER_LOCKED = Prepared(_CUSTOMER_ROW.with_for_update())
+_SUM_POINTS = Prepared(select(func.coalesce(func.sum(ledger.c.amount), 0)).where(
+    ledger.c.customer_id == bindparam("customer_id"), ledger.c.balance == POINTS))
+_SUM_CASHBACK = Prepared(select(func.coalesce(func.sum(ledger.c.amount), 0)).where(
     ledger.c.customer_id == bindparam("customer_id"), ledger.c.balance == CASHBACK,
-    ledger.c.currency == bindparam("currency"))
+    ledger.c.currency == bindparam("currency")))
 _QUALIFYING = select(func.coalesce(func.sum(ledger.c.amount), 0)).where(
     ledger.c.customer_id == bindparam("customer_id"), ledger.c.balance == POINTS,
     (ledger.c.entry == "earn") | and_(ledger.c.entry == "reverse", ledger.c.amount < 0))
-_DUE = select(ledger.c.id).where(
+_DUE_ANY = select(ledger.c.id).where(
     ledger.c.customer_id == bindparam("customer_id"), ledger.c.balance == POINTS,
     ledger.c.expires_at.is_not(None), ledger.c.expires_at <= bindparam("now"))
-_DUE_SINCE = _DUE.where(ledger.c.expires_at > bindparam("cursor")).limit(1)
-_DUE = _DUE.limit(1)
+_DUE_SINCE = Prepared(_DUE_ANY.where(ledger.c.expires_at > bindparam("cursor")).limit(1))
+_DUE = Prepared(_DUE_ANY.limit(1))
+_QUALIFYING_ALL = Prepared(_QUALIFYING)
 _POINTS_ROWS = (select(ledger.c.amount, ledger.c.expires_at)
                 .where(ledger.c.customer_id == bindparam("customer_id"), ledger.c.balance == POINTS)
                 .order_by(ledger.c.id))
 _SET_CURSOR = (update(customers).where(customers.c.id == bindparam("customer_id"))
                .values(expiry_recorded_until=bindparam("cursor")))
 # The customer's history in one round trip: a row (NULL, order count), then one row per rule granted.
-_HISTORY = union_all(
+_HISTORY = Prepared(union_all(
     select(literal_column("NULL").label("rule_id"), func.count().label("orders"))
     .select_from(orders).where(orders.c.customer_id == bindparam("customer_id")),
     select(grants.c.rule_id, literal_column("0")).where(grants.c.customer_id == bindparam("customer_id"))
     .group_by(grants.c.rule_id),
-)
+))
 _ORDER_SEEN = select(orders.c.id, orders.c.points_earned).where(
     (orders.c.ref == bindparam("ref")) | (orders.c.write_key == bindparam("key")))
-_INSERT_LEDGER = insert(ledger)
-_INSERT_ORDER = insert(orders)
-_INSERT_GRANT = insert(grants)
+_INSERT_LEDGER = Prepared.insert(ledger)
+_INSERT_ORDER = Prepared.insert(orders)
+_INSERT_GRANT = Prepared.insert(grants)
 _WRITE_SEEN = select(writes).where(writes.c.key == bindparam("key"))
 _INSERT_WRITE = insert(writes)
 
@@ -184,25 +187,27 @@ class Accounts:
 
     def _append(self, conn: Connection, customer_id: str, balance: str, currency: str | None, entry: str,
                 amount: int, at: datetime, **details: Any) -> int:
-        result = conn.execute(_INSERT_LEDGER, self._entry(customer_id, balance, currency, entry, amount, at, **details))
-        return _inserted_id(result)
+        inserted = _INSERT_LEDGER.run(conn, self._entry(customer_id, balance, currency, entry, amount, at, **details))
+        if inserted.inserted_id is None:
+            raise AssertionError("an INSERT reports the id it wrote")
+        return inserted.inserted_id
 
     def _lock_customer(self, conn: Connection, customer_id: str) -> AnyRow:
-        row = conn.execute(_CUSTOMER_LOCKED, {"customer_id": customer_id}).first()
+        row = _CUSTOMER_LOCKED.run(conn, {"customer_id": customer_id}).first()
         if row is None:
             raise CustomerNotFoundError("no such customer", engine=ENGINE)
         return row
 
     def _require_customer(self, conn: Connection, customer_id: str) -> AnyRow:
-        row = conn.execute(_CUSTOMER, {"customer_id": customer_id}).first()
+        row = _CUSTOMER.run(conn, {"customer_id": customer_id}).first()
         if row is None:
             raise CustomerNotFoundError("no such customer", engine=ENGINE)
         return row
 
     def _sum(self, conn: Connection, customer_id: str, balance: str, currency: str | None) -> int:
         if balance == POINTS:
-            return int(conn.execute(_SUM_POINTS, {"customer_id": customer_id}).scalar_one())
-        return int(conn.execute(_SUM_CASHBACK, {"customer_id": customer_id, "currency": currency}).scalar_one())
+            return int(_SUM_POINTS.run(conn, {"customer_id": customer_id}).scalar_one())
+        return int(_SUM_CASHBACK.run(conn, {"customer_id": customer_id, "currency": currency}).scalar_one())
 
     def _cashback_units(self, conn: Connection, customer_id: str, currency: str) -> int:
         return self._sum(conn, customer_id, CASHBACK, currency)
@@ -213,7 +218,7 @@ class Accounts:
             row = self._require_customer(conn, customer_id)
         cursor = row.expiry_recorded_until
         params = {"customer_id": customer_id, "now": to_db(now), "cursor": cursor}
-        return conn.execute(_DUE if cursor is None else _DUE_SINCE, params).first() is not None
+        return (_DUE if cursor is None else _DUE_SINCE).run(conn, params).first() is not None
 
     def _expired_points(self, conn: Connection, customer_id: str, now: datetime) -> int:
         rows = conn.execute(_POINTS_ROWS, {"customer_id": customer_id}).all()
@@ -241,7 +246,7 @@ class Accounts:
         # Net points earned (earn entries less claw-backs); spending and expiry do not lower a tier.
         days = self.program.points.qualifying_days
         if days is None:
-            return int(conn.execute(_QUALIFYING, {"customer_id": customer_id}).scalar_one())
+            return int(_QUALIFYING_ALL.run(conn, {"customer_id": customer_id}).scalar_one())
         since = to_db(self.now() - timedelta(days=days))  # the qualifying period: a rolling window
         return int(conn.execute(_QUALIFYING.where(ledger.c.created_at >= since), {"customer_id": customer_id}).scalar_one())
 
@@ -267,7 +272,7 @@ class Accounts:
             row = self._require_customer(conn, customer_id)
         orders_count, granted = 0, set()
         if self.compiled.needs_history:
-            for rule_id, count in conn.execute(_HISTORY, {"customer_id": customer_id}):
+            for rule_id, count in _HISTORY.run(conn, {"customer_id": customer_id}):
                 if rule_id is None:
                     orders_count = int(count)
                 else:

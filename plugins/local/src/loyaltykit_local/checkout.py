@@ -302,7 +302,7 @@ class Checkout(Accounts):
         customer_id = order.customer_id
         facts = None
         if customer_id is not None:
-            row = conn.execute(_CUSTOMER_LOCKED, {"customer_id": customer_id}).first()
+            row = _CUSTOMER_LOCKED.run(conn, {"customer_id": customer_id}).first()
             if row is None:
                 return OrderExportResult(order_ref=order.ref, status=ExportStatus.REJECTED,
                                          error_code="customer_not_found", reason="no such customer")
@@ -331,16 +331,16 @@ class Checkout(Accounts):
         cashback = result.cashback_earned if facts else Decimal(0)
         if order.total is None:
             raise AssertionError("order.total is set once the order is validated")
-        order_id = _inserted_id(conn.execute(_INSERT_ORDER, {
+        order_id = _INSERT_ORDER.run(conn, {
             "ref": order.ref, "write_key": key, "customer_id": customer_id, "currency": order.currency,
             "total_minor": order.total.minor_units(), "points_earned": points,
             "cashback_earned_minor": _minor(cashback, order.currency), "rules": result.applied_rules,
             "placed_at": to_db(order.placed_at), "created_at": to_db(now),
-        }))
+        }).inserted_id
         record_rule_costs(conn, order.ref, order.currency, result.discounts, now)
         if customer_id is not None:
             if result.applied_rules:
-                conn.execute(_INSERT_GRANT, [
+                _INSERT_GRANT.run(conn, [
                     {"customer_id": customer_id, "rule_id": rule_id, "order_ref": order.ref, "created_at": to_db(now)}
                     for rule_id in result.applied_rules
                 ])
@@ -356,7 +356,7 @@ class Checkout(Accounts):
                 entries.append(self._entry(customer_id, CASHBACK, order.currency, "earn", _minor(cashback, order.currency),
                                            now, order_ref=order.ref, write_key=key, label=f"cashback on order {order.ref}"))
             if entries:
-                conn.execute(_INSERT_LEDGER, entries)  # one executemany for the order's earn rows
+                _INSERT_LEDGER.run(conn, entries)  # one executemany for the order's earn rows
             after_export(self, conn, customer_id, facts.tier if facts else None, result.issued, order.ref, now)
         return OrderExportResult(order_ref=order.ref, status=ExportStatus.ACCEPTED, engine_ref=f"ORD-{order_id}",
                                  points_earned=Decimal(points))

@@ -17,12 +17,14 @@ units. Ledger rows are only ever inserted; balances are sums over them.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
-from collections.abc import Iterator
+from collections import namedtuple
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 
 from sqlalchemy import (
     JSON,
@@ -41,9 +43,10 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.expression import Executable, Insert
 
 from loyaltykit import ConfigError
 
@@ -236,6 +239,116 @@ def from_db(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment is not None else None
 
 
+_REQUIRED = object()
+
+
+class _Bind(NamedTuple):
+    name: str
+    process: Callable[[Any], Any] | None
+    default: Any
+
+
+class _Compiled(NamedTuple):
+    sql: str
+    binds: list[_Bind]
+    row: Any  # the named tuple class of a result row
+    results: list[Callable[[Any], Any] | None] | None  # result processors (None: no column needs one)
+
+
+class Rows:
+    """The plain tuples a :class:`Prepared` statement returned, and the id an INSERT wrote."""
+
+    __slots__ = ("inserted_id", "rows")
+
+    def __init__(self, rows: list[Any], inserted_id: int | None = None) -> None:
+        self.rows = rows
+        self.inserted_id = inserted_id
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.rows)
+
+    def first(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def scalar_one(self) -> Any:
+        if len(self.rows) != 1:
+            raise AssertionError(f"expected one row, got {len(self.rows)}")
+        return self.rows[0][0]
+
+
+class Prepared:
+    """A Core statement on the checkout's hot path, compiled once per dialect.
+
+    On SQLite it runs on the driver's cursor, inside the connection's transaction: SQLAlchemy's
+    execution machinery (cache look-up, parameter and result set-up, events) costs several times
+    what SQLite takes to run these small statements. Parameters go through the columns' own bind
+    processors, so rows are stored exactly as ``Connection.execute`` stores them. Only for
+    rows of a SELECT go through the columns' result processors into named tuples (``row.id``).
+    Other dialects run the statement through SQLAlchemy as usual.
+    """
+
+    def __init__(self, statement: Executable, columns: Sequence[str] | None = None) -> None:
+        self.statement = statement
+        self.columns = list(columns) if columns is not None else None
+        self._sql: dict[str, _Compiled] = {}
+
+    @classmethod
+    def insert(cls, table: Table) -> Prepared:
+        """An INSERT of every column but the generated primary key."""
+        return cls(table.insert(), [column.key for column in table.columns if not column.primary_key])
+
+    def _compiled(self, dialect: Dialect) -> _Compiled:
+        found = self._sql.get(dialect.name)
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect, column_keys=self.columns)  # type: ignore[attr-defined]
+            binds = []
+            for name in compiled.positiontup or ():
+                bind = compiled.binds[name]
+                process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                # a constant in the statement (a literal compared with, a LIMIT) keeps its value
+                binds.append(_Bind(name, process, _REQUIRED if bind.required else bind.value))
+            columns = list(getattr(self.statement, "selected_columns", ()))
+            row = namedtuple("Row", [column.key for column in columns], rename=True)  # type: ignore[misc]
+            results = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
+            found = self._sql[dialect.name] = _Compiled(str(compiled), binds, row,
+                                                         results if any(results) else None)
+        return found
+
+    def run(self, conn: Connection, params: dict[str, Any] | list[dict[str, Any]]) -> Rows:
+        dialect = conn.dialect
+        if dialect.name != "sqlite":
+            result = conn.execute(self.statement, params)
+            if isinstance(self.statement, Insert):
+                key = result.inserted_primary_key if isinstance(params, dict) else None
+                return Rows([], int(key[0]) if key else None)
+            return Rows(list(result))
+        sql, binds, row, results = self._compiled(dialect)
+
+        def values(one: dict[str, Any]) -> tuple[Any, ...]:
+            out = []
+            for name, process, default in binds:
+                value = one[name] if default is _REQUIRED or name in one else default
+                out.append(value if process is None else process(value))
+            return tuple(out)
+
+        driver = conn.connection.driver_connection
+        try:
+            if isinstance(params, list):
+                driver.executemany(sql, [values(one) for one in params])  # type: ignore[union-attr]
+                return Rows([])
+            cursor = driver.execute(sql, values(params))  # type: ignore[union-attr]
+            if isinstance(self.statement, Insert):
+                return Rows([], cursor.lastrowid)
+            fetched = cursor.fetchall()
+            if results is None:
+                return Rows([row._make(one) for one in fetched])
+            return Rows([row._make(value if process is None else process(value)
+                                   for process, value in zip(results, one, strict=True)) for one in fetched])
+        except dialect.loaded_dbapi.Error as exc:
+            # the same exception classes as Connection.execute raises (IntegrityError, OperationalError)
+            raise DBAPIError.instance(sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+
+
 def _is_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and (url.database in (None, "", ":memory:") or "mode=memory" in str(url))
 
@@ -277,7 +390,11 @@ def make_sql_engine(
     def _begin(connection: Connection) -> None:
         # IMMEDIATE takes the write lock at BEGIN: a writer that reads a balance keeps it until commit.
         mode = connection.get_execution_options().get("loyaltykit_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        # On the driver: SQLAlchemy's statement machinery would cost more than SQLite's BEGIN.
+        try:
+            connection.connection.driver_connection.execute(f"BEGIN {mode}")  # type: ignore[union-attr]
+        except sqlite3.Error as exc:  # busy past the timeout: the OperationalError callers expect
+            raise DBAPIError.instance(f"BEGIN {mode}", None, exc, sqlite3.Error, dialect=connection.dialect) from exc
 
     return engine
 
