@@ -167,6 +167,12 @@ class _Exchange:
         if not url.startswith(("http://", "https://")):
             base = self.service.auth.base_url() or self.service.base_url
             url = base.rstrip("/") + "/" + url.lstrip("/")
+        params = req.params
+        if params and "?" not in url:
+            # The query written once into the URL string: httpx would parse the URL, then parse and
+            # merge it again for the params (same encoding, QueryParams is what it uses).
+            url = f"{url}?{httpx.QueryParams(params)}"  # an empty query keeps its '?', as httpx writes it
+            params = None
         body = req.json
         if req.authenticate and isinstance(body, dict) and self.service.auth.body_fields():
             body = {**body, **self.service.auth.body_fields()}
@@ -180,7 +186,7 @@ class _Exchange:
         built = client.build_request(
             req.method,
             url,
-            params=req.params,
+            params=params,
             content=content,
             data=req.data,
             headers=headers,
