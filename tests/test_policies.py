@@ -24,7 +24,7 @@ from loyaltykit import (
 )
 from loyaltykit.breaker import CircuitBreaker
 from loyaltykit.flows import CallContext, EngineRequest
-from loyaltykit.http import EngineClientConfig, RetryPolicy, Service, SyncRunner
+from loyaltykit.http import EngineClientConfig, RetryPolicy, Service, SyncRunner, _Exchange
 from loyaltykit.testing import serve
 from loyaltykit_reference.adapter import ReferenceAdapter
 
@@ -445,3 +445,24 @@ def test_sync_write_ends_at_its_deadline_when_the_engine_trickles(trickling, mak
         loyalty.redeem_voucher({"code": "SAVE5", "order_ref": "o1"})
     elapsed = time.monotonic() - started
     assert elapsed < BUDGET + 0.5, f"returned after {elapsed:.2f}s for a {BUDGET}s deadline (the engine trickles ~4 s)"
+
+
+@pytest.mark.parametrize(("path", "params"), [
+    ("/members", {"q": "SELECT Id FROM X WHERE Name IN ('a b', 'c+d@e.com')"}),
+    ("/members/a%20b", {"membershipNumber": "M 1/2?&=#", "n": 3, "flag": True, "none": None}),
+    ("/members", {"many": ["1", "2"], "accents": "ü€", "empty": ""}),
+    ("/members", {"nothing": []}),
+    ("/members?fixed=1", {"more": "2"}),
+    ("/members", {}),
+])
+def test_request_params_reach_the_engine_as_httpx_encodes_them(path, params):
+    """The runner writes the query into the URL itself: byte for byte what httpx's params give."""
+    config = EngineClientConfig(engine="reference", services={"default": Service(BASE_URL)})
+    ctx = CallContext(engine="reference", operation="identify", deadline_seconds=5.0)
+    request = EngineRequest("GET", path, params=params, route="identify")
+    client = httpx.Client()
+    built = _Exchange(config, request, ctx).build(client)
+    expected = client.build_request("GET", BASE_URL.rstrip("/") + path, params=params)
+    assert built.url.raw == expected.url.raw
+    assert str(built.url) == str(expected.url)
+    client.close()

@@ -78,6 +78,21 @@ def test_retries_stop_after_max_attempts(engine_http, make_sync):
     assert info.value.retryable and info.value.engine == "reference" and info.value.operation == "identify"
 
 
+async def test_retries_stop_after_max_attempts_async(engine_http, make_async):
+    route = members(engine_http).mock(return_value=httpx.Response(503))
+    with pytest.raises(EngineUnavailableError):
+        await make_async(keyed(max_attempts=3), transport=None).identify(email="ann@example.com")
+    assert route.call_count == 3
+
+
+def test_one_attempt_allowed_means_no_retry(engine_http, make_sync):
+    # the first attempt runs outside the retry policy: the policy must still count it as attempt 1
+    route = members(engine_http).mock(side_effect=[httpx.Response(503), httpx.Response(200, json=MEMBER)])
+    with pytest.raises(EngineUnavailableError):
+        make_sync(keyed(max_attempts=1), transport=None).identify(email="ann@example.com")
+    assert route.call_count == 1
+
+
 def test_4xx_is_not_retried(engine_http, make_sync):
     refusal = {"ok": False, "error": {"code": "invalid_request", "message": "one of email, external_id"}}
     route = members(engine_http).mock(return_value=httpx.Response(400, json=refusal))

@@ -167,6 +167,12 @@ class _Exchange:
         if not url.startswith(("http://", "https://")):
             base = self.service.auth.base_url() or self.service.base_url
             url = base.rstrip("/") + "/" + url.lstrip("/")
+        params = req.params
+        if params and "?" not in url:
+            # The query written once into the URL string: httpx would parse the URL, then parse and
+            # merge it again for the params (same encoding, QueryParams is what it uses).
+            url = f"{url}?{httpx.QueryParams(params)}"  # an empty query keeps its '?', as httpx writes it
+            params = None
         body = req.json
         if req.authenticate and isinstance(body, dict) and self.service.auth.body_fields():
             body = {**body, **self.service.auth.body_fields()}
@@ -180,7 +186,7 @@ class _Exchange:
         built = client.build_request(
             req.method,
             url,
-            params=req.params,
+            params=params,
             content=content,
             data=req.data,
             headers=headers,
@@ -459,10 +465,17 @@ class SyncRunner:
                 exchange.accept_token(self._attempts(token))
 
     def _attempts(self, exchange: _Exchange) -> httpx.Response:
+        try:  # the common case, one attempt that succeeds, needs no retry machinery
+            return self._once(exchange, 1)
+        except Exception as exc:
+            first = exc
         try:
             for attempt in tenacity.Retrying(**exchange.retry_kwargs()):
                 with attempt:
-                    return self._once(exchange, attempt.retry_state.attempt_number)
+                    number = attempt.retry_state.attempt_number
+                    if number == 1:
+                        raise first  # the policy decides on the first attempt's failure as its own
+                    return self._once(exchange, number)
         except BaseException as exc:  # tenacity re-raises the last attempt's exception
             if isinstance(exc, LoyaltyError | httpx.HTTPError | _RetryableStatus):
                 raise exchange.error_for(exc) from None
@@ -547,10 +560,17 @@ class AsyncRunner:
                 exchange.accept_token(await self._attempts(token))
 
     async def _attempts(self, exchange: _Exchange) -> httpx.Response:
+        try:  # as in SyncRunner: the retry policy is built only after a failed first attempt
+            return await self._once(exchange, 1)
+        except Exception as exc:
+            first = exc
         try:
             async for attempt in tenacity.AsyncRetrying(**exchange.retry_kwargs()):
                 with attempt:
-                    return await self._once(exchange, attempt.retry_state.attempt_number)
+                    number = attempt.retry_state.attempt_number
+                    if number == 1:
+                        raise first
+                    return await self._once(exchange, number)
         except BaseException as exc:
             if isinstance(exc, LoyaltyError | httpx.HTTPError | _RetryableStatus):
                 raise exchange.error_for(exc) from None
