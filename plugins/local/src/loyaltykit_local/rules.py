@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
+from typing import TypeVar
 
 from loyaltykit import (
     Balance,
@@ -51,7 +52,7 @@ from loyaltykit import (
     VoucherNotOwnedError,
 )
 from loyaltykit.models import Basket, Order
-from loyaltykit.money import quantize
+from loyaltykit.money import quantize, to_decimal
 
 from .program import (
     Action,
@@ -299,6 +300,41 @@ def _money(amount: Decimal, currency: str) -> Money:
     return Money._exact(amount, currency)
 
 
+_M = TypeVar("_M", Discount, Message, Earn)
+_DISCOUNT_FIELDS: dict[str, object] = dict.fromkeys(Discount.model_fields)
+_MESSAGE_FIELDS: dict[str, object] = dict.fromkeys(Message.model_fields)
+_EARN_FIELDS: dict[str, object] = dict.fromkeys(Earn.model_fields)
+
+
+def _built(cls: type[_M], fields: dict[str, object], values: dict[str, object]) -> _M:
+    # The same instance pydantic would build (fields in declaration order, the given ones marked
+    # set), for values this module made from the validated program: no validation run.
+    data = dict(fields)
+    data.update(values)
+    made: _M = object.__new__(cls)
+    object.__setattr__(made, "__dict__", data)
+    object.__setattr__(made, "__pydantic_fields_set__", set(values))
+    object.__setattr__(made, "__pydantic_extra__", None)
+    object.__setattr__(made, "__pydantic_private__", None)
+    return made
+
+
+def _discount(**values: object) -> Discount:
+    # Every discount here is positive with a line id exactly when it targets a line (the model's
+    # own checks); ``percent`` still goes through the model's coercion.
+    percent = values.get("percent")
+    if percent is not None:
+        try:
+            values["percent"] = to_decimal(percent)
+        except ValueError:
+            return Discount(**values)  # refused as the model refuses it
+    return _built(Discount, _DISCOUNT_FIELDS, values)
+
+
+def _message(text: str, kind: str) -> Message:
+    return _built(Message, _MESSAGE_FIELDS, {"text": text, "kind": kind})
+
+
 def _take_line(state: _Basket, line: Line, wanted: Decimal) -> Decimal:
     # Capped by the line and by the order: earlier order discounts already spoke for part of it.
     taken = min(quantize(wanted, state.currency), state.net[line.id], state.remaining())
@@ -321,13 +357,13 @@ def apply_action(action: Action, rule: Rule, state: _Basket, quote: Quote) -> No
     if isinstance(action, PercentOffOrder):
         taken = _take_order(state, state.remaining() * action.percent / HUNDRED)
         if taken > 0:
-            quote.discounts.append(Discount(target=DiscountTarget.ORDER, amount=_money(taken, currency),
+            quote.discounts.append(_discount(target=DiscountTarget.ORDER, amount=_money(taken, currency),
                                             percent=action.percent, engine_id=rule.id, label=label))
     elif isinstance(action, FixedOffOrder):
         value = state.amount(action.amount)
         taken = _take_order(state, value) if value is not None else ZERO
         if taken > 0:
-            quote.discounts.append(Discount(target=DiscountTarget.ORDER, amount=_money(taken, currency),
+            quote.discounts.append(_discount(target=DiscountTarget.ORDER, amount=_money(taken, currency),
                                             engine_id=rule.id, label=label))
     elif isinstance(action, PercentOffLine | FixedOffLine):
         value = action.percent if isinstance(action, PercentOffLine) else state.amount(action.amount)
@@ -337,7 +373,7 @@ def apply_action(action: Action, rule: Rule, state: _Basket, quote: Quote) -> No
             wanted = state.net[line.id] * value / HUNDRED if isinstance(action, PercentOffLine) else value * line.quantity
             taken = _take_line(state, line, wanted)
             if taken > 0:
-                quote.discounts.append(Discount(
+                quote.discounts.append(_discount(
                     target=DiscountTarget.LINE, amount=_money(taken, currency), line_id=line.id,
                     percent=value if isinstance(action, PercentOffLine) else None, engine_id=rule.id, label=label))
     elif isinstance(action, SpecialPrice):
@@ -348,7 +384,7 @@ def apply_action(action: Action, rule: Rule, state: _Basket, quote: Quote) -> No
             if line.sku == action.sku and line.unit_price.amount > price:
                 taken = _take_line(state, line, (line.unit_price.amount - price) * line.quantity)
                 if taken > 0:
-                    quote.discounts.append(Discount(target=DiscountTarget.LINE, amount=_money(taken, currency),
+                    quote.discounts.append(_discount(target=DiscountTarget.LINE, amount=_money(taken, currency),
                                                     line_id=line.id, engine_id=rule.id, label=label))
     elif isinstance(action, FreeGift):
         quote.free_items.append(FreeItem(sku=action.sku, quantity=action.quantity,
@@ -361,7 +397,7 @@ def apply_action(action: Action, rule: Rule, state: _Basket, quote: Quote) -> No
     elif isinstance(action, BonusPoints):
         quote.bonus.append((label, action.points))
     elif isinstance(action, ShowMessage):
-        quote.messages.append(Message(text=action.text, kind="promotion"))
+        quote.messages.append(_message(action.text, "promotion"))
     elif isinstance(action, IssueOffer):
         quote.issued.append((rule.id, action.offer))
 
@@ -410,12 +446,12 @@ def _apply_voucher(definition: VoucherDef, state: _Basket, quote: Quote) -> None
             raise AssertionError("definition.percent is set here")
         taken = _take_order(state, state.remaining() * definition.percent / HUNDRED)
         if taken > 0:
-            quote.discounts.append(Discount(target=DiscountTarget.ORDER, amount=_money(taken, currency),
+            quote.discounts.append(_discount(target=DiscountTarget.ORDER, amount=_money(taken, currency),
                                             percent=definition.percent, engine_id=code, label=label, code=code))
     elif definition.kind == "fixed":
         taken = _take_order(state, state.amount(definition.amount) or ZERO)
         if taken > 0:
-            quote.discounts.append(Discount(target=DiscountTarget.ORDER, amount=_money(taken, currency),
+            quote.discounts.append(_discount(target=DiscountTarget.ORDER, amount=_money(taken, currency),
                                             engine_id=code, label=label, code=code))
     else:
         per_unit = state.amount(definition.amount) or ZERO
@@ -423,7 +459,7 @@ def _apply_voucher(definition: VoucherDef, state: _Basket, quote: Quote) -> None
             if line.sku == definition.sku:
                 taken = _take_line(state, line, per_unit * line.quantity)
                 if taken > 0:
-                    quote.discounts.append(Discount(target=DiscountTarget.LINE, amount=_money(taken, currency),
+                    quote.discounts.append(_discount(target=DiscountTarget.LINE, amount=_money(taken, currency),
                                                     line_id=line.id, engine_id=code, label=label, code=code))
 
 
@@ -549,7 +585,7 @@ def to_evaluation(compiled: CompiledProgram, view: BasketView, customer: Custome
                          label=compiled.program.points.name))
         # One entry per bonus (hundreds with many rules): built from whole points and rule labels the
         # program file already validated, so pydantic's run is skipped.
-        earn.extend(Earn.model_construct(kind=BalanceKind.POINTS, points=Decimal(points), label=label)
+        earn.extend(_built(Earn, _EARN_FIELDS, {"kind": BalanceKind.POINTS, "points": Decimal(points), "label": label})
                     for label, points in result.bonus)
         if result.cashback_earned > 0:
             earn.append(Earn(kind=BalanceKind.CASHBACK, money=_money(result.cashback_earned, currency), label="cashback"))
