@@ -148,6 +148,7 @@ class CompiledProgram:
     catalog_price: dict[str, int]
     tier_multiplier: dict[str, Decimal]
     needs_history: bool  # some rule asks about first orders or earlier grants
+    compiled: list[_Rule] = field(default_factory=list)  # ``rules`` ready to run, same order
 
     @classmethod
     def build(cls, program: Program) -> CompiledProgram:
@@ -178,6 +179,7 @@ class CompiledProgram:
             catalog_price=prices,
             tier_multiplier={t.name: t.multiplier for t in program.tiers},
             needs_history=any(r.when.first_order is not None or r.when.not_previously_granted for r in program.rules),
+            compiled=[_Rule.of(rule) for rule in ordered],
         )
 
     def candidates(self, skus: Iterable[str], categories: Iterable[str]) -> list[int]:
@@ -223,7 +225,8 @@ class Quote:
 class _Basket:
     """Mutable working state of one evaluation."""
 
-    __slots__ = ("base", "currency", "lines_total", "net", "order_discount", "qty_cat", "qty_sku", "subtotal", "view")
+    __slots__ = ("at_category", "at_sku", "base", "currency", "lines_total", "net", "order_discount", "qty_cat",
+                 "qty_sku", "subtotal", "view")
 
     def __init__(self, view: BasketView, base: str) -> None:
         self.view = view
@@ -232,14 +235,19 @@ class _Basket:
         self.net: dict[str, Decimal] = {}
         self.qty_sku: dict[str, Decimal] = defaultdict(Decimal)
         self.qty_cat: dict[str, Decimal] = defaultdict(Decimal)
+        # Positions of the lines per SKU and per category, for the actions that target them.
+        self.at_sku: dict[str, list[int]] = defaultdict(list)
+        self.at_category: dict[str, list[int]] = defaultdict(list)
         subtotal = ZERO
-        for line in view.lines:
+        for position, line in enumerate(view.lines):
             amount = quantize(line.unit_price.amount * line.quantity, self.currency)
             self.net[line.id] = amount
             subtotal += amount
             self.qty_sku[line.sku] += line.quantity
+            self.at_sku[line.sku].append(position)
             if line.category is not None:
                 self.qty_cat[line.category] += line.quantity
+                self.at_category[line.category].append(position)
         self.subtotal = subtotal
         self.lines_total = subtotal  # sum of the line nets, kept as line discounts are taken
         self.order_discount = ZERO
@@ -251,47 +259,109 @@ class _Basket:
         return amount_in(amounts, self.currency, self.base)
 
 
-def _products_hold(condition: ProductsCondition, quantities: dict[str, Decimal]) -> bool:
-    if condition.all and any(quantities.get(key, ZERO) < condition.min_quantity for key in condition.all):
-        return False
-    return not (condition.any and sum((quantities.get(key, ZERO) for key in condition.any), ZERO) < condition.min_quantity)
+def _products_hold(condition: tuple[tuple[str, ...], tuple[str, ...], Decimal], quantities: dict[str, Decimal]) -> bool:
+    every, some, minimum = condition
+    for key in every:
+        if quantities.get(key, ZERO) < minimum:
+            return False
+    if not some:
+        return True
+    total = ZERO
+    for key in some:
+        found = quantities.get(key)
+        if found is not None:
+            total += found
+            if total >= minimum:  # quantities are positive: the rest can only add
+                return True
+    return False
+
+
+def _products(condition: ProductsCondition | None) -> tuple[tuple[str, ...], tuple[str, ...], Decimal] | None:
+    return None if condition is None else (tuple(condition.all), tuple(condition.any), condition.min_quantity)
+
+
+def _names(names: list[str] | None) -> frozenset[str] | None:
+    return None if names is None else frozenset(names)
+
+
+@dataclass(frozen=True, slots=True)
+class _When:
+    """A rule's conditions, read once from the program into sets and tuples."""
+
+    valid_from: datetime | None
+    valid_until: datetime | None
+    amount_min: dict[str, Decimal] | None
+    amount_max: dict[str, Decimal] | None
+    skus: tuple[tuple[str, ...], tuple[str, ...], Decimal] | None
+    categories: tuple[tuple[str, ...], tuple[str, ...], Decimal] | None
+    channel: frozenset[str] | None
+    role: frozenset[str] | None
+    tier: frozenset[str] | None
+    segment: frozenset[str] | None
+    first_order: bool | None
+    not_previously_granted: bool
+    needs_customer: bool
+
+    @classmethod
+    def of(cls, when: Conditions) -> _When:
+        amounts = when.basket_amount
+        return cls(
+            when.valid_from, when.valid_until, amounts.min if amounts else None, amounts.max if amounts else None,
+            _products(when.skus), _products(when.categories), _names(when.channel), _names(when.role),
+            _names(when.tier), _names(when.segment), when.first_order, when.not_previously_granted,
+            needs_customer=(when.role is not None or when.tier is not None or when.segment is not None
+                            or when.first_order is not None or when.not_previously_granted),
+        )
+
+    def holds(self, rule_id: str, state: _Basket, customer: CustomerFacts | None, now: datetime) -> bool:
+        if self.needs_customer:
+            if customer is None:
+                return False
+            if self.role is not None and customer.role not in self.role:
+                return False
+            if self.tier is not None and customer.tier not in self.tier:
+                return False
+            if self.segment is not None and customer.segments.isdisjoint(self.segment):
+                return False
+            # A guest's history is unknown (above): neither "first order" nor "returning" can be claimed.
+            if self.first_order is not None and (customer.orders_count == 0) != self.first_order:
+                return False
+            if self.not_previously_granted and rule_id in customer.granted_rules:
+                return False
+        if self.valid_from is not None and now < self.valid_from:
+            return False
+        if self.valid_until is not None and now >= self.valid_until:
+            return False
+        if self.channel is not None and state.view.channel not in self.channel:
+            return False
+        if self.amount_min is not None:
+            low = state.amount(self.amount_min)
+            if low is None or state.subtotal < low:
+                return False
+        if self.amount_max is not None:
+            high = state.amount(self.amount_max)
+            if high is None or state.subtotal > high:
+                return False
+        if self.skus is not None and not _products_hold(self.skus, state.qty_sku):
+            return False
+        return self.categories is None or _products_hold(self.categories, state.qty_cat)
 
 
 def conditions_hold(when: Conditions, rule_id: str, state: _Basket, customer: CustomerFacts | None,
                     now: datetime) -> bool:
-    if when.valid_from is not None and now < when.valid_from:
-        return False
-    if when.valid_until is not None and now >= when.valid_until:
-        return False
-    if when.basket_amount is not None:
-        low = state.amount(when.basket_amount.min)
-        high = state.amount(when.basket_amount.max)
-        if when.basket_amount.min is not None and (low is None or state.subtotal < low):
-            return False
-        if when.basket_amount.max is not None and (high is None or state.subtotal > high):
-            return False
-    if when.skus is not None and not _products_hold(when.skus, state.qty_sku):
-        return False
-    if when.categories is not None and not _products_hold(when.categories, state.qty_cat):
-        return False
-    if when.channel is not None and state.view.channel not in when.channel:
-        return False
-    if when.role is not None and (customer is None or customer.role not in when.role):
-        return False
-    if when.tier is not None and (customer is None or customer.tier not in when.tier):
-        return False
-    if when.segment is not None and (customer is None or not customer.segments.intersection(when.segment)):
-        return False
-    # A guest's history is unknown: neither "first order" nor "returning" can be claimed.
-    if when.first_order is not None and (customer is None or (customer.orders_count == 0) != when.first_order):
-        return False
-    return not (when.not_previously_granted and (customer is None or rule_id in customer.granted_rules))
+    return _When.of(when).holds(rule_id, state, customer, now)
 
 
-def _targets(state: _Basket, skus: list[str], categories: list[str]) -> list[Line]:
+def _targets(state: _Basket, skus: frozenset[str], categories: frozenset[str]) -> Sequence[Line]:
     if not skus and not categories:
-        return list(state.view.lines)
-    return [line for line in state.view.lines if line.sku in skus or (line.category is not None and line.category in categories)]
+        return state.view.lines
+    found: set[int] = set()
+    for sku in skus:
+        found.update(state.at_sku.get(sku, ()))
+    for category in categories:
+        found.update(state.at_category.get(category, ()))
+    lines = state.view.lines
+    return [lines[position] for position in sorted(found)]
 
 
 def _money(amount: Decimal, currency: str) -> Money:
@@ -351,8 +421,26 @@ def _take_order(state: _Basket, wanted: Decimal) -> Decimal:
     return max(taken, ZERO)
 
 
-def apply_action(action: Action, rule: Rule, state: _Basket, quote: Quote) -> None:
-    label = rule.label or rule.id
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """A rule ready to run: conditions as sets, each action with the SKUs and categories it targets."""
+
+    id: str
+    label: str
+    stop: bool
+    when: _When
+    then: tuple[tuple[Action, frozenset[str], frozenset[str]], ...]
+
+    @classmethod
+    def of(cls, rule: Rule) -> _Rule:
+        then = tuple((action, frozenset(getattr(action, "skus", ())), frozenset(getattr(action, "categories", ())))
+                     for action in rule.then)
+        return cls(rule.id, rule.label or rule.id, rule.stop, _When.of(rule.when), then)
+
+
+def apply_action(action: Action, rule: _Rule, state: _Basket, quote: Quote,
+                 skus: frozenset[str] = frozenset(), categories: frozenset[str] = frozenset()) -> None:
+    label = rule.label
     currency = state.currency
     if isinstance(action, PercentOffOrder):
         taken = _take_order(state, state.remaining() * action.percent / HUNDRED)
@@ -369,7 +457,7 @@ def apply_action(action: Action, rule: Rule, state: _Basket, quote: Quote) -> No
         value = action.percent if isinstance(action, PercentOffLine) else state.amount(action.amount)
         if value is None:
             return
-        for line in _targets(state, action.skus, action.categories):
+        for line in _targets(state, skus, categories):
             wanted = state.net[line.id] * value / HUNDRED if isinstance(action, PercentOffLine) else value * line.quantity
             taken = _take_line(state, line, wanted)
             if taken > 0:
@@ -380,8 +468,9 @@ def apply_action(action: Action, rule: Rule, state: _Basket, quote: Quote) -> No
         price = state.amount(action.price)
         if price is None:
             return
-        for line in state.view.lines:
-            if line.sku == action.sku and line.unit_price.amount > price:
+        lines = state.view.lines
+        for line in (lines[position] for position in state.at_sku.get(action.sku, ())):
+            if line.unit_price.amount > price:
                 taken = _take_line(state, line, (line.unit_price.amount - price) * line.quantity)
                 if taken > 0:
                     quote.discounts.append(_discount(target=DiscountTarget.LINE, amount=_money(taken, currency),
@@ -530,13 +619,14 @@ def quote(compiled: CompiledProgram, view: BasketView, customer: CustomerFacts |
     state = _Basket(view, program.currency)
     result = Quote(currency=view.currency, subtotal=state.subtotal)
     first_only = program.promotions.hit_policy == "first"
+    ready = compiled.compiled
     for position in compiled.candidates(state.qty_sku.keys(), state.qty_cat.keys()):
-        rule = compiled.rules[position]
-        if not conditions_hold(rule.when, rule.id, state, customer, now):
+        rule = ready[position]
+        if not rule.when.holds(rule.id, state, customer, now):
             continue
         result.applied_rules.append(rule.id)
-        for action in rule.then:
-            apply_action(action, rule, state, result)
+        for action, skus, categories in rule.then:
+            apply_action(action, rule, state, result, skus, categories)
         if rule.stop or first_only:
             break
     customer_id = customer.id if customer else None
