@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from loyaltykit import (
     Balance,
@@ -422,73 +422,139 @@ def _take_order(state: _Basket, wanted: Decimal) -> Decimal:
 
 
 @dataclass(frozen=True, slots=True)
+class _Step:
+    """One action ready to run: its handler, the SKUs and categories it targets, and its percent
+    already coerced as the Discount model coerces it (None: left to the model)."""
+
+    run: Callable[[_Step, _Rule, _Basket, Quote], None]
+    action: Action
+    skus: frozenset[str]
+    categories: frozenset[str]
+    percent: Decimal | None
+
+    @classmethod
+    def of(cls, action: Action) -> _Step:
+        percent = getattr(action, "percent", None)
+        try:
+            ready = to_decimal(percent) if percent is not None else None
+        except ValueError:
+            ready = None
+        return cls(_HANDLERS[type(action)], action, frozenset(getattr(action, "skus", ())),
+                   frozenset(getattr(action, "categories", ())), ready)
+
+    def discount(self, **values: object) -> Discount:
+        if self.percent is not None:
+            values["percent"] = self.percent
+            return _built(Discount, _DISCOUNT_FIELDS, values)
+        return _discount(**values)
+
+
+@dataclass(frozen=True, slots=True)
 class _Rule:
-    """A rule ready to run: conditions as sets, each action with the SKUs and categories it targets."""
+    """A rule ready to run: conditions as sets, actions as steps."""
 
     id: str
     label: str
     stop: bool
     when: _When
-    then: tuple[tuple[Action, frozenset[str], frozenset[str]], ...]
+    then: tuple[_Step, ...]
 
     @classmethod
     def of(cls, rule: Rule) -> _Rule:
-        then = tuple((action, frozenset(getattr(action, "skus", ())), frozenset(getattr(action, "categories", ())))
-                     for action in rule.then)
-        return cls(rule.id, rule.label or rule.id, rule.stop, _When.of(rule.when), then)
+        return cls(rule.id, rule.label or rule.id, rule.stop, _When.of(rule.when),
+                   tuple(_Step.of(action) for action in rule.then))
 
 
-def apply_action(action: Action, rule: _Rule, state: _Basket, quote: Quote,
-                 skus: frozenset[str] = frozenset(), categories: frozenset[str] = frozenset()) -> None:
-    label = rule.label
-    currency = state.currency
-    if isinstance(action, PercentOffOrder):
-        taken = _take_order(state, state.remaining() * action.percent / HUNDRED)
+def _percent_off_order(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
+    action = cast(PercentOffOrder, step.action)
+    taken = _take_order(state, state.remaining() * action.percent / HUNDRED)
+    if taken > 0:
+        quote.discounts.append(step.discount(target=DiscountTarget.ORDER, amount=_money(taken, state.currency),
+                                             percent=action.percent, engine_id=rule.id, label=rule.label))
+
+
+def _fixed_off_order(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
+    value = state.amount(cast(FixedOffOrder, step.action).amount)
+    taken = _take_order(state, value) if value is not None else ZERO
+    if taken > 0:
+        quote.discounts.append(_discount(target=DiscountTarget.ORDER, amount=_money(taken, state.currency),
+                                         engine_id=rule.id, label=rule.label))
+
+
+def _percent_off_line(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
+    value = cast(PercentOffLine, step.action).percent
+    net = state.net
+    for line in _targets(state, step.skus, step.categories):
+        taken = _take_line(state, line, net[line.id] * value / HUNDRED)
         if taken > 0:
-            quote.discounts.append(_discount(target=DiscountTarget.ORDER, amount=_money(taken, currency),
-                                            percent=action.percent, engine_id=rule.id, label=label))
-    elif isinstance(action, FixedOffOrder):
-        value = state.amount(action.amount)
-        taken = _take_order(state, value) if value is not None else ZERO
+            quote.discounts.append(step.discount(
+                target=DiscountTarget.LINE, amount=_money(taken, state.currency), line_id=line.id,
+                percent=value, engine_id=rule.id, label=rule.label))
+
+
+def _fixed_off_line(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
+    value = state.amount(cast(FixedOffLine, step.action).amount)
+    if value is None:
+        return
+    for line in _targets(state, step.skus, step.categories):
+        taken = _take_line(state, line, value * line.quantity)
         if taken > 0:
-            quote.discounts.append(_discount(target=DiscountTarget.ORDER, amount=_money(taken, currency),
-                                            engine_id=rule.id, label=label))
-    elif isinstance(action, PercentOffLine | FixedOffLine):
-        value = action.percent if isinstance(action, PercentOffLine) else state.amount(action.amount)
-        if value is None:
-            return
-        for line in _targets(state, skus, categories):
-            wanted = state.net[line.id] * value / HUNDRED if isinstance(action, PercentOffLine) else value * line.quantity
-            taken = _take_line(state, line, wanted)
+            quote.discounts.append(_discount(
+                target=DiscountTarget.LINE, amount=_money(taken, state.currency), line_id=line.id,
+                percent=None, engine_id=rule.id, label=rule.label))
+
+
+def _special_price(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
+    action = cast(SpecialPrice, step.action)
+    price = state.amount(action.price)
+    if price is None:
+        return
+    lines = state.view.lines
+    for line in (lines[position] for position in state.at_sku.get(action.sku, ())):
+        if line.unit_price.amount > price:
+            taken = _take_line(state, line, (line.unit_price.amount - price) * line.quantity)
             if taken > 0:
-                quote.discounts.append(_discount(
-                    target=DiscountTarget.LINE, amount=_money(taken, currency), line_id=line.id,
-                    percent=value if isinstance(action, PercentOffLine) else None, engine_id=rule.id, label=label))
-    elif isinstance(action, SpecialPrice):
-        price = state.amount(action.price)
-        if price is None:
-            return
-        lines = state.view.lines
-        for line in (lines[position] for position in state.at_sku.get(action.sku, ())):
-            if line.unit_price.amount > price:
-                taken = _take_line(state, line, (line.unit_price.amount - price) * line.quantity)
-                if taken > 0:
-                    quote.discounts.append(_discount(target=DiscountTarget.LINE, amount=_money(taken, currency),
-                                                    line_id=line.id, engine_id=rule.id, label=label))
-    elif isinstance(action, FreeGift):
-        quote.free_items.append(FreeItem(sku=action.sku, quantity=action.quantity,
-                                         label=action.name or label, engine_id=rule.id))
-    elif isinstance(action, FreeShipping):
-        # Only the flag: the core's Evaluation.total and Order.from_evaluation count every discount
-        # against the goods, so a shipping-target discount would also be taken off the lines.
-        quote.free_shipping = True
-        quote.free_shipping_by.append(label)
-    elif isinstance(action, BonusPoints):
-        quote.bonus.append((label, action.points))
-    elif isinstance(action, ShowMessage):
-        quote.messages.append(_message(action.text, "promotion"))
-    elif isinstance(action, IssueOffer):
-        quote.issued.append((rule.id, action.offer))
+                quote.discounts.append(_discount(target=DiscountTarget.LINE, amount=_money(taken, state.currency),
+                                                 line_id=line.id, engine_id=rule.id, label=rule.label))
+
+
+def _free_gift(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
+    action = cast(FreeGift, step.action)
+    quote.free_items.append(FreeItem(sku=action.sku, quantity=action.quantity,
+                                     label=action.name or rule.label, engine_id=rule.id))
+
+
+def _free_shipping(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
+    # Only the flag: the core's Evaluation.total and Order.from_evaluation count every discount
+    # against the goods, so a shipping-target discount would also be taken off the lines.
+    quote.free_shipping = True
+    quote.free_shipping_by.append(rule.label)
+
+
+def _bonus_points(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
+    quote.bonus.append((rule.label, cast(BonusPoints, step.action).points))
+
+
+def _show_message(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
+    quote.messages.append(_message(cast(ShowMessage, step.action).text, "promotion"))
+
+
+def _issue_offer(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
+    quote.issued.append((rule.id, cast(IssueOffer, step.action).offer))
+
+
+_HANDLERS: dict[type, Callable[[_Step, _Rule, _Basket, Quote], None]] = {
+    PercentOffOrder: _percent_off_order,
+    FixedOffOrder: _fixed_off_order,
+    PercentOffLine: _percent_off_line,
+    FixedOffLine: _fixed_off_line,
+    SpecialPrice: _special_price,
+    FreeGift: _free_gift,
+    FreeShipping: _free_shipping,
+    BonusPoints: _bonus_points,
+    ShowMessage: _show_message,
+    IssueOffer: _issue_offer,
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -625,8 +691,8 @@ def quote(compiled: CompiledProgram, view: BasketView, customer: CustomerFacts |
         if not rule.when.holds(rule.id, state, customer, now):
             continue
         result.applied_rules.append(rule.id)
-        for action, skus, categories in rule.then:
-            apply_action(action, rule, state, result, skus, categories)
+        for step in rule.then:
+            step.run(step, rule, state, result)
         if rule.stop or first_only:
             break
     customer_id = customer.id if customer else None
