@@ -149,6 +149,7 @@ class CompiledProgram:
     tier_multiplier: dict[str, Decimal]
     needs_history: bool  # some rule asks about first orders or earlier grants
     compiled: list[_Rule] = field(default_factory=list)  # ``rules`` ready to run, same order
+    bonus_earn: dict[tuple[str, int], Earn] = field(default_factory=dict)  # made on first use
 
     @classmethod
     def build(cls, program: Program) -> CompiledProgram:
@@ -431,6 +432,7 @@ class _Step:
     skus: frozenset[str]
     categories: frozenset[str]
     percent: Decimal | None
+    message: Message | None  # a message action's (frozen) Message, built once
 
     @classmethod
     def of(cls, action: Action) -> _Step:
@@ -439,8 +441,9 @@ class _Step:
             ready = to_decimal(percent) if percent is not None else None
         except ValueError:
             ready = None
+        message = _message(action.text, "promotion") if isinstance(action, ShowMessage) else None
         return cls(_HANDLERS[type(action)], action, frozenset(getattr(action, "skus", ())),
-                   frozenset(getattr(action, "categories", ())), ready)
+                   frozenset(getattr(action, "categories", ())), ready, message)
 
     def discount(self, **values: object) -> Discount:
         if self.percent is not None:
@@ -536,7 +539,7 @@ def _bonus_points(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> Non
 
 
 def _show_message(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
-    quote.messages.append(_message(cast(ShowMessage, step.action).text, "promotion"))
+    quote.messages.append(cast(Message, step.message))
 
 
 def _issue_offer(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
@@ -739,10 +742,16 @@ def to_evaluation(compiled: CompiledProgram, view: BasketView, customer: Custome
     if customer is not None:
         earn.append(Earn(kind=BalanceKind.POINTS, points=Decimal(result.points_earned),
                          label=compiled.program.points.name))
-        # One entry per bonus (hundreds with many rules): built from whole points and rule labels the
-        # program file already validated, so pydantic's run is skipped.
-        earn.extend(_built(Earn, _EARN_FIELDS, {"kind": BalanceKind.POINTS, "points": Decimal(points), "label": label})
-                    for label, points in result.bonus)
+        # One entry per bonus (hundreds with many rules): built once per program from whole points and
+        # rule labels the program file already validated (frozen models, so safely shared).
+        made = compiled.bonus_earn
+        for bonus in result.bonus:
+            bonus_earn = made.get(bonus)
+            if bonus_earn is None:
+                label, points = bonus
+                bonus_earn = made.setdefault(bonus, _built(Earn, _EARN_FIELDS, {
+                    "kind": BalanceKind.POINTS, "points": Decimal(points), "label": label}))
+            earn.append(bonus_earn)
         if result.cashback_earned > 0:
             earn.append(Earn(kind=BalanceKind.CASHBACK, money=_money(result.cashback_earned, currency), label="cashback"))
         spendable = (
