@@ -136,7 +136,7 @@ def reference_holds(when: Conditions, rule_id: str, view: rules.BasketView, cust
     return all(checks)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(programs(), views(), customers)
 def test_indexed_walk_applies_the_rules_a_plain_walk_applies(program, view, customer):
     compiled = rules.CompiledProgram.build(program)
@@ -150,7 +150,7 @@ def test_indexed_walk_applies_the_rules_a_plain_walk_applies(program, view, cust
     assert result.applied_rules == expected
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(programs(), views(), customers)
 def test_indexed_walk_gives_the_evaluation_of_a_walk_over_every_rule(program, view, customer):
     indexed = rules.CompiledProgram.build(program)
