@@ -136,7 +136,7 @@ def reference_holds(when: Conditions, rule_id: str, view: rules.BasketView, cust
     return all(checks)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(programs(), views(), customers)
 def test_indexed_walk_applies_the_rules_a_plain_walk_applies(program, view, customer):
     compiled = rules.CompiledProgram.build(program)
