@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
+from typing import TypeVar, cast
 
 from loyaltykit import (
     Balance,
@@ -51,7 +52,7 @@ from loyaltykit import (
     VoucherNotOwnedError,
 )
 from loyaltykit.models import Basket, Order
-from loyaltykit.money import quantize
+from loyaltykit.money import quantize, to_decimal
 
 from .program import (
     Action,
@@ -147,6 +148,8 @@ class CompiledProgram:
     catalog_price: dict[str, int]
     tier_multiplier: dict[str, Decimal]
     needs_history: bool  # some rule asks about first orders or earlier grants
+    compiled: list[_Rule] = field(default_factory=list)  # ``rules`` ready to run, same order
+    bonus_earn: dict[tuple[str, int], Earn] = field(default_factory=dict)  # made on first use
 
     @classmethod
     def build(cls, program: Program) -> CompiledProgram:
@@ -177,6 +180,7 @@ class CompiledProgram:
             catalog_price=prices,
             tier_multiplier={t.name: t.multiplier for t in program.tiers},
             needs_history=any(r.when.first_order is not None or r.when.not_previously_granted for r in program.rules),
+            compiled=[_Rule.of(rule) for rule in ordered],
         )
 
     def candidates(self, skus: Iterable[str], categories: Iterable[str]) -> list[int]:
@@ -222,7 +226,8 @@ class Quote:
 class _Basket:
     """Mutable working state of one evaluation."""
 
-    __slots__ = ("base", "currency", "lines_total", "net", "order_discount", "qty_cat", "qty_sku", "subtotal", "view")
+    __slots__ = ("at_category", "at_sku", "base", "currency", "lines_total", "net", "order_discount", "qty_cat",
+                 "qty_sku", "subtotal", "view")
 
     def __init__(self, view: BasketView, base: str) -> None:
         self.view = view
@@ -231,14 +236,19 @@ class _Basket:
         self.net: dict[str, Decimal] = {}
         self.qty_sku: dict[str, Decimal] = defaultdict(Decimal)
         self.qty_cat: dict[str, Decimal] = defaultdict(Decimal)
+        # Positions of the lines per SKU and per category, for the actions that target them.
+        self.at_sku: dict[str, list[int]] = defaultdict(list)
+        self.at_category: dict[str, list[int]] = defaultdict(list)
         subtotal = ZERO
-        for line in view.lines:
+        for position, line in enumerate(view.lines):
             amount = quantize(line.unit_price.amount * line.quantity, self.currency)
             self.net[line.id] = amount
             subtotal += amount
             self.qty_sku[line.sku] += line.quantity
+            self.at_sku[line.sku].append(position)
             if line.category is not None:
                 self.qty_cat[line.category] += line.quantity
+                self.at_category[line.category].append(position)
         self.subtotal = subtotal
         self.lines_total = subtotal  # sum of the line nets, kept as line discounts are taken
         self.order_discount = ZERO
@@ -250,53 +260,150 @@ class _Basket:
         return amount_in(amounts, self.currency, self.base)
 
 
-def _products_hold(condition: ProductsCondition, quantities: dict[str, Decimal]) -> bool:
-    if condition.all and any(quantities.get(key, ZERO) < condition.min_quantity for key in condition.all):
-        return False
-    return not (condition.any and sum((quantities.get(key, ZERO) for key in condition.any), ZERO) < condition.min_quantity)
+def _products_hold(condition: tuple[tuple[str, ...], tuple[str, ...], Decimal], quantities: dict[str, Decimal]) -> bool:
+    every, some, minimum = condition
+    for key in every:
+        if quantities.get(key, ZERO) < minimum:
+            return False
+    if not some:
+        return True
+    total = ZERO
+    for key in some:
+        found = quantities.get(key)
+        if found is not None:
+            total += found
+            if total >= minimum:  # quantities are positive: the rest can only add
+                return True
+    return False
+
+
+def _products(condition: ProductsCondition | None) -> tuple[tuple[str, ...], tuple[str, ...], Decimal] | None:
+    return None if condition is None else (tuple(condition.all), tuple(condition.any), condition.min_quantity)
+
+
+def _names(names: list[str] | None) -> frozenset[str] | None:
+    return None if names is None else frozenset(names)
+
+
+@dataclass(frozen=True, slots=True)
+class _When:
+    """A rule's conditions, read once from the program into sets and tuples."""
+
+    valid_from: datetime | None
+    valid_until: datetime | None
+    amount_min: dict[str, Decimal] | None
+    amount_max: dict[str, Decimal] | None
+    skus: tuple[tuple[str, ...], tuple[str, ...], Decimal] | None
+    categories: tuple[tuple[str, ...], tuple[str, ...], Decimal] | None
+    channel: frozenset[str] | None
+    role: frozenset[str] | None
+    tier: frozenset[str] | None
+    segment: frozenset[str] | None
+    first_order: bool | None
+    not_previously_granted: bool
+    needs_customer: bool
+
+    @classmethod
+    def of(cls, when: Conditions) -> _When:
+        amounts = when.basket_amount
+        return cls(
+            when.valid_from, when.valid_until, amounts.min if amounts else None, amounts.max if amounts else None,
+            _products(when.skus), _products(when.categories), _names(when.channel), _names(when.role),
+            _names(when.tier), _names(when.segment), when.first_order, when.not_previously_granted,
+            needs_customer=(when.role is not None or when.tier is not None or when.segment is not None
+                            or when.first_order is not None or when.not_previously_granted),
+        )
+
+    def holds(self, rule_id: str, state: _Basket, customer: CustomerFacts | None, now: datetime) -> bool:
+        if self.needs_customer:
+            if customer is None:
+                return False
+            if self.role is not None and customer.role not in self.role:
+                return False
+            if self.tier is not None and customer.tier not in self.tier:
+                return False
+            if self.segment is not None and customer.segments.isdisjoint(self.segment):
+                return False
+            # A guest's history is unknown (above): neither "first order" nor "returning" can be claimed.
+            if self.first_order is not None and (customer.orders_count == 0) != self.first_order:
+                return False
+            if self.not_previously_granted and rule_id in customer.granted_rules:
+                return False
+        if self.valid_from is not None and now < self.valid_from:
+            return False
+        if self.valid_until is not None and now >= self.valid_until:
+            return False
+        if self.channel is not None and state.view.channel not in self.channel:
+            return False
+        if self.amount_min is not None:
+            low = state.amount(self.amount_min)
+            if low is None or state.subtotal < low:
+                return False
+        if self.amount_max is not None:
+            high = state.amount(self.amount_max)
+            if high is None or state.subtotal > high:
+                return False
+        if self.skus is not None and not _products_hold(self.skus, state.qty_sku):
+            return False
+        return self.categories is None or _products_hold(self.categories, state.qty_cat)
 
 
 def conditions_hold(when: Conditions, rule_id: str, state: _Basket, customer: CustomerFacts | None,
                     now: datetime) -> bool:
-    if when.valid_from is not None and now < when.valid_from:
-        return False
-    if when.valid_until is not None and now >= when.valid_until:
-        return False
-    if when.basket_amount is not None:
-        low = state.amount(when.basket_amount.min)
-        high = state.amount(when.basket_amount.max)
-        if when.basket_amount.min is not None and (low is None or state.subtotal < low):
-            return False
-        if when.basket_amount.max is not None and (high is None or state.subtotal > high):
-            return False
-    if when.skus is not None and not _products_hold(when.skus, state.qty_sku):
-        return False
-    if when.categories is not None and not _products_hold(when.categories, state.qty_cat):
-        return False
-    if when.channel is not None and state.view.channel not in when.channel:
-        return False
-    if when.role is not None and (customer is None or customer.role not in when.role):
-        return False
-    if when.tier is not None and (customer is None or customer.tier not in when.tier):
-        return False
-    if when.segment is not None and (customer is None or not customer.segments.intersection(when.segment)):
-        return False
-    # A guest's history is unknown: neither "first order" nor "returning" can be claimed.
-    if when.first_order is not None and (customer is None or (customer.orders_count == 0) != when.first_order):
-        return False
-    return not (when.not_previously_granted and (customer is None or rule_id in customer.granted_rules))
+    return _When.of(when).holds(rule_id, state, customer, now)
 
 
-def _targets(state: _Basket, skus: list[str], categories: list[str]) -> list[Line]:
+def _targets(state: _Basket, skus: frozenset[str], categories: frozenset[str]) -> Sequence[Line]:
     if not skus and not categories:
-        return list(state.view.lines)
-    return [line for line in state.view.lines if line.sku in skus or (line.category is not None and line.category in categories)]
+        return state.view.lines
+    found: set[int] = set()
+    for sku in skus:
+        found.update(state.at_sku.get(sku, ()))
+    for category in categories:
+        found.update(state.at_category.get(category, ()))
+    lines = state.view.lines
+    return [lines[position] for position in sorted(found)]
 
 
 def _money(amount: Decimal, currency: str) -> Money:
     # Amounts computed here come from validated Money in an accepted currency: quantized like any
     # Money, without a pydantic validation run per discount (most of an evaluation's cost).
     return Money._exact(amount, currency)
+
+
+_M = TypeVar("_M", Discount, Message, Earn)
+_DISCOUNT_FIELDS: dict[str, object] = dict.fromkeys(Discount.model_fields)
+_MESSAGE_FIELDS: dict[str, object] = dict.fromkeys(Message.model_fields)
+_EARN_FIELDS: dict[str, object] = dict.fromkeys(Earn.model_fields)
+
+
+def _built(cls: type[_M], fields: dict[str, object], values: dict[str, object]) -> _M:
+    # The same instance pydantic would build (fields in declaration order, the given ones marked
+    # set), for values this module made from the validated program: no validation run.
+    data = dict(fields)
+    data.update(values)
+    made: _M = object.__new__(cls)
+    object.__setattr__(made, "__dict__", data)
+    object.__setattr__(made, "__pydantic_fields_set__", set(values))
+    object.__setattr__(made, "__pydantic_extra__", None)
+    object.__setattr__(made, "__pydantic_private__", None)
+    return made
+
+
+def _discount(**values: object) -> Discount:
+    # Every discount here is positive with a line id exactly when it targets a line (the model's
+    # own checks); ``percent`` still goes through the model's coercion.
+    percent = values.get("percent")
+    if percent is not None:
+        try:
+            values["percent"] = to_decimal(percent)
+        except ValueError:
+            return Discount(**values)  # refused as the model refuses it
+    return _built(Discount, _DISCOUNT_FIELDS, values)
+
+
+def _message(text: str, kind: str) -> Message:
+    return _built(Message, _MESSAGE_FIELDS, {"text": text, "kind": kind})
 
 
 def _take_line(state: _Basket, line: Line, wanted: Decimal) -> Decimal:
@@ -315,55 +422,142 @@ def _take_order(state: _Basket, wanted: Decimal) -> Decimal:
     return max(taken, ZERO)
 
 
-def apply_action(action: Action, rule: Rule, state: _Basket, quote: Quote) -> None:
-    label = rule.label or rule.id
-    currency = state.currency
-    if isinstance(action, PercentOffOrder):
-        taken = _take_order(state, state.remaining() * action.percent / HUNDRED)
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One action ready to run: its handler, the SKUs and categories it targets, and its percent
+    already coerced as the Discount model coerces it (None: left to the model)."""
+
+    run: Callable[[_Step, _Rule, _Basket, Quote], None]
+    action: Action
+    skus: frozenset[str]
+    categories: frozenset[str]
+    percent: Decimal | None
+    message: Message | None  # a message action's (frozen) Message, built once
+
+    @classmethod
+    def of(cls, action: Action) -> _Step:
+        percent = getattr(action, "percent", None)
+        try:
+            ready = to_decimal(percent) if percent is not None else None
+        except ValueError:
+            ready = None
+        message = _message(action.text, "promotion") if isinstance(action, ShowMessage) else None
+        return cls(_HANDLERS[type(action)], action, frozenset(getattr(action, "skus", ())),
+                   frozenset(getattr(action, "categories", ())), ready, message)
+
+    def discount(self, **values: object) -> Discount:
+        if self.percent is not None:
+            values["percent"] = self.percent
+            return _built(Discount, _DISCOUNT_FIELDS, values)
+        return _discount(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """A rule ready to run: conditions as sets, actions as steps."""
+
+    id: str
+    label: str
+    stop: bool
+    when: _When
+    then: tuple[_Step, ...]
+
+    @classmethod
+    def of(cls, rule: Rule) -> _Rule:
+        return cls(rule.id, rule.label or rule.id, rule.stop, _When.of(rule.when),
+                   tuple(_Step.of(action) for action in rule.then))
+
+
+def _percent_off_order(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
+    action = cast(PercentOffOrder, step.action)
+    taken = _take_order(state, state.remaining() * action.percent / HUNDRED)
+    if taken > 0:
+        quote.discounts.append(step.discount(target=DiscountTarget.ORDER, amount=_money(taken, state.currency),
+                                             percent=action.percent, engine_id=rule.id, label=rule.label))
+
+
+def _fixed_off_order(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
+    value = state.amount(cast(FixedOffOrder, step.action).amount)
+    taken = _take_order(state, value) if value is not None else ZERO
+    if taken > 0:
+        quote.discounts.append(_discount(target=DiscountTarget.ORDER, amount=_money(taken, state.currency),
+                                         engine_id=rule.id, label=rule.label))
+
+
+def _percent_off_line(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
+    value = cast(PercentOffLine, step.action).percent
+    net = state.net
+    for line in _targets(state, step.skus, step.categories):
+        taken = _take_line(state, line, net[line.id] * value / HUNDRED)
         if taken > 0:
-            quote.discounts.append(Discount(target=DiscountTarget.ORDER, amount=_money(taken, currency),
-                                            percent=action.percent, engine_id=rule.id, label=label))
-    elif isinstance(action, FixedOffOrder):
-        value = state.amount(action.amount)
-        taken = _take_order(state, value) if value is not None else ZERO
+            quote.discounts.append(step.discount(
+                target=DiscountTarget.LINE, amount=_money(taken, state.currency), line_id=line.id,
+                percent=value, engine_id=rule.id, label=rule.label))
+
+
+def _fixed_off_line(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
+    value = state.amount(cast(FixedOffLine, step.action).amount)
+    if value is None:
+        return
+    for line in _targets(state, step.skus, step.categories):
+        taken = _take_line(state, line, value * line.quantity)
         if taken > 0:
-            quote.discounts.append(Discount(target=DiscountTarget.ORDER, amount=_money(taken, currency),
-                                            engine_id=rule.id, label=label))
-    elif isinstance(action, PercentOffLine | FixedOffLine):
-        value = action.percent if isinstance(action, PercentOffLine) else state.amount(action.amount)
-        if value is None:
-            return
-        for line in _targets(state, action.skus, action.categories):
-            wanted = state.net[line.id] * value / HUNDRED if isinstance(action, PercentOffLine) else value * line.quantity
-            taken = _take_line(state, line, wanted)
+            quote.discounts.append(_discount(
+                target=DiscountTarget.LINE, amount=_money(taken, state.currency), line_id=line.id,
+                percent=None, engine_id=rule.id, label=rule.label))
+
+
+def _special_price(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
+    action = cast(SpecialPrice, step.action)
+    price = state.amount(action.price)
+    if price is None:
+        return
+    lines = state.view.lines
+    for line in (lines[position] for position in state.at_sku.get(action.sku, ())):
+        if line.unit_price.amount > price:
+            taken = _take_line(state, line, (line.unit_price.amount - price) * line.quantity)
             if taken > 0:
-                quote.discounts.append(Discount(
-                    target=DiscountTarget.LINE, amount=_money(taken, currency), line_id=line.id,
-                    percent=value if isinstance(action, PercentOffLine) else None, engine_id=rule.id, label=label))
-    elif isinstance(action, SpecialPrice):
-        price = state.amount(action.price)
-        if price is None:
-            return
-        for line in state.view.lines:
-            if line.sku == action.sku and line.unit_price.amount > price:
-                taken = _take_line(state, line, (line.unit_price.amount - price) * line.quantity)
-                if taken > 0:
-                    quote.discounts.append(Discount(target=DiscountTarget.LINE, amount=_money(taken, currency),
-                                                    line_id=line.id, engine_id=rule.id, label=label))
-    elif isinstance(action, FreeGift):
-        quote.free_items.append(FreeItem(sku=action.sku, quantity=action.quantity,
-                                         label=action.name or label, engine_id=rule.id))
-    elif isinstance(action, FreeShipping):
-        # Only the flag: the core's Evaluation.total and Order.from_evaluation count every discount
-        # against the goods, so a shipping-target discount would also be taken off the lines.
-        quote.free_shipping = True
-        quote.free_shipping_by.append(label)
-    elif isinstance(action, BonusPoints):
-        quote.bonus.append((label, action.points))
-    elif isinstance(action, ShowMessage):
-        quote.messages.append(Message(text=action.text, kind="promotion"))
-    elif isinstance(action, IssueOffer):
-        quote.issued.append((rule.id, action.offer))
+                quote.discounts.append(_discount(target=DiscountTarget.LINE, amount=_money(taken, state.currency),
+                                                 line_id=line.id, engine_id=rule.id, label=rule.label))
+
+
+def _free_gift(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
+    action = cast(FreeGift, step.action)
+    quote.free_items.append(FreeItem(sku=action.sku, quantity=action.quantity,
+                                     label=action.name or rule.label, engine_id=rule.id))
+
+
+def _free_shipping(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
+    # Only the flag: the core's Evaluation.total and Order.from_evaluation count every discount
+    # against the goods, so a shipping-target discount would also be taken off the lines.
+    quote.free_shipping = True
+    quote.free_shipping_by.append(rule.label)
+
+
+def _bonus_points(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
+    quote.bonus.append((rule.label, cast(BonusPoints, step.action).points))
+
+
+def _show_message(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
+    quote.messages.append(cast(Message, step.message))
+
+
+def _issue_offer(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
+    quote.issued.append((rule.id, cast(IssueOffer, step.action).offer))
+
+
+_HANDLERS: dict[type, Callable[[_Step, _Rule, _Basket, Quote], None]] = {
+    PercentOffOrder: _percent_off_order,
+    FixedOffOrder: _fixed_off_order,
+    PercentOffLine: _percent_off_line,
+    FixedOffLine: _fixed_off_line,
+    SpecialPrice: _special_price,
+    FreeGift: _free_gift,
+    FreeShipping: _free_shipping,
+    BonusPoints: _bonus_points,
+    ShowMessage: _show_message,
+    IssueOffer: _issue_offer,
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,12 +604,12 @@ def _apply_voucher(definition: VoucherDef, state: _Basket, quote: Quote) -> None
             raise AssertionError("definition.percent is set here")
         taken = _take_order(state, state.remaining() * definition.percent / HUNDRED)
         if taken > 0:
-            quote.discounts.append(Discount(target=DiscountTarget.ORDER, amount=_money(taken, currency),
+            quote.discounts.append(_discount(target=DiscountTarget.ORDER, amount=_money(taken, currency),
                                             percent=definition.percent, engine_id=code, label=label, code=code))
     elif definition.kind == "fixed":
         taken = _take_order(state, state.amount(definition.amount) or ZERO)
         if taken > 0:
-            quote.discounts.append(Discount(target=DiscountTarget.ORDER, amount=_money(taken, currency),
+            quote.discounts.append(_discount(target=DiscountTarget.ORDER, amount=_money(taken, currency),
                                             engine_id=code, label=label, code=code))
     else:
         per_unit = state.amount(definition.amount) or ZERO
@@ -423,7 +617,7 @@ def _apply_voucher(definition: VoucherDef, state: _Basket, quote: Quote) -> None
             if line.sku == definition.sku:
                 taken = _take_line(state, line, per_unit * line.quantity)
                 if taken > 0:
-                    quote.discounts.append(Discount(target=DiscountTarget.LINE, amount=_money(taken, currency),
+                    quote.discounts.append(_discount(target=DiscountTarget.LINE, amount=_money(taken, currency),
                                                     line_id=line.id, engine_id=code, label=label, code=code))
 
 
@@ -494,13 +688,14 @@ def quote(compiled: CompiledProgram, view: BasketView, customer: CustomerFacts |
     state = _Basket(view, program.currency)
     result = Quote(currency=view.currency, subtotal=state.subtotal)
     first_only = program.promotions.hit_policy == "first"
+    ready = compiled.compiled
     for position in compiled.candidates(state.qty_sku.keys(), state.qty_cat.keys()):
-        rule = compiled.rules[position]
-        if not conditions_hold(rule.when, rule.id, state, customer, now):
+        rule = ready[position]
+        if not rule.when.holds(rule.id, state, customer, now):
             continue
         result.applied_rules.append(rule.id)
-        for action in rule.then:
-            apply_action(action, rule, state, result)
+        for step in rule.then:
+            step.run(step, rule, state, result)
         if rule.stop or first_only:
             break
     customer_id = customer.id if customer else None
@@ -547,10 +742,16 @@ def to_evaluation(compiled: CompiledProgram, view: BasketView, customer: Custome
     if customer is not None:
         earn.append(Earn(kind=BalanceKind.POINTS, points=Decimal(result.points_earned),
                          label=compiled.program.points.name))
-        # One entry per bonus (hundreds with many rules): built from whole points and rule labels the
-        # program file already validated, so pydantic's run is skipped.
-        earn.extend(Earn.model_construct(kind=BalanceKind.POINTS, points=Decimal(points), label=label)
-                    for label, points in result.bonus)
+        # One entry per bonus (hundreds with many rules): built once per program from whole points and
+        # rule labels the program file already validated (frozen models, so safely shared).
+        made = compiled.bonus_earn
+        for bonus in result.bonus:
+            bonus_earn = made.get(bonus)
+            if bonus_earn is None:
+                label, points = bonus
+                bonus_earn = made.setdefault(bonus, _built(Earn, _EARN_FIELDS, {
+                    "kind": BalanceKind.POINTS, "points": Decimal(points), "label": label}))
+            earn.append(bonus_earn)
         if result.cashback_earned > 0:
             earn.append(Earn(kind=BalanceKind.CASHBACK, money=_money(result.cashback_earned, currency), label="cashback"))
         spendable = (
