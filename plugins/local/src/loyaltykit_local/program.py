@@ -11,13 +11,13 @@ a table per currency (``min = { EUR = 20, USD = 22 }``) for programs accepting s
 An amount with no value for the basket's currency makes its condition false and its action a no-op.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: pydantic would compile and evaluate every field's
+# annotation string when the classes are built, a measurable part of the engine's start-up.
 import tomllib
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -149,7 +149,7 @@ class VoucherDef(ProgramModel):
     min_basket: Amounts | None = None
 
     @model_validator(mode="after")
-    def _shape(self) -> VoucherDef:
+    def _shape(self) -> Self:
         _check_value(self.kind, self.percent, self.amount, self.sku)
         return self
 
@@ -175,7 +175,7 @@ class OfferTemplate(ProgramModel):
     valid_days: Annotated[int, Field(ge=1)] | None = None
 
     @model_validator(mode="after")
-    def _shape(self) -> OfferTemplate:
+    def _shape(self) -> Self:
         kind = {"percent_off_check": "percent", "fixed_off_check": "fixed", "fixed_off_item": "item"}[self.kind]
         _check_value(kind, self.percent, self.amount, self.sku)
         return self
@@ -199,7 +199,7 @@ class ProductsCondition(ProgramModel):
     min_quantity: Annotated[Decimal, Field(gt=0)] = Decimal(1)
 
     @model_validator(mode="after")
-    def _some(self) -> ProductsCondition:
+    def _some(self) -> Self:
         if not self.any and not self.all:
             raise ValueError("give `any` or `all`")
         return self
@@ -353,7 +353,7 @@ class Program(ProgramModel):
         return value
 
     @model_validator(mode="after")
-    def _unique(self) -> Program:
+    def _unique(self) -> Self:
         for field, key in (("rules", "id"), ("vouchers", "code"), ("offers", "id"), ("tiers", "name"),
                            ("products", "sku"), ("catalog", "sku"), ("categories", "category")):
             seen: set[str] = set()
