@@ -13,7 +13,6 @@ An amount with no value for the basket's currency makes its condition false and 
 
 # No ``from __future__ import annotations``: pydantic would compile and evaluate every field's
 # annotation string when the classes are built, a measurable part of the engine's start-up.
-import tomllib
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -433,6 +432,8 @@ def program_error(exc: ValidationError, source: str, data: Any = None) -> Config
 
 def parse_program(text: str, source: str = "<program>") -> Program:
     """Parse and validate program TOML text; ``source`` names the file in errors."""
+    import tomllib  # only a program file needs the TOML parser, not the empty program
+
     try:
         # Decimals straight from the text: a rate of 1.1 must stay 1.1, not a float near it.
         data = tomllib.loads(text, parse_float=Decimal)
