@@ -7,14 +7,14 @@ offer to a member outside a checkout (a birthday, a goodwill gesture, a campaign
 checkout's; identifiers and names never reach a repr.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: pydantic would compile and evaluate every field's
+# annotation string when the models are built at import (start-up time).
 import base64
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import Field, model_validator
 
@@ -83,7 +83,7 @@ class Enrolment(KitModel):
     enrolled_at: Timestamp | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> Enrolment:
+    def _check(self) -> Self:
         for kind in ("email", "phone", "card", "membership"):
             value = getattr(self, kind)
             if value is not None:
@@ -145,7 +145,7 @@ class MemberUpdate(KitModel):
     reason: Label | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> MemberUpdate:
+    def _check(self) -> Self:
         if self.tier is None and self.segments is None and self.role is None:
             raise ValueError("tier: give at least one of tier, segments, role")
         if self.segments is not None and len(set(self.segments)) != len(self.segments):
@@ -188,7 +188,7 @@ class StatementEntry(KitModel):
     code: str | None = Field(default=None, repr=False)  # for vouchers: the code issued
 
     @model_validator(mode="after")
-    def _amount(self) -> StatementEntry:
+    def _amount(self) -> Self:
         if self.points is not None:
             object.__setattr__(self, "points", _signed_points(self.points))
         return self
@@ -205,7 +205,7 @@ class StatementQuery(KitModel):
     currency: Currency | None = None  # cashback in this currency only
 
     @model_validator(mode="after")
-    def _window(self) -> StatementQuery:
+    def _window(self) -> Self:
         if self.since is not None and self.until is not None and self.since >= self.until:
             raise ValueError("since: must be before until")
         return self
@@ -277,7 +277,7 @@ class VoucherIssue(KitModel):
     reason: Label | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> VoucherIssue:
+    def _check(self) -> Self:
         if self.face_value is not None and self.face_value.amount <= 0:
             raise ValueError("face_value: must be positive")
         if self.expires_at is not None:

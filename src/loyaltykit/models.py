@@ -38,8 +38,8 @@ refused before anything is sent; a refund gives the points of the returned units
 (``RefundBreakdown.line_points``, prorated by quantity).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: pydantic would compile and evaluate every field's
+# annotation string when the models are built at import (start-up time).
 import hashlib
 import re
 from collections.abc import Iterable
@@ -47,7 +47,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -159,7 +159,7 @@ class CustomerIdentifier(KitModel):
     value: str = Field(repr=False, max_length=254)
 
     @model_validator(mode="after")
-    def _check(self) -> CustomerIdentifier:
+    def _check(self) -> Self:
         value = self.value.strip()
         if not value:
             raise ValueError("value must not be empty")
@@ -183,23 +183,23 @@ class CustomerIdentifier(KitModel):
         return self
 
     @classmethod
-    def email(cls, value: str) -> CustomerIdentifier:
+    def email(cls, value: str) -> "CustomerIdentifier":
         return cls(kind=IdentifierKind.EMAIL, value=value)
 
     @classmethod
-    def phone(cls, value: str) -> CustomerIdentifier:
+    def phone(cls, value: str) -> "CustomerIdentifier":
         return cls(kind=IdentifierKind.PHONE, value=value)
 
     @classmethod
-    def card(cls, value: str) -> CustomerIdentifier:
+    def card(cls, value: str) -> "CustomerIdentifier":
         return cls(kind=IdentifierKind.CARD, value=value)
 
     @classmethod
-    def membership(cls, value: str) -> CustomerIdentifier:
+    def membership(cls, value: str) -> "CustomerIdentifier":
         return cls(kind=IdentifierKind.MEMBERSHIP, value=value)
 
     @classmethod
-    def external_id(cls, value: str) -> CustomerIdentifier:
+    def external_id(cls, value: str) -> "CustomerIdentifier":
         return cls(kind=IdentifierKind.EXTERNAL_ID, value=value)
 
 
@@ -224,7 +224,7 @@ class Balance(KitModel):
         return self.value * (to_decimal(points) / self.points)
 
     @model_validator(mode="after")
-    def _shape(self) -> Balance:
+    def _shape(self) -> Self:
         if self.kind is BalanceKind.POINTS and (self.points is None or self.money is not None):
             raise ValueError("a points balance carries points, not money")
         if self.kind is BalanceKind.CASHBACK and (self.money is None or self.points is not None):
@@ -306,7 +306,7 @@ class Line(KitModel):
         return cached[2]
 
 
-def _lines_subtotal(model: Basket | Order) -> Money:
+def _lines_subtotal(model: "Basket | Order") -> Money:
     """Sum of the line subtotals, computed once per tuple of lines rather than on every read.
 
     Kept beside the fields, keyed on the very objects it was computed from, so that a copy with
@@ -352,7 +352,7 @@ class Basket(KitModel):
     created_at: Timestamp | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> Basket:
+    def _consistent(self) -> Self:
         _check_lines(self.lines, self.currency)
         if self.shipping is not None:
             if self.shipping.currency != self.currency:
@@ -383,7 +383,7 @@ class ProductQuery(KitModel):
     channel: Ident | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> ProductQuery:
+    def _consistent(self) -> Self:
         _check_lines(self.products, self.currency)
         return self
 
@@ -439,7 +439,7 @@ class Discount(KitModel):
     code: str | None = None  # the coupon code that produced it, if any
 
     @model_validator(mode="after")
-    def _shape(self) -> Discount:
+    def _shape(self) -> Self:
         if self.amount.amount < 0:
             raise ValueError("amount: a discount is not negative")
         if (self.target is DiscountTarget.LINE) != (self.line_id is not None):
@@ -570,7 +570,7 @@ class Evaluation(KitModel):
     degraded_reason: str | None = None
 
     @model_validator(mode="after")
-    def _currencies(self) -> Evaluation:
+    def _currencies(self) -> Self:
         _check_points_lines(self.points_lines, None, "points_lines")
         for index, discount in enumerate(self.discounts):
             if discount.amount.currency != self.currency:
@@ -613,7 +613,7 @@ class Evaluation(KitModel):
         return sum((e.points or Decimal(0) for e in self.earn if e.kind is BalanceKind.POINTS), Decimal(0))
 
     @classmethod
-    def degraded_for(cls, basket: Basket, engine: str, reason: str) -> Evaluation:
+    def degraded_for(cls, basket: Basket, engine: str, reason: str) -> "Evaluation":
         """The fail-open quote: full price, nothing applied, ``degraded`` with the reason."""
         return cls(
             engine=engine,
@@ -728,7 +728,7 @@ class CashbackSpend(KitModel):
     points_lines: Annotated[tuple[PointsLine, ...], Field(max_length=MAX_LINES)] = ()
 
     @model_validator(mode="after")
-    def _shape(self) -> CashbackSpend:
+    def _shape(self) -> Self:
         if self.line_ids or self.points_lines:
             self._check_points_lines()
         if self.basket is not None and self.amount is not None and self.basket.currency != self.amount.currency:
@@ -782,7 +782,7 @@ class CashbackSpend(KitModel):
 
     @classmethod
     def for_points_lines(cls, quote: Evaluation, *, customer_id: str, order_ref: str,
-                         idempotency_key: str | None = None, basket: Basket | None = None) -> CashbackSpend:
+                         idempotency_key: str | None = None, basket: Basket | None = None) -> "CashbackSpend":
         """The points spend that pays the quote's points-priced lines (``InvalidRequestError`` when it has none)."""
         if not quote.points_lines:
             raise InvalidRequestError("evaluation.points_lines: the quote has no points-priced lines",
@@ -913,7 +913,7 @@ class Order(KitModel):
         return data
 
     @model_validator(mode="after")
-    def _consistent(self) -> Order:
+    def _consistent(self) -> Self:
         _check_lines(self.lines, self.currency)
         for name in ("total", "shipping"):
             value = getattr(self, name)
@@ -1042,7 +1042,7 @@ class Order(KitModel):
         evaluation: Evaluation | None = None,
         receipts: Iterable[Receipt] = (),
         **extra: Any,
-    ) -> Order:
+    ) -> "Order":
         """Build the order a shop places from its basket and the quote it accepted.
 
         The order carries the quote's discounts, free items and free shipping, so ``total`` and the
@@ -1221,7 +1221,7 @@ class Reversal(KitModel):
     idempotency_key: IdempotencyKey | None = None
 
     @model_validator(mode="after")
-    def _lines(self) -> Reversal:
+    def _lines(self) -> Self:
         if self.kind is ReversalKind.CANCEL and self.lines is not None:
             raise ValueError("lines: a cancel reverses the whole order; use a refund for some lines")
         bought = {line.id: line.quantity for line in self.order.lines}

@@ -15,7 +15,6 @@ settings model (which reads its own ``LOYALTYKIT_<NAME>_*`` variables too)::
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +48,14 @@ class LoyaltySettings(BaseSettings):
         path = config_path()
         if path is not None and not path.is_file():
             raise ConfigError(f"LOYALTYKIT_CONFIG names {path}, which does not exist", details={"file": str(path)})
+        decode_errors: tuple[type[Exception], ...] = ()
+        if path is not None:  # the TOML parser is loaded only when there is a file to read
+            import tomllib
+
+            decode_errors = (tomllib.TOMLDecodeError,)
         try:
             super().__init__(**values)
-        except tomllib.TOMLDecodeError as exc:
+        except decode_errors as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}", details={"file": str(path)}) from None
         except ValidationError as exc:
             # Name the field and its source, never echo the value (it may be a secret).

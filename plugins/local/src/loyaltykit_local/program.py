@@ -11,13 +11,12 @@ a table per currency (``min = { EUR = 20, USD = 22 }``) for programs accepting s
 An amount with no value for the basket's currency makes its condition false and its action a no-op.
 """
 
-from __future__ import annotations
-
-import tomllib
+# No ``from __future__ import annotations``: pydantic would compile and evaluate every field's
+# annotation string when the classes are built, a measurable part of the engine's start-up.
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -149,7 +148,7 @@ class VoucherDef(ProgramModel):
     min_basket: Amounts | None = None
 
     @model_validator(mode="after")
-    def _shape(self) -> VoucherDef:
+    def _shape(self) -> Self:
         _check_value(self.kind, self.percent, self.amount, self.sku)
         return self
 
@@ -175,7 +174,7 @@ class OfferTemplate(ProgramModel):
     valid_days: Annotated[int, Field(ge=1)] | None = None
 
     @model_validator(mode="after")
-    def _shape(self) -> OfferTemplate:
+    def _shape(self) -> Self:
         kind = {"percent_off_check": "percent", "fixed_off_check": "fixed", "fixed_off_item": "item"}[self.kind]
         _check_value(kind, self.percent, self.amount, self.sku)
         return self
@@ -199,7 +198,7 @@ class ProductsCondition(ProgramModel):
     min_quantity: Annotated[Decimal, Field(gt=0)] = Decimal(1)
 
     @model_validator(mode="after")
-    def _some(self) -> ProductsCondition:
+    def _some(self) -> Self:
         if not self.any and not self.all:
             raise ValueError("give `any` or `all`")
         return self
@@ -353,7 +352,7 @@ class Program(ProgramModel):
         return value
 
     @model_validator(mode="after")
-    def _unique(self) -> Program:
+    def _unique(self) -> Self:
         for field, key in (("rules", "id"), ("vouchers", "code"), ("offers", "id"), ("tiers", "name"),
                            ("products", "sku"), ("catalog", "sku"), ("categories", "category")):
             seen: set[str] = set()
@@ -433,6 +432,8 @@ def program_error(exc: ValidationError, source: str, data: Any = None) -> Config
 
 def parse_program(text: str, source: str = "<program>") -> Program:
     """Parse and validate program TOML text; ``source`` names the file in errors."""
+    import tomllib  # only a program file needs the TOML parser, not the empty program
+
     try:
         # Decimals straight from the text: a rate of 1.1 must stay 1.1, not a float near it.
         data = tomllib.loads(text, parse_float=Decimal)
