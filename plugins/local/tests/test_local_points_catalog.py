@@ -3,6 +3,10 @@ earns nothing; an order whose points lines were not paid in points is refused at
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import textwrap
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -106,4 +110,37 @@ def test_the_same_points_lines_spend_from_many_threads_burns_once(make_shop):
         results = list(pool.map(once, range(16)))
     assert sum(not r.receipt.replayed for r in results) == 1 and {r.receipt.engine_ref for r in results} == {
         results[0].receipt.engine_ref}
+    assert shop.points(member) == 500
+
+
+CHILD = textwrap.dedent("""
+    import json, sys
+    from loyaltykit import CashbackSpend, Loyalty, LoyaltySettings
+    from loyaltykit_local.adapter import LocalAdapter
+    from loyaltykit_local.testing import basket, line
+
+    url, member = sys.argv[1], sys.argv[2]
+    adapter = LocalAdapter({"database_url": url, "busy_timeout_ms": 60000, "program_file": sys.argv[3]})
+    with Loyalty(LoyaltySettings(engine="local"), adapter=adapter, load_entry_points=False) as lk:
+        cart = basket(line("1", "BEANS", "20.00"), line("2", "MUG", "0.00", 2), customer_id=member)
+        spend = CashbackSpend.for_points_lines(lk.evaluate(cart), customer_id=member, order_ref="o-race")
+        paid = lk.spend_cashback(spend)
+        print(json.dumps({"replayed": paid.receipt.replayed, "engine_ref": paid.receipt.engine_ref,
+                          "points": str(paid.points)}))
+""")
+
+
+def test_the_same_points_lines_spend_from_several_processes_burns_once(make_shop, tmp_path):
+    shop = make_shop(PROGRAM, name="points-race")
+    member = shop.customer(points=1000)
+    program = tmp_path / "program.toml"
+    program.write_text(PROGRAM, encoding="utf-8")
+    command = [sys.executable, "-c", CHILD, str(shop.store.url), member, str(program)]
+    children = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(4)]
+    outputs = [child.communicate(timeout=120) for child in children]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs if out.strip()]
+    assert len(results) == 4, [err[-500:] for _, err in outputs]
+    assert sum(not r["replayed"] for r in results) == 1, results
+    assert len({r["engine_ref"] for r in results}) == 1 and {r["points"] for r in results} == {"500"}
     assert shop.points(member) == 500
