@@ -243,11 +243,8 @@ class SessionMAdapter(EngineAdapter):
         """Segments: Core update customer (reference § 3.4) on a custom profile attribute; tier:
         Incentives move_user (§ 5.4) in the configured tier system. A role has no documented home."""
         s: SessionMSettings = self.settings
-        if update.role is not None:
-            raise NotSupportedError("SessionM documents no member role", field="update.role", engine=self.name)
-        if update.tier is not None and s.tier_system_id is None:
-            raise NotSupportedError("tier: set tier_system_id to move members between tiers",
-                                    field="update.tier", engine=self.name)
+        # No role; a tier only within tier_system_id: member_fields says so (set in __init__).
+        self.capabilities.check_member_update(update, self.name)
         user_id = quote(update.customer_id, safe="")
         key = quote(s.core_api_key.get_secret_value(), safe="")
         if update.segments is not None:
