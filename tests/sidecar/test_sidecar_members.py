@@ -206,3 +206,21 @@ def test_concurrent_enrolments_of_one_external_id_make_one_member(service):
     assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200]
     assert sum(a.json()["created"] for a in answers) == 1
     assert len({a.json()["customer"]["id"] for a in answers}) == 1
+
+
+def test_engine_call_metrics_wrap_every_operation():
+    from loyaltykit.operations import OPERATIONS
+    from loyaltykit.sidecar.observability import EngineMetrics
+
+    assert [op.hook for op in OPERATIONS if not hasattr(EngineMetrics, op.hook)] == []
+
+
+def test_member_operations_are_timed_as_engine_calls(service):
+    def recorded(operation: str) -> float:
+        return REGISTRY.get_sample_value(
+            "loyaltykit_engine_call_seconds_count", {"operation": operation, "outcome": "ok"}) or 0.0
+
+    before = recorded("enrol_member"), recorded("member_statement")
+    member = _enrol(service, key="enrol-timed").json()["customer"]["id"]
+    assert service.get(f"/v1/members/{member}/statement").status_code == 200
+    assert (recorded("enrol_member"), recorded("member_statement")) == (before[0] + 1, before[1] + 1)
