@@ -1,7 +1,7 @@
 'use strict';
 // dw.system.CacheMgr: named custom caches with get/put/invalidate.
 const caches = {};
-function cache(id) {
+function cache() {
     const map = new Map();
     return { get: (key) => map.get(key), put: (key, value) => { map.set(key, value); }, invalidate: (key) => map.delete(key), __map: map };
 }

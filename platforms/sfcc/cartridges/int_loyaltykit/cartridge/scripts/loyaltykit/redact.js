@@ -17,7 +17,7 @@ var EMAIL = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g;
 var CARD = /\b(?:\d[ -]?){12,18}\d\b/g;
 // International form (+ then digits): dates and order numbers stay readable.
 var PHONE = /\+\d[\d ()-]{6,}\d/g;
-var BEARER = /(Bearer|Basic)\s+[A-Za-z0-9._~+\/=-]+/gi;
+var BEARER = /(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi;
 
 function redactText(text) {
     return String(text)
