@@ -56,18 +56,19 @@ class HarnessProtocolError(AssertionError):
     """The harness does not do what the protocol (or the adapter's declaration) requires."""
 
 
+def protocol_members() -> list[str]:
+    """The names the ``EngineHarness`` protocol requires, read from the protocol itself."""
+    names = set(getattr(EngineHarness, "__annotations__", {}))
+    names.update(name for name, value in vars(EngineHarness).items() if callable(value) and not name.startswith("_"))
+    return sorted(names)
+
+
 def _make_harness(source: HarnessSource) -> Any:
     if source.factory is None:
         pytest.fail(f"harness {source.name} ({source.origin}) could not be loaded: {source.error}", pytrace=False)
     harness = source.factory()
     if not isinstance(harness, EngineHarness):
-        missing = [
-            name for name in ("engine", "currency", "make_adapter", "sync_transport", "async_transport",
-                              "create_customer", "issue_voucher", "issue_offer", "define_earn_rule",
-                              "define_rule", "balances", "voucher_redemptions", "orders_received",
-                              "snapshot", "inject", "expire_token", "request_count", "close")
-            if not hasattr(harness, name)
-        ]
+        missing = [name for name in protocol_members() if not hasattr(harness, name)]
         pytest.fail(
             f"{source.origin} returned {type(harness).__name__}, which lacks {missing} of the "
             "loyaltykit.testing.EngineHarness protocol",

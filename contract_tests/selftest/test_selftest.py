@@ -137,3 +137,34 @@ def test_one_file_adoption(pytester):
     result.assert_outcomes(passed=6)  # points spends: "not supported" by the reference engine
     result.stdout.fnmatch_lines(["*test_redeem_valid_voucher?reference-sync?*PASSED*",
                                  "*test_redeem_valid_voucher?reference-async?*PASSED*"])
+
+
+def test_a_harness_missing_protocol_members_fails_naming_them(pytester):
+    """The names come from ``EngineHarness`` itself: a harness without one of them is refused by name."""
+    from loyaltykit_contract.target import protocol_members
+
+    assert {"make_adapter", "balances", "inject", "engine", "currency"} <= set(protocol_members())
+    pytester.makepyfile(
+        half_harness=f"""
+from {REFERENCE.split(':')[0]} import {REFERENCE.split(':')[1]} as make
+
+
+class Half:
+    def __init__(self):
+        self.inner = make()
+
+    def __getattr__(self, name):
+        if name in ("balances", "inject"):
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def harness():
+    return Half()
+""",
+        test_contract='from loyaltykit_contract.suite import *  # noqa: F403\n\nLOYALTYKIT_HARNESS = "half_harness:harness"\n',
+    )
+    pytester.syspathinsert()
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:asyncio", "-k", "redeem_valid")
+    assert result.ret not in (0, 5)
+    assert "lacks ['balances', 'inject'] of the loyaltykit.testing.EngineHarness protocol" in result.stdout.str()
