@@ -19,7 +19,7 @@ from loyaltykit import (
     Order,
     OrderExportResult,
 )
-from loyaltykit.outbox import DEAD, DONE, DROPPED, PENDING, REJECTED, Outbox
+from loyaltykit.outbox import DEAD, DONE, DROPPED, PENDING, REJECTED, UNLOADABLE, Outbox
 from loyaltykit.postgres_testing import fresh_database
 from loyaltykit.testing import Fault, FaultKind
 from loyaltykit_reference.adapter import ReferenceAdapter
@@ -225,6 +225,30 @@ def test_one_wrong_currency_order_does_not_block_the_others(make_outbox, fake, l
     assert bad.state == PENDING and bad.attempts == 1 and "does not accept USD" in bad.last_reason
     assert outbox.counts()[DONE] == 20
     assert outbox.flush(loyalty) is None, "the bad order backs off on its own"
+
+
+def test_a_stored_order_that_no_longer_loads_goes_dead_and_does_not_hold_its_batch(make_outbox, fake, loyalty, order):
+    clock = Clock()
+    outbox = make_outbox(clock=clock)
+    outbox.add(order("U-1"))
+    # rows written outside the kit (edited by hand, or by an incompatible release): one refused by
+    # the model, one not JSON at all
+    negative = order("U-2").model_dump_json().replace('"10.00"', '"-10.00"')
+    assert outbox.store.insert("U-2", "order:U-2", negative, clock(), supersede=False)
+    assert outbox.store.insert("U-3", "order:U-3", "{not json", clock(), supersede=False)
+    outbox.add(order("U-4"))
+
+    report = outbox.flush(loyalty)
+
+    assert report is not None and sorted(r.order_ref for r in report.results) == ["U-1", "U-4"]
+    assert sorted(fake.orders) == ["U-1", "U-4"]
+    refused, garbled = outbox.entry("U-2"), outbox.entry("U-3")
+    assert refused.state == DEAD and refused.last_status == UNLOADABLE and refused.attempts == 1
+    assert "lines.0.unit_price" in refused.last_reason and "-10.00" not in refused.last_reason
+    assert garbled.state == DEAD and garbled.last_reason == "the stored order does not load (JSONDecodeError)"
+    assert outbox.counts() == {PENDING: 0, DONE: 2, REJECTED: 0, DEAD: 2, DROPPED: 0}
+    clock.now += 10_000
+    assert outbox.flush(loyalty) is None, "nothing stays leased or due"
 
 
 def test_an_order_failing_every_time_goes_dead_with_its_last_error_and_can_be_retried(make_outbox, fake, loyalty, order):

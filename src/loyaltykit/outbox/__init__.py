@@ -3,7 +3,8 @@
 The shop adds an order in the same breath as it places it; workers flush the outbox. An order
 leaves the outbox only when the engine has recorded it (``done``), refused it for good
 (``rejected``, kept with the reason), failed ``max_attempts`` times (``dead``, with the last
-error), or when the shop dropped it before export (``dropped``, with the reason).
+error; also an order whose stored payload no longer loads, ``last_status`` ``unloadable``), or when
+the shop dropped it before export (``dropped``, with the reason).
 
 * **Leases, not trust.** A claim leases orders under a token for at least twice the facade's write
   deadline, renewed while the export runs. If the worker dies, the lease runs out and another
@@ -64,6 +65,7 @@ __all__ = [
     "PENDING",
     "REJECTED",
     "STATES",
+    "UNLOADABLE",
     "DrainSummary",
     "Outbox",
     "OutboxEntry",
@@ -72,6 +74,8 @@ __all__ = [
 ]
 
 DEFAULT_URL = "sqlite:///.loyaltykit/outbox.sqlite3"
+#: ``last_status`` of an order dead-lettered because its stored payload no longer loads
+UNLOADABLE = "unloadable"
 log = get_logger("loyaltykit.outbox")
 
 
@@ -396,11 +400,24 @@ class Outbox:
         token = f"{self.worker}:{uuid.uuid4().hex[:12]}"
         now = self.clock()
         rows: list[Claimed] = self.store.claim(limit, now, now + lease, token)
-        claim = _Claim(token, lease, [_stored_order(row.payload) for row in rows],
-                       {row.ref: row.attempts for row in rows})
+        claim = _Claim(token, lease, [])
+        unloadable: list[Settlement] = []
+        for row in rows:
+            try:
+                order = _stored_order(row.payload)
+            except (ValueError, TypeError) as exc:
+                # A row that no longer loads (edited by hand, or written by an incompatible release)
+                # would fail its whole batch on every claim: dead-letter it, keep the others going.
+                unloadable.append(Settlement(row.ref, DEAD, row.attempts + 1, now, UNLOADABLE, _load_error(exc)))
+                continue
+            claim.orders.append(order)
+            claim.attempts[row.ref] = row.attempts
+        if unloadable:
+            self.store.settle(token, unloadable, now)
+            log.error("outbox: %d stored order(s) do not load; dead-lettered with the reason", len(unloadable))
         with self._held_lock:
-            for row in rows:
-                self._held[row.ref] = (token, row.attempts)
+            for ref, attempts in claim.attempts.items():
+                self._held[ref] = (token, attempts)
         return claim
 
     @contextmanager
@@ -493,13 +510,20 @@ class Outbox:
 
 
 def _stored_order(payload: str) -> Order:
-    """The order a row holds, validated once.
+    """The order a row holds, validated once (every check a new order gets).
 
-    ``Order(**dict)`` rather than ``Order.model_validate_json``: the kit's models have their own
-    ``__init__``, through which pydantic's JSON entry point runs the order's whole-order checks
-    (totals, allocations) a second time. Numbers parse as Decimal, as in JSON mode: never float.
+    Numbers parse as Decimal: never float. The whole-order checks (totals, allocations) run once
+    here, as through ``Order.model_validate_json``, which costs the same.
     """
     return Order(**json.loads(payload, parse_float=Decimal))
+
+
+def _load_error(exc: BaseException) -> str:
+    """Why a stored order does not load: the kit's errors name the field and never echo a value;
+    anything else is named by its type only (its text may quote the payload)."""
+    if isinstance(exc, LoyaltyError):
+        return f"the stored order does not load: {exc.message}"[:500]
+    return f"the stored order does not load ({type(exc).__name__})"
 
 
 def _engine_name(loyalty: Loyalty | AsyncLoyalty) -> str:
