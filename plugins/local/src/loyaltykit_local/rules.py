@@ -233,22 +233,42 @@ class _Basket:
         self.view = view
         self.currency = view.currency
         self.base = base
-        self.net: dict[str, Decimal] = {}
-        self.qty_sku: dict[str, Decimal] = defaultdict(Decimal)
-        self.qty_cat: dict[str, Decimal] = defaultdict(Decimal)
+        currency = view.currency
+        net: dict[str, Decimal] = {}
+        qty_sku: dict[str, Decimal] = {}
+        qty_cat: dict[str, Decimal] = {}
         # Positions of the lines per SKU and per category, for the actions that target them.
-        self.at_sku: dict[str, list[int]] = defaultdict(list)
-        self.at_category: dict[str, list[int]] = defaultdict(list)
+        at_sku: dict[str, list[int]] = {}
+        at_category: dict[str, list[int]] = {}
         subtotal = ZERO
+        # One pass, plain dicts (a defaultdict's Decimal() per new key cost as much as the rest).
         for position, line in enumerate(view.lines):
-            amount = quantize(line.unit_price.amount * line.quantity, self.currency)
-            self.net[line.id] = amount
+            quantity = line.quantity
+            amount = quantize(line.unit_price.amount * quantity, currency)
+            net[line.id] = amount
             subtotal += amount
-            self.qty_sku[line.sku] += line.quantity
-            self.at_sku[line.sku].append(position)
-            if line.category is not None:
-                self.qty_cat[line.category] += line.quantity
-                self.at_category[line.category].append(position)
+            sku = line.sku
+            held = qty_sku.get(sku)
+            if held is None:
+                qty_sku[sku] = quantity
+                at_sku[sku] = [position]
+            else:
+                qty_sku[sku] = held + quantity
+                at_sku[sku].append(position)
+            category = line.category
+            if category is not None:
+                held = qty_cat.get(category)
+                if held is None:
+                    qty_cat[category] = quantity
+                    at_category[category] = [position]
+                else:
+                    qty_cat[category] = held + quantity
+                    at_category[category].append(position)
+        self.net = net
+        self.qty_sku = qty_sku
+        self.qty_cat = qty_cat
+        self.at_sku = at_sku
+        self.at_category = at_category
         self.subtotal = subtotal
         self.lines_total = subtotal  # sum of the line nets, kept as line discounts are taken
         self.order_discount = ZERO
