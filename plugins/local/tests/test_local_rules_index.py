@@ -1,7 +1,8 @@
 """The compiled, indexed rule walk against a plain reference over random programs and baskets.
 
-The engine visits only the rules a basket's SKUs and categories can match, with conditions compiled
-to sets; the reference reads every rule's ``when`` as written, in priority order.
+The engine visits only the rules filed under a fact the basket or customer has (a SKU, a category,
+the role, a segment, the tier, the channel; customer-only rules never for a guest), with conditions
+compiled to sets; the reference reads every rule's ``when`` as written, in priority order.
 """
 
 from __future__ import annotations
@@ -150,12 +151,52 @@ def test_indexed_walk_applies_the_rules_a_plain_walk_applies(program, view, cust
     assert result.applied_rules == expected
 
 
+class EveryRule(rules.CompiledProgram):
+    """The same compiled program without its index: every rule is visited, in order."""
+
+    def candidates(self, *args: Any, **kwargs: Any) -> list[int]:
+        return list(range(len(self.rules)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(programs(), views(), customers)
+def test_every_rule_that_holds_is_a_candidate(program, view, customer):
+    compiled = rules.CompiledProgram.build(program)
+    state = rules._Basket(view, program.currency)
+    found = compiled.candidates(state.qty_sku.keys(), state.qty_cat.keys(), customer, view.channel)
+    assert found == sorted(set(found))
+    holding = [position for position, rule in enumerate(compiled.rules)
+               if reference_holds(rule.when, rule.id, view, customer, program.currency)]
+    assert set(holding) <= set(found)
+
+
+def test_rules_filed_under_a_customer_fact_are_left_out_for_customers_without_it():
+    program = program_from_dict({"rules": [
+        {"id": "partners", "when": {"role": ["partner"]}, "then": {"action": "bonus_points", "points": 5}},
+        {"id": "vip", "when": {"segment": ["vip", "press"]}, "then": {"action": "bonus_points", "points": 5}},
+        {"id": "gold", "when": {"tier": ["gold"]}, "then": {"action": "bonus_points", "points": 5}},
+        {"id": "web", "when": {"channel": ["web"]}, "then": {"action": "bonus_points", "points": 5}},
+        {"id": "first", "when": {"first_order": True}, "then": {"action": "bonus_points", "points": 5}},
+        {"id": "all", "when": {"skus": {"all": ["A", "B"]}}, "then": {"action": "bonus_points", "points": 5}},
+        {"id": "any", "when": {}, "then": {"action": "bonus_points", "points": 5}},
+    ]})
+    compiled = rules.CompiledProgram.build(program)
+
+    def ids(skus: list[str], customer: rules.CustomerFacts | None, channel: str | None) -> list[str]:
+        return [compiled.rules[p].id for p in compiled.candidates(skus, [], customer, channel)]
+
+    assert ids(["B"], None, "store") == ["any"]
+    assert ids(["A"], None, "web") == ["web", "all", "any"]
+    member = rules.CustomerFacts(id="c-1", tier="gold", role="partner", segments=frozenset({"press"}))
+    assert ids([], member, None) == ["partners", "vip", "gold", "first", "any"]
+    assert ids([], rules.CustomerFacts(id="c-2", segments=frozenset({"staff"})), None) == ["first", "any"]
+
+
 @settings(max_examples=100, deadline=None)
 @given(programs(), views(), customers)
 def test_indexed_walk_gives_the_evaluation_of_a_walk_over_every_rule(program, view, customer):
     indexed = rules.CompiledProgram.build(program)
-    every = rules.CompiledProgram.build(program)
-    every.always, every.by_sku, every.by_category = list(range(len(every.rules))), {}, {}
+    every = EveryRule.build(program)
     got = rules.to_evaluation(indexed, view, customer, rules.quote(indexed, view, customer, {}, NOW), [], NOW)
     want = rules.to_evaluation(every, view, customer, rules.quote(every, view, customer, {}, NOW), [], NOW)
     assert got == want

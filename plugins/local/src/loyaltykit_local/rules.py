@@ -136,11 +136,27 @@ class BasketView:
 # ---------------------------------------------------------------------------------------------
 
 
+def _gate(when: Conditions) -> tuple[str, list[str]]:
+    """The one fact a rule is filed under: a value the basket or the customer must have for the rule
+    to hold. Products first (the most selective), then customer facts, then the channel."""
+    for kind, products in (("sku", when.skus), ("category", when.categories)):
+        if products is not None:
+            # Every name in ``all`` is required, so one of them is enough; else any of ``any``.
+            return kind, products.all[:1] or list(dict.fromkeys(products.any))
+    for kind, names in (("role", when.role), ("segment", when.segment), ("tier", when.tier),
+                        ("channel", when.channel)):
+        if names is not None:
+            return kind, list(dict.fromkeys(names))
+    if when.first_order is not None or when.not_previously_granted:
+        return "customer", []  # holds for some customers, never for a guest
+    return "always", []
+
+
 @dataclass
 class CompiledProgram:
     program: Program
     rules: list[Rule]  # in evaluation order
-    always: list[int]  # positions of rules with no product/category condition
+    always: list[int]  # positions of rules filed under no fact: visited for every basket
     by_sku: dict[str, list[int]]
     by_category: dict[str, list[int]]
     sku_earn: dict[str, ProductEarn]
@@ -150,45 +166,73 @@ class CompiledProgram:
     needs_history: bool  # some rule asks about first orders or earlier grants
     compiled: list[_Rule] = field(default_factory=list)  # ``rules`` ready to run, same order
     bonus_earn: dict[tuple[str, int], Earn] = field(default_factory=dict)  # made on first use
+    # Rules filed under a customer fact or the channel (see _gate), visited only when it matches.
+    by_role: dict[str, list[int]] = field(default_factory=dict)
+    by_segment: dict[str, list[int]] = field(default_factory=dict)
+    by_tier: dict[str, list[int]] = field(default_factory=dict)
+    by_channel: dict[str, list[int]] = field(default_factory=dict)
+    customers_only: list[int] = field(default_factory=list)  # other customer conditions: never for a guest
 
     @classmethod
     def build(cls, program: Program) -> CompiledProgram:
         ordered = [rule for _, rule in sorted(enumerate(program.rules), key=lambda p: (-p[1].priority, p[0]))]
         always: list[int] = []
-        by_sku: dict[str, list[int]] = defaultdict(list)
-        by_category: dict[str, list[int]] = defaultdict(list)
+        customers_only: list[int] = []
+        index: dict[str, dict[str, list[int]]] = {
+            kind: defaultdict(list) for kind in ("sku", "category", "role", "segment", "tier", "channel")}
         for position, rule in enumerate(ordered):
-            # A rule needing products can only match a basket holding one of them: index it there.
-            if rule.when.skus is not None:
-                for sku in {*rule.when.skus.any, *rule.when.skus.all}:
-                    by_sku[sku].append(position)
-            elif rule.when.categories is not None:
-                for category in {*rule.when.categories.any, *rule.when.categories.all}:
-                    by_category[category].append(position)
-            else:
+            # A rule can only hold where its gate's fact is present: file it under that fact's values.
+            kind, values = _gate(rule.when)
+            if kind == "always":
                 always.append(position)
+            elif kind == "customer":
+                customers_only.append(position)
+            else:
+                for value in values:
+                    index[kind][value].append(position)
         prices = {p.sku: p.points_price for p in program.products if p.points_price is not None}
         prices.update({c.sku: c.points_price for c in program.catalog})
         return cls(
             program=program,
             rules=ordered,
             always=always,
-            by_sku=dict(by_sku),
-            by_category=dict(by_category),
+            by_sku=dict(index["sku"]),
+            by_category=dict(index["category"]),
             sku_earn={p.sku: p for p in program.products},
             category_earn={c.category: c for c in program.categories},
             catalog_price=prices,
             tier_multiplier={t.name: t.multiplier for t in program.tiers},
             needs_history=any(r.when.first_order is not None or r.when.not_previously_granted for r in program.rules),
             compiled=[_Rule.of(rule) for rule in ordered],
+            by_role=dict(index["role"]),
+            by_segment=dict(index["segment"]),
+            by_tier=dict(index["tier"]),
+            by_channel=dict(index["channel"]),
+            customers_only=customers_only,
         )
 
-    def candidates(self, skus: Iterable[str], categories: Iterable[str]) -> list[int]:
+    def candidates(self, skus: Iterable[str], categories: Iterable[str], customer: CustomerFacts | None = None,
+                   channel: str | None = None) -> list[int]:
+        """Positions, in evaluation order, of the rules whose gate fact this basket and customer have."""
         found = set(self.always)
+        by_sku, by_category = self.by_sku, self.by_category
         for sku in skus:
-            found.update(self.by_sku.get(sku, ()))
+            if sku in by_sku:
+                found.update(by_sku[sku])
         for category in categories:
-            found.update(self.by_category.get(category, ()))
+            if category in by_category:
+                found.update(by_category[category])
+        if channel is not None and channel in self.by_channel:
+            found.update(self.by_channel[channel])
+        if customer is not None:
+            found.update(self.customers_only)
+            if customer.role is not None and customer.role in self.by_role:
+                found.update(self.by_role[customer.role])
+            if customer.tier is not None and customer.tier in self.by_tier:
+                found.update(self.by_tier[customer.tier])
+            for segment in customer.segments:
+                if segment in self.by_segment:
+                    found.update(self.by_segment[segment])
         return sorted(found)
 
 
@@ -709,7 +753,7 @@ def quote(compiled: CompiledProgram, view: BasketView, customer: CustomerFacts |
     result = Quote(currency=view.currency, subtotal=state.subtotal)
     first_only = program.promotions.hit_policy == "first"
     ready = compiled.compiled
-    for position in compiled.candidates(state.qty_sku.keys(), state.qty_cat.keys()):
+    for position in compiled.candidates(state.qty_sku.keys(), state.qty_cat.keys(), customer, view.channel):
         rule = ready[position]
         if not rule.when.holds(rule.id, state, customer, now):
             continue
