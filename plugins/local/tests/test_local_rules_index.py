@@ -11,8 +11,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
+from loyaltykit import Evaluation, InvalidRequestError
 from loyaltykit.money import quantize
 from loyaltykit_local import rules
 from loyaltykit_local.program import Conditions, Program, amount_in, program_from_dict
@@ -201,3 +203,35 @@ def test_indexed_walk_gives_the_evaluation_of_a_walk_over_every_rule(program, vi
     want = rules.to_evaluation(every, view, customer, rules.quote(every, view, customer, {}, NOW), [], NOW)
     assert got == want
     assert got.model_dump_json() == want.model_dump_json()
+
+
+# -- the result models the walk builds without a validation run are the ones validation builds ------
+
+
+def same_as_validated(model):
+    again = type(model).model_validate(model.model_dump(exclude_unset=True))
+    assert again == model
+    assert again.model_fields_set == model.model_fields_set
+    assert again.model_dump_json() == model.model_dump_json()
+
+
+@settings(max_examples=100, deadline=None)
+@given(programs(), views(), customers)
+def test_evaluation_and_its_parts_equal_their_validated_copies(program, view, customer):
+    compiled = rules.CompiledProgram.build(program)
+    evaluation = rules.to_evaluation(compiled, view, customer, rules.quote(compiled, view, customer, {}, NOW), [], NOW)
+    same_as_validated(evaluation)
+    for part in (*evaluation.discounts, *evaluation.earn, *evaluation.messages, *evaluation.spendable):
+        same_as_validated(part)
+    assert isinstance(evaluation, Evaluation)
+
+
+def test_a_percent_the_discount_model_refuses_is_refused_naming_the_field():
+    # The program accepts any percent in (0, 100]; a Discount carries at most 8 decimal places.
+    program = program_from_dict({"rules": [
+        {"id": "r", "then": {"action": "percent_off_line", "percent": Decimal("10.123456789")}}]})
+    compiled = rules.CompiledProgram.build(program)
+    view = rules.BasketView.of_basket(basket(line("1", "A", "10.00")))
+    with pytest.raises(InvalidRequestError) as caught:
+        rules.quote(compiled, view, None, {}, NOW)
+    assert caught.value.field == "percent"

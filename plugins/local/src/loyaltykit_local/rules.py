@@ -436,22 +436,28 @@ def _money(amount: Decimal, currency: str) -> Money:
 
 
 _M = TypeVar("_M", Discount, Message, Earn)
+_new = object.__new__
+_set = object.__setattr__
 _DISCOUNT_FIELDS: dict[str, object] = dict.fromkeys(Discount.model_fields)
 _MESSAGE_FIELDS: dict[str, object] = dict.fromkeys(Message.model_fields)
 _EARN_FIELDS: dict[str, object] = dict.fromkeys(Earn.model_fields)
 
 
+def _instance(cls: type[_M], data: dict[str, object], given: set[str]) -> _M:
+    # The same instance pydantic would build from data this module made from the validated program
+    # (every field, in declaration order; the given ones marked set): no validation run.
+    made: _M = _new(cls)
+    _set(made, "__dict__", data)
+    _set(made, "__pydantic_fields_set__", given)
+    _set(made, "__pydantic_extra__", None)
+    _set(made, "__pydantic_private__", None)
+    return made
+
+
 def _built(cls: type[_M], fields: dict[str, object], values: dict[str, object]) -> _M:
-    # The same instance pydantic would build (fields in declaration order, the given ones marked
-    # set), for values this module made from the validated program: no validation run.
     data = dict(fields)
     data.update(values)
-    made: _M = object.__new__(cls)
-    object.__setattr__(made, "__dict__", data)
-    object.__setattr__(made, "__pydantic_fields_set__", set(values))
-    object.__setattr__(made, "__pydantic_extra__", None)
-    object.__setattr__(made, "__pydantic_private__", None)
-    return made
+    return _instance(cls, data, set(values))
 
 
 def _discount(**values: object) -> Discount:
@@ -486,34 +492,56 @@ def _take_order(state: _Basket, wanted: Decimal) -> Decimal:
     return max(taken, ZERO)
 
 
+# The Discount fields each kind of action gives (the rest keep their defaults), as the handlers
+# gave them to the model before: ``model_dump(exclude_unset=True)`` is unchanged.
+_GIVES: dict[type, tuple[DiscountTarget, tuple[str, ...]]] = {
+    PercentOffOrder: (DiscountTarget.ORDER, ("target", "amount", "percent", "engine_id", "label")),
+    FixedOffOrder: (DiscountTarget.ORDER, ("target", "amount", "engine_id", "label")),
+    PercentOffLine: (DiscountTarget.LINE, ("target", "amount", "line_id", "percent", "engine_id", "label")),
+    FixedOffLine: (DiscountTarget.LINE, ("target", "amount", "line_id", "percent", "engine_id", "label")),
+    SpecialPrice: (DiscountTarget.LINE, ("target", "amount", "line_id", "engine_id", "label")),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class _Step:
-    """One action ready to run: its handler, the SKUs and categories it targets, and its percent
-    already coerced as the Discount model coerces it (None: left to the model)."""
+    """One action ready to run: its handler, the SKUs and categories it targets, and the fixed part
+    of the Discount it gives (target, percent coerced as the model coerces it, rule id and label)."""
 
     run: Callable[[_Step, _Rule, _Basket, Quote], None]
     action: Action
     skus: frozenset[str]
     categories: frozenset[str]
-    percent: Decimal | None
+    template: dict[str, object]
+    gives: frozenset[str]
+    checked: bool  # False: the percent is one the Discount model refuses (it raises when used)
     message: Message | None  # a message action's (frozen) Message, built once
+    bonus: tuple[str, int] | None  # a bonus action's (label, points)
 
     @classmethod
-    def of(cls, action: Action) -> _Step:
+    def of(cls, action: Action, rule_id: str, label: str) -> _Step:
+        target, gives = _GIVES.get(type(action), (DiscountTarget.ORDER, ()))
+        template = dict(_DISCOUNT_FIELDS)
+        template.update(target=target, engine_id=rule_id, label=label)
         percent = getattr(action, "percent", None)
-        try:
-            ready = to_decimal(percent) if percent is not None else None
-        except ValueError:
-            ready = None
+        checked = True
+        if percent is not None:
+            try:
+                template["percent"] = to_decimal(percent)
+            except ValueError:
+                template["percent"], checked = percent, False
         message = _message(action.text, "promotion") if isinstance(action, ShowMessage) else None
+        bonus = (label, action.points) if isinstance(action, BonusPoints) else None
         return cls(_HANDLERS[type(action)], action, frozenset(getattr(action, "skus", ())),
-                   frozenset(getattr(action, "categories", ())), ready, message)
+                   frozenset(getattr(action, "categories", ())), template, frozenset(gives), checked, message, bonus)
 
-    def discount(self, **values: object) -> Discount:
-        if self.percent is not None:
-            values["percent"] = self.percent
-            return _built(Discount, _DISCOUNT_FIELDS, values)
-        return _discount(**values)
+    def discount(self, amount: Money, line_id: str | None = None) -> Discount:
+        data = self.template.copy()
+        data["amount"] = amount
+        data["line_id"] = line_id
+        if not self.checked:
+            return Discount(**{name: data[name] for name in self.gives})  # refused as the model refuses it
+        return _instance(Discount, data, set(self.gives))
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,35 +556,33 @@ class _Rule:
 
     @classmethod
     def of(cls, rule: Rule) -> _Rule:
-        return cls(rule.id, rule.label or rule.id, rule.stop, _When.of(rule.when),
-                   tuple(_Step.of(action) for action in rule.then))
+        label = rule.label or rule.id
+        return cls(rule.id, label, rule.stop, _When.of(rule.when),
+                   tuple(_Step.of(action, rule.id, label) for action in rule.then))
 
 
 def _percent_off_order(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
     action = cast(PercentOffOrder, step.action)
     taken = _take_order(state, state.remaining() * action.percent / HUNDRED)
     if taken > 0:
-        quote.discounts.append(step.discount(target=DiscountTarget.ORDER, amount=_money(taken, state.currency),
-                                             percent=action.percent, engine_id=rule.id, label=rule.label))
+        quote.discounts.append(step.discount(_money(taken, state.currency)))
 
 
 def _fixed_off_order(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
     value = state.amount(cast(FixedOffOrder, step.action).amount)
     taken = _take_order(state, value) if value is not None else ZERO
     if taken > 0:
-        quote.discounts.append(_discount(target=DiscountTarget.ORDER, amount=_money(taken, state.currency),
-                                         engine_id=rule.id, label=rule.label))
+        quote.discounts.append(step.discount(_money(taken, state.currency)))
 
 
 def _percent_off_line(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
     value = cast(PercentOffLine, step.action).percent
     net = state.net
+    currency = state.currency
     for line in _targets(state, step.skus, step.categories):
         taken = _take_line(state, line, net[line.id] * value / HUNDRED)
         if taken > 0:
-            quote.discounts.append(step.discount(
-                target=DiscountTarget.LINE, amount=_money(taken, state.currency), line_id=line.id,
-                percent=value, engine_id=rule.id, label=rule.label))
+            quote.discounts.append(step.discount(_money(taken, currency), line.id))
 
 
 def _fixed_off_line(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
@@ -566,9 +592,7 @@ def _fixed_off_line(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> N
     for line in _targets(state, step.skus, step.categories):
         taken = _take_line(state, line, value * line.quantity)
         if taken > 0:
-            quote.discounts.append(_discount(
-                target=DiscountTarget.LINE, amount=_money(taken, state.currency), line_id=line.id,
-                percent=None, engine_id=rule.id, label=rule.label))
+            quote.discounts.append(step.discount(_money(taken, state.currency), line.id))
 
 
 def _special_price(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
@@ -581,8 +605,7 @@ def _special_price(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> No
         if line.unit_price.amount > price:
             taken = _take_line(state, line, (line.unit_price.amount - price) * line.quantity)
             if taken > 0:
-                quote.discounts.append(_discount(target=DiscountTarget.LINE, amount=_money(taken, state.currency),
-                                                 line_id=line.id, engine_id=rule.id, label=rule.label))
+                quote.discounts.append(step.discount(_money(taken, state.currency), line.id))
 
 
 def _free_gift(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
@@ -599,7 +622,7 @@ def _free_shipping(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> No
 
 
 def _bonus_points(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
-    quote.bonus.append((rule.label, cast(BonusPoints, step.action).points))
+    quote.bonus.append(cast(tuple[str, int], step.bonus))
 
 
 def _show_message(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
