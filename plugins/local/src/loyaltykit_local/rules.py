@@ -435,7 +435,7 @@ def _money(amount: Decimal, currency: str) -> Money:
     return Money._exact(amount, currency)
 
 
-_M = TypeVar("_M", Discount, Message, Earn, Evaluation)
+_M = TypeVar("_M", Discount, Message, Earn, Evaluation, Money)
 _new = object.__new__
 _set = object.__setattr__
 _DISCOUNT_FIELDS: dict[str, object] = dict.fromkeys(Discount.model_fields)
@@ -455,6 +455,12 @@ def _instance(cls: type[_M], data: dict[str, object], given: set[str]) -> _M:
     _set(made, "__pydantic_extra__", None)
     _set(made, "__pydantic_private__", None)
     return made
+
+
+def _rounded_money(amount: Decimal, currency: str) -> Money:
+    # ``amount`` came out of quantize() for this currency and is at most a validated line's or
+    # basket's amount: the Money its constructor would build, without rounding it a second time.
+    return _instance(Money, {"amount": amount, "currency": currency}, {"amount", "currency"})
 
 
 def _built(cls: type[_M], fields: dict[str, object], values: dict[str, object]) -> _M:
@@ -479,20 +485,31 @@ def _message(text: str, kind: str) -> Message:
     return _built(Message, _MESSAGE_FIELDS, {"text": text, "kind": kind})
 
 
-def _take_line(state: _Basket, line: Line, wanted: Decimal) -> Decimal:
+def _take_line(state: _Basket, line_id: str, wanted: Decimal) -> Decimal:
     # Capped by the line and by the order: earlier order discounts already spoke for part of it.
-    taken = min(quantize(wanted, state.currency), state.net[line.id], state.remaining())
+    # (Comparisons rather than min(): the same first-of-equals choice, without the call.)
+    taken = quantize(wanted, state.currency)
+    left = state.net[line_id]
+    if taken > left:
+        taken = left
+    remaining = state.lines_total - state.order_discount
+    if taken > remaining:
+        taken = remaining
     if taken > 0:
-        state.net[line.id] -= taken
+        state.net[line_id] = left - taken
         state.lines_total -= taken
     return taken
 
 
 def _take_order(state: _Basket, wanted: Decimal) -> Decimal:
-    taken = min(quantize(wanted, state.currency), state.remaining())
+    taken = quantize(wanted, state.currency)
+    remaining = state.lines_total - state.order_discount
+    if taken > remaining:
+        taken = remaining
     if taken > 0:
         state.order_discount += taken
-    return max(taken, ZERO)
+        return taken
+    return ZERO
 
 
 # The Discount fields each kind of action gives (the rest keep their defaults), as the handlers
@@ -538,9 +555,9 @@ class _Step:
         return cls(_HANDLERS[type(action)], action, frozenset(getattr(action, "skus", ())),
                    frozenset(getattr(action, "categories", ())), template, frozenset(gives), checked, message, bonus)
 
-    def discount(self, amount: Money, line_id: str | None = None) -> Discount:
+    def discount(self, taken: Decimal, currency: str, line_id: str | None = None) -> Discount:
         data = self.template.copy()
-        data["amount"] = amount
+        data["amount"] = _rounded_money(taken, currency)
         data["line_id"] = line_id
         if not self.checked:
             return Discount(**{name: data[name] for name in self.gives})  # refused as the model refuses it
@@ -568,14 +585,14 @@ def _percent_off_order(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -
     action = cast(PercentOffOrder, step.action)
     taken = _take_order(state, state.remaining() * action.percent / HUNDRED)
     if taken > 0:
-        quote.discounts.append(step.discount(_money(taken, state.currency)))
+        quote.discounts.append(step.discount(taken, state.currency))
 
 
 def _fixed_off_order(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
     value = state.amount(cast(FixedOffOrder, step.action).amount)
     taken = _take_order(state, value) if value is not None else ZERO
     if taken > 0:
-        quote.discounts.append(step.discount(_money(taken, state.currency)))
+        quote.discounts.append(step.discount(taken, state.currency))
 
 
 def _percent_off_line(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
@@ -583,9 +600,9 @@ def _percent_off_line(step: _Step, rule: _Rule, state: _Basket, quote: Quote) ->
     net = state.net
     currency = state.currency
     for line in _targets(state, step.skus, step.categories):
-        taken = _take_line(state, line, net[line.id] * value / HUNDRED)
+        taken = _take_line(state, line.id, net[line.id] * value / HUNDRED)
         if taken > 0:
-            quote.discounts.append(step.discount(_money(taken, currency), line.id))
+            quote.discounts.append(step.discount(taken, currency, line.id))
 
 
 def _fixed_off_line(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
@@ -593,9 +610,9 @@ def _fixed_off_line(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> N
     if value is None:
         return
     for line in _targets(state, step.skus, step.categories):
-        taken = _take_line(state, line, value * line.quantity)
+        taken = _take_line(state, line.id, value * line.quantity)
         if taken > 0:
-            quote.discounts.append(step.discount(_money(taken, state.currency), line.id))
+            quote.discounts.append(step.discount(taken, state.currency, line.id))
 
 
 def _special_price(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
@@ -606,9 +623,9 @@ def _special_price(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> No
     lines = state.view.lines
     for line in (lines[position] for position in state.at_sku.get(action.sku, ())):
         if line.unit_price.amount > price:
-            taken = _take_line(state, line, (line.unit_price.amount - price) * line.quantity)
+            taken = _take_line(state, line.id, (line.unit_price.amount - price) * line.quantity)
             if taken > 0:
-                quote.discounts.append(step.discount(_money(taken, state.currency), line.id))
+                quote.discounts.append(step.discount(taken, state.currency, line.id))
 
 
 def _free_gift(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
@@ -705,7 +722,7 @@ def _apply_voucher(definition: VoucherDef, state: _Basket, quote: Quote) -> None
         per_unit = state.amount(definition.amount) or ZERO
         for line in state.view.lines:
             if line.sku == definition.sku:
-                taken = _take_line(state, line, per_unit * line.quantity)
+                taken = _take_line(state, line.id, per_unit * line.quantity)
                 if taken > 0:
                     quote.discounts.append(_discount(target=DiscountTarget.LINE, amount=_money(taken, currency),
                                                     line_id=line.id, engine_id=code, label=label, code=code))
