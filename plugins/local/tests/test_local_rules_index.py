@@ -235,3 +235,18 @@ def test_a_percent_the_discount_model_refuses_is_refused_naming_the_field():
     with pytest.raises(InvalidRequestError) as caught:
         rules.quote(compiled, view, None, {}, NOW)
     assert caught.value.field == "percent"
+
+
+# -- amount tables resolved once per program --------------------------------------------------------
+
+amount_tables = st.one_of(
+    st.none(),
+    st.builds(lambda v: {"*": Decimal(v)}, st.integers(0, 99)),
+    st.dictionaries(st.sampled_from(["EUR", "USD", "GBP"]), st.integers(0, 99).map(Decimal), max_size=3),
+)
+
+
+@given(amount_tables, st.sampled_from(["EUR", "USD", "GBP", "JPY"]), st.sampled_from(["EUR", "USD"]))
+def test_an_amount_table_resolved_per_currency_reads_as_amount_in(table, currency, base):
+    resolved = rules._per_currency(table, base)
+    assert (None if resolved is None else resolved.get(currency)) == amount_in(table, currency, base)

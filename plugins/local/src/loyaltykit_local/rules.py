@@ -55,6 +55,7 @@ from loyaltykit.models import Basket, Order
 from loyaltykit.money import quantize, to_decimal
 
 from .program import (
+    BASE,
     Action,
     BonusPoints,
     CategoryEarn,
@@ -203,7 +204,7 @@ class CompiledProgram:
             catalog_price=prices,
             tier_multiplier={t.name: t.multiplier for t in program.tiers},
             needs_history=any(r.when.first_order is not None or r.when.not_previously_granted for r in program.rules),
-            compiled=[_Rule.of(rule) for rule in ordered],
+            compiled=[_Rule.of(rule, program.currency) for rule in ordered],
             by_role=dict(index["role"]),
             by_segment=dict(index["segment"]),
             by_tier=dict(index["tier"]),
@@ -349,13 +350,23 @@ def _names(names: list[str] | None) -> frozenset[str] | None:
     return None if names is None else frozenset(names)
 
 
+def _per_currency(amounts: dict[str, Decimal] | None, base: str) -> dict[str, Decimal] | None:
+    """An amount table resolved once: ``amount_in(amounts, currency, base)`` is ``.get(currency)``."""
+    if amounts is None:
+        return None
+    resolved = {currency: value for currency, value in amounts.items() if currency != BASE}
+    if base not in resolved and BASE in amounts:
+        resolved[base] = amounts[BASE]
+    return resolved
+
+
 @dataclass(frozen=True, slots=True)
 class _When:
     """A rule's conditions, read once from the program into sets and tuples."""
 
     valid_from: datetime | None
     valid_until: datetime | None
-    amount_min: dict[str, Decimal] | None
+    amount_min: dict[str, Decimal] | None  # per currency, resolved (see _per_currency)
     amount_max: dict[str, Decimal] | None
     skus: tuple[tuple[str, ...], tuple[str, ...], Decimal] | None
     categories: tuple[tuple[str, ...], tuple[str, ...], Decimal] | None
@@ -368,10 +379,11 @@ class _When:
     needs_customer: bool
 
     @classmethod
-    def of(cls, when: Conditions) -> _When:
+    def of(cls, when: Conditions, base: str) -> _When:
         amounts = when.basket_amount
         return cls(
-            when.valid_from, when.valid_until, amounts.min if amounts else None, amounts.max if amounts else None,
+            when.valid_from, when.valid_until, _per_currency(amounts.min if amounts else None, base),
+            _per_currency(amounts.max if amounts else None, base),
             _products(when.skus), _products(when.categories), _names(when.channel), _names(when.role),
             _names(when.tier), _names(when.segment), when.first_order, when.not_previously_granted,
             needs_customer=(when.role is not None or when.tier is not None or when.segment is not None
@@ -400,11 +412,11 @@ class _When:
         if self.channel is not None and state.view.channel not in self.channel:
             return False
         if self.amount_min is not None:
-            low = state.amount(self.amount_min)
+            low = self.amount_min.get(state.currency)
             if low is None or state.subtotal < low:
                 return False
         if self.amount_max is not None:
-            high = state.amount(self.amount_max)
+            high = self.amount_max.get(state.currency)
             if high is None or state.subtotal > high:
                 return False
         if self.skus is not None and not _products_hold(self.skus, state.qty_sku):
@@ -414,7 +426,7 @@ class _When:
 
 def conditions_hold(when: Conditions, rule_id: str, state: _Basket, customer: CustomerFacts | None,
                     now: datetime) -> bool:
-    return _When.of(when).holds(rule_id, state, customer, now)
+    return _When.of(when, state.base).holds(rule_id, state, customer, now)
 
 
 def _targets(state: _Basket, skus: frozenset[str], categories: frozenset[str]) -> Sequence[Line]:
@@ -537,9 +549,10 @@ class _Step:
     checked: bool  # False: the percent is one the Discount model refuses (it raises when used)
     message: Message | None  # a message action's (frozen) Message, built once
     bonus: tuple[str, int] | None  # a bonus action's (label, points)
+    amounts: dict[str, Decimal] | None  # a fixed amount's or special price's table, resolved per currency
 
     @classmethod
-    def of(cls, action: Action, rule_id: str, label: str) -> _Step:
+    def of(cls, action: Action, rule_id: str, label: str, base: str) -> _Step:
         target, gives = _GIVES.get(type(action), (DiscountTarget.ORDER, ()))
         template = dict(_DISCOUNT_FIELDS)
         template.update(target=target, engine_id=rule_id, label=label)
@@ -552,8 +565,10 @@ class _Step:
                 template["percent"], checked = percent, False
         message = _message(action.text, "promotion") if isinstance(action, ShowMessage) else None
         bonus = (label, action.points) if isinstance(action, BonusPoints) else None
+        amounts = action.price if isinstance(action, SpecialPrice) else getattr(action, "amount", None)
         return cls(_HANDLERS[type(action)], action, frozenset(getattr(action, "skus", ())),
-                   frozenset(getattr(action, "categories", ())), template, frozenset(gives), checked, message, bonus)
+                   frozenset(getattr(action, "categories", ())), template, frozenset(gives), checked, message, bonus,
+                   _per_currency(amounts, base))
 
     def discount(self, taken: Decimal, currency: str, line_id: str | None = None) -> Discount:
         data = self.template.copy()
@@ -575,10 +590,10 @@ class _Rule:
     then: tuple[_Step, ...]
 
     @classmethod
-    def of(cls, rule: Rule) -> _Rule:
+    def of(cls, rule: Rule, base: str) -> _Rule:
         label = rule.label or rule.id
-        return cls(rule.id, label, rule.stop, _When.of(rule.when),
-                   tuple(_Step.of(action, rule.id, label) for action in rule.then))
+        return cls(rule.id, label, rule.stop, _When.of(rule.when, base),
+                   tuple(_Step.of(action, rule.id, label, base) for action in rule.then))
 
 
 def _percent_off_order(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
@@ -589,7 +604,7 @@ def _percent_off_order(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -
 
 
 def _fixed_off_order(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
-    value = state.amount(cast(FixedOffOrder, step.action).amount)
+    value = cast(dict[str, Decimal], step.amounts).get(state.currency)
     taken = _take_order(state, value) if value is not None else ZERO
     if taken > 0:
         quote.discounts.append(step.discount(taken, state.currency))
@@ -606,7 +621,7 @@ def _percent_off_line(step: _Step, rule: _Rule, state: _Basket, quote: Quote) ->
 
 
 def _fixed_off_line(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
-    value = state.amount(cast(FixedOffLine, step.action).amount)
+    value = cast(dict[str, Decimal], step.amounts).get(state.currency)
     if value is None:
         return
     for line in _targets(state, step.skus, step.categories):
@@ -617,7 +632,7 @@ def _fixed_off_line(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> N
 
 def _special_price(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
     action = cast(SpecialPrice, step.action)
-    price = state.amount(action.price)
+    price = cast(dict[str, Decimal], step.amounts).get(state.currency)
     if price is None:
         return
     lines = state.view.lines
