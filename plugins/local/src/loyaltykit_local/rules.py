@@ -777,11 +777,20 @@ def _earn(compiled: CompiledProgram, state: _Basket, customer: CustomerFacts | N
     factor = max(lines_total - state.order_discount, ZERO) / lines_total if lines_total > 0 else ZERO
     points = ZERO
     paid_total = ZERO
+    net, line_paid = state.net, quote.line_paid
+    # _line_points, with the lookups it needs bound once (the same terms, summed in the same order).
+    catalog_price, sku_earn, category_earn = compiled.catalog_price, compiled.sku_earn, compiled.category_earn
+    rate = program.points.per_currency_unit
     for line in state.view.lines:
-        paid = state.net[line.id] * factor
-        quote.line_paid[line.id] = paid
+        line_id = line.id
+        paid = net[line_id] * factor
+        line_paid[line_id] = paid
         paid_total += paid
-        points += _line_points(compiled, line, paid)
+        sku = line.sku
+        if sku in sku_earn or sku in catalog_price or line.category in category_earn:
+            points += _line_points(compiled, line, paid)
+        else:
+            points += rate * paid
     if customer is None:
         return  # guests earn nothing: there is no account to credit
     multiplier = compiled.tier_multiplier.get(customer.tier, Decimal(1)) if customer.tier else Decimal(1)
