@@ -125,7 +125,8 @@ def main() -> int:
             facts = engine._facts(conn, customer, "EUR", engine.now())
         now = engine.now()
         quote = rules.quote(compiled, view, facts, {}, now)
-        candidates = len(compiled.candidates({line.sku for line in basket.lines}, {line.category for line in basket.lines if line.category}))
+        candidates = len(compiled.candidates({line.sku for line in basket.lines},
+                                             {line.category for line in basket.lines if line.category}, facts, basket.channel))
         print(f"{args.lines}-line basket, {args.rules} rules ({candidates} candidates after indexing, "
               f"{len(quote.applied_rules)} applied, {len(quote.discounts)} discounts)")
 

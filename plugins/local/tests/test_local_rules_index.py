@@ -1,7 +1,8 @@
 """The compiled, indexed rule walk against a plain reference over random programs and baskets.
 
-The engine visits only the rules a basket's SKUs and categories can match, with conditions compiled
-to sets; the reference reads every rule's ``when`` as written, in priority order.
+The engine visits only the rules filed under a fact the basket or customer has (a SKU, a category,
+the role, a segment, the tier, the channel; customer-only rules never for a guest), with conditions
+compiled to sets; the reference reads every rule's ``when`` as written, in priority order.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
+from loyaltykit import Evaluation, InvalidRequestError
 from loyaltykit.money import quantize
 from loyaltykit_local import rules
 from loyaltykit_local.program import Conditions, Program, amount_in, program_from_dict
@@ -150,13 +153,100 @@ def test_indexed_walk_applies_the_rules_a_plain_walk_applies(program, view, cust
     assert result.applied_rules == expected
 
 
+class EveryRule(rules.CompiledProgram):
+    """The same compiled program without its index: every rule is visited, in order."""
+
+    def candidates(self, *args: Any, **kwargs: Any) -> list[int]:
+        return list(range(len(self.rules)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(programs(), views(), customers)
+def test_every_rule_that_holds_is_a_candidate(program, view, customer):
+    compiled = rules.CompiledProgram.build(program)
+    state = rules._Basket(view, program.currency)
+    found = compiled.candidates(state.qty_sku.keys(), state.qty_cat.keys(), customer, view.channel)
+    assert found == sorted(set(found))
+    holding = [position for position, rule in enumerate(compiled.rules)
+               if reference_holds(rule.when, rule.id, view, customer, program.currency)]
+    assert set(holding) <= set(found)
+
+
+def test_rules_filed_under_a_customer_fact_are_left_out_for_customers_without_it():
+    program = program_from_dict({"rules": [
+        {"id": "partners", "when": {"role": ["partner"]}, "then": {"action": "bonus_points", "points": 5}},
+        {"id": "vip", "when": {"segment": ["vip", "press"]}, "then": {"action": "bonus_points", "points": 5}},
+        {"id": "gold", "when": {"tier": ["gold"]}, "then": {"action": "bonus_points", "points": 5}},
+        {"id": "web", "when": {"channel": ["web"]}, "then": {"action": "bonus_points", "points": 5}},
+        {"id": "first", "when": {"first_order": True}, "then": {"action": "bonus_points", "points": 5}},
+        {"id": "all", "when": {"skus": {"all": ["A", "B"]}}, "then": {"action": "bonus_points", "points": 5}},
+        {"id": "any", "when": {}, "then": {"action": "bonus_points", "points": 5}},
+    ]})
+    compiled = rules.CompiledProgram.build(program)
+
+    def ids(skus: list[str], customer: rules.CustomerFacts | None, channel: str | None) -> list[str]:
+        return [compiled.rules[p].id for p in compiled.candidates(skus, [], customer, channel)]
+
+    assert ids(["B"], None, "store") == ["any"]
+    assert ids(["A"], None, "web") == ["web", "all", "any"]
+    member = rules.CustomerFacts(id="c-1", tier="gold", role="partner", segments=frozenset({"press"}))
+    assert ids([], member, None) == ["partners", "vip", "gold", "first", "any"]
+    assert ids([], rules.CustomerFacts(id="c-2", segments=frozenset({"staff"})), None) == ["first", "any"]
+
+
 @settings(max_examples=100, deadline=None)
 @given(programs(), views(), customers)
 def test_indexed_walk_gives_the_evaluation_of_a_walk_over_every_rule(program, view, customer):
     indexed = rules.CompiledProgram.build(program)
-    every = rules.CompiledProgram.build(program)
-    every.always, every.by_sku, every.by_category = list(range(len(every.rules))), {}, {}
+    every = EveryRule.build(program)
     got = rules.to_evaluation(indexed, view, customer, rules.quote(indexed, view, customer, {}, NOW), [], NOW)
     want = rules.to_evaluation(every, view, customer, rules.quote(every, view, customer, {}, NOW), [], NOW)
     assert got == want
     assert got.model_dump_json() == want.model_dump_json()
+
+
+# -- the result models the walk builds without a validation run are the ones validation builds ------
+
+
+def same_as_validated(model):
+    again = type(model).model_validate(model.model_dump(exclude_unset=True))
+    assert again == model
+    assert again.model_fields_set == model.model_fields_set
+    assert again.model_dump_json() == model.model_dump_json()
+
+
+@settings(max_examples=100, deadline=None)
+@given(programs(), views(), customers)
+def test_evaluation_and_its_parts_equal_their_validated_copies(program, view, customer):
+    compiled = rules.CompiledProgram.build(program)
+    evaluation = rules.to_evaluation(compiled, view, customer, rules.quote(compiled, view, customer, {}, NOW), [], NOW)
+    same_as_validated(evaluation)
+    for part in (*evaluation.discounts, *evaluation.earn, *evaluation.messages, *evaluation.spendable):
+        same_as_validated(part)
+    assert isinstance(evaluation, Evaluation)
+
+
+def test_a_percent_the_discount_model_refuses_is_refused_naming_the_field():
+    # The program accepts any percent in (0, 100]; a Discount carries at most 8 decimal places.
+    program = program_from_dict({"rules": [
+        {"id": "r", "then": {"action": "percent_off_line", "percent": Decimal("10.123456789")}}]})
+    compiled = rules.CompiledProgram.build(program)
+    view = rules.BasketView.of_basket(basket(line("1", "A", "10.00")))
+    with pytest.raises(InvalidRequestError) as caught:
+        rules.quote(compiled, view, None, {}, NOW)
+    assert caught.value.field == "percent"
+
+
+# -- amount tables resolved once per program --------------------------------------------------------
+
+amount_tables = st.one_of(
+    st.none(),
+    st.builds(lambda v: {"*": Decimal(v)}, st.integers(0, 99)),
+    st.dictionaries(st.sampled_from(["EUR", "USD", "GBP"]), st.integers(0, 99).map(Decimal), max_size=3),
+)
+
+
+@given(amount_tables, st.sampled_from(["EUR", "USD", "GBP", "JPY"]), st.sampled_from(["EUR", "USD"]))
+def test_an_amount_table_resolved_per_currency_reads_as_amount_in(table, currency, base):
+    resolved = rules._per_currency(table, base)
+    assert (None if resolved is None else resolved.get(currency)) == amount_in(table, currency, base)

@@ -55,6 +55,7 @@ from loyaltykit.models import Basket, Order
 from loyaltykit.money import quantize, to_decimal
 
 from .program import (
+    BASE,
     Action,
     BonusPoints,
     CategoryEarn,
@@ -136,11 +137,27 @@ class BasketView:
 # ---------------------------------------------------------------------------------------------
 
 
+def _gate(when: Conditions) -> tuple[str, list[str]]:
+    """The one fact a rule is filed under: a value the basket or the customer must have for the rule
+    to hold. Products first (the most selective), then customer facts, then the channel."""
+    for kind, products in (("sku", when.skus), ("category", when.categories)):
+        if products is not None:
+            # Every name in ``all`` is required, so one of them is enough; else any of ``any``.
+            return kind, products.all[:1] or list(dict.fromkeys(products.any))
+    for kind, names in (("role", when.role), ("segment", when.segment), ("tier", when.tier),
+                        ("channel", when.channel)):
+        if names is not None:
+            return kind, list(dict.fromkeys(names))
+    if when.first_order is not None or when.not_previously_granted:
+        return "customer", []  # holds for some customers, never for a guest
+    return "always", []
+
+
 @dataclass
 class CompiledProgram:
     program: Program
     rules: list[Rule]  # in evaluation order
-    always: list[int]  # positions of rules with no product/category condition
+    always: list[int]  # positions of rules filed under no fact: visited for every basket
     by_sku: dict[str, list[int]]
     by_category: dict[str, list[int]]
     sku_earn: dict[str, ProductEarn]
@@ -150,45 +167,73 @@ class CompiledProgram:
     needs_history: bool  # some rule asks about first orders or earlier grants
     compiled: list[_Rule] = field(default_factory=list)  # ``rules`` ready to run, same order
     bonus_earn: dict[tuple[str, int], Earn] = field(default_factory=dict)  # made on first use
+    # Rules filed under a customer fact or the channel (see _gate), visited only when it matches.
+    by_role: dict[str, list[int]] = field(default_factory=dict)
+    by_segment: dict[str, list[int]] = field(default_factory=dict)
+    by_tier: dict[str, list[int]] = field(default_factory=dict)
+    by_channel: dict[str, list[int]] = field(default_factory=dict)
+    customers_only: list[int] = field(default_factory=list)  # other customer conditions: never for a guest
 
     @classmethod
     def build(cls, program: Program) -> CompiledProgram:
         ordered = [rule for _, rule in sorted(enumerate(program.rules), key=lambda p: (-p[1].priority, p[0]))]
         always: list[int] = []
-        by_sku: dict[str, list[int]] = defaultdict(list)
-        by_category: dict[str, list[int]] = defaultdict(list)
+        customers_only: list[int] = []
+        index: dict[str, dict[str, list[int]]] = {
+            kind: defaultdict(list) for kind in ("sku", "category", "role", "segment", "tier", "channel")}
         for position, rule in enumerate(ordered):
-            # A rule needing products can only match a basket holding one of them: index it there.
-            if rule.when.skus is not None:
-                for sku in {*rule.when.skus.any, *rule.when.skus.all}:
-                    by_sku[sku].append(position)
-            elif rule.when.categories is not None:
-                for category in {*rule.when.categories.any, *rule.when.categories.all}:
-                    by_category[category].append(position)
-            else:
+            # A rule can only hold where its gate's fact is present: file it under that fact's values.
+            kind, values = _gate(rule.when)
+            if kind == "always":
                 always.append(position)
+            elif kind == "customer":
+                customers_only.append(position)
+            else:
+                for value in values:
+                    index[kind][value].append(position)
         prices = {p.sku: p.points_price for p in program.products if p.points_price is not None}
         prices.update({c.sku: c.points_price for c in program.catalog})
         return cls(
             program=program,
             rules=ordered,
             always=always,
-            by_sku=dict(by_sku),
-            by_category=dict(by_category),
+            by_sku=dict(index["sku"]),
+            by_category=dict(index["category"]),
             sku_earn={p.sku: p for p in program.products},
             category_earn={c.category: c for c in program.categories},
             catalog_price=prices,
             tier_multiplier={t.name: t.multiplier for t in program.tiers},
             needs_history=any(r.when.first_order is not None or r.when.not_previously_granted for r in program.rules),
-            compiled=[_Rule.of(rule) for rule in ordered],
+            compiled=[_Rule.of(rule, program.currency) for rule in ordered],
+            by_role=dict(index["role"]),
+            by_segment=dict(index["segment"]),
+            by_tier=dict(index["tier"]),
+            by_channel=dict(index["channel"]),
+            customers_only=customers_only,
         )
 
-    def candidates(self, skus: Iterable[str], categories: Iterable[str]) -> list[int]:
+    def candidates(self, skus: Iterable[str], categories: Iterable[str], customer: CustomerFacts | None = None,
+                   channel: str | None = None) -> list[int]:
+        """Positions, in evaluation order, of the rules whose gate fact this basket and customer have."""
         found = set(self.always)
+        by_sku, by_category = self.by_sku, self.by_category
         for sku in skus:
-            found.update(self.by_sku.get(sku, ()))
+            if sku in by_sku:
+                found.update(by_sku[sku])
         for category in categories:
-            found.update(self.by_category.get(category, ()))
+            if category in by_category:
+                found.update(by_category[category])
+        if channel is not None and channel in self.by_channel:
+            found.update(self.by_channel[channel])
+        if customer is not None:
+            found.update(self.customers_only)
+            if customer.role is not None and customer.role in self.by_role:
+                found.update(self.by_role[customer.role])
+            if customer.tier is not None and customer.tier in self.by_tier:
+                found.update(self.by_tier[customer.tier])
+            for segment in customer.segments:
+                if segment in self.by_segment:
+                    found.update(self.by_segment[segment])
         return sorted(found)
 
 
@@ -233,22 +278,42 @@ class _Basket:
         self.view = view
         self.currency = view.currency
         self.base = base
-        self.net: dict[str, Decimal] = {}
-        self.qty_sku: dict[str, Decimal] = defaultdict(Decimal)
-        self.qty_cat: dict[str, Decimal] = defaultdict(Decimal)
+        currency = view.currency
+        net: dict[str, Decimal] = {}
+        qty_sku: dict[str, Decimal] = {}
+        qty_cat: dict[str, Decimal] = {}
         # Positions of the lines per SKU and per category, for the actions that target them.
-        self.at_sku: dict[str, list[int]] = defaultdict(list)
-        self.at_category: dict[str, list[int]] = defaultdict(list)
+        at_sku: dict[str, list[int]] = {}
+        at_category: dict[str, list[int]] = {}
         subtotal = ZERO
+        # One pass, plain dicts (a defaultdict's Decimal() per new key cost as much as the rest).
         for position, line in enumerate(view.lines):
-            amount = quantize(line.unit_price.amount * line.quantity, self.currency)
-            self.net[line.id] = amount
+            quantity = line.quantity
+            amount = quantize(line.unit_price.amount * quantity, currency)
+            net[line.id] = amount
             subtotal += amount
-            self.qty_sku[line.sku] += line.quantity
-            self.at_sku[line.sku].append(position)
-            if line.category is not None:
-                self.qty_cat[line.category] += line.quantity
-                self.at_category[line.category].append(position)
+            sku = line.sku
+            held = qty_sku.get(sku)
+            if held is None:
+                qty_sku[sku] = quantity
+                at_sku[sku] = [position]
+            else:
+                qty_sku[sku] = held + quantity
+                at_sku[sku].append(position)
+            category = line.category
+            if category is not None:
+                held = qty_cat.get(category)
+                if held is None:
+                    qty_cat[category] = quantity
+                    at_category[category] = [position]
+                else:
+                    qty_cat[category] = held + quantity
+                    at_category[category].append(position)
+        self.net = net
+        self.qty_sku = qty_sku
+        self.qty_cat = qty_cat
+        self.at_sku = at_sku
+        self.at_category = at_category
         self.subtotal = subtotal
         self.lines_total = subtotal  # sum of the line nets, kept as line discounts are taken
         self.order_discount = ZERO
@@ -285,13 +350,23 @@ def _names(names: list[str] | None) -> frozenset[str] | None:
     return None if names is None else frozenset(names)
 
 
+def _per_currency(amounts: dict[str, Decimal] | None, base: str) -> dict[str, Decimal] | None:
+    """An amount table resolved once: ``amount_in(amounts, currency, base)`` is ``.get(currency)``."""
+    if amounts is None:
+        return None
+    resolved = {currency: value for currency, value in amounts.items() if currency != BASE}
+    if base not in resolved and BASE in amounts:
+        resolved[base] = amounts[BASE]
+    return resolved
+
+
 @dataclass(frozen=True, slots=True)
 class _When:
     """A rule's conditions, read once from the program into sets and tuples."""
 
     valid_from: datetime | None
     valid_until: datetime | None
-    amount_min: dict[str, Decimal] | None
+    amount_min: dict[str, Decimal] | None  # per currency, resolved (see _per_currency)
     amount_max: dict[str, Decimal] | None
     skus: tuple[tuple[str, ...], tuple[str, ...], Decimal] | None
     categories: tuple[tuple[str, ...], tuple[str, ...], Decimal] | None
@@ -304,10 +379,11 @@ class _When:
     needs_customer: bool
 
     @classmethod
-    def of(cls, when: Conditions) -> _When:
+    def of(cls, when: Conditions, base: str) -> _When:
         amounts = when.basket_amount
         return cls(
-            when.valid_from, when.valid_until, amounts.min if amounts else None, amounts.max if amounts else None,
+            when.valid_from, when.valid_until, _per_currency(amounts.min if amounts else None, base),
+            _per_currency(amounts.max if amounts else None, base),
             _products(when.skus), _products(when.categories), _names(when.channel), _names(when.role),
             _names(when.tier), _names(when.segment), when.first_order, when.not_previously_granted,
             needs_customer=(when.role is not None or when.tier is not None or when.segment is not None
@@ -336,11 +412,11 @@ class _When:
         if self.channel is not None and state.view.channel not in self.channel:
             return False
         if self.amount_min is not None:
-            low = state.amount(self.amount_min)
+            low = self.amount_min.get(state.currency)
             if low is None or state.subtotal < low:
                 return False
         if self.amount_max is not None:
-            high = state.amount(self.amount_max)
+            high = self.amount_max.get(state.currency)
             if high is None or state.subtotal > high:
                 return False
         if self.skus is not None and not _products_hold(self.skus, state.qty_sku):
@@ -350,7 +426,7 @@ class _When:
 
 def conditions_hold(when: Conditions, rule_id: str, state: _Basket, customer: CustomerFacts | None,
                     now: datetime) -> bool:
-    return _When.of(when).holds(rule_id, state, customer, now)
+    return _When.of(when, state.base).holds(rule_id, state, customer, now)
 
 
 def _targets(state: _Basket, skus: frozenset[str], categories: frozenset[str]) -> Sequence[Line]:
@@ -371,23 +447,38 @@ def _money(amount: Decimal, currency: str) -> Money:
     return Money._exact(amount, currency)
 
 
-_M = TypeVar("_M", Discount, Message, Earn)
+_M = TypeVar("_M", Discount, Message, Earn, Evaluation, Money)
+_new = object.__new__
+_set = object.__setattr__
 _DISCOUNT_FIELDS: dict[str, object] = dict.fromkeys(Discount.model_fields)
 _MESSAGE_FIELDS: dict[str, object] = dict.fromkeys(Message.model_fields)
 _EARN_FIELDS: dict[str, object] = dict.fromkeys(Earn.model_fields)
+# Defaults of the fields to_evaluation leaves out (immutable: no field has a default factory).
+_EVALUATION_FIELDS: dict[str, object] = {name: None if info.is_required() else info.get_default()
+                                         for name, info in Evaluation.model_fields.items()}
+
+
+def _instance(cls: type[_M], data: dict[str, object], given: set[str]) -> _M:
+    # The same instance pydantic would build from data this module made from the validated program
+    # (every field, in declaration order; the given ones marked set): no validation run.
+    made: _M = _new(cls)
+    _set(made, "__dict__", data)
+    _set(made, "__pydantic_fields_set__", given)
+    _set(made, "__pydantic_extra__", None)
+    _set(made, "__pydantic_private__", None)
+    return made
+
+
+def _rounded_money(amount: Decimal, currency: str) -> Money:
+    # ``amount`` came out of quantize() for this currency and is at most a validated line's or
+    # basket's amount: the Money its constructor would build, without rounding it a second time.
+    return _instance(Money, {"amount": amount, "currency": currency}, {"amount", "currency"})
 
 
 def _built(cls: type[_M], fields: dict[str, object], values: dict[str, object]) -> _M:
-    # The same instance pydantic would build (fields in declaration order, the given ones marked
-    # set), for values this module made from the validated program: no validation run.
     data = dict(fields)
     data.update(values)
-    made: _M = object.__new__(cls)
-    object.__setattr__(made, "__dict__", data)
-    object.__setattr__(made, "__pydantic_fields_set__", set(values))
-    object.__setattr__(made, "__pydantic_extra__", None)
-    object.__setattr__(made, "__pydantic_private__", None)
-    return made
+    return _instance(cls, data, set(values))
 
 
 def _discount(**values: object) -> Discount:
@@ -406,50 +497,86 @@ def _message(text: str, kind: str) -> Message:
     return _built(Message, _MESSAGE_FIELDS, {"text": text, "kind": kind})
 
 
-def _take_line(state: _Basket, line: Line, wanted: Decimal) -> Decimal:
+def _take_line(state: _Basket, line_id: str, wanted: Decimal) -> Decimal:
     # Capped by the line and by the order: earlier order discounts already spoke for part of it.
-    taken = min(quantize(wanted, state.currency), state.net[line.id], state.remaining())
+    # (Comparisons rather than min(): the same first-of-equals choice, without the call.)
+    taken = quantize(wanted, state.currency)
+    left = state.net[line_id]
+    if taken > left:
+        taken = left
+    remaining = state.lines_total - state.order_discount
+    if taken > remaining:
+        taken = remaining
     if taken > 0:
-        state.net[line.id] -= taken
+        state.net[line_id] = left - taken
         state.lines_total -= taken
     return taken
 
 
 def _take_order(state: _Basket, wanted: Decimal) -> Decimal:
-    taken = min(quantize(wanted, state.currency), state.remaining())
+    taken = quantize(wanted, state.currency)
+    remaining = state.lines_total - state.order_discount
+    if taken > remaining:
+        taken = remaining
     if taken > 0:
         state.order_discount += taken
-    return max(taken, ZERO)
+        return taken
+    return ZERO
+
+
+# The Discount fields each kind of action gives (the rest keep their defaults), as the handlers
+# gave them to the model before: ``model_dump(exclude_unset=True)`` is unchanged.
+_GIVES: dict[type, tuple[DiscountTarget, tuple[str, ...]]] = {
+    PercentOffOrder: (DiscountTarget.ORDER, ("target", "amount", "percent", "engine_id", "label")),
+    FixedOffOrder: (DiscountTarget.ORDER, ("target", "amount", "engine_id", "label")),
+    PercentOffLine: (DiscountTarget.LINE, ("target", "amount", "line_id", "percent", "engine_id", "label")),
+    FixedOffLine: (DiscountTarget.LINE, ("target", "amount", "line_id", "percent", "engine_id", "label")),
+    SpecialPrice: (DiscountTarget.LINE, ("target", "amount", "line_id", "engine_id", "label")),
+}
 
 
 @dataclass(frozen=True, slots=True)
 class _Step:
-    """One action ready to run: its handler, the SKUs and categories it targets, and its percent
-    already coerced as the Discount model coerces it (None: left to the model)."""
+    """One action ready to run: its handler, the SKUs and categories it targets, and the fixed part
+    of the Discount it gives (target, percent coerced as the model coerces it, rule id and label)."""
 
     run: Callable[[_Step, _Rule, _Basket, Quote], None]
     action: Action
     skus: frozenset[str]
     categories: frozenset[str]
-    percent: Decimal | None
+    template: dict[str, object]
+    gives: frozenset[str]
+    checked: bool  # False: the percent is one the Discount model refuses (it raises when used)
     message: Message | None  # a message action's (frozen) Message, built once
+    bonus: tuple[str, int] | None  # a bonus action's (label, points)
+    amounts: dict[str, Decimal] | None  # a fixed amount's or special price's table, resolved per currency
 
     @classmethod
-    def of(cls, action: Action) -> _Step:
+    def of(cls, action: Action, rule_id: str, label: str, base: str) -> _Step:
+        target, gives = _GIVES.get(type(action), (DiscountTarget.ORDER, ()))
+        template = dict(_DISCOUNT_FIELDS)
+        template.update(target=target, engine_id=rule_id, label=label)
         percent = getattr(action, "percent", None)
-        try:
-            ready = to_decimal(percent) if percent is not None else None
-        except ValueError:
-            ready = None
+        checked = True
+        if percent is not None:
+            try:
+                template["percent"] = to_decimal(percent)
+            except ValueError:
+                template["percent"], checked = percent, False
         message = _message(action.text, "promotion") if isinstance(action, ShowMessage) else None
+        bonus = (label, action.points) if isinstance(action, BonusPoints) else None
+        amounts = action.price if isinstance(action, SpecialPrice) else getattr(action, "amount", None)
         return cls(_HANDLERS[type(action)], action, frozenset(getattr(action, "skus", ())),
-                   frozenset(getattr(action, "categories", ())), ready, message)
+                   frozenset(getattr(action, "categories", ())), template, frozenset(gives), checked, message, bonus,
+                   _per_currency(amounts, base))
 
-    def discount(self, **values: object) -> Discount:
-        if self.percent is not None:
-            values["percent"] = self.percent
-            return _built(Discount, _DISCOUNT_FIELDS, values)
-        return _discount(**values)
+    def discount(self, taken: Decimal, currency: str, line_id: str | None = None) -> Discount:
+        data = self.template.copy()
+        data["amount"] = _rounded_money(taken, currency)
+        data["line_id"] = line_id
+        if not self.checked:
+            return Discount(**{name: data[name] for name in self.gives})  # refused as the model refuses it
+        return _instance(Discount, data, set(self.gives))
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,62 +590,57 @@ class _Rule:
     then: tuple[_Step, ...]
 
     @classmethod
-    def of(cls, rule: Rule) -> _Rule:
-        return cls(rule.id, rule.label or rule.id, rule.stop, _When.of(rule.when),
-                   tuple(_Step.of(action) for action in rule.then))
+    def of(cls, rule: Rule, base: str) -> _Rule:
+        label = rule.label or rule.id
+        return cls(rule.id, label, rule.stop, _When.of(rule.when, base),
+                   tuple(_Step.of(action, rule.id, label, base) for action in rule.then))
 
 
 def _percent_off_order(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
     action = cast(PercentOffOrder, step.action)
     taken = _take_order(state, state.remaining() * action.percent / HUNDRED)
     if taken > 0:
-        quote.discounts.append(step.discount(target=DiscountTarget.ORDER, amount=_money(taken, state.currency),
-                                             percent=action.percent, engine_id=rule.id, label=rule.label))
+        quote.discounts.append(step.discount(taken, state.currency))
 
 
 def _fixed_off_order(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
-    value = state.amount(cast(FixedOffOrder, step.action).amount)
+    value = cast(dict[str, Decimal], step.amounts).get(state.currency)
     taken = _take_order(state, value) if value is not None else ZERO
     if taken > 0:
-        quote.discounts.append(_discount(target=DiscountTarget.ORDER, amount=_money(taken, state.currency),
-                                         engine_id=rule.id, label=rule.label))
+        quote.discounts.append(step.discount(taken, state.currency))
 
 
 def _percent_off_line(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
     value = cast(PercentOffLine, step.action).percent
     net = state.net
+    currency = state.currency
     for line in _targets(state, step.skus, step.categories):
-        taken = _take_line(state, line, net[line.id] * value / HUNDRED)
+        taken = _take_line(state, line.id, net[line.id] * value / HUNDRED)
         if taken > 0:
-            quote.discounts.append(step.discount(
-                target=DiscountTarget.LINE, amount=_money(taken, state.currency), line_id=line.id,
-                percent=value, engine_id=rule.id, label=rule.label))
+            quote.discounts.append(step.discount(taken, currency, line.id))
 
 
 def _fixed_off_line(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
-    value = state.amount(cast(FixedOffLine, step.action).amount)
+    value = cast(dict[str, Decimal], step.amounts).get(state.currency)
     if value is None:
         return
     for line in _targets(state, step.skus, step.categories):
-        taken = _take_line(state, line, value * line.quantity)
+        taken = _take_line(state, line.id, value * line.quantity)
         if taken > 0:
-            quote.discounts.append(_discount(
-                target=DiscountTarget.LINE, amount=_money(taken, state.currency), line_id=line.id,
-                percent=None, engine_id=rule.id, label=rule.label))
+            quote.discounts.append(step.discount(taken, state.currency, line.id))
 
 
 def _special_price(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
     action = cast(SpecialPrice, step.action)
-    price = state.amount(action.price)
+    price = cast(dict[str, Decimal], step.amounts).get(state.currency)
     if price is None:
         return
     lines = state.view.lines
     for line in (lines[position] for position in state.at_sku.get(action.sku, ())):
         if line.unit_price.amount > price:
-            taken = _take_line(state, line, (line.unit_price.amount - price) * line.quantity)
+            taken = _take_line(state, line.id, (line.unit_price.amount - price) * line.quantity)
             if taken > 0:
-                quote.discounts.append(_discount(target=DiscountTarget.LINE, amount=_money(taken, state.currency),
-                                                 line_id=line.id, engine_id=rule.id, label=rule.label))
+                quote.discounts.append(step.discount(taken, state.currency, line.id))
 
 
 def _free_gift(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
@@ -535,7 +657,7 @@ def _free_shipping(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> No
 
 
 def _bonus_points(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
-    quote.bonus.append((rule.label, cast(BonusPoints, step.action).points))
+    quote.bonus.append(cast(tuple[str, int], step.bonus))
 
 
 def _show_message(step: _Step, rule: _Rule, state: _Basket, quote: Quote) -> None:
@@ -615,7 +737,7 @@ def _apply_voucher(definition: VoucherDef, state: _Basket, quote: Quote) -> None
         per_unit = state.amount(definition.amount) or ZERO
         for line in state.view.lines:
             if line.sku == definition.sku:
-                taken = _take_line(state, line, per_unit * line.quantity)
+                taken = _take_line(state, line.id, per_unit * line.quantity)
                 if taken > 0:
                     quote.discounts.append(_discount(target=DiscountTarget.LINE, amount=_money(taken, currency),
                                                     line_id=line.id, engine_id=code, label=label, code=code))
@@ -655,11 +777,20 @@ def _earn(compiled: CompiledProgram, state: _Basket, customer: CustomerFacts | N
     factor = max(lines_total - state.order_discount, ZERO) / lines_total if lines_total > 0 else ZERO
     points = ZERO
     paid_total = ZERO
+    net, line_paid = state.net, quote.line_paid
+    # _line_points, with the lookups it needs bound once (the same terms, summed in the same order).
+    catalog_price, sku_earn, category_earn = compiled.catalog_price, compiled.sku_earn, compiled.category_earn
+    rate = program.points.per_currency_unit
     for line in state.view.lines:
-        paid = state.net[line.id] * factor
-        quote.line_paid[line.id] = paid
+        line_id = line.id
+        paid = net[line_id] * factor
+        line_paid[line_id] = paid
         paid_total += paid
-        points += _line_points(compiled, line, paid)
+        sku = line.sku
+        if sku in sku_earn or sku in catalog_price or line.category in category_earn:
+            points += _line_points(compiled, line, paid)
+        else:
+            points += rate * paid
     if customer is None:
         return  # guests earn nothing: there is no account to credit
     multiplier = compiled.tier_multiplier.get(customer.tier, Decimal(1)) if customer.tier else Decimal(1)
@@ -689,7 +820,7 @@ def quote(compiled: CompiledProgram, view: BasketView, customer: CustomerFacts |
     result = Quote(currency=view.currency, subtotal=state.subtotal)
     first_only = program.promotions.hit_policy == "first"
     ready = compiled.compiled
-    for position in compiled.candidates(state.qty_sku.keys(), state.qty_cat.keys()):
+    for position in compiled.candidates(state.qty_sku.keys(), state.qty_cat.keys(), customer, view.channel):
         rule = ready[position]
         if not rule.when.holds(rule.id, state, customer, now):
             continue
@@ -772,7 +903,9 @@ def to_evaluation(compiled: CompiledProgram, view: BasketView, customer: Custome
     for entry in compiled.program.catalog:
         catalog.append(CatalogItem(sku=entry.sku, name=entry.name, points_price=Decimal(entry.points_price),
                                    affordable=customer is not None and customer.points >= entry.points_price))
-    return Evaluation(
+    # Every part is already a typed, validated instance in ``currency`` (the model's own checks): the
+    # Evaluation around them is built as its validation would build it, without re-walking them.
+    return _built(Evaluation, _EVALUATION_FIELDS, dict(
         engine=ENGINE,
         basket_id=view.id,
         currency=currency,
@@ -787,7 +920,7 @@ def to_evaluation(compiled: CompiledProgram, view: BasketView, customer: Custome
         messages=tuple(result.messages),
         catalog=tuple(catalog),
         free_shipping=result.free_shipping,
-    )
+    ))
 
 
 def price_product(compiled: CompiledProgram, line: Line, currency: str, customer: CustomerFacts | None,
