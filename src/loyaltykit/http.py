@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import logging
 import time
 from collections.abc import Generator, Mapping
@@ -138,6 +139,12 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+# Parsing a URL string is most of what building a request costs httpx (it checks the URL
+# character by character in Python); a parsed httpx.URL is immutable, so the few endpoints an
+# adapter calls are parsed once per process. Bounded: ids in a path make some URLs per customer.
+_parsed_url = functools.lru_cache(maxsize=256)(httpx.URL)
+
+
 def _is_not_sent(exc: BaseException) -> bool:
     # No byte of the request left this machine: safe to retry any request.
     return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
@@ -173,6 +180,9 @@ class _Exchange:
             # merge it again for the params (same encoding, QueryParams is what it uses).
             url = f"{url}?{httpx.QueryParams(params)}"  # an empty query keeps its '?', as httpx writes it
             params = None
+        target: str | httpx.URL = url
+        if "?" not in url:  # an engine's fixed endpoints: parsed once (a query may carry customer data)
+            target = _parsed_url(url)
         body = req.json
         if req.authenticate and isinstance(body, dict) and self.service.auth.body_fields():
             body = {**body, **self.service.auth.body_fields()}
@@ -185,7 +195,7 @@ class _Exchange:
             headers.setdefault("Content-Type", "application/json")
         built = client.build_request(
             req.method,
-            url,
+            target,
             params=params,
             content=content,
             data=req.data,
