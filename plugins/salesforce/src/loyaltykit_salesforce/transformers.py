@@ -145,6 +145,8 @@ def parse_json(response: httpx.Response) -> Any:
 
 def number(value: Any, path: str) -> Decimal:
     """A Salesforce number (JSON number, int or numeric string) read with the core's reader."""
+    if type(value) is Decimal and value.is_finite():  # what the parser gave: read per cart line, 500 times
+        return value
     return wire.number(value, path, engine=ENGINE)
 
 
