@@ -24,7 +24,7 @@ from loyaltykit import (
 )
 from loyaltykit.breaker import CircuitBreaker
 from loyaltykit.flows import CallContext, EngineRequest
-from loyaltykit.http import EngineClientConfig, RetryPolicy, Service, SyncRunner, _Exchange
+from loyaltykit.http import AsyncRunner, EngineClientConfig, RetryPolicy, Service, SyncRunner, _Exchange
 from loyaltykit.testing import serve
 from loyaltykit_reference.adapter import ReferenceAdapter
 
@@ -466,3 +466,41 @@ def test_request_params_reach_the_engine_as_httpx_encodes_them(path, params):
     assert built.url.raw == expected.url.raw
     assert str(built.url) == str(expected.url)
     client.close()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_cookie_the_engine_sets_is_sent_back_and_answers_without_one_leave_the_jar_alone(kind):
+    """The runners read the cookie jar only from answers that set a cookie: what the engine sets
+    still comes back on the next request, as with httpx's own jar."""
+    seen: list[str | None] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("cookie"))
+        if request.url.path == "/login":
+            return httpx.Response(200, json={}, headers={"Set-Cookie": "session=s1; Path=/"})
+        return httpx.Response(200, json={})
+
+    def flow():
+        yield EngineRequest("GET", "/members", route="identify")
+        yield EngineRequest("GET", "/login", route="identify")
+        response = yield EngineRequest("GET", "/members", route="identify")
+        return response.status_code
+
+    config = EngineClientConfig(engine="reference", services={"default": Service(BASE_URL)})
+    ctx = CallContext(engine="reference", operation="identify", deadline_seconds=5.0)
+    if kind == "sync":
+        runner = SyncRunner(config, httpx.MockTransport(answer))
+        assert runner.run(flow(), ctx) == 200
+        jar = dict(runner.client.cookies)
+        runner.close()
+    else:
+        async def main() -> dict[str, str]:
+            async_runner = AsyncRunner(config, httpx.MockTransport(answer))
+            assert await async_runner.run(flow(), ctx) == 200
+            cookies = dict(async_runner.client.cookies)
+            await async_runner.aclose()
+            return cookies
+
+        jar = asyncio.run(main())
+    assert seen == [None, None, "session=s1"]
+    assert jar == {"session": "s1"}
