@@ -6,11 +6,13 @@ import asyncio
 import socket
 import threading
 import time
+from decimal import Decimal
 
 import httpx
 import pytest
 import respx
 from loyaltykit_core_test_helpers import BASE_URL, basket_dict, reference_adapter
+from pydantic import SecretStr
 
 from loyaltykit import (
     CircuitOpenError,
@@ -22,6 +24,7 @@ from loyaltykit import (
     LoyaltyError,
     OutcomeUnknownError,
 )
+from loyaltykit.auth import ApiKeyHeader
 from loyaltykit.breaker import CircuitBreaker
 from loyaltykit.flows import CallContext, EngineRequest
 from loyaltykit.http import AsyncRunner, EngineClientConfig, RetryPolicy, Service, SyncRunner, _Exchange
@@ -504,3 +507,37 @@ def test_a_cookie_the_engine_sets_is_sent_back_and_answers_without_one_leave_the
         jar = asyncio.run(main())
     assert seen == [None, None, "session=s1"]
     assert jar == {"session": "s1"}
+
+
+@pytest.mark.parametrize("request_", [
+    EngineRequest("POST", "/members/m1/spend", json={"amount": Decimal("1.50")}, headers={"X-Key": "k"}, route="spend"),
+    EngineRequest("GET", "/members", headers={"accept": "text/plain", "user-agent": "shop/1"}, route="identify"),
+    EngineRequest("POST", "/oauth/token", data={"grant_type": "client_credentials"}, authenticate=False),
+    EngineRequest("GET", "/members?fixed=1", params={"more": "2"}, route="identify"),
+])
+@pytest.mark.parametrize("with_cookie", [False, True])
+def test_a_built_request_is_what_httpx_builds(request_, with_cookie):
+    """The runner builds most requests itself: same URL, headers (names, case, order), body and
+    timeouts as the client's build_request, so nothing on the wire changes."""
+    auth = ApiKeyHeader(key=SecretStr("secret-key-1"), header="X-Api-Key")
+    config = EngineClientConfig(engine="reference", services={"default": Service(BASE_URL, auth=auth, headers={"X-Shop": "s1"})})
+    ctx = CallContext(engine="reference", operation="spend", deadline_seconds=5.0)
+    client = httpx.Client()
+    if with_cookie:
+        client.cookies.set("session", "s1")
+    built = _Exchange(config, request_, ctx).build(client)
+    timeout = built.extensions["timeout"]
+    assert built.url.path.endswith(request_.path.split("?")[0]) and timeout["read"] <= 5.0
+    headers = {"Accept": "application/json", "X-Shop": "s1", **(request_.headers or {}), "X-Request-ID": ctx.request_id}
+    if request_.json is not None:
+        headers["Content-Type"] = "application/json"
+    expected = client.build_request(request_.method, BASE_URL.rstrip("/") + request_.path, params=request_.params,
+                                    content=built.content if request_.json is not None else None,
+                                    data=request_.data, headers=headers, timeout=httpx.Timeout(timeout["read"], connect=timeout["connect"]))
+    if request_.authenticate:
+        auth.apply(expected)
+    assert built.url.raw == expected.url.raw
+    assert built.headers.raw == expected.headers.raw
+    assert built.content == expected.content
+    assert built.extensions == expected.extensions
+    client.close()

@@ -145,6 +145,15 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 _parsed_url = functools.lru_cache(maxsize=256)(httpx.URL)
 
 
+def _with_defaults(defaults: httpx.Headers, headers: dict[str, str]) -> list[tuple[Any, Any]]:
+    """The client's default headers updated with ``headers``, as httpx merges them: a default
+    named again (in any case) is dropped, the request's own follow in their order."""
+    named = {key.lower().encode() for key in headers}
+    merged: list[tuple[Any, Any]] = [(key, value) for key, value in defaults.raw if key.lower() not in named]
+    merged.extend(headers.items())
+    return merged
+
+
 class _Cookies(httpx.Cookies):
     """The client's cookie jar, updated only from an answer that sets a cookie. httpx hands every
     answer to the stdlib cookie jar, which builds a urllib request and response around it to find
@@ -186,7 +195,8 @@ class _Exchange:
         if remaining <= 0:
             raise self.deadline_error()
         read = min(self.config.read_timeout, remaining)
-        timeout = httpx.Timeout(read, connect=min(self.config.connect_timeout, remaining))
+        # what httpx.Timeout(read, connect=...) gives, in the form the transport reads
+        timeout = {"connect": min(self.config.connect_timeout, remaining), "read": read, "write": read, "pool": read}
         url = req.path
         if not url.startswith(("http://", "https://")):
             base = self.service.auth.base_url() or self.service.base_url
@@ -210,15 +220,15 @@ class _Exchange:
         if body is not None:
             content = wire.dumps(body)  # Decimal-exact: amounts never pass through float
             headers.setdefault("Content-Type", "application/json")
-        built = client.build_request(
-            req.method,
-            target,
-            params=params,
-            content=content,
-            data=req.data,
-            headers=headers,
-            timeout=timeout,
-        )
+        extensions = {"timeout": timeout}
+        if params is None and req.data is None and not client.cookies:
+            # What build_request gives when the client has no base URL, query or cookies to merge
+            # (the runners' clients have none of the first two), without its copies of them.
+            built = httpx.Request(req.method, target, headers=_with_defaults(client.headers, headers),
+                                  content=content, extensions=extensions)
+        else:
+            built = client.build_request(req.method, target, params=params, content=content, data=req.data,
+                                         headers=headers, extensions=extensions)
         if req.authenticate:
             self.generation = self.service.auth.generation
             self.service.auth.apply(built)
