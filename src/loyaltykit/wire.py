@@ -81,9 +81,20 @@ def dumps(value: Any) -> bytes:
     return out.encode()
 
 
+# One decoder for every answer: json.loads(..., parse_float=Decimal) builds a decoder and its
+# scanner per call, which cost as much as parsing a small answer. Decoders keep no state between calls.
+_DECODER = json.JSONDecoder(parse_float=Decimal)
+
+
 def loads(content: bytes | str) -> Any:
-    """Parse JSON with every non-integer number as a Decimal."""
-    return json.loads(content, parse_float=Decimal)
+    """Parse JSON with every non-integer number as a Decimal (what ``json.loads`` accepts and raises)."""
+    if isinstance(content, bytes | bytearray):
+        content = content.decode(json.detect_encoding(content), "surrogatepass")
+    elif not isinstance(content, str):
+        raise TypeError(f"the JSON object must be str, bytes or bytearray, not {type(content).__name__}")
+    elif content.startswith("\ufeff"):
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", content, 0)
+    return _DECODER.decode(content)
 
 
 # ---------------------------------------------------------------------------------------------
