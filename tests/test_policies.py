@@ -6,11 +6,13 @@ import asyncio
 import socket
 import threading
 import time
+from decimal import Decimal
 
 import httpx
 import pytest
 import respx
 from loyaltykit_core_test_helpers import BASE_URL, basket_dict, reference_adapter
+from pydantic import SecretStr
 
 from loyaltykit import (
     CircuitOpenError,
@@ -22,9 +24,10 @@ from loyaltykit import (
     LoyaltyError,
     OutcomeUnknownError,
 )
+from loyaltykit.auth import ApiKeyHeader
 from loyaltykit.breaker import CircuitBreaker
 from loyaltykit.flows import CallContext, EngineRequest
-from loyaltykit.http import EngineClientConfig, RetryPolicy, Service, SyncRunner, _Exchange
+from loyaltykit.http import AsyncRunner, EngineClientConfig, RetryPolicy, Service, SyncRunner, _Exchange
 from loyaltykit.testing import serve
 from loyaltykit_reference.adapter import ReferenceAdapter
 
@@ -465,4 +468,76 @@ def test_request_params_reach_the_engine_as_httpx_encodes_them(path, params):
     expected = client.build_request("GET", BASE_URL.rstrip("/") + path, params=params)
     assert built.url.raw == expected.url.raw
     assert str(built.url) == str(expected.url)
+    client.close()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_cookie_the_engine_sets_is_sent_back_and_answers_without_one_leave_the_jar_alone(kind):
+    """The runners read the cookie jar only from answers that set a cookie: what the engine sets
+    still comes back on the next request, as with httpx's own jar."""
+    seen: list[str | None] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("cookie"))
+        if request.url.path == "/login":
+            return httpx.Response(200, json={}, headers={"Set-Cookie": "session=s1; Path=/"})
+        return httpx.Response(200, json={})
+
+    def flow():
+        yield EngineRequest("GET", "/members", route="identify")
+        yield EngineRequest("GET", "/login", route="identify")
+        response = yield EngineRequest("GET", "/members", route="identify")
+        return response.status_code
+
+    config = EngineClientConfig(engine="reference", services={"default": Service(BASE_URL)})
+    ctx = CallContext(engine="reference", operation="identify", deadline_seconds=5.0)
+    if kind == "sync":
+        runner = SyncRunner(config, httpx.MockTransport(answer))
+        assert runner.run(flow(), ctx) == 200
+        jar = dict(runner.client.cookies)
+        runner.close()
+    else:
+        async def main() -> dict[str, str]:
+            async_runner = AsyncRunner(config, httpx.MockTransport(answer))
+            assert await async_runner.run(flow(), ctx) == 200
+            cookies = dict(async_runner.client.cookies)
+            await async_runner.aclose()
+            return cookies
+
+        jar = asyncio.run(main())
+    assert seen == [None, None, "session=s1"]
+    assert jar == {"session": "s1"}
+
+
+@pytest.mark.parametrize("request_", [
+    EngineRequest("POST", "/members/m1/spend", json={"amount": Decimal("1.50")}, headers={"X-Key": "k"}, route="spend"),
+    EngineRequest("GET", "/members", headers={"accept": "text/plain", "user-agent": "shop/1"}, route="identify"),
+    EngineRequest("POST", "/oauth/token", data={"grant_type": "client_credentials"}, authenticate=False),
+    EngineRequest("GET", "/members?fixed=1", params={"more": "2"}, route="identify"),
+])
+@pytest.mark.parametrize("with_cookie", [False, True])
+def test_a_built_request_is_what_httpx_builds(request_, with_cookie):
+    """The runner builds most requests itself: same URL, headers (names, case, order), body and
+    timeouts as the client's build_request, so nothing on the wire changes."""
+    auth = ApiKeyHeader(key=SecretStr("secret-key-1"), header="X-Api-Key")
+    config = EngineClientConfig(engine="reference", services={"default": Service(BASE_URL, auth=auth, headers={"X-Shop": "s1"})})
+    ctx = CallContext(engine="reference", operation="spend", deadline_seconds=5.0)
+    client = httpx.Client()
+    if with_cookie:
+        client.cookies.set("session", "s1")
+    built = _Exchange(config, request_, ctx).build(client)
+    timeout = built.extensions["timeout"]
+    assert built.url.path.endswith(request_.path.split("?")[0]) and timeout["read"] <= 5.0
+    headers = {"Accept": "application/json", "X-Shop": "s1", **(request_.headers or {}), "X-Request-ID": ctx.request_id}
+    if request_.json is not None:
+        headers["Content-Type"] = "application/json"
+    expected = client.build_request(request_.method, BASE_URL.rstrip("/") + request_.path, params=request_.params,
+                                    content=built.content if request_.json is not None else None,
+                                    data=request_.data, headers=headers, timeout=httpx.Timeout(timeout["read"], connect=timeout["connect"]))
+    if request_.authenticate:
+        auth.apply(expected)
+    assert built.url.raw == expected.url.raw
+    assert built.headers.raw == expected.headers.raw
+    assert built.content == expected.content
+    assert built.extensions == expected.extensions
     client.close()

@@ -1,5 +1,6 @@
 """Request bodies carry Decimal amounts as exact JSON numbers; no float on the way."""
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -65,3 +66,18 @@ def test_a_float_after_a_comma_or_in_a_list_is_refused_among_many_decimals():
     for body in ({"lines": lines, "tail": [1, 2, 3.5]}, {"lines": [*lines, 0.25]}, {"lines": lines, "x": -1e-7}):
         with pytest.raises(TypeError):
             wire.dumps(body)
+
+
+@pytest.mark.parametrize("content", [
+    b'{"a":1.50,"b":[1,2e3,-0.0]}', '{"a":"\u00fc"}', "\ufeff{}", b"\xef\xbb\xbf[1.5]", '{"a":', b"", "NaN",
+    '{"a":"x"}'.encode("utf-16"), bytearray(b"[1.1]"), 5,
+])
+def test_loads_parses_and_refuses_as_json_loads_with_decimals(content):
+    """The shared decoder accepts and refuses exactly what json.loads(parse_float=Decimal) does."""
+    def outcome(parse):
+        try:
+            return "parsed", parse(content)
+        except (ValueError, TypeError) as exc:
+            return type(exc).__name__, str(exc)
+
+    assert outcome(wire.loads) == outcome(lambda c: json.loads(c, parse_float=Decimal))

@@ -20,7 +20,7 @@ import functools
 import json
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -61,29 +61,48 @@ def _marker(item: Any) -> str:  # the checking fallback, for the exact error whe
     raise TypeError(f"{type(item).__name__} is not JSON serializable")
 
 
-def _encode(value: Any, default: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=default)
+def _encoder(default: Any) -> Callable[[Any], str]:
+    # One encoder per fallback, built once: json.dumps with options builds one per call. An
+    # encoder keeps nothing between calls (its circular-reference check is per call).
+    return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=default).encode
+
+
+_encode_fast = _encoder(_FAST_MARKER)
+_encode_exact = _encoder(_marker)
 
 
 def dumps(value: Any) -> bytes:
     """Compact JSON, UTF-8. A Decimal is written as a JSON number with exactly its digits."""
     if isinstance(value, float):
         raise TypeError("floats are not sent to engines; use Decimal")
-    text = _encode(value, _FAST_MARKER)
+    text = _encode_fast(value)
     # Decimals are still quoted markers here, so any point or exponent left outside a string is a float's.
     maybe = any(pattern.search(text) for pattern in _MAYBE_FLOAT)
     if maybe and _FLOAT.search(_STRING.sub("", text)):
         raise TypeError("floats are not sent to engines; use Decimal")
+    if _MARKER not in text:  # no Decimal in the body (most small ones): nothing to unquote
+        return text.encode()
     # One pass: split keeps each marker's digits (the captured group) and drops its quotes and prefix.
     out = "".join(_MARKED.split(text))
     if _MARKER in out:  # an exponent, NaN, infinity or an object that is no number: the exact way
-        out = "".join(_MARKED.split(_encode(value, _marker)))
+        out = "".join(_MARKED.split(_encode_exact(value)))
     return out.encode()
 
 
+# One decoder for every answer: json.loads(..., parse_float=Decimal) builds a decoder and its
+# scanner per call, which cost as much as parsing a small answer. Decoders keep no state between calls.
+_DECODER = json.JSONDecoder(parse_float=Decimal)
+
+
 def loads(content: bytes | str) -> Any:
-    """Parse JSON with every non-integer number as a Decimal."""
-    return json.loads(content, parse_float=Decimal)
+    """Parse JSON with every non-integer number as a Decimal (what ``json.loads`` accepts and raises)."""
+    if isinstance(content, bytes | bytearray):
+        content = content.decode(json.detect_encoding(content), "surrogatepass")
+    elif not isinstance(content, str):
+        raise TypeError(f"the JSON object must be str, bytes or bytearray, not {type(content).__name__}")
+    elif content.startswith("\ufeff"):
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", content, 0)
+    return _DECODER.decode(content)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -145,6 +145,8 @@ def parse_json(response: httpx.Response) -> Any:
 
 def number(value: Any, path: str) -> Decimal:
     """A Salesforce number (JSON number, int or numeric string) read with the core's reader."""
+    if type(value) is Decimal and value.is_finite():  # what the parser gave: read per cart line, 500 times
+        return value
     return wire.number(value, path, engine=ENGINE)
 
 
@@ -389,8 +391,20 @@ def customer_from_profile(body: Any, settings: SalesforceSettings) -> Customer:
     )
 
 
+_LEAVES = frozenset({str, int, bool, type(None)})  # what a parsed body holds that _plain keeps as is
+
+
 def _plain(value: Any) -> Any:
     """Decimals to strings so ``raw`` stays JSON-friendly without passing through float."""
+    # A parsed body is plain dicts, lists and leaves: those are walked without a call per leaf
+    # (a member profile is a hundred values, read on every evaluate and spend).
+    kind = type(value)
+    if kind is dict:
+        return {k: v if type(v) in _LEAVES else _plain(v) for k, v in value.items()}
+    if kind is list:
+        return [v if type(v) in _LEAVES else _plain(v) for v in value]
+    if kind in _LEAVES:
+        return value
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, Mapping):

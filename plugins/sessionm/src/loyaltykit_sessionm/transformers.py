@@ -342,16 +342,17 @@ def _line_tax(line: Any, settings: SessionMSettings) -> Decimal | None:
 
 def _items(lines: Iterable[Any], settings: SessionMSettings, sign: int = 1) -> list[dict[str, Any]]:
     items = []
-    taxed = settings.line_tax_attribute is not None  # checked once, not per line
+    tax_attribute = settings.line_tax_attribute  # read once, not per line (up to 500 of them)
     for line in lines:
+        subtotal = line.subtotal.amount
         item: dict[str, Any] = {
             "line_id": line.id,
             "item_id": line.sku,
             "quantity": line.quantity if sign == 1 else line.quantity * sign,
             "unit_price": line.unit_price.amount,
-            "subtotal": line.subtotal.amount if sign == 1 else line.subtotal.amount * sign,
+            "subtotal": subtotal if sign == 1 else subtotal * sign,
         }
-        if taxed:
+        if tax_attribute is not None and tax_attribute in line.attributes:  # most lines carry no tax
             tax = _line_tax(line, settings)
             if tax is not None:
                 item["tax_included"] = tax * sign
