@@ -401,3 +401,29 @@ def test_an_order_queued_by_an_earlier_version_still_loads():
                ' "lines": [{"id": "1", "sku": "A", "quantity": "1", "unit_price": {"amount": "10.00", "currency": "EUR"}}]}')
     order = Order.model_validate_json(payload)
     assert order.discount_total == eur("2.00") and order.total == eur("8.00")
+
+
+def _allocate_by_fractions(amount: Money, weights: list[Money] | list[Decimal]) -> list[int]:
+    """Largest remainder with Fractions, written out plainly: ``allocate`` must match it."""
+    values = [Fraction(w.amount if isinstance(w, Money) else w) for w in weights]
+    if sum(values) == 0:
+        values = [Fraction(1)] * len(values)
+    units = amount.minor_units()
+    quotas = [abs(units) * v / sum(values) for v in values]
+    parts = [q.numerator // q.denominator for q in quotas]
+    for i in sorted(range(len(quotas)), key=lambda i: (-(quotas[i] - parts[i]), i))[:abs(units) - sum(parts)]:
+        parts[i] += 1
+    return [(-p if units < 0 else p) for p in parts]
+
+
+@settings(max_examples=300)
+@given(data=st.data(), currency=st.sampled_from(CURRENCIES))
+def test_allocation_is_the_largest_remainder_of_exact_fractions(data, currency):
+    weights = data.draw(st.lists(amounts(currency, 0, 10**7), min_size=1, max_size=12))
+    amount = Money.from_minor_units(data.draw(st.integers(-10**9, 10**9)), currency)
+    parts = allocate(amount, weights)
+    assert [p.minor_units() for p in parts] == _allocate_by_fractions(amount, weights)
+    assert all(p.currency == currency for p in parts)
+    # weights with more places than the currency has
+    decimals = [(w.amount / 3).quantize(Decimal("1E-8")) for w in weights]
+    assert [p.minor_units() for p in allocate(amount, decimals)] == _allocate_by_fractions(amount, decimals)
