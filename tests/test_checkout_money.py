@@ -25,8 +25,8 @@ from loyaltykit import (
     RefundLine,
     Reversal,
 )
-from loyaltykit.models import MAX_QUANTITY
-from loyaltykit.money import MAX_PLACES, allocate, exponent, prorate, to_decimal
+from loyaltykit.models import MAX_QUANTITY, LineAllocation
+from loyaltykit.money import MAX_AMOUNT, MAX_PLACES, allocate, exponent, prorate, to_decimal
 from loyaltykit.outbox import DROPPED, Outbox
 
 
@@ -427,3 +427,50 @@ def test_allocation_is_the_largest_remainder_of_exact_fractions(data, currency):
     # weights with more places than the currency has
     decimals = [(w.amount / 3).quantize(Decimal("1E-8")) for w in weights]
     assert [p.minor_units() for p in allocate(amount, decimals)] == _allocate_by_fractions(amount, decimals)
+
+
+@settings(max_examples=150, deadline=None)
+@given(order=paid_orders())
+def test_the_total_checked_at_construction_is_the_sum_of_the_lazy_allocations(order):
+    """Construction checks the total from the discounts without allocating them; the allocations,
+    computed on first use, must add up to that very total, and be what validation would build."""
+    allocations = order.allocations
+    assert order.allocations is allocations  # computed once
+    nets = sum((a.net.amount for a in allocations), Decimal(0))
+    assert order.total.amount == nets + order.shipping_total.amount
+    assert order.discount_total.amount == sum((a.discount_total.amount for a in allocations), Decimal(0))
+    for allocation in allocations:
+        validated = LineAllocation.model_validate(allocation.model_dump())
+        assert validated == allocation and validated.model_fields_set == allocation.model_fields_set
+        assert validated.model_dump_json() == allocation.model_dump_json()
+        assert allocation.net == allocation.subtotal - allocation.line_discount - allocation.order_discount
+    again = Order.model_validate_json(order.model_dump_json())
+    assert again == order and again.allocations == allocations
+
+
+def test_an_order_whose_figures_disagree_is_refused_at_construction():
+    lines = (Line(id="1", sku="A", quantity=2, unit_price=eur("10.00")),
+             Line(id="2", sku="B", quantity=1, unit_price=eur("5.00")))
+    cases = {
+        "total": dict(total=eur("26.00")),  # more than the lines
+        "discounts.0.line_id": dict(discounts=(Discount(target="line", line_id="9", amount=eur("1.00")),)),
+        "discounts.0.amount": dict(discounts=(Discount(target="order", amount=Money.of("1.00", "USD")),)),
+    }
+    for field, extra in cases.items():
+        with pytest.raises(InvalidRequestError) as info:
+            Order(ref="o", currency="EUR", lines=lines, **extra)
+        assert info.value.field == field
+    # a total that is not subtotal - discounts + shipping
+    with pytest.raises(InvalidRequestError) as info:
+        Order(ref="o", currency="EUR", lines=lines, total=eur("20.00"),
+              discounts=(Discount(target="order", amount=eur("4.00")),))
+    assert info.value.field == "total"
+    # line discounts beyond the line join the order pool; the total follows
+    order = Order(ref="o", currency="EUR", lines=lines,
+                  discounts=(Discount(target="line", line_id="2", amount=eur("7.00")),))
+    assert order.total == eur("18.00")
+    assert [a.net for a in order.allocations] == [eur("18.00"), eur("0.00")]
+    with pytest.raises(InvalidRequestError) as info:  # discounts beyond the kit's limit, as before
+        Order(ref="o", currency="EUR", lines=lines,
+              discounts=tuple(Discount(target="order", amount=Money.of(MAX_AMOUNT, "EUR")) for _ in range(2)))
+    assert info.value.field == "amount"

@@ -387,7 +387,12 @@ def _share(amount: Money, fraction: Fraction) -> Money:
 
 def total(amounts: list[Money], currency: str) -> Money:
     """Sum of amounts in one currency (zero when empty)."""
-    result = Money.zero(currency)
+    result = Money.zero(currency)  # an unknown currency is refused here, naming the field
+    # Money's own addition, step by step, on the Decimals: the same checks (type, currency, the limit
+    # after each step) and the same sum, with one Money built at the end instead of one per step.
+    value = result.amount
     for amount in amounts:
-        result = result + amount
-    return result
+        value += result._same(amount, "add").amount
+        if abs(value) > MAX_AMOUNT:
+            return Money._exact(value, currency)  # refused as the constructor refuses it
+    return _new(quantize(value, currency), currency) if amounts else result
