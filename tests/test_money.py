@@ -283,3 +283,36 @@ def test_total_is_the_sum_and_refuses_mixed_currencies_and_the_limit():
         total([*euros, Money.of("1", "USD")], "EUR")
     with pytest.raises(InvalidRequestError):
         total([Money.of(MAX_AMOUNT, "EUR"), Money.of(MAX_AMOUNT, "EUR"), -Money.of(MAX_AMOUNT, "EUR")], "EUR")
+
+
+def _bounded_as_specified(value: Decimal) -> Decimal:
+    """The places/digits rule written plainly: refuse beyond the limits (trailing zeros aside),
+    drop padding beyond them, keep anything else exactly as written."""
+    from loyaltykit.money import MAX_DIGITS, MAX_PLACES
+
+    _sign, digits, exp = value.as_tuple()
+    if exp > 32:
+        raise ValueError("number is too large")
+    normal = value.normalize()
+    _, ndigits, nexp = normal.as_tuple()
+    if -nexp > MAX_PLACES or len(ndigits) > MAX_DIGITS:
+        raise ValueError("beyond the limits")
+    if exp < -MAX_PLACES or len(digits) > MAX_DIGITS + MAX_PLACES:
+        return normal if nexp <= 0 else normal.quantize(Decimal(1))
+    return value
+
+
+@given(st.one_of(st.decimals(allow_nan=False, allow_infinity=False),
+                 st.decimals(allow_nan=False, allow_infinity=False, places=2),
+                 st.integers(min_value=-10**26, max_value=10**26).map(Decimal),
+                 st.integers(min_value=-10**26, max_value=10**26).map(lambda n: Decimal(n).scaleb(-2))))
+def test_bounded_keeps_refuses_and_trims_as_specified(value):
+    from loyaltykit.money import bounded
+
+    try:
+        expected = _bounded_as_specified(value)
+    except ValueError:
+        with pytest.raises(ValueError):
+            bounded(value)
+    else:
+        assert bounded(value).as_tuple() == expected.as_tuple()

@@ -67,7 +67,12 @@ def _quantum(currency: str) -> Decimal:
 
 def quantize(amount: Decimal, currency: str) -> Decimal:
     """The one place where amounts are rounded: to the currency's exponent, ROUND_HALF_UP."""
-    return amount.quantize(_quantum(currency), rounding=ROUNDING)
+    return amount.quantize(_quantum(currency), ROUNDING)  # positional: a keyword costs as much again
+
+
+_ONE = Decimal(1)
+_CENT = Decimal("0.01")
+_WIDE = Decimal(10) ** (MAX_DIGITS - 2)
 
 
 def to_decimal(value: Any) -> Decimal:
@@ -86,11 +91,13 @@ def to_decimal(value: Any) -> Decimal:
 def bounded(value: Decimal) -> Decimal:
     """Refuse a Decimal with more than ``MAX_PLACES`` places or ``MAX_DIGITS`` digits (trailing zeros
     aside), and return it without trailing zeros beyond the point ("2.50" stays "2.50")."""
+    if (value.same_quantum(_ONE) or value.same_quantum(_CENT)) and -_WIDE < value < _WIDE:
+        return value  # the common cases (0 or 2 places, at most 22 digits before the point): within both limits
     _sign, digits, exp = value.as_tuple()
     if not isinstance(exp, int):
         raise AssertionError("exp is an int here")
     if -MAX_PLACES <= exp <= 0 and len(digits) <= MAX_DIGITS:
-        return value  # the common case: within both limits as written, so normalised too
+        return value  # within both limits as written, so normalised too
     if exp > 32:  # 1E+40: far beyond any limit; checked before normalising it
         raise ValueError("number is too large")
     normal = value.normalize()
@@ -301,11 +308,17 @@ def _checked(amount: Any, currency: Any) -> Decimal | None:
         return None
     if not value.is_finite() or abs(value) > MAX_AMOUNT:
         return None
+    result = value.quantize(_quantum(currency), ROUNDING)
+    if result == value and value:
+        # no more places than the currency has, and within MAX_AMOUNT: within MAX_PLACES and
+        # MAX_DIGITS once normalised, so the places/digits check passes (zero may carry an absurd
+        # exponent, 0E+40, which that check refuses: it takes the check)
+        return result
     try:
-        value = bounded(value)
+        bounded(value)
     except ValueError:
         return None
-    return value.quantize(_quantum(currency), rounding=ROUNDING)
+    return result
 
 
 def _fill(money: Money, amount: Decimal, currency: str) -> None:
