@@ -308,7 +308,7 @@ def _checked(amount: Any, currency: Any) -> Decimal | None:
         return None
     if not value.is_finite() or abs(value) > MAX_AMOUNT:
         return None
-    result = value.quantize(_quantum(currency), ROUNDING)
+    result: Decimal = value.quantize(_quantum(currency), ROUNDING)
     if result == value and value:
         # no more places than the currency has, and within MAX_AMOUNT: within MAX_PLACES and
         # MAX_DIGITS once normalised, so the places/digits check passes (zero may carry an absurd
