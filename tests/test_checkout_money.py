@@ -25,8 +25,8 @@ from loyaltykit import (
     RefundLine,
     Reversal,
 )
-from loyaltykit.models import MAX_QUANTITY
-from loyaltykit.money import MAX_PLACES, allocate, exponent, prorate, to_decimal
+from loyaltykit.models import MAX_QUANTITY, LineAllocation
+from loyaltykit.money import MAX_AMOUNT, MAX_PLACES, allocate, exponent, prorate, to_decimal
 from loyaltykit.outbox import DROPPED, Outbox
 
 
@@ -401,3 +401,76 @@ def test_an_order_queued_by_an_earlier_version_still_loads():
                ' "lines": [{"id": "1", "sku": "A", "quantity": "1", "unit_price": {"amount": "10.00", "currency": "EUR"}}]}')
     order = Order.model_validate_json(payload)
     assert order.discount_total == eur("2.00") and order.total == eur("8.00")
+
+
+def _allocate_by_fractions(amount: Money, weights: list[Money] | list[Decimal]) -> list[int]:
+    """Largest remainder with Fractions, written out plainly: ``allocate`` must match it."""
+    values = [Fraction(w.amount if isinstance(w, Money) else w) for w in weights]
+    if sum(values) == 0:
+        values = [Fraction(1)] * len(values)
+    units = amount.minor_units()
+    quotas = [abs(units) * v / sum(values) for v in values]
+    parts = [q.numerator // q.denominator for q in quotas]
+    for i in sorted(range(len(quotas)), key=lambda i: (-(quotas[i] - parts[i]), i))[:abs(units) - sum(parts)]:
+        parts[i] += 1
+    return [(-p if units < 0 else p) for p in parts]
+
+
+@settings(max_examples=300)
+@given(data=st.data(), currency=st.sampled_from(CURRENCIES))
+def test_allocation_is_the_largest_remainder_of_exact_fractions(data, currency):
+    weights = data.draw(st.lists(amounts(currency, 0, 10**7), min_size=1, max_size=12))
+    amount = Money.from_minor_units(data.draw(st.integers(-10**9, 10**9)), currency)
+    parts = allocate(amount, weights)
+    assert [p.minor_units() for p in parts] == _allocate_by_fractions(amount, weights)
+    assert all(p.currency == currency for p in parts)
+    # weights with more places than the currency has
+    decimals = [(w.amount / 3).quantize(Decimal("1E-8")) for w in weights]
+    assert [p.minor_units() for p in allocate(amount, decimals)] == _allocate_by_fractions(amount, decimals)
+
+
+@settings(max_examples=150, deadline=None)
+@given(order=paid_orders())
+def test_the_total_checked_at_construction_is_the_sum_of_the_lazy_allocations(order):
+    """Construction checks the total from the discounts without allocating them; the allocations,
+    computed on first use, must add up to that very total, and be what validation would build."""
+    allocations = order.allocations
+    assert order.allocations is allocations  # computed once
+    nets = sum((a.net.amount for a in allocations), Decimal(0))
+    assert order.total.amount == nets + order.shipping_total.amount
+    assert order.discount_total.amount == sum((a.discount_total.amount for a in allocations), Decimal(0))
+    for allocation in allocations:
+        validated = LineAllocation.model_validate(allocation.model_dump())
+        assert validated == allocation and validated.model_fields_set == allocation.model_fields_set
+        assert validated.model_dump_json() == allocation.model_dump_json()
+        assert allocation.net == allocation.subtotal - allocation.line_discount - allocation.order_discount
+    again = Order.model_validate_json(order.model_dump_json())
+    assert again == order and again.allocations == allocations
+
+
+def test_an_order_whose_figures_disagree_is_refused_at_construction():
+    lines = (Line(id="1", sku="A", quantity=2, unit_price=eur("10.00")),
+             Line(id="2", sku="B", quantity=1, unit_price=eur("5.00")))
+    cases = {
+        "total": dict(total=eur("26.00")),  # more than the lines
+        "discounts.0.line_id": dict(discounts=(Discount(target="line", line_id="9", amount=eur("1.00")),)),
+        "discounts.0.amount": dict(discounts=(Discount(target="order", amount=Money.of("1.00", "USD")),)),
+    }
+    for field, extra in cases.items():
+        with pytest.raises(InvalidRequestError) as info:
+            Order(ref="o", currency="EUR", lines=lines, **extra)
+        assert info.value.field == field
+    # a total that is not subtotal - discounts + shipping
+    with pytest.raises(InvalidRequestError) as info:
+        Order(ref="o", currency="EUR", lines=lines, total=eur("20.00"),
+              discounts=(Discount(target="order", amount=eur("4.00")),))
+    assert info.value.field == "total"
+    # line discounts beyond the line join the order pool; the total follows
+    order = Order(ref="o", currency="EUR", lines=lines,
+                  discounts=(Discount(target="line", line_id="2", amount=eur("7.00")),))
+    assert order.total == eur("18.00")
+    assert [a.net for a in order.allocations] == [eur("18.00"), eur("0.00")]
+    with pytest.raises(InvalidRequestError) as info:  # discounts beyond the kit's limit, as before
+        Order(ref="o", currency="EUR", lines=lines,
+              discounts=tuple(Discount(target="order", amount=Money.of(MAX_AMOUNT, "EUR")) for _ in range(2)))
+    assert info.value.field == "amount"

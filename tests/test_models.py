@@ -339,3 +339,25 @@ def test_nested_kit_models_are_validated_once_and_errors_stay_typed() -> None:
     with pytest.raises(InvalidDataError) as info:
         Outer(inner={"value": "x"}, items=[])
     assert info.value.field == "inner.value"
+
+
+def test_floats_are_refused_in_any_field_every_time_subclasses_included():
+    """The float check is one pass over a model's input; it must refuse a float, or a float
+    subclass, in any field (Decimal or not), nested or not, on every call."""
+
+    class Price(float):
+        pass
+
+    line = {"id": "1", "sku": "A", "quantity": 1, "unit_price": {"amount": "1.00", "currency": "EUR"}}
+    for _ in range(3):
+        for bad in (1.5, Price(2.0)):
+            with pytest.raises(InvalidRequestError) as info:
+                Line.model_validate({**line, "quantity": bad})
+            assert info.value.field == "quantity" and "float" in info.value.reason
+            with pytest.raises(InvalidRequestError) as info:
+                Basket.model_validate({"id": "b", "currency": "EUR", "lines": [line], "created_at": bad})
+            assert info.value.field == "created_at"
+            with pytest.raises(InvalidRequestError) as info:
+                Basket.model_validate({"id": "b", "currency": "EUR", "lines": [{**line, "quantity": bad}]})
+            assert info.value.field == "lines.0.quantity"
+        assert Line.model_validate(line).quantity == 1

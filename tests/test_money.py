@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -174,3 +175,144 @@ def test_of_is_the_constructor(amount, currency):
         got = Money.of(amount, currency)
         assert got == expected and str(got.amount) == str(expected.amount)
         assert got.model_fields_set == expected.model_fields_set
+
+
+# -- the quick construction paths give exactly what the validating path gives ----------------------
+
+class _Validated(Money):
+    """Money built by the validators alone: the quick paths are for ``Money`` itself only."""
+
+
+def _validated(amount, currency):
+    return _Validated(amount=amount, currency=currency)
+
+
+def _same_money(got, expected):
+    assert type(got) is Money
+    assert (got.amount, got.currency) == (expected.amount, expected.currency)
+    assert got.amount.as_tuple() == expected.amount.as_tuple()  # same digits, same exponent
+    assert got.model_fields_set == expected.model_fields_set == {"amount", "currency"}
+    assert got.model_dump_json() == expected.model_dump_json() and got.model_dump() == expected.model_dump()
+    assert got.__pydantic_extra__ is None and got.__pydantic_private__ is None
+    assert got == Money.model_construct(amount=expected.amount, currency=expected.currency)
+
+
+@given(st.one_of(st.decimals(allow_nan=True, allow_infinity=True), st.integers(min_value=-10**14, max_value=10**14),
+                 st.decimals(allow_nan=False, allow_infinity=False).map(str), st.text(max_size=8)),
+       st.sampled_from(["EUR", "JPY", "KWD", "CLF", "XXX", "eur"]))
+def test_every_entry_point_builds_what_the_validators_build(amount, currency):
+    """The constructor, a nested dict (a request body), JSON and ``of`` take a quick path for valid
+    input; each must give the validators' result, and refuse what they refuse, naming the field."""
+    from loyaltykit import Balance
+    from loyaltykit.errors import InvalidDataError
+
+    try:
+        expected = _validated(amount, currency)
+    except InvalidDataError as exc:
+        field = exc.field
+        for build in (lambda: Money(amount=amount, currency=currency), lambda: Money.of(amount, currency),
+                      lambda: Money.model_validate({"amount": amount, "currency": currency})):
+            with pytest.raises(InvalidDataError) as raised:
+                build()
+            assert raised.value.field == field
+        with pytest.raises(InvalidDataError) as raised:
+            Balance.model_validate({"kind": "cashback", "money": {"amount": amount, "currency": currency}})
+        assert raised.value.field == f"money.{field}"
+    else:
+        _same_money(Money(amount=amount, currency=currency), expected)
+        _same_money(Money.of(amount, currency), expected)
+        _same_money(Money.model_validate({"amount": amount, "currency": currency}), expected)
+        _same_money(Money.model_validate_json(expected.model_dump_json()), expected)
+        balance = Balance.model_validate({"kind": "cashback", "money": {"amount": amount, "currency": currency}})
+        _same_money(balance.money, expected)
+        as_json = json.dumps({"kind": "cashback", "money": {"amount": str(amount), "currency": currency}})
+        _same_money(Balance.model_validate_json(as_json).money, _validated(str(amount), currency))
+
+
+@pytest.mark.parametrize(("data", "field"), [
+    ({"amount": "1.00", "currency": "EUR", "note": "x"}, "note"),  # extra field: still refused
+    ({"amount": "1.00"}, "currency"),
+    ({"currency": "EUR"}, "amount"),
+    ({"amount": 1.5, "currency": "EUR"}, "amount"),
+    ({"amount": "1.000000001", "currency": "EUR"}, "amount"),  # more than MAX_PLACES places
+    ({"amount": "1" * 25, "currency": "EUR"}, "amount"),
+    ({"amount": str(MAX_AMOUNT + 1), "currency": "EUR"}, "amount"),
+    ({"amount": "1.00", "currency": "XXX"}, "currency"),
+])
+def test_a_bad_nested_money_names_its_field(data, field):
+    from loyaltykit import Line
+
+    with pytest.raises(InvalidRequestError) as info:
+        Line.model_validate({"id": "1", "sku": "S", "quantity": 1, "unit_price": data})
+    assert info.value.field == f"unit_price.{field}"
+    with pytest.raises(InvalidRequestError) as info:
+        Money(**data)
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize("currency", ["XXX", "eur", None, 978])
+def test_zero_and_minor_units_refuse_an_unknown_currency(currency):
+    for build in (lambda: Money.zero(currency), lambda: Money.from_minor_units(5, currency)):
+        with pytest.raises((InvalidRequestError, ValueError)) as info:
+            build()
+        if isinstance(info.value, InvalidRequestError):
+            assert info.value.field == "currency"
+
+
+@given(st.integers(min_value=-10**16, max_value=10**16), st.sampled_from(CURRENCIES))
+def test_zero_and_minor_units_are_the_constructor(units, currency):
+    from loyaltykit.errors import InvalidDataError
+
+    _same_money(Money.zero(currency), _validated(Decimal(0), currency))
+    amount = Decimal(units).scaleb(-exponent(currency))
+    try:
+        expected = _validated(amount, currency)
+    except InvalidDataError:
+        with pytest.raises(InvalidDataError) as raised:
+            Money.from_minor_units(units, currency)
+        assert raised.value.field == "amount"
+    else:
+        _same_money(Money.from_minor_units(units, currency), expected)
+
+
+def test_total_is_the_sum_and_refuses_mixed_currencies_and_the_limit():
+    euros = [Money.of("0.10", "EUR")] * 3
+    assert total(euros, "EUR") == Money.of("0.30", "EUR")
+    assert total([], "JPY") == Money.zero("JPY")
+    with pytest.raises(CurrencyMismatchError):
+        total([*euros, Money.of("1", "USD")], "EUR")
+    with pytest.raises(InvalidRequestError):
+        total([Money.of(MAX_AMOUNT, "EUR"), Money.of(MAX_AMOUNT, "EUR"), -Money.of(MAX_AMOUNT, "EUR")], "EUR")
+
+
+def _bounded_as_specified(value: Decimal) -> Decimal:
+    """The places/digits rule written plainly: refuse beyond the limits (trailing zeros aside),
+    drop padding beyond them, keep anything else exactly as written."""
+    from loyaltykit.money import MAX_DIGITS, MAX_PLACES
+
+    _sign, digits, exp = value.as_tuple()
+    if exp > 32:
+        raise ValueError("number is too large")
+    normal = value.normalize()
+    _, ndigits, nexp = normal.as_tuple()
+    if -nexp > MAX_PLACES or len(ndigits) > MAX_DIGITS:
+        raise ValueError("beyond the limits")
+    if exp < -MAX_PLACES or len(digits) > MAX_DIGITS + MAX_PLACES:
+        return normal if nexp <= 0 else normal.quantize(Decimal(1))
+    return value
+
+
+@given(st.one_of(st.decimals(allow_nan=False, allow_infinity=False),
+                 st.decimals(allow_nan=False, allow_infinity=False, places=2),
+                 st.integers(min_value=-10**26, max_value=10**26).map(Decimal),
+                 st.integers(min_value=-10**26, max_value=10**26).map(lambda n: Decimal(n).scaleb(-2))))
+def test_bounded_keeps_refuses_and_trims_as_specified(value):
+    from loyaltykit.money import bounded
+
+    try:
+        expected = _bounded_as_specified(value)
+    except ValueError:
+        with pytest.raises(ValueError):
+            bounded(value)
+    else:
+        assert bounded(value).as_tuple() == expected.as_tuple()

@@ -47,20 +47,19 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
     BeforeValidator,
     ConfigDict,
     Field,
-    PrivateAttr,
     StringConstraints,
     field_validator,
     model_validator,
 )
 
-from .errors import InvalidRequestError
+from .errors import CurrencyMismatchError, InvalidRequestError
 from .money import MAX_AMOUNT, KitBase, Money, allocate, is_currency, prorate, to_decimal, total
 
 MAX_LINES = 500
@@ -96,14 +95,14 @@ def _currency(value: Any) -> str:
 Currency = Annotated[str, AfterValidator(_currency)]
 
 
-def _points(value: Any) -> Decimal:
-    result = to_decimal(value)
-    if abs(result) > MAX_POINTS:
+def _points_limit(value: Decimal) -> Decimal:
+    # the value is already a bounded Decimal (to_decimal ran before the bound)
+    if abs(value) > MAX_POINTS:
         raise ValueError(f"points exceed the kit's limit of {MAX_POINTS}")
-    return result
+    return value
 
 
-Points = Annotated[Decimal, BeforeValidator(to_decimal), Field(ge=0), AfterValidator(_points)]
+Points = Annotated[Decimal, BeforeValidator(to_decimal), Field(ge=0), AfterValidator(_points_limit)]
 #: A bounded Decimal (see the limits above).
 Number = Annotated[Decimal, BeforeValidator(to_decimal)]
 Quantity = Annotated[Decimal, BeforeValidator(to_decimal), Field(gt=0, le=MAX_QUANTITY)]
@@ -112,13 +111,16 @@ Quantity = Annotated[Decimal, BeforeValidator(to_decimal), Field(gt=0, le=MAX_QU
 class KitModel(KitBase):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
-    @field_validator("*", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _no_float(cls, value: Any) -> Any:
+    def _no_float(cls, data: Any) -> Any:
         # Decimal fields would accept a float silently; refuse it so money never passes through float.
-        if isinstance(value, float):
-            raise ValueError("floats are not accepted; use Decimal, int or str")
-        return value
+        # One pass over the input rather than one validator call per field.
+        if type(data) is dict:
+            for name, value in data.items():
+                if isinstance(value, float) and name in cls.__pydantic_fields__:
+                    raise ValueError(f"{name}: floats are not accepted; use Decimal, int or str")
+        return data
 
 
 def utcnow() -> datetime:
@@ -828,34 +830,84 @@ class LineAllocation(KitModel):
         return self.line_discount + self.order_discount
 
 
-def _allocations(lines: tuple[Line, ...], discounts: tuple[Discount, ...], extra: Money, currency: str,
-                 points_lines: tuple[PointsLine, ...] = ()) -> tuple[LineAllocation, ...]:
+def _plus(value: Decimal, currency: str) -> Decimal:
+    # a step of Money arithmetic done on the Decimals: refused beyond the limit as Money refuses it
+    if abs(value) > MAX_AMOUNT:
+        Money._exact(value, currency)
+    return value
+
+
+def _amount_in(money: Money, currency: str, op: str) -> Decimal:
+    if money.currency != currency:  # what Money arithmetic raises
+        raise CurrencyMismatchError(f"cannot {op} {currency} and {money.currency}", field="currency")
+    return money.amount
+
+
+def _split(lines: tuple[Line, ...], discounts: tuple[Discount, ...], extra: Money,
+           currency: str) -> tuple[dict[str, Decimal], list[Decimal], Decimal]:
     """Line discounts stay on their line (capped at its subtotal; any excess joins the order pool);
-    the pool (order discounts + ``extra``) is capped at what the lines still cost and allocated by
-    largest remainder in proportion to each line's value after its own discounts."""
-    zero = Money.zero(currency)
+    the pool (order discounts + ``extra``) is capped at what the lines still cost. Returns each
+    line's own discount, each line's value after it, and the capped pool, as amounts in
+    ``currency`` (quantized amounts: the sums are exact, the limit is checked at each step)."""
+    zero = Money.zero(currency).amount
     own = {line.id: zero for line in lines}
-    pool = extra
+    pool = _amount_in(extra, currency, "add")
     for discount in discounts:
+        amount = _amount_in(discount.amount, currency, "add")
         if discount.target is DiscountTarget.LINE and discount.line_id in own:
-            own[discount.line_id] = own[discount.line_id] + discount.amount
+            own[discount.line_id] = _plus(own[discount.line_id] + amount, currency)
         elif discount.target is not DiscountTarget.SHIPPING:
-            pool = pool + discount.amount
-    after: list[Money] = []
+            pool = _plus(pool + amount, currency)
+    after: list[Decimal] = []
     for line in lines:
-        subtotal = line.subtotal
+        subtotal = _amount_in(line.subtotal, currency, "compare")
         if own[line.id] > subtotal:
-            pool = pool + (own[line.id] - subtotal)
+            pool = _plus(pool + (own[line.id] - subtotal), currency)
             own[line.id] = subtotal
         after.append(subtotal - own[line.id])
-    pool = pool.min(total(after, currency))
-    shares = allocate(pool, after)
+    whole = _plus(sum(after, zero), currency)  # every value is >= 0: the last sum is the largest
+    return own, after, min(pool, whole)
+
+
+def _goods_net(lines: tuple[Line, ...], discounts: tuple[Discount, ...], extra: Money, currency: str) -> Money:
+    """What the lines cost after every discount: the sum of the allocations' nets, without
+    allocating (the allocated shares sum exactly to the capped pool)."""
+    _own, after, pool = _split(lines, discounts, extra, currency)
+    return Money._exact(sum(after, Money.zero(currency).amount) - pool, currency)
+
+
+def _allocations(lines: tuple[Line, ...], discounts: tuple[Discount, ...], extra: Money, currency: str,
+                 points_lines: tuple[PointsLine, ...] = ()) -> tuple[LineAllocation, ...]:
+    """Each line's own discounts (see ``_split``), and its share of the pool, allocated by largest
+    remainder in proportion to each line's value after its own discounts."""
+    own, after, pool = _split(lines, discounts, extra, currency)
+    rests = [Money._exact(rest, currency) for rest in after]
+    shares = allocate(Money._exact(pool, currency), rests)
     points = {entry.line_id: entry.points for entry in points_lines}
+    # Built from validated figures (a line's quantity and subtotal, Money arithmetic, a points
+    # line's points), so each allocation is valid by construction: no validation run.
     return tuple(
-        LineAllocation(line_id=line.id, quantity=line.quantity, subtotal=line.subtotal, line_discount=own[line.id],
-                       order_discount=share, net=rest - share, points=points.get(line.id, Decimal(0)))
-        for line, rest, share in zip(lines, after, shares, strict=True)
+        _built(LineAllocation, line_id=line.id, quantity=line.quantity, subtotal=line.subtotal,
+               line_discount=Money._exact(own[line.id], currency), order_discount=share, net=rest - share,
+               points=points.get(line.id, _NO_POINTS))
+        for line, rest, share in zip(lines, rests, shares, strict=True)
     )
+
+
+_NO_POINTS = Decimal(0)
+_set = object.__setattr__
+_M = TypeVar("_M", bound=KitModel)
+
+
+def _built(cls: type[_M], **fields: Any) -> _M:
+    """An instance of ``cls`` from values that are valid by construction (every field given, as a
+    validation run would leave them), without the validation run. For the core's derived figures only."""
+    model = object.__new__(cls)
+    _set(model, "__dict__", fields)
+    _set(model, "__pydantic_fields_set__", set(fields))
+    _set(model, "__pydantic_extra__", None)
+    _set(model, "__pydantic_private__", None)
+    return model
 
 
 SPEND = "spend_cashback"
@@ -901,9 +953,6 @@ class Order(KitModel):
     store_id: Ident | None = None
     idempotency_key: IdempotencyKey | None = None
 
-    _allocations: tuple[LineAllocation, ...] = PrivateAttr(default=())
-    _allocated_for: tuple[Any, ...] = PrivateAttr(default=())
-
     @model_validator(mode="before")
     @classmethod
     def _earlier_payload(cls, data: Any) -> Any:
@@ -945,14 +994,13 @@ class Order(KitModel):
             if unpaid:
                 raise ValueError(f"receipts: the points-priced lines {unpaid} are not paid; spend their points "
                                  "first (CashbackSpend.for_points_lines) and give its receipt with the order")
-        allocations = _allocations(self.lines, self.discounts, extra, self.currency, self.points_lines)
-        computed = total([a.net for a in allocations], self.currency) + shipping_total
+        # The allocations themselves are computed on first use (``allocations``): their nets sum to
+        # what the goods cost after discounts, which is all the checks need.
+        computed = _goods_net(self.lines, self.discounts, extra, self.currency) + shipping_total
         if self.total is None:
             object.__setattr__(self, "total", computed)
         elif computed != self.total:
             raise ValueError(f"total: {self.total} differs from subtotal - discounts + shipping ({computed})")
-        self._allocations = allocations
-        self._allocated_for = (self.lines, self.discounts, self.total, self.shipping, self.points_lines)
         paid = self.balance_paid
         if paid > computed:
             raise ValueError(f"receipts: cashback and points pay {paid}, more than the order's total ({computed})")
@@ -968,16 +1016,19 @@ class Order(KitModel):
     @property
     def allocations(self) -> tuple[LineAllocation, ...]:
         """Every line's share of the discounts and its net paid, in line order; nets sum to the goods total."""
-        basis = (self.lines, self.discounts, self.total, self.shipping, self.points_lines)
-        if len(self._allocated_for) != 5 or any(a is not b for a, b in zip(self._allocated_for, basis, strict=True)):
-            # a copy made without validation (model_copy(update=...)) changed what they rest on
+        # Computed once, and kept beside the fields keyed on the very objects they rest on, so that a
+        # copy made without validation (model_copy(update=...)) that changes them recomputes.
+        basis = (self.lines, self.discounts, self.total, self.shipping, self.points_lines, self.free_shipping,
+                 self.currency)
+        cached = self.__dict__.get("_allocations_of")
+        if cached is None or any(a is not b for a, b in zip(cached[0], basis, strict=True)):
             extra = Money.zero(self.currency)
             if self.total is not None and not self.discounts:
                 shipping = _shipping_total(self.shipping, self.free_shipping, self._shipping_discounts(), self.currency)
                 extra = (self.subtotal + shipping - self.total).max(Money.zero(self.currency))
-            self._allocations = _allocations(self.lines, self.discounts, extra, self.currency, self.points_lines)
-            self._allocated_for = basis
-        return self._allocations
+            cached = (basis, _allocations(self.lines, self.discounts, extra, self.currency, self.points_lines))
+            self.__dict__["_allocations_of"] = cached
+        return cached[1]
 
     def allocation(self, line_id: str) -> LineAllocation:
         for allocation in self.allocations:

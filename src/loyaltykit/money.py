@@ -9,12 +9,20 @@ refused outright, because a float has already lost the cent before we see it.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from .errors import CurrencyMismatchError, invalid_data
 
@@ -59,7 +67,12 @@ def _quantum(currency: str) -> Decimal:
 
 def quantize(amount: Decimal, currency: str) -> Decimal:
     """The one place where amounts are rounded: to the currency's exponent, ROUND_HALF_UP."""
-    return amount.quantize(_quantum(currency), rounding=ROUNDING)
+    return amount.quantize(_quantum(currency), ROUNDING)  # positional: a keyword costs as much again
+
+
+_ONE = Decimal(1)
+_CENT = Decimal("0.01")
+_WIDE = Decimal(10) ** (MAX_DIGITS - 2)
 
 
 def to_decimal(value: Any) -> Decimal:
@@ -78,9 +91,13 @@ def to_decimal(value: Any) -> Decimal:
 def bounded(value: Decimal) -> Decimal:
     """Refuse a Decimal with more than ``MAX_PLACES`` places or ``MAX_DIGITS`` digits (trailing zeros
     aside), and return it without trailing zeros beyond the point ("2.50" stays "2.50")."""
+    if (value.same_quantum(_ONE) or value.same_quantum(_CENT)) and -_WIDE < value < _WIDE:
+        return value  # the common cases (0 or 2 places, at most 22 digits before the point): within both limits
     _sign, digits, exp = value.as_tuple()
     if not isinstance(exp, int):
         raise AssertionError("exp is an int here")
+    if -MAX_PLACES <= exp <= 0 and len(digits) <= MAX_DIGITS:
+        return value  # within both limits as written, so normalised too
     if exp > 32:  # 1E+40: far beyond any limit; checked before normalising it
         raise ValueError("number is too large")
     normal = value.normalize()
@@ -159,26 +176,41 @@ class Money(KitBase):
     def model_post_init(self, __context: Any) -> None:
         object.__setattr__(self, "amount", quantize(self.amount, self.currency))
 
+    # Already-valid input (a Decimal, int or str amount; a known currency; within the limits) is
+    # built without a pydantic run, through the very checks of the validators above (``_checked``);
+    # anything else takes the validating path, which raises the error naming the field.
+    def __init__(self, /, **data: Any) -> None:
+        if len(data) == 2 and type(self) is Money:
+            currency = data.get("currency")
+            value = _checked(data.get("amount", _MISSING), currency)
+            if value is not None:
+                _fill(self, value, currency)  # type: ignore[arg-type]
+                return
+        super().__init__(**data)
+
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _fast(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # nested Money given as a plain dict (a request body, a stored order): the same quick path
+        if type(data) is dict and len(data) == 2 and cls is Money:
+            currency = data.get("currency")
+            value = _checked(data.get("amount", _MISSING), currency)
+            if value is not None:
+                return _new(value, currency)  # type: ignore[arg-type]
+        return handler(data)
+
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def of(cls, amount: Any, currency: str) -> Money:
-        # The common case (a finite Decimal or an int, a known currency, within the limits) runs the
-        # very checks of the validators without a pydantic run; anything else takes the full path,
-        # which raises the error naming the field.
-        if cls is Money and type(currency) is str and currency in _CODES:
-            value = amount if type(amount) is Decimal else Decimal(amount) if type(amount) is int else None
-            if value is not None and value.is_finite() and abs(value) <= MAX_AMOUNT:
-                try:
-                    value = bounded(value)
-                except ValueError:
-                    pass
-                else:
-                    return cls._exact(value, currency)
         return cls(amount=amount, currency=currency)
 
     @classmethod
     def zero(cls, currency: str) -> Money:
-        return cls(amount=Decimal(0), currency=currency)
+        if type(currency) is str and currency in _CODES:
+            return _new(_zero(currency), currency)
+        return cls(amount=Decimal(0), currency=currency)  # refused, naming the field
 
     @classmethod
     def _exact(cls, amount: Decimal, currency: str) -> Money:
@@ -186,12 +218,7 @@ class Money(KitBase):
         without a pydantic validation run: the currency is already known valid."""
         if abs(amount) > MAX_AMOUNT:
             return cls(amount=amount, currency=currency)  # refused as the constructor refuses it
-        money = object.__new__(cls)
-        object.__setattr__(money, "__dict__", {"amount": quantize(amount, currency), "currency": currency})
-        object.__setattr__(money, "__pydantic_fields_set__", {"amount", "currency"})
-        object.__setattr__(money, "__pydantic_extra__", None)
-        object.__setattr__(money, "__pydantic_private__", None)
-        return money
+        return _new(quantize(amount, currency), currency)
 
     # -- arithmetic ---------------------------------------------------------------------------
     def _same(self, other: Any, op: str) -> Money:
@@ -249,10 +276,71 @@ class Money(KitBase):
 
     @classmethod
     def from_minor_units(cls, units: int, currency: str) -> Money:
+        if type(units) is int and type(currency) is str and currency in _CODES:
+            return cls._exact(Decimal(units).scaleb(-_EXPONENTS.get(currency, 2)), currency)
         return cls(amount=Decimal(units).scaleb(-exponent(currency)), currency=currency)
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency}"
+
+
+_MISSING = object()
+_set = object.__setattr__
+
+
+def _checked(amount: Any, currency: Any) -> Decimal | None:
+    """The amount quantized, when both fields are what the validators accept as they are (a plain
+    Decimal, int or str amount within the limits; a known currency); None otherwise, and the
+    validating path then raises the error naming the field."""
+    if type(currency) is not str or currency not in _CODES:
+        return None
+    kind = type(amount)
+    if kind is Decimal:
+        value = amount
+    elif kind is int:
+        value = Decimal(amount)
+    elif kind is str:
+        try:
+            value = Decimal(amount)
+        except InvalidOperation:
+            return None
+    else:
+        return None
+    if not value.is_finite() or abs(value) > MAX_AMOUNT:
+        return None
+    result: Decimal = value.quantize(_quantum(currency), ROUNDING)
+    if result == value and value:
+        # no more places than the currency has, and within MAX_AMOUNT: within MAX_PLACES and
+        # MAX_DIGITS once normalised, so the places/digits check passes (zero may carry an absurd
+        # exponent, 0E+40, which that check refuses: it takes the check)
+        return result
+    try:
+        bounded(value)
+    except ValueError:
+        return None
+    return result
+
+
+def _fill(money: Money, amount: Decimal, currency: str) -> None:
+    # what a validation run leaves on the instance: the two fields, both set, no extra, no private
+    _set(money, "__dict__", {"amount": amount, "currency": currency})
+    _set(money, "__pydantic_fields_set__", {"amount", "currency"})
+    _set(money, "__pydantic_extra__", None)
+    _set(money, "__pydantic_private__", None)
+
+
+def _new(amount: Decimal, currency: str) -> Money:
+    money = object.__new__(Money)
+    _set(money, "__dict__", {"amount": amount, "currency": currency})
+    _set(money, "__pydantic_fields_set__", {"amount", "currency"})
+    _set(money, "__pydantic_extra__", None)
+    _set(money, "__pydantic_private__", None)
+    return money
+
+
+@functools.cache
+def _zero(currency: str) -> Decimal:
+    return quantize(Decimal(0), currency)
 
 
 def allocate(amount: Money, weights: Sequence[Decimal | Money]) -> list[Money]:
@@ -272,14 +360,24 @@ def allocate(amount: Money, weights: Sequence[Decimal | Money]) -> list[Money]:
     units = amount.minor_units()
     if sum(values) == 0:
         values = [Decimal(1)] * len(values)
-    whole = sum((Fraction(v) for v in values), Fraction(0))
+    # Exact integer arithmetic: every weight over one common denominator, so that each quota
+    # |units|·w/W is a quotient and a remainder of integers (ordered as the fractions would be).
+    ratios = [v.as_integer_ratio() for v in values]
+    common = math.lcm(*(d for _, d in ratios))
+    scaled = [n * (common // d) for n, d in ratios]
+    whole = sum(scaled)
     sign = -1 if units < 0 else 1
-    quotas = [Fraction(abs(units)) * Fraction(v) / whole for v in values]
-    parts = [q.numerator // q.denominator for q in quotas]
-    left = abs(units) - sum(parts)
-    order = sorted(range(len(quotas)), key=lambda i: (-(quotas[i] - parts[i]), i))
-    for i in order[:left]:
-        parts[i] += 1
+    magnitude = abs(units)
+    parts: list[int] = []
+    rests: list[int] = []
+    for w in scaled:
+        part, rest = divmod(magnitude * w, whole)
+        parts.append(part)
+        rests.append(rest)
+    left = magnitude - sum(parts)
+    if left:
+        for i in sorted(range(len(rests)), key=lambda i: (-rests[i], i))[:left]:
+            parts[i] += 1
     return [Money.from_minor_units(sign * p, currency) for p in parts]
 
 
@@ -302,7 +400,12 @@ def _share(amount: Money, fraction: Fraction) -> Money:
 
 def total(amounts: list[Money], currency: str) -> Money:
     """Sum of amounts in one currency (zero when empty)."""
-    result = Money.zero(currency)
+    result = Money.zero(currency)  # an unknown currency is refused here, naming the field
+    # Money's own addition, step by step, on the Decimals: the same checks (type, currency, the limit
+    # after each step) and the same sum, with one Money built at the end instead of one per step.
+    value = result.amount
     for amount in amounts:
-        result = result + amount
-    return result
+        value += result._same(amount, "add").amount
+        if abs(value) > MAX_AMOUNT:
+            return Money._exact(value, currency)  # refused as the constructor refuses it
+    return _new(quantize(value, currency), currency) if amounts else result
