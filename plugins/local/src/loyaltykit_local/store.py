@@ -390,9 +390,12 @@ def make_sql_engine(
     def _begin(connection: Connection) -> None:
         # IMMEDIATE takes the write lock at BEGIN: a writer that reads a balance keeps it until commit.
         mode = connection.get_execution_options().get("loyaltykit_begin", "DEFERRED")
+        driver = connection.connection.driver_connection
+        if driver.in_transaction:  # type: ignore[union-attr]
+            return  # inside a write Store.write began on the driver itself (see Store.write)
         # On the driver: SQLAlchemy's statement machinery would cost more than SQLite's BEGIN.
         try:
-            connection.connection.driver_connection.execute(f"BEGIN {mode}")  # type: ignore[union-attr]
+            driver.execute(f"BEGIN {mode}")  # type: ignore[union-attr]
         except sqlite3.Error as exc:  # busy past the timeout: the OperationalError callers expect
             raise DBAPIError.instance(f"BEGIN {mode}", None, exc, sqlite3.Error, dialect=connection.dialect) from exc
 
@@ -410,6 +413,11 @@ class Store:
         self.dialect = self.engine.dialect.name
         # An in-memory SQLite database is one connection: serialise its users.
         self._serial = threading.RLock() if _is_memory(self.url) else None
+        # SQLite file databases: connections kept checked out between write transactions, which
+        # run BEGIN and COMMIT on the driver (see write()).
+        self._writers: list[Connection] | None = [] if self.dialect == "sqlite" and self._serial is None else None
+        self._writers_lock = threading.Lock()
+        self._writers_kept = max(1, min(int(engine_options.get("pool_size", 10)), 4))
         if create:
             self.migrate()
 
@@ -475,10 +483,59 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction: commits on success, rolls back on any exception."""
-        with self._serialised(), self.engine.connect() as connection:
-            connection.execution_options(loyaltykit_begin="IMMEDIATE")
-            with connection.begin():
+        if self._writers is None:
+            with self._serialised(), self.engine.connect() as connection:
+                connection.execution_options(loyaltykit_begin="IMMEDIATE")
+                with connection.begin():
+                    yield connection
+            return
+        # SQLite: a connection kept from the last write, BEGIN IMMEDIATE and COMMIT on the driver.
+        # Checking a connection out of the pool and SQLAlchemy's transaction bookkeeping cost several
+        # times what SQLite takes to begin and commit. Statements run through SQLAlchemy inside the
+        # block still work: its autobegin finds the driver's transaction open (see _begin) and
+        # commits or rolls back nothing of its own.
+        connection = self._take_writer()
+        driver: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
+        try:
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:  # busy past the timeout: the OperationalError callers expect
+                raise DBAPIError.instance("BEGIN IMMEDIATE", None, exc, sqlite3.Error, dialect=self.engine.dialect) from exc
+            try:
                 yield connection
+            except BaseException:
+                driver.rollback()
+                raise
+            try:
+                driver.execute("COMMIT")
+            except sqlite3.Error as exc:
+                driver.rollback()
+                raise DBAPIError.instance("COMMIT", None, exc, sqlite3.Error, dialect=self.engine.dialect) from exc
+        except BaseException:
+            self._give_writer(connection, healthy=False)
+            raise
+        self._give_writer(connection, healthy=True)
+
+    def _take_writer(self) -> Connection:
+        with self._writers_lock:
+            if self._writers:
+                return self._writers.pop()
+        connection = self.engine.connect()
+        connection.execution_options(loyaltykit_begin="IMMEDIATE")
+        return connection
+
+    def _give_writer(self, connection: Connection, *, healthy: bool) -> None:
+        if connection.in_transaction():  # SQLAlchemy autobegan inside: end its bookkeeping (the driver's is done)
+            try:
+                connection.rollback()
+            except DBAPIError:
+                healthy = False
+        if healthy and not connection.invalidated and self._writers is not None:
+            with self._writers_lock:
+                if len(self._writers) < self._writers_kept:
+                    self._writers.append(connection)
+                    return
+        connection.close()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -497,4 +554,9 @@ class Store:
         self.migrate()
 
     def dispose(self) -> None:
+        if self._writers is not None:
+            with self._writers_lock:
+                kept, self._writers[:] = list(self._writers), []
+            for connection in kept:
+                connection.close()
         self.engine.dispose()
