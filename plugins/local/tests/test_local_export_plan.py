@@ -54,3 +54,37 @@ def test_planned_exports_grant_once_and_guests_earn_nothing(make_shop):
     guest = shop.loyalty.export_orders([Order(ref="G-1", currency="EUR", lines=(line("1", "B", "10"),),
                                               total=eur("10"))]).results[0]
     assert guest.status == "accepted" and guest.points_earned == 0
+
+
+def test_a_batch_reports_each_order_as_alone_and_keeps_what_succeeded(make_shop):
+    shop = make_shop(PROGRAM)
+    customer = shop.customer()
+    assert points_of(shop, "O-0", "A", customer) == 60
+    batch = [order("O-1", "A", customer), order("O-0", "A", customer),  # exported before
+             order("O-2", "A", "no-such-customer"), order("O-3", "B", customer)]
+    results = shop.loyalty.export_orders(batch).results
+    assert [r.status for r in results] == ["accepted", "duplicate", "rejected", "accepted"]
+    assert [int(r.points_earned) for r in (results[0], results[1], results[3])] == [10, 60, 110]
+    assert shop.loyalty.export_orders(batch[:1]).results[0].engine_ref == results[0].engine_ref
+    assert shop.points(customer) == 60 + 10 + 110  # each order counted once
+
+
+def test_an_order_failing_part_way_in_a_batch_is_undone_alone(make_shop, monkeypatch):
+    from loyaltykit import EngineUnavailableError
+    from loyaltykit_local import checkout
+
+    real = checkout.after_export
+
+    def fail_for_o2(engine, conn, customer_id, tier, issued, order_ref, now):
+        real(engine, conn, customer_id, tier, issued, order_ref, now)
+        if order_ref == "O-2":  # after its order and ledger rows were written
+            raise EngineUnavailableError("injected failure", engine="local")
+
+    monkeypatch.setattr(checkout, "after_export", fail_for_o2)
+    shop = make_shop(PROGRAM)
+    customer = shop.customer()
+    results = shop.loyalty.export_orders([order(f"O-{n}", "A", customer) for n in (1, 2, 3)]).results
+    assert [r.status for r in results] == ["accepted", "retry_later", "accepted"]
+    assert shop.points(customer) == 60 + 10  # nothing of O-2 stayed
+    monkeypatch.setattr(checkout, "after_export", real)
+    assert points_of(shop, "O-2", "A", customer) == 10  # and it is exported when sent again

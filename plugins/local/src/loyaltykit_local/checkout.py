@@ -84,6 +84,20 @@ if TYPE_CHECKING:
 _FACTS_KEPT = 10_000
 
 
+#: orders an export call writes in one transaction (a writer holds the lock for all of them)
+_ORDERS_PER_TRANSACTION = 50
+
+
+def _failed(order: Order, exc: LoyaltyError) -> OrderExportResult:
+    status = ExportStatus.RETRY_LATER if exc.retryable else ExportStatus.REJECTED
+    return OrderExportResult(order_ref=order.ref, status=status, reason=exc.message, error_code=exc.code)
+
+
+def _busy(order: Order) -> OrderExportResult:
+    return OrderExportResult(order_ref=order.ref, status=ExportStatus.RETRY_LATER, reason="database busy",
+                             error_code="engine_unavailable")
+
+
 class _Planned(NamedTuple):
     compiled: rules.CompiledProgram
     facts: CustomerFacts
@@ -278,18 +292,48 @@ class Checkout(Accounts):
     # -- export ----------------------------------------------------------------------------------
     def export(self, batch: list[Order]) -> ExportReport:
         self.calls["export"] += 1
-        results = []
-        for order in batch:
-            try:
-                results.append(self._export_one(order))
-            except LoyaltyError as exc:
-                status = ExportStatus.RETRY_LATER if exc.retryable else ExportStatus.REJECTED
-                results.append(OrderExportResult(order_ref=order.ref, status=status, reason=exc.message, error_code=exc.code))
-            except OperationalError:
-                # the database was locked or unreachable past the busy timeout: nothing was written
-                results.append(OrderExportResult(order_ref=order.ref, status=ExportStatus.RETRY_LATER,
-                                                 reason="database busy", error_code="engine_unavailable"))
+        results: list[OrderExportResult] = []
+        for first in range(0, len(batch), _ORDERS_PER_TRANSACTION):
+            part = batch[first:first + _ORDERS_PER_TRANSACTION]
+            together = self._export_together(part) if len(part) > 1 else None
+            results.extend(together if together is not None else map(self._export_alone, part))
         return ExportReport(engine=ENGINE, results=tuple(results))
+
+    def _export_alone(self, order: Order) -> OrderExportResult:
+        try:
+            return self._export_one(order)
+        except LoyaltyError as exc:
+            return _failed(order, exc)
+        except OperationalError:
+            return _busy(order)
+
+    def _export_together(self, batch: list[Order]) -> list[OrderExportResult] | None:
+        """Several orders in one write transaction (one commit, one wait for the lock), each in a
+        savepoint of its own: an order that fails is undone alone and reported as it would be on its
+        own. None: the transaction could not be completed; each order then gets its own."""
+        plans = [self._plan_export(order) for order in batch]
+        try:
+            with self.store.write() as conn:
+                results = []
+                for order, planned in zip(batch, plans, strict=True):
+                    key = order.key
+                    try:
+                        try:
+                            with self.store.savepoint(conn):
+                                result = self._export_in(conn, order, key, look_first=self.store.dialect != "sqlite",
+                                                         planned=planned)
+                        except IntegrityError:  # recorded before (or twice in this batch): say so
+                            with self.store.savepoint(conn):
+                                result = self._export_in(conn, order, key, look_first=True, planned=planned)
+                    except LoyaltyError as exc:
+                        result = _failed(order, exc)
+                    results.append(result)
+                return results
+        except IntegrityError:
+            return None
+        except OperationalError:
+            # the database was locked or unreachable past the busy timeout: nothing was written
+            return [_busy(order) for order in batch]
 
     def _export_one(self, order: Order) -> OrderExportResult:
         key = order.key

@@ -578,6 +578,24 @@ class Store:
                 writer.committed()
             self._give_writer(writer, healthy=healthy)
 
+    @contextmanager
+    def savepoint(self, connection: Connection) -> Iterator[None]:
+        """A part of a write transaction that fails alone: on an exception, what it wrote is undone
+        and the exception goes on; the rest of the transaction stands."""
+        if self._writers is None:
+            with connection.begin_nested():
+                yield
+            return
+        driver: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
+        driver.execute("SAVEPOINT lk_part")
+        try:
+            yield
+        except BaseException:
+            driver.execute("ROLLBACK TO lk_part")
+            driver.execute("RELEASE lk_part")
+            raise
+        driver.execute("RELEASE lk_part")
+
     def _take_writer(self) -> _Writer:
         with self._writers_lock:
             if self._writers:
