@@ -3,6 +3,7 @@ writers' gate that queues writers of every thread and process for the length of 
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,3 +84,27 @@ def test_sqlite_writers_of_two_stores_queue_on_the_gate(tmp_path: Path) -> None:
     assert count(first) == 2
     first.dispose()
     second.dispose()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_writes_on_its_own_connection(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'fork.sqlite3'}")
+    with store.write() as conn:  # the parent now keeps a writer connection and its gate descriptor
+        conn.execute(customers.insert(), customer_row("parent"))
+    parent_writer = store._writers[0] if store._writers else None
+    assert parent_writer is not None
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if it wrote through a writer of its own
+        code = 1
+        try:
+            with store.write() as conn:
+                conn.execute(customers.insert(), customer_row("child"))
+            code = 0 if store._writers and store._writers[0] is not parent_writer else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    with store.write() as conn:  # the parent's own writer still works
+        conn.execute(customers.insert(), customer_row("parent again"))
+    assert count(store) == 3
+    store.dispose()

@@ -473,6 +473,8 @@ class Store:
         self._gate_path = (f"{self.url.database}-writer" if self._writers is not None and fcntl is not None
                            and not self.url.query.get("uri") else None)
         self._writers_lock = threading.Lock()
+        self._writers_pid = os.getpid()
+        self._forked_away: list[_Writer] = []
         self._writers_kept = max(1, min(int(engine_options.get("pool_size", 10)), 4))
         if create:
             self.migrate()
@@ -598,6 +600,13 @@ class Store:
 
     def _take_writer(self) -> _Writer:
         with self._writers_lock:
+            if self._writers_pid != os.getpid():
+                # a forked child: the parent's connections and gate descriptors are the parent's (one
+                # SQLite connection in two processes corrupts; a shared descriptor shares its flock).
+                # Kept referenced, never used or closed here.
+                self._forked_away.extend(self._writers or ())
+                self._writers = []
+                self._writers_pid = os.getpid()
             if self._writers:
                 return self._writers.pop()
         connection = self.engine.connect()
