@@ -1,8 +1,8 @@
 """Export of many orders to the embedded engine versus raw sqlite3 (target: at least 0.5x the rate).
 
-``Loyalty.export_orders`` takes batches of 100 orders; the engine records each order in its own
-transaction (order row, rules granted, ledger rows). The baseline writes the same rows with the
-sqlite3 module, one transaction per order. Blocks of each alternate until ``--orders`` are written
+``Loyalty.export_orders`` takes batches of 100 orders; the engine records up to 50 orders per
+transaction, each in a savepoint of its own (order row, rules granted, ledger rows). The baseline
+writes the same rows with the sqlite3 module, one transaction per order. Blocks of each alternate until ``--orders`` are written
 by each side; the figures are the medians of the per-block rates.
 
     python benchmarks/local_export.py [--orders 100000] [--block 2000]

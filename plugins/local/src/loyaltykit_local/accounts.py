@@ -152,6 +152,8 @@ class Accounts:
         self.store = store
         self.clock = clock
         self.calls: Counter[str] = Counter()  # operations served, by route name (for test harnesses)
+        # customer id -> (program, facts) as the customer's last export left them (see Checkout._plan_export)
+        self._export_facts: dict[str, tuple[CompiledProgram, CustomerFacts]] = {}
         self._lock = threading.Lock()
 
     # -- program -------------------------------------------------------------------------------

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
@@ -72,11 +73,37 @@ from .catalog import points_lines, spend_problem, unpaid_reason
 from .ledger import capped_clawback, expiry_for
 from .members import after_export, record_rule_costs
 from .program import VoucherDef, amount_in
-from .rules import BasketView, VoucherFacts
+from .rules import BasketView, CustomerFacts, VoucherFacts
 from .store import customers, ledger, orders, redemptions, to_db, vouchers, writes
 
 if TYPE_CHECKING:
     from .accounts import AnyRow
+
+
+#: customers whose facts an engine keeps from their last export (for _plan_export)
+_FACTS_KEPT = 10_000
+
+
+#: orders an export call writes in one transaction (a writer holds the lock for all of them)
+_ORDERS_PER_TRANSACTION = 50
+
+
+def _failed(order: Order, exc: LoyaltyError) -> OrderExportResult:
+    status = ExportStatus.RETRY_LATER if exc.retryable else ExportStatus.REJECTED
+    return OrderExportResult(order_ref=order.ref, status=status, reason=exc.message, error_code=exc.code)
+
+
+def _busy(order: Order) -> OrderExportResult:
+    return OrderExportResult(order_ref=order.ref, status=ExportStatus.RETRY_LATER, reason="database busy",
+                             error_code="engine_unavailable")
+
+
+class _Planned(NamedTuple):
+    compiled: rules.CompiledProgram
+    facts: CustomerFacts
+    now: datetime
+    view: BasketView
+    result: rules.Quote
 
 
 class Checkout(Accounts):
@@ -265,32 +292,91 @@ class Checkout(Accounts):
     # -- export ----------------------------------------------------------------------------------
     def export(self, batch: list[Order]) -> ExportReport:
         self.calls["export"] += 1
-        results = []
-        for order in batch:
-            try:
-                results.append(self._export_one(order))
-            except LoyaltyError as exc:
-                status = ExportStatus.RETRY_LATER if exc.retryable else ExportStatus.REJECTED
-                results.append(OrderExportResult(order_ref=order.ref, status=status, reason=exc.message, error_code=exc.code))
-            except OperationalError:
-                # the database was locked or unreachable past the busy timeout: nothing was written
-                results.append(OrderExportResult(order_ref=order.ref, status=ExportStatus.RETRY_LATER,
-                                                 reason="database busy", error_code="engine_unavailable"))
+        results: list[OrderExportResult] = []
+        for first in range(0, len(batch), _ORDERS_PER_TRANSACTION):
+            part = batch[first:first + _ORDERS_PER_TRANSACTION]
+            together = self._export_together(part) if len(part) > 1 else None
+            results.extend(together if together is not None else map(self._export_alone, part))
         return ExportReport(engine=ENGINE, results=tuple(results))
+
+    def _export_alone(self, order: Order) -> OrderExportResult:
+        try:
+            return self._export_one(order)
+        except LoyaltyError as exc:
+            return _failed(order, exc)
+        except OperationalError:
+            return _busy(order)
+
+    def _export_together(self, batch: list[Order]) -> list[OrderExportResult] | None:
+        """Several orders in one write transaction (one commit, one wait for the lock), each in a
+        savepoint of its own: an order that fails is undone alone and reported as it would be on its
+        own. None: the transaction could not be completed; each order then gets its own."""
+        plans = [self._plan_export(order) for order in batch]
+        try:
+            with self.store.write() as conn:
+                results = []
+                for order, planned in zip(batch, plans, strict=True):
+                    key = order.key
+                    try:
+                        try:
+                            with self.store.savepoint(conn):
+                                result = self._export_in(conn, order, key, look_first=self.store.dialect != "sqlite",
+                                                         planned=planned)
+                        except IntegrityError:  # recorded before (or twice in this batch): say so
+                            with self.store.savepoint(conn):
+                                result = self._export_in(conn, order, key, look_first=True, planned=planned)
+                    except LoyaltyError as exc:
+                        result = _failed(order, exc)
+                    results.append(result)
+                return results
+        except IntegrityError:
+            return None
+        except OperationalError:
+            # the database was locked or unreachable past the busy timeout: nothing was written
+            return [_busy(order) for order in batch]
 
     def _export_one(self, order: Order) -> OrderExportResult:
         key = order.key
+        planned = self._plan_export(order)
         for attempt in range(3):
             try:
                 with self.store.write() as conn:
                     # The unique ref and key make a second record impossible; looking first is only
                     # needed after an insert lost that race (or for an engine with many writers).
-                    return self._export_in(conn, order, key, look_first=attempt > 0 or self.store.dialect != "sqlite")
+                    return self._export_in(conn, order, key, look_first=attempt > 0 or self.store.dialect != "sqlite",
+                                           planned=planned)
             except IntegrityError:
                 continue  # a concurrent export of the same order won: report it as a duplicate
         raise InvalidRequestError("order could not be recorded", engine=ENGINE)
 
-    def _export_in(self, conn: Connection, order: Order, key: str, look_first: bool = True) -> OrderExportResult:
+    def _plan_export(self, order: Order) -> _Planned | None:
+        """The order's evaluation, worked out before its write transaction from what the last export
+        of this customer left the facts at: the transaction reads the facts as always and uses the
+        plan only if they are the very facts it was made from (else it evaluates again), so writers
+        hold the database's lock for their statements, not for the rules."""
+        customer_id = order.customer_id
+        if customer_id is None or order.voucher_codes or order.currency not in self.program.accepted_currencies:
+            return None
+        compiled = self.compiled
+        known = self._export_facts.get(customer_id)
+        if known is None or known[0] is not compiled:
+            return None
+        view = BasketView.of_order(order)
+        return _Planned(compiled, known[1], self.now(), view, rules.quote(compiled, view, known[1], {}, order.placed_at))
+
+    def _remember_facts(self, compiled: rules.CompiledProgram, facts: CustomerFacts, applied: list[str]) -> None:
+        """The customer's facts once this export is in: one more order, its rules granted."""
+        if compiled.program.tiers:
+            self._export_facts.pop(facts.id, None)  # the tier follows the points earned: read it again
+            return
+        if compiled.needs_history:
+            facts = replace(facts, orders_count=facts.orders_count + 1, granted_rules=facts.granted_rules | set(applied))
+        if len(self._export_facts) >= _FACTS_KEPT:
+            self._export_facts.clear()
+        self._export_facts[facts.id] = (compiled, facts)
+
+    def _export_in(self, conn: Connection, order: Order, key: str, look_first: bool = True,
+                   planned: _Planned | None = None) -> OrderExportResult:
         earlier = conn.execute(_ORDER_SEEN, {"ref": order.ref, "key": key}).first() if look_first else None
         if earlier is not None:
             return OrderExportResult(order_ref=order.ref, status=ExportStatus.DUPLICATE, engine_ref=f"ORD-{earlier.id}",
@@ -298,17 +384,21 @@ class Checkout(Accounts):
         if order.currency not in self.program.accepted_currencies:
             return OrderExportResult(order_ref=order.ref, status=ExportStatus.REJECTED, error_code="currency_mismatch",
                                      reason=f"the program does not accept {order.currency}")
-        now = self.now()
+        compiled = self.compiled
+        now = planned.now if planned is not None else self.now()
         customer_id = order.customer_id
         facts = None
         if customer_id is not None:
             row = _CUSTOMER_LOCKED.run(conn, {"customer_id": customer_id}).first()
             if row is None:
+                self._export_facts.pop(customer_id, None)
                 return OrderExportResult(order_ref=order.ref, status=ExportStatus.REJECTED,
                                          error_code="customer_not_found", reason="no such customer")
             self._record_expiry(conn, customer_id, now, row)
             facts = self._facts(conn, customer_id, order.currency, now, row=row, balances=False)
-        view = BasketView.of_order(order)
+        if planned is not None and (planned.compiled is not compiled or planned.facts != facts):
+            planned = None  # the facts moved since the plan (another writer, a new program): evaluate again
+        view = planned.view if planned is not None else BasketView.of_order(order)
         unpaid = unpaid_reason(self.compiled, conn, view, customer_id)
         if unpaid is not None:
             return OrderExportResult(order_ref=order.ref, status=ExportStatus.REJECTED,
@@ -326,7 +416,7 @@ class Checkout(Accounts):
                 conn.execute(insert(redemptions).values(code=code, order_ref=order.ref, customer_id=customer_id,
                                                         write_key=f"{key}:{code}", status="redeemed", created_at=to_db(now)))
                 found[code] = VoucherFacts(voucher.definition, voucher.uses + 1, voucher.offer_kind, held=True)
-        result = rules.quote(self.compiled, view, facts, found, order.placed_at)
+        result = planned.result if planned is not None else rules.quote(compiled, view, facts, found, order.placed_at)
         points = result.total_points if facts else 0
         cashback = result.cashback_earned if facts else Decimal(0)
         if order.total is None:
@@ -358,6 +448,8 @@ class Checkout(Accounts):
             if entries:
                 _INSERT_LEDGER.run(conn, entries)  # one executemany for the order's earn rows
             after_export(self, conn, customer_id, facts.tier if facts else None, result.issued, order.ref, now)
+            if facts is not None and not order.voucher_codes:
+                self._remember_facts(compiled, facts, result.applied_rules)
         return OrderExportResult(order_ref=order.ref, status=ExportStatus.ACCEPTED, engine_ref=f"ORD-{order_id}",
                                  points_earned=Decimal(points))
 

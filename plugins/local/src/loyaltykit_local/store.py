@@ -11,17 +11,22 @@ runs — never as a side effect of importing or starting the adapter (unless its
 setting says so). Migrating is serialised across processes (SQLite's write lock; a PostgreSQL
 advisory lock), so any number of workers booting together on a new database all start.
 
+On a SQLite file, writers of every process using the kit also queue on an ``flock`` of
+``<database>-writer`` for the length of their transaction (see :meth:`Store.write`): SQLite's own
+busy handler sleeps with a growing back-off, so a waiter would sleep on long after the lock is free.
+
 Amounts are stored as integers: points are whole points, cashback is in the currency's minor
 units. Ledger rows are only ever inserted; balances are sums over them.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple, overload
@@ -49,6 +54,11 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.expression import Executable, Insert
 
 from loyaltykit import ConfigError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows: writers wait in SQLite's busy handler
+    fcntl = None  # type: ignore[assignment]
 
 metadata = MetaData()
 
@@ -390,13 +400,57 @@ def make_sql_engine(
     def _begin(connection: Connection) -> None:
         # IMMEDIATE takes the write lock at BEGIN: a writer that reads a balance keeps it until commit.
         mode = connection.get_execution_options().get("loyaltykit_begin", "DEFERRED")
+        driver = connection.connection.driver_connection
+        if driver.in_transaction:  # type: ignore[union-attr]
+            return  # inside a write Store.write began on the driver itself (see Store.write)
         # On the driver: SQLAlchemy's statement machinery would cost more than SQLite's BEGIN.
         try:
-            connection.connection.driver_connection.execute(f"BEGIN {mode}")  # type: ignore[union-attr]
+            driver.execute(f"BEGIN {mode}")  # type: ignore[union-attr]
         except sqlite3.Error as exc:  # busy past the timeout: the OperationalError callers expect
             raise DBAPIError.instance(f"BEGIN {mode}", None, exc, sqlite3.Error, dialect=connection.dialect) from exc
 
     return engine
+
+
+#: SQLite's default: WAL pages that trigger a checkpoint at commit
+_AUTOCHECKPOINT = 1000
+#: write transactions of one writer between its own checkpoints (about 10 pages each)
+_CHECKPOINT_EVERY = 100
+
+
+class _Writer:
+    """A connection kept for write transactions (SQLite file databases), with its own descriptor of
+    the writers' gate file (``flock`` locks of distinct descriptors exclude each other, threads too)."""
+
+    __slots__ = ("commits", "connection", "driver", "gate")
+
+    def __init__(self, connection: Connection, driver: sqlite3.Connection, gate: int | None) -> None:
+        self.connection = connection
+        self.driver = driver
+        self.gate = gate
+        self.commits = 0
+        if gate is not None:
+            # SQLite checkpoints inside the COMMIT that fills the WAL, which would hold the gate over
+            # its disk syncs: this writer checkpoints after it has opened the gate instead.
+            driver.execute("PRAGMA wal_autocheckpoint=0")
+
+    def committed(self) -> None:
+        """After the gate is open again: copy the WAL back into the database now and then (PASSIVE:
+        it never waits for, nor blocks, other writers)."""
+        self.commits += 1
+        if self.gate is not None and self.commits % _CHECKPOINT_EVERY == 0:
+            with suppress(sqlite3.Error):  # busy: another connection is checkpointing
+                self.driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def close(self) -> None:
+        try:
+            if self.gate is not None:
+                self.driver.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT}")  # back to the pool as it came
+            self.connection.close()
+        finally:
+            if self.gate is not None:
+                os.close(self.gate)
+                self.gate = None
 
 
 class Store:
@@ -410,6 +464,18 @@ class Store:
         self.dialect = self.engine.dialect.name
         # An in-memory SQLite database is one connection: serialise its users.
         self._serial = threading.RLock() if _is_memory(self.url) else None
+        # SQLite file databases: connections kept checked out between write transactions, which
+        # run BEGIN and COMMIT on the driver (see write()).
+        self._writers: list[_Writer] | None = [] if self.dialect == "sqlite" and self._serial is None else None
+        # ... and writers, threads and processes alike, queue on an flock of a file beside the database
+        # for the few statements of their transaction: the next one wakes when the gate opens, where
+        # SQLite's busy handler would sleep 1, 2, 5, 10 ... ms between tries.
+        self._gate_path = (f"{self.url.database}-writer" if self._writers is not None and fcntl is not None
+                           and not self.url.query.get("uri") else None)
+        self._writers_lock = threading.Lock()
+        self._writers_pid = os.getpid()
+        self._forked_away: list[_Writer] = []
+        self._writers_kept = max(1, min(int(engine_options.get("pool_size", 10)), 4))
         if create:
             self.migrate()
 
@@ -475,10 +541,97 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction: commits on success, rolls back on any exception."""
-        with self._serialised(), self.engine.connect() as connection:
-            connection.execution_options(loyaltykit_begin="IMMEDIATE")
-            with connection.begin():
-                yield connection
+        if self._writers is None:
+            with self._serialised(), self.engine.connect() as connection:
+                connection.execution_options(loyaltykit_begin="IMMEDIATE")
+                with connection.begin():
+                    yield connection
+            return
+        # SQLite: a connection kept from the last write, BEGIN IMMEDIATE and COMMIT on the driver.
+        # Checking a connection out of the pool and SQLAlchemy's transaction bookkeeping cost several
+        # times what SQLite takes to begin and commit. Statements run through SQLAlchemy inside the
+        # block still work: its autobegin finds the driver's transaction open (see _begin) and
+        # commits or rolls back nothing of its own.
+        writer = self._take_writer()
+        driver = writer.driver
+        healthy = False
+        try:
+            if writer.gate is not None:
+                fcntl.flock(writer.gate, fcntl.LOCK_EX)
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:  # busy past the timeout: the OperationalError callers expect
+                raise DBAPIError.instance("BEGIN IMMEDIATE", None, exc, sqlite3.Error, dialect=self.engine.dialect) from exc
+            try:
+                yield writer.connection
+            except BaseException:
+                driver.rollback()
+                raise
+            try:
+                driver.execute("COMMIT")
+            except sqlite3.Error as exc:
+                driver.rollback()
+                raise DBAPIError.instance("COMMIT", None, exc, sqlite3.Error, dialect=self.engine.dialect) from exc
+            healthy = True
+        finally:
+            if writer.gate is not None:
+                fcntl.flock(writer.gate, fcntl.LOCK_UN)
+            if healthy:
+                writer.committed()
+            self._give_writer(writer, healthy=healthy)
+
+    @contextmanager
+    def savepoint(self, connection: Connection) -> Iterator[None]:
+        """A part of a write transaction that fails alone: on an exception, what it wrote is undone
+        and the exception goes on; the rest of the transaction stands."""
+        if self._writers is None:
+            with connection.begin_nested():
+                yield
+            return
+        driver: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
+        driver.execute("SAVEPOINT lk_part")
+        try:
+            yield
+        except BaseException:
+            driver.execute("ROLLBACK TO lk_part")
+            driver.execute("RELEASE lk_part")
+            raise
+        driver.execute("RELEASE lk_part")
+
+    def _take_writer(self) -> _Writer:
+        with self._writers_lock:
+            if self._writers_pid != os.getpid():
+                # a forked child: the parent's connections and gate descriptors are the parent's (one
+                # SQLite connection in two processes corrupts; a shared descriptor shares its flock).
+                # Kept referenced, never used or closed here.
+                self._forked_away.extend(self._writers or ())
+                self._writers = []
+                self._writers_pid = os.getpid()
+            if self._writers:
+                return self._writers.pop()
+        connection = self.engine.connect()
+        connection.execution_options(loyaltykit_begin="IMMEDIATE")
+        gate = None
+        if self._gate_path is not None:
+            try:
+                gate = os.open(self._gate_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+            except OSError:
+                gate = None  # a read-only directory: writers wait in SQLite's busy handler instead
+        return _Writer(connection, connection.connection.driver_connection, gate)  # type: ignore[arg-type]
+
+    def _give_writer(self, writer: _Writer, *, healthy: bool) -> None:
+        connection = writer.connection
+        if connection.in_transaction():  # SQLAlchemy autobegan inside: end its bookkeeping (the driver's is done)
+            try:
+                connection.rollback()
+            except DBAPIError:
+                healthy = False
+        if healthy and not connection.invalidated and self._writers is not None:
+            with self._writers_lock:
+                if len(self._writers) < self._writers_kept:
+                    self._writers.append(writer)
+                    return
+        writer.close()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -497,4 +650,9 @@ class Store:
         self.migrate()
 
     def dispose(self) -> None:
+        if self._writers is not None:
+            with self._writers_lock:
+                kept, self._writers[:] = list(self._writers), []
+            for writer in kept:
+                writer.close()
         self.engine.dispose()

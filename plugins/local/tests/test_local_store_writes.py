@@ -1,0 +1,110 @@
+"""Write transactions of the store: commit, roll back, SQLAlchemy statements inside, and (SQLite) the
+writers' gate that queues writers of every thread and process for the length of a transaction."""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from loyaltykit_local.store import Prepared, Store, customers
+
+
+def customer_row(customer_id: str) -> dict:
+    row = {column.key: None for column in customers.columns if not column.primary_key}
+    return {**row, "id": customer_id, "segments": [], "status": "active", "created_at": datetime(2025, 1, 1, tzinfo=UTC).replace(tzinfo=None)}  # stored naive UTC
+
+
+@pytest.fixture
+def store(database_url: str):
+    made = Store(database_url)
+    yield made
+    made.dispose()
+
+
+def count(store: Store) -> int:
+    with store.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(customers)).scalar_one())
+
+
+def test_a_write_commits_both_kinds_of_statement(store: Store) -> None:
+    insert = Prepared.insert(customers)
+    with store.write() as conn:
+        insert.run(conn, customer_row("A"))
+        conn.execute(customers.insert(), customer_row("B"))  # through SQLAlchemy, in the same transaction
+    with store.write() as conn:  # the connection kept from the last write serves the next one
+        insert.run(conn, customer_row("C"))
+    assert count(store) == 3
+
+
+def test_a_failed_write_leaves_nothing(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.write() as conn:
+        Prepared.insert(customers).run(conn, customer_row("A"))
+        conn.execute(customers.insert(), customer_row("B"))
+        raise RuntimeError("fail part-way")
+    assert count(store) == 0
+    with store.write() as conn:  # and the store writes again afterwards
+        conn.execute(customers.insert(), customer_row("A"))
+    assert count(store) == 1
+
+
+def test_sqlite_writers_of_two_stores_queue_on_the_gate(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'gate.sqlite3'}"
+    first, second = Store(url), Store(url, create=False)  # two stores: as two processes would hold them
+    entered, release, order = threading.Event(), threading.Event(), []
+
+    def hold() -> None:
+        with first.write() as conn:
+            conn.execute(customers.insert(), customer_row("A"))
+            entered.set()
+            release.wait(10)
+            order.append("first done")
+
+    def wait_then_write() -> None:
+        with second.write() as conn:
+            order.append("second in")
+            conn.execute(customers.insert(), customer_row("B"))
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert entered.wait(10)
+    assert Path(f"{tmp_path / 'gate.sqlite3'}-writer").exists()
+    waiter = threading.Thread(target=wait_then_write)
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive() and order == []  # the second writer waits while the first holds the gate
+    release.set()
+    holder.join(10)
+    waiter.join(10)
+    assert order == ["first done", "second in"]
+    assert count(first) == 2
+    first.dispose()
+    second.dispose()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_writes_on_its_own_connection(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'fork.sqlite3'}")
+    with store.write() as conn:  # the parent now keeps a writer connection and its gate descriptor
+        conn.execute(customers.insert(), customer_row("parent"))
+    parent_writer = store._writers[0] if store._writers else None
+    assert parent_writer is not None
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if it wrote through a writer of its own
+        code = 1
+        try:
+            with store.write() as conn:
+                conn.execute(customers.insert(), customer_row("child"))
+            code = 0 if store._writers and store._writers[0] is not parent_writer else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    with store.write() as conn:  # the parent's own writer still works
+        conn.execute(customers.insert(), customer_row("parent again"))
+    assert count(store) == 3
+    store.dispose()
