@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -81,6 +82,39 @@ def test_sqlite_writers_of_two_stores_queue_on_the_gate(tmp_path: Path) -> None:
     holder.join(10)
     waiter.join(10)
     assert order == ["first done", "second in"]
+    assert count(first) == 2
+    first.dispose()
+    second.dispose()
+
+
+def test_a_writer_waits_for_the_gate_no_longer_than_the_busy_timeout(tmp_path: Path) -> None:
+    """A writer stuck inside its transaction makes the next one fail as SQLite's lock would, not hang."""
+    from sqlalchemy.exc import OperationalError
+
+    url = f"sqlite:///{tmp_path / 'stuck.sqlite3'}"
+    first, second = Store(url), Store(url, create=False, busy_timeout_ms=200)
+    entered, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with first.write() as conn:
+            conn.execute(customers.insert(), customer_row("A"))
+            entered.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert entered.wait(10)
+        started = time.monotonic()
+        with pytest.raises(OperationalError, match="database is locked"), second.write() as conn:
+            conn.execute(customers.insert(), customer_row("B"))
+        waited = time.monotonic() - started
+        assert 0.2 <= waited < 5
+    finally:
+        release.set()
+        holder.join(10)
+    with second.write() as conn:  # the gate free again: the same store writes
+        conn.execute(customers.insert(), customer_row("B"))
     assert count(first) == 2
     first.dispose()
     second.dispose()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -476,6 +477,7 @@ class Store:
         self._writers_pid = os.getpid()
         self._forked_away: list[_Writer] = []
         self._writers_kept = max(1, min(int(engine_options.get("pool_size", 10)), 4))
+        self._busy_timeout = int(engine_options.get("busy_timeout_ms", 30_000)) / 1000
         if create:
             self.migrate()
 
@@ -557,7 +559,7 @@ class Store:
         healthy = False
         try:
             if writer.gate is not None:
-                fcntl.flock(writer.gate, fcntl.LOCK_EX)
+                self._enter_gate(writer.gate)
             try:
                 driver.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:  # busy past the timeout: the OperationalError callers expect
@@ -579,6 +581,29 @@ class Store:
             if healthy:
                 writer.committed()
             self._give_writer(writer, healthy=healthy)
+
+    def _enter_gate(self, gate: int) -> None:
+        """Take the writers' gate, waiting at most the busy timeout, as SQLite's own lock would: a
+        writer stuck inside its transaction makes the others fail with "database is locked", never
+        hang. The wait polls in steps of at most 1 ms (SQLite's busy handler sleeps up to 100 ms)."""
+        try:
+            fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        deadline = time.monotonic() + self._busy_timeout
+        pause = 0.00005
+        while True:
+            time.sleep(pause)
+            try:
+                fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    exc = sqlite3.OperationalError("database is locked")
+                    raise DBAPIError.instance("BEGIN IMMEDIATE", None, exc, sqlite3.Error,
+                                              dialect=self.engine.dialect) from exc
+                pause = min(pause * 2, 0.001)
 
     @contextmanager
     def savepoint(self, connection: Connection) -> Iterator[None]:
