@@ -102,10 +102,15 @@ def test_records_are_written_as_dumps_writes_the_same_dicts(rows):
 
 
 def test_records_of_plain_columns_match_dumps_byte_for_byte():
-    rows = [(f"l{n}", f'SKU "{n}" é', n, Decimal(n) / 8, Decimal("1E+2")) for n in range(1, 40)]
+    rows = [(f"l{n}", f'SKU "{n}" é', n, Decimal(n) / 8, Decimal("-0.00")) for n in range(1, 40)]
     dicts = [dict(zip(_RECORD_FIELDS, row, strict=True)) for row in rows]
     assert wire._write_columns(_RECORD_FIELDS, rows) is not None  # the column-wise writer is the one checked
     assert wire.dumps([wire.Records(_RECORD_FIELDS, rows)]) == wire.dumps([dicts])
+    # an exponent in a column: the row-by-row writer, still the digits dumps writes
+    rows[5] = (*rows[5][:4], Decimal("1E+2"))
+    assert wire._write_columns(_RECORD_FIELDS, rows) is None
+    assert wire.dumps([wire.Records(_RECORD_FIELDS, rows)]) == wire.dumps([[dict(zip(_RECORD_FIELDS, r, strict=True)) for r in rows]])
+    assert b'"odd%key":100}' in wire.dumps(wire.Records(_RECORD_FIELDS, rows))
 
 
 @pytest.mark.parametrize("value", [Decimal("NaN"), Decimal("-Infinity"), Decimal("sNaN")])

@@ -124,11 +124,13 @@ def _write_columns(fields: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> st
         writer = _WRITERS.get(kind)
         if writer is None:
             return None
-        texts = list(map(writer, column))
         if kind is Decimal:
+            texts = list(map(Decimal.__str__, column))  # its digits, three times quicker than format "f"
             joined = "".join(texts)
-            if "N" in joined or "I" in joined:  # NaN or Infinity: the checking way raises
+            if "E" in joined or "N" in joined or "I" in joined:  # an exponent, NaN or Infinity: the checking way
                 return None
+        else:
+            texts = list(map(writer, column))
         written.append(texts)
     return "[" + ",".join(map(_row_template(fields).__mod__, zip(*written, strict=True))) + "]"
 
