@@ -1097,9 +1097,10 @@ def discounts_from_execution(body: Any, basket: Basket) -> tuple[list[Discount],
             if promo.get("nonPricingRewards"):
                 unmapped.append(UnmappedEffect(type="nonPricingRewards", raw=_plain(dict(promo))))
         for line in cart.get("cartLineDetails") or []:
-            if not isinstance(line, (dict, Mapping)):  # dict first: a parsed body has no other mapping, and the ABC check is slow
+            if type(line) is not dict and not isinstance(line, Mapping):  # a parsed body has no other mapping
                 continue
-            cut = _line_promotion_cut(line)
+            own = line.get("totalCartLinePromotionsDiscountAmount")  # what line promotions took, as parsed
+            cut = own if type(own) is Decimal and own.is_finite() else _line_promotion_cut(line)
             if cut is None:
                 before, after = line.get("cartLineItemAmountBeforeDiscount"), line.get("cartLineItemAmountAfterDiscount")
                 whole = (number(before, "cartLineItemAmountBeforeDiscount") - number(after, "cartLineItemAmountAfterDiscount")) if before is not None and after is not None else Decimal(0)
