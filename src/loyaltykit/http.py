@@ -142,11 +142,12 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 # Parsing a URL string is most of what building a request costs httpx (it checks the URL
 # character by character in Python). Only an engine's origin (scheme, host, port) is parsed once
-# and kept; the path, which may hold a member's number, is set onto it per request and never kept.
-# That is done only for a path httpx would keep exactly as written (no escaping, no dot segment to
-# resolve), and only while this httpx builds its URLs from the parts checked below; any other URL
-# is parsed by httpx as given.
+# and kept; the path and query, which may hold a member's number, are set onto it per request and
+# never kept. That is done only for a path and query httpx would keep exactly as written (no
+# escaping, no dot segment to resolve), and only while this httpx builds its URLs from the parts
+# checked below; any other URL is parsed by httpx as given.
 _PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9\-._~!$&'()*+,;=:@]*)+")
+_PLAIN_QUERY = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")  # as httpx writes a query
 
 
 @functools.lru_cache(maxsize=64)  # a few engine origins per process
@@ -163,22 +164,22 @@ _new_url = httpx.URL.__new__
 _new_parts = tuple.__new__
 
 
-def _url_with_path(origin: tuple[Any, tuple[Any, ...]], path: str) -> httpx.URL:
+def _url_with_path(origin: tuple[Any, tuple[Any, ...]], path: str, query: str | None = None) -> httpx.URL:
     url = _new_url(httpx.URL)
-    url._uri_reference = _new_parts(origin[0], (*origin[1], path, None, None))
+    url._uri_reference = _new_parts(origin[0], (*origin[1], path, query, None))
     return url
 
 
 def _target(url: str) -> str | httpx.URL:
-    """``url`` (no query) as httpx would parse it, from the parsed origin and the plain path."""
+    """``url`` as httpx would parse it, from the parsed origin, the plain path and plain query."""
     slash = url.find("/", url.find("://") + 3)
     if slash < 3 or not _SETS_PATH:
         return url
-    path = url[slash:]
-    if "/." in path or not _PLAIN_PATH.fullmatch(path):
+    path, mark, query = url[slash:].partition("?")
+    if "/." in path or not _PLAIN_PATH.fullmatch(path) or (mark and not _PLAIN_QUERY.fullmatch(query)):
         return url
     origin = _origin(url[:slash])
-    return url if origin is None else _url_with_path(origin, path)
+    return url if origin is None else _url_with_path(origin, path, query if mark else None)
 
 
 def _sets_path() -> bool:  # this httpx's URL is its parsed parts, as assumed above
@@ -255,7 +256,7 @@ class _Exchange:
             # merge it again for the params (same encoding, QueryParams is what it uses).
             url = f"{url}?{httpx.QueryParams(params)}"  # an empty query keeps its '?', as httpx writes it
             params = None
-        target = _target(url) if "?" not in url else url
+        target = _target(url)
         body = req.json
         if req.authenticate and isinstance(body, dict) and self.service.auth.body_fields():
             body = {**body, **self.service.auth.body_fields()}
