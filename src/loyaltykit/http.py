@@ -146,7 +146,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 # never kept. That is done only for a path and query httpx would keep exactly as written (no
 # escaping, no dot segment to resolve), and only while this httpx builds its URLs from the parts
 # checked below; any other URL is parsed by httpx as given.
-_PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9\-._~!$&'()*+,;=:@]*)+")
+_PLAIN_PATH = re.compile(r"(?:/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})*)+")  # httpx keeps a %XX
 _PLAIN_QUERY = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")  # as httpx writes a query
 
 
