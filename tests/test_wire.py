@@ -126,3 +126,13 @@ def test_records_refuse_what_dumps_refuses(value):
 def test_records_never_show_their_values():
     records = wire.Records(("email",), [("someone@shop.example",)])
     assert "someone" not in repr(records) and "someone" not in str(records)
+
+
+def test_a_copied_body_with_records_encodes_the_same():
+    import copy
+
+    body = {"items": wire.Records(("a", "b"), [("x", Decimal("1.50")), ("y", 2)])}
+    expected = b'{"items":[{"a":"x","b":1.50},{"a":"y","b":2}]}'
+    assert wire.dumps(body) == expected
+    for copied in (copy.deepcopy(body), copy.copy(body)):
+        assert wire.dumps(copied) == expected and copied == body

@@ -162,7 +162,6 @@ class Records:
         except KeyError:  # some other type (None, bool, a subclass, a nested value): the checking way
             text = self._write(keys, rows, _CHECKING_WRITERS)
         self.text = text
-        _LIVE[id(self)] = self
 
     @staticmethod
     def _write(keys: tuple[str, ...], rows: Sequence[Sequence[Any]], writers: Mapping[type, Callable[[Any], str]]) -> str:
@@ -173,7 +172,14 @@ class Records:
         ]) + "]"
 
     def __str__(self) -> str:  # what the encoder's fallback writes after the marker: a key for dumps
+        _LIVE[id(self)] = self  # registered when encoded, so a copy of a body encodes as well
         return f"@{id(self)}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Records) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
 
     def __repr__(self) -> str:  # values may be customer data
         return "Records(...)"
