@@ -273,6 +273,16 @@ def test_call_values_are_masked_only_inside_the_call():
     assert value in scrub_text(f"x {value} y")
 
 
+def test_call_values_are_masked_in_their_url_encoded_forms_too():
+    value = "MEM BER/" + secrets.token_hex(4).upper() + "+1"
+    forms = (quote(value, safe=""), quote_plus(value))
+    assert len({value, *forms}) == 3  # three different texts to find
+    with scrubbing(iter([value])):  # any iterable of values, read once
+        for form in (value, *forms):
+            assert scrub_text(f"GET /members/{form}/vouchers") == f"GET /members/{MASK}/vouchers"
+    assert all(form in scrub_text(form) for form in forms)  # after the call: nothing registered
+
+
 def test_basic_auth_header_is_registered():
     auth = BasicAuth("user", SecretStr("pw-" + secrets.token_hex(6)))
     request = auth.apply(httpx.Request("GET", "http://x.test"))

@@ -81,3 +81,58 @@ def test_loads_parses_and_refuses_as_json_loads_with_decimals(content):
             return type(exc).__name__, str(exc)
 
     assert outcome(wire.loads) == outcome(lambda c: json.loads(c, parse_float=Decimal))
+
+
+# -- Records: objects written to text while a body is built -------------------------------------
+
+_RECORD_FIELDS = ("id", "sku", "qty", "price", "odd%key")
+_record_values = st.one_of(
+    st.text(max_size=8), st.integers(-10**6, 10**6),
+    st.decimals(allow_nan=False, allow_infinity=False, places=None),
+    st.none(), st.booleans(), st.just(wire.OMIT), st.lists(st.decimals(allow_nan=False, allow_infinity=False), max_size=2),
+)
+
+
+@given(st.lists(st.tuples(*[_record_values] * len(_RECORD_FIELDS)), max_size=6))
+def test_records_are_written_as_dumps_writes_the_same_dicts(rows):
+    dicts = [{k: v for k, v in zip(_RECORD_FIELDS, row, strict=True) if v is not wire.OMIT} for row in rows]
+    records = wire.Records(_RECORD_FIELDS, rows)
+    assert wire.dumps({"a": Decimal("1.50"), "items": records}) == wire.dumps({"a": Decimal("1.50"), "items": dicts})
+    assert records.rows() == wire.loads(wire.dumps(dicts))
+
+
+def test_records_of_plain_columns_match_dumps_byte_for_byte():
+    rows = [(f"l{n}", f'SKU "{n}" é', n, Decimal(n) / 8, Decimal("-0.00")) for n in range(1, 40)]
+    dicts = [dict(zip(_RECORD_FIELDS, row, strict=True)) for row in rows]
+    assert wire._write_columns(_RECORD_FIELDS, rows) is not None  # the column-wise writer is the one checked
+    assert wire.dumps([wire.Records(_RECORD_FIELDS, rows)]) == wire.dumps([dicts])
+    # an exponent in a column: the row-by-row writer, still the digits dumps writes
+    rows[5] = (*rows[5][:4], Decimal("1E+2"))
+    assert wire._write_columns(_RECORD_FIELDS, rows) is None
+    assert wire.dumps([wire.Records(_RECORD_FIELDS, rows)]) == wire.dumps([[dict(zip(_RECORD_FIELDS, r, strict=True)) for r in rows]])
+    assert b'"odd%key":100}' in wire.dumps(wire.Records(_RECORD_FIELDS, rows))
+
+
+@pytest.mark.parametrize("value", [Decimal("NaN"), Decimal("-Infinity"), Decimal("sNaN")])
+def test_records_refuse_what_dumps_refuses(value):
+    with pytest.raises(ValueError, match="NaN and infinity"):
+        wire.Records(("a",), [(Decimal(1),), (value,)])
+    with pytest.raises(TypeError, match="floats are not sent"):
+        wire.Records(("a",), [(1.5,)])
+    with pytest.raises(ValueError):  # a row of the wrong length
+        wire.Records(("a", "b"), [(1, 2), (1,)])
+
+
+def test_records_never_show_their_values():
+    records = wire.Records(("email",), [("someone@shop.example",)])
+    assert "someone" not in repr(records) and "someone" not in str(records)
+
+
+def test_a_copied_body_with_records_encodes_the_same():
+    import copy
+
+    body = {"items": wire.Records(("a", "b"), [("x", Decimal("1.50")), ("y", 2)])}
+    expected = b'{"items":[{"a":"x","b":1.50},{"a":"y","b":2}]}'
+    assert wire.dumps(body) == expected
+    for copied in (copy.deepcopy(body), copy.copy(body)):
+        assert wire.dumps(copied) == expected and copied == body

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any
 
 import httpcore
@@ -23,14 +22,21 @@ import httpx
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("loyaltykit_exchange_deadline", default=None)
 
 
-@contextmanager
-def exchange_deadline(deadline: float) -> Iterator[None]:
-    """Bound every socket operation in the block by ``deadline`` (a ``time.monotonic()`` value)."""
-    token = _deadline.set(deadline)
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
+class exchange_deadline:  # lower case: used as a function, ``with exchange_deadline(at):``
+    """Bound every socket operation in the block by ``deadline`` (a ``time.monotonic()`` value).
+
+    A class rather than a generator context manager: it runs once per request."""
+
+    __slots__ = ("_deadline", "_token")
+
+    def __init__(self, deadline: float) -> None:
+        self._deadline = deadline
+
+    def __enter__(self) -> None:
+        self._token = _deadline.set(self._deadline)
+
+    def __exit__(self, *exc: object) -> None:
+        _deadline.reset(self._token)
 
 
 def _bounded(timeout: float | None, error: type[Exception]) -> float | None:

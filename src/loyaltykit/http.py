@@ -22,6 +22,7 @@ import asyncio
 import email.utils
 import functools
 import logging
+import re
 import time
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
@@ -140,9 +141,57 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 # Parsing a URL string is most of what building a request costs httpx (it checks the URL
-# character by character in Python); a parsed httpx.URL is immutable, so the few endpoints an
-# adapter calls are parsed once per process. Bounded: ids in a path make some URLs per customer.
-_parsed_url = functools.lru_cache(maxsize=256)(httpx.URL)
+# character by character in Python). Only an engine's origin (scheme, host, port) is parsed once
+# and kept; the path and query, which may hold a member's number, are set onto it per request and
+# never kept. That is done only for a path and query httpx would keep exactly as written (no
+# escaping, no dot segment to resolve), and only while this httpx builds its URLs from the parts
+# checked below; any other URL is parsed by httpx as given.
+_PLAIN_PATH = re.compile(r"(?:/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})*)+")  # httpx keeps a %XX
+_PLAIN_QUERY = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")  # as httpx writes a query
+
+
+@functools.lru_cache(maxsize=64)  # a few engine origins per process
+def _origin(origin: str) -> Any:
+    parsed = httpx.URL(origin + "/")
+    reference = getattr(parsed, "_uri_reference", None)
+    if reference is None or parsed.raw_path != b"/" or str(parsed) != origin + "/":
+        return None
+    # (parts class, scheme, userinfo, host, port): the path, no query and no fragment follow
+    return type(reference), tuple(reference)[:4]
+
+
+_new_url = httpx.URL.__new__
+_new_parts = tuple.__new__
+
+
+def _url_with_path(origin: tuple[Any, tuple[Any, ...]], path: str, query: str | None = None) -> httpx.URL:
+    url = _new_url(httpx.URL)
+    url._uri_reference = _new_parts(origin[0], (*origin[1], path, query, None))
+    return url
+
+
+def _target(url: str) -> str | httpx.URL:
+    """``url`` as httpx would parse it, from the parsed origin, the plain path and plain query."""
+    slash = url.find("/", url.find("://") + 3)
+    if slash < 3 or not _SETS_PATH:
+        return url
+    path, mark, query = url[slash:].partition("?")
+    if "/." in path or not _PLAIN_PATH.fullmatch(path) or (mark and not _PLAIN_QUERY.fullmatch(query)):
+        return url
+    origin = _origin(url[:slash])
+    return url if origin is None else _url_with_path(origin, path, query if mark else None)
+
+
+def _sets_path() -> bool:  # this httpx's URL is its parsed parts, as assumed above
+    try:
+        sample = "https://engine.example:8443/a/b-1/c@d"
+        origin = _origin("https://engine.example:8443")
+        return origin is not None and _url_with_path(origin, "/a/b-1/c@d") == httpx.URL(sample)
+    except Exception:  # another httpx: it parses every URL
+        return False
+
+
+_SETS_PATH = _sets_path()
 
 
 def _with_defaults(defaults: httpx.Headers, headers: dict[str, str]) -> list[tuple[Any, Any]]:
@@ -207,9 +256,7 @@ class _Exchange:
             # merge it again for the params (same encoding, QueryParams is what it uses).
             url = f"{url}?{httpx.QueryParams(params)}"  # an empty query keeps its '?', as httpx writes it
             params = None
-        target: str | httpx.URL = url
-        if "?" not in url:  # an engine's fixed endpoints: parsed once (a query may carry customer data)
-            target = _parsed_url(url)
+        target = _target(url)
         body = req.json
         if req.authenticate and isinstance(body, dict) and self.service.auth.body_fields():
             body = {**body, **self.service.auth.body_fields()}

@@ -16,8 +16,8 @@ import contextvars
 import logging
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from urllib.parse import quote, quote_plus
 
 MASK = "***"
@@ -41,26 +41,37 @@ _PATTERNS = [
     (re.compile(r"(?:\+|%2B)\d[\d ()-]{6,}\d"), MASK),  # international phone numbers, raw or URL-encoded
 ]
 
-# Identifiers of the call in progress (set by the runner), masked in every record logged meanwhile,
-# including httpx's own request lines.
-_call_values: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("loyaltykit_scrub", default=())
-_in_kit_call: contextvars.ContextVar[bool] = contextvars.ContextVar("loyaltykit_in_call", default=False)
+# Identifiers of the call in progress (set by the runner and the facade), masked in every record
+# logged meanwhile, including httpx's own request lines. None: no kit call is in progress. The
+# values are kept as given; their URL-encoded forms are made only when a record is scrubbed.
+_call_values: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar("loyaltykit_scrub", default=None)
 
 
-@contextmanager
-def scrubbing(values: Iterable[str]) -> Iterator[None]:
+class _Scrubbing:
+    __slots__ = ("_token", "_values")
+
+    def __init__(self, values: tuple[str, ...]) -> None:
+        self._values = values
+
+    def __enter__(self) -> None:
+        self._token = _call_values.set(self._values)
+
+    def __exit__(self, *exc: object) -> None:
+        _call_values.reset(self._token)
+
+
+def scrubbing(values: Iterable[str]) -> AbstractContextManager[None]:
     """Mask ``values`` (and their URL-encoded forms) in anything logged inside the block."""
+    return _Scrubbing(values if type(values) is tuple else tuple(values))
+
+
+def _expanded(values: Iterable[str]) -> set[str]:
     expanded: set[str] = set()
     for value in values:
         if value and len(value) >= _MIN_KNOWN:
             expanded.update({value, quote(value, safe=""), quote_plus(value)})
-    token = _call_values.set(tuple(expanded))
-    in_call = _in_kit_call.set(True)
-    try:
-        yield
-    finally:
-        _in_kit_call.reset(in_call)
-        _call_values.reset(token)
+    return expanded
+
 
 _lock = threading.Lock()
 _known: set[str] = set()
@@ -86,7 +97,7 @@ def scrub_text(text: str | None, extra: Iterable[str] = ()) -> str:
     """Return ``text`` with registered secrets, ``extra`` values and PII patterns masked."""
     if not text:
         return text or ""
-    candidates = [v for v in (*extra, *_call_values.get()) if v and len(v) >= _MIN_KNOWN]
+    candidates = [v for v in (*extra, *_expanded(_call_values.get() or ())) if v and len(v) >= _MIN_KNOWN]
     known: Sequence[str]
     if candidates:
         with _lock:
@@ -122,7 +133,7 @@ class KitCallsFilter(ScrubbingFilter):
     progress; the shop's own traffic on that logger passes untouched, at the cost of one lookup."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not _in_kit_call.get():
+        if _call_values.get() is None:
             return True
         return super().filter(record)
 

@@ -20,7 +20,8 @@ import functools
 import json
 import re
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -58,7 +59,136 @@ def _marker(item: Any) -> str:  # the checking fallback, for the exact error whe
         if not item.is_finite():
             raise ValueError("NaN and infinity have no JSON form")
         return _MARKER + format(item, "f")
+    if type(item) is Records:
+        return _MARKER + str(item)
     raise TypeError(f"{type(item).__name__} is not JSON serializable")
+
+
+# ---------------------------------------------------------------------------------------------
+# Records: a list of objects written to JSON text while the body is built
+# ---------------------------------------------------------------------------------------------
+
+_ESCAPE: Callable[[str], str] = json.encoder.encode_basestring  # what the encoder writes a str with
+_LIVE: weakref.WeakValueDictionary[int, Records] = weakref.WeakValueDictionary()
+_RECORDS = re.compile(f'"{_MARKER}@([0-9]+)"')
+
+
+def _decimal_text(value: Decimal) -> str:
+    text = str(value)
+    if "E" in text or not value.is_finite():  # as dumps writes it: the exact digits, never an exponent
+        if not value.is_finite():
+            raise ValueError("NaN and infinity have no JSON form")
+        text = format(value, "f")
+    return text
+
+
+def _value_text(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return _ESCAPE(value)
+    if kind is Decimal:
+        return _decimal_text(value)
+    if kind is int:
+        return int.__repr__(value)
+    return dumps(value).decode()  # anything else exactly as dumps writes it (and refuses a float)
+
+
+# A finite Decimal's format "f" is what dumps writes (its digits, an exponent written out).
+_WRITERS: dict[type, Callable[[Any], str]] = {str: _ESCAPE, int: int.__repr__, Decimal: "{:f}".format}
+
+
+class _Checking(dict[type, Callable[[Any], str]]):
+    def __missing__(self, kind: type) -> Callable[[Any], str]:
+        return _value_text
+
+
+_CHECKING_WRITERS = _Checking({str: _ESCAPE, int: int.__repr__, Decimal: _decimal_text})
+
+
+@functools.lru_cache(maxsize=256)  # a few field tuples per adapter
+def _row_template(fields: tuple[str, ...]) -> str:
+    return "{" + ",".join(key.replace("%", "%%") + "%s" for key in _keys(fields)) + "}"
+
+
+def _write_columns(fields: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> str | None:
+    """The rows written column by column, each column by one C-level writer; None where a column
+    holds more than one type, another type or OMIT (the caller then writes row by row)."""
+    if not rows or set(map(len, rows)) != {len(fields)}:
+        return None
+    written = []
+    for column in zip(*rows, strict=True):
+        kinds = set(map(type, column))
+        if len(kinds) != 1:
+            return None
+        kind = kinds.pop()
+        writer = _WRITERS.get(kind)
+        if writer is None:
+            return None
+        if kind is Decimal:
+            texts = list(map(Decimal.__str__, column))  # its digits, three times quicker than format "f"
+            joined = "".join(texts)
+            if "E" in joined or "N" in joined or "I" in joined:  # an exponent, NaN or Infinity: the checking way
+                return None
+        else:
+            texts = list(map(writer, column))
+        written.append(texts)
+    return "[" + ",".join(map(_row_template(fields).__mod__, zip(*written, strict=True))) + "]"
+
+
+@functools.lru_cache(maxsize=256)
+def _keys(fields: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(_ESCAPE(field) + ":" for field in fields)
+
+
+class Records:
+    """A list of JSON objects already written as text, placed in a body that :func:`dumps` encodes.
+
+    Built while a body is built (one object per basket line), so the encoder does not call its
+    fallback for each Decimal of each line. ``dumps`` writes exactly the bytes it would write for
+    the same list of dicts. :meth:`rows` parses it back (numbers as Decimal), for checking.
+    """
+
+    __slots__ = ("__weakref__", "text")
+
+    def __init__(self, fields: tuple[str, ...], rows: Iterable[Sequence[Any]]) -> None:
+        """One object per row: ``fields[i]`` is written with ``row[i]``; a value that is
+        :data:`OMIT` leaves its field out of that object."""
+        keys = _keys(fields)
+        rows = rows if isinstance(rows, list | tuple) else list(rows)
+        try:  # str, int and Decimal by C-level writers, looked up by exact type
+            text = _write_columns(fields, rows) or self._write(keys, rows, _WRITERS)
+            if "NaN" in text or "Infinity" in text:  # a NaN or infinite Decimal, or such words in a text
+                text = self._write(keys, rows, _CHECKING_WRITERS)
+        except KeyError:  # some other type (None, bool, a subclass, a nested value): the checking way
+            text = self._write(keys, rows, _CHECKING_WRITERS)
+        self.text = text
+
+    @staticmethod
+    def _write(keys: tuple[str, ...], rows: Sequence[Sequence[Any]], writers: Mapping[type, Callable[[Any], str]]) -> str:
+        return "[" + ",".join([
+            "{" + ",".join([key + writers[type(item)](item) for key, item in zip(keys, row, strict=True)
+                            if item is not OMIT]) + "}"
+            for row in rows
+        ]) + "]"
+
+    def __str__(self) -> str:  # what the encoder's fallback writes after the marker: a key for dumps
+        _LIVE[id(self)] = self  # registered when encoded, so a copy of a body encodes as well
+        return f"@{id(self)}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Records) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:  # values may be customer data
+        return "Records(...)"
+
+    def rows(self) -> list[Any]:
+        return loads(self.text)  # type: ignore[no-any-return]
+
+
+OMIT: Any = object()  # a field left out of one object of Records
 
 
 def _encoder(default: Any) -> Callable[[Any], str]:
@@ -84,9 +214,20 @@ def dumps(value: Any) -> bytes:
         return text.encode()
     # One pass: split keeps each marker's digits (the captured group) and drops its quotes and prefix.
     out = "".join(_MARKED.split(text))
-    if _MARKER in out:  # an exponent, NaN, infinity or an object that is no number: the exact way
-        out = "".join(_MARKED.split(_encode_exact(value)))
+    if _MARKER in out:  # Records, an exponent, NaN, infinity or an object that is no number
+        out = _with_records(out)
+        if _MARKER in out:  # the exact way
+            out = _with_records("".join(_MARKED.split(_encode_exact(value))))
     return out.encode()
+
+
+def _with_records(text: str) -> str:
+    parts = _RECORDS.split(text)
+    if len(parts) == 1:
+        return text
+    for n in range(1, len(parts), 2):  # odd parts: the key written by Records.__str__
+        parts[n] = _LIVE[int(parts[n])].text  # alive: the body being encoded holds it
+    return "".join(parts)
 
 
 # One decoder for every answer: json.loads(..., parse_float=Decimal) builds a decoder and its

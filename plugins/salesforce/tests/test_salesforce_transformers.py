@@ -270,8 +270,9 @@ def test_cart_request_uses_codes_and_exact_numbers():
     cart = tf.cart_request(basket, "M1", execution=True)["cart"]["cartDetails"][0]
     assert cart["transactionAmount"] == Decimal("49.89") and cart["membershipNumber"] == "M1"
     assert b'"transactionAmount":49.89' in wire.dumps(cart), "sent as the exact JSON number"
-    assert cart["cartLineDetails"][0]["cartLineProductCode"] == "SKU-1"
-    assert cart["cartLineDetails"][0]["cartLineItemId"] == "l1"
+    assert cart["cartLineDetails"].rows() == [{"cartLineProductCode": "SKU-1", "cartLineItemQuantity": 3,
+                                               "cartLineItemAmount": Decimal("49.89"), "cartLineItemId": "l1",
+                                               "cartLineNetUnitPrice__std": Decimal("16.63")}]
 
 
 def test_accrual_journal_fields():
@@ -469,7 +470,7 @@ def test_soql_names_come_from_settings():
 
 def test_cart_request_names_products_with_the_configured_field():
     basket = Basket(id="b", currency="EUR", lines=(Line(id="l1", sku="SKU-1", quantity=Decimal(1), unit_price=eur("1")),))
-    line = tf.cart_request(basket, None, True, "cartLineProductStockKeepingUnit")["cart"]["cartDetails"][0]["cartLineDetails"][0]
+    line = tf.cart_request(basket, None, True, "cartLineProductStockKeepingUnit")["cart"]["cartDetails"][0]["cartLineDetails"].rows()[0]
     assert line["cartLineProductStockKeepingUnit"] == "SKU-1" and "cartLineProductCode" not in line
 
 
@@ -488,3 +489,22 @@ def test_per_product_journal_amounts_always_sum_to_the_goods_total(cents, data):
     amounts = [Decimal(j["TransactionAmount"]) for j in journals]
     assert sum(amounts) == order.total.amount
     assert all(a >= 0 and a == a.quantize(Decimal("0.01")) for a in amounts)
+
+
+@pytest.mark.parametrize("execution", [True, False])
+def test_cart_lines_written_ahead_are_the_bytes_of_one_dict_per_line(execution):
+    basket = Basket(id="b", currency="EUR", customer_id="M1", lines=tuple(
+        Line(id=f"l{n}", sku=f'SKU "{n}" é', quantity=n, unit_price=eur(f"{n}.05"), category=f"c{n}" if n % 3 else None)
+        for n in range(1, 20)))
+    body = tf.cart_request(basket, "M1", execution)
+    details = body["cart"]["cartDetails"][0]
+    as_dicts = []
+    for line in basket.lines:  # the cart as it was built before: one dict per line
+        item = {"cartLineProductCode": line.sku, "cartLineItemQuantity": line.quantity,
+                "cartLineItemAmount": line.subtotal.amount}
+        if execution:
+            item.update(cartLineItemId=line.id, cartLineNetUnitPrice__std=line.unit_price.amount)
+        if line.category:
+            item["cartLineProductCategory"] = line.category
+        as_dicts.append(item)
+    assert wire.dumps(body) == wire.dumps({"cart": {"cartDetails": [{**details, "cartLineDetails": as_dicts}]}})

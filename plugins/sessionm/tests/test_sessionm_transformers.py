@@ -380,3 +380,16 @@ def test_return_transaction_negates_the_refunded_lines():
 def test_error_table_is_plain_exact_data():
     assert "not_available" not in tf.DEFAULT_ERROR_CODES and "not_found" not in tf.DEFAULT_ERROR_CODES
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in tf.DEFAULT_ERROR_CODES.items())
+
+
+def test_sale_items_written_ahead_are_the_bytes_of_the_item_dicts():
+    lines = [{"id": f"l{n}", "sku": f'SKU "{n}" é', "quantity": n, "unit_price": Money.of(f"{n}.05", "USD")}
+             for n in range(1, 30)]
+    total = sum((Decimal(f"{n}.05") * n for n in range(1, 30)), Decimal(0))
+    order = Order(ref="o-1", currency="USD", customer_id="u", total=Money.of(total, "USD"), lines=lines)
+    sent = tf.transaction_from_order(order, SETTINGS)
+    assert isinstance(sent["items"], wire.Records)  # no tax attribute: written while the body is built
+    as_dicts = {**sent, "items": tf._items(order.lines, SETTINGS)}
+    assert wire.dumps(sent) == wire.dumps(as_dicts)
+    assert sent["items"].rows()[2] == {"line_id": "l3", "item_id": 'SKU "3" é', "quantity": 3,
+                                       "unit_price": Decimal("3.05"), "subtotal": Decimal("9.15")}

@@ -1006,20 +1006,25 @@ def statement_entries(body: Any, s: SalesforceSettings) -> tuple[list[StatementE
 def cart_request(
     basket: Basket, membership: str | None, execution: bool, sku_field: str = "cartLineProductCode"
 ) -> dict[str, Any]:
-    """Cart input: products named by the sku in ``sku_field``, amounts as JSON numbers."""
-    lines = []
-    for line in basket.lines:
-        item: dict[str, Any] = {
-            sku_field: line.sku,
-            "cartLineItemQuantity": line.quantity,
-            "cartLineItemAmount": line.subtotal.amount,
-        }
-        if execution:
-            item["cartLineItemId"] = line.id
-            item["cartLineNetUnitPrice__std"] = line.unit_price.amount
-        if line.category:
-            item["cartLineProductCategory"] = line.category
-        lines.append(item)
+    """Cart input: products named by the sku in ``sku_field``, amounts as JSON numbers.
+
+    The lines are written to JSON text as they are read (:class:`wire.Records`, the bytes of one
+    dict per line); ``.rows()`` gives them back as dicts.
+    """
+    omit = wire.OMIT  # a line without a category sends no category field
+    lines: wire.Records
+    if execution:
+        lines = wire.Records(
+            (sku_field, "cartLineItemQuantity", "cartLineItemAmount", "cartLineItemId", "cartLineNetUnitPrice__std",
+             "cartLineProductCategory"),
+            [(line.sku, line.quantity, line.subtotal.amount, line.id, line.unit_price.amount, line.category or omit)
+             for line in basket.lines],
+        )
+    else:
+        lines = wire.Records(
+            (sku_field, "cartLineItemQuantity", "cartLineItemAmount", "cartLineProductCategory"),
+            [(line.sku, line.quantity, line.subtotal.amount, line.category or omit) for line in basket.lines],
+        )
     details: dict[str, Any] = {
         "activityStartDate": _iso(basket.created_at or _now()),
         "transactionAmount": basket.subtotal.amount,
@@ -1092,9 +1097,10 @@ def discounts_from_execution(body: Any, basket: Basket) -> tuple[list[Discount],
             if promo.get("nonPricingRewards"):
                 unmapped.append(UnmappedEffect(type="nonPricingRewards", raw=_plain(dict(promo))))
         for line in cart.get("cartLineDetails") or []:
-            if not isinstance(line, (dict, Mapping)):  # dict first: a parsed body has no other mapping, and the ABC check is slow
+            if type(line) is not dict and not isinstance(line, Mapping):  # a parsed body has no other mapping
                 continue
-            cut = _line_promotion_cut(line)
+            own = line.get("totalCartLinePromotionsDiscountAmount")  # what line promotions took, as parsed
+            cut = own if type(own) is Decimal and own.is_finite() else _line_promotion_cut(line)
             if cut is None:
                 before, after = line.get("cartLineItemAmountBeforeDiscount"), line.get("cartLineItemAmountAfterDiscount")
                 whole = (number(before, "cartLineItemAmountBeforeDiscount") - number(after, "cartLineItemAmountAfterDiscount")) if before is not None and after is not None else Decimal(0)
