@@ -19,8 +19,8 @@ An in-process engine (the embedded one) writes flows that yield nothing: they co
 from __future__ import annotations
 
 import functools
+import os
 import time
-import uuid
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -76,7 +76,8 @@ class CallContext:
     engine: str
     operation: str
     deadline_seconds: float
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    # 16 random hex digits (what uuid4().hex[:16] gave, without the UUID object: 2.1 -> 0.5 us)
+    request_id: str = field(default_factory=lambda: os.urandom(8).hex())
     started: float = field(default_factory=time.monotonic)
     scrub_values: tuple[str, ...] = ()  # customer identifiers of this call, masked in errors
     idempotency_key: str | None = None

@@ -168,6 +168,20 @@ def test_profile_to_customer():
     assert named.balance("points").name == "NTO Qualifying Points"
 
 
+def test_profile_balances_are_the_customers():
+    # evaluate and spend read only the balances: the same ones customer_from_profile gives
+    body = tf.parse_json(response(PROFILE))
+    body["memberCurrencies"][0]["pointsBalance"] = Decimal("125.5")
+    for options in ({}, {"points_currency": "NTO Qualifying Points"},
+                    {"points_currency": "NTO Qualifying Points", "cashback_currency": "NTO Qualifying Points",
+                     "cashback_iso_currency": "USD"}):
+        balances = tf.balances_from_profile(body, settings(**options))
+        assert balances and balances == tf.customer_from_profile(body, settings(**options)).balances
+    assert tf.balances_from_profile(body, settings(points_currency="NTO Qualifying Points"))[0].points == Decimal("125.5")
+    with pytest.raises(MalformedResponseError):
+        tf.balances_from_profile({"memberStatus": "Active"}, settings())
+
+
 
 def test_voucher_list():
     (voucher,) = tf.vouchers_from_list(tf.parse_json(response(VOUCHERS)))

@@ -164,15 +164,25 @@ class SalesforceAdapter(EngineAdapter):
     def _profile(
         self, membership: str | None, ctx: CallContext, missing_ok: bool, member_id: str | None = None
     ) -> Flow[Customer | None]:
+        body = yield from self._profile_body(membership, ctx, missing_ok, member_id)
+        return None if body is None else tf.customer_from_profile(body, self.settings)
+
+    def _balances(self, membership: str, ctx: CallContext) -> Flow[tuple[Balance, ...]]:
+        """A member's balances from their profile (the same request and checks as ``_profile``)."""
+        body = yield from self._profile_body(membership, ctx, missing_ok=False)
+        return tf.balances_from_profile(body, self.settings)
+
+    def _profile_body(
+        self, membership: str | None, ctx: CallContext, missing_ok: bool, member_id: str | None = None
+    ) -> Flow[Any]:
         params = {"memberId": member_id} if member_id is not None else {"membershipNumber": membership}
         response = yield EngineRequest("GET", tf.profile_path(self.settings), params=params, route="identify")
         try:
-            body = self._checked(response, ctx, not_found=CustomerNotFoundError)
+            return self._checked(response, ctx, not_found=CustomerNotFoundError)
         except CustomerNotFoundError:
             if missing_ok:
                 return None
             raise
-        return tf.customer_from_profile(body, self.settings)
 
     def _vouchers(self, membership: str, ctx: CallContext) -> Flow[list[tf.SfVoucher]]:
         vouchers: list[tf.SfVoucher] = []
@@ -400,10 +410,10 @@ class SalesforceAdapter(EngineAdapter):
     def evaluate_basket(self, basket: Basket, ctx: CallContext) -> Flow[Evaluation]:
         s = self.settings
         member = basket.customer_id
-        customer: Customer | None = None
+        spendable: tuple[Balance, ...] = ()
         vouchers: list[tf.SfVoucher] | None = None
         if member is not None:
-            customer = yield from self._profile(member, ctx, missing_ok=False)
+            spendable = yield from self._balances(member, ctx)
             vouchers = yield from self._vouchers(member, ctx)
         discounts, unmapped, messages = [], [], []
         if s.promotions_api != "none":
@@ -444,7 +454,7 @@ class SalesforceAdapter(EngineAdapter):
             subtotal=basket.subtotal,
             discounts=tuple(discounts),
             earn=tuple(earn),
-            spendable=customer.balances if customer else (),
+            spendable=spendable,
             wallet=tuple(wallet),
             codes=tuple(codes),
             messages=tuple(messages),
@@ -625,10 +635,8 @@ class SalesforceAdapter(EngineAdapter):
             return self._spend_result(spend, taken, None, journal.number, replayed=True)
         balance: Balance | None = None
         if s.check_balance_before_spend:
-            customer = yield from self._profile(spend.customer_id, ctx, missing_ok=False)
-            if customer is None:
-                raise AssertionError("customer is set here")
-            balance = customer.balance(spend.kind)
+            balances = yield from self._balances(spend.customer_id, ctx)
+            balance = next((b for b in balances if b.kind is spend.kind), None)
             have = (balance.points if spend.kind is BalanceKind.POINTS else balance.money.amount) if balance else Decimal(0)  # type: ignore[union-attr]
             if have is None or have < wanted:
                 raise InsufficientBalanceError("the balance does not cover the spend", engine=self.name)

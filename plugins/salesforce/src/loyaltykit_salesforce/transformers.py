@@ -351,6 +351,28 @@ def _points_currency(currencies: list[Mapping[str, Any]], wanted: str | None) ->
 
 def customer_from_profile(body: Any, settings: SalesforceSettings) -> Customer:
     """Member Profile (camelCase, as recorded from a live org) -> Customer keyed by membership number."""
+    balances = balances_from_profile(body, settings)
+    tiers = [t for t in body.get("memberTiers") or [] if isinstance(t, Mapping)]
+    found_contact = body.get("associatedContact")
+    contact: Mapping[str, Any] = found_contact if isinstance(found_contact, Mapping) else {}
+    names = [contact.get("firstName"), contact.get("lastName")]
+    display = " ".join(n for n in names if isinstance(n, str) and n) or None
+    raw = {k: v for k, v in body.items() if k not in ("associatedContact", "associatedAccount")}
+    return Customer(
+        id=body["membershipNumber"],
+        membership_number=body["membershipNumber"],
+        tier=_str(tiers[0].get("loyaltyMemberTierName")) if tiers else None,
+        status=_str(body.get("memberStatus")),
+        balances=balances,
+        email=_str(contact.get("email")),
+        display_name=display,
+        raw=_plain(raw),
+    )
+
+
+def balances_from_profile(body: Any, settings: SalesforceSettings) -> tuple[Balance, ...]:
+    """The balances of a Member Profile, as ``customer_from_profile`` reads them: what evaluate and
+    spend need, without the customer's raw copy and model."""
     if not isinstance(body, Mapping) or not isinstance(body.get("membershipNumber"), str):
         raise MalformedResponseError("member profile without membershipNumber", engine=ENGINE)
     currencies = [c for c in body.get("memberCurrencies") or [] if isinstance(c, Mapping)]
@@ -373,22 +395,7 @@ def customer_from_profile(body: Any, settings: SalesforceSettings) -> Customer:
             Balance(kind=BalanceKind.CASHBACK, name=settings.cashback_currency,
                     money=Money.of(max(amount, Decimal(0)), settings.cashback_iso_currency or "EUR"))
         )
-    tiers = [t for t in body.get("memberTiers") or [] if isinstance(t, Mapping)]
-    found_contact = body.get("associatedContact")
-    contact: Mapping[str, Any] = found_contact if isinstance(found_contact, Mapping) else {}
-    names = [contact.get("firstName"), contact.get("lastName")]
-    display = " ".join(n for n in names if isinstance(n, str) and n) or None
-    raw = {k: v for k, v in body.items() if k not in ("associatedContact", "associatedAccount")}
-    return Customer(
-        id=body["membershipNumber"],
-        membership_number=body["membershipNumber"],
-        tier=_str(tiers[0].get("loyaltyMemberTierName")) if tiers else None,
-        status=_str(body.get("memberStatus")),
-        balances=tuple(balances),
-        email=_str(contact.get("email")),
-        display_name=display,
-        raw=_plain(raw),
-    )
+    return tuple(balances)
 
 
 _LEAVES = frozenset({str, int, bool, type(None)})  # what a parsed body holds that _plain keeps as is
