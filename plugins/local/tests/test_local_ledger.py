@@ -115,6 +115,31 @@ def test_points_expire_by_date(make_shop, clock):
     assert [h.amount for h in shop.engine.history(ann) if h.entry == "expire"] == [-50, -100]
 
 
+def test_an_export_records_the_points_expired_since_the_last_recorded_expiry(make_shop, clock):
+    shop = make_shop(EXPIRING)
+    ann = shop.customer()
+    cart = basket(line("1", "A", "100"), customer_id=ann)
+
+    def export(ref: str) -> None:
+        shop.loyalty.export_orders([Order.from_evaluation(ref, cart, shop.loyalty.evaluate(cart))])
+
+    def expired() -> list[int]:
+        return [h.amount for h in shop.engine.history(ann) if h.entry == "expire"]
+
+    export("O-1")
+    export("O-2")
+    assert expired() == []  # nothing due yet
+    clock.advance(days=31)  # both lots expired, no expiry recorded before
+    export("O-3")
+    assert expired() == [-200]
+    export("O-4")
+    assert expired() == [-200]  # nothing more expired since
+    clock.advance(days=31)  # the lots of O-3 and O-4 expired after the recorded expiry
+    export("O-5")
+    assert expired() == [-200, -200]
+    assert shop.points(ann) == 100
+
+
 def test_history_lists_date_order_and_amount(make_shop):
     shop = make_shop("[points]\nper_currency_unit = 2\n[cashback]\nearn_percent = 10\n")
     ann = shop.customer(cashback=eur(5))

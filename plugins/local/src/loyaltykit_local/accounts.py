@@ -22,7 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import and_, bindparam, func, insert, literal_column, select, union_all, update
+from sqlalchemy import and_, bindparam, exists, func, insert, literal_column, or_, select, union_all, update
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import IntegrityError
 
@@ -83,6 +83,13 @@ _DUE_ANY = select(ledger.c.id).where(
     ledger.c.expires_at.is_not(None), ledger.c.expires_at <= bindparam("now"))
 _DUE_SINCE = Prepared(_DUE_ANY.where(ledger.c.expires_at > bindparam("cursor")).limit(1))
 _DUE = Prepared(_DUE_ANY.limit(1))
+# The customer's row locked, with whether any lot expired since its last recorded expiry (the
+# _DUE/_DUE_SINCE look-up as a column): one statement where an export needs both.
+_CUSTOMER_LOCKED_DUE = Prepared(select(customers, exists().where(
+    ledger.c.customer_id == customers.c.id, ledger.c.balance == POINTS,
+    ledger.c.expires_at.is_not(None), ledger.c.expires_at <= bindparam("now"),
+    or_(customers.c.expiry_recorded_until.is_(None), ledger.c.expires_at > customers.c.expiry_recorded_until),
+).label("expiry_due")).where(customers.c.id == bindparam("customer_id")).with_for_update())
 _QUALIFYING_ALL = Prepared(_QUALIFYING)
 _POINTS_ROWS = (select(ledger.c.amount, ledger.c.expires_at)
                 .where(ledger.c.customer_id == bindparam("customer_id"), ledger.c.balance == POINTS)
@@ -231,9 +238,11 @@ class Accounts:
             return 0  # the common case: skip the walk over the customer's entries
         return self._expired_points(conn, customer_id, now)
 
-    def _record_expiry(self, conn: Connection, customer_id: str, now: datetime, row: AnyRow | None = None) -> int:
-        """Write what expired by ``now`` to the ledger (inside a write transaction)."""
-        if not self._expiry_due(conn, customer_id, now, row):
+    def _record_expiry(self, conn: Connection, customer_id: str, now: datetime, row: AnyRow | None = None,
+                       due: bool | None = None) -> int:
+        """Write what expired by ``now`` to the ledger (inside a write transaction); ``due``: whether
+        anything expired, when already read (_CUSTOMER_LOCKED_DUE)."""
+        if not (self._expiry_due(conn, customer_id, now, row) if due is None else due):
             return 0
         expired = self._expired_points(conn, customer_id, now)
         if expired:

@@ -52,7 +52,7 @@ from loyaltykit import (
 
 from . import rules
 from .accounts import (
-    _CUSTOMER_LOCKED,
+    _CUSTOMER_LOCKED_DUE,
     _IDENTIFIER_COLUMN,
     _INSERT_GRANT,
     _INSERT_LEDGER,
@@ -389,12 +389,12 @@ class Checkout(Accounts):
         customer_id = order.customer_id
         facts = None
         if customer_id is not None:
-            row = _CUSTOMER_LOCKED.run(conn, {"customer_id": customer_id}).first()
+            row = _CUSTOMER_LOCKED_DUE.run(conn, {"customer_id": customer_id, "now": to_db(now)}).first()
             if row is None:
                 self._export_facts.pop(customer_id, None)
                 return OrderExportResult(order_ref=order.ref, status=ExportStatus.REJECTED,
                                          error_code="customer_not_found", reason="no such customer")
-            self._record_expiry(conn, customer_id, now, row)
+            self._record_expiry(conn, customer_id, now, row, due=bool(row.expiry_due))
             facts = self._facts(conn, customer_id, order.currency, now, row=row, balances=False)
         if planned is not None and (planned.compiled is not compiled or planned.facts != facts):
             planned = None  # the facts moved since the plan (another writer, a new program): evaluate again
