@@ -47,7 +47,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
-from typing import Annotated, Any, Literal, Self, TypeVar
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -60,7 +60,7 @@ from pydantic import (
 )
 
 from .errors import CurrencyMismatchError, InvalidRequestError
-from .money import MAX_AMOUNT, KitBase, Money, allocate, is_currency, prorate, to_decimal, total
+from .money import MAX_AMOUNT, KitBase, Money, allocate, built, is_currency, prorate, to_decimal, total
 
 MAX_LINES = 500
 MAX_QUANTITY = Decimal(10_000)
@@ -887,27 +887,14 @@ def _allocations(lines: tuple[Line, ...], discounts: tuple[Discount, ...], extra
     # Built from validated figures (a line's quantity and subtotal, Money arithmetic, a points
     # line's points), so each allocation is valid by construction: no validation run.
     return tuple(
-        _built(LineAllocation, line_id=line.id, quantity=line.quantity, subtotal=line.subtotal,
-               line_discount=Money._exact(own[line.id], currency), order_discount=share, net=rest - share,
-               points=points.get(line.id, _NO_POINTS))
+        built(LineAllocation, {"line_id": line.id, "quantity": line.quantity, "subtotal": line.subtotal,
+                               "line_discount": Money._exact(own[line.id], currency), "order_discount": share,
+                               "net": rest - share, "points": points.get(line.id, _NO_POINTS)})
         for line, rest, share in zip(lines, rests, shares, strict=True)
     )
 
 
 _NO_POINTS = Decimal(0)
-_set = object.__setattr__
-_M = TypeVar("_M", bound=KitModel)
-
-
-def _built(cls: type[_M], **fields: Any) -> _M:
-    """An instance of ``cls`` from values that are valid by construction (every field given, as a
-    validation run would leave them), without the validation run. For the core's derived figures only."""
-    model = object.__new__(cls)
-    _set(model, "__dict__", fields)
-    _set(model, "__pydantic_fields_set__", set(fields))
-    _set(model, "__pydantic_extra__", None)
-    _set(model, "__pydantic_private__", None)
-    return model
 
 
 SPEND = "spend_cashback"

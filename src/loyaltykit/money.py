@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from fractions import Fraction
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -184,7 +184,7 @@ class Money(KitBase):
             currency = data.get("currency")
             value = _checked(data.get("amount", _MISSING), currency)
             if value is not None:
-                _fill(self, value, currency)  # type: ignore[arg-type]
+                _fill(self, {"amount": value, "currency": currency}, {"amount", "currency"})
                 return
         super().__init__(**data)
 
@@ -321,21 +321,28 @@ def _checked(amount: Any, currency: Any) -> Decimal | None:
     return result
 
 
-def _fill(money: Money, amount: Decimal, currency: str) -> None:
-    # what a validation run leaves on the instance: the two fields, both set, no extra, no private
-    _set(money, "__dict__", {"amount": amount, "currency": currency})
-    _set(money, "__pydantic_fields_set__", {"amount", "currency"})
-    _set(money, "__pydantic_extra__", None)
-    _set(money, "__pydantic_private__", None)
+def _fill(model: BaseModel, data: dict[str, Any], given: set[str]) -> None:
+    # what a validation run leaves on an instance: its fields, those given marked set, no extra, no private
+    _set(model, "__dict__", data)
+    _set(model, "__pydantic_fields_set__", given)
+    _set(model, "__pydantic_extra__", None)
+    _set(model, "__pydantic_private__", None)
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def built(cls: type[_M], data: dict[str, Any], given: set[str] | None = None) -> _M:
+    """An instance of the kit model ``cls`` from values that are valid by construction (every field,
+    as a validation run would leave them; ``given``: the fields marked set, all by default), without
+    the validation run. Only for figures the kit derives itself from validated ones, never for input."""
+    model = object.__new__(cls)
+    _fill(model, data, set(data) if given is None else given)
+    return model
 
 
 def _new(amount: Decimal, currency: str) -> Money:
-    money = object.__new__(Money)
-    _set(money, "__dict__", {"amount": amount, "currency": currency})
-    _set(money, "__pydantic_fields_set__", {"amount", "currency"})
-    _set(money, "__pydantic_extra__", None)
-    _set(money, "__pydantic_private__", None)
-    return money
+    return built(Money, {"amount": amount, "currency": currency}, {"amount", "currency"})
 
 
 @functools.cache

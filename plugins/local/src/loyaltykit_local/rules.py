@@ -52,7 +52,7 @@ from loyaltykit import (
     VoucherNotOwnedError,
 )
 from loyaltykit.models import Basket, Order
-from loyaltykit.money import quantize, to_decimal
+from loyaltykit.money import built, quantize, to_decimal
 
 from .program import (
     BASE,
@@ -448,8 +448,6 @@ def _money(amount: Decimal, currency: str) -> Money:
 
 
 _M = TypeVar("_M", Discount, Message, Earn, Evaluation, Money)
-_new = object.__new__
-_set = object.__setattr__
 _DISCOUNT_FIELDS: dict[str, object] = dict.fromkeys(Discount.model_fields)
 _MESSAGE_FIELDS: dict[str, object] = dict.fromkeys(Message.model_fields)
 _EARN_FIELDS: dict[str, object] = dict.fromkeys(Earn.model_fields)
@@ -461,12 +459,7 @@ _EVALUATION_FIELDS: dict[str, object] = {name: None if info.is_required() else i
 def _instance(cls: type[_M], data: dict[str, object], given: set[str]) -> _M:
     # The same instance pydantic would build from data this module made from the validated program
     # (every field, in declaration order; the given ones marked set): no validation run.
-    made: _M = _new(cls)
-    _set(made, "__dict__", data)
-    _set(made, "__pydantic_fields_set__", given)
-    _set(made, "__pydantic_extra__", None)
-    _set(made, "__pydantic_private__", None)
-    return made
+    return built(cls, data, given)
 
 
 def _rounded_money(amount: Decimal, currency: str) -> Money:
