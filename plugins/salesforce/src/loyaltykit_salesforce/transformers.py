@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -44,6 +45,7 @@ from loyaltykit.errors import (
     MalformedResponseError,
 )
 from loyaltykit.members import StatementEntry, StatementEntryKind
+from loyaltykit.models import line_columns
 from loyaltykit.money import exponent
 
 if TYPE_CHECKING:
@@ -1010,6 +1012,9 @@ def statement_entries(body: Any, s: SalesforceSettings) -> tuple[list[StatementE
 # -------------------------------------------------------------------------------------------
 
 
+_CATEGORY = operator.attrgetter("category")
+
+
 def cart_request(
     basket: Basket, membership: str | None, execution: bool, sku_field: str = "cartLineProductCode"
 ) -> dict[str, Any]:
@@ -1019,18 +1024,19 @@ def cart_request(
     dict per line); ``.rows()`` gives them back as dicts.
     """
     omit = wire.OMIT  # a line without a category sends no category field
+    columns = line_columns(basket.lines, basket.currency)  # read in C, no tuple per line
+    categories = [category or omit for category in map(_CATEGORY, basket.lines)]
     lines: wire.Records
     if execution:
-        lines = wire.Records(
+        lines = wire.Records.of_columns(
             (sku_field, "cartLineItemQuantity", "cartLineItemAmount", "cartLineItemId", "cartLineNetUnitPrice__std",
              "cartLineProductCategory"),
-            [(line.sku, line.quantity, line.subtotal.amount, line.id, line.unit_price.amount, line.category or omit)
-             for line in basket.lines],
+            (columns.skus, columns.quantities, columns.subtotals, columns.ids, columns.unit_prices, categories),
         )
     else:
-        lines = wire.Records(
+        lines = wire.Records.of_columns(
             (sku_field, "cartLineItemQuantity", "cartLineItemAmount", "cartLineProductCategory"),
-            [(line.sku, line.quantity, line.subtotal.amount, line.category or omit) for line in basket.lines],
+            (columns.skus, columns.quantities, columns.subtotals, categories),
         )
     details: dict[str, Any] = {
         "activityStartDate": _iso(basket.created_at or _now()),

@@ -14,6 +14,8 @@ bodies with :func:`loyaltykit.wire.dumps`, which writes a Decimal's own digits).
 from __future__ import annotations
 
 import functools
+import itertools
+import operator
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -46,6 +48,7 @@ from loyaltykit.errors import (
     MalformedResponseError,
 )
 from loyaltykit.members import StatementEntry, StatementEntryKind
+from loyaltykit.models import line_columns
 
 if TYPE_CHECKING:
     from .settings import SessionMSettings
@@ -360,7 +363,8 @@ def _items(lines: Iterable[Any], settings: SessionMSettings, sign: int = 1) -> l
     return items
 
 
-_ITEM_FIELDS = ("line_id", "item_id", "quantity", "unit_price", "subtotal")
+_ITEM_FIELDS = ("line_id", "item_id", "quantity", "unit_price", "subtotal")  # the order of LineColumns
+_ATTRIBUTES = operator.attrgetter("attributes")
 
 
 def _sale_items(lines: Sequence[Any], settings: SessionMSettings) -> tuple[Any, dict[str, Any]]:
@@ -371,12 +375,12 @@ def _sale_items(lines: Sequence[Any], settings: SessionMSettings) -> tuple[Any, 
     encoder fallback call per amount.
     """
     tax_attribute = settings.line_tax_attribute
-    if tax_attribute is not None and any(tax_attribute in line.attributes for line in lines):
+    if tax_attribute is not None and any(map(operator.contains, map(_ATTRIBUTES, lines), itertools.repeat(tax_attribute))):
         items = _items(lines, settings)
         return items, _tax_total(items)
-    return wire.Records(
-        _ITEM_FIELDS, [(line.id, line.sku, line.quantity, line.unit_price.amount, line.subtotal.amount) for line in lines]
-    ), {}
+    if not lines:
+        return wire.Records(_ITEM_FIELDS, ()), {}
+    return wire.Records.of_columns(_ITEM_FIELDS, line_columns(lines, lines[0].unit_price.currency)), {}
 
 
 def _tax_total(items: list[dict[str, Any]]) -> dict[str, Any]:
