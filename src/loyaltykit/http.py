@@ -295,6 +295,14 @@ class _Cookies(httpx.Cookies):
             super().extract_cookies(response)
 
 
+def _no_cookies(client: httpx.Client | httpx.AsyncClient) -> bool:
+    # The stdlib jar keeps its cookies in a dict by domain: an empty dict is an empty jar, seen
+    # without walking it (``not client.cookies`` walks it with a generator, per request).
+    if getattr(client.cookies.jar, "_cookies", None) == {}:
+        return True
+    return not client.cookies
+
+
 def _cookie_jar(client: httpx.Client | httpx.AsyncClient) -> None:
     # httpx takes no jar class; its own attribute is replaced when it is there (else left as is).
     if type(getattr(client, "_cookies", None)) is httpx.Cookies:
@@ -352,7 +360,7 @@ class _Exchange:
         auth = self.service.auth if req.authenticate else None
         if auth is not None:
             self.generation = auth.generation
-        if params is None and req.data is None and not client.cookies:
+        if params is None and req.data is None and _no_cookies(client):
             # What build_request gives when the client has no base URL, query or cookies to merge
             # (the runners' clients have none of the first two), without its copies of them.
             merged = _with_defaults(client.headers, headers)

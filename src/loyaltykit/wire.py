@@ -226,7 +226,18 @@ OMIT: Any = object()  # a field left out of one object of Records
 def _encoder(default: Any) -> Callable[[Any], str]:
     # One encoder per fallback, built once: json.dumps with options builds one per call. An
     # encoder keeps nothing between calls (its circular-reference check is per call).
-    return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=default).encode
+    encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=default).encode
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C encoder: the encoder's own (pure Python) way
+        return encode
+    escape = getattr(json.encoder, "c_encode_basestring", None) or _ESCAPE
+
+    def encode_in_c(value: Any) -> str:
+        # What encode() does with these options, without its Python steps around the C encoder:
+        # that encoder made with a fresh circular-reference table, as encode() makes it per call.
+        return "".join(make({}, default, escape, None, ":", ",", False, False, False)(value, 0))
+
+    return encode_in_c if encode_in_c({"a": [1, "é", None, True]}) == encode({"a": [1, "é", None, True]}) else encode
 
 
 _encode_fast = _encoder(_FAST_MARKER)
