@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import operator
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -63,12 +64,17 @@ def seg(value: str) -> str:
     return quote(value, safe="")
 
 
+@functools.lru_cache(maxsize=64)  # settings values (program and process names), never a member's
+def _setting_seg(value: str) -> str:
+    return seg(value)
+
+
 def data_path(settings: SalesforceSettings, rest: str) -> str:
     return f"/services/data/v{settings.api_version}/{rest}"
 
 
 def enrollment_path(s: SalesforceSettings) -> str:
-    return data_path(s, f"loyalty-programs/{seg(s.program_name)}/individual-member-enrollments")
+    return data_path(s, f"loyalty-programs/{_setting_seg(s.program_name)}/individual-member-enrollments")
 
 
 def enrollment_body(enrolment: Any, s: SalesforceSettings, now: datetime) -> dict[str, Any]:
@@ -97,7 +103,7 @@ def enrollment_body(enrolment: Any, s: SalesforceSettings, now: datetime) -> dic
 
 
 def profile_path(s: SalesforceSettings) -> str:
-    return data_path(s, f"loyalty-programs/{seg(s.program_name)}/members")
+    return data_path(s, f"loyalty-programs/{_setting_seg(s.program_name)}/members")
 
 
 def query_path(s: SalesforceSettings) -> str:
@@ -105,7 +111,7 @@ def query_path(s: SalesforceSettings) -> str:
 
 
 def vouchers_path(s: SalesforceSettings, membership: str) -> str:
-    return data_path(s, f"loyalty/programs/{seg(s.program_name)}/members/{seg(membership)}/vouchers")
+    return data_path(s, f"loyalty/programs/{_setting_seg(s.program_name)}/members/{seg(membership)}/vouchers")
 
 
 def redeem_path(s: SalesforceSettings, membership: str, code: str) -> str:
@@ -114,16 +120,16 @@ def redeem_path(s: SalesforceSettings, membership: str, code: str) -> str:
 
 def ledger_path(s: SalesforceSettings, membership: str) -> str:
     return data_path(
-        s, f"loyalty/programs/{seg(s.program_name)}/members/{seg(membership)}/transaction-ledger-summary"
+        s, f"loyalty/programs/{_setting_seg(s.program_name)}/members/{seg(membership)}/transaction-ledger-summary"
     )
 
 
 def realtime_path(s: SalesforceSettings) -> str:
-    return data_path(s, f"connect/realtime/loyalty/programs/{seg(s.program_name)}")
+    return data_path(s, f"connect/realtime/loyalty/programs/{_setting_seg(s.program_name)}")
 
 
 def process_path(s: SalesforceSettings, process: str) -> str:
-    return data_path(s, f"connect/loyalty/programs/{seg(s.program_name)}/program-processes/{seg(process)}")
+    return data_path(s, f"connect/loyalty/programs/{_setting_seg(s.program_name)}/program-processes/{_setting_seg(process)}")
 
 
 def promotions_path(s: SalesforceSettings) -> str:
@@ -152,9 +158,12 @@ def number(value: Any, path: str) -> Decimal:
     return wire.number(value, path, engine=ENGINE)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f]")  # what ord(ch) < 32 tests
+
+
 def soql_literal(value: str) -> str:
     """A SOQL string literal: backslash and quote escaped, control characters refused."""
-    if any(ord(ch) < 32 for ch in value):
+    if _CONTROL.search(value):
         raise ValueError("control characters are not allowed in a query value")
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
