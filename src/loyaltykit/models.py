@@ -323,6 +323,11 @@ _ID, _SKU, _QUANTITY = operator.attrgetter("id"), operator.attrgetter("sku"), op
 _UNIT_AMOUNT = operator.attrgetter("unit_price.amount")
 
 
+def line_ids(lines: Sequence[Line]) -> set[str]:
+    """The lines' ids, read in C (an adapter checks an answer's line ids against them)."""
+    return set(map(_ID, lines))
+
+
 def line_columns(lines: Sequence[Line], currency: str) -> LineColumns:
     """The lines' ids, SKUs, quantities, unit amounts and subtotal amounts (unit price x quantity,
     rounded as Money rounds it), read and multiplied in C, without a tuple or a Money per line (request

@@ -46,7 +46,7 @@ from loyaltykit.errors import (
     MalformedResponseError,
 )
 from loyaltykit.members import StatementEntry, StatementEntryKind
-from loyaltykit.models import line_columns
+from loyaltykit.models import line_columns, line_ids
 from loyaltykit.money import exponent
 
 if TYPE_CHECKING:
@@ -1101,7 +1101,7 @@ def discounts_from_execution(body: Any, basket: Basket) -> tuple[list[Discount],
     currency = basket.currency
     discounts: list[Discount] = []
     unmapped: list[UnmappedEffect] = []
-    line_ids = {line.id for line in basket.lines}
+    known_lines = line_ids(basket.lines)
     for cart in _cart_details(body):
         if not isinstance(cart, Mapping):
             continue
@@ -1137,7 +1137,7 @@ def discounts_from_execution(body: Any, basket: Basket) -> tuple[list[Discount],
                 continue
             line_id = line.get("cartLineItemId")
             applied = [p for p in line.get("appliedCartLinePromotionDetails") or [] if isinstance(p, (dict, Mapping))]
-            if line_id not in line_ids:
+            if line_id not in known_lines:
                 unmapped.append(UnmappedEffect(type="line_discount_unknown_line", raw=_plain(dict(line))))
                 continue
             discounts.append(
