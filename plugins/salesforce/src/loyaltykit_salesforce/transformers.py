@@ -1091,6 +1091,19 @@ def _line_promotion_cut(line: Mapping[str, Any]) -> Decimal | None:
     return None
 
 
+_OWN_CUT = "totalCartLinePromotionsDiscountAmount"
+
+
+def _lines_with_a_cut(details: Any) -> Any:
+    """The cart lines that may carry a line-promotion cut: all but the objects whose own part was
+    parsed as a Decimal zero (most lines: no line promotion), which take nothing. One light test per
+    line (the full one below runs for the few that remain); anything but a list is given back whole."""
+    if type(details) is not list:
+        return details
+    return [line for line in details
+            if type(line) is not dict or (own := line.get(_OWN_CUT)) or type(own) is not Decimal]
+
+
 def discounts_from_execution(body: Any, basket: Basket) -> tuple[list[Discount], list[UnmappedEffect]]:
     """promotion-execution output -> cart-level (order) and line-level discounts; other rewards raw.
 
@@ -1101,7 +1114,7 @@ def discounts_from_execution(body: Any, basket: Basket) -> tuple[list[Discount],
     currency = basket.currency
     discounts: list[Discount] = []
     unmapped: list[UnmappedEffect] = []
-    known_lines = line_ids(basket.lines)
+    known_lines: set[str] | None = None  # read when a line has a cut (few do)
     for cart in _cart_details(body):
         if not isinstance(cart, Mapping):
             continue
@@ -1118,7 +1131,7 @@ def discounts_from_execution(body: Any, basket: Basket) -> tuple[list[Discount],
                 )
             if promo.get("nonPricingRewards"):
                 unmapped.append(UnmappedEffect(type="nonPricingRewards", raw=_plain(dict(promo))))
-        for line in cart.get("cartLineDetails") or []:
+        for line in _lines_with_a_cut(cart.get("cartLineDetails") or []):
             if type(line) is not dict and not isinstance(line, Mapping):  # a parsed body has no other mapping
                 continue
             own = line.get("totalCartLinePromotionsDiscountAmount")  # what line promotions took, as parsed
@@ -1137,6 +1150,8 @@ def discounts_from_execution(body: Any, basket: Basket) -> tuple[list[Discount],
                 continue
             line_id = line.get("cartLineItemId")
             applied = [p for p in line.get("appliedCartLinePromotionDetails") or [] if isinstance(p, (dict, Mapping))]
+            if known_lines is None:
+                known_lines = line_ids(basket.lines)
             if line_id not in known_lines:
                 unmapped.append(UnmappedEffect(type="line_discount_unknown_line", raw=_plain(dict(line))))
                 continue

@@ -657,7 +657,7 @@ def eligible_discounts(
 ) -> dict[str, Discount]:
     """user_offer_id -> Discount, from a POS look-up made with the basket as its transaction."""
     found: dict[str, Discount] = {}
-    known_lines = line_ids(basket.lines)
+    known_lines: set[str] | None = None  # read when an offer names lines
     for entry in payload.get(settings.lookup_offers_key) or ():
         if not isinstance(entry, Mapping) or not entry.get("user_offer_id"):
             continue
@@ -666,7 +666,10 @@ def eligible_discounts(
             continue
         amount = Money.of(decimal(raw, settings.lookup_discount_key), basket.currency)
         offer_type = entry.get("offer_type")
-        lines = [str(i) for i in entry.get("discounted_line_ids") or () if str(i) in known_lines]
+        named = entry.get("discounted_line_ids") or ()
+        if named and known_lines is None:
+            known_lines = line_ids(basket.lines)
+        lines = [str(i) for i in named if known_lines is not None and str(i) in known_lines]
         code = str(entry["user_offer_id"])
         label = entry.get("name") or entry.get("title") or entry.get("display_name")
         percent = None
