@@ -116,25 +116,33 @@ def _write_columns(fields: tuple[str, ...], columns: Sequence[Sequence[Any]]) ->
     if not count:
         return None
     written = []
+    numbers = []
     for column in columns:
         if len(column) != count:
             return None
+        if type(column[0]) is str:
+            try:  # the C escaper refuses anything but text, and writes a str subclass as the encoder does
+                texts = list(map(_ESCAPE, column))
+            except TypeError:
+                return None
+            written.append(texts)
+            continue
         kinds = set(map(type, column))
         if len(kinds) != 1:
             return None
         kind = kinds.pop()
         if kind is Decimal:
             texts = list(map(Decimal.__str__, column))  # its digits, three times quicker than format "f"
-            joined = "".join(texts)
-            if "E" in joined or "N" in joined or "I" in joined:  # an exponent, NaN or Infinity: the checking way
-                return None
-        elif kind is str:
-            texts = list(map(_ESCAPE, column))
+            numbers.append(texts)
         elif kind is int:
             texts = list(map(int.__repr__, column))
         else:
             return None
         written.append(texts)
+    if numbers:
+        joined = "".join(itertools.chain.from_iterable(numbers))
+        if "E" in joined or "N" in joined or "I" in joined:  # an exponent, NaN or Infinity: the checking way
+            return None
     # Each value after its key, the objects one after the other, joined once: no formatting call per
     # object. The first key's head opens every object but the first with "},{" (cut off below).
     heads = [itertools.repeat(head, count) for head in _heads(fields)]
