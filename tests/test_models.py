@@ -21,7 +21,7 @@ from loyaltykit import (
     Reversal,
     VoucherRedemption,
 )
-from loyaltykit.models import MAX_CODES, MAX_LINES, MAX_QUANTITY
+from loyaltykit.models import MAX_CODES, MAX_LINES, MAX_QUANTITY, line_columns
 from loyaltykit.money import MAX_AMOUNT, exponent
 
 CURRENCIES = ["EUR", "JPY", "KWD", "USD"]
@@ -93,6 +93,20 @@ def test_any_valid_basket_has_a_subtotal_and_a_degraded_quote(basket):
     degraded = Evaluation.degraded_for(basket, "shop", "engine_unavailable: down")
     assert degraded.degraded and degraded.total == basket.subtotal + (basket.shipping or Money.zero(basket.currency))
     assert Evaluation.model_validate_json(degraded.model_dump_json()) == degraded
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@given(basket=baskets())
+def test_line_columns_are_what_each_line_says(basket):
+    """The column-wise read of a basket's lines (request bodies) gives each line's own figures."""
+    columns = line_columns(basket.lines, basket.currency)
+    assert columns == (
+        [line.id for line in basket.lines], [line.sku for line in basket.lines],
+        [line.quantity for line in basket.lines], [line.unit_price.amount for line in basket.lines],
+        [line.subtotal.amount for line in basket.lines],
+    )
+    # the same digits too (exponent included), as a request body writes them
+    assert [str(a) for a in columns.subtotals] == [str(line.subtotal.amount) for line in basket.lines]
 
 
 @given(

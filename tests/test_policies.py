@@ -23,8 +23,9 @@ from loyaltykit import (
     InvalidRequestError,
     LoyaltyError,
     OutcomeUnknownError,
+    http as http_module,
 )
-from loyaltykit.auth import ApiKeyHeader
+from loyaltykit.auth import ApiKeyHeader, Auth, BasicAuth, OAuth2ClientCredentials
 from loyaltykit.breaker import CircuitBreaker
 from loyaltykit.flows import CallContext, EngineRequest
 from loyaltykit.http import AsyncRunner, EngineClientConfig, RetryPolicy, Service, SyncRunner, _Exchange
@@ -509,17 +510,43 @@ def test_a_cookie_the_engine_sets_is_sent_back_and_answers_without_one_leave_the
     assert jar == {"session": "s1"}
 
 
+def _oauth(token: str | None) -> OAuth2ClientCredentials:
+    auth = OAuth2ClientCredentials(token_url="https://login.example/token", client_id="c", client_secret=SecretStr("secret-3"))
+    if token is not None:
+        auth._keep(token)  # as after a token exchange
+    return auth
+
+
+class _OwnApply(Auth):
+    """A strategy of a shop's own: its ``apply`` is called on the built request."""
+
+    def apply(self, request: httpx.Request) -> httpx.Request:
+        request.headers["X-Signature"] = "signed"
+        del request.headers["accept-encoding"]
+        return request
+
+
 @pytest.mark.parametrize("request_", [
     EngineRequest("POST", "/members/m1/spend", json={"amount": Decimal("1.50")}, headers={"X-Key": "k"}, route="spend"),
+    EngineRequest("POST", "/members/m1/touch", route="touch"),  # a POST without a body
+    EngineRequest("PUT", "/members/m1", json={"a": "b"}, headers={"Authorization": "Own x"}, route="update"),
     EngineRequest("GET", "/members", headers={"accept": "text/plain", "user-agent": "shop/1"}, route="identify"),
     EngineRequest("POST", "/oauth/token", data={"grant_type": "client_credentials"}, authenticate=False),
     EngineRequest("GET", "/members?fixed=1", params={"more": "2"}, route="identify"),
 ])
 @pytest.mark.parametrize("with_cookie", [False, True])
-def test_a_built_request_is_what_httpx_builds(request_, with_cookie):
+@pytest.mark.parametrize("auth", [
+    ApiKeyHeader(key=SecretStr("secret-key-1"), header="X-Api-Key"),
+    ApiKeyHeader(key=SecretStr("secret-key-1"), header="x-shop"),  # replaces a service header in place
+    ApiKeyHeader(key=SecretStr("secret-key-1"), header="Accept"),  # and a default one
+    BasicAuth("user", SecretStr("secret-pass-1")),
+    _oauth("tok-1"),
+    _oauth(None),
+    _OwnApply(),
+], ids=["api-key", "api-key-over-service-header", "api-key-over-default", "basic", "bearer", "no-token-yet", "own-apply"])
+def test_a_built_request_is_what_httpx_builds(request_, with_cookie, auth):
     """The runner builds most requests itself: same URL, headers (names, case, order), body and
     timeouts as the client's build_request, so nothing on the wire changes."""
-    auth = ApiKeyHeader(key=SecretStr("secret-key-1"), header="X-Api-Key")
     config = EngineClientConfig(engine="reference", services={"default": Service(BASE_URL, auth=auth, headers={"X-Shop": "s1"})})
     ctx = CallContext(engine="reference", operation="spend", deadline_seconds=5.0)
     client = httpx.Client()
@@ -541,3 +568,17 @@ def test_a_built_request_is_what_httpx_builds(request_, with_cookie):
     assert built.content == expected.content
     assert built.extensions == expected.extensions
     client.close()
+
+
+def test_requests_are_built_directly_only_where_httpx_would_build_the_same():
+    """The runner's direct build is on for this httpx (its self-check passed) and steps aside where
+    httpx writes a header itself or a URL is still to be parsed."""
+    assert http_module._DIRECT
+    url = httpx.URL(BASE_URL + "/members")
+    assert http_module._request("GET", url, [("Accept", "application/json")], None, {}) is not None
+    assert http_module._request("GET", url, [("Host", "elsewhere")], None, {}) is None
+    assert http_module._request("POST", url, [("content-length", "3")], b"abc", {}) is None
+    assert http_module._request("GET", url, [("X-Api-Key", "k")], None, {}, ("x-api-key", "k2")) is None
+    assert http_module._request("GET", BASE_URL + "/members", [], None, {}) is None
+    with pytest.raises(UnicodeEncodeError):  # as httpx refuses it
+        http_module._request("GET", url, [("X-Name", "Jürgen")], None, {})

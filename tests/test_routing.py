@@ -202,6 +202,19 @@ async def test_wrapper_observer_sees_every_call_async(make_async, engine):
     ]
 
 
+def test_an_observer_registered_after_construction_sees_the_next_calls(make_sync, engine):
+    """Without an observer the adapter's flow is called straight; one registered later is honoured."""
+    loyalty = make_sync()
+    loyalty.evaluate(basket_dict(customer_id="m1"))
+    loyalty.spend_cashback({"customer_id": "m1", "order_ref": "o1", "amount": {"amount": "1.00", "currency": "EUR"}})
+    observer = Observer()
+    loyalty.pm.register(observer)
+    loyalty.evaluate(basket_dict(customer_id="m1"))
+    loyalty.spend_cashback({"customer_id": "m1", "order_ref": "o2", "amount": {"amount": "1.00", "currency": "EUR"}})
+    assert observer.seen == [("evaluate_basket", "reference", "Evaluation", None),
+                             ("spend_cashback", "reference", "SpendResult", None)]
+
+
 def test_observer_from_entry_point_is_registered(monkeypatch, engine):
     observer = Observer()
     monkeypatch.setattr(plugins_module, "entry_points", fake_entry_points(

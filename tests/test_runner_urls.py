@@ -56,3 +56,13 @@ def test_a_request_to_a_plain_path_is_sent_to_that_url(url):
     client = httpx.Client(transport=httpx.MockTransport(lambda r: seen.append(str(r.url)) or httpx.Response(200)))
     client.send(httpx.Request("GET", http._target(url)))
     assert seen == [url]
+
+
+_query_values = st.one_of(st.text(max_size=12), st.integers(-10**9, 10**9), st.booleans(), st.none(),
+                          st.lists(st.text(max_size=4), max_size=2))
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(st.text(max_size=8), _query_values, max_size=4))
+def test_a_query_is_written_as_httpx_writes_it(params):
+    assert http._query(params) == str(httpx.QueryParams(params))

@@ -99,16 +99,34 @@ def test_records_are_written_as_dumps_writes_the_same_dicts(rows):
     records = wire.Records(_RECORD_FIELDS, rows)
     assert wire.dumps({"a": Decimal("1.50"), "items": records}) == wire.dumps({"a": Decimal("1.50"), "items": dicts})
     assert records.rows() == wire.loads(wire.dumps(dicts))
+    columns = [list(column) for column in zip(*rows, strict=True)] or [[] for _ in _RECORD_FIELDS]
+    assert wire.Records.of_columns(_RECORD_FIELDS, columns) == records
+
+
+def test_records_of_columns_match_dumps_byte_for_byte():
+    rows = [(f"l{n}", f'SKU "{n}" é', n, Decimal(n) / 8, Decimal("-0.00")) for n in range(1, 40)]
+    dicts = [dict(zip(_RECORD_FIELDS, row, strict=True)) for row in rows]
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    assert wire.dumps([wire.Records.of_columns(_RECORD_FIELDS, columns)]) == wire.dumps([dicts])
+    columns[2][3] = True  # a bool among ints: the row-by-row checking writer, as dumps writes it
+    dicts[3]["qty"] = True
+    assert wire.dumps(wire.Records.of_columns(_RECORD_FIELDS, columns)) == wire.dumps(dicts)
+    with pytest.raises(ValueError):
+        wire.Records.of_columns(("a", "b"), [["x", "y"], [Decimal(1)]])
+    with pytest.raises(ValueError):
+        wire.Records.of_columns(("a", "b"), [["x"]])
+    with pytest.raises(TypeError, match="floats are not sent"):
+        wire.Records.of_columns(("a",), [[Decimal(1), 1.5]])
 
 
 def test_records_of_plain_columns_match_dumps_byte_for_byte():
     rows = [(f"l{n}", f'SKU "{n}" é', n, Decimal(n) / 8, Decimal("-0.00")) for n in range(1, 40)]
     dicts = [dict(zip(_RECORD_FIELDS, row, strict=True)) for row in rows]
-    assert wire._write_columns(_RECORD_FIELDS, rows) is not None  # the column-wise writer is the one checked
+    assert wire._write_columns(_RECORD_FIELDS, list(zip(*rows, strict=True))) is not None  # the column-wise writer is the one checked
     assert wire.dumps([wire.Records(_RECORD_FIELDS, rows)]) == wire.dumps([dicts])
     # an exponent in a column: the row-by-row writer, still the digits dumps writes
     rows[5] = (*rows[5][:4], Decimal("1E+2"))
-    assert wire._write_columns(_RECORD_FIELDS, rows) is None
+    assert wire._write_columns(_RECORD_FIELDS, list(zip(*rows, strict=True))) is None
     assert wire.dumps([wire.Records(_RECORD_FIELDS, rows)]) == wire.dumps([[dict(zip(_RECORD_FIELDS, r, strict=True)) for r in rows]])
     assert b'"odd%key":100}' in wire.dumps(wire.Records(_RECORD_FIELDS, rows))
 

@@ -82,6 +82,19 @@ class Auth:
     def apply(self, request: httpx.Request) -> httpx.Request:
         return request
 
+    def request_header(self) -> tuple[str, str] | None:
+        """The one header a strategy whose ``apply`` is :meth:`apply_header` adds now (name,
+        value), or None. The runner writes it into the request as it builds it; a strategy with
+        another ``apply`` gets its ``apply`` called on the built request."""
+        return None
+
+    def apply_header(self, request: httpx.Request) -> httpx.Request:
+        """``apply`` of the strategies that add one header (:meth:`request_header`)."""
+        pair = self.request_header()
+        if pair is not None:
+            request.headers[pair[0]] = pair[1]
+        return request
+
     def body_fields(self) -> dict[str, Any]:
         """Fields merged into JSON bodies (token-in-body engines)."""
         return {}
@@ -103,9 +116,15 @@ class BasicAuth(Auth):
         raw = f"{self.username}:{self.password.get_secret_value()}".encode()
         return base64.b64encode(raw).decode()
 
-    def apply(self, request: httpx.Request) -> httpx.Request:
-        request.headers["Authorization"] = f"Basic {self._header()}"
-        return request
+    def request_header(self) -> tuple[str, str]:
+        # encoded once per credentials (kept beside them, as the very objects it was made from)
+        cached = self.__dict__.get("_encoded")
+        if cached is None or cached[0] is not self.username or cached[1] is not self.password:
+            cached = (self.username, self.password, ("Authorization", f"Basic {self._header()}"))
+            self.__dict__["_encoded"] = cached
+        return cached[2]
+
+    apply = Auth.apply_header
 
 
 @dataclass
@@ -119,9 +138,10 @@ class ApiKeyHeader(Auth):
     def __post_init__(self) -> None:
         register_secret(self.key.get_secret_value())
 
-    def apply(self, request: httpx.Request) -> httpx.Request:
-        request.headers[self.header] = f"{self.prefix}{self.key.get_secret_value()}"
-        return request
+    apply = Auth.apply_header
+
+    def request_header(self) -> tuple[str, str]:
+        return self.header, f"{self.prefix}{self.key.get_secret_value()}"
 
 
 @dataclass
@@ -283,10 +303,11 @@ class OAuth2ClientCredentials(_CachedToken):
             self._base_url = payload[self.base_url_field]
         self._keep(token)
 
-    def apply(self, request: httpx.Request) -> httpx.Request:
-        if self._token:
-            request.headers["Authorization"] = f"Bearer {self._token}"
-        return request
+    apply = Auth.apply_header
+
+    def request_header(self) -> tuple[str, str] | None:
+        token = self._token
+        return ("Authorization", f"Bearer {token}") if token else None
 
     def base_url(self) -> str | None:
         return self._base_url

@@ -36,6 +36,8 @@ class CircuitBreaker:
 
     def allow(self) -> bool:
         """May a request be sent now? In half-open state exactly one trial goes through."""
+        if self._opened_at is None:  # closed (one attribute read, atomic): no lock needed to say yes
+            return True
         with self._lock:
             state = self._state()
             if state == "closed":
@@ -46,6 +48,8 @@ class CircuitBreaker:
             return False
 
     def record_success(self) -> None:
+        if self._failures == 0 and self._opened_at is None and not self._trial_in_flight:
+            return  # nothing to reset (the common case); a failure recorded meanwhile stands, as if after
         with self._lock:
             self._failures = 0
             self._opened_at = None

@@ -41,13 +41,14 @@ refused before anything is sent; a refund gives the points of the returned units
 # No ``from __future__ import annotations``: pydantic would compile and evaluate every field's
 # annotation string when the models are built at import (start-up time).
 import hashlib
+import operator
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, NamedTuple, Self
 
 from pydantic import (
     AfterValidator,
@@ -60,7 +61,7 @@ from pydantic import (
 )
 
 from .errors import CurrencyMismatchError, InvalidRequestError
-from .money import MAX_AMOUNT, KitBase, Money, allocate, built, is_currency, prorate, to_decimal, total
+from .money import MAX_AMOUNT, KitBase, Money, allocate, built, is_currency, prorate, quantize_all, to_decimal, total
 
 MAX_LINES = 500
 MAX_QUANTITY = Decimal(10_000)
@@ -306,6 +307,36 @@ class Line(KitModel):
             cached = (self.unit_price, self.quantity, self.unit_price * self.quantity)
             self.__dict__["_subtotal_of"] = cached
         return cached[2]
+
+
+class LineColumns(NamedTuple):
+    """A basket's (or an order's) lines read column by column, the n-th entry of each the n-th line's."""
+
+    ids: list[str]
+    skus: list[str]
+    quantities: list[Decimal]
+    unit_prices: list[Decimal]  # unit_price.amount
+    subtotals: list[Decimal]  # subtotal.amount
+
+
+_ID, _SKU, _QUANTITY = operator.attrgetter("id"), operator.attrgetter("sku"), operator.attrgetter("quantity")
+_UNIT_AMOUNT = operator.attrgetter("unit_price.amount")
+
+
+def line_ids(lines: Sequence[Line]) -> set[str]:
+    """The lines' ids, read in C (an adapter checks an answer's line ids against them)."""
+    return set(map(_ID, lines))
+
+
+def line_columns(lines: Sequence[Line], currency: str) -> LineColumns:
+    """The lines' ids, SKUs, quantities, unit amounts and subtotal amounts (unit price x quantity,
+    rounded as Money rounds it), read and multiplied in C, without a tuple or a Money per line (request
+    bodies with one object per line, :meth:`loyaltykit.wire.Records.of_columns`). ``lines`` are one
+    basket's or one order's, ``currency`` theirs: validated together, no product is beyond the limit."""
+    quantities = list(map(_QUANTITY, lines))
+    prices = list(map(_UNIT_AMOUNT, lines))
+    subtotals = quantize_all(map(operator.mul, prices, quantities), currency)
+    return LineColumns(list(map(_ID, lines)), list(map(_SKU, lines)), quantities, prices, subtotals)
 
 
 def _lines_subtotal(model: "Basket | Order") -> Money:

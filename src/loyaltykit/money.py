@@ -9,8 +9,9 @@ refused outright, because a float has already lost the cent before we see it.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any, Self, TypeVar
@@ -68,6 +69,11 @@ def _quantum(currency: str) -> Decimal:
 def quantize(amount: Decimal, currency: str) -> Decimal:
     """The one place where amounts are rounded: to the currency's exponent, ROUND_HALF_UP."""
     return amount.quantize(_quantum(currency), ROUNDING)  # positional: a keyword costs as much again
+
+
+def quantize_all(amounts: Iterable[Decimal], currency: str) -> list[Decimal]:
+    """:func:`quantize` of each amount (the same rounding), mapped in C: no Python call per amount."""
+    return list(map(Decimal.quantize, amounts, itertools.repeat(_quantum(currency)), itertools.repeat(ROUNDING)))
 
 
 _ONE = Decimal(1)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import uuid
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, strategies as st
 
 from loyaltykit import Money, Order, Receipt, wire
 from loyaltykit.errors import (
@@ -258,6 +260,18 @@ def test_derived_ids_are_stable_and_distinct_per_purpose():
     assert tf.derived_id("o1:export", "send_transaction") == tf.derived_id("o1:export", "send_transaction")
     assert tf.derived_id("o1:export", "send_transaction") != tf.derived_id("o2:export", "send_transaction")
     assert tf.derived_id("o1:export", "lock") != tf.derived_id("o1:export", "send_transaction")
+
+
+@given(st.text(max_size=40), st.sampled_from(["lookup", "lock", "send_transaction", "spend"]))
+def test_derived_ids_are_the_uuid5_of_the_purpose_and_key(key, purpose):
+    """The engine ids replayed by SessionM since the first release: UUIDv5 in the kit's namespace."""
+    try:
+        expected = str(uuid.uuid5(tf.ID_NAMESPACE, f"{purpose}:{key}"))
+    except UnicodeEncodeError:  # a lone surrogate: refused alike
+        with pytest.raises(UnicodeEncodeError):
+            tf.derived_id(key, purpose)
+        return
+    assert tf.derived_id(key, purpose) == expected
 
 
 def test_settings_hide_secrets():

@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import operator
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -44,6 +46,7 @@ from loyaltykit.errors import (
     MalformedResponseError,
 )
 from loyaltykit.members import StatementEntry, StatementEntryKind
+from loyaltykit.models import line_columns, line_ids
 from loyaltykit.money import exponent
 
 if TYPE_CHECKING:
@@ -61,12 +64,17 @@ def seg(value: str) -> str:
     return quote(value, safe="")
 
 
+@functools.lru_cache(maxsize=64)  # settings values (program and process names), never a member's
+def _setting_seg(value: str) -> str:
+    return seg(value)
+
+
 def data_path(settings: SalesforceSettings, rest: str) -> str:
     return f"/services/data/v{settings.api_version}/{rest}"
 
 
 def enrollment_path(s: SalesforceSettings) -> str:
-    return data_path(s, f"loyalty-programs/{seg(s.program_name)}/individual-member-enrollments")
+    return data_path(s, f"loyalty-programs/{_setting_seg(s.program_name)}/individual-member-enrollments")
 
 
 def enrollment_body(enrolment: Any, s: SalesforceSettings, now: datetime) -> dict[str, Any]:
@@ -95,7 +103,7 @@ def enrollment_body(enrolment: Any, s: SalesforceSettings, now: datetime) -> dic
 
 
 def profile_path(s: SalesforceSettings) -> str:
-    return data_path(s, f"loyalty-programs/{seg(s.program_name)}/members")
+    return data_path(s, f"loyalty-programs/{_setting_seg(s.program_name)}/members")
 
 
 def query_path(s: SalesforceSettings) -> str:
@@ -103,7 +111,7 @@ def query_path(s: SalesforceSettings) -> str:
 
 
 def vouchers_path(s: SalesforceSettings, membership: str) -> str:
-    return data_path(s, f"loyalty/programs/{seg(s.program_name)}/members/{seg(membership)}/vouchers")
+    return data_path(s, f"loyalty/programs/{_setting_seg(s.program_name)}/members/{seg(membership)}/vouchers")
 
 
 def redeem_path(s: SalesforceSettings, membership: str, code: str) -> str:
@@ -112,16 +120,16 @@ def redeem_path(s: SalesforceSettings, membership: str, code: str) -> str:
 
 def ledger_path(s: SalesforceSettings, membership: str) -> str:
     return data_path(
-        s, f"loyalty/programs/{seg(s.program_name)}/members/{seg(membership)}/transaction-ledger-summary"
+        s, f"loyalty/programs/{_setting_seg(s.program_name)}/members/{seg(membership)}/transaction-ledger-summary"
     )
 
 
 def realtime_path(s: SalesforceSettings) -> str:
-    return data_path(s, f"connect/realtime/loyalty/programs/{seg(s.program_name)}")
+    return data_path(s, f"connect/realtime/loyalty/programs/{_setting_seg(s.program_name)}")
 
 
 def process_path(s: SalesforceSettings, process: str) -> str:
-    return data_path(s, f"connect/loyalty/programs/{seg(s.program_name)}/program-processes/{seg(process)}")
+    return data_path(s, f"connect/loyalty/programs/{_setting_seg(s.program_name)}/program-processes/{_setting_seg(process)}")
 
 
 def promotions_path(s: SalesforceSettings) -> str:
@@ -150,9 +158,12 @@ def number(value: Any, path: str) -> Decimal:
     return wire.number(value, path, engine=ENGINE)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f]")  # what ord(ch) < 32 tests
+
+
 def soql_literal(value: str) -> str:
     """A SOQL string literal: backslash and quote escaped, control characters refused."""
-    if any(ord(ch) < 32 for ch in value):
+    if _CONTROL.search(value):
         raise ValueError("control characters are not allowed in a query value")
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -1010,6 +1021,9 @@ def statement_entries(body: Any, s: SalesforceSettings) -> tuple[list[StatementE
 # -------------------------------------------------------------------------------------------
 
 
+_CATEGORY = operator.attrgetter("category")
+
+
 def cart_request(
     basket: Basket, membership: str | None, execution: bool, sku_field: str = "cartLineProductCode"
 ) -> dict[str, Any]:
@@ -1019,18 +1033,19 @@ def cart_request(
     dict per line); ``.rows()`` gives them back as dicts.
     """
     omit = wire.OMIT  # a line without a category sends no category field
+    columns = line_columns(basket.lines, basket.currency)  # read in C, no tuple per line
+    categories = [category or omit for category in map(_CATEGORY, basket.lines)]
     lines: wire.Records
     if execution:
-        lines = wire.Records(
+        lines = wire.Records.of_columns(
             (sku_field, "cartLineItemQuantity", "cartLineItemAmount", "cartLineItemId", "cartLineNetUnitPrice__std",
              "cartLineProductCategory"),
-            [(line.sku, line.quantity, line.subtotal.amount, line.id, line.unit_price.amount, line.category or omit)
-             for line in basket.lines],
+            (columns.skus, columns.quantities, columns.subtotals, columns.ids, columns.unit_prices, categories),
         )
     else:
-        lines = wire.Records(
+        lines = wire.Records.of_columns(
             (sku_field, "cartLineItemQuantity", "cartLineItemAmount", "cartLineProductCategory"),
-            [(line.sku, line.quantity, line.subtotal.amount, line.category or omit) for line in basket.lines],
+            (columns.skus, columns.quantities, columns.subtotals, categories),
         )
     details: dict[str, Any] = {
         "activityStartDate": _iso(basket.created_at or _now()),
@@ -1076,6 +1091,19 @@ def _line_promotion_cut(line: Mapping[str, Any]) -> Decimal | None:
     return None
 
 
+_OWN_CUT = "totalCartLinePromotionsDiscountAmount"
+
+
+def _lines_with_a_cut(details: Any) -> Any:
+    """The cart lines that may carry a line-promotion cut: all but the objects whose own part was
+    parsed as a Decimal zero (most lines: no line promotion), which take nothing. One light test per
+    line (the full one below runs for the few that remain); anything but a list is given back whole."""
+    if type(details) is not list:
+        return details
+    return [line for line in details
+            if type(line) is not dict or (own := line.get(_OWN_CUT)) or type(own) is not Decimal]
+
+
 def discounts_from_execution(body: Any, basket: Basket) -> tuple[list[Discount], list[UnmappedEffect]]:
     """promotion-execution output -> cart-level (order) and line-level discounts; other rewards raw.
 
@@ -1086,7 +1114,7 @@ def discounts_from_execution(body: Any, basket: Basket) -> tuple[list[Discount],
     currency = basket.currency
     discounts: list[Discount] = []
     unmapped: list[UnmappedEffect] = []
-    line_ids = {line.id for line in basket.lines}
+    known_lines: set[str] | None = None  # read when a line has a cut (few do)
     for cart in _cart_details(body):
         if not isinstance(cart, Mapping):
             continue
@@ -1103,7 +1131,7 @@ def discounts_from_execution(body: Any, basket: Basket) -> tuple[list[Discount],
                 )
             if promo.get("nonPricingRewards"):
                 unmapped.append(UnmappedEffect(type="nonPricingRewards", raw=_plain(dict(promo))))
-        for line in cart.get("cartLineDetails") or []:
+        for line in _lines_with_a_cut(cart.get("cartLineDetails") or []):
             if type(line) is not dict and not isinstance(line, Mapping):  # a parsed body has no other mapping
                 continue
             own = line.get("totalCartLinePromotionsDiscountAmount")  # what line promotions took, as parsed
@@ -1122,7 +1150,9 @@ def discounts_from_execution(body: Any, basket: Basket) -> tuple[list[Discount],
                 continue
             line_id = line.get("cartLineItemId")
             applied = [p for p in line.get("appliedCartLinePromotionDetails") or [] if isinstance(p, (dict, Mapping))]
-            if line_id not in line_ids:
+            if known_lines is None:
+                known_lines = line_ids(basket.lines)
+            if line_id not in known_lines:
                 unmapped.append(UnmappedEffect(type="line_discount_unknown_line", raw=_plain(dict(line))))
                 continue
             discounts.append(

@@ -14,6 +14,9 @@ bodies with :func:`loyaltykit.wire.dumps`, which writes a Decimal's own digits).
 from __future__ import annotations
 
 import functools
+import hashlib
+import itertools
+import operator
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -46,6 +49,7 @@ from loyaltykit.errors import (
     MalformedResponseError,
 )
 from loyaltykit.members import StatementEntry, StatementEntryKind
+from loyaltykit.models import line_columns, line_ids
 
 if TYPE_CHECKING:
     from .settings import SessionMSettings
@@ -57,6 +61,7 @@ POS_OK = "OK"
 
 #: Namespace of the engine-side ids derived from kit idempotency keys (request_id, idempotency_id).
 ID_NAMESPACE = uuid.UUID("5e551011-0000-4000-8000-6c6f79616c74")
+_NAMESPACE_BYTES = ID_NAMESPACE.bytes
 
 CORE_USER_QUERY = {"user[user_profile]": "true", "show_identifiers": "true", "expand_incentives": "true"}
 
@@ -73,7 +78,13 @@ def loads(content: bytes) -> Any:
 
 def derived_id(key: str, purpose: str) -> str:
     """A stable UUID for an engine idempotency field, from the kit key: the same key replays."""
-    return str(uuid.uuid5(ID_NAMESPACE, f"{purpose}:{key}"))
+    # str(uuid.uuid5(ID_NAMESPACE, name)) written out (a test compares them): SHA-1 of the namespace
+    # and the name, version 5 and the RFC 4122 variant set, without the UUID object around it.
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{purpose}:{key}".encode(), usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def timestamp(when: datetime | None = None) -> str:
@@ -360,7 +371,8 @@ def _items(lines: Iterable[Any], settings: SessionMSettings, sign: int = 1) -> l
     return items
 
 
-_ITEM_FIELDS = ("line_id", "item_id", "quantity", "unit_price", "subtotal")
+_ITEM_FIELDS = ("line_id", "item_id", "quantity", "unit_price", "subtotal")  # the order of LineColumns
+_ATTRIBUTES = operator.attrgetter("attributes")
 
 
 def _sale_items(lines: Sequence[Any], settings: SessionMSettings) -> tuple[Any, dict[str, Any]]:
@@ -371,12 +383,12 @@ def _sale_items(lines: Sequence[Any], settings: SessionMSettings) -> tuple[Any, 
     encoder fallback call per amount.
     """
     tax_attribute = settings.line_tax_attribute
-    if tax_attribute is not None and any(tax_attribute in line.attributes for line in lines):
+    if tax_attribute is not None and any(map(operator.contains, map(_ATTRIBUTES, lines), itertools.repeat(tax_attribute))):
         items = _items(lines, settings)
         return items, _tax_total(items)
-    return wire.Records(
-        _ITEM_FIELDS, [(line.id, line.sku, line.quantity, line.unit_price.amount, line.subtotal.amount) for line in lines]
-    ), {}
+    if not lines:
+        return wire.Records(_ITEM_FIELDS, ()), {}
+    return wire.Records.of_columns(_ITEM_FIELDS, line_columns(lines, lines[0].unit_price.currency)), {}
 
 
 def _tax_total(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -645,7 +657,7 @@ def eligible_discounts(
 ) -> dict[str, Discount]:
     """user_offer_id -> Discount, from a POS look-up made with the basket as its transaction."""
     found: dict[str, Discount] = {}
-    line_ids = {line.id for line in basket.lines}
+    known_lines: set[str] | None = None  # read when an offer names lines
     for entry in payload.get(settings.lookup_offers_key) or ():
         if not isinstance(entry, Mapping) or not entry.get("user_offer_id"):
             continue
@@ -654,7 +666,10 @@ def eligible_discounts(
             continue
         amount = Money.of(decimal(raw, settings.lookup_discount_key), basket.currency)
         offer_type = entry.get("offer_type")
-        lines = [str(i) for i in entry.get("discounted_line_ids") or () if str(i) in line_ids]
+        named = entry.get("discounted_line_ids") or ()
+        if named and known_lines is None:
+            known_lines = line_ids(basket.lines)
+        lines = [str(i) for i in named if known_lines is not None and str(i) in known_lines]
         code = str(entry["user_offer_id"])
         label = entry.get("name") or entry.get("title") or entry.get("display_name")
         percent = None
