@@ -203,7 +203,7 @@ async def test_wrapper_observer_sees_every_call_async(make_async, engine):
 
 
 def test_an_observer_registered_after_construction_sees_the_next_calls(make_sync, engine):
-    """Without an observer the adapter's flow is called straight; one registered later is honoured."""
+    """An observer registered after the facade was built sees the calls made after it."""
     loyalty = make_sync()
     loyalty.evaluate(basket_dict(customer_id="m1"))
     loyalty.spend_cashback({"customer_id": "m1", "order_ref": "o1", "amount": {"amount": "1.00", "currency": "EUR"}})

@@ -237,15 +237,6 @@ class _Facade:
                 f"{self.engine} does not accept {currency}", engine=self.engine, operation=operation, field="currency"
             )
 
-    def _hook(self, name: str, **kwargs: Any) -> Any:
-        """``pm.hook.<name>(**kwargs)``: the adapter's implementation called straight when it is the
-        hook's only one (no observer wraps it), which is what pluggy would call, without its dispatch."""
-        caller = getattr(self.pm.hook, name)
-        impls = caller.get_hookimpls()
-        if len(impls) == 1 and not (impls[0].wrapper or impls[0].hookwrapper):
-            return impls[0].function(**kwargs)
-        return caller(**kwargs)
-
     def _ctx(self, operation: str, deadline: float, **kwargs: Any) -> CallContext:
         return CallContext(engine=self.engine, operation=operation, deadline_seconds=deadline, **kwargs)
 
@@ -302,7 +293,7 @@ class _Facade:
 
         return _Call(
             "evaluate_basket",
-            lambda: self._hook("loyaltykit_evaluate_basket", basket=basket, ctx=ctx),
+            lambda: self.pm.hook.loyaltykit_evaluate_basket(basket=basket, ctx=ctx),
             ctx,
             Evaluation,
             on_result=with_shipping,
@@ -373,7 +364,7 @@ class _Facade:
 
         return _Call(
             "spend_cashback",
-            lambda: self._hook("loyaltykit_spend_cashback", spend=spend, ctx=ctx),
+            lambda: self.pm.hook.loyaltykit_spend_cashback(spend=spend, ctx=ctx),
             ctx,
             SpendResult,
             on_result=with_value,
