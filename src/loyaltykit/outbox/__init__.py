@@ -24,7 +24,6 @@ many hosts; ``pip install 'loyaltykit[postgres]'``), chosen by URL — ``outbox_
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import threading
 import time
@@ -32,10 +31,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import wire
 from ..errors import ConfigError, InvalidRequestError, LoyaltyError
 from ..models import ExportReport, ExportStatus, Order, OrderExportResult
 from ..scrub import get_logger
@@ -512,10 +511,11 @@ class Outbox:
 def _stored_order(payload: str) -> Order:
     """The order a row holds, validated once (every check a new order gets).
 
-    Numbers parse as Decimal: never float. The whole-order checks (totals, allocations) run once
-    here, as through ``Order.model_validate_json``, which costs the same.
+    Numbers parse as Decimal: never float (the core's reader, whose decoder is built once:
+    ``json.loads(..., parse_float=Decimal)`` builds one per call). The whole-order checks (totals,
+    allocations) run once here, as through ``Order.model_validate_json``, which costs the same.
     """
-    return Order(**json.loads(payload, parse_float=Decimal))
+    return Order(**wire.loads(payload))
 
 
 def _load_error(exc: BaseException) -> str:
