@@ -24,10 +24,13 @@ many hosts; ``pip install 'loyaltykit[postgres]'``), chosen by URL — ``outbox_
 from __future__ import annotations
 
 import asyncio
+import math
+import os
 import signal
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -173,6 +176,7 @@ class Outbox:
         self.worker = uuid.uuid4().hex
         self._held: dict[str, tuple[str, int]] = {}  # ref -> (claim token, attempts before) for record()
         self._held_lock = threading.Lock()
+        self._renewals = _Renewals(self._renew)
 
     @classmethod
     def from_settings(cls, settings: LoyaltySettings | None = None, **options: Any) -> Outbox:
@@ -187,6 +191,7 @@ class Outbox:
         return f"Outbox({self.store.display!r})"
 
     def close(self) -> None:
+        self._renewals.close()
         self.store.close()
 
     def __enter__(self) -> Outbox:
@@ -422,22 +427,14 @@ class Outbox:
     @contextmanager
     def _renewing(self, claim: _Claim) -> Iterator[None]:
         """Renew the claim's lease every third of its length while the export runs."""
-        done = threading.Event()
-
-        def beat() -> None:
-            while not done.wait(claim.lease / 3):
-                try:
-                    self.store.renew(claim.token, self.clock() + claim.lease)
-                except Exception:
-                    log.warning("outbox lease renewal failed; the lease still runs %.0f s", claim.lease)
-
-        thread = threading.Thread(target=beat, name="outbox-lease", daemon=True)
-        thread.start()
-        try:
+        with self._renewals.holding(claim.token, claim.lease):
             yield
-        finally:
-            done.set()
-            thread.join()
+
+    def _renew(self, token: str, lease: float) -> None:
+        try:
+            self.store.renew(token, self.clock() + lease)
+        except Exception:
+            log.warning("outbox lease renewal failed; the lease still runs %.0f s", lease)
 
     def _flush(self, loyalty: Loyalty, batch: int) -> tuple[ExportReport | None, DrainSummary]:
         claim = self._claim(batch, self._lease_for(loyalty))
@@ -506,6 +503,84 @@ class Outbox:
         if tally.lost:
             log.warning("outbox: %d outcome(s) not written: their lease had passed to another worker", tally.lost)
         return tally
+
+
+class _Renewals:
+    """Renews the leases of the exports in progress, each every third of its length.
+
+    One thread does it for every claim of an outbox: started by a claim, it ends when no claim is
+    left at its next renewal time, when the outbox closes or is dropped. (A thread per
+    batch cost a start and a join each time: ~0.15 ms of CPU and ~0.25 ms of waiting, more on a
+    busy machine.) A renewal that runs after its claim ended changes nothing: settled or released
+    rows no longer carry the claim's token.
+    """
+
+    def __init__(self, renew: Callable[[str, float], None]) -> None:
+        # weak: a waiting thread must not keep a dropped outbox (and its connection) alive
+        self._renew = weakref.WeakMethod(renew)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._changed = threading.Condition(threading.Lock())
+        self._due: dict[str, tuple[float, float]] = {}  # token -> (next renewal, monotonic; lease)
+        self._thread: threading.Thread | None = None
+        self._wakes = math.inf  # when the thread's wait ends
+        self._closed = False
+
+    @contextmanager
+    def holding(self, token: str, lease: float) -> Iterator[None]:
+        if self._pid != os.getpid():  # a forked child: the parent's thread is not here
+            self._reset()
+        due = time.monotonic() + lease / 3
+        with self._changed:
+            self._due[token] = (due, lease)
+            if self._thread is None:
+                self._wakes = due
+                self._thread = threading.Thread(target=self._run, name="outbox-lease", daemon=True)
+                self._thread.start()
+            elif due < self._wakes:
+                self._changed.notify()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._due.pop(token, None)
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            thread = self._thread
+            self._changed.notify()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _run(self) -> None:
+        with self._changed:
+            while not self._closed:
+                now = time.monotonic()
+                due = [(token, lease) for token, (at, lease) in self._due.items() if at <= now]
+                if not due:
+                    if self._due:
+                        self._wakes = min(at for at, _ in self._due.values())
+                    elif now >= self._wakes:  # nothing held since its last renewal time: done
+                        break
+                    self._changed.wait(self._wakes - now)
+                    continue
+                for token, lease in due:
+                    self._due[token] = (now + lease / 3, lease)
+                renew = self._renew()
+                if renew is None:  # the outbox is gone
+                    break
+                self._changed.release()  # the store's write may wait; claims come and go meanwhile
+                try:
+                    for token, lease in due:
+                        renew(token, lease)
+                finally:
+                    del renew
+                    self._changed.acquire()
+            self._thread = None
+            self._wakes = math.inf
 
 
 def _stored_order(payload: str) -> Order:
