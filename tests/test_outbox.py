@@ -446,6 +446,24 @@ def test_the_renewal_thread_does_not_keep_a_dropped_outbox_alive():
     assert gone() is None and not thread.is_alive()
 
 
+def test_the_renewal_thread_ends_soon_after_the_last_claim_and_a_new_claim_starts_another():
+    from loyaltykit.outbox import _Renewals
+
+    owner = _Recorder([])
+    renewals = _Renewals(owner.renew)
+    renewals.linger = 0.05
+    with renewals.holding("first", 60.0):
+        first = renewals._thread
+    assert first is not None
+    first.join(5)
+    assert not first.is_alive(), "nothing held: it ended after lingering"
+    with renewals.holding("second", 60.0):
+        second = renewals._thread
+        assert second is not None and second is not first and second.is_alive()
+    renewals.close()
+    assert not second.is_alive()
+
+
 class _Recorder:
     def __init__(self, renewed: list[str]) -> None:
         self.renewed = renewed
