@@ -392,6 +392,86 @@ def test_the_lease_is_renewed_while_a_slow_export_runs(make_outbox, fake, order)
     assert len(report.by_status(ExportStatus.ACCEPTED)) == 8 and len(fake.orders) == 8
 
 
+def test_one_thread_renews_the_leases_of_every_flush_and_ends_when_the_outbox_closes(make_outbox, loyalty, order):
+    import threading
+
+    outbox = make_outbox()
+    for i in range(3):
+        outbox.add(order(f"T-{i}"))
+    before = set(threading.enumerate())
+    outbox.flush(loyalty, 1)
+    renewer = [t for t in set(threading.enumerate()) - before if t.name == "outbox-lease"]
+    assert len(renewer) == 1 and renewer[0].is_alive(), "it waits for the next renewal time"
+    outbox.flush(loyalty, 1)
+    outbox.flush(loyalty, 1)
+    assert [t for t in set(threading.enumerate()) - before if t.name == "outbox-lease"] == renewer, "no thread per batch"
+    assert outbox.counts()[DONE] == 3
+    outbox.close()
+    assert not renewer[0].is_alive()
+
+
+def test_each_claim_is_renewed_at_its_own_pace_until_it_ends():
+    import time as _time
+
+    from loyaltykit.outbox import _Renewals
+
+    renewed: list[str] = []
+    owner = _Recorder(renewed)
+    renewals = _Renewals(owner.renew)
+    with renewals.holding("slow", 30.0):  # renewed every 10 s: not within this test
+        with renewals.holding("quick", 0.15):  # renewed every 0.05 s
+            _time.sleep(0.3)
+        ended = renewed.count("quick")
+        _time.sleep(0.15)
+    assert ended >= 2 and renewed.count("quick") == ended, "renewed while held, never after"
+    assert "slow" not in renewed
+    renewals.close()
+
+
+def test_the_renewal_thread_does_not_keep_a_dropped_outbox_alive():
+    import gc
+    import weakref
+
+    from loyaltykit.outbox import _Renewals
+
+    owner = _Recorder([])
+    renewals = _Renewals(owner.renew)
+    gone = weakref.ref(owner)
+    with renewals.holding("quick", 0.15):
+        thread = renewals._thread
+        assert thread is not None
+        del owner
+        gc.collect()
+        thread.join(5)
+    assert gone() is None and not thread.is_alive()
+
+
+def test_the_renewal_thread_ends_soon_after_the_last_claim_and_a_new_claim_starts_another():
+    from loyaltykit.outbox import _Renewals
+
+    owner = _Recorder([])
+    renewals = _Renewals(owner.renew)
+    renewals.linger = 0.05
+    with renewals.holding("first", 60.0):
+        first = renewals._thread
+    assert first is not None
+    first.join(5)
+    assert not first.is_alive(), "nothing held: it ended after lingering"
+    with renewals.holding("second", 60.0):
+        second = renewals._thread
+        assert second is not None and second is not first and second.is_alive()
+    renewals.close()
+    assert not second.is_alive()
+
+
+class _Recorder:
+    def __init__(self, renewed: list[str]) -> None:
+        self.renewed = renewed
+
+    def renew(self, token: str, lease: float) -> None:
+        self.renewed.append(token)
+
+
 def test_drain_exports_everything_due_and_summarises(make_outbox, fake, loyalty, order):
     outbox = make_outbox()
     for i in range(7):

