@@ -87,6 +87,19 @@ def test_sqlite_writers_of_two_stores_queue_on_the_gate(tmp_path: Path) -> None:
     second.dispose()
 
 
+def test_statements_are_compiled_before_the_first_write_transaction_begins(tmp_path: Path) -> None:
+    """A process's one-time preparation runs before its first transaction, not while every other
+    writer waits for it to commit."""
+    prepared = Prepared(select(customers.c.id).where(customers.c.id == "A"))
+    store = Store(f"sqlite:///{tmp_path / 'warm.sqlite3'}")
+    assert "sqlite" not in prepared._sql  # compiled on demand until a store opens its writer connection
+    with store.write() as conn:
+        assert "sqlite" in prepared._sql
+        conn.execute(customers.insert(), customer_row("A"))
+        assert prepared.run(conn, {}).scalar_one() == "A"
+    store.dispose()
+
+
 def test_a_writer_waits_for_the_gate_no_longer_than_the_busy_timeout(tmp_path: Path) -> None:
     """A writer stuck inside its transaction makes the next one fail as SQLite's lock would, not hang."""
     from sqlalchemy.exc import OperationalError

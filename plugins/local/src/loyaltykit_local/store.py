@@ -25,6 +25,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -287,6 +288,10 @@ class Rows:
         return self.rows[0][0]
 
 
+#: every Prepared statement alive, compiled by a SQLite store before its first write transaction
+_PREPARED: weakref.WeakSet[Prepared] = weakref.WeakSet()
+
+
 class Prepared:
     """A Core statement on the checkout's hot path, compiled once per dialect.
 
@@ -302,6 +307,7 @@ class Prepared:
         self.statement = statement
         self.columns = list(columns) if columns is not None else None
         self._sql: dict[str, _Compiled] = {}
+        _PREPARED.add(self)
 
     @classmethod
     def insert(cls, table: Table) -> Prepared:
@@ -636,13 +642,25 @@ class Store:
                 return self._writers.pop()
         connection = self.engine.connect()
         connection.execution_options(loyaltykit_begin="IMMEDIATE")
+        driver: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
+        self._warm(driver)
         gate = None
         if self._gate_path is not None:
             try:
                 gate = os.open(self._gate_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
             except OSError:
                 gate = None  # a read-only directory: writers wait in SQLite's busy handler instead
-        return _Writer(connection, connection.connection.driver_connection, gate)  # type: ignore[arg-type]
+        return _Writer(connection, driver, gate)
+
+    def _warm(self, driver: sqlite3.Connection) -> None:
+        """What a process would otherwise do inside its first write transaction, while every other
+        writer waits at the gate: compile the prepared statements (a few ms of SQLAlchemy) and read
+        the schema into the new connection."""
+        dialect = self.engine.dialect
+        for prepared in list(_PREPARED):
+            prepared._compiled(dialect)
+        with suppress(sqlite3.Error):  # busy or unreadable: the transaction will say so itself
+            driver.execute("SELECT 1 FROM sqlite_master WHERE 0").fetchall()
 
     def _give_writer(self, writer: _Writer, *, healthy: bool) -> None:
         connection = writer.connection
