@@ -423,19 +423,24 @@ def make_sql_engine(
 _AUTOCHECKPOINT = 1000
 #: write transactions of one writer between its own checkpoints (about 10 pages each)
 _CHECKPOINT_EVERY = 100
+#: WAL frames past which a writer checkpoints with the gate closed, so that the WAL starts over
+_WAL_FRAMES_MAX = 4 * _AUTOCHECKPOINT
+#: how long that writer keeps the gate closed waiting for another connection's checkpoint to end (s)
+_GATED_CHECKPOINT_WAIT = 0.1
 
 
 class _Writer:
     """A connection kept for write transactions (SQLite file databases), with its own descriptor of
     the writers' gate file (``flock`` locks of distinct descriptors exclude each other, threads too)."""
 
-    __slots__ = ("commits", "connection", "driver", "gate")
+    __slots__ = ("commits", "connection", "driver", "gate", "wal_frames")
 
     def __init__(self, connection: Connection, driver: sqlite3.Connection, gate: int | None) -> None:
         self.connection = connection
         self.driver = driver
         self.gate = gate
         self.commits = 0
+        self.wal_frames = 0  # the WAL's length at this writer's last checkpoint
         if gate is not None:
             # SQLite checkpoints inside the COMMIT that fills the WAL, which would hold the gate over
             # its disk syncs: this writer checkpoints after it has opened the gate instead.
@@ -443,11 +448,44 @@ class _Writer:
 
     def committed(self) -> None:
         """After the gate is open again: copy the WAL back into the database now and then (PASSIVE:
-        it never waits for, nor blocks, other writers)."""
+        it never waits for, nor blocks, other writers).
+
+        A checkpoint that other writers append to while it runs never catches up, and SQLite starts
+        the WAL over only once all of it is copied: with writers in several processes the WAL would
+        grow for as long as they keep writing. Once it is past ``_WAL_FRAMES_MAX``, the next
+        checkpoint runs with the gate closed (taken only if free, never waited for), so it completes
+        and the next transaction starts the WAL from its beginning."""
         self.commits += 1
-        if self.gate is not None and self.commits % _CHECKPOINT_EVERY == 0:
-            with suppress(sqlite3.Error):  # busy: another connection is checkpointing
-                self.driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        gate = self.gate
+        if gate is None:
+            return
+        if self.wal_frames > _WAL_FRAMES_MAX:
+            try:
+                fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # a writer is in: after the next commit
+            try:
+                # another writer's checkpoint (outside the gate) may be running: it ends soon, as
+                # nothing is appended to the WAL while the gate is closed
+                deadline = time.monotonic() + _GATED_CHECKPOINT_WAIT
+                while (copied := self._checkpoint()) is None and time.monotonic() < deadline:
+                    time.sleep(0.001)
+            finally:
+                fcntl.flock(gate, fcntl.LOCK_UN)
+            if copied is not None:  # else after the next commit
+                self.wal_frames = 0  # one such checkpoint per period at most (an old reader may hold it back)
+        elif self.commits % _CHECKPOINT_EVERY == 0:
+            frames = self._checkpoint()
+            if frames is not None:
+                self.wal_frames = frames
+
+    def _checkpoint(self) -> int | None:
+        """Frames in the WAL as the checkpoint found it; None when it could not run (busy)."""
+        try:
+            busy, frames, _copied = self.driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error:
+            return None
+        return None if busy and frames < 0 else int(frames)
 
     def close(self) -> None:
         try:
