@@ -30,6 +30,7 @@ from collections import namedtuple
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple, overload
 
@@ -251,20 +252,31 @@ def from_db(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment is not None else None
 
 
-_REQUIRED = object()
-
-
-class _Bind(NamedTuple):
-    name: str
-    process: Callable[[Any], Any] | None
-    default: Any
-
-
 class _Compiled(NamedTuple):
     sql: str
-    binds: list[_Bind]
+    values: Callable[[dict[str, Any]], list[Any]]  # a parameter dict to the statement's positional values
     row: Any  # the named tuple class of a result row
-    results: list[Callable[[Any], Any] | None] | None  # result processors (None: no column needs one)
+    results: list[tuple[int, Callable[[Any], Any]]]  # (column, result processor) where a column has one
+
+
+def _binder(names: list[str], processes: list[Callable[[Any], Any] | None],
+            defaults: dict[str, Any]) -> Callable[[dict[str, Any]], list[Any]]:
+    """The statement's positional values from a parameter dict: each through its column's bind
+    processor, a constant of the statement (a literal compared with, a LIMIT) unless given."""
+    if not names:
+        return lambda one: []
+    pick = itemgetter(*names)
+    single = len(names) == 1
+    processed = [(index, process) for index, process in enumerate(processes) if process is not None]
+
+    def values(one: dict[str, Any]) -> list[Any]:
+        picked = pick({**defaults, **one} if defaults else one)
+        out = [picked] if single else list(picked)
+        for index, process in processed:
+            out[index] = process(out[index])
+        return out
+
+    return values
 
 
 class Rows:
@@ -318,17 +330,18 @@ class Prepared:
         found = self._sql.get(dialect.name)
         if found is None:
             compiled = self.statement.compile(dialect=dialect, column_keys=self.columns)  # type: ignore[attr-defined]
-            binds = []
+            names, processes, defaults = [], [], {}
             for name in compiled.positiontup or ():
                 bind = compiled.binds[name]
-                process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-                # a constant in the statement (a literal compared with, a LIMIT) keeps its value
-                binds.append(_Bind(name, process, _REQUIRED if bind.required else bind.value))
+                names.append(name)
+                processes.append(bind.type.dialect_impl(dialect).bind_processor(dialect))
+                if not bind.required:
+                    defaults[name] = bind.value
             columns = list(getattr(self.statement, "selected_columns", ()))
             row = namedtuple("Row", [column.key for column in columns], rename=True)  # type: ignore[misc]
-            results = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
-            found = self._sql[dialect.name] = _Compiled(str(compiled), binds, row,
-                                                         results if any(results) else None)
+            results = [(index, process) for index, column in enumerate(columns)
+                       if (process := column.type.dialect_impl(dialect).result_processor(dialect, None)) is not None]
+            found = self._sql[dialect.name] = _Compiled(str(compiled), _binder(names, processes, defaults), row, results)
         return found
 
     def run(self, conn: Connection, params: dict[str, Any] | list[dict[str, Any]]) -> Rows:
@@ -339,15 +352,7 @@ class Prepared:
                 key = result.inserted_primary_key if isinstance(params, dict) else None
                 return Rows([], int(key[0]) if key else None)
             return Rows(list(result))
-        sql, binds, row, results = self._compiled(dialect)
-
-        def values(one: dict[str, Any]) -> tuple[Any, ...]:
-            out = []
-            for name, process, default in binds:
-                value = one[name] if default is _REQUIRED or name in one else default
-                out.append(value if process is None else process(value))
-            return tuple(out)
-
+        sql, values, row, results = self._compiled(dialect)
         driver = conn.connection.driver_connection
         try:
             if isinstance(params, list):
@@ -357,10 +362,15 @@ class Prepared:
             if isinstance(self.statement, Insert):
                 return Rows([], cursor.lastrowid)
             fetched = cursor.fetchall()
-            if results is None:
+            if not results:
                 return Rows([row._make(one) for one in fetched])
-            return Rows([row._make(value if process is None else process(value)
-                                   for process, value in zip(results, one, strict=True)) for one in fetched])
+            rows = []
+            for one in fetched:
+                out = list(one)
+                for index, process in results:
+                    out[index] = process(out[index])
+                rows.append(row._make(out))
+            return Rows(rows)
         except dialect.loaded_dbapi.Error as exc:
             # the same exception classes as Connection.execute raises (IntegrityError, OperationalError)
             raise DBAPIError.instance(sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
