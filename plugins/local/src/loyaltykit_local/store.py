@@ -259,6 +259,29 @@ class _Compiled(NamedTuple):
     results: list[tuple[int, Callable[[Any], Any]]]  # (column, result processor) where a column has one
 
 
+#: SQLite's DATETIME storage format (SQLAlchemy's default for the dialect)
+_SQLITE_DATETIME_FORMAT = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+
+
+def _bind_processor(impl: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The column type's bind processor; SQLite's DATETIME one writes a naive datetime as
+    ``datetime.isoformat`` does, the same text in half the time (ten of them per export)."""
+    process = impl.bind_processor(dialect)
+    if process is None or getattr(impl, "_storage_format", None) != _SQLITE_DATETIME_FORMAT:
+        return process
+    from sqlalchemy.dialects.sqlite import DATETIME
+
+    if not isinstance(impl, DATETIME):
+        return process
+
+    def text(value: Any) -> Any:
+        if type(value) is datetime and value.tzinfo is None:
+            return value.isoformat(" ", "microseconds")
+        return process(value)
+
+    return text
+
+
 def _binder(names: list[str], processes: list[Callable[[Any], Any] | None],
             defaults: dict[str, Any]) -> Callable[[dict[str, Any]], list[Any]]:
     """The statement's positional values from a parameter dict: each through its column's bind
@@ -334,7 +357,7 @@ class Prepared:
             for name in compiled.positiontup or ():
                 bind = compiled.binds[name]
                 names.append(name)
-                processes.append(bind.type.dialect_impl(dialect).bind_processor(dialect))
+                processes.append(_bind_processor(bind.type.dialect_impl(dialect), dialect))
                 if not bind.required:
                     defaults[name] = bind.value
             columns = list(getattr(self.statement, "selected_columns", ()))
