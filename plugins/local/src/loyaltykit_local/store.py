@@ -55,6 +55,7 @@ from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.expression import Executable, Insert
+from sqlalchemy.types import TypeEngine
 
 from loyaltykit import ConfigError
 
@@ -263,7 +264,7 @@ class _Compiled(NamedTuple):
 _SQLITE_DATETIME_FORMAT = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
 
 
-def _bind_processor(impl: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+def _bind_processor(impl: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
     """The column type's bind processor; SQLite's DATETIME one writes a naive datetime as
     ``datetime.isoformat`` does, the same text in half the time (ten of them per export)."""
     process = impl.bind_processor(dialect)
