@@ -79,3 +79,19 @@ def test_selected_rows_read_like_sqlalchemys(store: Store) -> None:
         assert Prepared(query).run(conn, {"customer_id": "nobody"}).first() is None
     assert prepared.segments == ["vip", "staff"] and prepared.expiry_recorded_until == AT
     assert tuple(prepared) == tuple(plain)
+
+
+@pytest.mark.parametrize("moment", [
+    AT,
+    datetime(2025, 5, 15, 12, 30, 1, tzinfo=UTC).replace(tzinfo=None),  # no microseconds: six digits all the same
+    datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC).replace(tzinfo=None),  # a year of three digits
+    datetime(2025, 5, 15, 12, 30, 1, 123456, tzinfo=UTC),  # an aware one goes to SQLAlchemy's own processor
+])
+def test_sqlite_datetimes_are_stored_as_the_same_text_as_sqlalchemys(tmp_path, moment: datetime) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'text.sqlite3'}")
+    with store.write() as conn:
+        Prepared.insert(orders).run(conn, {**order_row("A", "ka"), "placed_at": moment})
+        conn.execute(orders.insert(), {**order_row("B", "kb"), "placed_at": moment})
+        texts = dict(conn.exec_driver_sql("SELECT ref, placed_at FROM lk_orders").all())
+    assert texts["A"] == texts["B"] and len(texts["A"]) == 26
+    store.dispose()

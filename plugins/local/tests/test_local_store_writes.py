@@ -87,6 +87,53 @@ def test_sqlite_writers_of_two_stores_queue_on_the_gate(tmp_path: Path) -> None:
     second.dispose()
 
 
+def test_statements_are_compiled_before_the_first_write_transaction_begins(tmp_path: Path) -> None:
+    """A process's one-time preparation runs before its first transaction, not while every other
+    writer waits for it to commit."""
+    prepared = Prepared(select(customers.c.id).where(customers.c.id == "A"))
+    store = Store(f"sqlite:///{tmp_path / 'warm.sqlite3'}")
+    assert "sqlite" not in prepared._sql  # compiled on demand until a store opens its writer connection
+    with store.write() as conn:
+        assert "sqlite" in prepared._sql
+        conn.execute(customers.insert(), customer_row("A"))
+        assert prepared.run(conn, {}).scalar_one() == "A"
+    store.dispose()
+
+
+def test_the_wal_starts_over_while_writers_of_several_stores_keep_writing(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each writer checkpoints outside the gate, where the others keep appending to the WAL, so none
+    of those checkpoints completes and SQLite would never start the WAL over: past a bound, one is
+    run with the gate closed."""
+    from loyaltykit_local import store as store_module
+
+    monkeypatch.setattr(store_module, "_CHECKPOINT_EVERY", 20)
+    monkeypatch.setattr(store_module, "_WAL_FRAMES_MAX", 200)
+    path = tmp_path / "wal.sqlite3"
+    stores = [Store(f"sqlite:///{path}")] + [Store(f"sqlite:///{path}", create=False) for _ in range(2)]
+    insert = Prepared.insert(customers)
+
+    def write(index: int) -> None:
+        for n in range(900):
+            with stores[index].write() as conn:
+                insert.run(conn, customer_row(f"{index}-{n}"))
+
+    threads = [threading.Thread(target=write, args=(index,)) for index in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert count(stores[0]) == 2700
+    with stores[0].read() as conn:
+        page_size = conn.exec_driver_sql("PRAGMA page_size").scalar_one()
+    frames = (Path(f"{path}-wal").stat().st_size - 32) // (page_size + 24)  # the WAL's longest extent
+    # 2,700 transactions of about 7 pages: some 18,000 frames when the WAL never starts over, 1,500 to
+    # 7,500 when it does (the bound, plus what the writers append while their checkpoints collide)
+    assert frames < 10_000
+    for made in stores:
+        made.dispose()
+
+
 def test_a_writer_waits_for_the_gate_no_longer_than_the_busy_timeout(tmp_path: Path) -> None:
     """A writer stuck inside its transaction makes the next one fail as SQLite's lock would, not hang."""
     from sqlalchemy.exc import OperationalError
