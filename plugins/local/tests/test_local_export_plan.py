@@ -88,3 +88,37 @@ def test_an_order_failing_part_way_in_a_batch_is_undone_alone(make_shop, monkeyp
     assert shop.points(customer) == 60 + 10  # nothing of O-2 stayed
     monkeypatch.setattr(checkout, "after_export", real)
     assert points_of(shop, "O-2", "A", customer) == 10  # and it is exported when sent again
+
+
+# -- the export's results are built without a validation run: the same models validation builds -----
+
+
+def same_as_validated(model) -> None:
+    again = type(model).model_validate(model.model_dump(exclude_unset=True))
+    assert again == model
+    assert again.model_fields_set == model.model_fields_set
+    assert again.model_dump_json() == model.model_dump_json()
+
+
+def test_an_export_report_and_its_results_equal_their_validated_copies(make_shop):
+    shop = make_shop(PROGRAM)
+    customer = shop.customer()
+    batch = [order("O-1", "B", customer), order("O-2", "A", customer), order("O-3", "A", "nobody")]
+    for report in (shop.loyalty.export_orders(batch[:1]), shop.loyalty.export_orders(batch)):
+        same_as_validated(report)
+        for result in report.results:
+            same_as_validated(result)
+    assert [r.status for r in report.results] == ["duplicate", "accepted", "rejected"]
+    assert report.results[1].points_earned == 10 and report.results[1].engine_ref.startswith("ORD-")
+
+
+def test_points_beyond_the_kits_limit_are_refused_and_nothing_is_written(make_shop):
+    shop = make_shop('[points]\nper_currency_unit = 1000\n')
+    customer = shop.customer()
+    big = Order(ref="BIG", currency="EUR", lines=(line("1", "A", "9000000000"),), total=eur("9000000000"),
+                customer_id=customer)
+    result = shop.loyalty.export_orders([big]).results[0]
+    assert result.status == "rejected" and result.error_code == "invalid_request"
+    assert "points_earned" in (result.reason or "")
+    assert shop.points(customer) == 0
+    assert shop.loyalty.export_orders([order("O-1", "A", customer)]).results[0].points_earned == 10_000
