@@ -97,9 +97,10 @@ ledger = Table(
     Column("label", String(256)),
     Column("created_at", DateTime, nullable=False),
     Column("expires_at", DateTime),  # credited points only
-    Index("lk_ledger_customer", "customer_id", "balance", "currency"),
+    # One index serves every look-up by customer: balances (customer, balance[, currency]) and lots
+    # expired in a window (customer, "points", expires_at range). Each index costs every earn row a write.
+    Index("lk_ledger_account", "customer_id", "balance", "expires_at", "currency"),
     Index("lk_ledger_order", "order_ref"),
-    Index("lk_ledger_expiry", "customer_id", "expires_at"),
 )
 
 vouchers = Table(
@@ -226,8 +227,22 @@ rule_costs = Table(
 TABLES = (customers, ledger, vouchers, redemptions, writes, orders, grants, member_profiles, member_events,
           rule_costs)
 
+
+
+def _one_ledger_index(connection: Connection) -> None:
+    """Version 2: the ledger's two indexes by customer, (customer, balance, currency) and (customer,
+    expires_at), become ``lk_ledger_account``."""
+    connection.execute(text("DROP INDEX IF EXISTS lk_ledger_customer"))
+    connection.execute(text("DROP INDEX IF EXISTS lk_ledger_expiry"))
+    next(index for index in ledger.indexes if index.name == "lk_ledger_account").create(connection, checkfirst=True)
+
+
+#: The steps from one schema version to the next: ``_STEPS[n]`` takes a database from n - 1 to n
+#: (version 1 is the tables as first released, created whole).
+_STEPS: dict[int, Callable[[Connection], None]] = {2: _one_ledger_index}
+
 #: The schema version this release writes. Raise it with each migration step added to ``_STEPS``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATE_COMMAND = "loyaltykit-local migrate"
 
 
@@ -523,7 +538,10 @@ class Store:
                 if before > SCHEMA_VERSION:
                     raise ConfigError(f"the database is at schema version {before}, newer than this release")
                 if before < SCHEMA_VERSION:
-                    metadata.create_all(connection)  # version 1: the tables as defined above
+                    if before > 0:  # an older schema: each step since its version, in order
+                        for version in range(before + 1, SCHEMA_VERSION + 1):
+                            _STEPS[version](connection)
+                    metadata.create_all(connection)  # a new database whole; tables later versions added
                     now = datetime.now(UTC).replace(tzinfo=None)
                     if before == 0:
                         connection.execute(schema_versions.insert().values(id=1, version=SCHEMA_VERSION, migrated_at=now))

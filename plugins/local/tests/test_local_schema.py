@@ -1,0 +1,85 @@
+"""The engine's schema versions: a database of an earlier version is upgraded by ``migrate`` (and
+refused until it is), keeping its rows; the ledger's look-ups by customer run on its one index."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect, text
+
+from loyaltykit import ConfigError, Order
+from loyaltykit_local import accounts
+from loyaltykit_local.store import SCHEMA_VERSION, Store
+from loyaltykit_local.testing import eur, line
+
+PROGRAM = '[points]\nper_currency_unit = 1\nexpire_after_days = 30\n[cashback]\nearn_percent = 10\n'
+
+
+def export(shop, ref: str, customer_id: str, amount: str = "10") -> None:
+    result = shop.loyalty.export_orders([Order(ref=ref, currency="EUR", lines=(line("1", "A", amount),),
+                                               total=eur(amount), customer_id=customer_id)]).results[0]
+    assert result.status == "accepted", result
+
+
+def as_version_1(store: Store) -> None:
+    """The database as version 1 left it: the ledger's two indexes by customer, the version row at 1."""
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP INDEX lk_ledger_account"))
+        conn.execute(text("CREATE INDEX lk_ledger_customer ON lk_ledger (customer_id, balance, currency)"))
+        conn.execute(text("CREATE INDEX lk_ledger_expiry ON lk_ledger (customer_id, expires_at)"))
+        conn.execute(text("UPDATE lk_schema SET version = 1"))
+
+
+def ledger_indexes(store: Store) -> dict[str, list[str]]:
+    with store.engine.connect() as conn:
+        return {index["name"]: list(index["column_names"]) for index in inspect(conn).get_indexes("lk_ledger")}
+
+
+def test_a_version_1_database_is_refused_then_migrated_keeping_its_rows(make_shop, database_url):
+    shop = make_shop(PROGRAM)
+    customer = shop.customer()
+    export(shop, "O-1", customer)
+    shop.store.dispose()
+    as_version_1(shop.store)
+
+    old = Store(database_url, create=False)
+    try:
+        assert old.schema_version() == 1
+        with pytest.raises(ConfigError, match=f"schema version 1, this release needs {SCHEMA_VERSION}"):
+            old.check_schema()
+        assert old.migrate() == 1
+        old.check_schema()
+        assert old.schema_version() == SCHEMA_VERSION == 2
+        assert ledger_indexes(old) == {"lk_ledger_account": ["customer_id", "balance", "expires_at", "currency"],
+                                       "lk_ledger_order": ["order_ref"]}
+        assert old.migrate() == SCHEMA_VERSION  # nothing left to do
+    finally:
+        old.dispose()
+
+    # the rows written under version 1 still count, and points still expire on time
+    assert (shop.points(customer), shop.cashback(customer)) == (10, eur("1.00"))
+    export(shop, "O-2", customer, "20")
+    assert (shop.points(customer), shop.cashback(customer)) == (30, eur("3.00"))
+    shop.clock.advance(days=31)
+    assert shop.points(customer) == 0
+
+
+def test_a_new_database_has_the_one_ledger_index(make_shop):
+    shop = make_shop(PROGRAM)
+    assert set(ledger_indexes(shop.store)) == {"lk_ledger_account", "lk_ledger_order"}
+    assert shop.store.schema_version() == SCHEMA_VERSION
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_ledgers_look_ups_by_customer_search_its_index(make_shop):
+    shop = make_shop(PROGRAM)
+    dialect = shop.store.engine.dialect
+    with shop.store.engine.connect() as conn:
+        for statement in (accounts._SUM_POINTS, accounts._SUM_CASHBACK, accounts._DUE, accounts._DUE_SINCE,
+                          accounts._CUSTOMER_LOCKED_DUE):
+            sql = statement._compiled(dialect).sql
+            plan = " | ".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}",
+                                                                       ("x",) * sql.count("?")))
+            assert "SEARCH lk_ledger USING" in plan and "INDEX lk_ledger_account (customer_id=? AND balance=?" in plan, \
+                (sql, plan)
+            if statement in (accounts._DUE, accounts._DUE_SINCE, accounts._CUSTOMER_LOCKED_DUE):
+                assert "expires_at" in plan.split("lk_ledger_account", 1)[1], plan  # a range, not a walk
