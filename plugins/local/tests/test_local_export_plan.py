@@ -4,8 +4,11 @@ the export evaluate again inside the transaction."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from loyaltykit import Order
 from loyaltykit_local.program import parse_program
+from loyaltykit_local.store import grants as lk_grants, orders
 from loyaltykit_local.testing import eur, line
 
 PROGRAM = (
@@ -122,3 +125,23 @@ def test_points_beyond_the_kits_limit_are_refused_and_nothing_is_written(make_sh
     assert "points_earned" in (result.reason or "")
     assert shop.points(customer) == 0
     assert shop.loyalty.export_orders([order("O-1", "A", customer)]).results[0].points_earned == 10_000
+
+
+def test_a_rule_is_granted_once_to_a_customer_and_its_grant_kept(make_shop):
+    program = PROGRAM + '[[rules]]\nid = "every"\nwhen = { skus = { any = ["B"] } }\nthen = { action = "bonus_points", points = 5 }\n'
+    shop = make_shop(program)
+    customer, other = shop.customer(), shop.customer()
+    assert [points_of(shop, f"O-{n}", "B", customer) for n in (1, 2, 3)] == [10 + 100 + 50 + 5, 15, 15]
+    assert points_of(shop, "P-1", "B", other) == 165  # grants are per customer
+    with shop.store.read() as conn:
+        grants = set(conn.execute(select(lk_grants.c.customer_id, lk_grants.c.rule_id, lk_grants.c.order_ref)))
+        rules_of = dict(conn.execute(select(orders.c.ref, orders.c.rules)).all())
+    assert grants == {(who, rule, ref) for who, ref in ((customer, "O-1"), (other, "P-1"))
+                      for rule in ("once", "welcome", "every")}
+    assert rules_of["O-3"] == ["every"]  # each order's rules: on the order
+    # "every" now asks whether it was granted before: it was, in O-1
+    shop.engine.set_program(parse_program(program.replace(
+        'skus = { any = ["B"] } }\nthen = { action = "bonus_points", points = 5 }',
+        'skus = { any = ["B"] }, not_previously_granted = true }\nthen = { action = "bonus_points", points = 5 }'),
+        "test.toml"))
+    assert points_of(shop, "O-4", "B", customer) == 10

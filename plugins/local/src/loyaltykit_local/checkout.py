@@ -450,11 +450,14 @@ class Checkout(Accounts):
         }).inserted_id
         record_rule_costs(conn, ref, currency, result.discounts, now)
         if customer_id is not None:
-            if result.applied_rules:
-                _INSERT_GRANT.run(conn, [
-                    {"customer_id": customer_id, "rule_id": rule_id, "order_ref": ref, "created_at": at}
-                    for rule_id in result.applied_rules
-                ])
+            # A rule's first grant to the customer only: "not previously granted" asks whether there is
+            # one, and the facts read above hold the rules granted before whenever a rule asks that
+            # (each order's own rules are in its row's ``rules``).
+            before = facts.granted_rules if facts is not None else frozenset()
+            granted = [{"customer_id": customer_id, "rule_id": rule_id, "order_ref": ref, "created_at": at}
+                       for rule_id in result.applied_rules if rule_id not in before]
+            if granted:
+                _INSERT_GRANT.run(conn, granted)
             # the order's earn rows, as Accounts._entry writes them
             expires = to_db(expiry_for(self.program.points, now))
             earned = [(f"order {ref}", result.points_earned)] if result.points_earned else []

@@ -160,7 +160,9 @@ orders = Table(
 )
 
 grants = Table(
-    # Which rule benefited which customer in which order ("not previously granted").
+    # Rules that benefited a customer, with the order ("not previously granted" asks whether a row
+    # exists). While the program asks that, only a rule's first grant to a customer is written; the
+    # rules of every order are in lk_orders.rules.
     "lk_grants",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
