@@ -83,3 +83,18 @@ def test_the_ledgers_look_ups_by_customer_search_its_index(make_shop):
                 (sql, plan)
             if statement in (accounts._DUE, accounts._DUE_SINCE, accounts._CUSTOMER_LOCKED_DUE):
                 assert "expires_at" in plan.split("lk_ledger_account", 1)[1], plan  # a range, not a walk
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_customers_history_is_read_by_index_probes(make_shop):
+    # whether the customer ordered before: one probe of lk_orders_customer, however many orders
+    shop = make_shop(PROGRAM)
+    dialect = shop.store.engine.dialect
+    with shop.store.engine.connect() as conn:
+        for statement, table, index in ((accounts._ORDERED, "lk_orders", "lk_orders_customer"),
+                                        (accounts._CUSTOMER_LOCKED_DUE, "lk_orders", "lk_orders_customer"),
+                                        (accounts._GRANTED, "lk_grants", "sqlite_autoindex_lk_grants_1")):
+            sql = statement._compiled(dialect).sql
+            plan = " | ".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}",
+                                                                       ("x",) * sql.count("?")))
+            assert f"SEARCH {table} USING COVERING INDEX {index} (customer_id=?)" in plan, (sql, plan)

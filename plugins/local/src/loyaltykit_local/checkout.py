@@ -385,10 +385,12 @@ class Checkout(Accounts):
         if compiled.program.tiers:
             self._export_facts.pop(facts.id, None)  # the tier follows the points earned: read it again
             return
-        if compiled.needs_history:
+        if compiled.needs_orders or compiled.needs_grants:
             # (the constructor, not dataclasses.replace: that looks the fields up again on every call)
             facts = CustomerFacts(id=facts.id, tier=facts.tier, role=facts.role, segments=facts.segments,
-                                  orders_count=facts.orders_count + 1, granted_rules=facts.granted_rules.union(applied),
+                                  ordered_before=compiled.needs_orders,
+                                  granted_rules=facts.granted_rules.union(applied) if compiled.needs_grants
+                                  else facts.granted_rules,
                                   points=facts.points, cashback=facts.cashback)
         if len(self._export_facts) >= _FACTS_KEPT:
             self._export_facts.clear()
@@ -414,7 +416,8 @@ class Checkout(Accounts):
                 return OrderExportResult(order_ref=order.ref, status=ExportStatus.REJECTED,
                                          error_code="customer_not_found", reason="no such customer")
             self._record_expiry(conn, customer_id, now, row, due=bool(row.expiry_due))
-            facts = self._facts(conn, customer_id, order.currency, now, row=row, balances=False)
+            facts = self._facts(conn, customer_id, order.currency, now, row=row, balances=False,
+                                ordered=bool(row.ordered))
         if planned is not None and (planned.compiled is not compiled or planned.facts != facts):
             planned = None  # the facts moved since the plan (another writer, a new program): evaluate again
         view = planned.view if planned is not None else BasketView.of_order(order)
