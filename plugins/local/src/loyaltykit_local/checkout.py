@@ -415,17 +415,18 @@ class Checkout(Accounts):
                 self._export_facts.pop(customer_id, None)
                 return OrderExportResult(order_ref=order.ref, status=ExportStatus.REJECTED,
                                          error_code="customer_not_found", reason="no such customer")
-            self._record_expiry(conn, customer_id, now, row, due=bool(row.expiry_due))
+            if row.expiry_due:
+                self._record_expiry(conn, customer_id, now, row, due=True)
             facts = self._facts(conn, customer_id, order.currency, now, row=row, balances=False,
                                 ordered=bool(row.ordered))
         if planned is not None and (planned.compiled is not compiled or planned.facts != facts):
             planned = None  # the facts moved since the plan (another writer, a new program): evaluate again
         view = planned.view if planned is not None else BasketView.of_order(order)
-        unpaid = unpaid_reason(self.compiled, conn, view, customer_id)
+        unpaid = unpaid_reason(compiled, conn, view, customer_id) if compiled.catalog_price else None
         if unpaid is not None:
             return OrderExportResult(order_ref=order.ref, status=ExportStatus.REJECTED,
                                      error_code="insufficient_balance", reason=unpaid)
-        found = self._voucher_facts(conn, order.voucher_codes, order.ref)
+        found = self._voucher_facts(conn, order.voucher_codes, order.ref) if order.voucher_codes else {}
         # Codes the shop applied without redeeming them first are redeemed now, if still usable.
         for code, voucher in list(found.items()):
             if voucher.held or rules.voucher_problem(voucher, customer_id, view, order.placed_at, self.program.currency):
