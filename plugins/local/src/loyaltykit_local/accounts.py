@@ -87,6 +87,8 @@ _DUE = Prepared(_DUE_ANY.limit(1))
 # not *: the index holds it, so the probe never reads the table).
 _ORDERED_ANY = select(orders.c.id).where(orders.c.customer_id == bindparam("customer_id")).exists()
 _ORDERED = Prepared(select(_ORDERED_ANY.label("ordered")))
+# The customer's row with whether it ordered before: what a quote reads first when a rule asks.
+_CUSTOMER_ORDERED = Prepared(_CUSTOMER_ROW.add_columns(_ORDERED_ANY.label("ordered")))
 _GRANTED = Prepared(select(grants.c.rule_id).where(grants.c.customer_id == bindparam("customer_id")).distinct())
 # What an export reads of the customer's row, locked, with whether any lot expired since its last
 # recorded expiry (the _DUE/_DUE_SINCE look-up as a column) and whether it ordered before (_ORDERED):
@@ -283,10 +285,15 @@ class Accounts:
                balances: bool = True, ordered: bool | None = None) -> CustomerFacts:
         """What rules may know of the customer; ``balances=False`` skips what only a quote shows;
         ``ordered``: whether the customer ordered before, when already read (_CUSTOMER_LOCKED_DUE)."""
-        if row is None:
-            row = self._require_customer(conn, customer_id)
         compiled = self.compiled
         params = {"customer_id": customer_id}
+        if row is None and compiled.needs_orders:
+            row = _CUSTOMER_ORDERED.run(conn, params).first()
+            if row is None:
+                raise CustomerNotFoundError("no such customer", engine=ENGINE)
+            ordered = bool(row.ordered)
+        elif row is None:
+            row = self._require_customer(conn, customer_id)
         if not compiled.needs_orders:
             ordered = False
         elif ordered is None:
