@@ -417,8 +417,11 @@ class Checkout(Accounts):
                                          error_code="customer_not_found", reason="no such customer")
             if row.expiry_due:
                 self._record_expiry(conn, customer_id, now, row, due=True)
+            # On SQLite the statement ran under the write lock. PostgreSQL evaluates its columns in the
+            # snapshot taken before it waited for the row lock: an order committed meanwhile by the
+            # writer that held it would be missed, so a statement of its own reads it there.
             facts = self._facts(conn, customer_id, order.currency, now, row=row, balances=False,
-                                ordered=bool(row.ordered))
+                                ordered=bool(row.ordered) if self.store.dialect == "sqlite" else None)
         if planned is not None and (planned.compiled is not compiled or planned.facts != facts):
             planned = None  # the facts moved since the plan (another writer, a new program): evaluate again
         view = planned.view if planned is not None else BasketView.of_order(order)
