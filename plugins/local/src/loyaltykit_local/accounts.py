@@ -83,25 +83,20 @@ _DUE_ANY = select(ledger.c.id).where(
     ledger.c.expires_at.is_not(None), ledger.c.expires_at <= bindparam("now"))
 _DUE_SINCE = Prepared(_DUE_ANY.where(ledger.c.expires_at > bindparam("cursor")).limit(1))
 _DUE = Prepared(_DUE_ANY.limit(1))
-# Whether the customer has an order recorded: one probe of an index, however many orders (the id,
-# not *: the index holds it, so the probe never reads the table).
-_ORDERED_ANY = select(orders.c.id).where(orders.c.customer_id == bindparam("customer_id")).exists()
-_ORDERED = Prepared(select(_ORDERED_ANY.label("ordered")))
-# The customer's row with whether it ordered before: what a quote reads first when a rule asks.
-_CUSTOMER_ORDERED = Prepared(_CUSTOMER_ROW.add_columns(_ORDERED_ANY.label("ordered")))
-_GRANTED = Prepared(select(grants.c.rule_id).where(grants.c.customer_id == bindparam("customer_id")).distinct())
-# What an export reads of the customer's row, locked, with whether any lot expired since its last
-# recorded expiry (the _DUE/_DUE_SINCE look-up as a column) and whether it ordered before (_ORDERED):
-# one statement where an export needs all three.
+# What an export reads of the customer's row (its history included), locked, with whether any lot
+# expired since its last recorded expiry (the _DUE/_DUE_SINCE look-up as a column): one statement.
 _CUSTOMER_LOCKED_DUE = Prepared(select(
-    customers.c.id, customers.c.role, customers.c.tier, customers.c.segments,
+    customers.c.id, customers.c.role, customers.c.tier, customers.c.segments, customers.c.ordered,
+    customers.c.granted_rules,
     select(ledger.c.id).where(
         ledger.c.customer_id == customers.c.id, ledger.c.balance == POINTS,
         ledger.c.expires_at.is_not(None), ledger.c.expires_at <= bindparam("now"),
         or_(customers.c.expiry_recorded_until.is_(None), ledger.c.expires_at > customers.c.expiry_recorded_until),
     ).exists().label("expiry_due"),
-    _ORDERED_ANY.label("ordered"),
 ).where(customers.c.id == bindparam("customer_id")).with_for_update())
+# What an export records of the customer's history on its row (see store.customers).
+_SET_HISTORY = Prepared(update(customers).where(customers.c.id == bindparam("customer_id"))
+                        .values(ordered=bindparam("ordered"), granted_rules=bindparam("granted_rules")))
 _QUALIFYING_ALL = Prepared(_QUALIFYING)
 _POINTS_ROWS = (select(ledger.c.amount, ledger.c.expires_at)
                 .where(ledger.c.customer_id == bindparam("customer_id"), ledger.c.balance == POINTS)
@@ -282,31 +277,17 @@ class Accounts:
         return earned.name if earned else assigned
 
     def _facts(self, conn: Connection, customer_id: str, currency: str, now: datetime, *, row: AnyRow | None = None,
-               balances: bool = True, ordered: bool | None = None) -> CustomerFacts:
-        """What rules may know of the customer; ``balances=False`` skips what only a quote shows;
-        ``ordered``: whether the customer ordered before, when already read (_CUSTOMER_LOCKED_DUE)."""
-        compiled = self.compiled
-        params = {"customer_id": customer_id}
-        if row is None and compiled.needs_orders:
-            row = _CUSTOMER_ORDERED.run(conn, params).first()
-            if row is None:
-                raise CustomerNotFoundError("no such customer", engine=ENGINE)
-            ordered = bool(row.ordered)
-        elif row is None:
+               balances: bool = True) -> CustomerFacts:
+        """What rules may know of the customer; ``balances=False`` skips what only a quote shows."""
+        if row is None:
             row = self._require_customer(conn, customer_id)
-        if not compiled.needs_orders:
-            ordered = False
-        elif ordered is None:
-            ordered = bool(_ORDERED.run(conn, params).scalar_one())
-        granted = (frozenset(rule_id for rule_id, in _GRANTED.run(conn, params)) if compiled.needs_grants
-                   else frozenset())
         return CustomerFacts(
             id=row.id,
             tier=self._tier(conn, row),
             role=row.role,
             segments=frozenset(row.segments or ()),
-            ordered_before=ordered,
-            granted_rules=granted,
+            ordered_before=bool(row.ordered),
+            granted_rules=frozenset(row.granted_rules or ()),
             points=self._points_available(conn, customer_id, now, row) if balances else 0,
             cashback=_major(self._cashback_units(conn, customer_id, currency), currency) if balances else Decimal(0),
         )

@@ -59,6 +59,7 @@ from .accounts import (
     _INSERT_LEDGER,
     _INSERT_ORDER,
     _ORDER_SEEN,
+    _SET_HISTORY,
     CASHBACK,
     ENGINE,
     POINTS,
@@ -385,13 +386,10 @@ class Checkout(Accounts):
         if compiled.program.tiers:
             self._export_facts.pop(facts.id, None)  # the tier follows the points earned: read it again
             return
-        if compiled.needs_orders or compiled.needs_grants:
-            # (the constructor, not dataclasses.replace: that looks the fields up again on every call)
-            facts = CustomerFacts(id=facts.id, tier=facts.tier, role=facts.role, segments=facts.segments,
-                                  ordered_before=compiled.needs_orders,
-                                  granted_rules=facts.granted_rules.union(applied) if compiled.needs_grants
-                                  else facts.granted_rules,
-                                  points=facts.points, cashback=facts.cashback)
+        # (the constructor, not dataclasses.replace: that looks the fields up again on every call)
+        facts = CustomerFacts(id=facts.id, tier=facts.tier, role=facts.role, segments=facts.segments,
+                              ordered_before=True, granted_rules=facts.granted_rules.union(applied),
+                              points=facts.points, cashback=facts.cashback)
         if len(self._export_facts) >= _FACTS_KEPT:
             self._export_facts.clear()
         self._export_facts[facts.id] = (compiled, facts)
@@ -417,11 +415,9 @@ class Checkout(Accounts):
                                          error_code="customer_not_found", reason="no such customer")
             if row.expiry_due:
                 self._record_expiry(conn, customer_id, now, row, due=True)
-            # On SQLite the statement ran under the write lock. PostgreSQL evaluates its columns in the
-            # snapshot taken before it waited for the row lock: an order committed meanwhile by the
-            # writer that held it would be missed, so a statement of its own reads it there.
-            facts = self._facts(conn, customer_id, order.currency, now, row=row, balances=False,
-                                ordered=bool(row.ordered) if self.store.dialect == "sqlite" else None)
+            # The history is read from the locked row itself: on PostgreSQL a row another export
+            # changed while this one waited for the lock is read as that export left it.
+            facts = self._facts(conn, customer_id, order.currency, now, row=row, balances=False)
         if planned is not None and (planned.compiled is not compiled or planned.facts != facts):
             planned = None  # the facts moved since the plan (another writer, a new program): evaluate again
         view = planned.view if planned is not None else BasketView.of_order(order)
@@ -457,14 +453,16 @@ class Checkout(Accounts):
         }).inserted_id
         record_rule_costs(conn, ref, currency, result.discounts, now)
         if customer_id is not None:
-            # A rule's first grant to the customer only: "not previously granted" asks whether there is
-            # one, and the facts read above hold the rules granted before whenever a rule asks that
-            # (each order's own rules are in its row's ``rules``).
+            # A rule's first grant to the customer only (each order's own rules are in its row's
+            # ``rules``); the customer's row keeps the history the facts above were read from.
             before = facts.granted_rules if facts is not None else frozenset()
             granted = [{"customer_id": customer_id, "rule_id": rule_id, "order_ref": ref, "created_at": at}
                        for rule_id in result.applied_rules if rule_id not in before]
             if granted:
                 _INSERT_GRANT.run(conn, granted)
+            if granted or (facts is not None and not facts.ordered_before):
+                _SET_HISTORY.run(conn, {"customer_id": customer_id, "ordered": True, "granted_rules": sorted(
+                    before.union(result.applied_rules))})
             # the order's earn rows, as Accounts._entry writes them
             expires = to_db(expiry_for(self.program.points, now))
             earned = [(f"order {ref}", result.points_earned)] if result.points_earned else []

@@ -164,8 +164,6 @@ class CompiledProgram:
     category_earn: dict[str, CategoryEarn]
     catalog_price: dict[str, int]
     tier_multiplier: dict[str, Decimal]
-    needs_orders: bool  # some rule asks whether this is the customer's first order
-    needs_grants: bool  # some rule asks whether it was granted to the customer before
     compiled: list[_Rule] = field(default_factory=list)  # ``rules`` ready to run, same order
     bonus_earn: dict[tuple[str, int], Earn] = field(default_factory=dict)  # made on first use
     # Rules filed under a customer fact or the channel (see _gate), visited only when it matches.
@@ -204,8 +202,6 @@ class CompiledProgram:
             category_earn={c.category: c for c in program.categories},
             catalog_price=prices,
             tier_multiplier={t.name: t.multiplier for t in program.tiers},
-            needs_orders=any(r.when.first_order is not None for r in program.rules),
-            needs_grants=any(r.when.not_previously_granted for r in program.rules),
             compiled=[_Rule.of(rule, program.currency) for rule in ordered],
             by_role=dict(index["role"]),
             by_segment=dict(index["segment"]),
