@@ -94,9 +94,10 @@ _CUSTOMER_LOCKED_DUE = Prepared(select(
         or_(customers.c.expiry_recorded_until.is_(None), ledger.c.expires_at > customers.c.expiry_recorded_until),
     ).exists().label("expiry_due"),
 ).where(customers.c.id == bindparam("customer_id")).with_for_update())
-# What an export records of the customer's history on its row (see store.customers).
-_SET_HISTORY = Prepared(update(customers).where(customers.c.id == bindparam("customer_id"))
-                        .values(ordered=bindparam("ordered"), granted_rules=bindparam("granted_rules")))
+# What an export records of the customer's history on its row (see store.customers): on a first
+# order or a first grant only, so through SQLAlchemy as usual.
+_SET_HISTORY = (update(customers).where(customers.c.id == bindparam("customer_id"))
+                .values(ordered=bindparam("ordered"), granted_rules=bindparam("granted_rules")))
 _QUALIFYING_ALL = Prepared(_QUALIFYING)
 _POINTS_ROWS = (select(ledger.c.amount, ledger.c.expires_at)
                 .where(ledger.c.customer_id == bindparam("customer_id"), ledger.c.balance == POINTS)

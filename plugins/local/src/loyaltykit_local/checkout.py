@@ -461,7 +461,7 @@ class Checkout(Accounts):
             if granted:
                 _INSERT_GRANT.run(conn, granted)
             if granted or (facts is not None and not facts.ordered_before):
-                _SET_HISTORY.run(conn, {"customer_id": customer_id, "ordered": True, "granted_rules": sorted(
+                conn.execute(_SET_HISTORY, {"customer_id": customer_id, "ordered": True, "granted_rules": sorted(
                     before.union(result.applied_rules))})
             # the order's earn rows, as Accounts._entry writes them
             expires = to_db(expiry_for(self.program.points, now))
