@@ -13,12 +13,13 @@ from loyaltykit import (
     BalanceKind,
     CashbackSpend,
     InsufficientBalanceError,
+    Order,
     UsageLimitReachedError,
     VoucherAlreadyRedeemedError,
     VoucherRedemption,
 )
 from loyaltykit_local.store import redemptions
-from loyaltykit_local.testing import eur
+from loyaltykit_local.testing import eur, line
 
 PROGRAM = """
 [[vouchers]]
@@ -119,3 +120,34 @@ async def test_async_concurrent_point_spends_never_overdraw(make_shop):
     won = [o for o in outcomes if not isinstance(o, BaseException)]
     assert len(won) == 16 and all(isinstance(o, InsufficientBalanceError) for o in outcomes if o not in won)
     assert shop.points(ann) == 500 - 16 * 30
+
+
+HISTORY_PROGRAM = """
+[points]
+per_currency_unit = 1
+
+[[rules]]
+id = "welcome"
+when = { first_order = true }
+then = { action = "bonus_points", points = 50 }
+
+[[rules]]
+id = "once"
+when = { not_previously_granted = true }
+then = { action = "bonus_points", points = 100 }
+"""
+
+
+def test_threads_first_orders_of_one_customer_get_each_bonus_once(make_shop):
+    # Every racer's transaction waits for the one before it: each must see the orders and grants it
+    # committed, or two of them would both take the "first order" and "once" bonuses.
+    shop = make_shop(HISTORY_PROGRAM)
+    customer = shop.customer()
+    racers = 20
+    results, errors = _race(racers, lambda i: shop.loyalty.export_orders([Order(
+        ref=f"O-{i}", currency="EUR", lines=(line("1", "A", "10"),), total=eur("10"), customer_id=customer)]))
+    assert not errors
+    earned = sorted(int(report.results[0].points_earned) for report in results)
+    assert [report.results[0].status for report in results] == ["accepted"] * racers
+    assert earned == [10] * (racers - 1) + [160]
+    assert shop.points(customer) == 10 * racers + 150

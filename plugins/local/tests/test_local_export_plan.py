@@ -4,8 +4,11 @@ the export evaluate again inside the transaction."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from loyaltykit import Order
 from loyaltykit_local.program import parse_program
+from loyaltykit_local.store import grants as lk_grants, orders
 from loyaltykit_local.testing import eur, line
 
 PROGRAM = (
@@ -88,3 +91,57 @@ def test_an_order_failing_part_way_in_a_batch_is_undone_alone(make_shop, monkeyp
     assert shop.points(customer) == 60 + 10  # nothing of O-2 stayed
     monkeypatch.setattr(checkout, "after_export", real)
     assert points_of(shop, "O-2", "A", customer) == 10  # and it is exported when sent again
+
+
+# -- the export's results are built without a validation run: the same models validation builds -----
+
+
+def same_as_validated(model) -> None:
+    again = type(model).model_validate(model.model_dump(exclude_unset=True))
+    assert again == model
+    assert again.model_fields_set == model.model_fields_set
+    assert again.model_dump_json() == model.model_dump_json()
+
+
+def test_an_export_report_and_its_results_equal_their_validated_copies(make_shop):
+    shop = make_shop(PROGRAM)
+    customer = shop.customer()
+    batch = [order("O-1", "B", customer), order("O-2", "A", customer), order("O-3", "A", "nobody")]
+    for report in (shop.loyalty.export_orders(batch[:1]), shop.loyalty.export_orders(batch)):
+        same_as_validated(report)
+        for result in report.results:
+            same_as_validated(result)
+    assert [r.status for r in report.results] == ["duplicate", "accepted", "rejected"]
+    assert report.results[1].points_earned == 10 and report.results[1].engine_ref.startswith("ORD-")
+
+
+def test_points_beyond_the_kits_limit_are_refused_and_nothing_is_written(make_shop):
+    shop = make_shop('[points]\nper_currency_unit = 1000\n')
+    customer = shop.customer()
+    big = Order(ref="BIG", currency="EUR", lines=(line("1", "A", "9000000000"),), total=eur("9000000000"),
+                customer_id=customer)
+    result = shop.loyalty.export_orders([big]).results[0]
+    assert result.status == "rejected" and result.error_code == "invalid_request"
+    assert "points_earned" in (result.reason or "")
+    assert shop.points(customer) == 0
+    assert shop.loyalty.export_orders([order("O-1", "A", customer)]).results[0].points_earned == 10_000
+
+
+def test_a_rule_is_granted_once_to_a_customer_and_its_grant_kept(make_shop):
+    program = PROGRAM + '[[rules]]\nid = "every"\nwhen = { skus = { any = ["B"] } }\nthen = { action = "bonus_points", points = 5 }\n'
+    shop = make_shop(program)
+    customer, other = shop.customer(), shop.customer()
+    assert [points_of(shop, f"O-{n}", "B", customer) for n in (1, 2, 3)] == [10 + 100 + 50 + 5, 15, 15]
+    assert points_of(shop, "P-1", "B", other) == 165  # grants are per customer
+    with shop.store.read() as conn:
+        grants = set(conn.execute(select(lk_grants.c.customer_id, lk_grants.c.rule_id, lk_grants.c.order_ref)))
+        rules_of = dict(conn.execute(select(orders.c.ref, orders.c.rules)).all())
+    assert grants == {(who, rule, ref) for who, ref in ((customer, "O-1"), (other, "P-1"))
+                      for rule in ("once", "welcome", "every")}
+    assert rules_of["O-3"] == ["every"]  # each order's rules: on the order
+    # "every" now asks whether it was granted before: it was, in O-1
+    shop.engine.set_program(parse_program(program.replace(
+        'skus = { any = ["B"] } }\nthen = { action = "bonus_points", points = 5 }',
+        'skus = { any = ["B"] }, not_previously_granted = true }\nthen = { action = "bonus_points", points = 5 }'),
+        "test.toml"))
+    assert points_of(shop, "O-4", "B", customer) == 10

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -21,7 +21,8 @@ from loyaltykit import (
     RefundLine,
     Reversal,
 )
-from loyaltykit_local.ledger import PointsEntry, expired_unrecorded
+from loyaltykit_local.ledger import PointsEntry, expired_unrecorded, expiry_for
+from loyaltykit_local.program import PointsPolicy
 from loyaltykit_local.store import ledger
 from loyaltykit_local.testing import basket, eur, line
 
@@ -217,3 +218,19 @@ def test_balance_is_the_sum_of_entries_and_never_negative(make_shop, operations)
             total = conn.execute(select(func.coalesce(func.sum(ledger.c.amount), 0)).where(
                 ledger.c.customer_id == ann, ledger.c.balance == "points")).scalar_one()
         assert shop.points(ann) == total >= 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(days=st.one_of(st.none(), st.integers(1, 400)),
+       fixed=st.one_of(st.none(), st.integers(-400, 400)), offset=st.sampled_from([0, 2]))
+def test_points_expire_at_the_earlier_of_their_age_and_the_fixed_date(days, fixed, offset):
+    credited = datetime(2025, 5, 15, 12, tzinfo=UTC)
+    zone = timezone(timedelta(hours=offset))  # the fixed date as the program file wrote it
+    on = (credited + timedelta(days=fixed)).astimezone(zone) if fixed is not None else None
+    policy = PointsPolicy(per_currency_unit=1, expire_after_days=days, expire_on=on)
+    candidates = [credited + timedelta(days=days)] if days is not None else []
+    if on is not None and credited < on:
+        candidates.append(on)
+    assert expiry_for(policy, credited) == (min(candidates) if candidates else None)
+    if fixed == days and days is not None:
+        assert expiry_for(policy, credited).tzinfo is UTC  # equal dates: the age's, as min() keeps the first

@@ -95,3 +95,19 @@ def test_sqlite_datetimes_are_stored_as_the_same_text_as_sqlalchemys(tmp_path, m
         texts = dict(conn.exec_driver_sql("SELECT ref, placed_at FROM lk_orders").all())
     assert texts["A"] == texts["B"] and len(texts["A"]) == 26
     store.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("moment", [AT, AT.replace(microsecond=0), AT.replace(year=999, month=1, day=2),
+                                    AT.replace(month=12, day=31, hour=23, minute=59, second=59, microsecond=999999),
+                                    AT.replace(tzinfo=UTC), None])
+def test_timestamps_are_stored_as_the_very_text_sqlalchemy_writes(store: Store, moment) -> None:
+    entry = {"customer_id": "C1", "balance": "points", "currency": None, "entry": "earn", "amount": 1,
+             "order_ref": "A", "write_key": "ka", "label": None, "created_at": AT, "expires_at": moment}
+    with store.write() as conn:
+        Prepared.insert(ledger).run(conn, [entry, {**entry, "order_ref": "B"}])
+        conn.execute(ledger.insert(), {**entry, "order_ref": "C"})
+    with store.read() as conn:
+        stored = dict(conn.exec_driver_sql("SELECT order_ref, expires_at FROM lk_ledger").all())
+    assert stored["A"] == stored["B"] == stored["C"]
+    assert stored["A"] is None if moment is None else isinstance(stored["A"], str)

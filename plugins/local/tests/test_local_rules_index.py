@@ -98,7 +98,7 @@ def views(draw: Any) -> rules.BasketView:
 customers = st.one_of(st.none(), st.builds(
     rules.CustomerFacts, id=st.just("c-1"), tier=st.sampled_from([None, "base", "gold"]),
     role=st.sampled_from([None, "partner"]), segments=st.frozensets(st.sampled_from(["vip", "press", "staff"])),
-    orders_count=st.integers(0, 2), granted_rules=st.frozensets(st.sampled_from([f"r{n}" for n in range(12)])),
+    ordered_before=st.booleans(), granted_rules=st.frozensets(st.sampled_from([f"r{n}" for n in range(12)])),
 ))
 
 
@@ -133,7 +133,7 @@ def reference_holds(when: Conditions, rule_id: str, view: rules.BasketView, cust
             when.role is None or customer.role in when.role,
             when.tier is None or customer.tier in when.tier,
             when.segment is None or bool(customer.segments & set(when.segment)),
-            when.first_order is None or (customer.orders_count == 0) == when.first_order,
+            when.first_order is None or (not customer.ordered_before) == when.first_order,
             not when.not_previously_granted or rule_id not in customer.granted_rules,
         ]
     return all(checks)

@@ -22,7 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import and_, bindparam, exists, func, insert, literal_column, or_, select, union_all, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import IntegrityError
 
@@ -83,26 +83,27 @@ _DUE_ANY = select(ledger.c.id).where(
     ledger.c.expires_at.is_not(None), ledger.c.expires_at <= bindparam("now"))
 _DUE_SINCE = Prepared(_DUE_ANY.where(ledger.c.expires_at > bindparam("cursor")).limit(1))
 _DUE = Prepared(_DUE_ANY.limit(1))
-# The customer's row locked, with whether any lot expired since its last recorded expiry (the
-# _DUE/_DUE_SINCE look-up as a column): one statement where an export needs both.
-_CUSTOMER_LOCKED_DUE = Prepared(select(customers, exists().where(
-    ledger.c.customer_id == customers.c.id, ledger.c.balance == POINTS,
-    ledger.c.expires_at.is_not(None), ledger.c.expires_at <= bindparam("now"),
-    or_(customers.c.expiry_recorded_until.is_(None), ledger.c.expires_at > customers.c.expiry_recorded_until),
-).label("expiry_due")).where(customers.c.id == bindparam("customer_id")).with_for_update())
+# What an export reads of the customer's row (its history included), locked, with whether any lot
+# expired since its last recorded expiry (the _DUE/_DUE_SINCE look-up as a column): one statement.
+_CUSTOMER_LOCKED_DUE = Prepared(select(
+    customers.c.id, customers.c.role, customers.c.tier, customers.c.segments, customers.c.ordered,
+    customers.c.granted_rules,
+    select(ledger.c.id).where(
+        ledger.c.customer_id == customers.c.id, ledger.c.balance == POINTS,
+        ledger.c.expires_at.is_not(None), ledger.c.expires_at <= bindparam("now"),
+        or_(customers.c.expiry_recorded_until.is_(None), ledger.c.expires_at > customers.c.expiry_recorded_until),
+    ).exists().label("expiry_due"),
+).where(customers.c.id == bindparam("customer_id")).with_for_update())
+# What an export records of the customer's history on its row (see store.customers): on a first
+# order or a first grant only, so through SQLAlchemy as usual.
+_SET_HISTORY = (update(customers).where(customers.c.id == bindparam("customer_id"))
+                .values(ordered=bindparam("ordered"), granted_rules=bindparam("granted_rules")))
 _QUALIFYING_ALL = Prepared(_QUALIFYING)
 _POINTS_ROWS = (select(ledger.c.amount, ledger.c.expires_at)
                 .where(ledger.c.customer_id == bindparam("customer_id"), ledger.c.balance == POINTS)
                 .order_by(ledger.c.id))
 _SET_CURSOR = (update(customers).where(customers.c.id == bindparam("customer_id"))
                .values(expiry_recorded_until=bindparam("cursor")))
-# The customer's history in one round trip: a row (NULL, order count), then one row per rule granted.
-_HISTORY = Prepared(union_all(
-    select(literal_column("NULL").label("rule_id"), func.count().label("orders"))
-    .select_from(orders).where(orders.c.customer_id == bindparam("customer_id")),
-    select(grants.c.rule_id, literal_column("0")).where(grants.c.customer_id == bindparam("customer_id"))
-    .group_by(grants.c.rule_id),
-))
 _ORDER_SEEN = select(orders.c.id, orders.c.points_earned).where(
     (orders.c.ref == bindparam("ref")) | (orders.c.write_key == bindparam("key")))
 _INSERT_LEDGER = Prepared.insert(ledger)
@@ -281,20 +282,13 @@ class Accounts:
         """What rules may know of the customer; ``balances=False`` skips what only a quote shows."""
         if row is None:
             row = self._require_customer(conn, customer_id)
-        orders_count, granted = 0, set()
-        if self.compiled.needs_history:
-            for rule_id, count in _HISTORY.run(conn, {"customer_id": customer_id}):
-                if rule_id is None:
-                    orders_count = int(count)
-                else:
-                    granted.add(rule_id)
         return CustomerFacts(
             id=row.id,
             tier=self._tier(conn, row),
             role=row.role,
             segments=frozenset(row.segments or ()),
-            orders_count=orders_count,
-            granted_rules=frozenset(granted),
+            ordered_before=bool(row.ordered),
+            granted_rules=frozenset(row.granted_rules or ()),
             points=self._points_available(conn, customer_id, now, row) if balances else 0,
             cashback=_major(self._cashback_units(conn, customer_id, currency), currency) if balances else Decimal(0),
         )

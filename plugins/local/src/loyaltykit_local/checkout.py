@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
@@ -49,6 +48,8 @@ from loyaltykit import (
     VoucherNotFoundError,
     VoucherRedemption,
 )
+from loyaltykit.models import MAX_POINTS
+from loyaltykit.money import built
 
 from . import rules
 from .accounts import (
@@ -58,6 +59,7 @@ from .accounts import (
     _INSERT_LEDGER,
     _INSERT_ORDER,
     _ORDER_SEEN,
+    _SET_HISTORY,
     CASHBACK,
     ENGINE,
     POINTS,
@@ -96,6 +98,20 @@ def _failed(order: Order, exc: LoyaltyError) -> OrderExportResult:
 def _busy(order: Order) -> OrderExportResult:
     return OrderExportResult(order_ref=order.ref, status=ExportStatus.RETRY_LATER, reason="database busy",
                              error_code="engine_unavailable")
+
+
+_ACCEPTED_SET = {"order_ref", "status", "engine_ref", "points_earned"}
+
+
+def _accepted(order_ref: str, engine_ref: str, points: int) -> OrderExportResult:
+    """An accepted order's result from what the engine validated (the order's ref) and wrote, without a
+    validation run; points beyond the model's limit take the validating path, which refuses them."""
+    if 0 <= points <= MAX_POINTS:
+        return built(OrderExportResult, {"order_ref": order_ref, "status": ExportStatus.ACCEPTED, "reason": None,
+                                         "error_code": None, "engine_ref": engine_ref,
+                                         "points_earned": Decimal(points)}, _ACCEPTED_SET)
+    return OrderExportResult(order_ref=order_ref, status=ExportStatus.ACCEPTED, engine_ref=engine_ref,
+                             points_earned=Decimal(points))
 
 
 class _Planned(NamedTuple):
@@ -297,7 +313,8 @@ class Checkout(Accounts):
             part = batch[first:first + _ORDERS_PER_TRANSACTION]
             together = self._export_together(part) if len(part) > 1 else None
             results.extend(together if together is not None else map(self._export_alone, part))
-        return ExportReport(engine=ENGINE, results=tuple(results))
+        # the results are models already: the report a validation run would build around them
+        return built(ExportReport, {"engine": ENGINE, "results": tuple(results)})
 
     def _export_alone(self, order: Order) -> OrderExportResult:
         try:
@@ -369,8 +386,10 @@ class Checkout(Accounts):
         if compiled.program.tiers:
             self._export_facts.pop(facts.id, None)  # the tier follows the points earned: read it again
             return
-        if compiled.needs_history:
-            facts = replace(facts, orders_count=facts.orders_count + 1, granted_rules=facts.granted_rules | set(applied))
+        # (the constructor, not dataclasses.replace: that looks the fields up again on every call)
+        facts = CustomerFacts(id=facts.id, tier=facts.tier, role=facts.role, segments=facts.segments,
+                              ordered_before=True, granted_rules=facts.granted_rules.union(applied),
+                              points=facts.points, cashback=facts.cashback)
         if len(self._export_facts) >= _FACTS_KEPT:
             self._export_facts.clear()
         self._export_facts[facts.id] = (compiled, facts)
@@ -394,16 +413,19 @@ class Checkout(Accounts):
                 self._export_facts.pop(customer_id, None)
                 return OrderExportResult(order_ref=order.ref, status=ExportStatus.REJECTED,
                                          error_code="customer_not_found", reason="no such customer")
-            self._record_expiry(conn, customer_id, now, row, due=bool(row.expiry_due))
+            if row.expiry_due:
+                self._record_expiry(conn, customer_id, now, row, due=True)
+            # The history is read from the locked row itself: on PostgreSQL a row another export
+            # changed while this one waited for the lock is read as that export left it.
             facts = self._facts(conn, customer_id, order.currency, now, row=row, balances=False)
         if planned is not None and (planned.compiled is not compiled or planned.facts != facts):
             planned = None  # the facts moved since the plan (another writer, a new program): evaluate again
         view = planned.view if planned is not None else BasketView.of_order(order)
-        unpaid = unpaid_reason(self.compiled, conn, view, customer_id)
+        unpaid = unpaid_reason(compiled, conn, view, customer_id) if compiled.catalog_price else None
         if unpaid is not None:
             return OrderExportResult(order_ref=order.ref, status=ExportStatus.REJECTED,
                                      error_code="insufficient_balance", reason=unpaid)
-        found = self._voucher_facts(conn, order.voucher_codes, order.ref)
+        found = self._voucher_facts(conn, order.voucher_codes, order.ref) if order.voucher_codes else {}
         # Codes the shop applied without redeeming them first are redeemed now, if still usable.
         for code, voucher in list(found.items()):
             if voucher.held or rules.voucher_problem(voucher, customer_id, view, order.placed_at, self.program.currency):
@@ -421,37 +443,42 @@ class Checkout(Accounts):
         cashback = result.cashback_earned if facts else Decimal(0)
         if order.total is None:
             raise AssertionError("order.total is set once the order is validated")
+        ref, currency, at = order.ref, order.currency, to_db(now)  # one conversion for every row below
+        cashback_minor = _minor(cashback, currency)
         order_id = _INSERT_ORDER.run(conn, {
-            "ref": order.ref, "write_key": key, "customer_id": customer_id, "currency": order.currency,
+            "ref": ref, "write_key": key, "customer_id": customer_id, "currency": currency,
             "total_minor": order.total.minor_units(), "points_earned": points,
-            "cashback_earned_minor": _minor(cashback, order.currency), "rules": result.applied_rules,
-            "placed_at": to_db(order.placed_at), "created_at": to_db(now),
+            "cashback_earned_minor": cashback_minor, "rules": result.applied_rules,
+            "placed_at": to_db(order.placed_at), "created_at": at,
         }).inserted_id
-        record_rule_costs(conn, order.ref, order.currency, result.discounts, now)
+        record_rule_costs(conn, ref, currency, result.discounts, now)
         if customer_id is not None:
-            if result.applied_rules:
-                _INSERT_GRANT.run(conn, [
-                    {"customer_id": customer_id, "rule_id": rule_id, "order_ref": order.ref, "created_at": to_db(now)}
-                    for rule_id in result.applied_rules
-                ])
-            expires = expiry_for(self.program.points, now)
-            details: dict[str, Any] = {"order_ref": order.ref, "write_key": key, "expires_at": expires}
-            entries = []
-            if result.points_earned:
-                entries.append(self._entry(customer_id, POINTS, None, "earn", result.points_earned, now,
-                                           label=f"order {order.ref}", **details))
-            entries.extend(self._entry(customer_id, POINTS, None, "earn", bonus, now, label=label, **details)
-                           for label, bonus in result.bonus)
+            # A rule's first grant to the customer only (each order's own rules are in its row's
+            # ``rules``); the customer's row keeps the history the facts above were read from.
+            before = facts.granted_rules if facts is not None else frozenset()
+            granted = [{"customer_id": customer_id, "rule_id": rule_id, "order_ref": ref, "created_at": at}
+                       for rule_id in result.applied_rules if rule_id not in before]
+            if granted:
+                _INSERT_GRANT.run(conn, granted)
+            if granted or (facts is not None and not facts.ordered_before):
+                conn.execute(_SET_HISTORY, {"customer_id": customer_id, "ordered": True, "granted_rules": sorted(
+                    before.union(result.applied_rules))})
+            # the order's earn rows, as Accounts._entry writes them
+            expires = to_db(expiry_for(self.program.points, now))
+            earned = [(f"order {ref}", result.points_earned)] if result.points_earned else []
+            entries = [{"customer_id": customer_id, "balance": POINTS, "currency": None, "entry": "earn",
+                        "amount": amount, "order_ref": ref, "write_key": key, "label": label, "created_at": at,
+                        "expires_at": expires} for label, amount in (*earned, *result.bonus)]
             if cashback > 0:
-                entries.append(self._entry(customer_id, CASHBACK, order.currency, "earn", _minor(cashback, order.currency),
-                                           now, order_ref=order.ref, write_key=key, label=f"cashback on order {order.ref}"))
+                entries.append({"customer_id": customer_id, "balance": CASHBACK, "currency": currency, "entry": "earn",
+                                "amount": cashback_minor, "order_ref": ref, "write_key": key,
+                                "label": f"cashback on order {ref}", "created_at": at, "expires_at": None})
             if entries:
                 _INSERT_LEDGER.run(conn, entries)  # one executemany for the order's earn rows
             after_export(self, conn, customer_id, facts.tier if facts else None, result.issued, order.ref, now)
             if facts is not None and not order.voucher_codes:
                 self._remember_facts(compiled, facts, result.applied_rules)
-        return OrderExportResult(order_ref=order.ref, status=ExportStatus.ACCEPTED, engine_ref=f"ORD-{order_id}",
-                                 points_earned=Decimal(points))
+        return _accepted(order.ref, f"ORD-{order_id}", points)
 
     # -- reverse ---------------------------------------------------------------------------------
     def _refunded_before(self, conn: Connection, order_ref: str) -> tuple[RefundLine, ...]:

@@ -59,12 +59,11 @@ def expired_unrecorded(entries: Iterable[PointsEntry], now: datetime) -> int:
 
 def expiry_for(policy: PointsPolicy, credited_at: datetime) -> datetime | None:
     """When points credited at ``credited_at`` expire under the program's policy (None: never)."""
-    candidates = []
-    if policy.expire_after_days is not None:
-        candidates.append(credited_at + timedelta(days=policy.expire_after_days))
-    if policy.expire_on is not None and credited_at < policy.expire_on:
-        candidates.append(policy.expire_on)
-    return min(candidates) if candidates else None
+    days, on = policy.expire_after_days, policy.expire_on
+    after = credited_at + timedelta(days=days) if days is not None else None
+    if on is not None and credited_at < on and (after is None or on < after):
+        return on  # the fixed date comes first
+    return after
 
 
 def capped_clawback(wanted: int, available: int) -> int:

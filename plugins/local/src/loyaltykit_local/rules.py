@@ -95,7 +95,7 @@ class CustomerFacts:
     tier: str | None = None
     role: str | None = None
     segments: frozenset[str] = frozenset()
-    orders_count: int = 0
+    ordered_before: bool = False  # an earlier order of the customer's is recorded (what first_order asks)
     granted_rules: frozenset[str] = frozenset()
     points: int = 0  # spendable now (expired points already left out)
     cashback: Decimal = ZERO  # spendable, in the basket's currency
@@ -164,7 +164,6 @@ class CompiledProgram:
     category_earn: dict[str, CategoryEarn]
     catalog_price: dict[str, int]
     tier_multiplier: dict[str, Decimal]
-    needs_history: bool  # some rule asks about first orders or earlier grants
     compiled: list[_Rule] = field(default_factory=list)  # ``rules`` ready to run, same order
     bonus_earn: dict[tuple[str, int], Earn] = field(default_factory=dict)  # made on first use
     # Rules filed under a customer fact or the channel (see _gate), visited only when it matches.
@@ -203,7 +202,6 @@ class CompiledProgram:
             category_earn={c.category: c for c in program.categories},
             catalog_price=prices,
             tier_multiplier={t.name: t.multiplier for t in program.tiers},
-            needs_history=any(r.when.first_order is not None or r.when.not_previously_granted for r in program.rules),
             compiled=[_Rule.of(rule, program.currency) for rule in ordered],
             by_role=dict(index["role"]),
             by_segment=dict(index["segment"]),
@@ -401,7 +399,7 @@ class _When:
             if self.segment is not None and customer.segments.isdisjoint(self.segment):
                 return False
             # A guest's history is unknown (above): neither "first order" nor "returning" can be claimed.
-            if self.first_order is not None and (customer.orders_count == 0) != self.first_order:
+            if self.first_order is not None and customer.ordered_before == self.first_order:
                 return False
             if self.not_previously_granted and rule_id in customer.granted_rules:
                 return False
