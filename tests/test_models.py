@@ -375,3 +375,58 @@ def test_floats_are_refused_in_any_field_every_time_subclasses_included():
                 Basket.model_validate({"id": "b", "currency": "EUR", "lines": [{**line, "quantity": bad}]})
             assert info.value.field == "lines.0.quantity"
         assert Line.model_validate(line).quantity == 1
+
+
+def _eur(value: str) -> Money:
+    return Money.of(value, "EUR")
+
+
+_ORDER_LINES = (Line(id="1", sku="A", quantity=2, unit_price=_eur("10.00")),
+                Line(id="2", sku="B", quantity=1, unit_price=_eur("5.00")))
+_SPEND = {"operation": "spend_cashback", "engine": "e", "idempotency_key": "k"}
+_LIMIT = str(MAX_AMOUNT)
+_BEYOND = f"amount exceeds the kit's limit of {MAX_AMOUNT}"
+# Lines each within the limit whose rounded subtotals (0.005 -> 0.01) together pass it by a cent.
+_ROUNDED_UP = (Line(id="1", sku="A", quantity=1, unit_price=_eur("999999999999.99")),
+               Line(id="2", sku="B", quantity="0.5", unit_price=_eur("0.01")),
+               Line(id="3", sku="C", quantity="0.5", unit_price=_eur("0.01")))
+
+
+@pytest.mark.parametrize(("extra", "field", "reason"), [
+    ({"total": _eur("30.00")}, "total", "more than the lines and shipping (29.95 EUR)"),
+    ({"total": _eur("3.00")}, "total", "less than the shipping charge"),
+    ({"total": _eur("20.00"), "discounts": [{"target": "order", "amount": _eur("4.00")}]},
+     "total", "20.00 EUR differs from subtotal - discounts + shipping (25.95 EUR)"),
+    ({"receipts": [{**_SPEND, "amount": _eur("20.00")}, {**_SPEND, "amount": _eur("10.00")}]},
+     "receipts", "cashback and points pay 30.00 EUR, more than the order's total (29.95 EUR)"),
+    ({"discounts": [{"target": "shipping", "amount": _eur(_LIMIT)}, {"target": "shipping", "amount": _eur("0.01")}]},
+     "amount", _BEYOND),
+    ({"receipts": [{**_SPEND, "amount": _eur(_LIMIT)}, {**_SPEND, "amount": _eur("0.01")}]}, "amount", _BEYOND),
+    ({"lines": (Line(id="1", sku="A", quantity=1, unit_price=_eur(_LIMIT)),)}, "amount", _BEYOND),
+    ({"lines": (Line(id="1", sku="A", quantity=1, unit_price=_eur(_LIMIT)),), "total": _eur("1.00")},
+     "amount", _BEYOND),
+    ({"lines": _ROUNDED_UP, "shipping": None}, "amount", _BEYOND),
+    ({"lines": _ROUNDED_UP, "shipping": None, "total": _eur("1.00")}, "amount", _BEYOND),
+    ({"total": _eur("20.00"), "shipping": _eur("5.00"), "currency": "USD"}, "lines.0.unit_price",
+     "currency EUR differs from USD"),
+])
+def test_an_order_is_refused_naming_the_field_and_the_figures(extra, field, reason):
+    """Each check of an order's figures: the field it names and the figures its message gives."""
+    data = {"ref": "o", "currency": "EUR", "lines": _ORDER_LINES, "shipping": _eur("4.95"), **extra}
+    with pytest.raises(InvalidRequestError) as info:
+        Order(**data)
+    assert (info.value.field, info.value.reason) == (field, reason), str(info.value)
+
+
+def test_an_order_at_the_limits_is_accepted_with_its_figures():
+    lines = (Line(id="1", sku="A", quantity=1, unit_price=_eur("999999999999.98")),
+             Line(id="2", sku="B", quantity="0.5", unit_price=_eur("0.01")))  # 0.005 rounds to 0.01
+    order = Order(ref="o", currency="EUR", lines=lines, receipts=[{**_SPEND, "amount": _eur("999999999999.99")}])
+    assert order.total == _eur("999999999999.99") and str(order.total.amount) == "999999999999.99"
+    assert order.total.model_fields_set == {"amount", "currency"} and type(order.total) is Money
+    assert order.amount_due == _eur("0.00")
+    # the total given is the one computed: accepted, and kept as given
+    given_total = Order(ref="o", currency="EUR", lines=lines, total=_eur(_LIMIT), shipping=_eur("0.01"))
+    assert given_total.total == _eur(_LIMIT) and [a.net for a in given_total.allocations] == [
+        _eur("999999999999.98"), _eur("0.01")]
+    assert Order(ref="o", currency="EUR", lines=lines, shipping=_eur("0.01")).total == _eur(_LIMIT)

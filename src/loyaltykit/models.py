@@ -61,7 +61,19 @@ from pydantic import (
 )
 
 from .errors import CurrencyMismatchError, InvalidRequestError
-from .money import MAX_AMOUNT, KitBase, Money, allocate, built, is_currency, prorate, quantize_all, to_decimal, total
+from .money import (
+    MAX_AMOUNT,
+    KitBase,
+    Money,
+    allocate,
+    built,
+    is_currency,
+    prorate,
+    quantize_all,
+    to_decimal,
+    total,
+    zero_amount,
+)
 
 MAX_LINES = 500
 MAX_QUANTITY = Decimal(10_000)
@@ -874,15 +886,15 @@ def _amount_in(money: Money, currency: str, op: str) -> Decimal:
     return money.amount
 
 
-def _split(lines: tuple[Line, ...], discounts: tuple[Discount, ...], extra: Money,
+def _split(lines: tuple[Line, ...], subtotals: Iterable[Decimal], discounts: tuple[Discount, ...], pool: Decimal,
            currency: str) -> tuple[dict[str, Decimal], list[Decimal], Decimal]:
     """Line discounts stay on their line (capped at its subtotal; any excess joins the order pool);
-    the pool (order discounts + ``extra``) is capped at what the lines still cost. Returns each
-    line's own discount, each line's value after it, and the capped pool, as amounts in
-    ``currency`` (quantized amounts: the sums are exact, the limit is checked at each step)."""
-    zero = Money.zero(currency).amount
+    the pool (order discounts + ``pool``, the extra discount) is capped at what the lines still cost.
+    ``subtotals`` are the lines' subtotal amounts, read as the lines are (in line order). Returns each
+    line's own discount, each line's value after it, and the capped pool, as amounts in ``currency``
+    (quantized amounts: the sums are exact, the limit is checked at each step)."""
+    zero = zero_amount(currency)
     own = {line.id: zero for line in lines}
-    pool = _amount_in(extra, currency, "add")
     for discount in discounts:
         amount = _amount_in(discount.amount, currency, "add")
         if discount.target is DiscountTarget.LINE and discount.line_id in own:
@@ -890,8 +902,7 @@ def _split(lines: tuple[Line, ...], discounts: tuple[Discount, ...], extra: Mone
         elif discount.target is not DiscountTarget.SHIPPING:
             pool = _plus(pool + amount, currency)
     after: list[Decimal] = []
-    for line in lines:
-        subtotal = _amount_in(line.subtotal, currency, "compare")
+    for line, subtotal in zip(lines, subtotals, strict=True):
         if own[line.id] > subtotal:
             pool = _plus(pool + (own[line.id] - subtotal), currency)
             own[line.id] = subtotal
@@ -900,18 +911,21 @@ def _split(lines: tuple[Line, ...], discounts: tuple[Discount, ...], extra: Mone
     return own, after, min(pool, whole)
 
 
-def _goods_net(lines: tuple[Line, ...], discounts: tuple[Discount, ...], extra: Money, currency: str) -> Money:
-    """What the lines cost after every discount: the sum of the allocations' nets, without
-    allocating (the allocated shares sum exactly to the capped pool)."""
-    _own, after, pool = _split(lines, discounts, extra, currency)
-    return Money._exact(sum(after, Money.zero(currency).amount) - pool, currency)
+def _summed(amounts: Iterable[Decimal], currency: str) -> Decimal:
+    """:func:`loyaltykit.money.total` on amounts already in ``currency``: the same sum, refused at the
+    same step beyond the limit, without a Money."""
+    value = zero_amount(currency)
+    for amount in amounts:
+        value = _plus(value + amount, currency)
+    return value
 
 
 def _allocations(lines: tuple[Line, ...], discounts: tuple[Discount, ...], extra: Money, currency: str,
                  points_lines: tuple[PointsLine, ...] = ()) -> tuple[LineAllocation, ...]:
     """Each line's own discounts (see ``_split``), and its share of the pool, allocated by largest
     remainder in proportion to each line's value after its own discounts."""
-    own, after, pool = _split(lines, discounts, extra, currency)
+    subtotals = (_amount_in(line.subtotal, currency, "compare") for line in lines)
+    own, after, pool = _split(lines, subtotals, discounts, _amount_in(extra, currency, "add"), currency)
     rests = [Money._exact(rest, currency) for rest in after]
     shares = allocate(Money._exact(pool, currency), rests)
     points = {entry.line_id: entry.points for entry in points_lines}
@@ -926,6 +940,11 @@ def _allocations(lines: tuple[Line, ...], discounts: tuple[Discount, ...], extra
 
 
 _NO_POINTS = Decimal(0)
+
+
+def _money(amount: Decimal, currency: str) -> Money:
+    # a figure computed from validated amounts in one currency (quantized, within the limit)
+    return built(Money, {"amount": amount, "currency": currency}, {"amount", "currency"})
 
 
 SPEND = "spend_cashback"
@@ -981,47 +1000,66 @@ class Order(KitModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        _check_lines(self.lines, self.currency)
+        currency, lines, discounts, order_total = self.currency, self.lines, self.discounts, self.total
+        _check_lines(lines, currency)
         for name in ("total", "shipping"):
             value = getattr(self, name)
             if value is None:
                 continue
-            if value.currency != self.currency:
-                raise ValueError(f"{name}: currency {value.currency} differs from {self.currency}")
+            if value.currency != currency:
+                raise ValueError(f"{name}: currency {value.currency} differs from {currency}")
             if value.amount < 0:
                 raise ValueError(f"{name}: must not be negative")
-        ids = {line.id for line in self.lines}
-        for index, discount in enumerate(self.discounts):
-            if discount.amount.currency != self.currency:
-                raise ValueError(f"discounts.{index}.amount: currency differs from {self.currency}")
+        ids = {line.id for line in lines}
+        for index, discount in enumerate(discounts):
+            if discount.amount.currency != currency:
+                raise ValueError(f"discounts.{index}.amount: currency differs from {currency}")
             if discount.line_id is not None and discount.line_id not in ids:
                 raise ValueError(f"discounts.{index}.line_id: not a line of the order")
-        zero = Money.zero(self.currency)
-        shipping_total = _shipping_total(self.shipping, self.free_shipping, self._shipping_discounts(), self.currency)
+        # Every amount is now known to be in ``currency`` and quantized to its exponent, so the figures
+        # below are sums and differences of amounts: exact on the Decimals, each step refused beyond the
+        # limit where Money arithmetic refuses it (``_plus``), in the same order. A Money is built only
+        # for the stored total and for error messages.
+        zero = zero_amount(currency)
+        shipping_discounts = _summed(
+            [d.amount.amount for d in discounts if d.target is DiscountTarget.SHIPPING], currency)
+        shipping_total = zero
+        if self.shipping is not None and not self.free_shipping:
+            shipping_total = max(self.shipping.amount - shipping_discounts, zero)  # Money.max: the first when equal
+        # The lines' subtotals as ``Line.subtotal`` rounds them (unit price x quantity, quantized).
+        subtotals = quantize_all(map(operator.mul, map(_UNIT_AMOUNT, lines), map(_QUANTITY, lines)), currency)
         extra = zero
-        if self.total is not None and not self.discounts:
+        if order_total is not None and not discounts:
             # A hand-built order with its total: the difference is one order-level discount.
-            extra = self.subtotal + shipping_total - self.total
-            if extra.amount < 0:
-                raise ValueError(f"total: more than the lines and shipping ({self.subtotal + shipping_total})")
-            if extra > self.subtotal:
+            subtotal = _summed(subtotals, currency)
+            charged = _plus(subtotal + shipping_total, currency)
+            extra = _plus(charged - order_total.amount, currency)
+            if extra < 0:
+                raise ValueError(f"total: more than the lines and shipping ({_money(charged, currency)})")
+            if extra > subtotal:
                 raise ValueError("total: less than the shipping charge")
         if self.points_lines:
-            _check_points_lines(self.points_lines, self.lines, "points_lines")
+            _check_points_lines(self.points_lines, lines, "points_lines")
             unpaid = self.unpaid_points_lines()
             if unpaid:
                 raise ValueError(f"receipts: the points-priced lines {unpaid} are not paid; spend their points "
                                  "first (CashbackSpend.for_points_lines) and give its receipt with the order")
         # The allocations themselves are computed on first use (``allocations``): their nets sum to
-        # what the goods cost after discounts, which is all the checks need.
-        computed = _goods_net(self.lines, self.discounts, extra, self.currency) + shipping_total
-        if self.total is None:
-            object.__setattr__(self, "total", computed)
-        elif computed != self.total:
-            raise ValueError(f"total: {self.total} differs from subtotal - discounts + shipping ({computed})")
-        paid = self.balance_paid
+        # what the goods cost after discounts (the allocated shares sum exactly to the capped pool),
+        # which is all the checks need.
+        _own, after, pool = _split(lines, subtotals, discounts, extra, currency)
+        goods_net = _plus(sum(after, zero) - pool, currency)
+        computed = _plus(goods_net + shipping_total, currency)
+        if order_total is None:
+            object.__setattr__(self, "total", _money(computed, currency))
+        elif type(order_total) is not Money or computed != order_total.amount:  # Money equality: same type too
+            raise ValueError(f"total: {order_total} differs from subtotal - discounts + shipping "
+                             f"({_money(computed, currency)})")
+        paid = _summed([r.amount.amount for r in self.receipts
+                        if r.operation == SPEND and r.amount is not None and r.amount.currency == currency], currency)
         if paid > computed:
-            raise ValueError(f"receipts: cashback and points pay {paid}, more than the order's total ({computed})")
+            raise ValueError(f"receipts: cashback and points pay {_money(paid, currency)}, more than the order's "
+                             f"total ({_money(computed, currency)})")
         return self
 
     def _shipping_discounts(self) -> Money:

@@ -215,7 +215,7 @@ class Money(KitBase):
     @classmethod
     def zero(cls, currency: str) -> Money:
         if type(currency) is str and currency in _CODES:
-            return _new(_zero(currency), currency)
+            return _new(zero_amount(currency), currency)
         return cls(amount=Decimal(0), currency=currency)  # refused, naming the field
 
     @classmethod
@@ -352,7 +352,8 @@ def _new(amount: Decimal, currency: str) -> Money:
 
 
 @functools.cache
-def _zero(currency: str) -> Decimal:
+def zero_amount(currency: str) -> Decimal:
+    """The amount of ``Money.zero(currency)`` (a known currency), without the Money."""
     return quantize(Decimal(0), currency)
 
 
