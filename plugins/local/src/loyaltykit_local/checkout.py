@@ -76,7 +76,7 @@ from .ledger import capped_clawback, expiry_for
 from .members import after_export, record_rule_costs
 from .program import VoucherDef, amount_in
 from .rules import BasketView, CustomerFacts, VoucherFacts
-from .store import customers, ledger, orders, redemptions, to_db, vouchers, writes
+from .store import Bound, customers, ledger, orders, redemptions, to_db, vouchers, writes
 
 if TYPE_CHECKING:
     from .accounts import AnyRow
@@ -120,6 +120,17 @@ class _Planned(NamedTuple):
     now: datetime
     view: BasketView
     result: rules.Quote
+    writes: _Writes
+
+
+class _Writes(NamedTuple):
+    """What an accepted export inserts (see Checkout._export_writes)."""
+
+    order: Bound
+    grants: Bound | None
+    history: dict[str, object] | None
+    ledger: Bound | None
+    points: int
 
 
 class Checkout(Accounts):
@@ -379,7 +390,9 @@ class Checkout(Accounts):
         if known is None or known[0] is not compiled:
             return None
         view = BasketView.of_order(order)
-        return _Planned(compiled, known[1], self.now(), view, rules.quote(compiled, view, known[1], {}, order.placed_at))
+        facts, now = known[1], self.now()
+        result = rules.quote(compiled, view, facts, {}, order.placed_at)
+        return _Planned(compiled, facts, now, view, result, self._export_writes(order, order.key, facts, result, now))
 
     def _remember_facts(self, compiled: rules.CompiledProgram, facts: CustomerFacts, applied: list[str]) -> None:
         """The customer's facts once this export is in: one more order, its rules granted."""
@@ -393,6 +406,47 @@ class Checkout(Accounts):
         if len(self._export_facts) >= _FACTS_KEPT:
             self._export_facts.clear()
         self._export_facts[facts.id] = (compiled, facts)
+
+    def _export_writes(self, order: Order, key: str, facts: CustomerFacts | None, result: rules.Quote,
+                       now: datetime) -> _Writes:
+        """The rows an accepted export writes, bound to the driver's values: for a planned export this
+        runs before the transaction, which then only reads, checks and inserts."""
+        points = result.total_points if facts else 0
+        cashback = result.cashback_earned if facts else Decimal(0)
+        if order.total is None:
+            raise AssertionError("order.total is set once the order is validated")
+        dialect = self.store.engine.dialect
+        ref, currency, at, customer_id = order.ref, order.currency, to_db(now), order.customer_id
+        cashback_minor = _minor(cashback, currency)
+        written = _INSERT_ORDER.bind(dialect, {
+            "ref": ref, "write_key": key, "customer_id": customer_id, "currency": currency,
+            "total_minor": order.total.minor_units(), "points_earned": points,
+            "cashback_earned_minor": cashback_minor, "rules": result.applied_rules,
+            "placed_at": to_db(order.placed_at), "created_at": at,
+        })
+        if customer_id is None:
+            return _Writes(written, None, None, None, points)
+        # A rule's first grant to the customer only (each order's own rules are in its row's
+        # ``rules``); the customer's row keeps the history the facts were read from.
+        before = facts.granted_rules if facts is not None else frozenset()
+        granted = [{"customer_id": customer_id, "rule_id": rule_id, "order_ref": ref, "created_at": at}
+                   for rule_id in result.applied_rules if rule_id not in before]
+        history = None
+        if granted or (facts is not None and not facts.ordered_before):
+            history = {"customer_id": customer_id, "ordered": True, "granted_rules": sorted(
+                before.union(result.applied_rules))}
+        # the order's earn rows, as Accounts._entry writes them
+        expires = to_db(expiry_for(self.program.points, now))
+        earned = [(f"order {ref}", result.points_earned)] if result.points_earned else []
+        entries = [{"customer_id": customer_id, "balance": POINTS, "currency": None, "entry": "earn",
+                    "amount": amount, "order_ref": ref, "write_key": key, "label": label, "created_at": at,
+                    "expires_at": expires} for label, amount in (*earned, *result.bonus)]
+        if cashback > 0:
+            entries.append({"customer_id": customer_id, "balance": CASHBACK, "currency": currency, "entry": "earn",
+                            "amount": cashback_minor, "order_ref": ref, "write_key": key,
+                            "label": f"cashback on order {ref}", "created_at": at, "expires_at": None})
+        return _Writes(written, _INSERT_GRANT.bind(dialect, granted) if granted else None, history,
+                       _INSERT_LEDGER.bind(dialect, entries) if entries else None, points)
 
     def _export_in(self, conn: Connection, order: Order, key: str, look_first: bool = True,
                    planned: _Planned | None = None) -> OrderExportResult:
@@ -438,46 +492,24 @@ class Checkout(Accounts):
                 conn.execute(insert(redemptions).values(code=code, order_ref=order.ref, customer_id=customer_id,
                                                         write_key=f"{key}:{code}", status="redeemed", created_at=to_db(now)))
                 found[code] = VoucherFacts(voucher.definition, voucher.uses + 1, voucher.offer_kind, held=True)
-        result = planned.result if planned is not None else rules.quote(compiled, view, facts, found, order.placed_at)
-        points = result.total_points if facts else 0
-        cashback = result.cashback_earned if facts else Decimal(0)
-        if order.total is None:
-            raise AssertionError("order.total is set once the order is validated")
-        ref, currency, at = order.ref, order.currency, to_db(now)  # one conversion for every row below
-        cashback_minor = _minor(cashback, currency)
-        order_id = _INSERT_ORDER.run(conn, {
-            "ref": ref, "write_key": key, "customer_id": customer_id, "currency": currency,
-            "total_minor": order.total.minor_units(), "points_earned": points,
-            "cashback_earned_minor": cashback_minor, "rules": result.applied_rules,
-            "placed_at": to_db(order.placed_at), "created_at": at,
-        }).inserted_id
-        record_rule_costs(conn, ref, currency, result.discounts, now)
+        if planned is not None:
+            result, writes = planned.result, planned.writes
+        else:
+            result = rules.quote(compiled, view, facts, found, order.placed_at)
+            writes = self._export_writes(order, key, facts, result, now)
+        order_id = writes.order.run(conn).inserted_id
+        record_rule_costs(conn, order.ref, order.currency, result.discounts, now)
         if customer_id is not None:
-            # A rule's first grant to the customer only (each order's own rules are in its row's
-            # ``rules``); the customer's row keeps the history the facts above were read from.
-            before = facts.granted_rules if facts is not None else frozenset()
-            granted = [{"customer_id": customer_id, "rule_id": rule_id, "order_ref": ref, "created_at": at}
-                       for rule_id in result.applied_rules if rule_id not in before]
-            if granted:
-                _INSERT_GRANT.run(conn, granted)
-            if granted or (facts is not None and not facts.ordered_before):
-                conn.execute(_SET_HISTORY, {"customer_id": customer_id, "ordered": True, "granted_rules": sorted(
-                    before.union(result.applied_rules))})
-            # the order's earn rows, as Accounts._entry writes them
-            expires = to_db(expiry_for(self.program.points, now))
-            earned = [(f"order {ref}", result.points_earned)] if result.points_earned else []
-            entries = [{"customer_id": customer_id, "balance": POINTS, "currency": None, "entry": "earn",
-                        "amount": amount, "order_ref": ref, "write_key": key, "label": label, "created_at": at,
-                        "expires_at": expires} for label, amount in (*earned, *result.bonus)]
-            if cashback > 0:
-                entries.append({"customer_id": customer_id, "balance": CASHBACK, "currency": currency, "entry": "earn",
-                                "amount": cashback_minor, "order_ref": ref, "write_key": key,
-                                "label": f"cashback on order {ref}", "created_at": at, "expires_at": None})
-            if entries:
-                _INSERT_LEDGER.run(conn, entries)  # one executemany for the order's earn rows
+            if writes.grants is not None:
+                writes.grants.run(conn)
+            if writes.history is not None:
+                conn.execute(_SET_HISTORY, writes.history)
+            if writes.ledger is not None:
+                writes.ledger.run(conn)  # one executemany for the order's earn rows
             after_export(self, conn, customer_id, facts.tier if facts else None, result.issued, order.ref, now)
             if facts is not None and not order.voucher_codes:
                 self._remember_facts(compiled, facts, result.applied_rules)
+        points = writes.points
         return _accepted(order.ref, f"ORD-{order_id}", points)
 
     # -- reverse ---------------------------------------------------------------------------------

@@ -410,6 +410,14 @@ class Prepared:
             found = self._sql[dialect.name] = _Compiled(str(compiled), _binder(names, processes, defaults), row, results)
         return found
 
+    def bind(self, dialect: Dialect, params: dict[str, Any] | list[dict[str, Any]]) -> Bound:
+        """The statement with its parameters turned into the driver's values now, before the
+        transaction that runs it (on SQLite; other dialects take the parameters when it runs)."""
+        if dialect.name != "sqlite":
+            return Bound(self, params, None)
+        values = self._compiled(dialect).values
+        return Bound(self, params, [values(one) for one in params] if isinstance(params, list) else values(params))
+
     def run(self, conn: Connection, params: dict[str, Any] | list[dict[str, Any]]) -> Rows:
         dialect = conn.dialect
         if dialect.name != "sqlite":
@@ -439,6 +447,32 @@ class Prepared:
             return Rows(rows)
         except dialect.loaded_dbapi.Error as exc:
             # the same exception classes as Connection.execute raises (IntegrityError, OperationalError)
+            raise DBAPIError.instance(sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+
+
+class Bound:
+    """A :class:`Prepared` INSERT and its parameters, bound by :meth:`Prepared.bind`."""
+
+    __slots__ = ("params", "prepared", "values")
+
+    def __init__(self, prepared: Prepared, params: dict[str, Any] | list[dict[str, Any]], values: list[Any] | None) -> None:
+        self.prepared = prepared
+        self.params = params
+        self.values = values
+
+    def run(self, conn: Connection) -> Rows:
+        """Run it (an INSERT: the id it wrote when one row)."""
+        dialect = conn.dialect
+        if self.values is None or dialect.name != "sqlite":
+            return self.prepared.run(conn, self.params)
+        sql = self.prepared._compiled(dialect).sql
+        driver = conn.connection.driver_connection
+        try:
+            if isinstance(self.params, list):
+                driver.executemany(sql, self.values)  # type: ignore[union-attr]
+                return Rows([])
+            return Rows([], driver.execute(sql, self.values).lastrowid)  # type: ignore[union-attr]
+        except dialect.loaded_dbapi.Error as exc:
             raise DBAPIError.instance(sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
 
 
