@@ -395,6 +395,19 @@ def _sale_items(lines: Sequence[Any], settings: SessionMSettings) -> tuple[Any, 
     return wire.Records.of_columns(_ITEM_FIELDS, line_columns(lines, lines[0].unit_price.currency)), {}
 
 
+#: Up to this many lines an order's items are plain dicts: cheaper than :class:`wire.Records`, whose
+#: set-up (~8 us per body) pays off only from about five lines. The same bytes either way.
+_DICT_ITEMS_UP_TO = 4
+
+
+def _order_items(lines: Sequence[Any], settings: SessionMSettings) -> tuple[Any, dict[str, Any]]:
+    """An order's ``items`` and ``tax_total`` (what :func:`_sale_items` writes, as dicts for few lines)."""
+    if len(lines) <= _DICT_ITEMS_UP_TO:
+        items = _items(lines, settings)
+        return items, _tax_total(items)
+    return _sale_items(lines, settings)
+
+
 def _tax_total(items: list[dict[str, Any]]) -> dict[str, Any]:
     """``tax_total`` when every line said its tax; nothing otherwise (the kit knows no tax to send)."""
     if items and all("tax_included" in i for i in items):
@@ -491,7 +504,7 @@ def transaction_from_order(order: Order, settings: SessionMSettings, *, voided: 
     if order.customer_id:
         payment["user_id"] = order.customer_id
         payment["user_id_type"] = settings.user_id_type
-    items, tax_total = _sale_items(order.lines, settings)
+    items, tax_total = _order_items(order.lines, settings)
     return {
         "transaction_id": order.ref,
         "pos_employee_id": settings.employee_id,
