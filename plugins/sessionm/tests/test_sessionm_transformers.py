@@ -423,6 +423,7 @@ def test_order_items_are_the_same_bytes_as_dicts_or_as_records(count):
     as_dicts = {**sent, "items": tf._items(order.lines, SETTINGS)}
     assert isinstance(as_records["items"], wire.Records)
     assert wire.dumps(sent) == wire.dumps(as_records) == wire.dumps(as_dicts)
+    assert str(sent["subtotal"]) == str(order.subtotal.amount)  # the same digits as the order's own sum
 
 
 @pytest.mark.parametrize(("when", "text"), [
