@@ -410,6 +410,22 @@ def test_sale_items_written_ahead_are_the_bytes_of_the_item_dicts():
                                        "unit_price": Decimal("3.05"), "subtotal": Decimal("9.15")}
 
 
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 5, 6])
+def test_order_items_are_the_same_bytes_as_dicts_or_as_records(count):
+    # few lines go as dicts, more as Records: the body is byte for byte the same either way
+    lines = [{"id": f"l{n}", "sku": f'SKU "{n}" é', "quantity": Decimal(f"{n}.5"), "unit_price": Money.of(f"{n}.05", "USD")}
+             for n in range(1, count + 1)]
+    total = sum((Money.of(f"{n}.05", "USD").amount * Decimal(f"{n}.5") for n in range(1, count + 1)), Decimal(0))
+    order = Order(ref="o-1", currency="USD", customer_id="u", total=Money.of(total, "USD"), lines=lines)
+    sent = tf.transaction_from_order(order, SETTINGS)
+    assert isinstance(sent["items"], list if count <= tf._DICT_ITEMS_UP_TO else wire.Records)
+    as_records = {**sent, "items": tf._sale_items(order.lines, SETTINGS)[0]}
+    as_dicts = {**sent, "items": tf._items(order.lines, SETTINGS)}
+    assert isinstance(as_records["items"], wire.Records)
+    assert wire.dumps(sent) == wire.dumps(as_records) == wire.dumps(as_dicts)
+    assert str(sent["subtotal"]) == str(order.subtotal.amount)  # the same digits as the order's own sum
+
+
 @pytest.mark.parametrize(("when", "text"), [
     (datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC), "2024-05-01T12:00:00.000Z"),
     (datetime(2024, 5, 1, 12, 0, 0, 123999, tzinfo=UTC), "2024-05-01T12:00:00.123Z"),  # truncated, not rounded
