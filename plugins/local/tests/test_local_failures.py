@@ -67,21 +67,45 @@ def test_a_duplicate_member_is_a_kit_error_without_the_email(make_shop):
     assert "ann.secret" not in str(info.value) and "ann.secret" not in repr(info.value)
 
 
-def test_the_evaluation_budget_holds_in_process(make_shop):
-    """A quote that takes longer than evaluate_budget fails open, as it would over HTTP."""
+def test_the_evaluation_budget_holds_in_process(make_shop, monkeypatch):
+    """A quote that takes longer than evaluate_budget fails open, as it would over HTTP: the shop
+    stops waiting when the budget is spent, and the quote finishes unseen."""
+    import threading
+    import time
 
     shop = make_shop("[points]\nper_currency_unit = 1\n")
     ann = shop.customer()
     cart = basket(*(line(str(i), f"SKU-{i}", "1.00") for i in range(500)), customer_id=ann)
-    hurried = LoyaltySettings(evaluate_budget=0.000001)
+    # The engine is held until the shop has given up (a quote can finish within one GIL slice, so
+    # a tiny budget alone would race with it).
+    release, quoting = threading.Event(), shop.engine.evaluate
+
+    def held(*args, **kwargs):
+        release.wait(10)
+        return quoting(*args, **kwargs)
+
+    monkeypatch.setattr(shop.engine, "evaluate", held)
+    hurried = LoyaltySettings(evaluate_budget=0.05)
     with Loyalty(hurried, adapter=LocalAdapter(engine=shop.engine), load_entry_points=False) as facade:
+        started = time.monotonic()
         quote = facade.evaluate(cart)
+        waited = time.monotonic() - started
+        release.set()
         assert quote.degraded and quote.degraded_reason.startswith("timeout")
         assert quote.total == cart.subtotal
+        assert waited < 5  # the budget, not the held engine, ended the wait
+    release.clear()
     async_facade = AsyncLoyalty(hurried, adapter=LocalAdapter(engine=shop.engine), load_entry_points=False)
-    quote = asyncio.run(async_facade.evaluate(cart))
+
+    async def evaluate_then_release():
+        quote = await async_facade.evaluate(cart)
+        release.set()  # before asyncio.run waits for its worker threads
+        return quote
+
+    quote = asyncio.run(evaluate_then_release())
     assert quote.degraded and quote.degraded_reason.startswith("timeout")
     # the same basket with time to spare is quoted in full (a generous budget: not a timing test)
+    monkeypatch.undo()
     with Loyalty(LoyaltySettings(evaluate_budget=60), adapter=LocalAdapter(engine=shop.engine),
                  load_entry_points=False) as facade:
         assert not facade.evaluate(cart).degraded
