@@ -330,6 +330,11 @@ class LineColumns(NamedTuple):
     unit_prices: list[Decimal]  # unit_price.amount
     subtotals: list[Decimal]  # subtotal.amount
 
+    def subtotal(self) -> Decimal:
+        """The amount of ``Basket.subtotal`` / ``Order.subtotal``: each line already rounded as Money
+        rounds it, so their sum is exact and needs no rounding of its own."""
+        return sum(self.subtotals, Decimal(0))
+
 
 _ID, _SKU, _QUANTITY = operator.attrgetter("id"), operator.attrgetter("sku"), operator.attrgetter("quantity")
 _UNIT_AMOUNT = operator.attrgetter("unit_price.amount")

@@ -14,7 +14,6 @@ bodies with :func:`loyaltykit.wire.dumps`, which writes a Decimal's own digits).
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
 import operator
 import uuid
@@ -50,7 +49,6 @@ from loyaltykit.errors import (
 )
 from loyaltykit.members import StatementEntry, StatementEntryKind
 from loyaltykit.models import line_columns, line_ids
-from loyaltykit.money import quantize
 
 if TYPE_CHECKING:
     from .settings import SessionMSettings
@@ -62,7 +60,6 @@ POS_OK = "OK"
 
 #: Namespace of the engine-side ids derived from kit idempotency keys (request_id, idempotency_id).
 ID_NAMESPACE = uuid.UUID("5e551011-0000-4000-8000-6c6f79616c74")
-_NAMESPACE_BYTES = ID_NAMESPACE.bytes
 
 CORE_USER_QUERY = {"user[user_profile]": "true", "show_identifiers": "true", "expand_incentives": "true"}
 
@@ -79,13 +76,7 @@ def loads(content: bytes) -> Any:
 
 def derived_id(key: str, purpose: str) -> str:
     """A stable UUID for an engine idempotency field, from the kit key: the same key replays."""
-    # str(uuid.uuid5(ID_NAMESPACE, name)) written out (a test compares them): SHA-1 of the namespace
-    # and the name, version 5 and the RFC 4122 variant set, without the UUID object around it.
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{purpose}:{key}".encode(), usedforsecurity=False).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    text = digest.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    return str(uuid.uuid5(ID_NAMESPACE, f"{purpose}:{key}"))
 
 
 def timestamp(when: datetime | None = None) -> str:
@@ -380,45 +371,26 @@ _ITEM_FIELDS = ("line_id", "item_id", "quantity", "unit_price", "subtotal")  # t
 _ATTRIBUTES = operator.attrgetter("attributes")
 
 
-def _sale_items(lines: Sequence[Any], settings: SessionMSettings) -> tuple[Any, dict[str, Any]]:
-    """A sale's ``items`` and its ``tax_total`` field (when every line said its tax).
-
-    Lines without a tax attribute (the common case) are written to JSON text as they are read
-    (:class:`wire.Records`): the same bytes as the dicts of :func:`_items`, without a dict and an
-    encoder fallback call per amount.
-    """
-    tax_attribute = settings.line_tax_attribute
-    if tax_attribute is not None and any(map(operator.contains, map(_ATTRIBUTES, lines), itertools.repeat(tax_attribute))):
-        items = _items(lines, settings)
-        return items, _tax_total(items)
-    if not lines:
-        return wire.Records(_ITEM_FIELDS, ()), {}
-    return wire.Records.of_columns(_ITEM_FIELDS, line_columns(lines, lines[0].unit_price.currency)), {}
-
-
-#: Up to this many lines an order's items are plain dicts: cheaper than :class:`wire.Records`, whose
-#: set-up (~8 us per body) pays off only from about five lines. The same bytes either way.
+#: Up to this many lines the items are plain dicts: cheaper than :class:`wire.Records`, whose set-up
+#: (~8 us per body) pays off only from about five lines. The same bytes either way.
 _DICT_ITEMS_UP_TO = 4
 
 
-def _order_items(order: Order, settings: SessionMSettings) -> tuple[Any, dict[str, Any], Decimal]:
-    """An order's ``items``, ``tax_total`` field and subtotal amount (what :func:`_sale_items` and
-    ``order.subtotal`` give; plain dicts for few lines).
+def _sale_items(lines: Sequence[Any], currency: str, settings: SessionMSettings) -> tuple[Any, dict[str, Any], Decimal]:
+    """A sale's ``items``, its ``tax_total`` field (when every line said its tax) and its subtotal.
 
-    Lines without a tax attribute are read off :func:`line_columns`, the subtotal summed from them as
-    ``Order.subtotal`` sums its lines: reading ``line.subtotal`` would keep a Money per line (and
-    one for the order) on every order of an export batch, more objects for the collector to walk.
+    Lines without a tax attribute (the common case) are read off :func:`line_columns`: no Money per
+    line (an export batch would keep one on every line of every order), and from five lines on
+    written to JSON text as they are read (:class:`wire.Records`), the same bytes as :func:`_items`.
     """
-    lines = order.lines
+    columns = line_columns(lines, currency)
     tax_attribute = settings.line_tax_attribute
-    if not lines or (tax_attribute is not None and any(tax_attribute in line.attributes for line in lines)):
-        items, tax_total = _sale_items(lines, settings)
-        return items, tax_total, order.subtotal.amount
-    columns = line_columns(lines, order.currency)
-    subtotal = quantize(sum(columns.subtotals, Decimal(0)), order.currency)
+    if tax_attribute is not None and any(map(operator.contains, map(_ATTRIBUTES, lines), itertools.repeat(tax_attribute))):
+        items = _items(lines, settings)
+        return items, _tax_total(items), columns.subtotal()
     if len(lines) > _DICT_ITEMS_UP_TO:
-        return wire.Records.of_columns(_ITEM_FIELDS, columns), {}, subtotal
-    return [dict(zip(_ITEM_FIELDS, row, strict=True)) for row in zip(*columns, strict=True)], {}, subtotal
+        return wire.Records.of_columns(_ITEM_FIELDS, columns), {}, columns.subtotal()
+    return [dict(zip(_ITEM_FIELDS, row, strict=True)) for row in zip(*columns, strict=True)], {}, columns.subtotal()
 
 
 def _tax_total(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -431,13 +403,13 @@ def _tax_total(items: list[dict[str, Any]]) -> dict[str, Any]:
 def transaction_from_basket(basket: Basket, transaction_id: str, settings: SessionMSettings) -> dict[str, Any]:
     """An open (not closed) POS transaction for look-up and lock."""
     now = timestamp(basket.created_at)
-    items, tax_total = _sale_items(basket.lines, settings)  # the biggest part of the body
+    items, tax_total, subtotal = _sale_items(basket.lines, basket.currency, settings)  # the biggest part of the body
     return {
         "transaction_id": transaction_id,
         "pos_employee_id": settings.employee_id,
         "is_closed": False,
         "is_voided": False,
-        "subtotal": basket.subtotal.amount,
+        "subtotal": subtotal,
         **tax_total,
         "open_time": now,
         "modified_time": now,
@@ -517,7 +489,7 @@ def transaction_from_order(order: Order, settings: SessionMSettings, *, voided: 
     if order.customer_id:
         payment["user_id"] = order.customer_id
         payment["user_id_type"] = settings.user_id_type
-    items, tax_total, subtotal = _order_items(order, settings)
+    items, tax_total, subtotal = _sale_items(order.lines, order.currency, settings)
     return {
         "transaction_id": order.ref,
         "pos_employee_id": settings.employee_id,
