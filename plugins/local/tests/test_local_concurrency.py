@@ -19,7 +19,7 @@ from loyaltykit import (
     VoucherRedemption,
 )
 from loyaltykit_local.store import redemptions
-from loyaltykit_local.testing import eur, line
+from loyaltykit_local.testing import HISTORY_RULES, eur, line
 
 PROGRAM = """
 [[vouchers]]
@@ -122,20 +122,7 @@ async def test_async_concurrent_point_spends_never_overdraw(make_shop):
     assert shop.points(ann) == 500 - 16 * 30
 
 
-HISTORY_PROGRAM = """
-[points]
-per_currency_unit = 1
-
-[[rules]]
-id = "welcome"
-when = { first_order = true }
-then = { action = "bonus_points", points = 50 }
-
-[[rules]]
-id = "once"
-when = { not_previously_granted = true }
-then = { action = "bonus_points", points = 100 }
-"""
+HISTORY_PROGRAM = "[points]\nper_currency_unit = 1\n" + HISTORY_RULES
 
 
 def test_threads_first_orders_of_one_customer_get_each_bonus_once(make_shop):

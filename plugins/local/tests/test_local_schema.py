@@ -10,20 +10,10 @@ from sqlalchemy import inspect, select, text
 from loyaltykit import ConfigError, Order
 from loyaltykit_local import accounts
 from loyaltykit_local.store import SCHEMA_VERSION, Store, customers
-from loyaltykit_local.testing import eur, line
+from loyaltykit_local.testing import HISTORY_RULES, eur, line
 
 PROGRAM = '[points]\nper_currency_unit = 1\nexpire_after_days = 30\n[cashback]\nearn_percent = 10\n'
-HISTORY_RULES = """
-[[rules]]
-id = "welcome"
-when = { first_order = true }
-then = { action = "bonus_points", points = 50 }
-
-[[rules]]
-id = "once"
-when = { not_previously_granted = true }
-then = { action = "bonus_points", points = 100 }
-
+EVERY_ORDER_RULE = """
 [[rules]]
 id = "every"
 then = { action = "bonus_points", points = 5 }
@@ -59,7 +49,7 @@ def indexes(store: Store, table: str) -> dict[str, list[str]]:
 
 
 def test_a_version_1_database_is_refused_then_migrated_keeping_its_rows(make_shop, database_url):
-    shop = make_shop(PROGRAM + HISTORY_RULES)
+    shop = make_shop(PROGRAM + HISTORY_RULES + EVERY_ORDER_RULE)
     customer, newcomer = shop.customer(), shop.customer()
     export(shop, "O-1", customer)
     export(shop, "O-2", customer)

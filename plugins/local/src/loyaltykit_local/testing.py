@@ -226,6 +226,21 @@ class Clock:
         self.now += timedelta(**kwargs)
 
 
+#: Program rules (TOML) that ask about a customer's history: 50 points on a first order, 100 once per
+#: customer. Tests of what a checkout reads and records about earlier orders and grants use them.
+HISTORY_RULES = """
+[[rules]]
+id = "welcome"
+when = { first_order = true }
+then = { action = "bonus_points", points = 50 }
+
+[[rules]]
+id = "once"
+when = { not_previously_granted = true }
+then = { action = "bonus_points", points = 100 }
+"""
+
+
 def eur(amount: str | int) -> Money:
     return Money.of(amount, "EUR")
 
