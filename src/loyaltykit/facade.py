@@ -29,7 +29,6 @@ import pluggy
 import pydantic
 
 from .adapter import EngineAdapter, validate_adapter_class
-from .breaker import CircuitBreaker
 from .capabilities import Capability
 from .errors import (
     UNAVAILABLE_ERRORS,
@@ -85,7 +84,6 @@ from .models import (
 )
 from .operations import OPERATIONS
 from .plugins import check_routing, discover, make_plugin_manager
-from .reconcile import FileKeyLocks
 from .scrub import scrub_text, scrubbing
 from .settings import LoyaltySettings
 
@@ -187,6 +185,10 @@ class _Facade:
         self._closed = False
         self.client_config = adapter.client_config()
         if self.client_config is not None:
+            # the breaker and the cross-process key locks serve HTTP engines only: not loaded in process
+            from .breaker import CircuitBreaker
+            from .reconcile import FileKeyLocks
+
             self.client_config.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_reset)
             if settings.key_lock_dir is not None:
                 self.client_config.key_locks = FileKeyLocks(settings.key_lock_dir)
