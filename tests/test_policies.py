@@ -337,6 +337,40 @@ def test_export_fills_unreported_orders_as_retry_later(make_sync, engine):
     assert engine.orders == ["o1", "o2", "o3"]
 
 
+class ReorderingAdapter(ReferenceAdapter):
+    """Reports every order of a batch, last first, under a report naming another engine."""
+
+    name = "reordering"
+
+    def export_orders(self, orders, ctx):
+        report = yield from super().export_orders(orders, ctx)
+        return ExportReport(engine="someone-else", results=tuple(reversed(report.results)))
+
+
+def test_export_report_is_in_batch_order_and_names_the_engine(make_sync, engine):
+    report = make_sync(ReorderingAdapter(reference_adapter().settings)).export_orders(orders("o1", "o2", "o3"))
+    assert [(r.order_ref, r.status) for r in report.results] == [
+        ("o1", ExportStatus.ACCEPTED), ("o2", ExportStatus.ACCEPTED), ("o3", ExportStatus.ACCEPTED)]
+    assert report.engine == "reordering"
+
+
+def test_export_report_already_complete_is_returned_as_the_adapter_built_it(make_sync):
+    seen = []
+
+    class Recording(ReferenceAdapter):
+        name = "recording"
+
+        def export_orders(self, orders, ctx):
+            report = yield from super().export_orders(orders, ctx)
+            report = ExportReport(engine=self.name, results=report.results)
+            seen.append(report)
+            return report
+
+    report = make_sync(Recording(reference_adapter().settings)).export_orders(orders("o1", "o2"))
+    assert report is seen[0]  # one result per order, in order, this engine's name: nothing to rebuild
+    assert [r.order_ref for r in report.results] == ["o1", "o2"]
+
+
 async def test_export_fills_unreported_orders_async(make_async):
     report = await make_async(ForgetfulAdapter(reference_adapter().settings)).export_orders(orders("o1", "o2"))
     assert [r.status for r in report.results] == [ExportStatus.ACCEPTED, ExportStatus.RETRY_LATER]

@@ -70,7 +70,8 @@ class Capabilities(BaseModel):
     currencies: frozenset[str] | None = None  # None: whatever the engine accepts
 
     def supports(self, capability: Capability | str) -> bool:
-        capability = Capability(capability)
+        if type(capability) is not Capability:  # the facade passes members: no enum look-up per call
+            capability = Capability(capability)
         if capability is Capability.IDENTIFY:
             return bool(self.identify_by)
         if capability is Capability.SPEND_CASHBACK:

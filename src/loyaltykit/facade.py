@@ -29,7 +29,6 @@ import pluggy
 import pydantic
 
 from .adapter import EngineAdapter, validate_adapter_class
-from .breaker import CircuitBreaker
 from .capabilities import Capability
 from .errors import (
     UNAVAILABLE_ERRORS,
@@ -85,7 +84,6 @@ from .models import (
 )
 from .operations import OPERATIONS
 from .plugins import check_routing, discover, make_plugin_manager
-from .reconcile import FileKeyLocks
 from .scrub import scrub_text, scrubbing
 from .settings import LoyaltySettings
 
@@ -187,6 +185,10 @@ class _Facade:
         self._closed = False
         self.client_config = adapter.client_config()
         if self.client_config is not None:
+            # the breaker and the cross-process key locks serve HTTP engines only: not loaded in process
+            from .breaker import CircuitBreaker
+            from .reconcile import FileKeyLocks
+
             self.client_config.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_reset)
             if settings.key_lock_dir is not None:
                 self.client_config.key_locks = FileKeyLocks(settings.key_lock_dir)
@@ -378,18 +380,24 @@ class _Facade:
         orders = list(orders)
         if not 1 <= len(orders) <= MAX_EXPORT_BATCH:
             raise InvalidRequestError(f"orders: 1 to {MAX_EXPORT_BATCH} per export", field="orders")
-        orders = [coerce(Order, order, f"orders.{i}") for i, order in enumerate(orders)]
+        # an Order is taken as it is; only other input goes through coerce (and gets its field name)
+        orders = [order if type(order) is Order else coerce(Order, order, f"orders.{i}")
+                  for i, order in enumerate(orders)]
         refs = [o.ref for o in orders]
         if len(set(refs)) != len(refs):
             raise InvalidRequestError("orders: duplicate order ref in one batch", field="orders")
         self._require(Capability.EXPORT_ORDERS, "export_orders")
-        for currency in dict.fromkeys(order.currency for order in orders):  # a batch has one or two
+        for currency in dict.fromkeys([order.currency for order in orders]):  # a batch has one or two
             self._check_currency(currency, "export_orders")
-        ctx = self._ctx("export_orders", self.settings.write_deadline, exclusive_keys=tuple(o.key for o in orders),
-                        scrub_values=_ids(*(order.customer_id for order in orders)))
+        ctx = self._ctx("export_orders", self.settings.write_deadline, exclusive_keys=tuple([o.key for o in orders]),
+                        scrub_values=_ids(*[order.customer_id for order in orders]))
 
         def complete(report: ExportReport) -> ExportReport:
             # One result per order, in order; anything the adapter did not report stays queued.
+            results = report.results
+            if (type(report) is ExportReport and report.engine == self.engine and len(results) == len(refs)
+                    and all(type(r) is OrderExportResult and r.order_ref == ref for r, ref in zip(results, refs, strict=True))):
+                return report  # already exactly that report (a frozen model): no second one to build
             wanted = set(refs)
             by_ref = {r.order_ref: r for r in report.results if r.order_ref in wanted}
             results = tuple(

@@ -106,14 +106,12 @@ def _standard_finders_only() -> bool:
     return all(finder is PathFinder or not hasattr(finder, "find_distributions") for finder in sys.meta_path)
 
 
-def entry_points(*, group: str) -> list[Any]:
-    """The entry points of ``group`` of every installed distribution, as
+def entry_points(*, group: str | None = None) -> list[Any]:
+    """The entry points of ``group`` (``None``: of every group) of every installed distribution, as
     :func:`importlib.metadata.entry_points` lists them (the first distribution of a name on
     ``sys.path`` wins), read from the ``*.dist-info`` / ``*.egg-info`` directories on ``sys.path``."""
     if not _standard_finders_only():
-        from importlib.metadata import entry_points as standard
-
-        return list(standard(group=group))
+        return _standard(group)
     found: list[Any] = []
     seen: set[str] = set()
     for entry in sys.path:
@@ -122,9 +120,7 @@ def entry_points(*, group: str) -> list[Any]:
             listing = os.scandir(directory)
         except (FileNotFoundError, NotADirectoryError):
             if os.path.isfile(directory):  # a zip archive: the standard lookup reads those
-                from importlib.metadata import entry_points as standard
-
-                return list(standard(group=group))
+                return _standard(group)
             continue
         except OSError:
             continue
@@ -143,8 +139,17 @@ def entry_points(*, group: str) -> list[Any]:
             except OSError:
                 continue
             dist = _Distribution(path)
-            found.extend(EntryPoint(n, v, g, dist) for g, n, v in _sections(text) if g == group)
+            found.extend(EntryPoint(n, v, g, dist) for g, n, v in _sections(text) if group is None or g == group)
     return found
+
+
+def _standard(group: str | None) -> list[Any]:
+    from importlib.metadata import entry_points as standard
+
+    if group is not None:
+        return list(standard(group=group))
+    every = standard()  # Python 3.11 answers a deprecated mapping here: read it group by group
+    return [ep for name in sorted(every.groups) for ep in every.select(group=name)]
 
 
 class Discovered:
@@ -211,11 +216,10 @@ def discover(allow: list[str] | None = None, block: list[str] | tuple[str, ...] 
     Nothing is imported here; call :meth:`Discovered.load` for what you need.
     """
     found = []
-    for group in (GROUP, PLUGIN_GROUP):
-        for ep in entry_points(group=group):
-            if ep.name in block or (allow is not None and ep.name not in allow):
-                continue
-            found.append(Discovered(ep.name, group, ep))
+    for ep in entry_points():  # one scan of sys.path for both groups
+        if ep.group not in (GROUP, PLUGIN_GROUP) or ep.name in block or (allow is not None and ep.name not in allow):
+            continue
+        found.append(Discovered(ep.name, ep.group, ep))
     return sorted(found, key=lambda d: (d.name, d.group))
 
 
