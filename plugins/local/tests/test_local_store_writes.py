@@ -190,3 +190,31 @@ def test_a_forked_child_writes_on_its_own_connection(tmp_path: Path) -> None:
         INSERT.run(conn, voucher_row("parent again"))
     assert count(store) == 3
     store.dispose()
+
+
+def test_a_callers_error_keeps_the_connection_and_a_database_error_drops_it(tmp_path: Path) -> None:
+    """A transaction the caller's own error ended (a customer not found, a balance too low) is rolled
+    back and its connection kept: opening one costs more than the transaction."""
+    store = Store(f"sqlite:///{tmp_path / 'kept.sqlite3'}")
+    with store.read() as conn:
+        reader = conn
+    with pytest.raises(RuntimeError), store.read() as conn:
+        assert conn is reader
+        raise RuntimeError("not found")
+    with store.write() as conn:
+        writer = conn
+    with pytest.raises(RuntimeError), store.write() as conn:
+        assert conn is writer
+        INSERT.run(conn, voucher_row("A"))
+        raise RuntimeError("too low")
+    with store.read() as conn:
+        assert conn is reader and conn.in_transaction
+    with store.write() as conn:
+        assert conn is writer
+        INSERT.run(conn, voucher_row("B"))
+    with pytest.raises(OperationalError), store.write() as conn:
+        conn.execute("SELECT * FROM no_such_table")
+    with store.write() as conn:
+        assert conn is not writer  # a database error: a fresh connection
+    assert count(store) == 1
+    store.dispose()

@@ -723,7 +723,7 @@ class Store:
         # SQLite: a connection kept from the last write, BEGIN IMMEDIATE and COMMIT on the driver.
         writer = self._take_writer()
         driver = writer.driver
-        healthy = False
+        committed = healthy = False
         try:
             if writer.gate is not None:
                 self._enter_gate(writer.gate)
@@ -736,6 +736,9 @@ class Store:
             except BaseException as exc:
                 with suppress(sqlite3.Error):
                     driver.rollback()
+                # the caller's own error (a balance too low, a voucher used up) rolled back: the
+                # connection is kept, a new one costs more than the transaction
+                healthy = not isinstance(exc, sqlite3.Error | DatabaseError) and not driver.in_transaction
                 if isinstance(exc, sqlite3.Error):
                     raise database_error(exc) from exc  # type: ignore[misc]
                 raise
@@ -745,13 +748,13 @@ class Store:
                 with suppress(sqlite3.Error):
                     driver.rollback()
                 raise database_error(exc) from exc  # type: ignore[misc]
-            healthy = True
+            committed = healthy = True
         finally:
             if writer.gate is not None:
                 fcntl.flock(writer.gate, fcntl.LOCK_UN)
-            if healthy:
+            if committed:
                 writer.committed()
-            self._give_writer(writer, healthy=healthy or not driver.in_transaction)
+            self._give_writer(writer, healthy=healthy)
 
     def _enter_gate(self, gate: int) -> None:
         """Take the writers' gate, waiting at most the busy timeout, as SQLite's own lock would: a
@@ -860,19 +863,27 @@ class Store:
                 yield connection
             return
         driver = self._take_reader()
-        healthy = False
+        failed = True  # the connection failed: closed, not kept
         try:
             try:
                 driver.execute("BEGIN")
+                failed = False
                 yield driver
             except sqlite3.Error as exc:
+                failed = True
                 raise database_error(exc) from exc  # type: ignore[misc]
-            finally:
-                with suppress(sqlite3.Error):
-                    driver.execute("ROLLBACK")  # a read has nothing to commit
-            healthy = True
+            except DatabaseError:
+                failed = True
+                raise
         finally:
-            self._give_reader(driver, healthy=healthy)
+            if driver.in_transaction:
+                try:
+                    driver.execute("ROLLBACK")  # a read has nothing to commit
+                except sqlite3.Error:
+                    failed = True
+            # kept after the caller's own error too (a customer not found): a new connection costs
+            # more than the read
+            self._give_reader(driver, healthy=not failed)
 
     def reset(self) -> None:
         """Drop and recreate every table (tests and the demo)."""
