@@ -77,7 +77,7 @@ class EngineCheckouts:
 
     def close(self) -> int:
         self.loyalty.close()
-        with self.store.read() as conn:
+        with self.store.sqlalchemy_read() as conn:
             rows = conn.exec_driver_sql("SELECT count(*) FROM lk_ledger").scalar_one()
         self.store.dispose()
         return rows

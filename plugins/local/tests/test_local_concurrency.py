@@ -18,7 +18,7 @@ from loyaltykit import (
     VoucherAlreadyRedeemedError,
     VoucherRedemption,
 )
-from loyaltykit_local.store import redemptions
+from loyaltykit_local.tables import redemptions
 from loyaltykit_local.testing import HISTORY_RULES, eur, line
 
 PROGRAM = """
@@ -54,7 +54,7 @@ def _race(count, work):
 
 
 def _rows(shop, code):
-    with shop.store.read() as conn:
+    with shop.store.sqlalchemy_read() as conn:
         return conn.execute(select(func.count()).select_from(redemptions).where(redemptions.c.code == code)).scalar_one()
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from loyaltykit import Order
 from loyaltykit_local.program import parse_program
-from loyaltykit_local.store import grants as lk_grants, orders
+from loyaltykit_local.tables import grants as lk_grants, orders
 from loyaltykit_local.testing import eur, line
 
 PROGRAM = (
@@ -133,7 +133,7 @@ def test_a_rule_is_granted_once_to_a_customer_and_its_grant_kept(make_shop):
     customer, other = shop.customer(), shop.customer()
     assert [points_of(shop, f"O-{n}", "B", customer) for n in (1, 2, 3)] == [10 + 100 + 50 + 5, 15, 15]
     assert points_of(shop, "P-1", "B", other) == 165  # grants are per customer
-    with shop.store.read() as conn:
+    with shop.store.sqlalchemy_read() as conn:
         grants = set(conn.execute(select(lk_grants.c.customer_id, lk_grants.c.rule_id, lk_grants.c.order_ref)))
         rules_of = dict(conn.execute(select(orders.c.ref, orders.c.rules)).all())
     assert grants == {(who, rule, ref) for who, ref in ((customer, "O-1"), (other, "P-1"))

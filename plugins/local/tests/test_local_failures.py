@@ -27,7 +27,7 @@ def broken(make_shop):
     """A shop whose ledger and customer tables vanished under it (a restored backup, a wrong URL)."""
     shop = make_shop("[points]\nper_currency_unit = 1\n")
     ann = shop.customer(cashback=eur(20))
-    with shop.store.write() as conn:
+    with shop.store.sqlalchemy_write() as conn:
         conn.execute(text("DROP TABLE lk_ledger"))
         conn.execute(text("DROP TABLE lk_customers"))
     return shop, ann

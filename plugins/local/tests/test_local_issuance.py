@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from loyaltykit import CustomerNotFoundError, InvalidRequestError, Money
 from loyaltykit.members import StatementEntryKind, VoucherIssue
-from loyaltykit_local.store import vouchers
+from loyaltykit_local.tables import vouchers
 from loyaltykit_local.testing import eur
 
 PROGRAM = """
@@ -79,7 +79,7 @@ def test_refusals_name_the_field(make_shop):
     with pytest.raises(InvalidRequestError) as reused:  # the same key for another member
         shop.loyalty.issue_voucher(_issue(bob))
     assert reused.value.field == "issue.idempotency_key"
-    with shop.store.read() as conn:
+    with shop.store.sqlalchemy_read() as conn:
         assert conn.execute(select(func.count()).select_from(vouchers)).scalar_one() == 1
 
 
@@ -108,5 +108,5 @@ def test_the_same_issue_from_several_processes_issues_once(make_shop, tmp_path):
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs if out.strip()]
     assert len(results) == 4, [err[-500:] for _, err in outputs]
     assert sum(r["created"] for r in results) == 1 and len({r["code"] for r in results}) == 1
-    with shop.store.read() as conn:
+    with shop.store.sqlalchemy_read() as conn:
         assert conn.execute(select(func.count()).select_from(vouchers)).scalar_one() == 1

@@ -23,7 +23,7 @@ from loyaltykit import (
 )
 from loyaltykit_local.ledger import PointsEntry, expired_unrecorded, expiry_for
 from loyaltykit_local.program import PointsPolicy
-from loyaltykit_local.store import ledger
+from loyaltykit_local.tables import ledger
 from loyaltykit_local.testing import basket, eur, line
 
 EXPIRING = "[points]\nper_currency_unit = 1\nexpire_after_days = 30\n"
@@ -214,7 +214,7 @@ def test_balance_is_the_sum_of_entries_and_never_negative(make_shop, operations)
         else:
             shop.clock.advance(days=value)
         shop.engine.expire_points()
-        with shop.store.read() as conn:
+        with shop.store.sqlalchemy_read() as conn:
             total = conn.execute(select(func.coalesce(func.sum(ledger.c.amount), 0)).where(
                 ledger.c.customer_id == ann, ledger.c.balance == "points")).scalar_one()
         assert shop.points(ann) == total >= 0

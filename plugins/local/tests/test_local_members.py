@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from loyaltykit import CustomerNotFoundError, InvalidRequestError, Order
 from loyaltykit.members import Enrolment, StatementEntryKind
-from loyaltykit_local.store import customers, member_profiles
+from loyaltykit_local.tables import customers, member_profiles
 from loyaltykit_local.testing import eur, line
 
 PROGRAM = """
@@ -63,7 +63,7 @@ def test_enrolment_keeps_profile_and_consents_and_hides_identifiers(make_shop):
                     profile={"favourite": "espresso"})
     assert result.created
     assert shop.loyalty.identify(email="shop-42@example.com").id == result.customer.id
-    with shop.store.read() as conn:
+    with shop.store.sqlalchemy_read() as conn:
         row = conn.execute(select(member_profiles).where(member_profiles.c.customer_id == result.customer.id)).one()
         name = conn.execute(select(customers.c.display_name).where(customers.c.id == result.customer.id)).scalar_one()
     assert name == "Ada Lovelace" and row.language == "en" and row.profile == {"favourite": "espresso"}
@@ -107,7 +107,7 @@ def test_the_same_enrolment_from_several_processes_creates_one_member(make_shop,
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs if out.strip()]
     assert len(results) == 4, [err[-500:] for _, err in outputs]
     assert sum(r["created"] for r in results) == 1 and len({r["id"] for r in results}) == 1
-    with shop.store.read() as conn:
+    with shop.store.sqlalchemy_read() as conn:
         assert conn.execute(select(func.count()).select_from(customers)).scalar_one() == 1
 
 

@@ -1,14 +1,18 @@
-"""Prepared statements (the checkout's hot path) store and read exactly what SQLAlchemy does."""
+"""Named statements store and read exactly what SQLAlchemy does: on a SQLite file they run on the
+driver from the SQL written out in ``sqlite_statements`` (compiled again here from the Core tables),
+elsewhere through SQLAlchemy."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import bindparam, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import JSON, Boolean, DateTime, func, select
 
-from loyaltykit_local.store import Prepared, Store, customers, ledger, orders
+from loyaltykit_local import sqlite_statements, statements, store as store_module
+from loyaltykit_local.store import IntegrityError, Prepared, Store
+from loyaltykit_local.tables import customers, ledger, orders
 
 AT = datetime(2025, 5, 15, 12, 30, 1, 123456, tzinfo=UTC).replace(tzinfo=None)  # stored naive UTC
 
@@ -26,11 +30,74 @@ def store(database_url: str):
     made.dispose()
 
 
+def test_the_sqlite_statements_are_what_sqlalchemy_compiles_from_the_tables() -> None:
+    """``python -m loyaltykit_local.statements`` rewrites the module after a change to a statement or a table."""
+    assert statements.render() == statements._TARGET.read_text(encoding="utf-8")
+
+
+def test_the_check_finds_a_statement_that_differs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(statements.BUILDERS, "customer_exists", lambda: (select(customers.c.pk), None))
+    assert statements.render() != statements._TARGET.read_text(encoding="utf-8")
+
+
+def test_every_statement_the_engine_names_is_written_out() -> None:
+    import loyaltykit_local.service  # noqa: F401  (every role: their statements are named at import)
+
+    named = {prepared.name for prepared in store_module._PREPARED}
+    assert named and named <= set(sqlite_statements.STATEMENTS) == set(statements.BUILDERS)
+
+
+@pytest.mark.parametrize("value", [
+    AT, AT.replace(microsecond=0), AT.replace(year=999, month=1, day=2), AT.replace(year=1, month=1, day=1),
+    AT.replace(tzinfo=UTC), AT.replace(tzinfo=timezone(timedelta(hours=2))), date(2025, 5, 15), None,
+])
+def test_datetimes_convert_as_sqlalchemys_sqlite_datetime(value) -> None:
+    dialect = statements.sqlite_dialect()
+    impl = DateTime().dialect_impl(dialect)
+    text = impl.bind_processor(dialect)(value)
+    assert store_module._BIND["datetime"](value) == text
+    assert store_module._RESULT["datetime"](text) == impl.result_processor(dialect, None)(text)
+
+
+def test_a_datetime_column_refuses_what_sqlalchemy_refuses() -> None:
+    with pytest.raises(TypeError, match="only accepts Python datetime and date"):
+        store_module._BIND["datetime"]("2025-05-15")
+
+
+@pytest.mark.parametrize("value", [["b", "a"], {"code": "X", "amount": {"EUR": "5.00"}, "n": 1.5}, [], None, "é"])
+def test_json_converts_as_sqlalchemys_json(value) -> None:
+    dialect = statements.sqlite_dialect()
+    impl = JSON().dialect_impl(dialect)
+    text = impl.bind_processor(dialect)(value)
+    assert store_module._BIND["json"](value) == text
+    assert store_module._RESULT["json"](text) == impl.result_processor(dialect, None)(text)
+    assert store_module._RESULT["json"](None) is impl.result_processor(dialect, None)(None) is None
+
+
+@pytest.mark.parametrize("value", [True, False, None, 1, 0])
+def test_booleans_convert_as_sqlalchemys_boolean(value) -> None:
+    dialect = statements.sqlite_dialect()
+    impl = Boolean().dialect_impl(dialect)
+    stored = impl.bind_processor(dialect)(value)
+    assert store_module._BIND["bool"](value) == stored
+    assert store_module._RESULT["bool"](stored) == impl.result_processor(dialect, None)(stored)
+
+
+@pytest.mark.parametrize("value", [2, "yes"])
+def test_a_boolean_column_refuses_what_sqlalchemy_refuses(value) -> None:
+    dialect = statements.sqlite_dialect()
+    with pytest.raises((TypeError, ValueError)) as theirs:
+        Boolean().dialect_impl(dialect).bind_processor(dialect)(value)
+    with pytest.raises(theirs.type):
+        store_module._BIND["bool"](value)
+
+
 def test_insert_stores_what_sqlalchemy_stores(store: Store) -> None:
     with store.write() as conn:
-        first = Prepared.insert(orders).run(conn, order_row("A", "ka")).inserted_id
+        first = Prepared("order_insert").run(conn, order_row("A", "ka")).inserted_id
+    with store.sqlalchemy_write() as conn:
         conn.execute(orders.insert(), order_row("B", "kb"))
-    with store.read() as conn:
+    with store.sqlalchemy_read() as conn:
         rows = {row.ref: row for row in conn.execute(select(orders))}
     assert first == rows["A"].id
     prepared, plain = rows["A"]._asdict(), rows["B"]._asdict()
@@ -40,74 +107,63 @@ def test_insert_stores_what_sqlalchemy_stores(store: Store) -> None:
     assert rows["A"].rules == ["coffee-bonus", "big"] and rows["A"].placed_at == AT
 
 
-def test_many_rows_constants_and_repeated_parameters(store: Store) -> None:
+def test_many_rows_and_constants(store: Store) -> None:
     entry = {"customer_id": "C1", "balance": "points", "currency": None, "entry": "earn", "order_ref": "A",
              "write_key": "ka", "label": "order A", "created_at": AT, "expires_at": None}
     with store.write() as conn:
-        Prepared.insert(ledger).run(conn, [{**entry, "amount": 5}, {**entry, "amount": 7},
-                                           {**entry, "amount": 11, "balance": "cashback", "currency": "EUR"}])
-    # a literal ("points") and a LIMIT are constants of the statement; "who" is bound once, used twice
-    points = Prepared(select(func.coalesce(func.sum(ledger.c.amount), 0)).where(
-        ledger.c.customer_id == bindparam("who"), ledger.c.balance == "points"))
-    either = Prepared(select(ledger.c.amount).where(
-        (ledger.c.customer_id == bindparam("who")) | (ledger.c.order_ref == bindparam("who")))
-        .order_by(ledger.c.amount).limit(2))
+        Prepared("ledger_insert").run(conn, [{**entry, "amount": 5}, {**entry, "amount": 7},
+                                             {**entry, "amount": 11, "balance": "cashback", "currency": "EUR"}])
+    # the balance ("points") and the sum's default (0) are constants of the statement
+    points = Prepared("points_sum")
     with store.read() as conn:
-        assert points.run(conn, {"who": "C1"}).scalar_one() == 12
-        assert points.run(conn, {"who": "C2"}).scalar_one() == 0
-        assert [amount for (amount,) in either.run(conn, {"who": "A"})] == [5, 7]
+        assert points.run(conn, {"customer_id": "C1"}).scalar_one() == 12
+        assert points.run(conn, {"customer_id": "C2"}).scalar_one() == 0
+        assert Prepared("cashback_sum").run(conn, {"customer_id": "C1", "currency": "EUR"}).scalar_one() == 11
+        assert [row.amount for row in Prepared("ledger_of_order").run(conn, {"order_ref": "A"})] == [5, 7, 11]
 
 
-def test_a_unique_violation_is_sqlalchemys_integrity_error(store: Store) -> None:
-    insert = Prepared.insert(orders)
+def test_a_unique_violation_is_the_stores_integrity_error(store: Store) -> None:
+    insert = Prepared("order_insert")
     with store.write() as conn:
         insert.run(conn, order_row("A", "ka"))
-    with pytest.raises(IntegrityError), store.write() as conn:
+    with pytest.raises(IntegrityError) as info, store.write() as conn:
         insert.run(conn, order_row("B", "ka"))
-    with store.read() as conn:
+    assert "IntegrityError" in {cls.__name__ for cls in type(info.value.orig).__mro__}  # the driver's own
+    with store.sqlalchemy_read() as conn:
         assert conn.execute(select(func.count()).select_from(orders)).scalar_one() == 1
 
 
 def test_selected_rows_read_like_sqlalchemys(store: Store) -> None:
-    with store.write() as conn:
+    with store.sqlalchemy_write() as conn:
         conn.execute(customers.insert(), {"id": "C1", "segments": ["vip", "staff"], "created_at": AT,
-                                          "expiry_recorded_until": AT})
-    query = select(customers).where(customers.c.id == bindparam("customer_id"))
+                                          "expiry_recorded_until": AT, "granted_rules": ["r"]})
+    with store.sqlalchemy_read() as conn:
+        plain = conn.execute(select(customers).where(customers.c.id == "C1")).first()
     with store.read() as conn:
-        prepared = Prepared(query).run(conn, {"customer_id": "C1"}).first()
-        plain = conn.execute(query, {"customer_id": "C1"}).first()
-        assert Prepared(query).run(conn, {"customer_id": "nobody"}).first() is None
+        prepared = Prepared("customer").run(conn, {"customer_id": "C1"}).first()
+        assert Prepared("customer").run(conn, {"customer_id": "nobody"}).first() is None
     assert prepared.segments == ["vip", "staff"] and prepared.expiry_recorded_until == AT
+    assert prepared.ordered is False and prepared.granted_rules == ["r"]
     assert tuple(prepared) == tuple(plain)
-
-
-@pytest.mark.parametrize("moment", [
-    AT,
-    datetime(2025, 5, 15, 12, 30, 1, tzinfo=UTC).replace(tzinfo=None),  # no microseconds: six digits all the same
-    datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC).replace(tzinfo=None),  # a year of three digits
-    datetime(2025, 5, 15, 12, 30, 1, 123456, tzinfo=UTC),  # an aware one goes to SQLAlchemy's own processor
-])
-def test_sqlite_datetimes_are_stored_as_the_same_text_as_sqlalchemys(tmp_path, moment: datetime) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'text.sqlite3'}")
-    with store.write() as conn:
-        Prepared.insert(orders).run(conn, {**order_row("A", "ka"), "placed_at": moment})
-        conn.execute(orders.insert(), {**order_row("B", "kb"), "placed_at": moment})
-        texts = dict(conn.exec_driver_sql("SELECT ref, placed_at FROM lk_orders").all())
-    assert texts["A"] == texts["B"] and len(texts["A"]) == 26
-    store.dispose()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("moment", [AT, AT.replace(microsecond=0), AT.replace(year=999, month=1, day=2),
                                     AT.replace(month=12, day=31, hour=23, minute=59, second=59, microsecond=999999),
                                     AT.replace(tzinfo=UTC), None])
-def test_timestamps_are_stored_as_the_very_text_sqlalchemy_writes(store: Store, moment) -> None:
+def test_rows_are_stored_as_the_very_text_sqlalchemy_writes(store: Store, moment) -> None:
     entry = {"customer_id": "C1", "balance": "points", "currency": None, "entry": "earn", "amount": 1,
              "order_ref": "A", "write_key": "ka", "label": None, "created_at": AT, "expires_at": moment}
     with store.write() as conn:
-        Prepared.insert(ledger).run(conn, [entry, {**entry, "order_ref": "B"}])
+        Prepared("ledger_insert").run(conn, [entry, {**entry, "order_ref": "B"}])
+        Prepared("order_insert").run(conn, {**order_row("A", "ka"), "placed_at": moment or AT})
+    with store.sqlalchemy_write() as conn:
         conn.execute(ledger.insert(), {**entry, "order_ref": "C"})
-    with store.read() as conn:
+        conn.execute(orders.insert(), {**order_row("C", "kc"), "placed_at": moment or AT})
+    with store.sqlalchemy_read() as conn:
         stored = dict(conn.exec_driver_sql("SELECT order_ref, expires_at FROM lk_ledger").all())
+        placed = {ref: (at, rules) for ref, at, rules in
+                  conn.exec_driver_sql("SELECT ref, placed_at, rules FROM lk_orders").all()}
     assert stored["A"] == stored["B"] == stored["C"]
-    assert stored["A"] is None if moment is None else isinstance(stored["A"], str)
+    assert stored["A"] is None if moment is None else isinstance(stored["A"], str) and len(stored["A"]) == 26
+    assert placed["A"] == placed["C"] and json.loads(placed["A"][1]) == ["coffee-bonus", "big"]

@@ -23,7 +23,8 @@ from loyaltykit import Line, Money, Order
 from loyaltykit.outbox import DONE, Outbox
 from loyaltykit_local.program import load_program
 from loyaltykit_local.service import LocalEngine
-from loyaltykit_local.store import Store, ledger, orders
+from loyaltykit_local.store import Store
+from loyaltykit_local.tables import ledger, orders
 
 WORKER = Path(__file__).with_name("scale_workers.py")
 PROGRAM = """
@@ -87,7 +88,7 @@ def order(ref: str, customer_id: str | None = None) -> Order:
 
 
 def count(store: Store, statement) -> int:
-    with store.read() as conn:
+    with store.sqlalchemy_read() as conn:
         return conn.execute(statement).scalar_one()
 
 
@@ -107,7 +108,7 @@ def test_worker_processes_drain_the_outbox_and_each_order_is_exported_once(setup
     with Outbox(setup.outbox_url) as outbox:
         assert outbox.counts()[DONE] == total
     assert count(setup.store, select(func.count()).select_from(orders)) == total
-    with setup.store.read() as conn:
+    with setup.store.sqlalchemy_read() as conn:
         recorded = conn.execute(select(orders.c.customer_id, orders.c.ref).order_by(orders.c.id)).all()
     for customer in customers:
         refs = [int(ref.split("-")[1]) for who, ref in recorded if who == customer]
@@ -140,7 +141,7 @@ def test_a_worker_killed_mid_flush_leaves_its_orders_to_the_others_once_its_leas
     assert count(setup.store, select(func.count()).select_from(orders)) == total
     earns = select(ledger.c.order_ref, func.count()).where(ledger.c.entry == "earn", ledger.c.order_ref.is_not(None)) \
         .group_by(ledger.c.order_ref)
-    with setup.store.read() as conn:
+    with setup.store.sqlalchemy_read() as conn:
         per_order = dict(conn.execute(earns).all())
     assert len(per_order) == total and set(per_order.values()) == {1}, "each order earned its points once"
 

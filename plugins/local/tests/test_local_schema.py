@@ -9,7 +9,8 @@ from sqlalchemy import inspect, select, text
 
 from loyaltykit import ConfigError, Order
 from loyaltykit_local import accounts
-from loyaltykit_local.store import SCHEMA_VERSION, Store, customers
+from loyaltykit_local.store import SCHEMA_VERSION, Store
+from loyaltykit_local.tables import customers
 from loyaltykit_local.testing import HISTORY_RULES, eur, line
 
 PROGRAM = '[points]\nper_currency_unit = 1\nexpire_after_days = 30\n[cashback]\nearn_percent = 10\n'
@@ -96,11 +97,10 @@ def test_a_new_database_has_the_one_ledger_index(make_shop):
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_ledgers_look_ups_by_customer_search_its_index(make_shop):
     shop = make_shop(PROGRAM)
-    dialect = shop.store.engine.dialect
     with shop.store.engine.connect() as conn:
         for statement in (accounts._SUM_POINTS, accounts._SUM_CASHBACK, accounts._DUE, accounts._DUE_SINCE,
                           accounts._CUSTOMER_LOCKED_DUE):
-            sql = statement._compiled(dialect).sql
+            sql = statement.on_sqlite().sql
             plan = " | ".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}",
                                                                        ("x",) * sql.count("?")))
             assert "SEARCH lk_ledger USING" in plan and "INDEX lk_ledger_account (customer_id=? AND balance=?" in plan, \

@@ -1,5 +1,5 @@
-"""Write transactions of the store: commit, roll back, SQLAlchemy statements inside, and (SQLite) the
-writers' gate that queues writers of every thread and process for the length of a transaction."""
+"""Write transactions of the store: commit, roll back, and (SQLite) the writers' gate that queues
+writers of every thread and process for the length of a transaction."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from loyaltykit_local.store import Prepared, Store, customers
+from loyaltykit_local.store import OperationalError, Prepared, Store
+from loyaltykit_local.tables import vouchers
+
+INSERT = Prepared("voucher_insert")
 
 
-def customer_row(customer_id: str) -> dict:
-    row = {column.key: None for column in customers.columns if not column.primary_key}
-    return {**row, "id": customer_id, "segments": [], "status": "active", "created_at": datetime(2025, 1, 1, tzinfo=UTC).replace(tzinfo=None)}  # stored naive UTC
+def voucher_row(code: str) -> dict:
+    return {"code": code, "definition": {"code": code}, "owner_id": None, "offer_kind": None, "usage_limit": 1,
+            "uses": 0, "created_at": datetime(2025, 1, 1, tzinfo=UTC).replace(tzinfo=None)}  # stored naive UTC
 
 
 @pytest.fixture
@@ -28,28 +31,29 @@ def store(database_url: str):
 
 
 def count(store: Store) -> int:
-    with store.read() as conn:
-        return int(conn.execute(select(func.count()).select_from(customers)).scalar_one())
+    with store.sqlalchemy_read() as conn:
+        return int(conn.execute(select(func.count()).select_from(vouchers)).scalar_one())
 
 
-def test_a_write_commits_both_kinds_of_statement(store: Store) -> None:
-    insert = Prepared.insert(customers)
+def test_a_write_commits(store: Store) -> None:
     with store.write() as conn:
-        insert.run(conn, customer_row("A"))
-        conn.execute(customers.insert(), customer_row("B"))  # through SQLAlchemy, in the same transaction
+        INSERT.run(conn, voucher_row("A"))
+        INSERT.run(conn, voucher_row("B"))
     with store.write() as conn:  # the connection kept from the last write serves the next one
-        insert.run(conn, customer_row("C"))
-    assert count(store) == 3
+        INSERT.run(conn, voucher_row("C"))
+    with store.sqlalchemy_write() as conn:  # and SQLAlchemy's, for administration
+        conn.execute(vouchers.insert(), voucher_row("D"))
+    assert count(store) == 4
 
 
 def test_a_failed_write_leaves_nothing(store: Store) -> None:
     with pytest.raises(RuntimeError), store.write() as conn:
-        Prepared.insert(customers).run(conn, customer_row("A"))
-        conn.execute(customers.insert(), customer_row("B"))
+        INSERT.run(conn, voucher_row("A"))
+        INSERT.run(conn, voucher_row("B"))
         raise RuntimeError("fail part-way")
     assert count(store) == 0
     with store.write() as conn:  # and the store writes again afterwards
-        conn.execute(customers.insert(), customer_row("A"))
+        INSERT.run(conn, voucher_row("A"))
     assert count(store) == 1
 
 
@@ -60,7 +64,7 @@ def test_sqlite_writers_of_two_stores_queue_on_the_gate(tmp_path: Path) -> None:
 
     def hold() -> None:
         with first.write() as conn:
-            conn.execute(customers.insert(), customer_row("A"))
+            INSERT.run(conn, voucher_row("A"))
             entered.set()
             release.wait(10)
             order.append("first done")
@@ -68,7 +72,7 @@ def test_sqlite_writers_of_two_stores_queue_on_the_gate(tmp_path: Path) -> None:
     def wait_then_write() -> None:
         with second.write() as conn:
             order.append("second in")
-            conn.execute(customers.insert(), customer_row("B"))
+            INSERT.run(conn, voucher_row("B"))
 
     holder = threading.Thread(target=hold)
     holder.start()
@@ -87,16 +91,16 @@ def test_sqlite_writers_of_two_stores_queue_on_the_gate(tmp_path: Path) -> None:
     second.dispose()
 
 
-def test_statements_are_compiled_before_the_first_write_transaction_begins(tmp_path: Path) -> None:
+def test_statements_are_loaded_before_the_first_write_transaction_begins(tmp_path: Path) -> None:
     """A process's one-time preparation runs before its first transaction, not while every other
     writer waits for it to commit."""
-    prepared = Prepared(select(customers.c.id).where(customers.c.id == "A"))
+    prepared = Prepared("voucher_code")
     store = Store(f"sqlite:///{tmp_path / 'warm.sqlite3'}")
-    assert "sqlite" not in prepared._sql  # compiled on demand until a store opens its writer connection
+    assert prepared._on_sqlite is None  # loaded on demand until a store opens its writer connection
     with store.write() as conn:
-        assert "sqlite" in prepared._sql
-        conn.execute(customers.insert(), customer_row("A"))
-        assert prepared.run(conn, {}).scalar_one() == "A"
+        assert prepared._on_sqlite is not None
+        INSERT.run(conn, voucher_row("A"))
+        assert prepared.run(conn, {"code": "A"}).scalar_one() == "A"
     store.dispose()
 
 
@@ -111,12 +115,11 @@ def test_the_wal_starts_over_while_writers_of_several_stores_keep_writing(tmp_pa
     monkeypatch.setattr(store_module, "_WAL_FRAMES_MAX", 200)
     path = tmp_path / "wal.sqlite3"
     stores = [Store(f"sqlite:///{path}")] + [Store(f"sqlite:///{path}", create=False) for _ in range(2)]
-    insert = Prepared.insert(customers)
 
     def write(index: int) -> None:
         for n in range(900):
             with stores[index].write() as conn:
-                insert.run(conn, customer_row(f"{index}-{n}"))
+                INSERT.run(conn, voucher_row(f"{index}-{n}"))
 
     threads = [threading.Thread(target=write, args=(index,)) for index in range(len(stores))]
     for thread in threads:
@@ -125,7 +128,7 @@ def test_the_wal_starts_over_while_writers_of_several_stores_keep_writing(tmp_pa
         thread.join(60)
     assert count(stores[0]) == 2700
     with stores[0].read() as conn:
-        page_size = conn.exec_driver_sql("PRAGMA page_size").scalar_one()
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
     frames = (Path(f"{path}-wal").stat().st_size - 32) // (page_size + 24)  # the WAL's longest extent
     # 2,700 transactions of about 7 pages: some 18,000 frames when the WAL never starts over, 1,500 to
     # 7,500 when it does (the bound, plus what the writers append while their checkpoints collide)
@@ -136,15 +139,13 @@ def test_the_wal_starts_over_while_writers_of_several_stores_keep_writing(tmp_pa
 
 def test_a_writer_waits_for_the_gate_no_longer_than_the_busy_timeout(tmp_path: Path) -> None:
     """A writer stuck inside its transaction makes the next one fail as SQLite's lock would, not hang."""
-    from sqlalchemy.exc import OperationalError
-
     url = f"sqlite:///{tmp_path / 'stuck.sqlite3'}"
     first, second = Store(url), Store(url, create=False, busy_timeout_ms=200)
     entered, release = threading.Event(), threading.Event()
 
     def hold() -> None:
         with first.write() as conn:
-            conn.execute(customers.insert(), customer_row("A"))
+            INSERT.run(conn, voucher_row("A"))
             entered.set()
             release.wait(10)
 
@@ -154,14 +155,14 @@ def test_a_writer_waits_for_the_gate_no_longer_than_the_busy_timeout(tmp_path: P
         assert entered.wait(10)
         started = time.monotonic()
         with pytest.raises(OperationalError, match="database is locked"), second.write() as conn:
-            conn.execute(customers.insert(), customer_row("B"))
+            INSERT.run(conn, voucher_row("B"))
         waited = time.monotonic() - started
         assert 0.2 <= waited < 5
     finally:
         release.set()
         holder.join(10)
     with second.write() as conn:  # the gate free again: the same store writes
-        conn.execute(customers.insert(), customer_row("B"))
+        INSERT.run(conn, voucher_row("B"))
     assert count(first) == 2
     first.dispose()
     second.dispose()
@@ -171,7 +172,7 @@ def test_a_writer_waits_for_the_gate_no_longer_than_the_busy_timeout(tmp_path: P
 def test_a_forked_child_writes_on_its_own_connection(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'fork.sqlite3'}")
     with store.write() as conn:  # the parent now keeps a writer connection and its gate descriptor
-        conn.execute(customers.insert(), customer_row("parent"))
+        INSERT.run(conn, voucher_row("parent"))
     parent_writer = store._writers[0] if store._writers else None
     assert parent_writer is not None
     pid = os.fork()
@@ -179,13 +180,41 @@ def test_a_forked_child_writes_on_its_own_connection(tmp_path: Path) -> None:
         code = 1
         try:
             with store.write() as conn:
-                conn.execute(customers.insert(), customer_row("child"))
+                INSERT.run(conn, voucher_row("child"))
             code = 0 if store._writers and store._writers[0] is not parent_writer else 2
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     with store.write() as conn:  # the parent's own writer still works
-        conn.execute(customers.insert(), customer_row("parent again"))
+        INSERT.run(conn, voucher_row("parent again"))
     assert count(store) == 3
+    store.dispose()
+
+
+def test_a_callers_error_keeps_the_connection_and_a_database_error_drops_it(tmp_path: Path) -> None:
+    """A transaction the caller's own error ended (a customer not found, a balance too low) is rolled
+    back and its connection kept: opening one costs more than the transaction."""
+    store = Store(f"sqlite:///{tmp_path / 'kept.sqlite3'}")
+    with store.read() as conn:
+        reader = conn
+    with pytest.raises(RuntimeError), store.read() as conn:
+        assert conn is reader
+        raise RuntimeError("not found")
+    with store.write() as conn:
+        writer = conn
+    with pytest.raises(RuntimeError), store.write() as conn:
+        assert conn is writer
+        INSERT.run(conn, voucher_row("A"))
+        raise RuntimeError("too low")
+    with store.read() as conn:
+        assert conn is reader and conn.in_transaction
+    with store.write() as conn:
+        assert conn is writer
+        INSERT.run(conn, voucher_row("B"))
+    with pytest.raises(OperationalError), store.write() as conn:
+        conn.execute("SELECT * FROM no_such_table")
+    with store.write() as conn:
+        assert conn is not writer  # a database error: a fresh connection
+    assert count(store) == 1
     store.dispose()

@@ -22,9 +22,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
-from sqlalchemy.engine import Connection, CursorResult
-from sqlalchemy.exc import IntegrityError
 
 from loyaltykit import (
     Balance,
@@ -42,12 +39,14 @@ from . import rules
 from .ledger import PointsEntry, expired_unrecorded
 from .program import Program, VoucherDef
 from .rules import CompiledProgram, CustomerFacts, VoucherFacts
-from .store import Prepared, Store, customers, from_db, grants, ledger, orders, redemptions, to_db, vouchers, writes
+from .store import IntegrityError, Prepared, Store, from_db, to_db
 
 if TYPE_CHECKING:
     from typing import TypeAlias
 
     from sqlalchemy.engine import Row
+
+    from .store import Connection
 
     #: a result row of any shape (SQLAlchemy types rows by their columns), or the named tuple a
     #: Prepared statement returns on SQLite: both read as ``row.column``
@@ -56,61 +55,49 @@ if TYPE_CHECKING:
 ENGINE = rules.ENGINE
 R = TypeVar("R", bound=BaseModel)
 
-_IDENTIFIER_COLUMN = {
-    IdentifierKind.EMAIL: customers.c.email,
-    IdentifierKind.PHONE: customers.c.phone,
-    IdentifierKind.CARD: customers.c.card,
-    IdentifierKind.MEMBERSHIP: customers.c.membership_number,
-    IdentifierKind.EXTERNAL_ID: customers.c.external_id,
+#: the customers' column of each kind of identifier, and the statement that finds a customer by it
+IDENTIFIER_COLUMN = {
+    IdentifierKind.EMAIL: "email",
+    IdentifierKind.PHONE: "phone",
+    IdentifierKind.CARD: "card",
+    IdentifierKind.MEMBERSHIP: "membership_number",
+    IdentifierKind.EXTERNAL_ID: "external_id",
+}
+CUSTOMER_BY = {
+    IdentifierKind.EMAIL: Prepared("customer_by_email"),
+    IdentifierKind.PHONE: Prepared("customer_by_phone"),
+    IdentifierKind.CARD: Prepared("customer_by_card"),
+    IdentifierKind.MEMBERSHIP: Prepared("customer_by_membership"),
+    IdentifierKind.EXTERNAL_ID: Prepared("customer_by_external_id"),
 }
 POINTS, CASHBACK = "points", "cashback"
 
-# Statements on the checkout path are built once: SQLAlchemy then reuses their cache keys and
-# compiled forms, which is most of the per-statement cost.
-_CUSTOMER_ROW = select(customers).where(customers.c.id == bindparam("customer_id"))
-_CUSTOMER = Prepared(_CUSTOMER_ROW)
-_CUSTOMER_LOCKED = Prepared(_CUSTOMER_ROW.with_for_update())
-_SUM_POINTS = Prepared(select(func.coalesce(func.sum(ledger.c.amount), 0)).where(
-    ledger.c.customer_id == bindparam("customer_id"), ledger.c.balance == POINTS))
-_SUM_CASHBACK = Prepared(select(func.coalesce(func.sum(ledger.c.amount), 0)).where(
-    ledger.c.customer_id == bindparam("customer_id"), ledger.c.balance == CASHBACK,
-    ledger.c.currency == bindparam("currency")))
-_QUALIFYING = select(func.coalesce(func.sum(ledger.c.amount), 0)).where(
-    ledger.c.customer_id == bindparam("customer_id"), ledger.c.balance == POINTS,
-    (ledger.c.entry == "earn") | and_(ledger.c.entry == "reverse", ledger.c.amount < 0))
-_DUE_ANY = select(ledger.c.id).where(
-    ledger.c.customer_id == bindparam("customer_id"), ledger.c.balance == POINTS,
-    ledger.c.expires_at.is_not(None), ledger.c.expires_at <= bindparam("now"))
-_DUE_SINCE = Prepared(_DUE_ANY.where(ledger.c.expires_at > bindparam("cursor")).limit(1))
-_DUE = Prepared(_DUE_ANY.limit(1))
-# What an export reads of the customer's row (its history included), locked, with whether any lot
-# expired since its last recorded expiry (the _DUE/_DUE_SINCE look-up as a column): one statement.
-_CUSTOMER_LOCKED_DUE = Prepared(select(
-    customers.c.id, customers.c.role, customers.c.tier, customers.c.segments, customers.c.ordered,
-    customers.c.granted_rules,
-    select(ledger.c.id).where(
-        ledger.c.customer_id == customers.c.id, ledger.c.balance == POINTS,
-        ledger.c.expires_at.is_not(None), ledger.c.expires_at <= bindparam("now"),
-        or_(customers.c.expiry_recorded_until.is_(None), ledger.c.expires_at > customers.c.expiry_recorded_until),
-    ).exists().label("expiry_due"),
-).where(customers.c.id == bindparam("customer_id")).with_for_update())
-# What an export records of the customer's history on its row (see store.customers): on a first
-# order or a first grant only, so through SQLAlchemy as usual.
-_SET_HISTORY = (update(customers).where(customers.c.id == bindparam("customer_id"))
-                .values(ordered=bindparam("ordered"), granted_rules=bindparam("granted_rules")))
-_QUALIFYING_ALL = Prepared(_QUALIFYING)
-_POINTS_ROWS = (select(ledger.c.amount, ledger.c.expires_at)
-                .where(ledger.c.customer_id == bindparam("customer_id"), ledger.c.balance == POINTS)
-                .order_by(ledger.c.id))
-_SET_CURSOR = (update(customers).where(customers.c.id == bindparam("customer_id"))
-               .values(expiry_recorded_until=bindparam("cursor")))
-_ORDER_SEEN = select(orders.c.id, orders.c.points_earned).where(
-    (orders.c.ref == bindparam("ref")) | (orders.c.write_key == bindparam("key")))
-_INSERT_LEDGER = Prepared.insert(ledger)
-_INSERT_ORDER = Prepared.insert(orders)
-_INSERT_GRANT = Prepared.insert(grants)
-_WRITE_SEEN = select(writes).where(writes.c.key == bindparam("key"))
-_INSERT_WRITE = insert(writes)
+# The statements of the engine's operations, by name (see .statements).
+_CUSTOMER = Prepared("customer")
+_CUSTOMER_LOCKED = Prepared("customer_locked")
+CUSTOMER_EXISTS = Prepared("customer_exists")
+_SUM_POINTS = Prepared("points_sum")
+_SUM_CASHBACK = Prepared("cashback_sum")
+_QUALIFYING_ALL = Prepared("qualifying_points")
+_QUALIFYING_SINCE = Prepared("qualifying_points_since")
+_DUE_SINCE = Prepared("expiry_due_since")
+_DUE = Prepared("expiry_due")
+_CUSTOMER_LOCKED_DUE = Prepared("customer_for_export")
+# What an export records of the customer's history on its row (see tables.customers): on a first
+# order or a first grant only.
+_SET_HISTORY = Prepared("customer_history_update")
+_POINTS_ROWS = Prepared("points_lots")
+_SET_CURSOR = Prepared("customer_expiry_cursor_update")
+_CASHBACK_CURRENCIES = Prepared("cashback_currencies")
+_ORDER_SEEN = Prepared("order_seen")
+_INSERT_LEDGER = Prepared("ledger_insert")
+_INSERT_ORDER = Prepared("order_insert")
+_INSERT_GRANT = Prepared("grant_insert")
+_WRITE_SEEN = Prepared("write_seen")
+_INSERT_WRITE = Prepared("write_insert")
+_VOUCHER = Prepared("voucher")
+_VOUCHER_HELD = Prepared("voucher_held")
+_WALLET = Prepared("wallet")
 
 
 def utcnow() -> datetime:
@@ -231,7 +218,7 @@ class Accounts:
         return (_DUE if cursor is None else _DUE_SINCE).run(conn, params).first() is not None
 
     def _expired_points(self, conn: Connection, customer_id: str, now: datetime) -> int:
-        rows = conn.execute(_POINTS_ROWS, {"customer_id": customer_id}).all()
+        rows = _POINTS_ROWS.run(conn, {"customer_id": customer_id})
         return expired_unrecorded((PointsEntry(r.amount, from_db(r.expires_at)) for r in rows), now)
 
     def _pending_expiry(self, conn: Connection, customer_id: str, now: datetime, row: AnyRow | None = None) -> int:
@@ -248,7 +235,7 @@ class Accounts:
         expired = self._expired_points(conn, customer_id, now)
         if expired:
             self._append(conn, customer_id, POINTS, None, "expire", -expired, now, label="points expired")
-        conn.execute(_SET_CURSOR, {"customer_id": customer_id, "cursor": to_db(now)})
+        _SET_CURSOR.run(conn, {"customer_id": customer_id, "cursor": to_db(now)})
         return expired
 
     def _points_available(self, conn: Connection, customer_id: str, now: datetime, row: AnyRow | None = None) -> int:
@@ -260,7 +247,7 @@ class Accounts:
         if days is None:
             return int(_QUALIFYING_ALL.run(conn, {"customer_id": customer_id}).scalar_one())
         since = to_db(self.now() - timedelta(days=days))  # the qualifying period: a rolling window
-        return int(conn.execute(_QUALIFYING.where(ledger.c.created_at >= since), {"customer_id": customer_id}).scalar_one())
+        return int(_QUALIFYING_SINCE.run(conn, {"customer_id": customer_id, "since": since}).scalar_one())
 
     def _tier(self, conn: Connection, row: AnyRow) -> str | None:
         assigned: str | None = row.tier
@@ -296,22 +283,19 @@ class Accounts:
     def _voucher_facts(self, conn: Connection, codes: Sequence[str], order_ref: str | None) -> dict[str, VoucherFacts]:
         if not codes:
             return {}
-        rows = conn.execute(select(vouchers).where(vouchers.c.code.in_(list(codes)))).all()
+        # one look-up per code (a basket carries a few): fixed statements rather than an IN list of any length
+        rows = [row for code in dict.fromkeys(codes) if (row := _VOUCHER.run(conn, {"code": code}).first()) is not None]
         held: set[str] = set()
         if order_ref is not None:
-            held = set(conn.execute(select(redemptions.c.code).where(
-                redemptions.c.order_ref == order_ref, redemptions.c.status == "redeemed",
-                redemptions.c.code.in_(list(codes)))).scalars())
+            held = {row.code for row in rows
+                    if _VOUCHER_HELD.run(conn, {"order_ref": order_ref, "code": row.code}).first() is not None}
         return {
             row.code: VoucherFacts(VoucherDef.model_validate(row.definition), row.uses, row.offer_kind, row.code in held)
             for row in rows
         }
 
     def _wallet(self, conn: Connection, customer_id: str) -> list[VoucherFacts]:
-        rows = conn.execute(select(vouchers).where(
-            vouchers.c.owner_id == customer_id, vouchers.c.offer_kind.is_not(None),
-            (vouchers.c.usage_limit.is_(None)) | (vouchers.c.uses < vouchers.c.usage_limit),
-        ).order_by(vouchers.c.created_at, vouchers.c.code)).all()
+        rows = _WALLET.run(conn, {"customer_id": customer_id})
         now = self.now()
         found = []
         for row in rows:
@@ -325,8 +309,7 @@ class Accounts:
         now = self.now()
         points = self._points_available(conn, row.id, now)
         balances = [Balance(kind=BalanceKind.POINTS, name=self.program.points.name, points=Decimal(points))]
-        currencies = set(conn.execute(select(ledger.c.currency).where(
-            ledger.c.customer_id == row.id, ledger.c.balance == CASHBACK).distinct()).scalars())
+        currencies = set(_CASHBACK_CURRENCIES.run(conn, {"customer_id": row.id}).scalars())
         # One cashback balance: the program's currency (others are rare; see balances()).
         currency = self.program.currency if self.program.currency in currencies or not currencies else sorted(currencies)[0]
         balances.append(Balance(kind=BalanceKind.CASHBACK, name="cashback",
@@ -353,7 +336,7 @@ class Accounts:
         for _attempt in range(3):
             try:
                 with self.store.write() as conn:
-                    earlier = conn.execute(_WRITE_SEEN, {"key": key}).first()
+                    earlier = _WRITE_SEEN.run(conn, {"key": key}).first()
                     if earlier is not None:
                         if earlier.operation != operation or earlier.fingerprint != fingerprint:
                             raise InvalidRequestError(
@@ -362,7 +345,7 @@ class Accounts:
                         return _replayed(model.model_validate(earlier.result))
                     now = self.now()
                     result = work(conn, now)
-                    conn.execute(_INSERT_WRITE, {
+                    _INSERT_WRITE.run(conn, {
                         "key": key, "operation": operation, "fingerprint": fingerprint, "order_ref": order_ref,
                         "result": result.model_dump(mode="json"), "created_at": to_db(now)})
                     return result
@@ -370,10 +353,3 @@ class Accounts:
                 continue  # another writer recorded the same key first (PostgreSQL): read it back
         raise InvalidRequestError("idempotency key could not be recorded", field="idempotency_key", engine=ENGINE)
 
-
-def _inserted_id(result: CursorResult[Any]) -> int:
-    """The primary key of the row an INSERT wrote."""
-    key = result.inserted_primary_key
-    if key is None:
-        raise AssertionError("an INSERT returns its primary key")
-    return int(key[0])

@@ -28,7 +28,7 @@ from loyaltykit import (
 
 from . import __version__
 
-if TYPE_CHECKING:  # the engine (SQLAlchemy) loads when an adapter is built, not when plugins are discovered
+if TYPE_CHECKING:  # the engine loads when an adapter is built, not when plugins are discovered
     from loyaltykit.flows import CallContext
     from loyaltykit.members import (
         Enrolment,
@@ -68,7 +68,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def database_errors(operation: str, *, write: bool) -> Callable[[F], F]:
     """A broken, locked or vanished database is an engine outage in the kit's vocabulary, never a raw
-    SQLAlchemy error: a read (evaluate then fails open) or a write whose transaction rolled back is
+    database error: a read (evaluate then fails open) or a write whose transaction rolled back is
     ``EngineUnavailableError``; a write that lost its connection mid-way (it may have committed) is
     ``OutcomeUnknownError`` with its idempotency key. The driver's message is not passed on (it may
     quote parameters)."""
@@ -76,19 +76,25 @@ def database_errors(operation: str, *, write: bool) -> Callable[[F], F]:
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(self: LocalAdapter, payload: Any, ctx: Any) -> Any:
-            from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+            from .store import DatabaseError, database_error
 
             try:
                 return fn(self, payload, ctx)
-            except SQLAlchemyError as exc:
-                kind = type(getattr(exc, "orig", None) or exc).__name__
-                if write and isinstance(exc, DBAPIError) and exc.connection_invalidated:
-                    raise OutcomeUnknownError(
-                        f"the database connection was lost during the write ({kind})", engine="local",
-                        operation=operation, idempotency_key=ctx.idempotency_key) from None
-                raise EngineUnavailableError(
-                    f"the engine's database failed ({kind}); nothing was written", engine="local",
-                    operation=operation) from None
+            except DatabaseError as exc:
+                error = exc
+            except Exception as exc:  # SQLAlchemy's own (a pool timeout), where it runs
+                found = database_error(exc)
+                if found is None:
+                    raise
+                error = found
+            kind = type(error.orig).__name__
+            if write and error.connection_invalidated:
+                raise OutcomeUnknownError(
+                    f"the database connection was lost during the write ({kind})", engine="local",
+                    operation=operation, idempotency_key=ctx.idempotency_key) from None
+            raise EngineUnavailableError(
+                f"the engine's database failed ({kind}); nothing was written", engine="local",
+                operation=operation) from None
 
         return wrapper  # type: ignore[return-value]
 

@@ -1,5 +1,9 @@
 """The admin API of the embedded engine: the program, seeding customers, balances, vouchers and
-offers, and reading back what happened (not checkout hooks)."""
+offers, and reading back what happened (not checkout hooks).
+
+Setting the program (at every start), crediting, offers and balances run the engine's named
+statements; seeding customers and reading back go through SQLAlchemy, imported when they run.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,6 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
-
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from loyaltykit import (
     CustomerIdentifier,
@@ -20,18 +21,22 @@ from loyaltykit import (
 )
 
 from .accounts import (
-    _IDENTIFIER_COLUMN,
     CASHBACK,
+    CUSTOMER_EXISTS,
     ENGINE,
+    IDENTIFIER_COLUMN,
     POINTS,
     Accounts,
     _major,
 )
 from .ledger import HistoryEntry, expiry_for
-from .members import review_tiers
+from .members import INSERT_VOUCHER, review_tiers
 from .program import OfferTemplate, Program, VoucherDef
 from .rules import CompiledProgram
-from .store import TABLES, customers, from_db, ledger, orders, to_db, vouchers
+from .store import IntegrityError, Prepared, from_db, to_db
+
+_VOUCHER_CODE = Prepared("voucher_code")
+_UPDATE_VOUCHER = Prepared("voucher_update")
 
 
 class Admin(Accounts):
@@ -66,7 +71,7 @@ class Admin(Accounts):
         values: dict[str, Any] = {}
         for kind, value in (identifiers or {}).items():
             identifier = CustomerIdentifier(kind=IdentifierKind(kind), value=value)  # normalised as at lookup
-            values[_IDENTIFIER_COLUMN[identifier.kind].name] = identifier.value
+            values[IDENTIFIER_COLUMN[identifier.kind]] = identifier.value
         now = self.now()
         try:
             self._enrol(customer_id, values, display_name, role, tier, segments, points, cashback, now)
@@ -81,7 +86,11 @@ class Admin(Accounts):
 
     def _enrol(self, customer_id: str, values: dict[str, Any], display_name: str | None, role: str | None,
                tier: str | None, segments: Iterable[str], points: int, cashback: Money | None, now: datetime) -> None:
-        with self.store.write() as conn:
+        from sqlalchemy import insert
+
+        from .tables import customers
+
+        with self.store.sqlalchemy_write() as conn:
             conn.execute(insert(customers).values(
                 id=customer_id, display_name=display_name, role=role, tier=tier, segments=sorted(set(segments)),
                 status="active", created_at=to_db(now), **values,
@@ -115,11 +124,11 @@ class Admin(Accounts):
             "usage_limit": voucher.usage_limit,
         }
         with self.store.write() as conn:
-            exists = conn.execute(select(vouchers.c.code).where(vouchers.c.code == voucher.code)).first()
+            exists = _VOUCHER_CODE.run(conn, {"code": voucher.code}).first()
             if exists is None:
-                conn.execute(insert(vouchers).values(code=voucher.code, uses=0, created_at=to_db(now), **row))
+                INSERT_VOUCHER.run(conn, {"code": voucher.code, "uses": 0, "created_at": to_db(now), **row})
             elif replace:
-                conn.execute(update(vouchers).where(vouchers.c.code == voucher.code).values(**row))
+                _UPDATE_VOUCHER.run(conn, {"voucher_code": voucher.code, **row})
             else:
                 raise InvalidRequestError(f"voucher code {voucher.code} exists already", field="code", engine=ENGINE)
         return voucher.code
@@ -137,7 +146,7 @@ class Admin(Accounts):
             valid_until=now + timedelta(days=template.valid_days) if template.valid_days else None,
         )
         with self.store.read() as conn:
-            if conn.execute(select(customers.c.id).where(customers.c.id == customer_id)).first() is None:
+            if CUSTOMER_EXISTS.run(conn, {"customer_id": customer_id}).first() is None:
                 raise CustomerNotFoundError("no such customer", engine=ENGINE, operation="issue_offer")
         return self.issue_voucher(voucher, offer_kind=template.kind)
 
@@ -151,8 +160,12 @@ class Admin(Accounts):
 
     def history(self, customer_id: str) -> list[HistoryEntry]:
         """The customer's statement: every ledger entry, oldest first (expiries due now included)."""
+        from sqlalchemy import select
+
+        from .tables import ledger
+
         now = self.now()
-        with self.store.read() as conn:
+        with self.store.sqlalchemy_read() as conn:
             self._require_customer(conn, customer_id)
             rows = conn.execute(select(ledger).where(ledger.c.customer_id == customer_id).order_by(ledger.c.id)).all()
             pending = self._pending_expiry(conn, customer_id, now)
@@ -163,16 +176,28 @@ class Admin(Accounts):
         return entries
 
     def voucher_uses(self, code: str) -> int:
-        with self.store.read() as conn:
+        from sqlalchemy import select
+
+        from .tables import vouchers
+
+        with self.store.sqlalchemy_read() as conn:
             return conn.execute(select(vouchers.c.uses).where(vouchers.c.code == code)).scalar_one_or_none() or 0
 
     def orders_received(self) -> list[str]:
-        with self.store.read() as conn:
+        from sqlalchemy import select
+
+        from .tables import orders
+
+        with self.store.sqlalchemy_read() as conn:
             return list(conn.execute(select(orders.c.ref).order_by(orders.c.id)).scalars())
 
     def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of every table, for "this changed nothing" checks."""
-        with self.store.read() as conn:
+        from sqlalchemy import select
+
+        from .tables import TABLES
+
+        with self.store.sqlalchemy_read() as conn:
             return {
                 table.name: sorted(tuple(str(v) for v in row) for row in conn.execute(select(table)).all())
                 for table in TABLES
@@ -180,8 +205,12 @@ class Admin(Accounts):
 
     def expire_points(self) -> int:
         """Write due expiries for every customer (a nightly job may call this; writes do it anyway)."""
+        from sqlalchemy import select
+
+        from .tables import customers
+
         now = self.now()
-        with self.store.read() as conn:
+        with self.store.sqlalchemy_read() as conn:
             ids = list(conn.execute(select(customers.c.id)).scalars())
         expired = 0
         for customer_id in ids:

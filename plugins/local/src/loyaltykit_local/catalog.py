@@ -13,14 +13,17 @@ in points.
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, Decimal
-
-from sqlalchemy import func, select
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING
 
 from loyaltykit import CashbackSpend, PointsLine
 
 from .rules import BasketView, CompiledProgram
-from .store import ledger
+from .store import Prepared
+
+if TYPE_CHECKING:
+    from .store import Connection
+
+_POINTS_SPENT_ON_ORDER = Prepared("points_spent_on_order")
 
 
 def is_points_priced(compiled: CompiledProgram, sku: str, unit_price: Decimal) -> bool:
@@ -62,9 +65,7 @@ def spend_problem(compiled: CompiledProgram, spend: CashbackSpend) -> tuple[str,
 
 def points_spent_on(conn: Connection, customer_id: str, order_ref: str) -> int:
     """Points the member spent on this order, net of any returned by a reversal."""
-    spent = conn.execute(select(func.coalesce(func.sum(ledger.c.amount), 0)).where(
-        ledger.c.customer_id == customer_id, ledger.c.order_ref == order_ref, ledger.c.balance == "points",
-        ledger.c.entry == "burn")).scalar_one()
+    spent = _POINTS_SPENT_ON_ORDER.run(conn, {"customer_id": customer_id, "order_ref": order_ref}).scalar_one()
     return -int(spent)
 
 

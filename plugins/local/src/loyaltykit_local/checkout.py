@@ -13,10 +13,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError, OperationalError
-
 from loyaltykit import (
     Balance,
     BalanceKind,
@@ -54,18 +50,18 @@ from loyaltykit.money import built
 from . import rules
 from .accounts import (
     _CUSTOMER_LOCKED_DUE,
-    _IDENTIFIER_COLUMN,
     _INSERT_GRANT,
     _INSERT_LEDGER,
     _INSERT_ORDER,
     _ORDER_SEEN,
     _SET_HISTORY,
     CASHBACK,
+    CUSTOMER_BY,
+    CUSTOMER_EXISTS,
     ENGINE,
     POINTS,
     Accounts,
     _fingerprint,
-    _inserted_id,
     _major,
     _minor,
     _span,
@@ -76,10 +72,21 @@ from .ledger import capped_clawback, expiry_for
 from .members import after_export, record_rule_costs
 from .program import VoucherDef, amount_in
 from .rules import BasketView, CustomerFacts, VoucherFacts
-from .store import Bound, customers, ledger, orders, redemptions, to_db, vouchers, writes
+from .store import Bound, IntegrityError, OperationalError, Prepared, to_db
 
 if TYPE_CHECKING:
     from .accounts import AnyRow
+    from .store import Connection
+
+_VOUCHER_LOCKED = Prepared("voucher_locked")
+_VOUCHER_USE = Prepared("voucher_use")
+_VOUCHER_RELEASE = Prepared("voucher_release")
+_INSERT_REDEMPTION = Prepared("redemption_insert")
+_REDEMPTIONS_OF_ORDER = Prepared("redemptions_of_order")
+_REINSTATE = Prepared("redemption_reinstate")
+_REVERSALS_OF_ORDER = Prepared("reversals_of_order")
+_LEDGER_OF_ORDER = Prepared("ledger_of_order")
+_ORDER_BY_REF = Prepared("order_by_ref")
 
 
 #: customers whose facts an engine keeps from their last export (for _plan_export)
@@ -138,9 +145,8 @@ class Checkout(Accounts):
 
     def identify(self, identifier: CustomerIdentifier) -> Customer | None:
         self.calls["identify"] += 1
-        column = _IDENTIFIER_COLUMN[identifier.kind]
         with self.store.read() as conn:
-            row = conn.execute(select(customers).where(column == identifier.value)).first()
+            row = CUSTOMER_BY[identifier.kind].run(conn, {"value": identifier.value}).first()
             if row is None:
                 return None
             return self._customer_model(conn, row)
@@ -184,7 +190,7 @@ class Checkout(Accounts):
         def work(conn: Connection, now: datetime) -> RedemptionResult:
             if customer_id is not None:
                 self._require_customer(conn, customer_id)
-            row = conn.execute(select(vouchers).where(vouchers.c.code == redemption.code).with_for_update()).first()
+            row = _VOUCHER_LOCKED.run(conn, {"code": redemption.code}).first()
             if row is None:
                 raise VoucherNotFoundError(f"no voucher or promo code {redemption.code}", engine=ENGINE)
             voucher = VoucherFacts(VoucherDef.model_validate(row.definition), row.uses, row.offer_kind)
@@ -198,19 +204,14 @@ class Checkout(Accounts):
                 raise problem.with_context(engine=ENGINE, operation="redeem_voucher")
             # The conditional UPDATE is the guard: of many racing redemptions, only as many as the
             # limit allows find a row to update.
-            claimed = conn.execute(
-                update(vouchers)
-                .where(vouchers.c.code == redemption.code)
-                .where((vouchers.c.usage_limit.is_(None)) | (vouchers.c.uses < vouchers.c.usage_limit))
-                .values(uses=vouchers.c.uses + 1)
-            ).rowcount
+            claimed = _VOUCHER_USE.run(conn, {"voucher_code": redemption.code}).rowcount
             if claimed != 1:
                 if definition.usage_limit == 1:
                     raise VoucherAlreadyRedeemedError(f"voucher {definition.code} has already been redeemed", engine=ENGINE)
                 raise UsageLimitReachedError(f"voucher {definition.code} reached its limit of uses", engine=ENGINE)
-            ref = _inserted_id(conn.execute(insert(redemptions).values(
-                code=redemption.code, order_ref=redemption.order_ref, customer_id=customer_id, write_key=key,
-                status="redeemed", created_at=to_db(now))))
+            ref = _INSERT_REDEMPTION.run(conn, {
+                "code": redemption.code, "order_ref": redemption.order_ref, "customer_id": customer_id,
+                "write_key": key, "status": "redeemed", "created_at": to_db(now)}).inserted_id
             discount = self._redemption_discount(conn, definition, view, customer_id, now)
             return RedemptionResult(
                 code=redemption.code, status=RedemptionStatus.REDEEMED, discount=discount,
@@ -415,10 +416,10 @@ class Checkout(Accounts):
         cashback = result.cashback_earned if facts else Decimal(0)
         if order.total is None:
             raise AssertionError("order.total is set once the order is validated")
-        dialect = self.store.engine.dialect
+        driver = self.store.on_driver
         ref, currency, at, customer_id = order.ref, order.currency, to_db(now), order.customer_id
         cashback_minor = _minor(cashback, currency)
-        written = _INSERT_ORDER.bind(dialect, {
+        written = _INSERT_ORDER.bind(driver=driver, params={
             "ref": ref, "write_key": key, "customer_id": customer_id, "currency": currency,
             "total_minor": order.total.minor_units(), "points_earned": points,
             "cashback_earned_minor": cashback_minor, "rules": result.applied_rules,
@@ -445,12 +446,12 @@ class Checkout(Accounts):
             entries.append({"customer_id": customer_id, "balance": CASHBACK, "currency": currency, "entry": "earn",
                             "amount": cashback_minor, "order_ref": ref, "write_key": key,
                             "label": f"cashback on order {ref}", "created_at": at, "expires_at": None})
-        return _Writes(written, _INSERT_GRANT.bind(dialect, granted) if granted else None, history,
-                       _INSERT_LEDGER.bind(dialect, entries) if entries else None, points)
+        return _Writes(written, _INSERT_GRANT.bind(granted, driver=driver) if granted else None, history,
+                       _INSERT_LEDGER.bind(entries, driver=driver) if entries else None, points)
 
     def _export_in(self, conn: Connection, order: Order, key: str, look_first: bool = True,
                    planned: _Planned | None = None) -> OrderExportResult:
-        earlier = conn.execute(_ORDER_SEEN, {"ref": order.ref, "key": key}).first() if look_first else None
+        earlier = _ORDER_SEEN.run(conn, {"ref": order.ref, "key": key}).first() if look_first else None
         if earlier is not None:
             return OrderExportResult(order_ref=order.ref, status=ExportStatus.DUPLICATE, engine_ref=f"ORD-{earlier.id}",
                                      points_earned=Decimal(earlier.points_earned))
@@ -484,13 +485,11 @@ class Checkout(Accounts):
         for code, voucher in list(found.items()):
             if voucher.held or rules.voucher_problem(voucher, customer_id, view, order.placed_at, self.program.currency):
                 continue
-            claimed = conn.execute(
-                update(vouchers).where(vouchers.c.code == code)
-                .where((vouchers.c.usage_limit.is_(None)) | (vouchers.c.uses < vouchers.c.usage_limit))
-                .values(uses=vouchers.c.uses + 1)).rowcount
+            claimed = _VOUCHER_USE.run(conn, {"voucher_code": code}).rowcount
             if claimed == 1:
-                conn.execute(insert(redemptions).values(code=code, order_ref=order.ref, customer_id=customer_id,
-                                                        write_key=f"{key}:{code}", status="redeemed", created_at=to_db(now)))
+                _INSERT_REDEMPTION.run(conn, {"code": code, "order_ref": order.ref, "customer_id": customer_id,
+                                              "write_key": f"{key}:{code}", "status": "redeemed",
+                                              "created_at": to_db(now)})
                 found[code] = VoucherFacts(voucher.definition, voucher.uses + 1, voucher.offer_kind, held=True)
         if planned is not None:
             result, writes = planned.result, planned.writes
@@ -503,7 +502,7 @@ class Checkout(Accounts):
             if writes.grants is not None:
                 writes.grants.run(conn)
             if writes.history is not None:
-                conn.execute(_SET_HISTORY, writes.history)
+                _SET_HISTORY.run(conn, writes.history)
             if writes.ledger is not None:
                 writes.ledger.run(conn)  # one executemany for the order's earn rows
             after_export(self, conn, customer_id, facts.tier if facts else None, result.issued, order.ref, now)
@@ -516,8 +515,7 @@ class Checkout(Accounts):
     def _refunded_before(self, conn: Connection, order_ref: str) -> tuple[RefundLine, ...]:
         """The quantities earlier reversals of the order returned, from their recorded results:
         this engine's own record, whatever references or ``already_refunded`` the shop sends."""
-        rows = conn.execute(select(writes.c.result).where(
-            writes.c.operation == "reverse", writes.c.order_ref == order_ref)).all()
+        rows = _REVERSALS_OF_ORDER.run(conn, {"order_ref": order_ref})
         total: defaultdict[str, Decimal] = defaultdict(Decimal)
         for row in rows:
             refund = (row.result or {}).get("refund") or {}
@@ -542,13 +540,13 @@ class Checkout(Accounts):
                                           engine=ENGINE, operation="reverse") from None
             breakdown = effective.breakdown
             complete = breakdown.share_after == 1
-            rows = conn.execute(select(ledger).where(ledger.c.order_ref == order.ref).order_by(ledger.c.id)).all()
-            stored = conn.execute(select(orders).where(orders.c.ref == order.ref)).first()
+            rows = _LEDGER_OF_ORDER.run(conn, {"order_ref": order.ref}).rows
+            stored = _ORDER_BY_REF.run(conn, {"ref": order.ref}).first()
             customer_id = (stored.customer_id if stored is not None else None) or order.customer_id
             if customer_id is None and rows:
                 customer_id = rows[0].customer_id
             moved: dict[tuple[str, str | None, str], int] = {}
-            if customer_id is not None and conn.execute(select(customers.c.id).where(customers.c.id == customer_id)).first():
+            if customer_id is not None and CUSTOMER_EXISTS.run(conn, {"customer_id": customer_id}).first():
                 row = self._lock_customer(conn, customer_id)
                 self._record_expiry(conn, customer_id, now, row)
                 moved = self._reverse_ledger(conn, customer_id, effective, rows, complete, key, now)
@@ -632,11 +630,9 @@ class Checkout(Accounts):
         return moved
 
     def _reinstate_vouchers(self, conn: Connection, order_ref: str) -> list[str]:
-        rows = conn.execute(select(redemptions).where(
-            redemptions.c.order_ref == order_ref, redemptions.c.status == "redeemed").order_by(redemptions.c.id)).all()
+        rows = _REDEMPTIONS_OF_ORDER.run(conn, {"order_ref": order_ref}).rows
         for row in rows:
-            conn.execute(update(redemptions).where(redemptions.c.id == row.id).values(status="reinstated"))
-            conn.execute(update(vouchers).where(vouchers.c.code == row.code, vouchers.c.uses > 0)
-                         .values(uses=vouchers.c.uses - 1))
+            _REINSTATE.run(conn, {"redemption_id": row.id})
+            _VOUCHER_RELEASE.run(conn, {"voucher_code": row.code})
         return [row.code for row in rows]
 

@@ -18,11 +18,7 @@ import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
-
-from sqlalchemy import ColumnElement, Table, and_, false, insert, or_, select, true, update
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from typing import TYPE_CHECKING, Any
 
 from loyaltykit import (
     BalanceKind,
@@ -50,10 +46,22 @@ from loyaltykit.members import (
     encode_cursor,
 )
 
-from .accounts import Accounts
+from .accounts import CUSTOMER_EXISTS, Accounts
 from .program import OfferTemplate, VoucherDef, amount_in
 from .rules import ENGINE
-from .store import customers, ledger, member_events, member_profiles, rule_costs, to_db, vouchers
+from .store import IntegrityError, Prepared, to_db
+
+if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement, Table
+    from sqlalchemy.engine import Connection as SAConnection
+
+    from .store import Connection
+
+# What an export writes for the member (the other member operations run through SQLAlchemy).
+_INSERT_EVENT = Prepared("member_event_insert")
+INSERT_VOUCHER = Prepared("voucher_insert")
+_INSERT_RULE_COSTS = Prepared("rule_cost_insert")
+_EVENT_COLUMNS = ("tier", "code", "rule_id", "order_ref", "label")
 
 _ENTRY_KIND = {
     "earn": StatementEntryKind.EARN,
@@ -86,14 +94,18 @@ def enrol(engine: Accounts, enrolment: Enrolment) -> EnrolmentResult:
     engine.calls["enrol"] += 1
     for _attempt in range(3):
         try:
-            with engine.store.write() as conn:
+            with engine.store.sqlalchemy_write() as conn:
                 return _enrol_in(engine, conn, enrolment)
         except IntegrityError:
             continue  # a concurrent enrolment of the same external id won: read it back
     raise InvalidRequestError("the member could not be enrolled", field="enrolment", engine=ENGINE)
 
 
-def _enrol_in(engine: Accounts, conn: Connection, enrolment: Enrolment) -> EnrolmentResult:
+def _enrol_in(engine: Accounts, conn: SAConnection, enrolment: Enrolment) -> EnrolmentResult:
+    from sqlalchemy import insert, select
+
+    from .tables import customers, member_profiles
+
     known = conn.execute(select(customers).where(customers.c.external_id == enrolment.external_id)).first()
     if known is not None:
         return EnrolmentResult(customer=engine._customer_model(conn, known), created=False)
@@ -138,7 +150,11 @@ def update_member(engine: Accounts, change: MemberUpdate) -> Customer:
     engine.calls["update_member"] += 1
     if change.tier is not None:
         _check_tier(engine, change.tier, "update.tier")
-    with engine.store.write() as conn:
+    from sqlalchemy import update
+
+    from .tables import customers
+
+    with engine.store.sqlalchemy_write() as conn:
         row = engine._lock_customer(conn, change.customer_id)
         now = engine.now()
         tier_before = engine._tier(conn, row)
@@ -160,7 +176,11 @@ def update_member(engine: Accounts, change: MemberUpdate) -> Customer:
 
 
 def _event(conn: Connection, customer_id: str, kind: str, at: datetime, **details: Any) -> None:
-    conn.execute(insert(member_events).values(customer_id=customer_id, kind=kind, created_at=to_db(at), **details))
+    row = {"customer_id": customer_id, "kind": kind, "created_at": to_db(at)}
+    row.update((column, details.pop(column, None)) for column in _EVENT_COLUMNS)
+    if details:
+        raise TypeError(f"not a member event's column: {', '.join(details)}")
+    _INSERT_EVENT.run(conn, row)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,9 +204,9 @@ def issue_offer_in(engine: Accounts, conn: Connection, customer_id: str, templat
         sku=template.sku, label=template.label or template.id, owner=customer_id, usage_limit=1,
         valid_until=valid_until,
     )
-    conn.execute(insert(vouchers).values(
-        code=code, definition=voucher.model_dump(mode="json"), owner_id=customer_id, offer_kind=template.kind,
-        usage_limit=1, uses=0, created_at=to_db(now)))
+    INSERT_VOUCHER.run(conn, {
+        "code": code, "definition": voucher.model_dump(mode="json"), "owner_id": customer_id,
+        "offer_kind": template.kind, "usage_limit": 1, "uses": 0, "created_at": to_db(now)})
     _event(conn, customer_id, "voucher", now, code=code, rule_id=rule_id, order_ref=order_ref,
            label=note or voucher.label)
     return code
@@ -199,7 +219,7 @@ def record_rule_costs(conn: Connection, order_ref: str, currency: str, discounts
         if discount.engine_id and not discount.code:
             totals[discount.engine_id] = totals.get(discount.engine_id, 0) + discount.amount.minor_units()
     if totals:
-        conn.execute(insert(rule_costs), [
+        _INSERT_RULE_COSTS.run(conn, [
             {"order_ref": order_ref, "rule_id": rule_id, "currency": currency, "discount_minor": minor,
              "created_at": to_db(now)} for rule_id, minor in totals.items()])
 
@@ -227,11 +247,15 @@ def review_tiers(engine: Accounts) -> int:
     now against the last one recorded. Returns how many changed."""
     if not engine.program.tiers:
         return 0
+    from sqlalchemy import select
+
+    from .tables import customers, member_events
+
     changed = 0
-    with engine.store.read() as conn:
+    with engine.store.sqlalchemy_read() as conn:
         ids = list(conn.execute(select(customers.c.id)).scalars())
     for customer_id in ids:
-        with engine.store.write() as conn:
+        with engine.store.sqlalchemy_write() as conn:
             row = engine._lock_customer(conn, customer_id)
             last = conn.execute(select(member_events.c.tier).where(
                 member_events.c.customer_id == customer_id, member_events.c.kind == "tier_change")
@@ -252,6 +276,8 @@ def review_tiers(engine: Accounts) -> int:
 
 def _before(table: Table, source: int, position: tuple[datetime, int, int] | None) -> ColumnElement[bool]:
     """Rows of ``table`` that come after ``position`` in newest-first order."""
+    from sqlalchemy import and_, false, or_, true
+
     if position is None:
         return true()
     at, src, row_id = position
@@ -274,7 +300,11 @@ def statement(engine: Accounts, query: StatementQuery) -> Statement:
     limit = query.page_size + 1
     rule_ids = {rule.label or rule.id: rule.id for rule in engine.program.rules}
     now = engine.now()
-    with engine.store.read() as conn:
+    from sqlalchemy import select
+
+    from .tables import ledger, member_events
+
+    with engine.store.sqlalchemy_read() as conn:
         engine._require_customer(conn, query.customer_id)
         window = []
         if query.since is not None:
@@ -357,7 +387,7 @@ def wallet(engine: Accounts, query: WalletQuery) -> Wallet:
     currency = query.currency or engine.program.currency
     base = engine.program.currency
     with engine.store.read() as conn:
-        if conn.execute(select(customers.c.id).where(customers.c.id == query.customer_id)).first() is None:
+        if CUSTOMER_EXISTS.run(conn, {"customer_id": query.customer_id}).first() is None:
             raise CustomerNotFoundError("no such customer", engine=ENGINE, operation="member_wallet")
         held = engine._wallet(conn, query.customer_id)
     offers = []
@@ -400,7 +430,7 @@ def issue_vouchers(engine: Accounts, issue: VoucherIssue) -> IssuedVouchers:
     codes = issued_codes(template.id, issue.key, issue.quantity)
     for _attempt in range(3):
         try:
-            with engine.store.write() as conn:
+            with engine.store.sqlalchemy_write() as conn:
                 return _issue_in(engine, conn, issue, template, codes)
         except IntegrityError:
             continue  # a concurrent issue of the same key won: read it back
@@ -408,8 +438,12 @@ def issue_vouchers(engine: Accounts, issue: VoucherIssue) -> IssuedVouchers:
                               operation="issue_voucher")
 
 
-def _issue_in(engine: Accounts, conn: Connection, issue: VoucherIssue, template: OfferTemplate,
+def _issue_in(engine: Accounts, conn: SAConnection, issue: VoucherIssue, template: OfferTemplate,
               codes: list[str]) -> IssuedVouchers:
+    from sqlalchemy import select
+
+    from .tables import vouchers
+
     engine._require_customer(conn, issue.customer_id)
     created = False
     if not conn.execute(select(vouchers.c.code).where(vouchers.c.code.in_(codes))).first():

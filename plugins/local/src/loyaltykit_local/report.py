@@ -26,7 +26,8 @@ from loyaltykit import ConfigError, Money
 from loyaltykit.money import exponent
 
 from .program import amount_in
-from .store import customers, from_db, ledger, member_events, orders, rule_costs
+from .store import from_db
+from .tables import customers, ledger, member_events, orders, rule_costs
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -160,7 +161,7 @@ def build_report(engine: LocalEngine, *, period: str = "month", since: datetime 
 
     labels = {rule.label or rule.id: rule.id for rule in program.rules}
     rules = {rule.id: RuleCost(rule.id, rule.label or rule.id) for rule in program.rules}
-    with engine.store.read() as conn:
+    with engine.store.sqlalchemy_read() as conn:
         points_outstanding = 0
         cashback_units = 0
         for row in conn.execute(select(ledger.c.created_at, ledger.c.balance, ledger.c.currency, ledger.c.entry,

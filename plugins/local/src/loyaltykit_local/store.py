@@ -1,279 +1,119 @@
-"""Storage: SQLAlchemy Core tables, transactions, and the append-only ledger.
+"""Storage: transactions, the engine's named statements, and the append-only ledger's database.
 
-The engine's SQL is portable (SQLAlchemy Core, no dialect-specific statements); only the
-connection setup knows SQLite: WAL journal, a busy timeout, and ``BEGIN IMMEDIATE`` for write
-transactions so two writers never both read a balance and then both spend it. On PostgreSQL the
-same code takes row locks with ``SELECT ... FOR UPDATE`` (SQLite ignores that clause; its write
-lock already serialises writers).
+On a SQLite file (a ``sqlite:///path`` URL) the engine runs on the ``sqlite3`` driver alone: the
+statements its operations run are named (:class:`Prepared`), written out as SQLAlchemy compiles
+them for SQLite in :mod:`.sqlite_statements`, and their values converted as SQLAlchemy's column
+types convert them (datetimes as SQLAlchemy's DATETIME text, JSON, booleans as 0/1), so a shop's
+process never imports SQLAlchemy. On PostgreSQL (and other SQLite URLs: in memory, with options)
+the same statements are built from the Core tables of :mod:`.tables` and run through SQLAlchemy.
+Migrations, reports and administration use SQLAlchemy on every database (:meth:`Store.sqlalchemy_write`,
+:meth:`Store.sqlalchemy_read`), and import it when they run.
+
+Write transactions on SQLite use ``BEGIN IMMEDIATE``, so two writers never both read a balance and
+then both spend it; on PostgreSQL the same code takes row locks with ``SELECT ... FOR UPDATE``.
+Writers of every process using the kit also queue on an ``flock`` of ``<database>-writer`` for the
+length of their transaction (see :meth:`Store.write`): SQLite's own busy handler sleeps with a
+growing back-off, so a waiter would sleep on long after the lock is free.
 
 The schema is created and upgraded by :meth:`Store.migrate` — what ``loyaltykit-local migrate``
 runs — never as a side effect of importing or starting the adapter (unless its ``create_schema``
 setting says so). Migrating is serialised across processes (SQLite's write lock; a PostgreSQL
 advisory lock), so any number of workers booting together on a new database all start.
 
-On a SQLite file, writers of every process using the kit also queue on an ``flock`` of
-``<database>-writer`` for the length of their transaction (see :meth:`Store.write`): SQLite's own
-busy handler sleeps with a growing back-off, so a waiter would sleep on long after the lock is free.
-
-Amounts are stored as integers: points are whole points, cashback is in the currency's minor
-units. Ledger rows are only ever inserted; balances are sums over them.
+Database failures are :class:`DatabaseError` (:class:`IntegrityError`, :class:`OperationalError`)
+on both paths, the driver's own exception in ``orig``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+import sys
 import threading
 import time
 import weakref
 from collections import namedtuple
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, NamedTuple, overload
-
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    Column,
-    DateTime,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    UniqueConstraint,
-    bindparam,
-    create_engine,
-    event,
-    inspect,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
-from sqlalchemy.pool import StaticPool
-from sqlalchemy.schema import CreateColumn
-from sqlalchemy.sql.expression import Executable, Insert
-from sqlalchemy.types import TypeEngine
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, overload
 
 from loyaltykit import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection as SAConnection, Engine
+    from sqlalchemy.sql.expression import Executable
+
+    #: a transaction's connection: the driver's on a SQLite file, SQLAlchemy's otherwise
+    Connection: TypeAlias = sqlite3.Connection | SAConnection
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not on Windows: writers wait in SQLite's busy handler
     fcntl = None  # type: ignore[assignment]
 
-metadata = MetaData()
-
-customers = Table(
-    "lk_customers",
-    metadata,
-    Column("pk", Integer, primary_key=True, autoincrement=True),
-    Column("id", String(128), nullable=False, unique=True),
-    Column("membership_number", String(128), unique=True),
-    Column("email", String(254), unique=True),
-    Column("phone", String(32), unique=True),
-    Column("card", String(64), unique=True),
-    Column("external_id", String(128), unique=True),
-    Column("display_name", String(256)),
-    Column("role", String(64)),
-    Column("tier", String(64)),  # an assigned tier: a floor under the tier earned by qualifying points
-    Column("segments", JSON, nullable=False, default=list),
-    Column("status", String(32), nullable=False, default="active"),
-    Column("created_at", DateTime, nullable=False),
-    # Up to when expired points have been written to the ledger (a cursor, not a balance).
-    Column("expiry_recorded_until", DateTime),
-    # What "first order" and "not previously granted" ask, kept on the row an export locks and reads
-    # anyway (since version 2): whether an order of the customer's is recorded (lk_orders), and the
-    # rules granted to the customer (lk_grants), as a sorted list.
-    Column("ordered", Boolean, default=False),
-    Column("granted_rules", JSON),
-)
-
-ledger = Table(
-    "lk_ledger",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("customer_id", String(128), nullable=False),
-    Column("balance", String(16), nullable=False),  # "points" | "cashback"
-    Column("currency", String(3)),  # cashback only
-    Column("entry", String(16), nullable=False),  # earn | burn | expire | reverse
-    Column("amount", BigInteger, nullable=False),  # signed: points, or cashback minor units
-    Column("order_ref", String(128)),
-    Column("write_key", String(128)),
-    Column("label", String(256)),
-    Column("created_at", DateTime, nullable=False),
-    Column("expires_at", DateTime),  # credited points only
-    # One index serves every look-up by customer: balances (customer, balance[, currency]) and lots
-    # expired in a window (customer, "points", expires_at range). Each index costs every earn row a write.
-    Index("lk_ledger_account", "customer_id", "balance", "expires_at", "currency"),
-    Index("lk_ledger_order", "order_ref"),
-)
-
-vouchers = Table(
-    "lk_vouchers",
-    metadata,
-    Column("code", String(64), primary_key=True),
-    Column("definition", JSON, nullable=False),  # a program.VoucherDef
-    Column("owner_id", String(128)),
-    Column("offer_kind", String(32)),  # set for wallet offers
-    Column("usage_limit", Integer),  # NULL: unlimited
-    Column("uses", Integer, nullable=False, default=0),
-    Column("created_at", DateTime, nullable=False),
-    Index("lk_vouchers_owner", "owner_id"),
-)
-
-redemptions = Table(
-    "lk_redemptions",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("code", String(64), nullable=False),
-    Column("order_ref", String(128), nullable=False),
-    Column("customer_id", String(128)),
-    Column("write_key", String(128), nullable=False, unique=True),
-    Column("status", String(16), nullable=False),  # redeemed | reinstated
-    Column("created_at", DateTime, nullable=False),
-    Index("lk_redemptions_order", "order_ref"),
-    Index("lk_redemptions_code", "code"),
-)
-
-writes = Table(
-    # One row per keyed write: the key's unique constraint is what makes a write exactly-once.
-    "lk_writes",
-    metadata,
-    Column("key", String(128), primary_key=True),
-    Column("operation", String(32), nullable=False),
-    Column("fingerprint", String(64), nullable=False),
-    Column("order_ref", String(128)),
-    Column("result", JSON, nullable=False),
-    Column("created_at", DateTime, nullable=False),
-)
-
-orders = Table(
-    "lk_orders",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("ref", String(128), nullable=False, unique=True),
-    Column("write_key", String(128), nullable=False, unique=True),
-    Column("customer_id", String(128)),
-    Column("currency", String(3), nullable=False),
-    Column("total_minor", BigInteger, nullable=False),
-    Column("points_earned", BigInteger, nullable=False, default=0),
-    Column("cashback_earned_minor", BigInteger, nullable=False, default=0),
-    Column("rules", JSON, nullable=False, default=list),
-    Column("placed_at", DateTime, nullable=False),
-    Column("created_at", DateTime, nullable=False),
-)
-
-grants = Table(
-    # The order in which a rule first benefited a customer (the rules of every order are in
-    # lk_orders.rules; the customer's row lists the rules granted).
-    "lk_grants",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("customer_id", String(128), nullable=False),
-    Column("rule_id", String(128), nullable=False),
-    Column("order_ref", String(128), nullable=False),
-    Column("created_at", DateTime, nullable=False),
-    UniqueConstraint("customer_id", "rule_id", "order_ref", name="lk_grants_once"),
-)
-
-schema_versions = Table(
-    # One row: the schema version this database has been migrated to.
-    "lk_schema",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("version", Integer, nullable=False),
-    Column("migrated_at", DateTime, nullable=False),
-)
-
-
-member_profiles = Table(
-    # What enrolment adds to a customer: profile fields and consents (one row per enrolled member).
-    "lk_member_profiles",
-    metadata,
-    Column("customer_id", String(128), primary_key=True),
-    Column("first_name", String(128)),
-    Column("last_name", String(128)),
-    Column("language", String(16)),
-    Column("birth_date", DateTime),
-    Column("consents", JSON, nullable=False, default=list),
-    Column("profile", JSON, nullable=False, default=dict),
-    Column("enrolled_at", DateTime, nullable=False),
-)
-
-member_events = Table(
-    # A member's history beside the ledger: tier changes and vouchers issued (append-only).
-    "lk_member_events",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("customer_id", String(128), nullable=False),
-    Column("kind", String(16), nullable=False),  # tier_change | voucher
-    Column("tier", String(64)),
-    Column("code", String(64)),
-    Column("rule_id", String(128)),
-    Column("order_ref", String(128)),
-    Column("label", String(256)),
-    Column("created_at", DateTime, nullable=False),
-    Index("lk_member_events_customer", "customer_id", "created_at"),
-)
-
-rule_costs = Table(
-    # What each rule gave away on each exported order (discounts, in minor units): the report's cost.
-    "lk_rule_costs",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("order_ref", String(128), nullable=False),
-    Column("rule_id", String(128), nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("discount_minor", BigInteger, nullable=False),
-    Column("created_at", DateTime, nullable=False),
-    Index("lk_rule_costs_rule", "rule_id"),
-)
-
-TABLES = (customers, ledger, vouchers, redemptions, writes, orders, grants, member_profiles, member_events,
-          rule_costs)
-
-
-
-def _version_2(connection: Connection) -> None:
-    """Version 2: fewer index writes per exported order.
-
-    * the ledger's two indexes by customer, (customer, balance, currency) and (customer, expires_at),
-      become ``lk_ledger_account``;
-    * whether a customer ordered before and the rules granted to it move onto the customer's row
-      (filled from lk_orders and lk_grants), so ``lk_orders_customer`` goes.
-    """
-    connection.execute(text("DROP INDEX IF EXISTS lk_ledger_customer"))
-    connection.execute(text("DROP INDEX IF EXISTS lk_ledger_expiry"))
-    next(index for index in ledger.indexes if index.name == "lk_ledger_account").create(connection, checkfirst=True)
-    for column in (customers.c.ordered, customers.c.granted_rules):
-        ddl = CreateColumn(column).compile(dialect=connection.dialect)
-        connection.execute(text(f"ALTER TABLE {customers.name} ADD COLUMN {ddl}"))
-    connection.execute(update(customers).values(
-        ordered=select(orders.c.id).where(orders.c.customer_id == customers.c.id).exists()))
-    granted: dict[str, set[str]] = {}
-    for customer_id, rule_id in connection.execute(select(grants.c.customer_id, grants.c.rule_id).distinct()):
-        granted.setdefault(customer_id, set()).add(rule_id)
-    if granted:
-        connection.execute(update(customers).where(customers.c.id == bindparam("who"))
-                           .values(granted_rules=bindparam("rules")),
-                           [{"who": who, "rules": sorted(rules)} for who, rules in granted.items()])
-    connection.execute(text("DROP INDEX IF EXISTS lk_orders_customer"))
-
-
-#: The steps from one schema version to the next: ``_STEPS[n]`` takes a database from n - 1 to n
-#: (version 1 is the tables as first released, created whole).
-_STEPS: dict[int, Callable[[Connection], None]] = {2: _version_2}
-
-#: The schema version this release writes. Raise it with each migration step added to ``_STEPS``.
+#: The schema version this release writes (the steps are in :mod:`.tables`).
 SCHEMA_VERSION = 2
 MIGRATE_COMMAND = "loyaltykit-local migrate"
+
+
+# ==================================================================================================
+# Errors
+# ==================================================================================================
+
+
+class DatabaseError(Exception):
+    """The database failed a statement or a transaction; ``orig`` is the driver's exception. Its text
+    names the driver's error, never the statement's parameters."""
+
+    def __init__(self, orig: BaseException, *, connection_invalidated: bool = False) -> None:
+        super().__init__(f"({type(orig).__module__}.{type(orig).__name__}) {orig}")
+        self.orig = orig
+        self.connection_invalidated = connection_invalidated
+
+
+class IntegrityError(DatabaseError):
+    """A constraint refused the write (a unique key recorded before: the exactly-once guard)."""
+
+
+class OperationalError(DatabaseError):
+    """The database could not run it: locked past the busy timeout, unreachable, a table missing."""
+
+
+def database_error(exc: BaseException) -> DatabaseError | None:
+    """``exc`` as a :class:`DatabaseError` (the sqlite3 driver's or SQLAlchemy's), None when it is another error."""
+    if isinstance(exc, DatabaseError):
+        return exc
+    if isinstance(exc, sqlite3.Error):
+        kind = (IntegrityError if isinstance(exc, sqlite3.IntegrityError)
+                else OperationalError if isinstance(exc, sqlite3.OperationalError) else DatabaseError)
+        return kind(exc)
+    sa = sys.modules.get("sqlalchemy.exc")  # loaded when anything could raise its errors
+    if sa is not None and isinstance(exc, sa.SQLAlchemyError):
+        kind = (IntegrityError if isinstance(exc, sa.IntegrityError)
+                else OperationalError if isinstance(exc, sa.OperationalError) else DatabaseError)
+        return kind(getattr(exc, "orig", None) or exc,
+                    connection_invalidated=bool(getattr(exc, "connection_invalidated", False)))
+    return None
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        error = database_error(exc)
+        if error is None or error is exc:
+            raise
+        raise error from exc
+
+
+# ==================================================================================================
+# Values as SQLAlchemy's SQLite types store and read them
+# ==================================================================================================
 
 
 def to_db(moment: datetime | None) -> datetime | None:
@@ -295,40 +135,101 @@ def from_db(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment is not None else None
 
 
-class _Compiled(NamedTuple):
+#: SQLAlchemy's SQLite DATETIME storage format
+_DATETIME_FORMAT = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+
+
+def _datetime_text(value: Any) -> str | None:
+    """As SQLAlchemy's SQLite DATETIME binds a value; a naive datetime through ``isoformat``, the
+    same text in half the time."""
+    if value is None:
+        return None
+    if type(value) is datetime and value.tzinfo is None:
+        return value.isoformat(" ", "microseconds")
+    if isinstance(value, datetime):
+        return _DATETIME_FORMAT % (value.year, value.month, value.day, value.hour, value.minute, value.second,
+                                   value.microsecond)
+    if isinstance(value, date):
+        return _DATETIME_FORMAT % (value.year, value.month, value.day, 0, 0, 0, 0)
+    raise TypeError("SQLite DateTime type only accepts Python datetime and date objects as input.")
+
+
+def _text_datetime(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value)  # None is JSON null, as SQLAlchemy's JSON type (none_as_null=False) stores it
+
+
+def _text_json(value: Any) -> Any:
+    return None if value is None else json.loads(value)
+
+
+_BOOLEANS = frozenset((None, True, False))
+
+
+def _boolean_int(value: Any) -> int | None:
+    if value not in _BOOLEANS:
+        if not isinstance(value, int):
+            raise TypeError(f"Not a boolean value: {value!r}")
+        raise ValueError(f"Value {value!r} is not None, True, or False")
+    return None if value is None else int(value)
+
+
+def _int_boolean(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+#: how a parameter of each kind goes to the driver, and a selected column of each kind comes back
+#: (the kinds :mod:`.statements` writes into :mod:`.sqlite_statements`)
+_BIND: dict[str, Callable[[Any], Any]] = {"datetime": _datetime_text, "json": _json_text, "bool": _boolean_int}
+_RESULT: dict[str, Callable[[Any], Any]] = {"datetime": _text_datetime, "json": _text_json, "bool": _int_boolean}
+
+
+# ==================================================================================================
+# Named statements
+# ==================================================================================================
+
+
+class Rows:
+    """What a :class:`Prepared` statement returned: its rows (``row.column``), the id an INSERT of one
+    row wrote, the rows an UPDATE changed."""
+
+    __slots__ = ("inserted_id", "rowcount", "rows")
+
+    def __init__(self, rows: list[Any], inserted_id: int | None = None, rowcount: int = -1) -> None:
+        self.rows = rows
+        self.inserted_id = inserted_id
+        self.rowcount = rowcount
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.rows)
+
+    def first(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def scalar_one(self) -> Any:
+        if len(self.rows) != 1:
+            raise AssertionError(f"expected one row, got {len(self.rows)}")
+        return self.rows[0][0]
+
+    def scalars(self) -> list[Any]:
+        return [row[0] for row in self.rows]
+
+
+class _OnSqlite(NamedTuple):
     sql: str
     values: Callable[[dict[str, Any]], list[Any]]  # a parameter dict to the statement's positional values
     row: Any  # the named tuple class of a result row
-    results: list[tuple[int, Callable[[Any], Any]]]  # (column, result processor) where a column has one
-
-
-#: SQLite's DATETIME storage format (SQLAlchemy's default for the dialect)
-_SQLITE_DATETIME_FORMAT = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
-
-
-def _bind_processor(impl: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
-    """The column type's bind processor; SQLite's DATETIME one writes a naive datetime as
-    ``datetime.isoformat`` does, the same text in half the time (ten of them per export)."""
-    process = impl.bind_processor(dialect)
-    if process is None or getattr(impl, "_storage_format", None) != _SQLITE_DATETIME_FORMAT:
-        return process
-    from sqlalchemy.dialects.sqlite import DATETIME
-
-    if not isinstance(impl, DATETIME):
-        return process
-
-    def text(value: Any) -> Any:
-        if type(value) is datetime and value.tzinfo is None:
-            return value.isoformat(" ", "microseconds")
-        return process(value)
-
-    return text
+    results: list[tuple[int, Callable[[Any], Any]]]  # (column, conversion) where a column has one
+    verb: str  # select | insert | update
 
 
 def _binder(names: list[str], processes: list[Callable[[Any], Any] | None],
             defaults: dict[str, Any]) -> Callable[[dict[str, Any]], list[Any]]:
-    """The statement's positional values from a parameter dict: each through its column's bind
-    processor, a constant of the statement (a literal compared with, a LIMIT) unless given."""
+    """The statement's positional values from a parameter dict: each converted as its column's type
+    says, a constant of the statement (a literal compared with, a LIMIT) unless given."""
     if not names:
         return lambda one: []
     pick = itemgetter(*names)
@@ -345,109 +246,100 @@ def _binder(names: list[str], processes: list[Callable[[Any], Any] | None],
     return values
 
 
-class Rows:
-    """The plain tuples a :class:`Prepared` statement returned, and the id an INSERT wrote."""
-
-    __slots__ = ("inserted_id", "rows")
-
-    def __init__(self, rows: list[Any], inserted_id: int | None = None) -> None:
-        self.rows = rows
-        self.inserted_id = inserted_id
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.rows)
-
-    def first(self) -> Any:
-        return self.rows[0] if self.rows else None
-
-    def scalar_one(self) -> Any:
-        if len(self.rows) != 1:
-            raise AssertionError(f"expected one row, got {len(self.rows)}")
-        return self.rows[0][0]
-
-
-#: every Prepared statement alive, compiled by a SQLite store before its first write transaction
+#: every Prepared statement alive, loaded by a SQLite store before its first write transaction
 _PREPARED: weakref.WeakSet[Prepared] = weakref.WeakSet()
 
 
 class Prepared:
-    """A Core statement on the checkout's hot path, compiled once per dialect.
+    """A statement of the engine's operations, by its name in :mod:`.statements`.
 
-    On SQLite it runs on the driver's cursor, inside the connection's transaction: SQLAlchemy's
-    execution machinery (cache look-up, parameter and result set-up, events) costs several times
-    what SQLite takes to run these small statements. Parameters go through the columns' own bind
-    processors, so rows are stored exactly as ``Connection.execute`` stores them. Only for
-    rows of a SELECT go through the columns' result processors into named tuples (``row.id``).
-    Other dialects run the statement through SQLAlchemy as usual.
+    On a SQLite file's connection (the driver's) it runs the SQL SQLAlchemy compiles for it, written
+    out in :mod:`.sqlite_statements`, on the driver, inside the connection's transaction, with each
+    value converted as the column's SQLAlchemy type converts it: rows are stored and read exactly as
+    ``Connection.execute`` would, without SQLAlchemy's execution machinery (several times what SQLite
+    takes to run these small statements). On a SQLAlchemy connection it is built from the Core
+    tables and run through SQLAlchemy as usual.
     """
 
-    def __init__(self, statement: Executable, columns: Sequence[str] | None = None) -> None:
-        self.statement = statement
-        self.columns = list(columns) if columns is not None else None
-        self._sql: dict[str, _Compiled] = {}
+    __slots__ = ("__weakref__", "_on_sqlite", "_statement", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._on_sqlite: _OnSqlite | None = None
+        self._statement: Executable | None = None
         _PREPARED.add(self)
 
-    @classmethod
-    def insert(cls, table: Table) -> Prepared:
-        """An INSERT of every column but the generated primary key."""
-        return cls(table.insert(), [column.key for column in table.columns if not column.primary_key])
+    def __repr__(self) -> str:
+        return f"Prepared({self.name!r})"
 
-    def _compiled(self, dialect: Dialect) -> _Compiled:
-        found = self._sql.get(dialect.name)
+    def statement(self) -> Executable:
+        """The SQLAlchemy statement (built on first use: it imports SQLAlchemy)."""
+        if self._statement is None:
+            from .statements import BUILDERS
+
+            self._statement = BUILDERS[self.name]()[0]
+        return self._statement
+
+    def on_sqlite(self) -> _OnSqlite:
+        found = self._on_sqlite
         if found is None:
-            compiled = self.statement.compile(dialect=dialect, column_keys=self.columns)  # type: ignore[attr-defined]
-            names, processes, defaults = [], [], {}
-            for name in compiled.positiontup or ():
-                bind = compiled.binds[name]
-                names.append(name)
-                processes.append(_bind_processor(bind.type.dialect_impl(dialect), dialect))
-                if not bind.required:
-                    defaults[name] = bind.value
-            columns = list(getattr(self.statement, "selected_columns", ()))
-            row = namedtuple("Row", [column.key for column in columns], rename=True)  # type: ignore[misc]
-            results = [(index, process) for index, column in enumerate(columns)
-                       if (process := column.type.dialect_impl(dialect).result_processor(dialect, None)) is not None]
-            found = self._sql[dialect.name] = _Compiled(str(compiled), _binder(names, processes, defaults), row, results)
+            from .sqlite_statements import STATEMENTS
+
+            spec = STATEMENTS[self.name]
+            binds = [_BIND[kind] if kind else None for kind in spec["binds"]]
+            row = namedtuple("Row", [str(key) for key in spec["columns"]], rename=True)  # type: ignore[misc]
+            results = [(index, _RESULT[kind]) for index, kind in spec["results"]]
+            found = self._on_sqlite = _OnSqlite(spec["sql"], _binder(list(spec["params"]), binds, spec["defaults"]),
+                                                row, results, spec["verb"])
         return found
 
-    def bind(self, dialect: Dialect, params: dict[str, Any] | list[dict[str, Any]]) -> Bound:
+    def bind(self, params: dict[str, Any] | list[dict[str, Any]], *, driver: bool) -> Bound:
         """The statement with its parameters turned into the driver's values now, before the
-        transaction that runs it (on SQLite; other dialects take the parameters when it runs)."""
-        if dialect.name != "sqlite":
+        transaction that runs it (``driver``: the store runs on the sqlite3 driver; otherwise the
+        parameters are taken when it runs)."""
+        if not driver:
             return Bound(self, params, None)
-        values = self._compiled(dialect).values
+        values = self.on_sqlite().values
         return Bound(self, params, [values(one) for one in params] if isinstance(params, list) else values(params))
 
     def run(self, conn: Connection, params: dict[str, Any] | list[dict[str, Any]]) -> Rows:
-        dialect = conn.dialect
-        if dialect.name != "sqlite":
-            result = conn.execute(self.statement, params)
-            if isinstance(self.statement, Insert):
-                key = result.inserted_primary_key if isinstance(params, dict) else None
-                return Rows([], int(key[0]) if key else None)
-            return Rows(list(result))
-        sql, values, row, results = self._compiled(dialect)
-        driver = conn.connection.driver_connection
+        if not isinstance(conn, sqlite3.Connection):
+            return self._run_sqlalchemy(conn, params)
+        sql, values, row, results, verb = self.on_sqlite()
         try:
             if isinstance(params, list):
-                driver.executemany(sql, [values(one) for one in params])  # type: ignore[union-attr]
+                conn.executemany(sql, [values(one) for one in params])
                 return Rows([])
-            cursor = driver.execute(sql, values(params))  # type: ignore[union-attr]
-            if isinstance(self.statement, Insert):
+            cursor = conn.execute(sql, values(params))
+            if verb == "insert":
                 return Rows([], cursor.lastrowid)
+            if verb == "update":
+                return Rows([], rowcount=cursor.rowcount)
             fetched = cursor.fetchall()
-            if not results:
-                return Rows([row._make(one) for one in fetched])
-            rows = []
-            for one in fetched:
-                out = list(one)
-                for index, process in results:
-                    out[index] = process(out[index])
-                rows.append(row._make(out))
-            return Rows(rows)
-        except dialect.loaded_dbapi.Error as exc:
-            # the same exception classes as Connection.execute raises (IntegrityError, OperationalError)
-            raise DBAPIError.instance(sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+        except sqlite3.Error as exc:
+            raise database_error(exc) from exc  # type: ignore[misc]
+        if not results:
+            return Rows([row._make(one) for one in fetched])
+        rows = []
+        for one in fetched:
+            out = list(one)
+            for index, process in results:
+                out[index] = process(out[index])
+            rows.append(row._make(out))
+        return Rows(rows)
+
+    def _run_sqlalchemy(self, conn: SAConnection, params: dict[str, Any] | list[dict[str, Any]]) -> Rows:
+        from sqlalchemy.sql.expression import Insert, Update
+
+        statement = self.statement()
+        with _database_errors():
+            result = conn.execute(statement, params)
+            if isinstance(statement, Insert):
+                key = result.inserted_primary_key if isinstance(params, dict) else None
+                return Rows([], key[0] if key and isinstance(key[0], int) else None)  # (not a code: a row id)
+            if isinstance(statement, Update):
+                return Rows([], rowcount=result.rowcount)
+            return Rows(list(result))
 
 
 class Bound:
@@ -455,29 +347,40 @@ class Bound:
 
     __slots__ = ("params", "prepared", "values")
 
-    def __init__(self, prepared: Prepared, params: dict[str, Any] | list[dict[str, Any]], values: list[Any] | None) -> None:
+    def __init__(self, prepared: Prepared, params: dict[str, Any] | list[dict[str, Any]], values: Any) -> None:
         self.prepared = prepared
         self.params = params
         self.values = values
 
     def run(self, conn: Connection) -> Rows:
         """Run it (an INSERT: the id it wrote when one row)."""
-        dialect = conn.dialect
-        if self.values is None or dialect.name != "sqlite":
+        if self.values is None or not isinstance(conn, sqlite3.Connection):
             return self.prepared.run(conn, self.params)
-        sql = self.prepared._compiled(dialect).sql
-        driver = conn.connection.driver_connection
+        sql = self.prepared.on_sqlite().sql
         try:
             if isinstance(self.params, list):
-                driver.executemany(sql, self.values)  # type: ignore[union-attr]
+                conn.executemany(sql, self.values)
                 return Rows([])
-            return Rows([], driver.execute(sql, self.values).lastrowid)  # type: ignore[union-attr]
-        except dialect.loaded_dbapi.Error as exc:
-            raise DBAPIError.instance(sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+            return Rows([], conn.execute(sql, self.values).lastrowid)
+        except sqlite3.Error as exc:
+            raise database_error(exc) from exc  # type: ignore[misc]
 
 
-def _is_memory(url: URL) -> bool:
-    return url.get_backend_name() == "sqlite" and (url.database in (None, "", ":memory:") or "mode=memory" in str(url))
+# ==================================================================================================
+# Connections
+# ==================================================================================================
+
+
+def sqlite_file(url: str) -> str | None:
+    """The database file of a plain SQLite file URL (``sqlite:///path``), which the engine opens on the
+    driver itself; None for any other URL (another database, SQLite in memory or with options)."""
+    scheme, found, rest = url.partition("://")
+    if not found or scheme not in ("sqlite", "sqlite+pysqlite") or not rest.startswith("/"):
+        return None
+    path = rest[1:]
+    if path in ("", ":memory:") or path.startswith("file:") or any(char in path for char in "?#%"):
+        return None
+    return path
 
 
 def make_sql_engine(
@@ -487,46 +390,62 @@ def make_sql_engine(
     synchronous: str = "NORMAL",
     pool_size: int = 10,
     echo: bool = False,
+    creator: Callable[[], sqlite3.Connection] | None = None,
 ) -> Engine:
+    """A SQLAlchemy engine; on SQLite its connections as the engine's own (WAL, the busy timeout,
+    BEGIN issued by the store). ``creator``: connections of a SQLite file made by the store."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import StaticPool
+
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, echo=echo)
 
-    memory = _is_memory(parsed)
-    if not memory and parsed.database:
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": busy_timeout_ms / 1000}, "echo": echo}
-    if memory:
-        kwargs["poolclass"] = StaticPool  # one shared connection, else each one sees its own empty database
+    memory = _is_memory(url)
+    kwargs: dict[str, Any] = {"echo": echo}
+    if creator is not None:
+        kwargs.update(creator=creator, pool_size=pool_size, max_overflow=pool_size * 2,
+                      pool_timeout=busy_timeout_ms / 1000)
     else:
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_timeout=busy_timeout_ms / 1000)
+        if not memory and parsed.database:
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": busy_timeout_ms / 1000}
+        if memory:
+            kwargs["poolclass"] = StaticPool  # one shared connection, else each one sees its own empty database
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_timeout=busy_timeout_ms / 1000)
     engine = create_engine(parsed, **kwargs)
 
-    @event.listens_for(engine, "connect")
-    def _setup(dbapi_connection: Any, _record: Any) -> None:
-        # Take transaction control from the sqlite3 module: we issue BEGIN ourselves (below).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        if not memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        cursor.close()
+    if creator is None:
+        @event.listens_for(engine, "connect")
+        def _setup(dbapi_connection: Any, _record: Any) -> None:
+            _set_up(dbapi_connection, wal=not memory, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
 
     @event.listens_for(engine, "begin")
-    def _begin(connection: Connection) -> None:
+    def _begin(connection: SAConnection) -> None:
         # IMMEDIATE takes the write lock at BEGIN: a writer that reads a balance keeps it until commit.
         mode = connection.get_execution_options().get("loyaltykit_begin", "DEFERRED")
         driver = connection.connection.driver_connection
-        if driver.in_transaction:  # type: ignore[union-attr]
-            return  # inside a write Store.write began on the driver itself (see Store.write)
         # On the driver: SQLAlchemy's statement machinery would cost more than SQLite's BEGIN.
-        try:
+        with _database_errors():
             driver.execute(f"BEGIN {mode}")  # type: ignore[union-attr]
-        except sqlite3.Error as exc:  # busy past the timeout: the OperationalError callers expect
-            raise DBAPIError.instance(f"BEGIN {mode}", None, exc, sqlite3.Error, dialect=connection.dialect) from exc
 
     return engine
+
+
+def _set_up(driver: sqlite3.Connection, *, wal: bool, synchronous: str, busy_timeout_ms: int) -> None:
+    # Take transaction control from the sqlite3 module: the store issues BEGIN itself.
+    driver.isolation_level = None
+    if wal:
+        driver.execute("PRAGMA journal_mode=WAL")
+    driver.execute(f"PRAGMA synchronous={synchronous}")
+    driver.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+
+
+def _is_memory(url: str) -> bool:
+    scheme, _, rest = url.partition("://")
+    return scheme.split("+")[0] == "sqlite" and (rest in ("", "/", "/:memory:") or "mode=memory" in rest)
 
 
 #: SQLite's default: WAL pages that trigger a checkpoint at commit
@@ -543,10 +462,9 @@ class _Writer:
     """A connection kept for write transactions (SQLite file databases), with its own descriptor of
     the writers' gate file (``flock`` locks of distinct descriptors exclude each other, threads too)."""
 
-    __slots__ = ("commits", "connection", "driver", "gate", "wal_frames")
+    __slots__ = ("commits", "driver", "gate", "wal_frames")
 
-    def __init__(self, connection: Connection, driver: sqlite3.Connection, gate: int | None) -> None:
-        self.connection = connection
+    def __init__(self, driver: sqlite3.Connection, gate: int | None) -> None:
         self.driver = driver
         self.gate = gate
         self.commits = 0
@@ -599,49 +517,134 @@ class _Writer:
 
     def close(self) -> None:
         try:
-            if self.gate is not None:
-                self.driver.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT}")  # back to the pool as it came
-            self.connection.close()
+            self.driver.close()
         finally:
             if self.gate is not None:
                 os.close(self.gate)
                 self.gate = None
 
 
+
+
 class Store:
-    """A SQL engine plus the two kinds of transaction the loyalty engine uses."""
+    """The engine's database: its two kinds of transaction, and SQLAlchemy's for migrations and administration."""
 
     def __init__(self, url: str, *, create: bool = True, **engine_options: Any) -> None:
         """``create``: migrate the schema now (tests, the demo, a one-process app); else it is only checked
         when :meth:`check_schema` is called."""
-        self.url = make_url(url)
-        self.engine = make_sql_engine(url, **engine_options)
-        self.dialect = self.engine.dialect.name
+        self.url = url
+        self._options = engine_options
+        self._engine: Engine | None = None
+        self._engine_lock = threading.Lock()
+        self._busy_timeout_ms = int(engine_options.get("busy_timeout_ms", 30_000))
+        self._busy_timeout = self._busy_timeout_ms / 1000
+        self._synchronous = str(engine_options.get("synchronous", "NORMAL"))
+        #: the SQLite file the engine opens on the driver itself (None: every statement through SQLAlchemy)
+        self.path = sqlite_file(url)
+        self.on_driver = self.path is not None
+        if self.path is not None or url.partition("://")[0].split("+")[0] == "sqlite":
+            self.dialect = "sqlite"
+        else:
+            self.dialect = self.engine.dialect.name
         # An in-memory SQLite database is one connection: serialise its users.
-        self._serial = threading.RLock() if _is_memory(self.url) else None
-        # SQLite file databases: connections kept checked out between write transactions, which
-        # run BEGIN and COMMIT on the driver (see write()).
-        self._writers: list[_Writer] | None = [] if self.dialect == "sqlite" and self._serial is None else None
+        self._serial = threading.RLock() if _is_memory(url) else None
+        # SQLite files: connections kept between transactions (BEGIN and COMMIT on the driver)
+        self._writers: list[_Writer] | None = [] if self.on_driver else None
+        self._readers: list[sqlite3.Connection] = []
         # ... and writers, threads and processes alike, queue on an flock of a file beside the database
         # for the few statements of their transaction: the next one wakes when the gate opens, where
         # SQLite's busy handler would sleep 1, 2, 5, 10 ... ms between tries.
-        self._gate_path = (f"{self.url.database}-writer" if self._writers is not None and fcntl is not None
-                           and not self.url.query.get("uri") else None)
+        self._gate_path = f"{self.path}-writer" if self.path is not None and fcntl is not None else None
         self._writers_lock = threading.Lock()
         self._writers_pid = os.getpid()
-        self._forked_away: list[_Writer] = []
+        self._forked_away: list[Any] = []
         self._writers_kept = max(1, min(int(engine_options.get("pool_size", 10)), 4))
-        self._busy_timeout = int(engine_options.get("busy_timeout_ms", 30_000)) / 1000
+        self._readers_kept = max(1, int(engine_options.get("pool_size", 10)))
+        if self.path is not None:
+            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         if create:
             self.migrate()
 
+    # -- SQLAlchemy (migrations, administration, other databases) -------------------------------------
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (made on first use: it imports SQLAlchemy). On a SQLite file its
+        connections are made as the store makes its own."""
+        if self._engine is None:
+            with self._engine_lock:
+                if self._engine is None:
+                    options = {key: value for key, value in self._options.items()
+                               if key in ("busy_timeout_ms", "synchronous", "pool_size", "echo")}
+                    self._engine = make_sql_engine(self.url, **options,
+                                                   creator=self._connect if self.path is not None else None)
+        return self._engine
+
+    def _connect(self) -> sqlite3.Connection:
+        """A connection to the SQLite file, set up as every connection of the engine is."""
+        if self.path is None:
+            raise AssertionError("only a SQLite file store connects on the driver")
+        try:
+            driver = sqlite3.connect(self.path, timeout=self._busy_timeout, check_same_thread=False,
+                                     isolation_level=None)
+            _set_up(driver, wal=True, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms)
+        except sqlite3.Error as exc:
+            raise database_error(exc) from exc  # type: ignore[misc]
+        return driver
+
+    @contextmanager
+    def sqlalchemy_write(self) -> Iterator[SAConnection]:
+        """A SQLAlchemy write transaction (administration): commits on success, rolls back on any
+        exception; on a SQLite file it queues on the writers' gate as :meth:`write` does."""
+        gate = None
+        if self._gate_path is not None:
+            with suppress(OSError):  # a read-only directory: wait in SQLite's busy handler instead
+                gate = os.open(self._gate_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            if gate is not None:
+                self._enter_gate(gate)
+            with _database_errors(), self._serialised(), self.engine.connect() as connection:
+                connection.execution_options(loyaltykit_begin="IMMEDIATE")
+                with connection.begin():
+                    yield connection
+        finally:
+            if gate is not None:
+                os.close(gate)  # and its lock with it
+
+    @contextmanager
+    def sqlalchemy_read(self) -> Iterator[SAConnection]:
+        """A SQLAlchemy read-only transaction (reports, administration): one consistent snapshot."""
+        with _database_errors(), self._serialised(), self.engine.connect() as connection:
+            transaction = connection.begin()
+            try:
+                yield connection
+            finally:
+                transaction.rollback()  # a read has nothing to commit
+
+    # -- schema -------------------------------------------------------------------------------------
     def schema_version(self) -> int | None:
         """The version this database is migrated to; None when it has no loyaltykit schema."""
-        with self._serialised(), self.engine.connect() as connection:
-            return self._version_in(connection)
+        if self.path is None:
+            with self._serialised(), self.engine.connect() as connection:
+                return self._version_in(connection)
+        driver = self._take_reader()
+        healthy = False
+        try:
+            if driver.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lk_schema'").fetchone() is None:
+                version = None
+            else:
+                version = _SCHEMA_VERSION.run(driver, {}).first()
+                version = version[0] if version is not None else None
+            healthy = True
+            return version
+        finally:
+            self._give_reader(driver, healthy=healthy)
 
     @staticmethod
-    def _version_in(connection: Connection) -> int | None:
+    def _version_in(connection: SAConnection) -> int | None:
+        from sqlalchemy import inspect, select
+
+        from .tables import schema_versions
+
         if not inspect(connection).has_table(schema_versions.name):
             return None
         return connection.execute(select(schema_versions.c.version).where(schema_versions.c.id == 1)).scalar()
@@ -650,8 +653,15 @@ class Store:
         """Refuse to start on a database that is not migrated to this release's schema."""
         try:
             version = self.schema_version()
-        except (OperationalError, ProgrammingError) as exc:
-            raise ConfigError(f"the embedded engine's database cannot be read: {type(exc.orig).__name__}") from exc
+        except Exception as exc:
+            sa = sys.modules.get("sqlalchemy.exc")
+            if isinstance(exc, (sqlite3.OperationalError, sqlite3.ProgrammingError)):
+                orig: BaseException = exc
+            elif sa is not None and isinstance(exc, (sa.OperationalError, sa.ProgrammingError)):
+                orig = exc.orig
+            else:
+                raise
+            raise ConfigError(f"the embedded engine's database cannot be read: {type(orig).__name__}") from exc
         if version is None:
             raise ConfigError(f"the embedded engine's database has no schema yet: run `{MIGRATE_COMMAND}` "
                               "(or set create_schema = true)")
@@ -668,7 +678,11 @@ class Store:
         One migrator at a time: on SQLite the write lock is taken first (``BEGIN IMMEDIATE``), on
         PostgreSQL a transaction-scoped advisory lock; the others wait, then find nothing to do.
         """
-        with self._serialised(), self.engine.connect() as connection:
+        from sqlalchemy import text
+
+        from .tables import STEPS, metadata, schema_versions
+
+        with _database_errors(), self._serialised(), self.engine.connect() as connection:
             connection.execution_options(loyaltykit_begin="IMMEDIATE")
             with connection.begin():
                 if self.dialect == "postgresql":
@@ -679,7 +693,7 @@ class Store:
                 if before < SCHEMA_VERSION:
                     if before > 0:  # an older schema: each step since its version, in order
                         for version in range(before + 1, SCHEMA_VERSION + 1):
-                            _STEPS[version](connection)
+                            STEPS[version](connection)
                     metadata.create_all(connection)  # a new database whole; tables later versions added
                     now = datetime.now(UTC).replace(tzinfo=None)
                     if before == 0:
@@ -697,45 +711,48 @@ class Store:
             with self._serial:
                 yield
 
+    # -- the engine's transactions ------------------------------------------------------------------
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction: commits on success, rolls back on any exception."""
+        """A write transaction: commits on success, rolls back on any exception. On a SQLite file the
+        driver's connection (run :class:`Prepared` statements on it), else SQLAlchemy's."""
         if self._writers is None:
-            with self._serialised(), self.engine.connect() as connection:
-                connection.execution_options(loyaltykit_begin="IMMEDIATE")
-                with connection.begin():
-                    yield connection
+            with self.sqlalchemy_write() as connection:
+                yield connection
             return
         # SQLite: a connection kept from the last write, BEGIN IMMEDIATE and COMMIT on the driver.
-        # Checking a connection out of the pool and SQLAlchemy's transaction bookkeeping cost several
-        # times what SQLite takes to begin and commit. Statements run through SQLAlchemy inside the
-        # block still work: its autobegin finds the driver's transaction open (see _begin) and
-        # commits or rolls back nothing of its own.
         writer = self._take_writer()
         driver = writer.driver
-        healthy = False
+        committed = healthy = False
         try:
             if writer.gate is not None:
                 self._enter_gate(writer.gate)
             try:
                 driver.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:  # busy past the timeout: the OperationalError callers expect
-                raise DBAPIError.instance("BEGIN IMMEDIATE", None, exc, sqlite3.Error, dialect=self.engine.dialect) from exc
+                raise database_error(exc) from exc  # type: ignore[misc]
             try:
-                yield writer.connection
-            except BaseException:
-                driver.rollback()
+                yield driver
+            except BaseException as exc:
+                with suppress(sqlite3.Error):
+                    driver.rollback()
+                # the caller's own error (a balance too low, a voucher used up) rolled back: the
+                # connection is kept, a new one costs more than the transaction
+                healthy = not isinstance(exc, sqlite3.Error | DatabaseError) and not driver.in_transaction
+                if isinstance(exc, sqlite3.Error):
+                    raise database_error(exc) from exc  # type: ignore[misc]
                 raise
             try:
                 driver.execute("COMMIT")
             except sqlite3.Error as exc:
-                driver.rollback()
-                raise DBAPIError.instance("COMMIT", None, exc, sqlite3.Error, dialect=self.engine.dialect) from exc
-            healthy = True
+                with suppress(sqlite3.Error):
+                    driver.rollback()
+                raise database_error(exc) from exc  # type: ignore[misc]
+            committed = healthy = True
         finally:
             if writer.gate is not None:
                 fcntl.flock(writer.gate, fcntl.LOCK_UN)
-            if healthy:
+            if committed:
                 writer.committed()
             self._give_writer(writer, healthy=healthy)
 
@@ -758,42 +775,43 @@ class Store:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     exc = sqlite3.OperationalError("database is locked")
-                    raise DBAPIError.instance("BEGIN IMMEDIATE", None, exc, sqlite3.Error,
-                                              dialect=self.engine.dialect) from exc
+                    raise OperationalError(exc) from exc
                 pause = min(pause * 2, 0.001)
 
     @contextmanager
     def savepoint(self, connection: Connection) -> Iterator[None]:
         """A part of a write transaction that fails alone: on an exception, what it wrote is undone
         and the exception goes on; the rest of the transaction stands."""
-        if self._writers is None:
-            with connection.begin_nested():
+        if not isinstance(connection, sqlite3.Connection):
+            with _database_errors(), connection.begin_nested():
                 yield
             return
-        driver: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
-        driver.execute("SAVEPOINT lk_part")
+        connection.execute("SAVEPOINT lk_part")
         try:
             yield
         except BaseException:
-            driver.execute("ROLLBACK TO lk_part")
-            driver.execute("RELEASE lk_part")
+            connection.execute("ROLLBACK TO lk_part")
+            connection.execute("RELEASE lk_part")
             raise
-        driver.execute("RELEASE lk_part")
+        connection.execute("RELEASE lk_part")
+
+    def _forked(self) -> None:
+        """In a forked child: the parent's connections and gate descriptors are the parent's (one
+        SQLite connection in two processes corrupts; a shared descriptor shares its flock). Kept
+        referenced, never used or closed here. Called with the writers' lock held."""
+        if self._writers_pid != os.getpid():
+            self._forked_away.extend(self._writers or ())
+            self._forked_away.extend(self._readers)
+            self._writers = []
+            self._readers = []
+            self._writers_pid = os.getpid()
 
     def _take_writer(self) -> _Writer:
         with self._writers_lock:
-            if self._writers_pid != os.getpid():
-                # a forked child: the parent's connections and gate descriptors are the parent's (one
-                # SQLite connection in two processes corrupts; a shared descriptor shares its flock).
-                # Kept referenced, never used or closed here.
-                self._forked_away.extend(self._writers or ())
-                self._writers = []
-                self._writers_pid = os.getpid()
+            self._forked()
             if self._writers:
                 return self._writers.pop()
-        connection = self.engine.connect()
-        connection.execution_options(loyaltykit_begin="IMMEDIATE")
-        driver: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
+        driver = self._connect()
         self._warm(driver)
         gate = None
         if self._gate_path is not None:
@@ -801,52 +819,91 @@ class Store:
                 gate = os.open(self._gate_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
             except OSError:
                 gate = None  # a read-only directory: writers wait in SQLite's busy handler instead
-        return _Writer(connection, driver, gate)
+        return _Writer(driver, gate)
 
     def _warm(self, driver: sqlite3.Connection) -> None:
         """What a process would otherwise do inside its first write transaction, while every other
-        writer waits at the gate: compile the prepared statements (a few ms of SQLAlchemy) and read
-        the schema into the new connection."""
-        dialect = self.engine.dialect
+        writer waits at the gate: load the prepared statements and read the schema into the new
+        connection."""
         for prepared in list(_PREPARED):
-            prepared._compiled(dialect)
+            prepared.on_sqlite()
         with suppress(sqlite3.Error):  # busy or unreadable: the transaction will say so itself
             driver.execute("SELECT 1 FROM sqlite_master WHERE 0").fetchall()
 
     def _give_writer(self, writer: _Writer, *, healthy: bool) -> None:
-        connection = writer.connection
-        if connection.in_transaction():  # SQLAlchemy autobegan inside: end its bookkeeping (the driver's is done)
-            try:
-                connection.rollback()
-            except DBAPIError:
-                healthy = False
-        if healthy and not connection.invalidated and self._writers is not None:
+        if healthy and self._writers is not None:
             with self._writers_lock:
-                if len(self._writers) < self._writers_kept:
+                if len(self._writers) < self._writers_kept and self._writers_pid == os.getpid():
                     self._writers.append(writer)
                     return
         writer.close()
 
+    def _take_reader(self) -> sqlite3.Connection:
+        with self._writers_lock:
+            self._forked()
+            if self._readers:
+                return self._readers.pop()
+        return self._connect()
+
+    def _give_reader(self, driver: sqlite3.Connection, *, healthy: bool) -> None:
+        if healthy and not driver.in_transaction:
+            with self._writers_lock:
+                if len(self._readers) < self._readers_kept and self._writers_pid == os.getpid():
+                    self._readers.append(driver)
+                    return
+        with suppress(sqlite3.Error):
+            driver.close()
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only transaction: one consistent snapshot for several queries."""
-        with self._serialised(), self.engine.connect() as connection:
-            transaction = connection.begin()
-            try:
+        """A read-only transaction: one consistent snapshot for several queries. On a SQLite file the
+        driver's connection, else SQLAlchemy's."""
+        if self.path is None:
+            with self.sqlalchemy_read() as connection:
                 yield connection
-            finally:
-                transaction.rollback()  # a read has nothing to commit
+            return
+        driver = self._take_reader()
+        failed = True  # the connection failed: closed, not kept
+        try:
+            try:
+                driver.execute("BEGIN")
+                failed = False
+                yield driver
+            except sqlite3.Error as exc:
+                failed = True
+                raise database_error(exc) from exc  # type: ignore[misc]
+            except DatabaseError:
+                failed = True
+                raise
+        finally:
+            if driver.in_transaction:
+                try:
+                    driver.execute("ROLLBACK")  # a read has nothing to commit
+                except sqlite3.Error:
+                    failed = True
+            # kept after the caller's own error too (a customer not found): a new connection costs
+            # more than the read
+            self._give_reader(driver, healthy=not failed)
 
     def reset(self) -> None:
         """Drop and recreate every table (tests and the demo)."""
+        from .tables import metadata
+
         with self._serialised():
             metadata.drop_all(self.engine)
         self.migrate()
 
     def dispose(self) -> None:
-        if self._writers is not None:
-            with self._writers_lock:
-                kept, self._writers[:] = list(self._writers), []
-            for writer in kept:
-                writer.close()
-        self.engine.dispose()
+        with self._writers_lock:
+            writers, self._writers = list(self._writers or ()), ([] if self._writers is not None else None)
+            readers, self._readers = list(self._readers), []
+        for writer in writers:
+            writer.close()
+        for reader in readers:
+            with suppress(sqlite3.Error):
+                reader.close()
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+_SCHEMA_VERSION = Prepared("schema_version")

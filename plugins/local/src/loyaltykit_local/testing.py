@@ -184,10 +184,11 @@ class _DropsIdempotencyKey(LocalAdapter):
 
 class _EvaluateWrites(LocalAdapter):
     def evaluate_basket(self, basket: Basket, ctx: CallContext) -> Flow[Evaluation]:
-        from .store import ledger, to_db
+        from .store import to_db
+        from .tables import ledger
 
         if basket.customer_id:
-            with self.engine.store.write() as conn:
+            with self.engine.store.sqlalchemy_write() as conn:
                 conn.execute(ledger.insert().values(customer_id=basket.customer_id, balance="points", entry="earn",
                                                     amount=1, created_at=to_db(self.engine.now())))
         return super().evaluate_basket(basket, ctx)
