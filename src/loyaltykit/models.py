@@ -68,6 +68,7 @@ from .money import (
     allocate,
     built,
     is_currency,
+    new_money,
     prorate,
     quantize_all,
     to_decimal,
@@ -949,7 +950,7 @@ _NO_POINTS = Decimal(0)
 
 def _money(amount: Decimal, currency: str) -> Money:
     # a figure computed from validated amounts in one currency (quantized, within the limit)
-    return built(Money, {"amount": amount, "currency": currency}, {"amount", "currency"})
+    return new_money(amount, currency)
 
 
 SPEND = "spend_cashback"
