@@ -41,6 +41,7 @@ refused before anything is sent; a refund gives the points of the returned units
 # No ``from __future__ import annotations``: pydantic would compile and evaluate every field's
 # annotation string when the models are built at import (start-up time).
 import hashlib
+import itertools
 import operator
 import re
 from collections.abc import Iterable, Sequence
@@ -371,7 +372,21 @@ def _lines_subtotal(model: "Basket | Order") -> Money:
     return cached[1]
 
 
-def _check_lines(lines: Iterable[Line], currency: str) -> None:
+_PRICE_CURRENCY = operator.attrgetter("unit_price.currency")
+
+
+def _check_lines(lines: Sequence[Line], currency: str) -> tuple[set[str], list[Decimal]]:
+    """Refuse lines in another currency, a duplicate line id, and lines that are each within limits
+    but together beyond them (rather than let ``subtotal``, and every quote built on it, fail later on
+    an accepted basket). Returns the lines' ids and each line's unit price x quantity (not rounded)."""
+    ids = set(map(_ID, lines))
+    products = list(map(operator.mul, map(_UNIT_AMOUNT, lines), map(_QUANTITY, lines)))
+    # Checked in C when all is well: with no product below zero the running sum never falls, so it
+    # passes the limit at some line exactly when the whole sum does. Otherwise the line-by-line walk
+    # below names the first fault, in line order.
+    if (len(ids) == len(lines) and all(map(operator.eq, map(_PRICE_CURRENCY, lines), itertools.repeat(currency)))
+            and (not products or min(products) >= 0) and sum(products, Decimal(0)) <= MAX_AMOUNT):
+        return ids, products
     seen: set[str] = set()
     subtotal = Decimal(0)
     for index, line in enumerate(lines):
@@ -382,11 +397,10 @@ def _check_lines(lines: Iterable[Line], currency: str) -> None:
         if line.id in seen:
             raise ValueError(f"lines.{index}.id: duplicate line id")
         seen.add(line.id)
-        # Each line is within limits, yet together they may not be: refuse here rather than let
-        # ``subtotal`` (and every quote built on it) fail later on an accepted basket.
         subtotal += line.unit_price.amount * line.quantity
         if subtotal > MAX_AMOUNT:
             raise ValueError(f"lines: the subtotal exceeds the kit's limit of {MAX_AMOUNT}")
+    return ids, products
 
 
 class Basket(KitModel):
@@ -900,6 +914,11 @@ def _split(lines: tuple[Line, ...], subtotals: Iterable[Decimal], discounts: tup
     line's own discount, each line's value after it, and the capped pool, as amounts in ``currency``
     (quantized amounts: the sums are exact, the limit is checked at each step)."""
     zero = zero_amount(currency)
+    if not discounts and (type(subtotals) is list and (not subtotals or min(subtotals) >= zero)):
+        # no discount of its own on any line, none above its subtotal: each line's value after them
+        # is its subtotal (``subtotal - 0``, the same Decimal), the pool is ``pool``
+        whole = _plus(sum(subtotals, zero), currency)
+        return dict.fromkeys(map(_ID, lines), zero), subtotals, min(pool, whole)
     own = {line.id: zero for line in lines}
     for discount in discounts:
         amount = _amount_in(discount.amount, currency, "add")
@@ -917,9 +936,12 @@ def _split(lines: tuple[Line, ...], subtotals: Iterable[Decimal], discounts: tup
     return own, after, min(pool, whole)
 
 
-def _summed(amounts: Iterable[Decimal], currency: str) -> Decimal:
+def _summed(amounts: list[Decimal], currency: str) -> Decimal:
     """:func:`loyaltykit.money.total` on amounts already in ``currency``: the same sum, refused at the
     same step beyond the limit, without a Money."""
+    value: Decimal = sum(amounts, zero_amount(currency))
+    if -MAX_AMOUNT <= value <= MAX_AMOUNT and (not amounts or min(amounts) >= 0 or max(amounts) <= 0):
+        return value  # terms of one sign: every running sum lies between zero and the whole sum
     value = zero_amount(currency)
     for amount in amounts:
         value = _plus(value + amount, currency)
@@ -1007,16 +1029,14 @@ class Order(KitModel):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         currency, lines, discounts, order_total = self.currency, self.lines, self.discounts, self.total
-        _check_lines(lines, currency)
-        for name in ("total", "shipping"):
-            value = getattr(self, name)
+        ids, products = _check_lines(lines, currency)
+        for name, value in (("total", order_total), ("shipping", self.shipping)):
             if value is None:
                 continue
             if value.currency != currency:
                 raise ValueError(f"{name}: currency {value.currency} differs from {currency}")
             if value.amount < 0:
                 raise ValueError(f"{name}: must not be negative")
-        ids = {line.id for line in lines}
         for index, discount in enumerate(discounts):
             if discount.amount.currency != currency:
                 raise ValueError(f"discounts.{index}.amount: currency differs from {currency}")
@@ -1027,13 +1047,15 @@ class Order(KitModel):
         # limit where Money arithmetic refuses it (``_plus``), in the same order. A Money is built only
         # for the stored total and for error messages.
         zero = zero_amount(currency)
-        shipping_discounts = _summed(
-            [d.amount.amount for d in discounts if d.target is DiscountTarget.SHIPPING], currency)
+        shipping_discounts = zero
+        if discounts:
+            shipping_discounts = _summed(
+                [d.amount.amount for d in discounts if d.target is DiscountTarget.SHIPPING], currency)
         shipping_total = zero
         if self.shipping is not None and not self.free_shipping:
             shipping_total = max(self.shipping.amount - shipping_discounts, zero)  # Money.max: the first when equal
         # The lines' subtotals as ``Line.subtotal`` rounds them (unit price x quantity, quantized).
-        subtotals = quantize_all(map(operator.mul, map(_UNIT_AMOUNT, lines), map(_QUANTITY, lines)), currency)
+        subtotals = quantize_all(products, currency)
         extra = zero
         if order_total is not None and not discounts:
             # A hand-built order with its total: the difference is one order-level discount.
@@ -1061,8 +1083,10 @@ class Order(KitModel):
         elif type(order_total) is not Money or computed != order_total.amount:  # Money equality: same type too
             raise ValueError(f"total: {order_total} differs from subtotal - discounts + shipping "
                              f"({_money(computed, currency)})")
-        paid = _summed([r.amount.amount for r in self.receipts
-                        if r.operation == SPEND and r.amount is not None and r.amount.currency == currency], currency)
+        paid = zero
+        if self.receipts:
+            paid = _summed([r.amount.amount for r in self.receipts if r.operation == SPEND and r.amount is not None
+                            and r.amount.currency == currency], currency)
         if paid > computed:
             raise ValueError(f"receipts: cashback and points pay {_money(paid, currency)}, more than the order's "
                              f"total ({_money(computed, currency)})")
