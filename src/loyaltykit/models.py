@@ -123,6 +123,9 @@ Number = Annotated[Decimal, BeforeValidator(to_decimal)]
 Quantity = Annotated[Decimal, BeforeValidator(to_decimal), Field(gt=0, le=MAX_QUANTITY)]
 
 
+_NO_FLOAT_TYPES = frozenset({str, int, bool, Decimal, dict, list, tuple, type(None), datetime, Money})
+
+
 class KitModel(KitBase):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
@@ -130,8 +133,10 @@ class KitModel(KitBase):
     @classmethod
     def _no_float(cls, data: Any) -> Any:
         # Decimal fields would accept a float silently; refuse it so money never passes through float.
-        # One pass over the input rather than one validator call per field.
-        if type(data) is dict:
+        # One pass over the input rather than one validator call per field, in C when every value is
+        # of a type that is no float (what JSON and the kit's own models give); otherwise each value is
+        # looked at, subclasses of float included.
+        if type(data) is dict and not _NO_FLOAT_TYPES.issuperset(map(type, data.values())):
             for name, value in data.items():
                 if isinstance(value, float) and name in cls.__pydantic_fields__:
                     raise ValueError(f"{name}: floats are not accepted; use Decimal, int or str")
