@@ -255,3 +255,25 @@ def test_a_sum_is_refused_at_the_first_step_beyond_the_limit(signs):
     else:
         assert summed(amounts, _EUR) == sum(amounts)
     assert summed([], _EUR) == Decimal("0.00") and str(summed([], _EUR)) == "0.00"
+
+
+def test_orders_given_every_field_share_no_state_through_their_fields_sets():
+    """An order read back whole (every field given) and its lines share one fields set per model; the
+    models are frozen, and a copy with changes marks them on a set of its own."""
+    lines = (_line("a", "1.00"), _line("b", "2.00"))
+    stored = Order(ref="o", currency=_EUR, lines=lines).model_dump_json()
+    first, second = Order.model_validate_json(stored), Order.model_validate_json(stored)
+    every_line_field, every_order_field = set(Line.model_fields), set(Order.model_fields)
+    changed = first.lines[0].model_copy(update={"note": "x"})
+    order_changed = second.model_copy(update={"note": "x"})
+    assert changed.model_fields_set == every_line_field | {"note"}
+    assert order_changed.model_fields_set == every_order_field | {"note"}
+    for order in (first, second):
+        assert order.model_fields_set == every_order_field
+        assert [line.model_fields_set for line in order.lines] == [every_line_field] * 2
+    with pytest.raises(InvalidRequestError):
+        first.lines[1].note = "x"  # type: ignore[attr-defined]
+    assert second.lines[1].model_fields_set == every_line_field
+    # given some fields only, a model keeps the set of the fields it was given
+    assert lines[0].model_fields_set == {"id", "sku", "quantity", "unit_price"}
+    assert Order(ref="o", currency=_EUR, lines=lines).model_fields_set == {"ref", "currency", "lines"}

@@ -83,6 +83,7 @@ MAX_CODES = 20
 MAX_EXPORT_BATCH = 500
 MAX_ATTRIBUTES = 32
 MAX_POINTS = Decimal(10) ** 12
+_set = object.__setattr__
 
 def _printable(value: str) -> str:
     # str.isprintable() refuses control and format characters (zero-width, bidi overrides),
@@ -326,6 +327,19 @@ class Line(KitModel):
             cached = (self.unit_price, self.quantity, self.unit_price * self.quantity)
             self.__dict__["_subtotal_of"] = cached
         return cached[2]
+
+
+# Models given every field (a stored order is written out whole) share one set of field names per
+# model instead of a set each: an order read back from the outbox lives for a whole export batch, and
+# each set was one more object for the garbage collector to track and traverse meanwhile. The models
+# are frozen: pydantic never adds to the set of a frozen model, and a copy copies it first.
+_ALL_LINE_FIELDS = set(Line.__pydantic_fields__)
+
+
+def _share_fields_sets(lines: tuple[Line, ...]) -> None:
+    for line in lines:
+        if line.__pydantic_fields_set__ == _ALL_LINE_FIELDS:
+            _set(line, "__pydantic_fields_set__", _ALL_LINE_FIELDS)
 
 
 class LineColumns(NamedTuple):
@@ -1095,6 +1109,9 @@ class Order(KitModel):
         if paid > computed:
             raise ValueError(f"receipts: cashback and points pay {_money(paid, currency)}, more than the order's "
                              f"total ({_money(computed, currency)})")
+        _share_fields_sets(lines)
+        if self.__pydantic_fields_set__ == _ALL_ORDER_FIELDS:
+            _set(self, "__pydantic_fields_set__", _ALL_ORDER_FIELDS)
         return self
 
     def _shipping_discounts(self) -> Money:
@@ -1241,6 +1258,9 @@ class Order(KitModel):
             store_id=basket.store_id,
             **extra,
         )
+
+
+_ALL_ORDER_FIELDS = set(Order.__pydantic_fields__)
 
 
 class ExportStatus(StrEnum):
