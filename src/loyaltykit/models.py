@@ -1263,6 +1263,124 @@ class Order(KitModel):
 _ALL_ORDER_FIELDS = set(Order.__pydantic_fields__)
 
 
+# -- an order the kit dumped itself, read back without a validation run --------------------------
+#
+# ``order_from_dump`` is for text the kit has proven it wrote itself from a validated order (the
+# outbox keeps a digest of each payload it writes): every value is then what validation left, written
+# out by ``model_dump_json``, so reading it back is a conversion of each value to its type, no check.
+# Anything not shaped exactly as such a dump (another set of fields, another type) gives None, and
+# the caller validates the data in full. Each model is built as a validation run leaves it (its
+# fields in order, every field marked set, nothing extra or private).
+
+
+def _trusted(cls: type[KitModel], data: dict[str, Any], fields: set[str]) -> Any:
+    model = object.__new__(cls)
+    _set(model, "__dict__", data)
+    _set(model, "__pydantic_fields_set__", fields)
+    _set(model, "__pydantic_extra__", None)
+    _set(model, "__pydantic_private__", None)
+    return model
+
+
+def _number(value: Any) -> Decimal:
+    if type(value) is not str:  # a dump writes every Decimal as text
+        raise TypeError("not a dumped number")
+    return Decimal(value)
+
+
+def _dumped_money(data: dict[str, Any]) -> Money:
+    if data.keys() != _MONEY_KEYS:
+        raise LookupError("not a dumped Money")
+    return new_money(_number(data["amount"]), _text(data["currency"]))
+
+
+def _maybe(convert: Any) -> Any:
+    return lambda value: None if value is None else convert(value)
+
+
+def _text(value: Any) -> str:
+    if type(value) is not str:
+        raise TypeError("not text")
+    return value
+
+
+def _flag(value: Any) -> bool:
+    if type(value) is not bool:
+        raise TypeError("not a bool")
+    return value
+
+
+def _texts(value: list[Any]) -> tuple[str, ...]:
+    return tuple(map(_text, value))
+
+
+_MONEY_KEYS = {"amount", "currency"}
+# Each nested model of an order: its fields and how each is read (a field not listed is text or None).
+_NESTED: dict[type[KitModel], dict[str, Any]] = {
+    Discount: {"target": DiscountTarget, "amount": _dumped_money, "percent": _maybe(_number)},
+    FreeItem: {"quantity": _number},
+    Receipt: {"amount": _maybe(_dumped_money), "points": _maybe(_number), "line_ids": _texts, "replayed": _flag},
+    PointsLine: {"quantity": _number, "points": _number},
+}
+_NESTED_FIELDS = {cls: set(cls.__pydantic_fields__) for cls in _NESTED}
+_OPTIONAL_TEXT = _maybe(_text)
+
+
+def _dumped_models(cls: type[KitModel], items: list[Any]) -> tuple[Any, ...]:
+    if not items:
+        return ()
+    readers, fields = _NESTED[cls], _NESTED_FIELDS[cls]
+    models = []
+    for data in items:
+        if data.keys() != fields:
+            raise LookupError(f"not a dumped {cls.__name__}")
+        for name, value in data.items():
+            data[name] = readers.get(name, _OPTIONAL_TEXT)(value)
+        models.append(_trusted(cls, data, set(fields)))
+    return tuple(models)
+
+
+def _dumped_line(data: dict[str, Any]) -> Line:
+    # ``_dumped_money`` and ``_number`` inlined: one call per line of a stored order
+    price = data["unit_price"]
+    if data.keys() != _ALL_LINE_FIELDS or type(price) is not dict or price.keys() != _MONEY_KEYS:
+        raise LookupError("not a dumped Line")
+    quantity, amount, currency = data["quantity"], price["amount"], price["currency"]
+    if (type(quantity) is not str or type(amount) is not str or type(currency) is not str
+            or type(data["id"]) is not str or type(data["sku"]) is not str or type(data["attributes"]) is not dict):
+        raise TypeError("not a dumped Line")
+    data["quantity"] = Decimal(quantity)
+    data["unit_price"] = new_money(Decimal(amount), currency)
+    return _trusted(Line, data, _ALL_LINE_FIELDS)  # type: ignore[no-any-return]
+
+
+def order_from_dump(data: Any) -> Order | None:
+    """The order ``data`` holds when it is ``Order.model_dump_json()`` of a validated order read back
+    by :func:`loyaltykit.wire.loads`, built without a validation run; None when it is shaped otherwise
+    (then validate it). Only for text the kit proved it wrote itself: never for input. ``data`` is
+    consumed (its dicts become the models')."""
+    try:
+        if type(data) is not dict or data.keys() != _ALL_ORDER_FIELDS:
+            return None
+        data["lines"] = tuple(map(_dumped_line, data["lines"]))
+        data["total"] = _dumped_money(data["total"])
+        if data["shipping"] is not None:
+            data["shipping"] = _dumped_money(data["shipping"])
+        data["discounts"] = _dumped_models(Discount, data["discounts"])
+        data["free_items"] = _dumped_models(FreeItem, data["free_items"])
+        data["voucher_codes"] = _texts(data["voucher_codes"])
+        data["receipts"] = _dumped_models(Receipt, data["receipts"])
+        data["points_lines"] = _dumped_models(PointsLine, data["points_lines"])
+        data["free_shipping"] = _flag(data["free_shipping"])
+        placed = datetime.fromisoformat(data["placed_at"])
+        data["placed_at"] = placed if placed.tzinfo is None else placed.astimezone(UTC)
+        if type(data["ref"]) is not str or type(data["currency"]) is not str or not data["lines"]:
+            return None
+    except (LookupError, TypeError, ValueError, ArithmeticError, AttributeError):
+        return None
+    return _trusted(Order, data, _ALL_ORDER_FIELDS)  # type: ignore[no-any-return]
+
+
 class ExportStatus(StrEnum):
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"  # the engine already had it; no second effect
