@@ -140,7 +140,7 @@ class SQLiteOutboxStore(OutboxStore):
                 "UPDATE outbox SET lease_owner = ?, lease_until = ?, updated_at = ? WHERE ref = ?",
                 [(token, until, now, row[0]) for row in rows],
             )
-        return [Claimed(ref, payload, attempts, digest) for ref, payload, attempts, digest in rows]
+        return list(map(Claimed._make, rows))
 
     def renew(self, token: str, until: float) -> int:
         with self._write(durable=False) as db:

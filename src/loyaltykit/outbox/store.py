@@ -13,7 +13,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import __version__
 
@@ -67,8 +67,9 @@ class OutboxEntry:
         }
 
 
-@dataclass(frozen=True)
-class Claimed:
+# Claimed and Settlement are named tuples (one per order of every batch): built in C, where a frozen
+# dataclass runs a Python __init__ setting each field through object.__setattr__.
+class Claimed(NamedTuple):
     """A leased row: its ref, stored payload (JSON), how many attempts it had before, and the digest
     the kit wrote beside the payload (None for a row queued without one)."""
 
@@ -78,8 +79,7 @@ class Claimed:
     digest: str | None = None
 
 
-@dataclass(frozen=True)
-class Settlement:
+class Settlement(NamedTuple):
     """The new state of one leased order, written only while the claim still holds it."""
 
     ref: str
