@@ -32,7 +32,8 @@ STATES = (PENDING, DONE, REJECTED, DEAD, DROPPED)
 # row whose payload still has its digest is that very text, read back without a validation run; a
 # payload changed since (by hand, a script, a restore), a row without a digest (queued by an earlier
 # release) or one written by another release is validated in full. It detects a change; it is not a
-# signature (whoever can write the table can write valid orders anyway).
+# signature: whoever can write the table and reads this code can write a matching digest too (and
+# could queue any valid order anyway).
 _DIGEST_KEY = f"loyaltykit outbox order {__version__}".encode()
 
 
