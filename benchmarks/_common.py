@@ -190,10 +190,13 @@ class CannedServer:
 def bulk_queue(outbox: Any, rows: Any) -> None:
     """Queue many orders in one transaction of the SQLite outbox store: ``add()`` commits once per
     order, which is not what the export benchmarks measure. ``rows`` are ``(ref, payload, now, created)``;
-    each order is its own delivery group (distinct customers), as in a shop's real backlog."""
+    each order is its own delivery group (distinct customers), as in a shop's real backlog. Each row
+    carries the payload's digest, as ``add()`` writes it."""
+    from loyaltykit.outbox.store import payload_digest
+
     with outbox.store._write() as db:
         db.executemany(
-            "INSERT INTO outbox (ref, group_key, payload, state, next_attempt, created_at, updated_at)"
-            " VALUES (?, ?, ?, 'pending', ?, ?, ?)",
-            ((ref, ref, payload, now, created, now) for ref, payload, now, created in rows),
+            "INSERT INTO outbox (ref, group_key, payload, digest, state, next_attempt, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+            ((ref, ref, payload, payload_digest(payload), now, created, now) for ref, payload, now, created in rows),
         )

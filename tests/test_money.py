@@ -316,3 +316,15 @@ def test_bounded_keeps_refuses_and_trims_as_specified(value):
             bounded(value)
     else:
         assert bounded(value).as_tuple() == expected.as_tuple()
+
+
+def test_money_share_no_state_through_their_fields_set():
+    """Money built on the quick paths share one fields set: frozen, pydantic never adds to it, and a
+    copy gets a set of its own before its changes are marked."""
+    a, b = Money.of("1.00", "EUR"), Money.zero("EUR") + Money.of("2.00", "EUR")
+    odd = a.model_copy(update={"note": "x"})
+    assert odd.model_fields_set == {"amount", "currency", "note"}
+    assert a.model_fields_set == b.model_fields_set == Money.of("3", "JPY").model_fields_set == {"amount", "currency"}
+    with pytest.raises(InvalidRequestError):
+        b.note = "x"  # type: ignore[attr-defined]
+    assert b.model_fields_set == {"amount", "currency"}

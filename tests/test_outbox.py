@@ -251,6 +251,74 @@ def test_a_stored_order_that_no_longer_loads_goes_dead_and_does_not_hold_its_bat
     assert outbox.flush(loyalty) is None, "nothing stays leased or due"
 
 
+def _rewrite_payload(outbox: Outbox, ref: str, payload: str) -> None:
+    """Change a stored payload behind the kit's back (a hand edit), leaving its digest as it was."""
+    store = outbox.store
+    if hasattr(store, "engine"):  # PostgreSQL
+        from sqlalchemy import text
+
+        from loyaltykit.outbox.postgres import TABLE
+
+        with store.engine.begin() as conn:
+            conn.execute(text(f"UPDATE {TABLE} SET payload = :payload WHERE ref = :ref"),  # noqa: S608 - constant name
+                         {"payload": payload, "ref": ref})
+    else:
+        with store._write() as db:  # type: ignore[attr-defined]
+            db.execute("UPDATE outbox SET payload = ? WHERE ref = ?", (payload, ref))
+
+
+@pytest.fixture
+def dump_reads(monkeypatch):
+    """The refs of the stored orders read back as the kit's own dump (no validation run): a spy on
+    ``order_from_dump`` that changes nothing."""
+    import loyaltykit.outbox as outbox_module
+
+    read: list[str] = []
+    real = outbox_module.order_from_dump
+
+    def spy(data):
+        order = real(data)
+        if order is not None:
+            read.append(order.ref)
+        return order
+
+    monkeypatch.setattr(outbox_module, "order_from_dump", spy)
+    return read
+
+
+def test_a_changed_stored_order_is_validated_in_full_and_refused_as_before(make_outbox, fake, loyalty, order, dump_reads):
+    """A row the kit wrote keeps the digest of its payload: read back as written, without a validation
+    run. A payload changed since (by hand, a script) no longer has its digest: it is validated in full
+    and, refused, dead-lettered with the field named; a row queued without a digest is validated too."""
+    clock = Clock()
+    outbox = make_outbox(clock=clock)
+    for ref in ("T-1", "T-2", "T-3", "T-4"):
+        assert outbox.add(order(ref))
+    _rewrite_payload(outbox, "T-2", order("T-2").model_dump_json().replace('"10.00"', '"-10.00"'))
+    edited = order("T-3").model_dump_json().replace('"SKU-1"', '"SKU-9"')
+    _rewrite_payload(outbox, "T-3", edited)  # still a valid order: validated, then exported as it now reads
+    assert outbox.store.insert("T-5", "order:T-5", order("T-5").model_dump_json(), clock(), supersede=False)
+
+    report = outbox.flush(loyalty)
+
+    assert report is not None and sorted(r.order_ref for r in report.results) == ["T-1", "T-3", "T-4", "T-5"]
+    assert sorted(dump_reads) == ["T-1", "T-4"], "only the rows as the kit wrote them skip validation"
+    refused = outbox.entry("T-2")
+    assert refused.state == DEAD and refused.last_status == UNLOADABLE and refused.attempts == 1
+    assert refused.last_reason == ("the stored order does not load: "
+                                   "lines.0.unit_price: unit price must not be negative")
+    assert sorted(fake.orders) == ["T-1", "T-3", "T-4", "T-5"]
+
+
+def test_a_superseded_payload_gets_its_own_digest(make_outbox, order, dump_reads):
+    outbox = make_outbox()
+    assert outbox.add(order("S-1", amount="10.00"))
+    second = order("S-1", amount="12.00")
+    assert outbox.add(second, supersede=True)
+    (claimed,) = outbox.claim()
+    assert claimed == second and dump_reads == ["S-1"]
+
+
 def test_an_order_failing_every_time_goes_dead_with_its_last_error_and_can_be_retried(make_outbox, fake, loyalty, order):
     clock = Clock()
     outbox = make_outbox(clock=clock, max_attempts=3, backoff_base=2.0)
@@ -525,7 +593,7 @@ def test_the_outbox_url_setting_chooses_the_store(monkeypatch, tmp_path):
     assert "in-memory" in str(info.value)
 
 
-def test_an_outbox_file_from_the_previous_release_is_upgraded_in_place(tmp_path):
+def test_an_outbox_file_from_the_previous_release_is_upgraded_in_place(tmp_path, dump_reads):
     import sqlite3
 
     path = tmp_path / "old.sqlite3"
@@ -541,7 +609,46 @@ def test_an_outbox_file_from_the_previous_release_is_upgraded_in_place(tmp_path)
     db.commit()
     db.close()
     with Outbox(path) as outbox:
-        assert [o.ref for o in outbox.claim()] == ["V-1"]
+        assert [o.ref for o in outbox.claim()] == ["V-1"] and dump_reads == [], "validated in full"
+    _a_table_without_digests_is_upgraded(str(path), dump_reads)
+
+
+def _a_table_without_digests_is_upgraded(url: str, dump_reads: list[str]) -> None:
+    """The previous release's rows (no digest) are validated in full; rows queued now carry a digest
+    and are read back as written. Opening again (migrating again) changes nothing."""
+    with Outbox(url) as outbox:
+        assert outbox.add(make_order("V-2"))
+        before = list(dump_reads)
+        claimed = outbox.claim()
+        assert [o.ref for o in claimed] == ["V-2"] and dump_reads == [*before, "V-2"]
+        outbox.release(claimed)
+    with Outbox(url) as outbox:
+        assert [o.ref for o in outbox.claim()] == ["V-2"]
+
+
+@pytest.mark.postgres
+def test_a_postgres_table_from_the_previous_release_is_upgraded_in_place(dump_reads):
+    from sqlalchemy import create_engine, text
+
+    from loyaltykit.outbox.postgres import _SCHEMA, TABLE, engine_url
+
+    with fresh_database() as url:
+        old = create_engine(engine_url(url))
+        try:
+            with old.begin() as conn:  # the table as the previous release created it: no digest column
+                conn.execute(text(_SCHEMA[0]))
+                assert "digest" not in _SCHEMA[0]
+                conn.execute(text(f"INSERT INTO {TABLE} (ref, group_key, payload, next_attempt, created_at, updated_at)"  # noqa: S608 - constant name
+                                  " VALUES ('V-1', 'order:V-1', :payload, 0, 0, 0)"),
+                             {"payload": make_order("V-1").model_dump_json()})
+        finally:
+            old.dispose()
+        with Outbox(url) as outbox:
+            claimed = outbox.claim()
+            assert [o.ref for o in claimed] == ["V-1"] and dump_reads == [], "validated in full"
+            outbox.release(claimed)
+            outbox.drop("V-1", reason="upgraded")
+        _a_table_without_digests_is_upgraded(url, dump_reads)
 
 
 @pytest.mark.postgres
@@ -669,7 +776,7 @@ def test_oldest_pending_age_follows_the_oldest_waiting_order(tmp_path):
     outbox.close()
 
 
-def test_a_claimed_order_is_the_order_that_was_added_field_for_field(make_outbox):
+def test_a_claimed_order_is_the_order_that_was_added_field_for_field(make_outbox, dump_reads):
     from datetime import UTC, datetime
 
     from loyaltykit import Discount, FreeItem, Receipt
@@ -688,7 +795,8 @@ def test_a_claimed_order_is_the_order_that_was_added_field_for_field(make_outbox
     outbox = make_outbox()
     assert outbox.add(order)
     (claimed,) = outbox.claim()
-    assert claimed == order
+    assert claimed == order and dump_reads == ["F-1"], "read back as written, without a validation run"
+    assert claimed.model_dump_json() == order.model_dump_json()
     assert claimed.allocations == order.allocations and claimed.total == order.total
     assert claimed.amount_due == order.amount_due
 

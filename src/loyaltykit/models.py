@@ -41,6 +41,7 @@ refused before anything is sent; a refund gives the points of the returned units
 # No ``from __future__ import annotations``: pydantic would compile and evaluate every field's
 # annotation string when the models are built at import (start-up time).
 import hashlib
+import itertools
 import operator
 import re
 from collections.abc import Iterable, Sequence
@@ -68,6 +69,7 @@ from .money import (
     allocate,
     built,
     is_currency,
+    new_money,
     prorate,
     quantize_all,
     to_decimal,
@@ -81,6 +83,7 @@ MAX_CODES = 20
 MAX_EXPORT_BATCH = 500
 MAX_ATTRIBUTES = 32
 MAX_POINTS = Decimal(10) ** 12
+_set = object.__setattr__
 
 def _printable(value: str) -> str:
     # str.isprintable() refuses control and format characters (zero-width, bidi overrides),
@@ -121,6 +124,9 @@ Number = Annotated[Decimal, BeforeValidator(to_decimal)]
 Quantity = Annotated[Decimal, BeforeValidator(to_decimal), Field(gt=0, le=MAX_QUANTITY)]
 
 
+_NO_FLOAT_TYPES = frozenset({str, int, bool, Decimal, dict, list, tuple, type(None), datetime, Money})
+
+
 class KitModel(KitBase):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
@@ -128,8 +134,10 @@ class KitModel(KitBase):
     @classmethod
     def _no_float(cls, data: Any) -> Any:
         # Decimal fields would accept a float silently; refuse it so money never passes through float.
-        # One pass over the input rather than one validator call per field.
-        if type(data) is dict:
+        # One pass over the input rather than one validator call per field, in C when every value is
+        # of a type that is no float (what JSON and the kit's own models give); otherwise each value is
+        # looked at, subclasses of float included.
+        if type(data) is dict and not _NO_FLOAT_TYPES.issuperset(map(type, data.values())):
             for name, value in data.items():
                 if isinstance(value, float) and name in cls.__pydantic_fields__:
                     raise ValueError(f"{name}: floats are not accepted; use Decimal, int or str")
@@ -321,6 +329,19 @@ class Line(KitModel):
         return cached[2]
 
 
+# Models given every field (a stored order is written out whole) share one set of field names per
+# model instead of a set each: an order read back from the outbox lives for a whole export batch, and
+# each set was one more object for the garbage collector to track and traverse meanwhile. The models
+# are frozen: pydantic never adds to the set of a frozen model, and a copy copies it first.
+_ALL_LINE_FIELDS = set(Line.__pydantic_fields__)
+
+
+def _share_fields_sets(lines: tuple[Line, ...]) -> None:
+    for line in lines:
+        if line.__pydantic_fields_set__ == _ALL_LINE_FIELDS:
+            _set(line, "__pydantic_fields_set__", _ALL_LINE_FIELDS)
+
+
 class LineColumns(NamedTuple):
     """A basket's (or an order's) lines read column by column, the n-th entry of each the n-th line's."""
 
@@ -370,7 +391,21 @@ def _lines_subtotal(model: "Basket | Order") -> Money:
     return cached[1]
 
 
-def _check_lines(lines: Iterable[Line], currency: str) -> None:
+_PRICE_CURRENCY = operator.attrgetter("unit_price.currency")
+
+
+def _check_lines(lines: Sequence[Line], currency: str) -> tuple[set[str], list[Decimal]]:
+    """Refuse lines in another currency, a duplicate line id, and lines that are each within limits
+    but together beyond them (rather than let ``subtotal``, and every quote built on it, fail later on
+    an accepted basket). Returns the lines' ids and each line's unit price x quantity (not rounded)."""
+    ids = set(map(_ID, lines))
+    products = list(map(operator.mul, map(_UNIT_AMOUNT, lines), map(_QUANTITY, lines)))
+    # Checked in C when all is well: with no product below zero the running sum never falls, so it
+    # passes the limit at some line exactly when the whole sum does. Otherwise the line-by-line walk
+    # below names the first fault, in line order.
+    if (len(ids) == len(lines) and all(map(operator.eq, map(_PRICE_CURRENCY, lines), itertools.repeat(currency)))
+            and (not products or min(products) >= 0) and sum(products, Decimal(0)) <= MAX_AMOUNT):
+        return ids, products
     seen: set[str] = set()
     subtotal = Decimal(0)
     for index, line in enumerate(lines):
@@ -381,11 +416,10 @@ def _check_lines(lines: Iterable[Line], currency: str) -> None:
         if line.id in seen:
             raise ValueError(f"lines.{index}.id: duplicate line id")
         seen.add(line.id)
-        # Each line is within limits, yet together they may not be: refuse here rather than let
-        # ``subtotal`` (and every quote built on it) fail later on an accepted basket.
         subtotal += line.unit_price.amount * line.quantity
         if subtotal > MAX_AMOUNT:
             raise ValueError(f"lines: the subtotal exceeds the kit's limit of {MAX_AMOUNT}")
+    return ids, products
 
 
 class Basket(KitModel):
@@ -899,6 +933,11 @@ def _split(lines: tuple[Line, ...], subtotals: Iterable[Decimal], discounts: tup
     line's own discount, each line's value after it, and the capped pool, as amounts in ``currency``
     (quantized amounts: the sums are exact, the limit is checked at each step)."""
     zero = zero_amount(currency)
+    if not discounts and (type(subtotals) is list and (not subtotals or min(subtotals) >= zero)):
+        # no discount of its own on any line, none above its subtotal: each line's value after them
+        # is its subtotal (``subtotal - 0``, the same Decimal), the pool is ``pool``
+        whole = _plus(sum(subtotals, zero), currency)
+        return dict.fromkeys(map(_ID, lines), zero), subtotals, min(pool, whole)
     own = {line.id: zero for line in lines}
     for discount in discounts:
         amount = _amount_in(discount.amount, currency, "add")
@@ -916,9 +955,12 @@ def _split(lines: tuple[Line, ...], subtotals: Iterable[Decimal], discounts: tup
     return own, after, min(pool, whole)
 
 
-def _summed(amounts: Iterable[Decimal], currency: str) -> Decimal:
+def _summed(amounts: list[Decimal], currency: str) -> Decimal:
     """:func:`loyaltykit.money.total` on amounts already in ``currency``: the same sum, refused at the
     same step beyond the limit, without a Money."""
+    value: Decimal = sum(amounts, zero_amount(currency))
+    if -MAX_AMOUNT <= value <= MAX_AMOUNT and (not amounts or min(amounts) >= 0 or max(amounts) <= 0):
+        return value  # terms of one sign: every running sum lies between zero and the whole sum
     value = zero_amount(currency)
     for amount in amounts:
         value = _plus(value + amount, currency)
@@ -949,7 +991,7 @@ _NO_POINTS = Decimal(0)
 
 def _money(amount: Decimal, currency: str) -> Money:
     # a figure computed from validated amounts in one currency (quantized, within the limit)
-    return built(Money, {"amount": amount, "currency": currency}, {"amount", "currency"})
+    return new_money(amount, currency)
 
 
 SPEND = "spend_cashback"
@@ -1006,16 +1048,14 @@ class Order(KitModel):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         currency, lines, discounts, order_total = self.currency, self.lines, self.discounts, self.total
-        _check_lines(lines, currency)
-        for name in ("total", "shipping"):
-            value = getattr(self, name)
+        ids, products = _check_lines(lines, currency)
+        for name, value in (("total", order_total), ("shipping", self.shipping)):
             if value is None:
                 continue
             if value.currency != currency:
                 raise ValueError(f"{name}: currency {value.currency} differs from {currency}")
             if value.amount < 0:
                 raise ValueError(f"{name}: must not be negative")
-        ids = {line.id for line in lines}
         for index, discount in enumerate(discounts):
             if discount.amount.currency != currency:
                 raise ValueError(f"discounts.{index}.amount: currency differs from {currency}")
@@ -1026,13 +1066,15 @@ class Order(KitModel):
         # limit where Money arithmetic refuses it (``_plus``), in the same order. A Money is built only
         # for the stored total and for error messages.
         zero = zero_amount(currency)
-        shipping_discounts = _summed(
-            [d.amount.amount for d in discounts if d.target is DiscountTarget.SHIPPING], currency)
+        shipping_discounts = zero
+        if discounts:
+            shipping_discounts = _summed(
+                [d.amount.amount for d in discounts if d.target is DiscountTarget.SHIPPING], currency)
         shipping_total = zero
         if self.shipping is not None and not self.free_shipping:
             shipping_total = max(self.shipping.amount - shipping_discounts, zero)  # Money.max: the first when equal
         # The lines' subtotals as ``Line.subtotal`` rounds them (unit price x quantity, quantized).
-        subtotals = quantize_all(map(operator.mul, map(_UNIT_AMOUNT, lines), map(_QUANTITY, lines)), currency)
+        subtotals = quantize_all(products, currency)
         extra = zero
         if order_total is not None and not discounts:
             # A hand-built order with its total: the difference is one order-level discount.
@@ -1060,11 +1102,16 @@ class Order(KitModel):
         elif type(order_total) is not Money or computed != order_total.amount:  # Money equality: same type too
             raise ValueError(f"total: {order_total} differs from subtotal - discounts + shipping "
                              f"({_money(computed, currency)})")
-        paid = _summed([r.amount.amount for r in self.receipts
-                        if r.operation == SPEND and r.amount is not None and r.amount.currency == currency], currency)
+        paid = zero
+        if self.receipts:
+            paid = _summed([r.amount.amount for r in self.receipts if r.operation == SPEND and r.amount is not None
+                            and r.amount.currency == currency], currency)
         if paid > computed:
             raise ValueError(f"receipts: cashback and points pay {_money(paid, currency)}, more than the order's "
                              f"total ({_money(computed, currency)})")
+        _share_fields_sets(lines)
+        if self.__pydantic_fields_set__ == _ALL_ORDER_FIELDS:
+            _set(self, "__pydantic_fields_set__", _ALL_ORDER_FIELDS)
         return self
 
     def _shipping_discounts(self) -> Money:
@@ -1211,6 +1258,127 @@ class Order(KitModel):
             store_id=basket.store_id,
             **extra,
         )
+
+
+_ALL_ORDER_FIELDS = set(Order.__pydantic_fields__)
+
+
+# -- an order the kit dumped itself, read back without a validation run --------------------------
+#
+# ``order_from_dump`` is for text the kit has proven it wrote itself from a validated order (the
+# outbox keeps a digest of each payload it writes): every value is then what validation left, written
+# out by ``model_dump_json``, so reading it back is a conversion of each value to its type, no check.
+# Anything not shaped exactly as such a dump (another set of fields, another type) gives None, and
+# the caller validates the data in full. Each model is built as a validation run leaves it (its
+# fields in order, every field marked set, nothing extra or private).
+
+
+def _trusted(cls: type[KitModel], data: dict[str, Any], fields: set[str]) -> Any:
+    model = object.__new__(cls)
+    _set(model, "__dict__", data)
+    _set(model, "__pydantic_fields_set__", fields)
+    _set(model, "__pydantic_extra__", None)
+    _set(model, "__pydantic_private__", None)
+    return model
+
+
+def _number(value: Any) -> Decimal:
+    if type(value) is not str:  # a dump writes every Decimal as text
+        raise TypeError("not a dumped number")
+    return Decimal(value)
+
+
+def _dumped_money(data: dict[str, Any]) -> Money:
+    if data.keys() != _MONEY_KEYS:
+        raise LookupError("not a dumped Money")
+    return new_money(_number(data["amount"]), _text(data["currency"]))
+
+
+def _maybe(convert: Any) -> Any:
+    return lambda value: None if value is None else convert(value)
+
+
+def _text(value: Any) -> str:
+    if type(value) is not str:
+        raise TypeError("not text")
+    return value
+
+
+def _flag(value: Any) -> bool:
+    if type(value) is not bool:
+        raise TypeError("not a bool")
+    return value
+
+
+def _texts(value: list[Any]) -> tuple[str, ...]:
+    return tuple(map(_text, value))
+
+
+_MONEY_KEYS = {"amount", "currency"}
+# Each nested model of an order: its fields and how each is read (a field not listed is text or None).
+_NESTED: dict[type[KitModel], dict[str, Any]] = {
+    Discount: {"target": DiscountTarget, "amount": _dumped_money, "percent": _maybe(_number)},
+    FreeItem: {"quantity": _number},
+    Receipt: {"amount": _maybe(_dumped_money), "points": _maybe(_number), "line_ids": _texts, "replayed": _flag},
+    PointsLine: {"quantity": _number, "points": _number},
+}
+_NESTED_FIELDS = {cls: set(cls.__pydantic_fields__) for cls in _NESTED}
+_OPTIONAL_TEXT = _maybe(_text)
+
+
+def _dumped_models(cls: type[KitModel], items: list[Any]) -> tuple[Any, ...]:
+    if not items:
+        return ()
+    readers, fields = _NESTED[cls], _NESTED_FIELDS[cls]
+    models = []
+    for data in items:
+        if data.keys() != fields:
+            raise LookupError(f"not a dumped {cls.__name__}")
+        for name, value in data.items():
+            data[name] = readers.get(name, _OPTIONAL_TEXT)(value)
+        models.append(_trusted(cls, data, set(fields)))
+    return tuple(models)
+
+
+def _dumped_line(data: dict[str, Any]) -> Line:
+    # ``_dumped_money`` and ``_number`` inlined: one call per line of a stored order
+    price = data["unit_price"]
+    if data.keys() != _ALL_LINE_FIELDS or type(price) is not dict or price.keys() != _MONEY_KEYS:
+        raise LookupError("not a dumped Line")
+    quantity, amount, currency = data["quantity"], price["amount"], price["currency"]
+    if (type(quantity) is not str or type(amount) is not str or type(currency) is not str
+            or type(data["id"]) is not str or type(data["sku"]) is not str or type(data["attributes"]) is not dict):
+        raise TypeError("not a dumped Line")
+    data["quantity"] = Decimal(quantity)
+    data["unit_price"] = new_money(Decimal(amount), currency)
+    return _trusted(Line, data, _ALL_LINE_FIELDS)  # type: ignore[no-any-return]
+
+
+def order_from_dump(data: Any) -> Order | None:
+    """The order ``data`` holds when it is ``Order.model_dump_json()`` of a validated order read back
+    by :func:`loyaltykit.wire.loads`, built without a validation run; None when it is shaped otherwise
+    (then validate it). Only for text the kit proved it wrote itself: never for input. ``data`` is
+    consumed (its dicts become the models')."""
+    try:
+        if type(data) is not dict or data.keys() != _ALL_ORDER_FIELDS:
+            return None
+        data["lines"] = tuple(map(_dumped_line, data["lines"]))
+        data["total"] = _dumped_money(data["total"])
+        if data["shipping"] is not None:
+            data["shipping"] = _dumped_money(data["shipping"])
+        data["discounts"] = _dumped_models(Discount, data["discounts"])
+        data["free_items"] = _dumped_models(FreeItem, data["free_items"])
+        data["voucher_codes"] = _texts(data["voucher_codes"])
+        data["receipts"] = _dumped_models(Receipt, data["receipts"])
+        data["points_lines"] = _dumped_models(PointsLine, data["points_lines"])
+        data["free_shipping"] = _flag(data["free_shipping"])
+        placed = datetime.fromisoformat(data["placed_at"])
+        data["placed_at"] = placed if placed.tzinfo is None else placed.astimezone(UTC)
+        if type(data["ref"]) is not str or type(data["currency"]) is not str or not data["lines"]:
+            return None
+    except (LookupError, TypeError, ValueError, ArithmeticError, AttributeError):
+        return None
+    return _trusted(Order, data, _ALL_ORDER_FIELDS)  # type: ignore[no-any-return]
 
 
 class ExportStatus(StrEnum):

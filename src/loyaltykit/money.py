@@ -190,7 +190,7 @@ class Money(KitBase):
             currency = data.get("currency")
             value = _checked(data.get("amount", _MISSING), currency)
             if value is not None:
-                _fill(self, {"amount": value, "currency": currency}, {"amount", "currency"})
+                _fill(self, {"amount": value, "currency": currency}, _MONEY_FIELDS)
                 return
         super().__init__(**data)
 
@@ -204,7 +204,7 @@ class Money(KitBase):
             currency = data.get("currency")
             value = _checked(data.get("amount", _MISSING), currency)
             if value is not None:
-                return _new(value, currency)  # type: ignore[arg-type]
+                return new_money(value, currency)  # type: ignore[arg-type]
         return handler(data)
 
     # -- construction -------------------------------------------------------------------------
@@ -215,7 +215,7 @@ class Money(KitBase):
     @classmethod
     def zero(cls, currency: str) -> Money:
         if type(currency) is str and currency in _CODES:
-            return _new(zero_amount(currency), currency)
+            return new_money(zero_amount(currency), currency)
         return cls(amount=Decimal(0), currency=currency)  # refused, naming the field
 
     @classmethod
@@ -224,7 +224,7 @@ class Money(KitBase):
         without a pydantic validation run: the currency is already known valid."""
         if abs(amount) > MAX_AMOUNT:
             return cls(amount=amount, currency=currency)  # refused as the constructor refuses it
-        return _new(quantize(amount, currency), currency)
+        return new_money(quantize(amount, currency), currency)
 
     # -- arithmetic ---------------------------------------------------------------------------
     def _same(self, other: Any, op: str) -> Money:
@@ -347,8 +347,22 @@ def built(cls: type[_M], data: dict[str, Any], given: set[str] | None = None) ->
     return model
 
 
-def _new(amount: Decimal, currency: str) -> Money:
-    return built(Money, {"amount": amount, "currency": currency}, {"amount", "currency"})
+# Every Money has both fields set, and Money is frozen (pydantic never adds to the set of a frozen
+# model; ``model_copy`` copies it first): one set serves them all. A set per Money was one more
+# object for the garbage collector to track and traverse for as long as the Money lives (the
+# amounts of a batch of orders, for a whole export).
+_MONEY_FIELDS = {"amount", "currency"}
+
+
+def new_money(amount: Decimal, currency: str) -> Money:
+    """A Money from an amount already quantized to ``currency``, a known currency (what ``built``
+    does, inlined: Money is built this way for every amount read or computed)."""
+    money = object.__new__(Money)
+    _set(money, "__dict__", {"amount": amount, "currency": currency})
+    _set(money, "__pydantic_fields_set__", _MONEY_FIELDS)
+    _set(money, "__pydantic_extra__", None)
+    _set(money, "__pydantic_private__", None)
+    return money
 
 
 @functools.cache
@@ -422,4 +436,4 @@ def total(amounts: list[Money], currency: str) -> Money:
         value += result._same(amount, "add").amount
         if abs(value) > MAX_AMOUNT:
             return Money._exact(value, currency)  # refused as the constructor refuses it
-    return _new(quantize(value, currency), currency) if amounts else result
+    return new_money(quantize(value, currency), currency) if amounts else result

@@ -20,7 +20,19 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ConfigError, InvalidRequestError
 from ..models import Order
-from .store import DEAD, DONE, DROPPED, PENDING, REJECTED, Claimed, OutboxEntry, OutboxStore, Settlement, group_of
+from .store import (
+    DEAD,
+    DONE,
+    DROPPED,
+    PENDING,
+    REJECTED,
+    Claimed,
+    OutboxEntry,
+    OutboxStore,
+    Settlement,
+    group_of,
+    payload_digest,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, CursorResult
@@ -53,6 +65,8 @@ _SCHEMA = (
         created_at    DOUBLE PRECISION NOT NULL,
         updated_at    DOUBLE PRECISION NOT NULL
     )""",
+    # tables created before payload digests get the column; their rows are validated in full
+    f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS digest TEXT",
     # the claim index: due pending rows in due order (then insertion order); the claim reads it
     # in that order and stops at its LIMIT, so its cost does not grow with the backlog
     f"CREATE INDEX IF NOT EXISTS {TABLE}_due ON {TABLE} (state, next_attempt, seq)",
@@ -61,8 +75,8 @@ _SCHEMA = (
     # listings of one state oldest first (the oldest pending order's age on every metrics scrape)
     f"CREATE INDEX IF NOT EXISTS {TABLE}_state ON {TABLE} (state, seq)",
 )
-_INSERT = (f"INSERT INTO {TABLE} (ref, group_key, payload, state, next_attempt, created_at, updated_at)"
-           " VALUES (:ref, :group_key, :payload, 'pending', :now, :now, :now) ON CONFLICT (ref) DO NOTHING")
+_INSERT = (f"INSERT INTO {TABLE} (ref, group_key, payload, digest, state, next_attempt, created_at, updated_at)"
+           " VALUES (:ref, :group_key, :payload, :digest, 'pending', :now, :now, :now) ON CONFLICT (ref) DO NOTHING")
 # Due rows in the claim index's order, up to the LIMIT (no sort of the backlog); only the oldest
 # pending row of each group; rows another worker is claiming right now are skipped, not waited for.
 _PICK = (f"SELECT o.ref FROM {TABLE} AS o"
@@ -73,7 +87,7 @@ _PICK = (f"SELECT o.ref FROM {TABLE} AS o"
 _CLAIM = (f"WITH picked AS ({_PICK})"
           f" UPDATE {TABLE} AS t SET lease_owner = :token, lease_until = :until, updated_at = :now"
           " FROM picked WHERE t.ref = picked.ref"
-          " RETURNING t.seq, t.ref, t.payload, t.attempts")
+          " RETURNING t.seq, t.ref, t.payload, t.attempts, t.digest")
 _COLUMNS = "ref, state, attempts, last_status, last_reason, next_attempt, created_at, lease_until"
 
 
@@ -90,7 +104,8 @@ def engine_url(url: str) -> URL:
 def _order_params(order: Order, now: float | None) -> dict[str, Any]:
     if not isinstance(order, Order):
         raise InvalidRequestError("outbox takes Order instances", field="order")
-    return {"ref": order.ref, "group_key": group_of(order), "payload": order.model_dump_json(),
+    payload = order.model_dump_json()
+    return {"ref": order.ref, "group_key": group_of(order), "payload": payload, "digest": payload_digest(payload),
             "now": time.time() if now is None else now}
 
 
@@ -111,8 +126,8 @@ def insert_sql(order: Order, *, now: float | None = None) -> tuple[str, dict[str
     For Django: ``with transaction.atomic(): ...; connection.cursor().execute(*insert_sql(order))``.
     """
     params = _order_params(order, now)
-    sql = (f"INSERT INTO {TABLE} (ref, group_key, payload, state, next_attempt, created_at, updated_at)"
-           " VALUES (%(ref)s, %(group_key)s, %(payload)s, 'pending', %(now)s, %(now)s, %(now)s)"
+    sql = (f"INSERT INTO {TABLE} (ref, group_key, payload, digest, state, next_attempt, created_at, updated_at)"
+           " VALUES (%(ref)s, %(group_key)s, %(payload)s, %(digest)s, 'pending', %(now)s, %(now)s, %(now)s)"
            " ON CONFLICT (ref) DO NOTHING")
     return sql, params
 
@@ -146,15 +161,17 @@ class PostgresOutboxStore(OutboxStore):
             for statement in _SCHEMA:
                 conn.execute(text(statement))
 
-    def insert(self, ref: str, group: str, payload: str, now: float, *, supersede: bool) -> bool:
-        params = {"ref": ref, "group_key": group, "payload": payload, "now": now}
+    def insert(self, ref: str, group: str, payload: str, now: float, *, supersede: bool,
+               digest: str | None = None) -> bool:
+        params = {"ref": ref, "group_key": group, "payload": payload, "digest": digest, "now": now}
         with self.engine.begin() as conn:
             if conn.execute(text(_INSERT), params).rowcount == 1:
                 return True
             if not supersede:
                 return False
             return conn.execute(text(
-                f"UPDATE {TABLE} SET payload = :payload, group_key = :group_key, next_attempt = :now, updated_at = :now"
+                f"UPDATE {TABLE} SET payload = :payload, digest = :digest, group_key = :group_key, next_attempt = :now,"
+                " updated_at = :now"
                 " WHERE ref = :ref AND state = 'pending' AND (lease_owner IS NULL OR lease_until <= :now)"
             ), params).rowcount == 1
 
@@ -162,7 +179,7 @@ class PostgresOutboxStore(OutboxStore):
         with self.engine.begin() as conn:
             _progress(conn)
             rows = conn.execute(text(_CLAIM), {"now": now, "limit": limit, "token": token, "until": until}).all()
-        return [Claimed(ref, payload, attempts) for _, ref, payload, attempts in sorted(rows)]
+        return [Claimed(ref, payload, attempts, digest) for _, ref, payload, attempts, digest in sorted(rows)]
 
     def renew(self, token: str, until: float) -> int:
         with self.engine.begin() as conn:

@@ -102,31 +102,34 @@ class SQLiteOutboxStore(OutboxStore):
             if "group_key" not in columns:  # files written before delivery in order per customer
                 db.execute("ALTER TABLE outbox ADD COLUMN group_key TEXT")
                 db.execute("UPDATE outbox SET group_key = ref WHERE group_key IS NULL")
+            if "digest" not in columns:  # files written before payload digests: their rows are validated in full
+                db.execute("ALTER TABLE outbox ADD COLUMN digest TEXT")
             for statement in _INDEXES:
                 db.execute(statement)
 
-    def insert(self, ref: str, group: str, payload: str, now: float, *, supersede: bool) -> bool:
+    def insert(self, ref: str, group: str, payload: str, now: float, *, supersede: bool,
+               digest: str | None = None) -> bool:
         with self._write() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO outbox (ref, group_key, payload, state, next_attempt, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (ref, group, payload, PENDING, now, now, now),
+                "INSERT OR IGNORE INTO outbox (ref, group_key, payload, digest, state, next_attempt, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (ref, group, payload, digest, PENDING, now, now, now),
             )
             if cursor.rowcount == 1:
                 return True
             if not supersede:
                 return False
             cursor = db.execute(
-                "UPDATE outbox SET payload = ?, group_key = ?, next_attempt = ?, updated_at = ?"
+                "UPDATE outbox SET payload = ?, digest = ?, group_key = ?, next_attempt = ?, updated_at = ?"
                 " WHERE ref = ? AND state = ? AND (lease_owner IS NULL OR lease_until <= ?)",
-                (payload, group, now, now, ref, PENDING, now),
+                (payload, digest, group, now, now, ref, PENDING, now),
             )
             return cursor.rowcount == 1
 
     def claim(self, limit: int, now: float, until: float, token: str) -> list[Claimed]:
         with self._write(durable=False) as db:
             rows = db.execute(
-                "SELECT o.ref, o.payload, o.attempts FROM outbox AS o"
+                "SELECT o.ref, o.payload, o.attempts, o.digest FROM outbox AS o"
                 " WHERE o.state = ? AND o.next_attempt <= ? AND o.lease_until <= ?"
                 " AND NOT EXISTS (SELECT 1 FROM outbox AS p"
                 "   WHERE p.group_key = o.group_key AND p.state = ? AND p.rowid < o.rowid)"
@@ -135,9 +138,9 @@ class SQLiteOutboxStore(OutboxStore):
             ).fetchall()
             db.executemany(
                 "UPDATE outbox SET lease_owner = ?, lease_until = ?, updated_at = ? WHERE ref = ?",
-                [(token, until, now, ref) for ref, _, _ in rows],
+                [(token, until, now, row[0]) for row in rows],
             )
-        return [Claimed(ref, payload, attempts) for ref, payload, attempts in rows]
+        return list(map(Claimed._make, rows))
 
     def renew(self, token: str, until: float) -> int:
         with self._write(durable=False) as db:

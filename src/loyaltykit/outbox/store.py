@@ -9,10 +9,13 @@ Times are seconds since the epoch from the outbox's clock, so tests can move tim
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .. import __version__
 
 if TYPE_CHECKING:
     from ..models import Order
@@ -23,6 +26,20 @@ REJECTED = "rejected"
 DEAD = "dead"
 DROPPED = "dropped"
 STATES = (PENDING, DONE, REJECTED, DEAD, DROPPED)
+
+
+# The digest of a payload the kit wrote from a validated order, keyed on the release that wrote it: a
+# row whose payload still has its digest is that very text, read back without a validation run; a
+# payload changed since (by hand, a script, a restore), a row without a digest (queued by an earlier
+# release) or one written by another release is validated in full. It detects a change; it is not a
+# signature: whoever can write the table and reads this code can write a matching digest too (and
+# could queue any valid order anyway).
+_DIGEST_KEY = f"loyaltykit outbox order {__version__}".encode()
+
+
+def payload_digest(payload: str) -> str:
+    """The digest kept beside a payload the kit wrote (see :class:`Claimed`)."""
+    return hashlib.blake2b(payload.encode(), digest_size=16, key=_DIGEST_KEY).hexdigest()
 
 
 def group_of(order: Order) -> str:
@@ -51,17 +68,19 @@ class OutboxEntry:
         }
 
 
-@dataclass(frozen=True)
-class Claimed:
-    """A leased row: its ref, stored payload (JSON) and how many attempts it had before."""
+# Claimed and Settlement are named tuples (one per order of every batch): built in C, where a frozen
+# dataclass runs a Python __init__ setting each field through object.__setattr__.
+class Claimed(NamedTuple):
+    """A leased row: its ref, stored payload (JSON), how many attempts it had before, and the digest
+    the kit wrote beside the payload (None for a row queued without one)."""
 
     ref: str
     payload: str
     attempts: int
+    digest: str | None = None
 
 
-@dataclass(frozen=True)
-class Settlement:
+class Settlement(NamedTuple):
     """The new state of one leased order, written only while the claim still holds it."""
 
     ref: str
@@ -83,8 +102,9 @@ class OutboxStore(ABC):
         """Create or upgrade the table and its indexes; safe to run from many processes at once."""
 
     @abstractmethod
-    def insert(self, ref: str, group: str, payload: str, now: float, *, supersede: bool) -> bool:
-        """Queue an order; with ``supersede``, replace the payload of a pending, un-leased one."""
+    def insert(self, ref: str, group: str, payload: str, now: float, *, supersede: bool,
+               digest: str | None = None) -> bool:
+        """Queue an order; with ``supersede``, replace the payload (and its digest) of a pending, un-leased one."""
 
     @abstractmethod
     def claim(self, limit: int, now: float, until: float, token: str) -> list[Claimed]:
