@@ -43,6 +43,11 @@ class Clock:
         return self.now
 
 
+def _raw_url(url: httpx.URL) -> tuple[bytes, bytes, int | None, bytes]:
+    """The URL as it goes on the wire (``URL.raw`` is deprecated)."""
+    return url.raw_scheme, url.raw_host, url.port, url.raw_path
+
+
 # -- circuit breaker, as a unit -------------------------------------------------------------------
 
 
@@ -501,7 +506,7 @@ def test_request_params_reach_the_engine_as_httpx_encodes_them(path, params):
     client = httpx.Client()
     built = _Exchange(config, request, ctx).build(client)
     expected = client.build_request("GET", BASE_URL.rstrip("/") + path, params=params)
-    assert built.url.raw == expected.url.raw
+    assert _raw_url(built.url) == _raw_url(expected.url)
     assert str(built.url) == str(expected.url)
     client.close()
 
@@ -597,7 +602,7 @@ def test_a_built_request_is_what_httpx_builds(request_, with_cookie, auth):
                                     data=request_.data, headers=headers, timeout=httpx.Timeout(timeout["read"], connect=timeout["connect"]))
     if request_.authenticate:
         auth.apply(expected)
-    assert built.url.raw == expected.url.raw
+    assert _raw_url(built.url) == _raw_url(expected.url)
     assert built.headers.raw == expected.headers.raw
     assert built.content == expected.content
     assert built.extensions == expected.extensions
