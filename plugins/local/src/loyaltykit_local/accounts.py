@@ -147,8 +147,10 @@ class Accounts:
         self.store = store
         self.clock = clock
         self.calls: Counter[str] = Counter()  # operations served, by route name (for test harnesses)
-        # customer id -> (program, facts) as the customer's last export left them (see Checkout._plan_export)
-        self._export_facts: dict[str, tuple[CompiledProgram, CustomerFacts]] = {}
+        # customer id -> (program, facts, row) as the customer's last export left them (see
+        # Checkout._plan_export); row: the customer's row as the driver read it, when that export left
+        # it unchanged (an export reading the same row again has the same facts)
+        self._export_facts: dict[str, tuple[CompiledProgram, CustomerFacts, tuple[Any, ...] | None]] = {}
         self._lock = threading.Lock()
 
     # -- program -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from loyaltykit import (
     Balance,
@@ -395,18 +395,21 @@ class Checkout(Accounts):
         result = rules.quote(compiled, view, facts, {}, order.placed_at)
         return _Planned(compiled, facts, now, view, result, self._export_writes(order, order.key, facts, result, now))
 
-    def _remember_facts(self, compiled: rules.CompiledProgram, facts: CustomerFacts, applied: list[str]) -> None:
-        """The customer's facts once this export is in: one more order, its rules granted."""
+    def _remember_facts(self, compiled: rules.CompiledProgram, facts: CustomerFacts, applied: list[str],
+                        raw: tuple[Any, ...] | None) -> None:
+        """The customer's facts once this export is in: one more order, its rules granted. ``raw``:
+        the customer's row as read, when this export did not change it (else None)."""
         if compiled.program.tiers:
             self._export_facts.pop(facts.id, None)  # the tier follows the points earned: read it again
             return
-        # (the constructor, not dataclasses.replace: that looks the fields up again on every call)
-        facts = CustomerFacts(id=facts.id, tier=facts.tier, role=facts.role, segments=facts.segments,
-                              ordered_before=True, granted_rules=facts.granted_rules.union(applied),
-                              points=facts.points, cashback=facts.cashback)
+        if raw is None:
+            # (the constructor, not dataclasses.replace: that looks the fields up again on every call)
+            facts = CustomerFacts(id=facts.id, tier=facts.tier, role=facts.role, segments=facts.segments,
+                                  ordered_before=True, granted_rules=facts.granted_rules.union(applied),
+                                  points=facts.points, cashback=facts.cashback)
         if len(self._export_facts) >= _FACTS_KEPT:
             self._export_facts.clear()
-        self._export_facts[facts.id] = (compiled, facts)
+        self._export_facts[facts.id] = (compiled, facts, raw)
 
     def _export_writes(self, order: Order, key: str, facts: CustomerFacts | None, result: rules.Quote,
                        now: datetime) -> _Writes:
@@ -462,18 +465,32 @@ class Checkout(Accounts):
         now = planned.now if planned is not None else self.now()
         customer_id = order.customer_id
         facts = None
+        raw = None  # the customer's row as the driver read it (on a SQLite file)
         if customer_id is not None:
-            row = _CUSTOMER_LOCKED_DUE.run(conn, {"customer_id": customer_id, "now": to_db(now)}).first()
-            if row is None:
-                self._export_facts.pop(customer_id, None)
-                return OrderExportResult(order_ref=order.ref, status=ExportStatus.REJECTED,
-                                         error_code="customer_not_found", reason="no such customer")
-            if row.expiry_due:
-                self._record_expiry(conn, customer_id, now, row, due=True)
-            # The history is read from the locked row itself: on PostgreSQL a row another export
-            # changed while this one waited for the lock is read as that export left it.
-            facts = self._facts(conn, customer_id, order.currency, now, row=row, balances=False)
-        if planned is not None and (planned.compiled is not compiled or planned.facts != facts):
+            params = {"customer_id": customer_id, "now": to_db(now)}
+            if self.store.on_driver:
+                raw = _CUSTOMER_LOCKED_DUE.first_raw(conn, params)  # type: ignore[arg-type]
+                known = self._export_facts.get(customer_id)
+                if raw is not None and known is not None and known[2] == raw and known[0] is compiled:
+                    # the very row this customer's last export left (no expiry due then, nor now):
+                    # the same facts, not decoded again
+                    facts = known[1]
+                row = _CUSTOMER_LOCKED_DUE.row_of(raw) if raw is not None and facts is None else None
+            else:
+                row = _CUSTOMER_LOCKED_DUE.run(conn, params).first()
+            if facts is None:
+                if row is None:
+                    self._export_facts.pop(customer_id, None)
+                    return OrderExportResult(order_ref=order.ref, status=ExportStatus.REJECTED,
+                                             error_code="customer_not_found", reason="no such customer")
+                if row.expiry_due:
+                    raw = None
+                    self._record_expiry(conn, customer_id, now, row, due=True)
+                # The history is read from the locked row itself: on PostgreSQL a row another export
+                # changed while this one waited for the lock is read as that export left it.
+                facts = self._facts(conn, customer_id, order.currency, now, row=row, balances=False)
+        if planned is not None and (planned.compiled is not compiled or (
+                planned.facts is not facts and planned.facts != facts)):
             planned = None  # the facts moved since the plan (another writer, a new program): evaluate again
         view = planned.view if planned is not None else BasketView.of_order(order)
         unpaid = unpaid_reason(compiled, conn, view, customer_id) if compiled.catalog_price else None
@@ -507,7 +524,7 @@ class Checkout(Accounts):
                 writes.ledger.run(conn)  # one executemany for the order's earn rows
             after_export(self, conn, customer_id, facts.tier if facts else None, result.issued, order.ref, now)
             if facts is not None and not order.voucher_codes:
-                self._remember_facts(compiled, facts, result.applied_rules)
+                self._remember_facts(compiled, facts, result.applied_rules, raw if writes.history is None else None)
         points = writes.points
         return _accepted(order.ref, f"ORD-{order_id}", points)
 

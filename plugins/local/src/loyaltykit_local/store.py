@@ -328,6 +328,24 @@ class Prepared:
             rows.append(row._make(out))
         return Rows(rows)
 
+    def first_raw(self, conn: sqlite3.Connection, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """On the sqlite3 driver: the first row as the driver returns it, before any column is
+        converted (equal raw rows convert to equal rows); :meth:`row_of` converts it."""
+        sql, values, _row, _results, _verb = self.on_sqlite()
+        try:
+            found: tuple[Any, ...] | None = conn.execute(sql, values(params)).fetchone()
+        except sqlite3.Error as exc:
+            raise database_error(exc) from exc  # type: ignore[misc]
+        return found
+
+    def row_of(self, raw: tuple[Any, ...]) -> Any:
+        """A row :meth:`first_raw` returned, as :meth:`run` returns it."""
+        _sql, _values, row, results, _verb = self.on_sqlite()
+        out = list(raw)
+        for index, process in results:
+            out[index] = process(out[index])
+        return row._make(out)
+
     def _run_sqlalchemy(self, conn: SAConnection, params: dict[str, Any] | list[dict[str, Any]]) -> Rows:
         from sqlalchemy.sql.expression import Insert, Update
 
