@@ -388,6 +388,14 @@ class Program(ProgramModel):
         raise ConfigError(f"program has no offer template {template_id!r}")
 
 
+def empty_program() -> Program:
+    """The empty program (no earning, no rules), equal to ``Program()`` but made without building the
+    program's validator: a process that runs it never validates a program."""
+    program = Program.model_construct()
+    object.__setattr__(program, "currencies", [program.currency])  # what Program's own check sets
+    return program
+
+
 # ---------------------------------------------------------------------------------------------
 # Loading, with errors that name the file, the location and the field
 # ---------------------------------------------------------------------------------------------
