@@ -10,7 +10,7 @@ import pytest
 from loyaltykit import ConfigError, Loyalty, LoyaltySettings
 from loyaltykit_local.adapter import LocalAdapter
 from loyaltykit_local.demo import demo_program_path
-from loyaltykit_local.program import load_program, parse_program
+from loyaltykit_local.program import Program, empty_program, load_program, parse_program
 
 
 def test_demo_program_loads_with_exact_decimals():
@@ -19,6 +19,15 @@ def test_demo_program_loads_with_exact_decimals():
     roasted = next(t for t in program.tiers if t.name == "roasted")
     assert roasted.multiplier == Decimal("1.5") and isinstance(roasted.multiplier, Decimal)
     assert {r.id for r in program.rules} >= {"welcome-gift", "big-basket", "espresso-lovers"}
+
+
+def test_the_empty_program_equals_a_validated_empty_program():
+    # made without validation (the engine's default at start): the same fields, set and unset, as Program()
+    made, validated = empty_program(), Program()
+    assert made == validated and repr(made) == repr(validated)
+    assert made.model_dump() == validated.model_dump() and made.currencies == ["EUR"]
+    assert made.model_fields_set == validated.model_fields_set == set()
+    assert made.currencies is not empty_program().currencies and made.rules is not empty_program().rules
 
 
 def _error(text: str, tmp_path: Path) -> ConfigError:

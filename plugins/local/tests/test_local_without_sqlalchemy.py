@@ -4,6 +4,7 @@ wallet. (Migrating and seeding, in the shop's deploy step and back office, use S
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -89,3 +90,47 @@ def test_a_shop_on_a_sqlite_file_never_imports_sqlalchemy(tmp_path: Path) -> Non
     assert setup.returncode == 0, setup.stderr[-3000:]
     shop = _run(SHOP, env, tmp_path)
     assert shop.returncode == 0, shop.stdout + shop.stderr[-3000:]
+
+
+START = """
+import json, sys
+
+from loyaltykit import Loyalty
+
+Loyalty().close()
+from loyaltykit_local.program import Program, Rule
+
+print(json.dumps({"modules": sorted(name for name in sys.modules if name.split(".")[0] == "sqlalchemy"
+                                    or name in ("loyaltykit_local.demo", "loyaltykit_local.report",
+                                                "loyaltykit_local.tables", "loyaltykit_local.statements")),
+                  "program_validator": Program.__pydantic_complete__, "rule_validator": Rule.__pydantic_complete__}))
+"""
+
+
+def _start(tmp_path: Path, **settings: str) -> dict[str, object]:
+    from loyaltykit_local.store import Store
+
+    url = f"sqlite:///{tmp_path / 'start.sqlite3'}"
+    store = Store(url, create=False)
+    store.migrate()
+    store.dispose()
+    env = {name: value for name, value in os.environ.items() if name != "LOYALTYKIT_LOCAL_PROGRAM_FILE"}
+    env.update(LOYALTYKIT_ENGINE="local", LOYALTYKIT_LOCAL_DATABASE_URL=url, **settings)
+    started = _run(START, env, tmp_path)
+    assert started.returncode == 0, started.stderr[-3000:]
+    loaded: dict[str, object] = json.loads(started.stdout.strip().splitlines()[-1])
+    return loaded
+
+
+def test_a_start_on_the_empty_program_builds_no_program_validator_and_loads_no_admin_module(tmp_path: Path) -> None:
+    # what start-up does not need stays unbuilt and unloaded: the program's validators (made when a
+    # program is first validated), SQLAlchemy, the schema's tables, reports and the demo
+    assert _start(tmp_path) == {"modules": [], "program_validator": False, "rule_validator": False}
+
+
+def test_a_start_with_a_program_file_validates_it(tmp_path: Path) -> None:
+    # the check above is not vacuous: a program file is validated at start, which builds the validator
+    from loyaltykit_local.demo import demo_program_path
+
+    loaded = _start(tmp_path, LOYALTYKIT_LOCAL_PROGRAM_FILE=str(demo_program_path()))
+    assert loaded["program_validator"] is True and loaded["modules"] == []

@@ -58,7 +58,9 @@ Name = Annotated[str, Field(min_length=1, max_length=128)]
 
 
 class ProgramModel(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Validators are built when a program is first validated, not at import: one schema for the
+    # whole program instead of one per class (a shop's process validates only ``Program``).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 def amount_in(amounts: dict[str, Decimal] | None, currency: str, base: str) -> Decimal | None:
@@ -296,7 +298,7 @@ class Rule(ProgramModel):
     label: str | None = None
     priority: int = 0  # higher runs first; ties keep file order
     stop: bool = False  # when this rule applies, no lower-priority rule does
-    when: Conditions = Conditions()
+    when: Conditions = Conditions.model_construct()  # the defaults, without building a validator
     then: list[Action]
 
     @field_validator("then", mode="before")
@@ -325,15 +327,15 @@ class Program(ProgramModel):
     name: str = "Loyalty program"
     currency: str = "EUR"
     currencies: list[str] = []  # accepted basket currencies; default: just ``currency``
-    points: PointsPolicy = PointsPolicy()
+    points: PointsPolicy = PointsPolicy.model_construct()  # the defaults, without building a validator
     tiers: list[Tier] = []
     products: list[ProductEarn] = []
     categories: list[CategoryEarn] = []
     catalog: list[CatalogEntry] = []
-    cashback: CashbackPolicy = CashbackPolicy()
+    cashback: CashbackPolicy = CashbackPolicy.model_construct()  # the defaults, without building a validator
     vouchers: list[VoucherDef] = []
     offers: list[OfferTemplate] = []
-    promotions: Promotions = Promotions()
+    promotions: Promotions = Promotions.model_construct()  # the defaults, without building a validator
     rules: list[Rule] = []
 
     @field_validator("currency")
@@ -384,6 +386,14 @@ class Program(ProgramModel):
             if offer.id == template_id:
                 return offer
         raise ConfigError(f"program has no offer template {template_id!r}")
+
+
+def empty_program() -> Program:
+    """The empty program (no earning, no rules), equal to ``Program()`` but made without building the
+    program's validator: a process that runs it never validates a program."""
+    program = Program.model_construct()
+    object.__setattr__(program, "currencies", [program.currency])  # what Program's own check sets
+    return program
 
 
 # ---------------------------------------------------------------------------------------------

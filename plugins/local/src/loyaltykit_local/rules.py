@@ -153,7 +153,7 @@ def _gate(when: Conditions) -> tuple[str, list[str]]:
     return "always", []
 
 
-@dataclass
+@dataclass(eq=False, repr=False)  # an index, never compared or printed: fewer methods made at import
 class CompiledProgram:
     program: Program
     rules: list[Rule]  # in evaluation order
@@ -240,7 +240,7 @@ class CompiledProgram:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)  # working state of one evaluation, never compared
 class Quote:
     currency: str
     subtotal: Decimal
@@ -358,7 +358,9 @@ def _per_currency(amounts: dict[str, Decimal] | None, base: str) -> dict[str, De
     return resolved
 
 
-@dataclass(frozen=True, slots=True)
+# The compiled rule's parts are compared by identity and never printed: no __eq__, __hash__ or
+# __repr__ to generate at import.
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class _When:
     """A rule's conditions, read once from the program into sets and tuples."""
 
@@ -526,7 +528,7 @@ _GIVES: dict[type, tuple[DiscountTarget, tuple[str, ...]]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class _Step:
     """One action ready to run: its handler, the SKUs and categories it targets, and the fixed part
     of the Discount it gives (target, percent coerced as the model coerces it, rule id and label)."""
@@ -570,7 +572,7 @@ class _Step:
         return _instance(Discount, data, set(self.gives))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class _Rule:
     """A rule ready to run: conditions as sets, actions as steps."""
 

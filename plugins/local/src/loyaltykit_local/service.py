@@ -19,7 +19,7 @@ from datetime import datetime
 from .accounts import ENGINE, utcnow
 from .admin import Admin
 from .checkout import Checkout
-from .program import Program
+from .program import Program, empty_program
 from .store import Store
 
 __all__ = ["ENGINE", "LocalEngine", "utcnow"]
@@ -30,4 +30,4 @@ class LocalEngine(Checkout, Admin):
 
     def __init__(self, store: Store, program: Program | None = None, *, clock: Callable[[], datetime] = utcnow) -> None:
         super().__init__(store, clock=clock)
-        self.set_program(program or Program())
+        self.set_program(program or empty_program())
