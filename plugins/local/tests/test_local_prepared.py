@@ -74,6 +74,30 @@ def test_json_converts_as_sqlalchemys_json(value) -> None:
     assert store_module._RESULT["json"](None) is impl.result_processor(dialect, None)(None) is None
 
 
+def test_texts_kept_for_repeated_values_stay_those_of_each_value() -> None:
+    # A write binds one moment to several rows, and an order's rules list: their texts are kept,
+    # but a kept text must never stand for a value whose own text differs.
+    to_text, json_text = store_module._BIND["datetime"], store_module._BIND["json"]
+    naive = AT.replace(microsecond=0)
+    assert to_text(naive) == to_text(AT.replace(microsecond=0)) == "2025-05-15 12:30:01.000000"
+    # equal instants in two zones: SQLAlchemy stores each one's own wall time, so each keeps its text
+    in_utc, in_paris = AT.replace(tzinfo=UTC), AT.replace(tzinfo=UTC).astimezone(timezone(timedelta(hours=2)))
+    assert in_utc == in_paris and to_text(in_utc) != to_text(in_paris)
+    assert to_text(in_paris) == "2025-05-15 14:30:01.123456"
+    # equal lists, different JSON: only lists of plain strings are kept
+    assert json_text([1]) == "[1]" and json_text([True]) == "[true]" and json_text([1.0]) == "[1.0]"
+    rules = ["coffee-bonus", "welcome"]
+    assert json_text(rules) == '["coffee-bonus", "welcome"]'
+    rules.append("big")  # the list changed after its text was kept: the new text
+    assert json_text(rules) == '["coffee-bonus", "welcome", "big"]'
+    for minute in range(store_module._TEXTS_KEPT * 2):  # bounded
+        to_text(AT + timedelta(minutes=minute))
+        json_text([f"rule-{minute}"])
+    assert len(store_module._DATETIME_TEXTS) <= store_module._TEXTS_KEPT
+    assert len(store_module._JSON_TEXTS) <= store_module._TEXTS_KEPT
+    assert to_text(AT + timedelta(minutes=1)) == "2025-05-15 12:31:01.123456"
+
+
 @pytest.mark.parametrize("value", [True, False, None, 1, 0])
 def test_booleans_convert_as_sqlalchemys_boolean(value) -> None:
     dialect = statements.sqlite_dialect()

@@ -120,7 +120,7 @@ def to_db(moment: datetime | None) -> datetime | None:
     """Stored as naive UTC: portable across SQLite (no zones) and PostgreSQL."""
     if moment is None:
         return None
-    if moment.tzinfo is not None:
+    if moment.tzinfo is not None and moment.tzinfo is not UTC:  # (the engine's own clock is in UTC already)
         moment = moment.astimezone(UTC)
     return moment.replace(tzinfo=None)
 
@@ -139,13 +139,27 @@ def from_db(moment: datetime | None) -> datetime | None:
 _DATETIME_FORMAT = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
 
 
+#: texts of the naive datetimes bound lately: a write binds the same moment to several rows (an
+#: order, its ledger rows); equal naive datetimes have the same text (aware ones are not kept: equal
+#: instants in two zones are stored with different texts)
+_DATETIME_TEXTS: dict[datetime, str] = {}
+#: JSON texts of lists of strings bound lately (the rules of an order, a customer's segments)
+_JSON_TEXTS: dict[tuple[str, ...], str] = {}
+_TEXTS_KEPT = 256
+
+
 def _datetime_text(value: Any) -> str | None:
     """As SQLAlchemy's SQLite DATETIME binds a value; a naive datetime through ``isoformat``, the
     same text in half the time."""
     if value is None:
         return None
     if type(value) is datetime and value.tzinfo is None:
-        return value.isoformat(" ", "microseconds")
+        text = _DATETIME_TEXTS.get(value)
+        if text is None:
+            if len(_DATETIME_TEXTS) >= _TEXTS_KEPT:
+                _DATETIME_TEXTS.clear()
+            text = _DATETIME_TEXTS[value] = value.isoformat(" ", "microseconds")
+        return text
     if isinstance(value, datetime):
         return _DATETIME_FORMAT % (value.year, value.month, value.day, value.hour, value.minute, value.second,
                                    value.microsecond)
@@ -159,7 +173,17 @@ def _text_datetime(value: Any) -> datetime | None:
 
 
 def _json_text(value: Any) -> str:
-    return json.dumps(value)  # None is JSON null, as SQLAlchemy's JSON type (none_as_null=False) stores it
+    # None is JSON null, as SQLAlchemy's JSON type (none_as_null=False) stores it
+    if type(value) is list and all(type(item) is str for item in value):
+        # only lists of plain strings are kept: equal keys of other items may have different texts (1, 1.0, True)
+        key = tuple(value)
+        text = _JSON_TEXTS.get(key)
+        if text is None:
+            if len(_JSON_TEXTS) >= _TEXTS_KEPT:
+                _JSON_TEXTS.clear()
+            text = _JSON_TEXTS[key] = json.dumps(value)
+        return text
+    return json.dumps(value)
 
 
 def _text_json(value: Any) -> Any:
