@@ -5,6 +5,7 @@ elsewhere through SQLAlchemy."""
 from __future__ import annotations
 
 import json
+from collections import namedtuple
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
@@ -191,3 +192,18 @@ def test_rows_are_stored_as_the_very_text_sqlalchemy_writes(store: Store, moment
     assert stored["A"] == stored["B"] == stored["C"]
     assert stored["A"] is None if moment is None else isinstance(stored["A"], str) and len(stored["A"]) == 26
     assert placed["A"] == placed["C"] and json.loads(placed["A"][1]) == ["coffee-bonus", "big"]
+
+
+def test_statements_selecting_the_same_columns_share_one_row_class() -> None:
+    import loyaltykit_local.service  # noqa: F401  (every role's statements)
+
+    loaded = [(prepared, prepared.on_sqlite()) for prepared in list(store_module._PREPARED)]
+    selects = [(prepared, spec) for prepared, spec in loaded if spec.verb == "select"]
+    assert selects and all(spec.row is None for _prepared, spec in loaded if spec.verb != "select")
+    by_columns: dict[tuple[str, ...], set[int]] = {}
+    for prepared, spec in selects:
+        columns = tuple(str(key) for key in sqlite_statements.STATEMENTS[prepared.name]["columns"])
+        assert spec.row._fields == namedtuple("Row", columns, rename=True)._fields
+        by_columns.setdefault(columns, set()).add(id(spec.row))
+    assert all(len(classes) == 1 for classes in by_columns.values())
+    assert len({id(spec.row) for _prepared, spec in selects}) == len(by_columns)
