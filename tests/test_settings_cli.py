@@ -46,6 +46,14 @@ def test_defaults():
     assert 0 < settings.evaluate_budget <= settings.read_deadline <= settings.write_deadline
 
 
+def test_list_and_mapping_defaults_are_not_shared_between_instances():
+    first, second = LoyaltySettings(), LoyaltySettings()
+    first.plugins_block.append("audit")
+    first.engines["local"] = {"database_url": "sqlite://"}
+    assert second.plugins_block == [] and second.engines == {}
+    assert LoyaltySettings().plugins_block == [] and LoyaltySettings().engines == {}
+
+
 def test_environment_variables(monkeypatch):
     monkeypatch.setenv("LOYALTYKIT_ENGINE", "reference")
     monkeypatch.setenv("LOYALTYKIT_EVALUATE_BUDGET", "0.75")
