@@ -170,9 +170,11 @@ class IdentifierKind(StrEnum):
     EXTERNAL_ID = "external_id"
 
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
-_PHONE = re.compile(r"^\+?[0-9]{6,15}$")
-_CARD = re.compile(r"^[0-9A-Za-z]{4,32}$")
+# Patterns, not compiled ones: ``re`` compiles (and caches) them on the first identifier checked
+# instead of at import.
+_EMAIL = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$"
+_PHONE = r"^\+?[0-9]{6,15}$"
+_CARD = r"^[0-9A-Za-z]{4,32}$"
 
 
 class CustomerIdentifier(KitModel):
@@ -188,15 +190,15 @@ class CustomerIdentifier(KitModel):
             raise ValueError("value must not be empty")
         if self.kind is IdentifierKind.EMAIL:
             value = value.lower()
-            if not _EMAIL.match(value):
+            if not re.match(_EMAIL, value):
                 raise ValueError("value is not an e-mail address")
         elif self.kind is IdentifierKind.PHONE:
             value = re.sub(r"[\s().-]", "", value)
-            if not _PHONE.match(value):
+            if not re.match(_PHONE, value):
                 raise ValueError("value is not a phone number (digits, optional leading +, 6-15 digits)")
         elif self.kind is IdentifierKind.CARD:
             value = value.replace(" ", "")
-            if not _CARD.match(value):
+            if not re.match(_CARD, value):
                 raise ValueError("value is not a card number (4-32 letters or digits)")
         else:
             _printable(value)
