@@ -9,13 +9,12 @@ specifications match it. Pure data: importing it costs nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["OPERATIONS", "Operation", "operation"]
 
 
-@dataclass(frozen=True)
-class Operation:
+class Operation(NamedTuple):
     """One operation: its adapter method, facade method, hook, argument and capabilities."""
 
     name: str  # the adapter's method and the call's ``ctx.operation``
