@@ -124,6 +124,9 @@ class KitBase(BaseModel):
     """Base of every kit model: bad data raises the kit's ``InvalidDataError`` (an
     ``InvalidRequestError`` naming the field), never pydantic's ``ValidationError``."""
 
+    # Never validated itself: no validator built for it at import (every subclass sets its own config).
+    model_config = ConfigDict(defer_build=True)
+
     def __init__(self, /, **data: Any) -> None:
         try:
             super().__init__(**data)
