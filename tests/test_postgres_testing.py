@@ -51,6 +51,7 @@ def test_pytest_reports_the_helpers_skip_as_a_skip(pytester, monkeypatch):
             with fresh_database():
                 raise AssertionError("must not run")
     """)
-    result = pytester.runpytest_inprocess("-rs", "-p", "no:cacheprovider")
+    # (the inner run reads no project configuration: pytest-asyncio's loop scope is given here)
+    result = pytester.runpytest_inprocess("-rs", "-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*no PostgreSQL server configured*"])
